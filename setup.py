@@ -1,0 +1,65 @@
+"""disrt_ros: in-bed human mesh recovery from an overhead depth camera (ROS 2, ament_python).
+
+Builds with ``colcon build`` in a ROS 2 Jazzy workspace and installs with pip elsewhere
+(``scripts/bootstrap.sh`` does that, pinned by ``constraints.txt``).
+"""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+package_name = "disrt_ros"
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=find_packages(include=["disrt_core", "disrt_core.*", "disrt_ros", "disrt_ros.*"]),
+    package_data={"disrt_core": ["weights/*.safetensors", "weights/*.json"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
+        ("share/" + package_name, ["package.xml"]),
+        ("share/" + package_name + "/launch", glob("launch/*.launch.py")),
+        ("share/" + package_name + "/config", glob("config/*.yaml") + glob("config/*.rviz")),
+    ],
+    python_requires=">=3.10",
+    install_requires=[
+        "setuptools",
+        "torch",
+        "numpy",
+        "scipy",
+        "opencv-python-headless",
+        "smplx",
+        "anny",
+        "roma",
+        "trimesh",
+        "safetensors",
+        "PyYAML",
+        "tqdm",
+        "rosbags",
+        "pillow",
+    ],
+    extras_require={
+        # ROS 2 Jazzy client library and messages from PyPI, for machines without a ROS install.
+        "ros": [
+            "ros-jazzy-rclpy[fastrtps]",
+            "ros-jazzy-sensor-msgs",
+            "ros-jazzy-visualization-msgs",
+            "ros-jazzy-geometry-msgs",
+            "ros-jazzy-std-msgs",
+            "ros-jazzy-diagnostic-msgs",
+        ],
+        "realsense": ["pyrealsense2"],
+        "dev": ["pytest", "ruff"],
+    },
+    zip_safe=True,
+    maintainer="disrt_ros developers",
+    maintainer_email="dev@disrt-ros.local",
+    description="Diffusion-based in-bed human mesh recovery from depth (DiSRT-In-Bed) for ROS 2",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [
+            "disrt-demo = disrt_ros.demo:main",
+        ],
+    },
+)
