@@ -59,7 +59,16 @@ setup(
     tests_require=["pytest"],
     entry_points={
         "console_scripts": [
+            # disrt_ros tools (ROS side)
             "disrt-demo = disrt_ros.demo:main",
+            "disrt-bed-monitor = disrt_ros.node:main",
+            "disrt-slp2bag = disrt_ros.tools.slp2bag:main",
+            "disrt-synth2bag = disrt_ros.tools.synth2bag:main",
+            "disrt-replay = disrt_ros.tools.replay:main",
+            "disrt-score = disrt_ros.tools.score:main",
+            "disrt-realsense = disrt_ros.realsense:main",
+            # disrt_core tools (no ROS)
+            "disrt-generate = disrt_core.sim.cli:main",
         ],
     },
 )
