@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import roma
 import torch
 from torch import Tensor
 
@@ -97,6 +98,15 @@ class ParamLayout:
         return torch.cat(
             [shape, transl, torch.cos(root_orient), torch.sin(root_orient), body_pose], dim=-1
         )
+
+    def rigid_transform(self, params: Tensor, T: Tensor) -> Tensor:
+        """Parameters of the same body moved by rigid transforms ``T`` [B,4,4] (e.g. from the
+        label frame to the camera frame): root rotation ``R_T·R``, pelvis ``T·transl``."""
+        p = self.unpack(params)
+        rot = T[..., :3, :3]
+        root = roma.rotmat_to_rotvec(rot @ roma.rotvec_to_rotmat(p.root_orient))
+        transl = (rot @ p.transl[..., None])[..., 0] + T[..., :3, 3]
+        return self.pack(p.shape, transl, root, p.body_pose)
 
     def to_dict(self) -> dict[str, int]:
         """JSON-friendly description (stored in checkpoints)."""

@@ -161,3 +161,22 @@ def test_fixture_writer_is_deterministic(tmp_path):
     a = write_fake_smpl_pickle(tmp_path / "a.pkl", seed=3).read_bytes()
     b = write_fake_smpl_pickle(tmp_path / "b.pkl", seed=3).read_bytes()
     assert a == b
+
+
+def test_rigid_transform_of_params_moves_the_body_rigidly(smpl_fixture_dir):
+    from disrt_core.geometry.camera import overhead_camera_pose, transform_points
+
+    model = _smpl(smpl_fixture_dir)
+    g = torch.Generator().manual_seed(2)
+    params = model.zero_params(2)
+    params[:, model.param_layout.body_pose] = 0.3 * torch.randn(2, 69, generator=g)
+    root = torch.tensor([[0.3, -1.0, 2.0], [2.5, 0.2, -0.4]])
+    params[:, model.param_layout.root_cos] = torch.cos(root)
+    params[:, model.param_layout.root_sin] = torch.sin(root)
+    params[:, model.param_layout.transl] = torch.tensor([[0.3, 0.9, 0.1], [0.5, 1.1, 0.2]])
+    T = overhead_camera_pose(2.2, (0.35, 0.87), tilt_rad=(0.05, -0.1), yaw_rad=0.2)
+    T = T.expand(2, 4, 4)
+    v_bed, j_bed = model(params)
+    v_cam, j_cam = model(model.param_layout.rigid_transform(params, T))
+    torch.testing.assert_close(j_cam, transform_points(T, j_bed), atol=2e-5, rtol=0)
+    torch.testing.assert_close(v_cam, transform_points(T, v_bed), atol=2e-5, rtol=0)
