@@ -1,0 +1,324 @@
+"""Where is the bed? ``T_cam_bed`` for any depth camera, from four clicked corners or fitted.
+
+The network works in the bed ("label") frame of SPEC §1.4 (x across the bed, y toward the
+head end, z up from the mattress, metres). For a camera that is not SLP's, this module
+finds the pose of that frame in the camera optical frame (``p_cam = T_cam_bed @ p_bed``),
+which ``geometry.camera.raw_to_network`` then uses. The frame is metric: the mattress
+centre is put at ``bedframe.BED_CENTRE_LABEL`` and the 1 cm PM cells stay 1 cm, so a bed
+larger than 84 × 192 cm is cropped and a smaller one padded — never stretched.
+
+* :func:`bed_from_corners`: the user gives the four mattress-corner pixels in the order
+  **head-left, head-right, foot-right, foot-left**, as seen in the camera image looking
+  down at the bed with the head end at the top (clockwise in an unmirrored top view).
+  The mattress plane is fitted (RANSAC) to the depth inside that quadrilateral and the
+  corner rays are intersected with it.
+* :func:`fit_bed`: automatic. RANSAC finds near-horizontal planes (normal within
+  ``max_tilt_deg`` of the optical axis), the one nearest the camera with enough support is
+  the mattress (the floor is farther), its extent is the minimum-area rectangle of its
+  inliers, and ``head`` says which image side the head end is on (a plane cannot tell).
+* :func:`bed_change`: periodic re-check: has the bed moved? (angle, offset, shift, yaw).
+
+Pixels are (u = column, v = row); depth images are mm along the optical axis, 0 = no
+reading; ``K`` is the 3×3 intrinsic matrix of that image. Everything here is numpy float64.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from disrt_core.geometry.bedframe import BED_CENTRE_LABEL
+
+HEAD_SIDES = ("top", "bottom", "left", "right")
+
+
+@dataclass
+class BedFit:
+    """A fitted bed. Camera optical frame, metres."""
+
+    T_cam_bed: np.ndarray  # [4,4] bed (label) frame -> camera frame
+    normal: np.ndarray  # [3] unit normal of the mattress plane, pointing at the camera
+    offset: float  # plane: normal · p + offset = 0 (offset = distance camera -> plane)
+    corners: np.ndarray  # [4,3] head-left, head-right, foot-right, foot-left
+    size_m: tuple[float, float]  # (width across, length along) of the mattress rectangle
+    inlier_fraction: float  # share of the depth points used that lie on the plane
+    rms_m: float  # RMS distance of the inliers to the plane
+
+    @property
+    def centre(self) -> np.ndarray:
+        return self.corners.mean(axis=0)
+
+
+@dataclass
+class BedChange:
+    """Difference between a reference bed fit and the current frame."""
+
+    angle_deg: float  # angle between the two mattress normals
+    offset_m: float  # signed distance of the reference centre from the new plane (+ = above)
+    shift_m: float | None  # in-plane move of the centre (None unless re-fitted in full)
+    yaw_deg: float | None  # turn about the normal (None unless re-fitted in full)
+    moved: bool
+
+
+def backproject(uv: np.ndarray, depth_m: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Pixels [...,2] with depths [...] (m along the optical axis) -> camera points [...,3]."""
+    uv1 = np.concatenate([uv, np.ones_like(uv[..., :1])], -1)
+    return (uv1 @ np.linalg.inv(K).T) * np.asarray(depth_m)[..., None]
+
+
+def camera_to_label(points_cam: np.ndarray, T_cam_bed: np.ndarray) -> np.ndarray:
+    """Camera-frame points [...,3] -> label (bed) frame (inverse of ``label_to_camera``)."""
+    rot, t = T_cam_bed[:3, :3], T_cam_bed[:3, 3]
+    return (points_cam - t) @ rot
+
+
+def depth_points(depth_mm: np.ndarray, K: np.ndarray, stride: int = 1,
+                 mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Valid pixels of a depth image as camera points [N,3] (m) and their pixels [N,2]."""
+    depth = np.asarray(depth_mm, np.float64)
+    if depth.ndim != 2:
+        raise ValueError(f"depth image must be 2-D (rows, cols), got shape {depth.shape}")
+    v, u = np.mgrid[0:depth.shape[0]:stride, 0:depth.shape[1]:stride]
+    d = depth[v, u]
+    ok = np.isfinite(d) & (d > 0)
+    if mask is not None:
+        ok &= mask[v, u]
+    uv = np.stack([u[ok], v[ok]], -1).astype(np.float64)
+    return backproject(uv, d[ok] / 1000.0, K), uv
+
+
+def fit_plane(points: np.ndarray) -> tuple[np.ndarray, float]:
+    """Least-squares plane (unit normal toward the camera at the origin, offset) of [N,3]."""
+    centroid = points.mean(axis=0)
+    normal = np.linalg.svd(points - centroid, full_matrices=False)[2][-1]
+    if normal @ centroid > 0:  # make normal · (camera − p) > 0: it points at the camera
+        normal = -normal
+    return normal, float(-normal @ centroid)
+
+
+def ransac_planes(points: np.ndarray, *, threshold_m: float = 0.015, max_tilt_deg: float = 30.0,
+                  iterations: int = 400, count: int = 2, min_fraction: float = 0.05,
+                  seed: int = 0) -> list[tuple[np.ndarray, float, np.ndarray]]:
+    """Up to ``count`` planes found one after another (each on the points left by the
+    previous), keeping only planes whose normal is within ``max_tilt_deg`` of the optical
+    axis. Returns ``(normal, offset, inlier mask over points)``, refined by least squares.
+    """
+    rng = np.random.default_rng(seed)
+    remaining = np.ones(len(points), bool)
+    cos_tilt = np.cos(np.deg2rad(max_tilt_deg))
+    planes = []
+    for _ in range(count):
+        idx = np.flatnonzero(remaining)
+        if len(idx) < max(3, min_fraction * len(points)):
+            break
+        pts = points[idx]
+        probe = pts[rng.choice(len(pts), min(len(pts), 4000), replace=False)]
+        tri = pts[rng.integers(0, len(pts), (iterations, 3))]
+        normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+        norms = np.linalg.norm(normals, axis=1)
+        good = norms > 1e-9
+        normals[good] /= norms[good, None]
+        good &= np.abs(normals[:, 2]) >= cos_tilt
+        if not good.any():
+            break
+        offsets = -(normals * tri[:, 0]).sum(1)
+        support = (np.abs(probe @ normals.T + offsets) < threshold_m).sum(0)
+        support[~good] = -1
+        best = int(np.argmax(support))
+        normal, offset = normals[best], offsets[best]
+        for _ in range(3):  # least-squares refinement on the inliers
+            inliers = np.abs(pts @ normal + offset) < threshold_m
+            if inliers.sum() < 3:
+                break
+            normal, offset = fit_plane(pts[inliers])
+        inliers = np.abs(pts @ normal + offset) < threshold_m
+        if inliers.sum() < min_fraction * len(points):
+            break
+        mask = np.zeros(len(points), bool)
+        mask[idx[inliers]] = True
+        planes.append((normal, offset, mask))
+        remaining &= ~mask
+    return planes
+
+
+def _frame(centre: np.ndarray, y_axis: np.ndarray, normal: np.ndarray) -> np.ndarray:
+    """T_cam_bed with the label-frame point (BED_CENTRE_LABEL, 0) at ``centre``."""
+    y = y_axis - (y_axis @ normal) * normal
+    y /= np.linalg.norm(y)
+    x = np.cross(y, normal)
+    rot = np.column_stack([x, y, normal])
+    T = np.eye(4)
+    T[:3, :3] = rot
+    T[:3, 3] = centre - rot @ np.array([*BED_CENTRE_LABEL, 0.0])
+    return T
+
+
+def _ray_plane(uv: np.ndarray, K: np.ndarray, normal: np.ndarray, offset: float) -> np.ndarray:
+    rays = np.concatenate([uv, np.ones_like(uv[..., :1])], -1) @ np.linalg.inv(K).T
+    return rays * (-offset / (rays @ normal))[..., None]
+
+
+def _plane_stats(points: np.ndarray, normal: np.ndarray, offset: float,
+                 threshold_m: float) -> tuple[float, float]:
+    dist = np.abs(points @ normal + offset)
+    inliers = dist < threshold_m
+    rms = float(np.sqrt(np.mean(dist[inliers] ** 2))) if inliers.any() else float("nan")
+    return float(inliers.mean()), rms
+
+
+def bed_from_corners(depth_mm: np.ndarray, K: np.ndarray, corners_uv, *,
+                     threshold_m: float = 0.015, seed: int = 0) -> BedFit:
+    """Bed pose from the four mattress-corner pixels (head-left, head-right, foot-right,
+    foot-left; see the module docstring) on one depth frame with intrinsics ``K``.
+
+    The plane is RANSAC-fitted to the valid depth inside the quadrilateral (shrunk 10 %
+    toward its centre, so edges and the bed frame stay out; a person on the bed is an
+    outlier). Raises ``ValueError`` for a wrong shape, too little valid depth or a
+    mirrored (counter-clockwise) corner order.
+    """
+    import cv2
+
+    corners_uv = np.asarray(corners_uv, np.float64)
+    if corners_uv.shape != (4, 2):
+        raise ValueError(f"corners_uv must be 4 pixels (u, v) [4,2], got {corners_uv.shape}")
+    depth = np.asarray(depth_mm)
+    shrunk = corners_uv.mean(0) + 0.9 * (corners_uv - corners_uv.mean(0))
+    mask = np.zeros(depth.shape, np.uint8)
+    cv2.fillPoly(mask, [np.round(shrunk).astype(np.int32)], 1)
+    points, _ = depth_points(depth, K, stride=2, mask=mask.astype(bool))
+    if len(points) < 50:
+        raise ValueError(f"only {len(points)} valid depth pixels inside the given bed corners; "
+                         "check the corner pixels and that the depth frame has readings there")
+    planes = ransac_planes(points, threshold_m=threshold_m, max_tilt_deg=89.0, count=1,
+                           min_fraction=0.2, seed=seed)
+    if not planes:
+        raise ValueError("no plane covers 20 % of the depth inside the bed corners; is the "
+                         "mattress visible?")
+    normal, offset, _ = planes[0]
+    corners = _ray_plane(corners_uv, K, normal, offset)
+    head_left, head_right, foot_right, foot_left = corners
+    y_axis = (head_left + head_right - foot_left - foot_right) / 2
+    T = _frame(corners.mean(0), y_axis, normal)
+    if (head_right - head_left) @ T[:3, 0] <= 0:
+        raise ValueError("bed corners are mirrored: give them as head-left, head-right, "
+                         "foot-right, foot-left (clockwise seen from above, head at the top)")
+    width = (np.linalg.norm(head_right - head_left) + np.linalg.norm(foot_right - foot_left)) / 2
+    length = (np.linalg.norm(head_left - foot_left) + np.linalg.norm(head_right - foot_right)) / 2
+    fraction, rms = _plane_stats(points, normal, offset, threshold_m)
+    return BedFit(T, normal, offset, corners, (float(width), float(length)), fraction, rms)
+
+
+def _largest_region(mask: np.ndarray, close_px: int) -> np.ndarray:
+    """Largest connected region of ``mask`` after a morphological closing (joins the parts
+    of the mattress a body lying on it separates)."""
+    import cv2
+
+    size = max(1, close_px) | 1
+    closed = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE,
+                              cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
+    if count <= 1:
+        return mask
+    best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    return mask & (labels == best)
+
+
+def fit_bed(depth_mm: np.ndarray, K: np.ndarray, *, head: str = "top",
+            max_tilt_deg: float = 30.0, threshold_m: float = 0.015, min_fraction: float = 0.1,
+            stride: int = 2, close_m: float = 0.5, seed: int = 0) -> BedFit:
+    """Automatic bed pose from one depth frame of a camera looking down at a bed.
+
+    RANSAC finds up to three near-horizontal planes (normal within ``max_tilt_deg`` of the
+    optical axis) covering ≥ ``min_fraction`` of the valid pixels each; the one nearest the
+    camera is the mattress. Its largest connected region of inliers (after closing gaps of
+    ``close_m``) gives the extent: the minimum-area rectangle of those points in the plane.
+    ``head``: which side of the depth image the head end of the bed is on (``top``,
+    ``bottom``, ``left``, ``right``); the long side of the rectangle runs head to foot.
+    """
+    import cv2
+
+    if head not in HEAD_SIDES:
+        raise ValueError(f"head must be one of {HEAD_SIDES}, got {head!r}")
+    depth = np.asarray(depth_mm)
+    points, uv = depth_points(depth, K, stride=stride)
+    if len(points) < 100:
+        raise ValueError(f"only {len(points)} valid depth pixels: no bed to fit")
+    planes = ransac_planes(points, threshold_m=threshold_m, max_tilt_deg=max_tilt_deg,
+                           count=3, min_fraction=min_fraction, seed=seed)
+    if not planes:
+        raise ValueError(f"no plane within {max_tilt_deg}° of facing the camera covers "
+                         f"{min_fraction:.0%} of the image; is the camera looking down at "
+                         "the bed? (raise max_tilt_deg for steeper views)")
+    normal, offset, inliers = min(planes, key=lambda p: p[1])  # offset = camera distance
+    grid = np.zeros((depth.shape[0] // stride + 1, depth.shape[1] // stride + 1), bool)
+    cells = (uv // stride).astype(int)
+    grid[cells[inliers, 1], cells[inliers, 0]] = True
+    pixel_m = offset / K[0, 0] * stride
+    region = _largest_region(grid, round(close_m / pixel_m))
+    keep = inliers & region[cells[:, 1], cells[:, 0]]
+    on_plane = points[keep] - np.outer(points[keep] @ normal + offset, normal)
+    # In-plane 2-D coordinates (e1, e2) -> minimum-area rectangle.
+    e1 = np.cross(normal, [0.0, 1.0, 0.0])
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(normal, e1)
+    flat = np.stack([on_plane @ e1, on_plane @ e2], -1).astype(np.float32)
+    box = cv2.boxPoints(cv2.minAreaRect(flat)).astype(np.float64)  # [4,2] in (e1, e2)
+    side_a, side_b = box[1] - box[0], box[2] - box[1]
+    if np.linalg.norm(side_a) < np.linalg.norm(side_b):
+        side_a, side_b = side_b, side_a
+    along_len, across_len = float(np.linalg.norm(side_a)), float(np.linalg.norm(side_b))
+    along = (side_a[0] * e1 + side_a[1] * e2) / along_len
+    c2 = box.mean(axis=0)
+    centre = c2[0] * e1 + c2[1] * e2 - offset * normal
+    # Orient "along" toward the head end: where does it point in the image?
+    p0, p1 = _project(K, centre), _project(K, centre + 0.1 * along)
+    du, dv = p1 - p0
+    wanted = {"top": (0, -1), "bottom": (0, 1), "left": (-1, 0), "right": (1, 0)}[head]
+    if wanted[0] * du + wanted[1] * dv < 0:
+        along = -along
+        du, dv = -du, -dv
+    if wanted[0] * du + wanted[1] * dv < 0.5 * np.hypot(du, dv):
+        raise ValueError(f"the bed's long side does not run toward the image {head}; pass "
+                         "the side of the image the head end is on (head='top'|'bottom'|"
+                         "'left'|'right')")
+    T = _frame(centre, along, normal)
+    x, y = T[:3, 0], T[:3, 1]
+    hx, hy = across_len / 2, along_len / 2
+    corners = np.stack([centre - hx * x + hy * y, centre + hx * x + hy * y,
+                        centre + hx * x - hy * y, centre - hx * x - hy * y])
+    fraction, rms = _plane_stats(points, normal, offset, threshold_m)
+    return BedFit(T, normal, offset, corners, (float(across_len), float(along_len)),
+                  fraction, rms)
+
+
+def _project(K: np.ndarray, point: np.ndarray) -> np.ndarray:
+    uvw = K @ point
+    return uvw[:2] / uvw[2]
+
+
+def bed_change(reference: BedFit, depth_mm: np.ndarray, K: np.ndarray, *,
+               full: bool = False, head: str = "top", angle_tol_deg: float = 1.0,
+               offset_tol_m: float = 0.02, shift_tol_m: float = 0.03,
+               threshold_m: float = 0.015, seed: int = 0) -> BedChange:
+    """Has the bed moved since ``reference``? Re-fits the mattress plane inside the
+    reference corners (a person on the bed is an outlier) and compares normals and the
+    reference centre's distance to the new plane. ``full=True`` also re-runs
+    :func:`fit_bed` (with ``head``) to measure in-plane shift and yaw.
+    ``moved`` is true when any change exceeds its tolerance.
+    """
+    pixels = np.stack([_project(K, c) for c in reference.corners])
+    current = bed_from_corners(depth_mm, K, pixels, threshold_m=threshold_m, seed=seed)
+    cos = float(np.clip(reference.normal @ current.normal, -1.0, 1.0))
+    angle = float(np.rad2deg(np.arccos(cos)))
+    offset = float(reference.centre @ current.normal + current.offset)
+    shift = yaw = None
+    moved = angle > angle_tol_deg or abs(offset) > offset_tol_m
+    if full:
+        refit = fit_bed(depth_mm, K, head=head, threshold_m=threshold_m, seed=seed)
+        delta = refit.centre - reference.centre
+        shift = float(np.linalg.norm(delta - (delta @ refit.normal) * refit.normal))
+        y_ref, y_new = reference.T_cam_bed[:3, 1], refit.T_cam_bed[:3, 1]
+        yaw = float(np.rad2deg(np.arctan2(np.cross(y_ref, y_new) @ refit.normal, y_ref @ y_new)))
+        moved = moved or shift > shift_tol_m or abs(yaw) > angle_tol_deg
+    return BedChange(angle, offset, shift, yaw, moved)
