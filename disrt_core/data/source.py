@@ -18,7 +18,10 @@ posture       int64     ()           ``disrt_core.posture.POSTURES`` index, -1 u
 source        str                    source name (``slp``, ``bodypressure``, ``synthetic``)
 key           str                    ids for reports, e.g. ``slp/danaLab/00081/cover1/000012``
 vertices_gt   float32   [V,3]        optional (SLP with GT vertex files): label frame, m
+label         float32   [162]        optional (SLP, BodyPressureSD): SPEC §1.2 label vector
 ============= ========= ============ ======================================================
+
+Unlabelled sources (SLP simLab) leave out ``params``, ``joints`` and ``label``.
 
 A **source** is a sequence of *units* (a subject, a pickle file, a shard): the pipeline
 loads one unit at a time, so a source never has to hold all its samples. Subclasses give
@@ -60,21 +63,27 @@ def check_array(value: Any, name: str, shape: tuple, where: str, *,
     return array
 
 
-def make_sample(*, depth: np.ndarray, params: np.ndarray, joints: np.ndarray, cover: int,
-                gender: np.ndarray, posture: int, source: str, key: str,
+def make_sample(*, depth: np.ndarray, params: np.ndarray | None, joints: np.ndarray | None,
+                cover: int, gender: np.ndarray, posture: int, source: str, key: str,
                 **extra: np.ndarray) -> dict[str, Any]:
-    """Build a sample dict with the interface's dtypes and shapes, checking them (and NaN)."""
+    """Build a sample dict with the interface's dtypes and shapes, checking them (and NaN).
+
+    ``params``/``joints`` None: an unlabelled sample (SLP simLab); the keys are left out.
+    """
     where = f"{source}:{key}"
-    sample = {
-        "depth": check_array(depth, "depth", (1, 128, 54), where).astype(np.float32),
-        "params": check_array(params, "params", (None,), where).astype(np.float32),
-        "joints": check_array(joints, "joints", (24, 3), where).astype(np.float32),
+    sample: dict[str, Any] = {
+        "depth": check_array(depth, "depth", (1, 128, 54), where).astype(np.float32)}
+    if params is not None:
+        sample["params"] = check_array(params, "params", (None,), where).astype(np.float32)
+    if joints is not None:
+        sample["joints"] = check_array(joints, "joints", (24, 3), where).astype(np.float32)
+    sample.update({
         "cover": int(cover),
         "gender": check_array(gender, "gender", (2,), where).astype(np.float32),
         "posture": int(posture),
         "source": source,
         "key": key,
-    }
+    })
     if sample["cover"] not in (0, 1, 2):
         raise DataError(f"{where}: cover {cover} is not 0, 1 or 2")
     for name, value in extra.items():
