@@ -6,13 +6,10 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def smpl_both(smpl_fixture_dir, tmp_path_factory):
+def smpl_both(smpl_fixture_dir):
     """The fixture SMPL model with per-sample gender (female and male)."""
-    import os
-
     from disrt_core.body import load_body_model
 
-    os.environ.setdefault("DISRT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return load_body_model(kind="smpl", model_dir=smpl_fixture_dir, gender="both")
