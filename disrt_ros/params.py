@@ -1,0 +1,286 @@
+"""Parameters of the bed monitor node: declaration (with descriptions and ranges), validation
+with messages that say what to change, and the typed configuration the node runs on.
+
+Global parameters are in ``GLOBAL``; each camera named in ``cameras`` gets the parameters of
+``PER_CAMERA`` under its name (``<camera>.bed_region`` ...). Only ``ddim_steps``,
+``hypotheses`` and ``eta`` change at run time (``DYNAMIC``); the others are read-only after
+start-up. ``config/bed_monitor.yaml`` lists them all with their defaults.
+
+Bed region of a camera (``<camera>.bed_region``):
+
+* ``pose`` [default]: a fixed installation. ``T_cam_bed`` (16 numbers, row-major 4×4, bed
+  (label) frame -> camera optical frame) when given, else a camera ``camera_height_m`` above
+  the mattress, over the centre of the bed, looking straight down with image row 0 toward
+  the head end (``disrt_core.geometry.camera.overhead_camera_pose``).
+* ``corners``: the four mattress-corner pixels ``corners_px`` = [u0, v0, ..., u3, v3] in
+  the order head-left, head-right, foot-right, foot-left (clockwise seen from above, as in
+  ``disrt_core.geometry.bedfit.bed_from_corners``); the mattress plane is fitted to the
+  depth inside them on the first frame.
+* ``auto``: the mattress plane and its extent are fitted on the first frame
+  (``bedfit.fit_bed``), with the head end on the image side ``head_side``.
+
+For ``corners`` and ``auto`` the bed is re-checked on a frame every ``refit_period_s``
+(``bedfit.bed_change``; 0 = never) and re-fitted when it moved; the check runs on the
+inference thread, so that frame's latency grows by the fit time (tens of ms).
+"""
+
+from __future__ import annotations
+
+import array
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from disrt_ros.conversions import intrinsics_to_K
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "disrt_core" / "weights" / \
+    "default.safetensors"
+#: camera_type -> (depth image topic, CameraInfo topic), relative to the camera namespace.
+CAMERA_TOPICS = {
+    "realsense": ("depth/image_rect_raw", "depth/camera_info"),  # realsense-ros
+    "kinect": ("depth/image_raw", "depth/camera_info"),  # Azure Kinect / Orbbec / openni2
+    "generic": ("depth/image", "depth/camera_info"),
+}
+BED_REGIONS = ("pose", "corners", "auto")
+HEAD_SIDES = ("top", "bottom", "left", "right")
+DYNAMIC = ("ddim_steps", "hypotheses", "eta")
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+class ParameterError(ValueError):
+    """A parameter value the node cannot run with; the message says which and what to do."""
+
+
+def _int(lo: int, hi: int) -> dict:
+    return {"integer_range": [IntegerRange(from_value=lo, to_value=hi, step=1)]}
+
+
+def _float(lo: float, hi: float) -> dict:
+    return {"floating_point_range": [FloatingPointRange(from_value=lo, to_value=hi, step=0.0)]}
+
+
+# name -> (default or Parameter.Type when it has none, description, range/constraint kwargs)
+GLOBAL: dict[str, tuple[Any, str, dict]] = {
+    "checkpoint": ("", "safetensors checkpoint of the model; empty = the embedded default "
+                   "weights (disrt_core/weights/default.safetensors)", {}),
+    "device": ("auto", "auto (cuda when available, else cpu), cpu, cuda or cuda:N", {}),
+    "ddim_steps": (5, "DDIM sampling steps (the paper uses 5); changeable at run time",
+                   _int(1, 100)),
+    "hypotheses": (1, "sampled hypotheses per frame (K); their spread colours the joints; "
+                   "changeable at run time", _int(1, 64)),
+    "eta": (0.0, "DDIM eta (0 = deterministic sampler); changeable at run time",
+            _float(0.0, 1.0)),
+    "seed": (-1, "sampler seed; -1 = not seeded", _int(-1, 2**31 - 1)),
+    "max_batch": (8, "most frames (one per camera) in one inference batch", _int(1, 64)),
+    "rate_limit_hz": (0.0, "most inferences per second per camera; 0 = as fast as possible",
+                      _float(0.0, 1000.0)),
+    "bed_distance_mm": (2101.0, "camera-to-bed distance of the training data (SLP danaLab "
+                        "2101 mm) in which depth is expressed for the network",
+                        _float(1500.0, 3000.0)),
+    "camera_type": ("realsense", "realsense, kinect or generic: sets the default depth and "
+                    "CameraInfo topic names under each camera namespace", {}),
+    "cameras": (["camera"], "names of the cameras (one per bed); each has the parameters "
+                "<name>.namespace, <name>.bed_region, ...", {}),
+    "min_valid_fraction": (0.05, "frames with fewer valid depth pixels are rejected",
+                           _float(0.0, 1.0)),
+    "marker_lifetime_s": (1.0, "lifetime of the RViz markers (0 = forever)",
+                          _float(0.0, 3600.0)),
+    "display_rate_hz": (10.0, "most ~/mesh, ~/mesh_cloud and ~/overlay messages per second "
+                        "per camera; 0 = every result", _float(0.0, 1000.0)),
+    "diagnostics_period_s": (1.0, "period of the /diagnostics report", _float(0.05, 60.0)),
+    "overlay_scale": (4, "~/overlay pixels per network-grid pixel (128x54 grid)",
+                      _int(1, 16)),
+}
+PER_CAMERA: dict[str, tuple[Any, str, dict]] = {
+    "namespace": ("", "namespace of the camera's topics; empty = the camera name", {}),
+    "depth_topic": ("", "depth image topic; empty = <namespace>/<camera_type default>", {}),
+    "info_topic": ("", "CameraInfo topic; empty = <namespace>/depth/camera_info", {}),
+    "frame_id": ("", "expected optical frame id of the depth images; frames with another "
+                 "id are rejected as an unknown camera; empty = accept any", {}),
+    "bed_region": ("pose", "pose, corners or auto (see disrt_ros.params)", {}),
+    "T_cam_bed": (Parameter.Type.DOUBLE_ARRAY, "bed_region pose: 4x4 row-major transform "
+                  "bed (label) frame -> camera optical frame, metres", {}),
+    "camera_height_m": (2.101, "bed_region pose without T_cam_bed: camera height above the "
+                        "mattress, looking down over the bed centre", _float(0.3, 6.0)),
+    "corners_px": (Parameter.Type.DOUBLE_ARRAY, "bed_region corners: [u0, v0, ..., u3, v3] "
+                   "mattress-corner pixels: head-left, head-right, foot-right, foot-left", {}),
+    "head_side": ("top", "bed_region auto: image side of the head end (top, bottom, left, "
+                  "right)", {}),
+    "refit_period_s": (60.0, "bed_region corners/auto: re-check the bed every this many "
+                       "seconds (re-fit if it moved); 0 = never", _float(0.0, 86400.0)),
+    "intrinsics": (Parameter.Type.DOUBLE_ARRAY, "[fx, fy, cx, cy] used (with a warning) "
+                   "while no CameraInfo has arrived; empty = wait for CameraInfo", {}),
+}
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    name: str
+    depth_topic: str
+    info_topic: str
+    frame_id: str
+    bed_region: str
+    T_cam_bed: np.ndarray | None  # [4,4] for bed_region "pose"
+    corners_px: np.ndarray | None  # [4,2] for "corners"
+    head_side: str
+    refit_period_s: float
+    K_fallback: np.ndarray | None  # [3,3] from ``intrinsics``
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    checkpoint: Path
+    device: str
+    ddim_steps: int
+    hypotheses: int
+    eta: float
+    seed: int | None
+    max_batch: int
+    rate_limit_hz: float
+    bed_distance_mm: float
+    camera_type: str
+    min_valid_fraction: float
+    marker_lifetime_s: float
+    display_rate_hz: float
+    diagnostics_period_s: float
+    overlay_scale: int
+    cameras: tuple[CameraConfig, ...]
+
+
+def _declare(node: Node, name: str, spec: tuple[Any, str, dict], dynamic: bool) -> Any:
+    default, description, constraints = spec
+    descriptor = ParameterDescriptor(description=description, read_only=not dynamic,
+                                     **constraints)
+    try:
+        param = node.declare_parameter(name, default, descriptor)
+    except InvalidParameterTypeException as error:
+        raise ParameterError(f"parameter '{name}': {error}. Write floats with a decimal point "
+                             "(2.0, not 2) and lists in brackets") from error
+    except InvalidParameterValueException as error:  # out of the descriptor's range
+        raise ParameterError(f"parameter '{name}': {error}") from error
+    if param.type_ == Parameter.Type.NOT_SET:
+        return None
+    return list(param.value) if isinstance(param.value, (list, tuple, array.array)) \
+        else param.value
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ParameterError(f"parameter '{name}' is {value!r}; use one of {', '.join(choices)}")
+    return value
+
+
+def check_device(value: str) -> str:
+    """'auto' | 'cpu' | 'cuda' | 'cuda:N' -> the device to run on ('auto' resolved)."""
+    import torch
+
+    if value == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if value == "cpu":
+        return value
+    if re.fullmatch(r"cuda(:\d+)?", value):
+        if not torch.cuda.is_available():
+            raise ParameterError(f"parameter 'device' is {value!r} but no CUDA GPU is usable "
+                                 "here (torch.cuda.is_available() is False); use device:=cpu "
+                                 "or device:=auto")
+        return value
+    raise ParameterError(f"parameter 'device' is {value!r}; use auto, cpu, cuda or cuda:N")
+
+
+def check_checkpoint(value: str) -> Path:
+    path = Path(value).expanduser() if value else DEFAULT_CHECKPOINT
+    if not path.is_file():
+        what = "the embedded default weights" if not value else "the checkpoint"
+        raise ParameterError(
+            f"parameter 'checkpoint': {what} {path} not found. Pass checkpoint:=/path/to/"
+            "model.safetensors (a checkpoint written by training/train.py), or install the "
+            "package with its default weights")
+    return path
+
+
+def rigid_from_list(name: str, values: list[float]) -> np.ndarray:
+    """4x4 row-major list -> rigid transform, checked (rotation orthonormal, det +1)."""
+    if len(values) != 16:
+        raise ParameterError(f"parameter '{name}' needs 16 numbers (4x4 row-major), got "
+                             f"{len(values)}")
+    T = np.asarray(values, dtype=np.float64).reshape(4, 4)
+    R = T[:3, :3]
+    if not (np.allclose(R @ R.T, np.eye(3), atol=1e-3) and np.linalg.det(R) > 0
+            and np.allclose(T[3], [0, 0, 0, 1])):
+        raise ParameterError(f"parameter '{name}' is not a rigid transform (rotation block "
+                             "orthonormal with det +1, last row 0 0 0 1)")
+    return T
+
+
+def _camera(node: Node, name: str, camera_type: str) -> CameraConfig:
+    if not _NAME.match(name):
+        raise ParameterError(f"camera name {name!r} in 'cameras' must start with a letter and "
+                             "hold only letters, digits and '_'")
+    v = {key: _declare(node, f"{name}.{key}", spec, False) for key, spec in PER_CAMERA.items()}
+    p = f"{name}."
+    namespace = (v["namespace"] or name).rstrip("/")
+    depth_default, info_default = CAMERA_TOPICS[camera_type]
+    region = _choice(p + "bed_region", v["bed_region"], BED_REGIONS)
+    head_side = _choice(p + "head_side", v["head_side"], HEAD_SIDES)
+    T = corners = None
+    if region == "pose":
+        if v["T_cam_bed"]:
+            T = rigid_from_list(p + "T_cam_bed", v["T_cam_bed"])
+        else:
+            from disrt_core.geometry.bedframe import BED_CENTRE_LABEL
+            from disrt_core.geometry.camera import overhead_camera_pose
+
+            T = overhead_camera_pose(v["camera_height_m"], BED_CENTRE_LABEL).double().numpy()
+    elif region == "corners":
+        if not v["corners_px"] or len(v["corners_px"]) != 8:
+            raise ParameterError(f"parameter '{p}corners_px' needs 8 numbers [u0, v0, ..., "
+                                 f"u3, v3] with bed_region corners, got {v['corners_px']}")
+        corners = np.asarray(v["corners_px"], dtype=np.float64).reshape(4, 2)
+    K = None
+    if v["intrinsics"]:
+        if len(v["intrinsics"]) != 4:
+            raise ParameterError(f"parameter '{p}intrinsics' needs [fx, fy, cx, cy], got "
+                                 f"{v['intrinsics']}")
+        try:
+            K = intrinsics_to_K(v["intrinsics"])
+        except ValueError as error:
+            raise ParameterError(f"parameter '{p}intrinsics': {error}") from error
+    return CameraConfig(
+        name=name,
+        depth_topic=v["depth_topic"] or f"{namespace}/{depth_default}",
+        info_topic=v["info_topic"] or f"{namespace}/{info_default}",
+        frame_id=v["frame_id"], bed_region=region, T_cam_bed=T, corners_px=corners,
+        head_side=head_side, refit_period_s=v["refit_period_s"], K_fallback=K,
+    )
+
+
+def declare_and_load(node: Node, *, check_files: bool = True) -> MonitorConfig:
+    """Declare every parameter on ``node``, validate, and return the configuration.
+
+    check_files: check that the checkpoint exists (off when an estimator is injected).
+    Raises ParameterError with a message naming the parameter and the fix.
+    """
+    g = {name: _declare(node, name, spec, name in DYNAMIC) for name, spec in GLOBAL.items()}
+    camera_type = _choice("camera_type", g["camera_type"], tuple(CAMERA_TOPICS))
+    names = list(g["cameras"])
+    if not names or len(set(names)) != len(names):
+        raise ParameterError(f"parameter 'cameras' must list distinct camera names, got {names}")
+    cameras = tuple(_camera(node, name, camera_type) for name in names)
+    return MonitorConfig(
+        checkpoint=check_checkpoint(g["checkpoint"]) if check_files else Path(g["checkpoint"]),
+        device=check_device(g["device"]) if check_files else g["device"],
+        ddim_steps=g["ddim_steps"], hypotheses=g["hypotheses"], eta=g["eta"],
+        seed=None if g["seed"] < 0 else g["seed"], max_batch=g["max_batch"],
+        rate_limit_hz=g["rate_limit_hz"], bed_distance_mm=g["bed_distance_mm"],
+        camera_type=camera_type, min_valid_fraction=g["min_valid_fraction"],
+        marker_lifetime_s=g["marker_lifetime_s"], display_rate_hz=g["display_rate_hz"],
+        diagnostics_period_s=g["diagnostics_period_s"], overlay_scale=g["overlay_scale"],
+        cameras=cameras,
+    )

@@ -1,0 +1,209 @@
+"""Depth messages of several cameras -> per-frame estimates, on the inference thread.
+
+:meth:`Pipeline.run` takes one batch of ``Job(camera, Image)`` (at most one per camera) and
+returns, per job, a :class:`~disrt_ros.conversions.FrameResult` or a :class:`Failure`:
+
+1. decode and check each message (encoding, size, CameraInfo, valid pixels): frames the
+   worker drops are never decoded, which keeps the executor thread free;
+2. the bed pose ``T_cam_bed`` of each camera (fixed, from corner pixels, or fitted; see
+   :mod:`disrt_ros.params`);
+3. ``raw_to_network`` + ``normalize_depth`` (disrt_core, batched per image size) -> one
+   ``Estimator.predict`` for the whole batch, on the estimator's device;
+4. joints and vertices mapped to each camera's optical frame (``label_to_camera``), root
+   orientation and posture (``disrt_core.posture``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import roma
+import torch
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+
+from disrt_core.geometry.bedframe import NET_SHAPE, normalize_depth
+from disrt_core.geometry.camera import label_to_camera, raw_to_network
+from disrt_core.posture import POSTURES, posture_from_axis_angle
+from disrt_ros.conversions import FrameResult, ImageFormatError, depth_to_mm
+from disrt_ros.diagnostics import ProblemLog, RateMeter
+from disrt_ros.params import CameraConfig, MonitorConfig
+from disrt_ros.worker import Job
+
+MIN_BED_COVERAGE = 0.5  # warn when less of the bed region has depth readings
+
+
+@dataclass
+class Failure:
+    """Why a frame produced no result (reported by the node, counted in diagnostics)."""
+
+    kind: str
+    message: str
+    level: str = "error"
+
+
+@dataclass
+class CameraState:
+    """What the node knows about one camera; ``intrinsics`` is (K [3,3], (width, height)) of
+    the latest CameraInfo, replaced as one tuple by the executor thread."""
+
+    cfg: CameraConfig
+    pubs: dict = field(default_factory=dict)
+    intrinsics: tuple[np.ndarray, tuple[int, int]] | None = None
+    bed: object | None = None  # disrt_core.geometry.bedfit.BedFit (corners / auto)
+    T_time: float = -np.inf  # when the bed was last found or checked (monotonic)
+    received: RateMeter = field(default_factory=RateMeter)
+    published: RateMeter = field(default_factory=RateMeter)
+    last_submit: float = -np.inf
+    last_display: float = -np.inf
+    rate_limited: int = 0
+    last_frame_id: str = ""
+
+
+@dataclass
+class Frame:
+    header: Header
+    depth_mm: np.ndarray  # [H,W] float32, 0 = no reading
+    K: np.ndarray  # [3,3]
+
+
+class Pipeline:
+    """Batches of depth messages -> FrameResult | Failure (see the module docstring)."""
+
+    def __init__(self, estimator, config: MonitorConfig, cameras: dict[str, CameraState],
+                 problems: ProblemLog):
+        self.estimator, self.config, self.cameras = estimator, config, cameras
+        self.problems = problems
+        self.layout = estimator.body_model.param_layout
+        self.hypotheses = config.hypotheses
+
+    def prepare(self, cam: CameraState, msg: Image) -> Frame | Failure:
+        """Decode and check one depth message."""
+        name = cam.cfg.name
+        try:
+            depth = depth_to_mm(msg)
+        except ImageFormatError as error:
+            return Failure(error.kind, str(error))
+        info = cam.intrinsics
+        if info is not None:
+            K, (width, height) = info
+            if (width, height) != (depth.shape[1], depth.shape[0]):
+                return Failure("size", (
+                    f"depth image is {depth.shape[1]}x{depth.shape[0]} but its CameraInfo "
+                    f"says {width}x{height}: frame dropped; make depth_topic and info_topic "
+                    "belong to the same stream"))
+        elif cam.cfg.K_fallback is not None:
+            K = cam.cfg.K_fallback
+            self.problems.report(name, "no_camera_info", (
+                f"no CameraInfo on {cam.cfg.info_topic}: using the configured intrinsics "
+                f"({name}.intrinsics)"), "warn")
+        else:
+            return Failure("no_camera_info", (
+                f"no CameraInfo on {cam.cfg.info_topic} yet and no {name}.intrinsics "
+                "parameter: frames are skipped until one arrives"), "warn")
+        valid = np.count_nonzero(depth) / depth.size
+        if valid < self.config.min_valid_fraction:
+            return Failure("empty", (
+                f"frame with {valid:.1%} valid depth pixels (all zero or NaN) is below "
+                f"min_valid_fraction {self.config.min_valid_fraction:.0%}: skipped; is the "
+                "camera covered or still starting?"), "warn")
+        return Frame(msg.header, depth, K)
+
+    def bed_pose(self, cam: CameraState, frame: Frame) -> np.ndarray | Failure:
+        """T_cam_bed [4,4] of the camera: fixed (``pose``), or found on the first usable frame
+        (``corners``: ``bedfit.bed_from_corners``; ``auto``: ``bedfit.fit_bed``) and
+        re-checked on a frame every ``refit_period_s`` (``bedfit.bed_change``; re-fitted when
+        the bed moved). A failed re-check keeps the previous pose, with a warning."""
+        cfg, now = cam.cfg, time.monotonic()
+        if cfg.bed_region == "pose":
+            return cfg.T_cam_bed
+        due = cfg.refit_period_s > 0 and now - cam.T_time >= cfg.refit_period_s
+        if cam.bed is not None and not due:
+            return cam.bed.T_cam_bed
+        from disrt_core.geometry import bedfit
+
+        depth, K = frame.depth_mm, frame.K
+        try:
+            if cam.bed is not None:
+                change = bedfit.bed_change(cam.bed, depth, K, full=cfg.bed_region == "auto",
+                                           head=cfg.head_side)
+                cam.T_time = now
+                if not change.moved:
+                    return cam.bed.T_cam_bed
+                self.problems.report(cfg.name, "bed_moved", (
+                    f"the bed moved (tilt {change.angle_deg:.1f}°, height "
+                    f"{100 * change.offset_m:.1f} cm): re-fitted"), "warn")
+            if cfg.bed_region == "corners":
+                fit = bedfit.bed_from_corners(depth, K, cfg.corners_px)
+            else:
+                fit = bedfit.fit_bed(depth, K, head=cfg.head_side)
+        except (ValueError, np.linalg.LinAlgError) as error:
+            message = f"bed_region {cfg.bed_region}: finding the bed failed ({error})"
+            if cam.bed is None:
+                return Failure("bed_fit", message + "; check the bed region parameters "
+                               f"({cfg.name}.corners_px / head_side) or use bed_region pose")
+            self.problems.report(cfg.name, "bed_refit", message + "; keeping the previous "
+                                 "bed pose", "warn")
+            cam.T_time = now
+            return cam.bed.T_cam_bed
+        if cam.bed is None:
+            self.problems.log("info", (
+                f"[{cfg.name}] bed found ({cfg.bed_region}): {fit.size_m[0]:.2f} x "
+                f"{fit.size_m[1]:.2f} m, {100 * fit.inlier_fraction:.0f}% of the depth on "
+                f"its plane, camera {fit.offset:.2f} m away"))
+        cam.bed, cam.T_time = fit, now
+        return fit.T_cam_bed
+
+    def run(self, jobs: list[Job]) -> list[FrameResult | Failure]:
+        """One batch: decode, bed poses, preprocess by image size, one predict, map back."""
+        results: list = [None] * len(jobs)
+        frames, poses, ok = [], [], []
+        for i, job in enumerate(jobs):
+            cam = self.cameras[job.key]
+            frame = self.prepare(cam, job.payload)
+            T = frame if isinstance(frame, Failure) else self.bed_pose(cam, frame)
+            if isinstance(T, Failure):
+                results[i] = T
+            else:
+                ok.append(i)
+                frames.append(frame)
+                poses.append(T)
+        if not ok:
+            return results
+        device, bed_mm = torch.device(self.estimator.device), self.config.bed_distance_mm
+        T_all = torch.from_numpy(np.stack(poses)).float().to(device)
+        net_mm = torch.zeros(len(ok), *NET_SHAPE, device=device)
+        by_shape: dict[tuple[int, int], list[int]] = {}
+        for k, frame in enumerate(frames):
+            by_shape.setdefault(frame.depth_mm.shape, []).append(k)
+        for group in by_shape.values():
+            depth = torch.from_numpy(np.stack([frames[k].depth_mm for k in group])).to(device)
+            K = torch.from_numpy(np.stack([frames[k].K for k in group])).float().to(device)
+            net_mm[group] = raw_to_network(depth, K, T_all[group], bed_mm)
+        net = normalize_depth(net_mm, bed_mm)
+        with torch.no_grad():
+            pred = self.estimator.predict(net[:, None])
+            joints_cam = label_to_camera(pred.joints.float(), T_all)
+            vertices_cam = label_to_camera(pred.vertices.float(), T_all)
+            root = self.layout.unpack(pred.params.float()).root_orient
+            posture = posture_from_axis_angle(root)
+            quat = roma.rotmat_to_unitquat(T_all[:, :3, :3] @ roma.rotvec_to_rotmat(root))
+            coverage = (net_mm > 0).float().mean(dim=(1, 2))
+        arrays = [t.detach().cpu().numpy() for t in (
+            pred.joints, joints_cam, vertices_cam, pred.joint_spread, pred.params, quat, net,
+            posture, coverage)]
+        for k, i in enumerate(ok):
+            camera = jobs[i].key
+            if arrays[8][k] < MIN_BED_COVERAGE:
+                self.problems.report(camera, "bed_not_in_view", (
+                    f"only {arrays[8][k]:.0%} of the bed region has depth readings: is the "
+                    f"bed in view? check {camera}.bed_region and its pose"), "warn")
+            results[i] = FrameResult(
+                camera=camera, header=frames[k].header, joints_bed=arrays[0][k],
+                joints_cam=arrays[1][k], vertices_cam=arrays[2][k], joint_spread=arrays[3][k],
+                params=arrays[4][k], root_quat_cam=arrays[5][k],
+                posture=POSTURES[int(arrays[7][k])], hypotheses=self.hypotheses,
+                T_cam_bed=poses[k], net_image=arrays[6][k])
+        return results

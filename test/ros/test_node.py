@@ -1,0 +1,290 @@
+"""The bed monitor node in real rclpy, with a fake estimator (test/ros/fakes.py).
+
+One monitor serves two cameras: ``bed1`` (CameraInfo published, frame id checked) and
+``bed2`` (no CameraInfo: configured intrinsics). Both look straight down from 2 m over the
+bed centre, so the label -> camera mapping is known by hand:
+``p_cam = (x − cx, −(y − cy), 2 − z)`` with (cx, cy) the bed centre.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy")
+
+import torch
+from diagnostic_msgs.msg import DiagnosticStatus
+from rclpy.parameter import Parameter
+from visualization_msgs.msg import Marker
+
+from disrt_core.geometry.bedframe import BED_CENTRE_LABEL, normalize_depth
+from disrt_core.geometry.camera import raw_to_network
+from disrt_ros.conversions import cloud_to_points, image_to_array
+from disrt_ros.markers import NEUTRAL_RGBA, marker_points
+from disrt_ros.node import BedMonitorNode
+
+from .fakes import HEIGHT, WIDTH, FakeEstimator, K, depth_frame
+from .rosutil import OUTPUTS, TIMEOUT, Player, Ros, wait_until
+
+pytestmark = pytest.mark.ros
+FRAME1 = "bed1_depth_optical_frame"
+CAM_HEIGHT = 2.0
+
+
+@pytest.fixture(scope="module")
+def ros():
+    ros = Ros()
+    yield ros
+    ros.close()
+
+
+@pytest.fixture(scope="module")
+def setup(ros):
+    fake = FakeEstimator()
+    params = {
+        "cameras": ["bed1", "bed2"], "diagnostics_period_s": 0.2, "display_rate_hz": 0.0,
+        "bed1.namespace": "cam1", "bed1.frame_id": FRAME1, "bed1.camera_height_m": CAM_HEIGHT,
+        "bed2.namespace": "cam2", "bed2.camera_height_m": CAM_HEIGHT,
+        "bed2.intrinsics": [K[0, 0], K[1, 1], K[0, 2], K[1, 2]],
+    }
+    monitor = BedMonitorNode(estimator=fake, context=ros.context, parameter_overrides=[
+        Parameter(k, value=v) for k, v in params.items()])
+    logged = []
+    log = monitor.problems.log
+    monitor.problems.log = lambda level, text: (logged.append((level, text)), log(level, text))
+    tester = Player(ros.context, {"bed1": "cam1", "bed2": "cam2"},
+                    {"bed1": "/bed_monitor/bed1/", "bed2": "/bed_monitor/bed2/"})
+    ros.add(monitor)
+    ros.add(tester)
+    assert wait_until(lambda: all(
+        pub.get_subscription_count() > 0 for cam in monitor.cameras.values()
+        for pub in cam.pubs.values()) and all(
+        p.get_subscription_count() > 0 for p in tester.depth_pubs.values()))
+    stamps = iter(range(1, 10**6))
+    yield monitor, tester, fake, logged, stamps
+    ros.remove(tester)
+    ros.remove(monitor)
+
+
+def serve(tester, camera, stamps, *, depth=None, frame_id=FRAME1, with_info=True, **kw):
+    """Publish one frame and return its stamp once its joints have arrived."""
+    stamp = next(stamps)
+    depth = depth_frame(CAM_HEIGHT) if depth is None else depth
+    end = time.monotonic() + TIMEOUT
+    while time.monotonic() < end:  # best-effort input: resend until the result comes
+        tester.publish(camera, depth, stamp, frame_id, K if with_info else None, **kw)
+        if wait_until(lambda: tester.stamped(camera, "joints", stamp), timeout=1.0):
+            return stamp
+    raise AssertionError(f"no result for frame {stamp} of {camera}")
+
+
+def expected_camera_joints(depth: np.ndarray) -> np.ndarray:
+    """The fake's joints on this frame (its own preprocessing), mapped by hand to the camera."""
+    T = torch.eye(4)
+    T[:3, :3] = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
+    T[:3, 3] = torch.tensor([-BED_CENTRE_LABEL[0], BED_CENTRE_LABEL[1], CAM_HEIGHT])
+    net = normalize_depth(raw_to_network(torch.from_numpy(depth[None].astype(np.float32)),
+                                         torch.from_numpy(K[None]).float(), T[None]), 2101.0)
+    joints = FakeEstimator().predict(net[:, None]).joints[0].numpy().astype(np.float64)
+    cx, cy = BED_CENTRE_LABEL
+    return np.stack([joints[:, 0] - cx, -(joints[:, 1] - cy), CAM_HEIGHT - joints[:, 2]], 1)
+
+
+def test_outputs_stamped_framed_and_equal_to_the_estimate(setup):
+    _, tester, _, _, stamps = setup
+    depth = depth_frame(CAM_HEIGHT, body_mm=300.0)
+    stamp = serve(tester, "bed1", stamps, depth=depth)
+    topics = [t for t in OUTPUTS if t != "posture"]
+    assert wait_until(lambda: all(tester.stamped("bed1", t, stamp) for t in topics)), \
+        [t for t in topics if not tester.stamped("bed1", t, stamp)]
+    expected = expected_camera_joints(depth)
+    # The fake lifts its skeleton by the mean input: a frame without the box differs.
+    assert np.abs(expected - expected_camera_joints(depth_frame(CAM_HEIGHT, 0.0))).max() > 1e-3
+
+    joints = tester.stamped("bed1", "joints", stamp)
+    for marker in joints.markers:
+        assert marker.header.frame_id == FRAME1 and marker.header.stamp.nanosec == 1000 * stamp
+    np.testing.assert_allclose(marker_points(joints.markers[0]), expected, atol=1e-5)
+    assert joints.markers[0].colors[0].b == pytest.approx(NEUTRAL_RGBA[2])  # K = 1
+
+    pose = tester.stamped("bed1", "pose", stamp)
+    positions = np.array([[p.position.x, p.position.y, p.position.z] for p in pose.poses])
+    np.testing.assert_allclose(positions, expected, atol=1e-5)
+    # Root orientation Ry(π/2) in the bed frame, seen from the camera: diag(1,−1,−1)·Ry(π/2)
+    # = [[0,0,1],[0,−1,0],[1,0,0]], a half turn about (1,0,1)/√2: q = ±(1/√2, 0, 1/√2, 0).
+    q = pose.poses[0].orientation
+    r = np.sqrt(0.5)
+    assert np.allclose(np.abs([q.x, q.y, q.z, q.w]), [r, 0, r, 0], atol=1e-5)
+
+    payload = json.loads(tester.stamped("bed1", "pose_json", stamp).data)
+    assert payload["stamp"]["sec"] == stamp and payload["frame_id"] == FRAME1
+    assert payload["camera"] == "bed1" and payload["model_id"] == "fake-model"
+    assert payload["posture"] == "left" and payload["joint_names"][15] == "head"
+    np.testing.assert_allclose(payload["joints"], expected, atol=1e-4)
+    assert tester.latest("bed1", "posture").data == "left"
+
+    vertices = cloud_to_points(tester.stamped("bed1", "mesh_cloud", stamp))
+    assert vertices.shape == (4, 3)
+    np.testing.assert_allclose(vertices[:, 2], expected[0, 2], atol=1e-5)  # flat at the pelvis
+    mesh = tester.stamped("bed1", "mesh", stamp)
+    assert mesh.type == Marker.TRIANGLE_LIST and mesh.header.frame_id == FRAME1
+    np.testing.assert_allclose(marker_points(mesh), vertices[[0, 1, 2, 0, 2, 3]], atol=1e-5)
+
+    overlay = tester.stamped("bed1", "overlay", stamp)
+    assert (overlay.encoding, overlay.height, overlay.width) == ("bgr8", 512, 216)
+    image = image_to_array(overlay)
+    assert image[0, 0].tolist() == [255, 255, 255]  # bed (normalised 1) at the head corner
+    assert image[300, 108].max() < 255  # the box is darker than the bed
+
+    assert wait_until(lambda: tester.status("camera bed1", lambda v: int(
+        v["frames_published"]) >= 1 and v["intrinsics"] == "camera_info"))
+    engine = tester.status(": inference")
+    assert engine[1]["model_id"] == "fake-model" and engine[1]["device"] == "cpu"
+    assert float(engine[1]["latency_p99_ms"]) > 0
+
+
+def test_missing_camera_info_uses_configured_intrinsics_and_cameras_batch(setup):
+    monitor, tester, fake, logged, stamps = setup
+    stamp = serve(tester, "bed2", stamps, frame_id="any_frame", with_info=False)
+    msg = tester.stamped("bed2", "joints", stamp)
+    assert msg.markers[0].header.frame_id == "any_frame"  # bed2 accepts any frame id
+    np.testing.assert_allclose(marker_points(msg.markers[0]),
+                               expected_camera_joints(depth_frame(CAM_HEIGHT)), atol=1e-5)
+    assert any(level == "warn" and "[bed2] no CameraInfo" in text and "configured" in text
+               for level, text in logged)
+    assert wait_until(lambda: tester.status("camera bed2", lambda v: v["intrinsics"] ==
+                                            "parameter" and int(v["bad_no_camera_info"]) >= 1))
+    # Frames of both beds waiting together go through one predict call.
+    fake.delay_s = 0.3
+    try:
+        batch_count = fake.batch_sizes.count(2)
+        first = next(stamps)
+        tester.publish("bed1", depth_frame(), first, FRAME1, K)  # keeps the worker busy
+        assert wait_until(lambda: monitor.worker.pending() == 0, timeout=5)
+        time.sleep(0.05)
+        a, b = next(stamps), next(stamps)
+        tester.publish("bed1", depth_frame(), a, FRAME1, K)
+        tester.publish("bed2", depth_frame(), b, "any_frame")
+        assert wait_until(lambda: tester.stamped("bed1", "joints", a) and
+                          tester.stamped("bed2", "joints", b))
+        assert fake.batch_sizes.count(2) > batch_count
+    finally:
+        fake.delay_s = 0.0
+
+
+BAD = {
+    "encoding": dict(depth=np.zeros((HEIGHT, WIDTH, 3), np.uint8), encoding="rgb8"),
+    "size": dict(depth=depth_frame()[:, :200]),  # CameraInfo says 240 wide
+    "empty": dict(depth=np.zeros((HEIGHT, WIDTH), np.uint16)),
+    "empty_nan": dict(depth=np.full((HEIGHT, WIDTH), np.nan, np.float32), encoding="32FC1"),
+    "unknown_camera": dict(depth=depth_frame(), frame_id="some_other_camera"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_is_logged_reported_and_the_next_frame_served(setup, case):
+    monitor, tester, _, logged, stamps = setup
+    kind = case.removesuffix("_nan")
+    before = monitor.problems.snapshot("bed1")[0].get(kind, 0)
+    bad = dict(BAD[case])
+    depth, frame_id = bad.pop("depth"), bad.pop("frame_id", FRAME1)
+    first = ("bed1", kind) not in monitor.problems._seen
+    n_logged = len(logged)
+    stamp = next(stamps)
+    assert wait_until(lambda: (tester.publish("bed1", depth, stamp, frame_id, K,
+                                              info_shape=(HEIGHT, WIDTH), **bad),
+                               monitor.problems.snapshot("bed1")[0].get(kind, 0) > before)[1])
+    levels = ("warn", "error") if first else ("debug",)  # once per kind, then debug
+    assert any(level in levels and text.startswith("[bed1]")
+               for level, text in logged[n_logged:]), logged[n_logged:]
+    assert wait_until(lambda: tester.status("camera bed1", lambda v: int(
+        v.get(f"bad_{kind}", 0)) > before))
+    assert tester.stamped("bed1", "joints", stamp) is None  # nothing made of the bad frame
+    serve(tester, "bed1", stamps)  # and the node still serves
+
+
+def test_inference_failure_is_reported_and_recovered(setup):
+    _, tester, fake, logged, stamps = setup
+    fake.fail_next = True
+    stamp = next(stamps)
+    assert wait_until(lambda: (tester.publish("bed1", depth_frame(), stamp, FRAME1, K),
+                               not fake.fail_next)[1])
+    assert wait_until(lambda: any(
+        s.level == DiagnosticStatus.ERROR and s.name.endswith(": inference")
+        for a in list(tester.diagnostics) for s in a.status))
+    assert any("fake inference failure" in text for _, text in logged)
+    serve(tester, "bed1", stamps)
+
+
+def test_dynamic_sampling_parameters(setup):
+    monitor, tester, fake, _, stamps = setup
+    result = monitor.set_parameters([Parameter("ddim_steps", value=3),
+                                     Parameter("hypotheses", value=4)])
+    assert all(r.successful for r in result)
+    for name, value in (("ddim_steps", 0), ("max_batch", 2), ("checkpoint", "x")):
+        assert not monitor.set_parameters([Parameter(name, value=value)])[0].successful
+    try:
+        stamp = serve(tester, "bed1", stamps)
+        assert fake.sampling["steps"] == 3 and fake.sampling["hypotheses"] == 4
+        spheres = tester.stamped("bed1", "joints", stamp).markers[0]
+        # spread 0.005·i: joint 23 (11.5 cm) is red, joint 0 green.
+        assert spheres.colors[23].r == pytest.approx(1.0) and spheres.colors[23].g == 0.0
+        assert spheres.colors[0].g == pytest.approx(1.0) and spheres.colors[0].r == 0.0
+        assert wait_until(lambda: tester.stamped("bed1", "pose_json", stamp))
+        assert json.loads(tester.stamped("bed1", "pose_json", stamp).data)["hypotheses"] == 4
+    finally:
+        monitor.set_parameters([Parameter("ddim_steps", value=5),
+                                Parameter("hypotheses", value=1)])
+
+
+def rss_mb() -> float:
+    with open(f"/proc/{os.getpid()}/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def flood(tester, stamps, seconds: float, rate_hz: float) -> int:
+    depth, count = depth_frame(), 0
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        tester.publish("bed1", depth, next(stamps), FRAME1, K)
+        count += 1
+        time.sleep(max(0.0, start + count / rate_hz - time.monotonic()))
+    return count
+
+
+def test_flood_at_ten_times_the_inference_rate(setup):
+    monitor, tester, fake, _, stamps = setup
+    fake.delay_s = 0.05  # 20 inferences per second; the camera sends 200 frames per second
+    stats = monitor.worker.stats["bed1"]
+    try:
+        flood(tester, stamps, 1.0, 200.0)  # warm-up
+        assert wait_until(lambda: monitor.worker.pending() == 0)
+        rss0, dropped0, done0 = rss_mb(), stats.dropped, stats.processed
+        received0 = monitor.cameras["bed1"].received.total
+        start = time.monotonic()
+        sent = flood(tester, stamps, 2.0, 200.0)
+        elapsed = time.monotonic() - start
+        assert wait_until(lambda: monitor.worker.pending() == 0)
+        rss1 = rss_mb()
+    finally:
+        fake.delay_s = 0.0
+    received = monitor.cameras["bed1"].received.total - received0
+    processed, dropped = stats.processed - done0, stats.dropped - dropped0
+    latency = np.array(monitor.worker.latency.values()[-processed:])
+    p50, p99 = np.percentile(latency, 50), np.percentile(latency, 99)
+    print(f"flood: sent {sent}, received {received}, processed {processed}, dropped {dropped} "
+          f"in {elapsed:.2f} s; RSS {rss0:.0f} -> {rss1:.0f} MB; "
+          f"latency p50 {1e3 * p50:.0f} ms, p99 {1e3 * p99:.0f} ms")
+    assert sent >= 200 and received >= 100  # best-effort input may lose some
+    assert processed <= elapsed / 0.05 + 3  # inference is the bottleneck
+    assert dropped >= received - processed - 2 and dropped > received / 2
+    assert rss1 - rss0 < 40.0, f"memory grew by {rss1 - rss0:.1f} MB"
+    # Newest-frame queue: a frame waits at most one inference, then takes one (2 × 50 ms).
+    assert p99 < 0.5, f"latency p99 {p99:.3f} s"
+    assert wait_until(lambda: tester.status("camera bed1", lambda v: int(
+        v["dropped_frames"]) >= dropped + dropped0))

@@ -1,0 +1,171 @@
+"""The node's bed-region call sites (corners, auto fit, periodic re-check) and its
+single-camera topic names, with a stand-in for ``disrt_core.geometry.bedfit``; and the
+console script's start-up errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy")
+
+import torch
+from rclpy.parameter import Parameter
+
+import disrt_core.geometry
+from disrt_core.geometry.bedframe import BED_CENTRE_LABEL
+from disrt_core.geometry.camera import overhead_camera_pose
+from disrt_ros.markers import marker_points
+from disrt_ros.node import BedMonitorNode, main
+
+from .fakes import FakeEstimator, K, depth_frame
+from .rosutil import Player, Ros, wait_until
+
+pytestmark = pytest.mark.ros
+FRAME = "camera_depth_optical_frame"
+
+
+class FakeBedfit(types.ModuleType):
+    """Stands in for ``disrt_core.geometry.bedfit``: records calls; raises ``ValueError``
+    while ``fail`` is set; else the camera 2 m over the bed centre; ``moved`` is what the
+    re-check reports."""
+
+    def __init__(self):
+        super().__init__("disrt_core.geometry.bedfit")
+        self.calls: list[tuple] = []
+        self.fail = False
+        self.moved = False
+
+    def _fit(self):
+        if self.fail:
+            raise ValueError("no plane found")
+        T = overhead_camera_pose(2.0, BED_CENTRE_LABEL).double().numpy()
+        return types.SimpleNamespace(T_cam_bed=T, size_m=(0.9, 2.0), inlier_fraction=0.8,
+                                     offset=2.0)
+
+    def bed_from_corners(self, depth_mm, K, corners_uv, **_):
+        self.calls.append(("corners", depth_mm.shape, np.asarray(corners_uv).tolist()))
+        return self._fit()
+
+    def fit_bed(self, depth_mm, K, *, head="top", **_):
+        self.calls.append(("auto", depth_mm.shape, head))
+        return self._fit()
+
+    def bed_change(self, reference, depth_mm, K, *, full=False, head="top", **_):
+        self.calls.append(("change", full, head))
+        if self.fail:
+            raise ValueError("no plane found")
+        return types.SimpleNamespace(moved=self.moved, angle_deg=3.0, offset_m=0.05)
+
+
+@pytest.fixture
+def bedfit(monkeypatch):
+    fake = FakeBedfit()
+    monkeypatch.setitem(sys.modules, "disrt_core.geometry.bedfit", fake)
+    monkeypatch.setattr(disrt_core.geometry, "bedfit", fake, raising=False)
+    return fake
+
+
+@pytest.fixture(scope="module")
+def ros():
+    ros = Ros()
+    yield ros
+    ros.close()
+
+
+def start(ros, **params):
+    monitor = BedMonitorNode(estimator=FakeEstimator(), node_name="monitor_fit",
+                             context=ros.context, parameter_overrides=[
+                                 Parameter(k, value=v) for k, v in params.items()])
+    player = Player(ros.context, {"camera": "camera"}, {"camera": "/monitor_fit/"})
+    ros.add(monitor)
+    ros.add(player)
+    assert wait_until(lambda: monitor.cameras["camera"].pubs["joints"].get_subscription_count()
+                      and player.depth_pubs["camera"].get_subscription_count())
+    return monitor, player
+
+
+def send_until(player, predicate, stamp):
+    return wait_until(lambda: (player.publish("camera", depth_frame(), stamp, FRAME, K),
+                               predicate())[1])
+
+
+def test_corners_fit_failure_then_success_then_recheck(ros, bedfit):
+    corners = [10.0, 20.0, 230.0, 20.0, 230.0, 300.0, 10.0, 300.0]
+    bedfit.fail = True
+    monitor, player = start(ros, **{"camera.bed_region": "corners", "camera.corners_px": corners,
+                                    "camera.refit_period_s": 0.3})
+    problems = monitor.problems
+    try:
+        # Single camera: outputs straight under the node (~/joints).
+        assert monitor.cameras["camera"].pubs["joints"].topic_name == "/monitor_fit/joints"
+        assert send_until(player, lambda: problems.snapshot("camera")[0].get("bed_fit"), 1)
+        assert player.stamped("camera", "joints", 1) is None
+        assert bedfit.calls[0] == ("corners", (320, 240), [[10, 20], [230, 20], [230, 300],
+                                                           [10, 300]])
+        bedfit.fail = False
+        assert send_until(player, lambda: player.stamped("camera", "joints", 2), 2)
+        cx, cy = BED_CENTRE_LABEL
+        pelvis = marker_points(player.stamped("camera", "joints", 2).markers[0])[0]
+        joints_bed = FakeEstimator().predict(torch.zeros(1, 1, 128, 54)).joints[0, 0].numpy()
+        np.testing.assert_allclose(pelvis[:2], [joints_bed[0] - cx, cy - joints_bed[1]],
+                                   atol=1e-5)
+        # Re-checked after refit_period_s: a failed check keeps the previous pose ...
+        bedfit.fail = True
+        assert send_until(player, lambda: problems.snapshot("camera")[0].get("bed_refit"), 3)
+        assert ("change", False, "top") in bedfit.calls
+        assert send_until(player, lambda: player.stamped("camera", "joints", 4), 4)
+        # ... and a bed that moved is found again from its corners.
+        bedfit.fail, bedfit.moved = False, True
+        fits = sum(call[0] == "corners" for call in bedfit.calls)
+        assert send_until(player, lambda: problems.snapshot("camera")[0].get("bed_moved"), 5)
+        assert sum(call[0] == "corners" for call in bedfit.calls) > fits
+    finally:
+        ros.remove(player)
+        ros.remove(monitor)
+
+
+def test_auto_fit_once_with_head_side(ros, bedfit):
+    monitor, player = start(ros, **{"camera.bed_region": "auto", "camera.head_side": "left",
+                                    "camera.refit_period_s": 0.0})
+    try:
+        for stamp in (1, 2, 3):
+            assert send_until(player, lambda s=stamp: player.stamped("camera", "joints", s), stamp)
+        assert bedfit.calls == [("auto", (320, 240), "left")]
+    finally:
+        ros.remove(player)
+        ros.remove(monitor)
+
+
+def test_auto_fit_with_the_real_bedfit(ros):
+    """The real RANSAC fit on the synthetic frame (a flat bed 2 m below, a box on it) finds
+    the camera 2 m over the bed centre: the skeleton lands where the fixed pose puts it."""
+    monitor, player = start(ros, **{"camera.bed_region": "auto", "camera.head_side": "top"})
+    try:
+        assert send_until(player, lambda: player.stamped("camera", "joints", 1), 1)
+        T = monitor.cameras["camera"].bed.T_cam_bed
+        expected = overhead_camera_pose(2.0, BED_CENTRE_LABEL).double().numpy()
+        np.testing.assert_allclose(T[:3, :3], expected[:3, :3], atol=0.02)
+        np.testing.assert_allclose(T[:3, 3], expected[:3, 3], atol=0.02)
+    finally:
+        ros.remove(player)
+        ros.remove(monitor)
+
+
+def test_console_script_start_up_error_and_help(capsys):
+    """A missing checkpoint stops the real process with exit code 2 and a message naming
+    the parameter and the fix (fresh process: rclpy.init, failed start-up, shutdown)."""
+    run = subprocess.run(
+        [sys.executable, "-m", "disrt_ros.node", "--ros-args", "-p", "device:=cpu",
+         "-p", "checkpoint:=/nonexistent/model.safetensors"],
+        capture_output=True, text=True, timeout=120, env=dict(os.environ))
+    assert run.returncode == 2, run.stderr
+    assert "parameter 'checkpoint'" in run.stderr and "checkpoint:=" in run.stderr
+    with pytest.raises(SystemExit) as exit_info:  # argparse runs before rclpy.init
+        main(["disrt-bed-monitor", "--help", "--ros-args", "-p", "device:=cpu"])
+    assert exit_info.value.code == 0 and "--ros-args" in capsys.readouterr().out

@@ -1,0 +1,123 @@
+"""BatchWorker (newest frame per camera, batching, drops, errors) and the diagnostics helpers."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from disrt_ros.worker import BatchWorker, Job, LatencyWindow
+
+TIMEOUT = 10.0
+
+
+class Gate:
+    """A process function that blocks until released, recording the batches it saw."""
+
+    def __init__(self):
+        self.batches: list[list[str]] = []
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, jobs):
+        self.batches.append([job.payload for job in jobs])
+        self.entered.set()
+        assert self.release.wait(TIMEOUT)
+        return [job.payload.upper() for job in jobs]
+
+
+def wait_until(predicate, timeout=TIMEOUT):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return False
+
+
+def test_newest_frame_wins_and_drops_are_counted():
+    gate, delivered = Gate(), []
+    worker = BatchWorker(["a"], gate, lambda job, r: delivered.append(r)).start()
+    try:
+        worker.submit(Job("a", "f0"))
+        assert gate.entered.wait(TIMEOUT)  # f0 is being processed; the slot is free again
+        assert worker.submit(Job("a", "f1")) is True
+        for i in range(2, 6):
+            assert worker.submit(Job("a", f"f{i}")) is False  # replaces the waiting frame
+        assert worker.pending() == 1
+        gate.release.set()
+        assert wait_until(lambda: len(delivered) == 2)
+    finally:
+        worker.stop()
+    assert delivered == ["F0", "F5"]
+    assert gate.batches == [["f0"], ["f5"]]
+    stats = worker.stats["a"]
+    assert (stats.submitted, stats.dropped, stats.processed, stats.failed) == (6, 4, 2, 0)
+    assert len(worker.latency) == 2
+
+
+def test_cameras_are_batched_oldest_first_up_to_max_batch():
+    gate, delivered = Gate(), []
+    keys = ["a", "b", "c"]
+    worker = BatchWorker(keys, gate, lambda job, r: delivered.append((job.key, r)),
+                         max_batch=2).start()
+    try:
+        worker.submit(Job("a", "a0"))
+        assert gate.entered.wait(TIMEOUT)
+        now = time.monotonic()
+        worker.submit(Job("c", "c1", now))
+        worker.submit(Job("a", "a1", now + 1))
+        worker.submit(Job("b", "b1", now + 2))
+        gate.release.set()
+        assert wait_until(lambda: len(delivered) == 4)
+    finally:
+        worker.stop()
+    assert gate.batches == [["a0"], ["c1", "a1"], ["b1"]]
+    assert worker.batches == 3
+
+
+def test_errors_are_reported_and_the_worker_keeps_serving():
+    errors, delivered = [], []
+
+    def process(jobs):
+        if jobs[0].payload == "bad":
+            raise RuntimeError("boom")
+        return [j.payload for j in jobs]
+
+    def deliver(job, result):
+        if result == "bad-deliver":
+            raise ValueError("cannot publish")
+        delivered.append(result)
+
+    worker = BatchWorker(["a"], process, deliver,
+                         on_error=lambda jobs, e: errors.append((len(jobs), str(e)))).start()
+    try:
+        for count, payload in enumerate(("bad", "bad-deliver", "good"), start=1):
+            worker.submit(Job("a", payload))
+            assert wait_until(lambda n=count: len(errors) + len(delivered) == n)
+    finally:
+        worker.stop()
+    assert errors == [(1, "boom"), (1, "cannot publish")]
+    assert delivered == ["good"]
+    assert worker.stats["a"].failed == 2 and worker.stats["a"].processed == 1
+    with pytest.raises(KeyError, match="unknown key"):
+        worker.submit(Job("zzz", "x"))
+    with pytest.raises(ValueError, match="max_batch"):
+        BatchWorker(["a"], process, deliver, max_batch=0)
+
+
+def test_stop_ends_the_thread():
+    worker = BatchWorker(["a"], lambda jobs: jobs, lambda job, r: None).start()
+    worker.stop(timeout=TIMEOUT)
+    assert not worker._thread.is_alive()
+
+
+def test_latency_window_percentiles():
+    window = LatencyWindow(size=100)
+    assert window.percentile(50) != window.percentile(50)  # NaN before any value
+    for i in range(1, 201):  # only the last 100 (101..200) are kept
+        window.add(float(i))
+    assert window.percentile(50) == pytest.approx(150.5)
+    assert window.percentile(99) == pytest.approx(199.01)
+    assert len(window) == 100
