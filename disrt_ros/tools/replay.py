@@ -88,6 +88,7 @@ def replay(node, bag: str | Path, *, rate: float = 1.0, loop: bool = False,
     topic before starting; ``delay``: extra seconds before the first message.
     """
     import rclpy
+    from rclpy.duration import Duration
     from tqdm import tqdm
 
     if not rate > 0:
@@ -132,6 +133,9 @@ def replay(node, bag: str | Path, *, rate: float = 1.0, loop: bool = False,
             if not loop or should_stop() or not rclpy.ok(context=node.context):
                 return stats
     finally:
+        if rclpy.ok(context=node.context):  # deliver the last messages to reliable readers
+            for publisher in publishers.values():
+                publisher.wait_for_all_acked(Duration(seconds=2))
         stats.wall_s = time.monotonic() - began
         bar.close()
         for publisher in publishers.values():
