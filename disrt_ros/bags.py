@@ -367,8 +367,9 @@ class GroundTruth:
     - ``cover``: ``"uncover"``, ``"cover1"`` or ``"cover2"``; ``posture``: ``"supine"``,
       ``"left"``, ``"right"``, ``"prone"`` (``disrt_core.posture``) or null; ``gender``.
     - ``joint_names``: SMPL's 24 names; ``joints_bed_m`` [24][3] in the bed (label) frame of
-      SPEC §1.4, which MPJPE is measured in; ``joints_camera_m`` [24][3] in the depth
-      camera's optical frame, or null where the camera pose is unknown.
+      SPEC §1.4, which MPJPE is measured in (null for unlabelled frames, e.g. SLP simLab:
+      the message then only carries the frame's ids and calibration); ``joints_camera_m``
+      [24][3] in the depth camera's optical frame, or null where unknown.
     - ``T_cam_bed`` [4][4] (p_cam = T·p_bed) or null; ``homography_depth_to_pm`` [3][3]:
       SLP's ``align_PTr_depth`` (raw depth pixel (x=col, y=row) -> pressure-mat pixel), or
       null; ``bed_distance_mm``: camera-to-bed distance used for depth normalisation.
@@ -378,7 +379,7 @@ class GroundTruth:
     """
 
     stamp_ns: int
-    joints_bed_m: np.ndarray
+    joints_bed_m: np.ndarray | None
     cover: str
     source: str
     frame_id: str = DEPTH_FRAME_ID
@@ -426,7 +427,7 @@ class GroundTruth:
             raise BagError(f"ground truth has schema {schema!r}, expected "
                            f"{GROUND_TRUTH_SCHEMA!r}")
         return cls(
-            stamp_ns=int(d["stamp_ns"]), joints_bed_m=_array(d["joints_bed_m"], (24, 3)),
+            stamp_ns=int(d["stamp_ns"]), joints_bed_m=_array(d.get("joints_bed_m"), (24, 3)),
             cover=d["cover"], source=d["source"], frame_id=d.get("frame_id", DEPTH_FRAME_ID),
             joints_camera_m=_array(d.get("joints_camera_m"), (24, 3)),
             T_cam_bed=_array(d.get("T_cam_bed"), (4, 4)),
