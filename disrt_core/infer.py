@@ -15,9 +15,21 @@ Contract (the node, the bag tools and evaluate.py are written against it):
 
 from __future__ import annotations
 
+import math
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
+import torch
 from torch import Tensor
+
+from disrt_core.body.base import BodyModel
+from disrt_core.checkpoint import CheckpointMismatchError, load_checkpoint, read_header
+from disrt_core.decoder import DecoderConfig, MeshDecoder
+from disrt_core.diffusion import GaussianDiffusion
+from disrt_core.geometry.bedframe import NET_SHAPE
+from disrt_core.model import Denoiser
 
 
 @dataclass
@@ -29,3 +41,261 @@ class Prediction:
     vertices: Tensor  # [B, V, 3] mesh of the mean parameters
     joint_spread: Tensor  # [B, 24] RMS distance of hypotheses from their mean joint; 0 if K=1
     hypotheses_joints: Tensor | None = None  # [B, K, 24, 3] when K > 1
+
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune",
+                 "max-autotune-no-cudagraphs")
+
+
+def _as_depth_batch(depth, device: torch.device) -> Tensor:
+    """[B,1,128,54] float32 on ``device`` from a tensor or array [B,1,128,54] or [B,128,54]."""
+    if isinstance(depth, np.ndarray):
+        depth = torch.from_numpy(np.ascontiguousarray(depth))
+    if not isinstance(depth, Tensor):
+        raise TypeError(f"depth must be a torch tensor or numpy array, got {type(depth).__name__}")
+    if depth.ndim == 3:
+        depth = depth[:, None]
+    if depth.ndim != 4 or depth.shape[1] != 1 or tuple(depth.shape[-2:]) != NET_SHAPE:
+        raise ValueError(
+            f"depth must be [B,1,{NET_SHAPE[0]},{NET_SHAPE[1]}] or [B,{NET_SHAPE[0]},"
+            f"{NET_SHAPE[1]}] on the network grid, got {tuple(depth.shape)}; resample camera "
+            "frames with disrt_core.geometry.camera.raw_to_network first")
+    depth = depth.to(device=device, dtype=torch.float32, non_blocking=True)
+    lo, hi = torch.aminmax(depth)
+    lo, hi = float(lo), float(hi)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError("depth holds NaN or infinite values; set missing readings to 0 "
+                         "before normalising")
+    if lo < -1e-3 or hi > 1.0 + 1e-3:
+        raise ValueError(
+            f"depth must be normalised to [0, 1] (bed = 1), got values in [{lo:g}, {hi:g}]; "
+            "millimetres go through disrt_core.geometry.bedframe.normalize_depth first")
+    return depth
+
+
+class Estimator:
+    """Depth images -> body parameters, joints, mesh and per-joint spread (label frame).
+
+    Sampling: ``steps`` DDIM steps at round(linspace(99, 0, steps)), η = ``eta``, K =
+    ``hypotheses`` samples per image drawn in one batched network call per step; the mean
+    and the spread are taken after decoding. With a ``seed``, each call draws the same noise,
+    so one image always gives the same result; without, the global RNG is used.
+
+    Speed options (CUDA): ``precision`` ``"auto"`` (bf16 autocast on CUDA, fp32 on CPU),
+    ``"fp32"``, ``"bf16"``, ``"fp16"``; ``channels_last`` (default on CUDA); ``compile`` a
+    ``torch.compile`` mode (``"max-autotune-no-cudagraphs"`` pairs with ``cuda_graphs``,
+    ``"reduce-overhead"`` brings its own graphs); ``cuda_graphs`` captures the whole
+    ``steps``-step sampling loop per batch shape and replays it (static shapes: one graph per
+    (B·K, steps, η)). The DDIM arithmetic and the decoder run in float32.
+
+    ``predict`` and ``set_sampling`` hold a lock: one worker thread may call them while
+    another reconfigures.
+    """
+
+    def __init__(
+        self,
+        model: Denoiser,
+        body_model: BodyModel,
+        decoder_config: DecoderConfig | None = None,
+        device: str | torch.device = "cpu",
+        steps: int = 5,
+        hypotheses: int = 1,
+        eta: float = 0.0,
+        seed: int | None = None,
+        precision: str = "auto",
+        compile: str | None = None,
+        cuda_graphs: bool = False,
+        channels_last: bool | None = None,
+        num_timesteps: int = 100,
+    ) -> None:
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("device='cuda' requested but torch sees no CUDA GPU; use 'cpu'")
+        if model.param_dim != body_model.param_dim:
+            raise CheckpointMismatchError(
+                f"network predicts {model.param_dim} values, body model {body_model.model_id!r}"
+                f" takes {body_model.param_dim}")
+        if precision == "auto":
+            precision = "bf16" if self.device.type == "cuda" else "fp32"
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be auto, {', '.join(PRECISIONS)}; got {precision!r}")
+        if compile not in COMPILE_MODES:
+            raise ValueError(f"compile must be one of {COMPILE_MODES}, got {compile!r}")
+        if cuda_graphs and self.device.type != "cuda":
+            raise ValueError("cuda_graphs needs device='cuda'")
+        self.precision = precision
+        self.body_model = body_model.to(self.device).eval()
+        self.model_id = body_model.model_id
+        self.decoder = MeshDecoder(self.body_model, decoder_config).to(self.device)
+        self.diffusion = GaussianDiffusion(num_timesteps)
+        self.model = model.to(self.device)  # predict() switches to eval and back
+        if channels_last is None:
+            channels_last = self.device.type == "cuda"
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self._net = torch.compile(self.model, mode=compile, dynamic=False) if compile else \
+            self.model
+        self.cuda_graphs = cuda_graphs
+        self._graphs: dict[tuple, tuple] = {}
+        self.seed = seed
+        self._lock = threading.Lock()
+        self.steps, self.hypotheses, self.eta = 5, 1, 0.0
+        self.set_sampling(steps, hypotheses, eta)
+
+    @classmethod
+    def from_model(cls, model: Denoiser, body_model: BodyModel, **kwargs) -> Estimator:
+        """An estimator around an in-memory network (tests, the trainer's evaluation)."""
+        return cls(model, body_model, **kwargs)
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        device: str | torch.device = "cpu",
+        steps: int = 5,
+        hypotheses: int = 1,
+        eta: float = 0.0,
+        seed: int | None = None,
+        body_model: BodyModel | None = None,
+        model_dir: str | Path | None = None,
+        **kwargs,
+    ) -> Estimator:
+        """Load a checkpoint (see :mod:`disrt_core.checkpoint`) and the body model it was
+        trained for (``body_model``, or loaded from its ``model_id``; SMPL files from
+        ``model_dir`` / ``$DISRT_SMPL_DIR``). Other body models or layouts are refused."""
+        header = read_header(path)
+        if body_model is None:
+            body_model = load_body_for(header.model_id, model_dir)
+        header.check_compatible(body_model.model_id, body_model.param_layout, source=str(path))
+        model, header = load_checkpoint(path)
+        steps_trained = int(header.diffusion.get("num_timesteps", 100))
+        est = cls(model, body_model, decoder_config=header.decoder, device=device, steps=steps,
+                  hypotheses=hypotheses, eta=eta, seed=seed, num_timesteps=steps_trained,
+                  **kwargs)
+        est.header = header
+        return est
+
+    def set_sampling(self, steps: int | None = None, hypotheses: int | None = None,
+                     eta: float | None = None) -> None:
+        """Change DDIM steps (1..T), hypotheses per image (≥ 1) or η (≥ 0) between calls."""
+        with self._lock:
+            if steps is not None:
+                self.diffusion.ddim_timesteps(int(steps))  # validates the range
+                self.steps = int(steps)
+            if hypotheses is not None:
+                if int(hypotheses) < 1:
+                    raise ValueError(f"hypotheses must be ≥ 1, got {hypotheses}")
+                self.hypotheses = int(hypotheses)
+            if eta is not None:
+                if not eta >= 0.0:
+                    raise ValueError(f"eta must be ≥ 0, got {eta}")
+                self.eta = float(eta)
+
+    def _model_fn(self, x_t: Tensor, t: Tensor, depth: Tensor) -> Tensor:
+        dtype = PRECISIONS[self.precision]
+        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32):
+            return self._net(x_t, t, depth).float()
+
+    def _noise(self, rows: int, generator) -> tuple[Tensor, list[Tensor]]:
+        shape = (rows, self.model.param_dim)
+        noise = torch.randn(shape, device=self.device, generator=generator)
+        n_step = self.steps - 1 if self.eta > 0 else 0
+        steps = [torch.randn(shape, device=self.device, generator=generator)
+                 for _ in range(n_step)]
+        return noise, steps
+
+    def _sample(self, depth_rows: Tensor, noise: Tensor, step_noise: list[Tensor]) -> Tensor:
+        return self.diffusion.ddim_sample(self._model_fn, depth_rows, tuple(noise.shape),
+                                          self.steps, self.eta, noise=noise,
+                                          step_noise=step_noise or None)
+
+    def _sample_graphed(self, depth_rows: Tensor, noise: Tensor, step_noise: list[Tensor]
+                        ) -> Tensor:
+        """The sampling loop captured once per (rows, steps, η) as a CUDA graph, replayed."""
+        key = (depth_rows.shape[0], self.steps, self.eta)
+        if key not in self._graphs:
+            static = (depth_rows.clone(), noise.clone(), [z.clone() for z in step_noise])
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(3):  # warm-up (autotuning, cuDNN plans) outside the capture
+                    self._sample(*static)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                out = self._sample(*static)
+            self._graphs[key] = (graph, static, out)
+        graph, (s_depth, s_noise, s_steps), out = self._graphs[key]
+        s_depth.copy_(depth_rows)
+        s_noise.copy_(noise)
+        for dst, src in zip(s_steps, step_noise):
+            dst.copy_(src)
+        graph.replay()
+        return out.clone()
+
+    def predict(self, depth, gender: Tensor | None = None) -> Prediction:
+        """Estimate bodies from network-ready depth (see the module docstring).
+
+        depth: normalised depth in [0, 1] on the 128×54 grid, tensor or array [B,1,128,54]
+            or [B,128,54]. gender: [B,2] one-hot ([1,0] female, [0,1] male) for SMPL loaded
+            with both genders; ignored by other body models.
+        Returns a :class:`Prediction` on the estimator's device (float32, label frame, m).
+        """
+        with self._lock, torch.inference_mode():
+            depth = _as_depth_batch(depth, self.device)
+            b, k, p = depth.shape[0], self.hypotheses, self.model.param_dim
+            if gender is not None:
+                gender = torch.as_tensor(gender, dtype=torch.float32, device=self.device)
+            generator = None
+            if self.seed is not None:
+                generator = torch.Generator(self.device).manual_seed(self.seed)
+            rows = depth.repeat_interleave(k, dim=0) if k > 1 else depth
+            noise, step_noise = self._noise(b * k, generator)
+            was_training = self.model.training
+            self.model.eval()
+            try:
+                if self.cuda_graphs:
+                    x0 = self._sample_graphed(rows, noise, step_noise)
+                else:
+                    x0 = self._sample(rows, noise, step_noise)
+            finally:
+                self.model.train(was_training)
+            genders = gender.repeat_interleave(k, dim=0) if gender is not None and k > 1 \
+                else gender
+            decoded = self.decoder(x0, genders, is_gt=False)
+            joints_k = decoded.joints.view(b, k, 24, 3)
+            if k == 1:
+                return Prediction(params=decoded.params, joints=decoded.joints,
+                                  vertices=decoded.vertices,
+                                  joint_spread=decoded.joints.new_zeros(b, 24))
+            params = decoded.params.view(b, k, p).mean(dim=1)
+            joints = joints_k.mean(dim=1)
+            spread = ((joints_k - joints[:, None]) ** 2).sum(dim=-1).mean(dim=1).sqrt()
+            vertices = self.body_model(params, gender).vertices
+            return Prediction(params=params, joints=joints, vertices=vertices,
+                              joint_spread=spread, hypotheses_joints=joints_k)
+
+
+def load_body_for(model_id: str, model_dir: str | Path | None = None,
+                  device: str = "cpu") -> BodyModel:
+    """The body model a checkpoint names: ``smpl-<gender>`` (needs the SMPL files) or
+    ``anny-<version>``; the loaded model must report the same ``model_id``."""
+    import warnings
+
+    from disrt_core.body import load_body_model
+
+    if model_id.startswith("smpl-"):
+        gender = model_id.split("-", 1)[1]
+        body = load_body_model("smpl", model_dir, gender=gender, device=device)
+    elif model_id.startswith("anny"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            body = load_body_model("anny", device=device)
+    else:
+        raise ValueError(f"checkpoint names an unknown body model {model_id!r}")
+    if body.model_id != model_id:
+        raise CheckpointMismatchError(
+            f"checkpoint was trained for body model {model_id!r}, but the installed one is "
+            f"{body.model_id!r}; install the version pinned in constraints.txt")
+    return body

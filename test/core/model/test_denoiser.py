@@ -1,0 +1,149 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from disrt_core.model import Denoiser, DenoiserConfig, count_parameters, paper, preset, small
+from disrt_core.model.blocks import AttentionBlock, ResBlock
+from disrt_core.model.embed import timestep_features
+
+REFERENCE_PARAMS = 64_288_880  # their model with the unused (B,2,88) variance row, SPEC §3
+
+
+def test_paper_config_reproduces_the_reference_parameter_count():
+    # SPEC §3/§11: 64,288,880 − 45,144 (the variance row: 512·88 weights + 88 biases).
+    net = Denoiser(paper(), param_dim=88)
+    assert count_parameters(net) == REFERENCE_PARAMS - (512 * 88 + 88) == 64_243_736
+    trunk_out = net.trunk_out[-1]
+    assert tuple(trunk_out.weight.shape) == (1024, 512 * 8 * 8)  # the 33.6 M layer
+    assert count_parameters(Denoiser(paper(), param_dim=84)) == 64_243_736 - 4 * (256 + 513)
+
+
+@pytest.mark.parametrize("name", ["paper", "small"])
+def test_shapes_and_gradients(name):
+    torch.manual_seed(0)
+    net = Denoiser(preset(name), param_dim=88)
+    x_t, t = torch.randn(2, 88), torch.tensor([0, 99])
+    depth = torch.rand(2, 1, 128, 54)
+    out = net(x_t, t, depth)
+    assert out.shape == (2, 88) and out.dtype == torch.float32
+    out.square().sum().backward()
+    for pname, p in net.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), pname
+    # zero-initialised layers learn first: the trunk's output layer has a gradient
+    assert net.trunk_out[-1].weight.grad.abs().sum() > 0
+
+
+def test_every_parameter_is_reached_once_zero_layers_moved():
+    torch.manual_seed(0)
+    net = Denoiser(small().replace(dropout=0.0), param_dim=84)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    x_t, t, depth = torch.randn(3, 84), torch.tensor([3, 50, 99]), torch.rand(3, 1, 128, 54)
+    # step 1 moves the trunk's zero output layer, step 2 the blocks' zero layers, step 3
+    # reaches everything behind them
+    for _ in range(3):
+        opt.zero_grad()
+        net(x_t, t, depth).square().sum().backward()
+        opt.step()
+    dead = [n for n, p in net.named_parameters() if p.grad.abs().sum() == 0]
+    assert dead == []
+
+
+def test_zero_init_makes_every_conditioned_block_the_identity():
+    torch.manual_seed(0)
+    net = Denoiser(small(), param_dim=88).eval()
+    emb = torch.randn(2, 256)
+    for block in net.blocks:
+        if isinstance(block, AttentionBlock):
+            assert block.ada[-1].weight.abs().sum() == 0  # modulation starts at scale 0, shift 0
+            x = torch.randn(2, block.proj_out.in_features, 4, 3)
+            torch.testing.assert_close(block(x, emb), x)
+        if isinstance(block, ResBlock) and isinstance(block.skip, torch.nn.Identity):
+            x = torch.randn(2, block.out_norm.num_channels, 4, 3)
+            torch.testing.assert_close(block(x, emb), x)
+    # the trunk's output layer is zero too: at initialisation x̂0 ignores depth and x_t
+    a = net(torch.randn(2, 88), torch.tensor([5, 60]), torch.rand(2, 1, 128, 54))
+    b = net(torch.randn(2, 88), torch.tensor([90, 1]), torch.rand(2, 1, 128, 54))
+    torch.testing.assert_close(a, b)
+
+
+def test_timestep_features_match_the_formula():
+    t = torch.tensor([0, 1, 37])
+    f = timestep_features(t, 64)
+    freqs = [math.exp(-math.log(1e4) * i / 32) for i in range(32)]
+    assert f.shape == (3, 64)
+    torch.testing.assert_close(f[0], torch.cat([torch.ones(32), torch.zeros(32)]))
+    expected = [math.cos(37 * fr) for fr in freqs] + [math.sin(37 * fr) for fr in freqs]
+    torch.testing.assert_close(f[2], torch.tensor(expected), atol=1e-5, rtol=0)
+
+
+def _reference_attention(block: AttentionBlock, h, emb):
+    """The reference's AdaLN + QKVAttentionLegacy written out (head-major q|k|v split)."""
+    b, c, hh, ww = h.shape
+    x = h.reshape(b, c, -1)
+    scale, shift = block.ada(emb).chunk(2, dim=-1)
+    xn = F.layer_norm(x.permute(0, 2, 1), (c,), eps=1e-6) * (1 + scale[:, None]) + shift[:, None]
+    qkv = torch.einsum("blc,oc->bol", xn, block.qkv.weight) + block.qkv.bias[None, :, None]
+    heads = block.heads
+    ch = c // heads
+    q, k, v = qkv.reshape(b * heads, 3 * ch, -1).split(ch, dim=1)
+    s = 1 / math.sqrt(math.sqrt(ch))
+    w = torch.softmax(torch.einsum("bct,bcs->bts", q * s, k * s), dim=-1)
+    a = torch.einsum("bts,bcs->bct", w, v).reshape(b, c, -1)
+    out = torch.einsum("bcl,oc->bol", a, block.proj_out.weight) + block.proj_out.bias[None, :, None]
+    return (x + out).reshape(b, c, hh, ww)
+
+
+def test_attention_block_matches_the_reference_formula():
+    torch.manual_seed(1)
+    block = AttentionBlock(64, emb_dim=32, head_channels=16)
+    for p in block.parameters():  # leave zero init to test the full computation
+        torch.nn.init.normal_(p, std=0.2)
+    h, emb = torch.randn(2, 64, 5, 3), torch.randn(2, 32)
+    torch.testing.assert_close(block(h, emb), _reference_attention(block, h, emb),
+                               atol=1e-5, rtol=1e-4)
+
+
+def test_resblock_scale_shift_matches_the_formula():
+    torch.manual_seed(2)
+    block = ResBlock(8, 16, emb_dim=12, dropout=0.0, groups=4).eval()
+    torch.nn.init.normal_(block.out_layers[-1].weight, std=0.1)
+    h, emb = torch.randn(2, 8, 6, 5), torch.randn(2, 12)
+    inner = block.in_layers(h)
+    scale, shift = block.emb_layers(emb).chunk(2, dim=1)
+    mod = F.group_norm(inner, 4, block.out_norm.weight, block.out_norm.bias, 1e-5)
+    mod = mod * (1 + scale[..., None, None]) + shift[..., None, None]
+    expected = block.skip(h) + block.out_layers[-1](F.silu(mod))
+    torch.testing.assert_close(block(h, emb), expected)
+
+
+def test_paper_config_upsamples_small_does_not():
+    seen = {}
+    for name in ("paper", "small"):
+        net = Denoiser(preset(name), param_dim=88)
+        hook = net.blocks[0].register_forward_hook(
+            lambda m, i, o, name=name: seen.__setitem__(name, tuple(i[0].shape[-2:])))
+        net.prepare_input(torch.rand(1, 1, 128, 54))
+        net(torch.zeros(1, 88), torch.zeros(1, dtype=torch.long), torch.rand(1, 1, 128, 54))
+        hook.remove()
+    assert seen == {"paper": (256, 256), "small": (128, 54)}
+    # bilinear, no antialias: the corners of a constant image stay constant
+    up = Denoiser(paper(), 88).prepare_input(torch.full((1, 1, 128, 54), 0.25))
+    assert torch.allclose(up, torch.tensor(0.25))
+
+
+def test_config_round_trip_and_errors():
+    cfg = small()
+    assert DenoiserConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="unknown network config keys"):
+        DenoiserConfig.from_dict({**cfg.to_dict(), "mystery": 1})
+    with pytest.raises(ValueError, match="heads"):
+        small().replace(head_channels=24)
+    with pytest.raises(ValueError, match="unknown network preset"):
+        preset("huge")
+    net = Denoiser(small(), 84)
+    with pytest.raises(ValueError, match=r"x_t must be \[N, 84\]"):
+        net(torch.zeros(1, 88), torch.zeros(1, dtype=torch.long), torch.rand(1, 1, 128, 54))
+    with pytest.raises(ValueError, match="depth must be"):
+        net(torch.zeros(1, 84), torch.zeros(1, dtype=torch.long), torch.rand(1, 128, 54))

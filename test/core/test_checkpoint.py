@@ -1,0 +1,92 @@
+import json
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from disrt_core.body import ParamLayout
+from disrt_core.checkpoint import (
+    FORMAT,
+    CheckpointMismatchError,
+    load_checkpoint,
+    read_header,
+    save_checkpoint,
+)
+from disrt_core.decoder import DecoderConfig
+from disrt_core.model import Denoiser, small
+
+SMPL = ParamLayout(shape_dim=10)
+ANNY = ParamLayout(shape_dim=6)
+
+
+def _net(param_dim=88, seed=0):
+    torch.manual_seed(seed)
+    net = Denoiser(small(), param_dim).eval()
+    for p in net.parameters():  # non-zero everywhere so the round trip is meaningful
+        torch.nn.init.normal_(p, std=0.02)
+    return net
+
+
+def test_round_trip(tmp_path):
+    net = _net()
+    decoder = DecoderConfig(elbow_rest_y=(-0.7, 0.7))
+    path = save_checkpoint(tmp_path / "sub" / "model.safetensors", net, "smpl-neutral", SMPL,
+                           decoder, training={"steps": 12, "mpjpe_mm": 51.2})
+    loaded, header = load_checkpoint(path, model_id="smpl-neutral", param_layout=SMPL)
+    for (k, a), (k2, b) in zip(net.state_dict().items(), loaded.state_dict().items()):
+        assert k == k2 and torch.equal(a, b), k
+    assert not loaded.training
+    x, t, d = torch.randn(2, 88), torch.tensor([3, 70]), torch.rand(2, 1, 128, 54)
+    assert torch.equal(net(x, t, d), loaded(x, t, d))
+    assert header.network == small() and header.param_dim == 88
+    assert header.model_id == "smpl-neutral" and header.param_layout == SMPL.to_dict()
+    assert header.decoder == decoder and header.training == {"steps": 12, "mpjpe_mm": 51.2}
+    assert header.diffusion == {"num_timesteps": 100, "schedule": "linear"}
+    assert header.preprocessing["net_shape"] == [128, 54]
+    assert header.preprocessing["min_depth_mm"] == 1500.0
+    with safe_open(str(path), framework="pt") as f:  # a plain safetensors file
+        assert json.loads(f.metadata()["disrt"])["format"] == FORMAT
+    assert [p.name for p in path.parent.iterdir()] == ["model.safetensors"]  # no temp left
+
+
+def test_half_precision_storage_loads_as_float32(tmp_path):
+    net = _net()
+    path = save_checkpoint(tmp_path / "m.safetensors", net, "smpl-neutral", SMPL,
+                           DecoderConfig(), dtype=torch.float16)
+    assert path.stat().st_size < 0.6 * 4 * sum(p.numel() for p in net.parameters())
+    loaded, _ = load_checkpoint(path)
+    w = loaded.head[-1].weight
+    assert w.dtype == torch.float32
+    torch.testing.assert_close(w, net.head[-1].weight, atol=1e-4, rtol=1e-3)
+
+
+def test_refuses_another_body_model_or_layout(tmp_path):
+    path = save_checkpoint(tmp_path / "m.safetensors", _net(84), "anny-0.6", ANNY,
+                           DecoderConfig())
+    with pytest.raises(CheckpointMismatchError, match=r"'anny-0.6'.*'smpl-neutral'"):
+        load_checkpoint(path, model_id="smpl-neutral", param_layout=SMPL)
+    with pytest.raises(CheckpointMismatchError, match="layout"):
+        load_checkpoint(path, model_id="anny-0.6", param_layout=ParamLayout(shape_dim=10))
+    with pytest.raises(ValueError, match="network predicts 84"):
+        save_checkpoint(tmp_path / "x.safetensors", _net(84), "smpl-neutral", SMPL,
+                        DecoderConfig())
+
+
+def test_failed_write_keeps_the_previous_file(tmp_path):
+    path = save_checkpoint(tmp_path / "m.safetensors", _net(), "smpl-neutral", SMPL,
+                           DecoderConfig(), training={"run": 1})
+    with pytest.raises(TypeError, match="JSON"):
+        save_checkpoint(path, _net(seed=1), "smpl-neutral", SMPL, DecoderConfig(),
+                        training={"bad": object()})
+    assert read_header(path).training == {"run": 1}
+    assert len(list(tmp_path.iterdir())) == 1
+
+
+def test_foreign_files_get_clear_errors(tmp_path):
+    other = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(2)}, str(other))
+    with pytest.raises(ValueError, match="without a disrt header"):
+        read_header(other)
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        read_header(tmp_path / "missing.safetensors")

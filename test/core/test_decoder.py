@@ -1,0 +1,172 @@
+import math
+
+import pytest
+import roma
+import torch
+
+from disrt_core.body import SMPL_JOINT_NAMES, load_body_model
+from disrt_core.decoder import (
+    JOINT_ANGLE_BOUNDS,
+    DecoderConfig,
+    MeshDecoder,
+    angle_bounds,
+    arm_bound_frames,
+    bound_angles,
+    bound_pose,
+    squash_shape,
+    to_vertex_frame,
+)
+
+J = {n: i for i, n in enumerate(SMPL_JOINT_NAMES)}
+
+
+@pytest.fixture(scope="module")
+def smpl_body(smpl_fixture_dir):
+    return load_body_model("smpl", smpl_fixture_dir)
+
+
+def test_bounds_are_twice_the_spec_table():
+    lo, hi = angle_bounds()
+    assert len(JOINT_ANGLE_BOUNDS) == 24
+    torch.testing.assert_close(lo[J["left_knee"]], torch.tensor([-0.04537852222, -0.02, -0.02]))
+    torch.testing.assert_close(hi[J["right_elbow"]], torch.tensor([0.02, 5.141735634, 0.02]))
+    torch.testing.assert_close(hi[0], torch.tensor([1.1867730572, 4 * math.pi, 2.4315244008]))
+    torch.testing.assert_close(lo[J["left_shoulder"]],
+                               torch.tensor([-1.551596394, -2.455676183, -1.570795]) * 4 / 3)
+    assert (lo < hi).all()
+
+
+def test_squash_and_bounds_by_hand():
+    torch.testing.assert_close(squash_shape(torch.tensor([0.0, 3.0, -30.0])),
+                               torch.tensor([0.0, 3 * math.tanh(1.0), 3 * math.tanh(-10.0)]))
+    lo, hi = torch.tensor([-1.0]), torch.tensor([3.0])  # m = 1, h = 2
+    out = bound_angles(torch.tensor([1.0, 2.0, 100.0, -100.0]), lo, hi)
+    torch.testing.assert_close(out, torch.tensor([1.0, 1 + 2 * math.tanh(0.5), 3.0, -1.0]))
+
+
+def test_bound_frames_rotate_the_box():
+    # a frame turned 90° about z swaps what x and y are bounded to
+    frames = torch.eye(3).repeat(24, 1, 1)
+    frames[5] = roma.rotvec_to_rotmat(torch.tensor([0.0, 0.0, math.pi / 2]))
+    lo = torch.full((24, 3), -0.1)
+    hi = torch.full((24, 3), 0.1)
+    lo[5, 0], hi[5, 0] = -3.0, 3.0  # frame x wide = world y
+    theta = torch.zeros(1, 24, 3)
+    theta[0, 5] = torch.tensor([0.5, 0.5, 0.0])
+    out = bound_pose(theta, lo, hi, frames)[0, 5]
+    assert out[1] == pytest.approx(3 * math.tanh(0.5 / 3), abs=1e-6)  # world y: wide
+    assert out[0] == pytest.approx(0.1 * math.tanh(5.0), abs=1e-6)  # world x: narrow
+
+
+def test_prediction_and_gt_branches(smpl_body):
+    dec = MeshDecoder(smpl_body)
+    assert dec.config == DecoderConfig() and dec.frames is None  # SMPL: the paper's decoder
+    x = smpl_body.zero_params(2)
+    layout = smpl_body.param_layout
+    x[:, layout.transl] = torch.tensor([[0.1, 0.2, 0.3], [0.0, -0.1, 0.05]])
+    x[:, layout.shape] = 5.0
+    x[0, layout.body_pose] = 0.3
+    pred = dec(x.clone())
+    gt = dec(x.clone(), is_gt=True)
+    offset = torch.tensor([0.314, 0.914, 0.1])
+    # the pelvis joint sits at the translation (+ the offset for predictions)
+    torch.testing.assert_close(gt.joints[:, 0], x[:, layout.transl])
+    torch.testing.assert_close(pred.joints[:, 0], x[:, layout.transl] + offset)
+    torch.testing.assert_close(pred.shape, torch.full((2, 10), 3 * math.tanh(5 / 3)))
+    torch.testing.assert_close(gt.shape, torch.full((2, 10), 5.0))
+    torch.testing.assert_close(gt.params, x)
+    lo, hi = angle_bounds()
+    torch.testing.assert_close(pred.theta[0, 3:], bound_angles(torch.full((69,), 0.3),
+                                                               lo[1:].flatten(), hi[1:].flatten()))
+    torch.testing.assert_close(pred.root_cs, x[:, 13:19])
+    # body-model input of the prediction re-packs the bounded root as cos/sin
+    torch.testing.assert_close(layout.unpack(pred.params).root_orient, pred.theta[:, :3])
+    torch.testing.assert_close(to_vertex_frame(gt.vertices)[..., 2], -gt.vertices[..., 2])
+
+
+def test_gt_root_comes_from_atan2(smpl_body):
+    dec = MeshDecoder(smpl_body)
+    x = smpl_body.zero_params(1)
+    x[0, 13:19] = torch.tensor([2.0, -1.0, 0.5, 2.0, 0.0, -0.5])
+    gt = dec(x, is_gt=True)
+    torch.testing.assert_close(gt.theta[0, :3],
+                               torch.tensor([math.pi / 4, math.pi, -math.pi / 4]))
+
+
+def _arm_pose(body, name):
+    """Target poses (SMPL axes, relative to the body model's rest pose) of in-bed arms."""
+    _, joints = body(body.zero_params(1))
+    joints = joints[0]
+    theta = torch.zeros(24, 3)
+    for side, sign in (("left", 1.0), ("right", -1.0)):
+        s, e, w = (J[f"{side}_{n}"] for n in ("shoulder", "elbow", "wrist"))
+        u, f = joints[e] - joints[s], joints[w] - joints[e]
+        hinge = torch.linalg.cross(u, f)
+        rest_bend = torch.atan2(hinge.norm(), torch.dot(u, f))
+        hinge = hinge / hinge.norm()
+        if name == "straight arms at the sides":
+            theta[s] = torch.tensor([0.0, 0.0, -0.6 * sign])
+            theta[e] = -rest_bend * hinge
+        elif name == "hands on the belly":
+            # lower the arm, turn it inwards 90° about itself, swing it 0.5 rad forward,
+            # bend the elbow to 90°: the wrists meet above the navel
+            lower = roma.rotvec_to_rotmat(torch.tensor([0.0, 0.0, -0.5 * sign]))
+            inwards = roma.rotvec_to_rotmat(lower @ (u / u.norm()) * (math.pi / 2) * sign)
+            forward = roma.rotvec_to_rotmat(torch.tensor([-0.5, 0.0, 0.0]))
+            theta[s] = roma.rotmat_to_rotvec(forward @ inwards @ lower)
+            theta[e] = (math.pi / 2 - rest_bend) * hinge
+        elif name == "arms overhead":
+            theta[s] = torch.tensor([0.0, 0.0, 2.1 * sign])
+            theta[e] = -rest_bend * hinge
+    return theta
+
+
+def _invert(dec, theta):
+    """Pre-squash angles whose bounded value is ``theta`` [24,3] (None if out of reach)."""
+    frames = dec.frames if dec.frames is not None else torch.eye(3).repeat(24, 1, 1)
+    local = torch.einsum("jba,jb->ja", frames, theta)
+    mid, half = (dec.lo + dec.hi) / 2, (dec.hi - dec.lo) / 2
+    u = (local - mid) / half
+    if u.abs().max() >= 0.999:
+        return None
+    return torch.einsum("jab,jb->ja", frames, mid + half * torch.atanh(u))
+
+
+@pytest.mark.parametrize("pose", ["straight arms at the sides", "hands on the belly",
+                                  "arms overhead"])
+def test_anny_arm_poses_are_within_reach(anny_body, pose):
+    dec = MeshDecoder(anny_body)
+    assert dec.frames is not None and dec.config.elbow_rest_y[0] < -0.5  # A-pose, bent elbows
+    theta = _arm_pose(anny_body, pose)
+    pre = _invert(dec, theta)
+    assert pre is not None, f"{pose} is out of the bounds' reach"
+    layout = anny_body.param_layout
+    x = layout.pack(torch.zeros(1, 6), torch.zeros(1, 3), pre[None, 0], pre[None, 1:].flatten(1))
+    x[:, layout.transl] -= torch.tensor(dec.config.translation_offset)
+    target = layout.pack(torch.zeros(1, 6), torch.zeros(1, 3), theta[None, 0],
+                         theta[None, 1:].flatten(1))
+    reached = dec(x).joints
+    err = (reached - dec(target, is_gt=True).joints).norm(dim=-1).max()
+    assert err < 1e-3  # metres
+    wrists = reached[0, [J["left_wrist"], J["right_wrist"]]]
+    if pose == "hands on the belly":  # near the midline, in front of the belly
+        assert wrists[:, 0].abs().max() < 0.05 and (wrists[:, 2] > 0.12).all()
+    if pose == "arms overhead":
+        assert (wrists[:, 1] > reached[0, J["head"], 1]).all()
+
+
+def test_plain_smpl_bounds_would_lock_annys_elbows(anny_body):
+    plain = MeshDecoder(anny_body, DecoderConfig())  # no arm frames, no rest shift
+    assert _invert(plain, _arm_pose(anny_body, "hands on the belly")) is None
+    assert _invert(plain, _arm_pose(anny_body, "straight arms at the sides")) is None
+
+
+def test_arm_frames_of_a_config_round_trip():
+    cfg = DecoderConfig(arm_frames=((0.1, 0.2, 0.3), (0.0, 0.0, -0.5)), elbow_rest_y=(-0.7, 0.7))
+    assert DecoderConfig.from_dict(cfg.to_dict()) == cfg
+    frames = arm_bound_frames(cfg.arm_frames)
+    torch.testing.assert_close(frames[J["left_wrist"]],
+                               roma.rotvec_to_rotmat(torch.tensor([0.1, 0.2, 0.3])))
+    assert torch.equal(frames[J["left_knee"]], torch.eye(3))
+    _, hi = angle_bounds(2.0, cfg.elbow_rest_y)
+    assert hi[J["left_elbow"], 1] == pytest.approx(0.04799651389 * 2 + 0.7)

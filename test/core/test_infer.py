@@ -1,0 +1,161 @@
+import threading
+
+import pytest
+import torch
+
+from disrt_core.body import load_body_model
+from disrt_core.checkpoint import CheckpointMismatchError, save_checkpoint
+from disrt_core.decoder import MeshDecoder
+from disrt_core.infer import Estimator, Prediction
+from disrt_core.model import Denoiser, small
+
+
+@pytest.fixture(scope="module")
+def smpl_body(smpl_fixture_dir):
+    return load_body_model("smpl", smpl_fixture_dir)
+
+
+def _net(param_dim=88, seed=0):
+    torch.manual_seed(seed)
+    net = Denoiser(small().replace(dropout=0.0), param_dim)
+    for p in net.parameters():  # random everywhere: the output depends on x_t, t and depth
+        torch.nn.init.normal_(p, std=0.05)
+    return net.eval()
+
+
+def _constant_net(x0):
+    net = _net(x0.shape[-1])
+    torch.nn.init.zeros_(net.head[-1].weight)
+    with torch.no_grad():
+        net.head[-1].bias.copy_(x0)
+    return net
+
+
+def _depth(b=2, seed=0):
+    return torch.rand(b, 1, 128, 54, generator=torch.Generator().manual_seed(seed))
+
+
+def test_constant_network_gives_the_decoded_vector(smpl_body):
+    x0 = smpl_body.zero_params(1)[0]
+    x0[10:13] = torch.tensor([0.05, -0.1, 0.02])
+    x0[19:88] = 0.1
+    est = Estimator(_constant_net(x0), smpl_body, hypotheses=3, seed=0)
+    pred = est.predict(_depth())
+    assert isinstance(pred, Prediction)
+    expected = MeshDecoder(smpl_body)(x0.repeat(2, 1))
+    torch.testing.assert_close(pred.params, expected.params)
+    torch.testing.assert_close(pred.joints, expected.joints)
+    torch.testing.assert_close(pred.vertices, expected.vertices)
+    torch.testing.assert_close(pred.joint_spread, torch.zeros(2, 24), atol=1e-6, rtol=0)
+    assert pred.hypotheses_joints.shape == (2, 3, 24, 3)
+
+
+def test_hypotheses_mean_and_spread(smpl_body):
+    est = Estimator(_net(), smpl_body, hypotheses=4, seed=1)
+    pred = est.predict(_depth(3))
+    hyp = pred.hypotheses_joints
+    assert pred.params.shape == (3, 88) and pred.vertices.shape == (3, 6890, 3)
+    torch.testing.assert_close(pred.joints, hyp.mean(dim=1))
+    dist2 = ((hyp - hyp.mean(dim=1, keepdim=True)) ** 2).sum(-1)  # [B,K,24]
+    torch.testing.assert_close(pred.joint_spread, dist2.mean(dim=1).sqrt())
+    assert (pred.joint_spread > 0).all()
+    torch.testing.assert_close(pred.vertices, smpl_body(pred.params).vertices)
+    est.set_sampling(hypotheses=1)
+    single = est.predict(_depth(3))
+    assert single.hypotheses_joints is None and torch.equal(single.joint_spread,
+                                                            torch.zeros(3, 24))
+
+
+def test_seed_makes_calls_repeatable_and_inputs_are_flexible(smpl_body):
+    net = _net()
+    a = Estimator(net, smpl_body, seed=7).predict(_depth())
+    est = Estimator(net, smpl_body, seed=7)
+    est.predict(_depth(seed=5))
+    b = est.predict(_depth().numpy()[:, 0])  # numpy [B,128,54]
+    assert torch.equal(a.joints, b.joints)
+    free = Estimator(net, smpl_body)
+    assert not torch.equal(free.predict(_depth()).params, free.predict(_depth()).params)
+
+
+def test_sampling_settings(smpl_body):
+    calls = []
+    est = Estimator(_net(), smpl_body, seed=0)
+    original = est._net
+    est._net = lambda x, t, d: calls.append(int(t[0])) or original(x, t, d)
+    est.predict(_depth(1))
+    assert calls == [99, 74, 50, 25, 0]
+    calls.clear()
+    est.set_sampling(steps=2, eta=0.5)
+    est.predict(_depth(1))
+    assert calls == [99, 0] and (est.steps, est.eta, est.hypotheses) == (2, 0.5, 1)
+    for bad in ({"steps": 0}, {"steps": 101}, {"hypotheses": 0}, {"eta": -0.1}):
+        with pytest.raises(ValueError):
+            est.set_sampling(**bad)
+
+
+@pytest.mark.parametrize("depth, message", [
+    (torch.full((1, 1, 128, 54), 2101.0), "normalised to \\[0, 1\\].*millimetres"),
+    (torch.full((1, 1, 128, 54), float("nan")), "NaN"),
+    (torch.zeros(1, 1, 64, 27), "128,54"),
+    ([[0.0]], "tensor or numpy"),
+])
+def test_bad_input_is_named(smpl_body, depth, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        Estimator(_net(), smpl_body).predict(depth)
+
+
+def test_from_checkpoint_and_refusal(tmp_path, smpl_body, anny_body):
+    net = _net()
+    path = save_checkpoint(tmp_path / "m.safetensors", net, smpl_body.model_id,
+                           smpl_body.param_layout, MeshDecoder(smpl_body).config)
+    est = Estimator.from_checkpoint(path, device="cpu", steps=3, hypotheses=2, seed=4,
+                                    body_model=smpl_body)
+    assert (est.model_id, est.device.type, est.steps, est.hypotheses) == (
+        "smpl-neutral", "cpu", 3, 2)
+    ref = Estimator(net, smpl_body, steps=3, hypotheses=2, seed=4)
+    assert torch.equal(est.predict(_depth()).joints, ref.predict(_depth()).joints)
+    with pytest.raises(CheckpointMismatchError, match=r"smpl-neutral.*anny"):
+        Estimator.from_checkpoint(path, body_model=anny_body)
+
+
+def test_thread_safe_from_a_worker(smpl_body):
+    est = Estimator(_net(), smpl_body, seed=3, hypotheses=2)
+    expected = est.predict(_depth()).joints
+    results, errors = [], []
+
+    def work():
+        try:
+            for _ in range(3):
+                results.append(est.predict(_depth()).joints)
+        except Exception as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for th in threads:
+        th.start()
+    est.set_sampling(hypotheses=2)
+    for th in threads:
+        th.join()
+    assert not errors and len(results) == 6
+    assert all(torch.equal(r, expected) for r in results)
+
+
+def test_training_mode_is_restored(smpl_body):
+    net = _net().train()
+    Estimator.from_model(net, smpl_body).predict(_depth(1))
+    assert net.training
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_fp32_bf16_and_graphs(smpl_fixture_dir):
+    cpu = Estimator(_net(), load_body_model("smpl", smpl_fixture_dir), seed=0).predict(_depth())
+    body = load_body_model("smpl", smpl_fixture_dir, device="cuda")
+    fp32 = Estimator(_net(), body, device="cuda", seed=0, precision="fp32").predict(
+        _depth().cuda())
+    assert (fp32.joints.cpu() - cpu.joints).norm(dim=-1).max() < 1e-3
+    graphed = Estimator(_net(), body, device="cuda", seed=0, precision="bf16", cuda_graphs=True)
+    first = graphed.predict(_depth().cuda())  # captures
+    again = graphed.predict(_depth().cuda())  # replays
+    assert torch.equal(first.joints, again.joints)
+    assert (again.joints - fp32.joints).norm(dim=-1).max() < 0.05
