@@ -115,11 +115,12 @@ def replay(node, bag: str | Path, *, rate: float = 1.0, loop: bool = False,
                desc=Path(bag).name)
     try:
         while True:
-            start = time.monotonic()
             with BagReader(bag) as reader:
-                first = None
+                first = start = None
                 for message in reader.messages(names):
-                    first = message.timestamp_ns if first is None else first
+                    if first is None:  # the clock starts at the first message read, so
+                        # the time to open the bag does not delay the whole pass
+                        first, start = message.timestamp_ns, time.monotonic()
                     target = start + (message.timestamp_ns - first) / 1e9 / rate
                     while (wait := target - time.monotonic()) > 0:
                         if should_stop() or not rclpy.ok(context=node.context):
