@@ -92,6 +92,37 @@ def mesh_marker(vertices: np.ndarray, faces: np.ndarray, header: Header, *, ns: 
     return marker
 
 
+_SENTINEL = (1.2345678901234567e-300, -9.876543210987654e299, 3.1415926535897932e-123)
+
+
+def mesh_marker_bytes(vertices: np.ndarray, faces: np.ndarray, header: Header, *,
+                      ns: str = "mesh", rgba: Sequence[float] = MESH_RGBA,
+                      lifetime_s: float = 1.0) -> bytes:
+    """The same message as :func:`mesh_marker`, already serialized (CDR), for
+    ``Publisher.publish(bytes)``: the points are written by numpy instead of one Python
+    ``Point`` each (a 40k-point SMPL mesh: ~1 ms instead of ~200 ms, which would also hold
+    the GIL against the inference thread).
+
+    A one-point template marker is serialized by rclpy and its point replaced by all the
+    mesh's points; 24 bytes per point keep the 8-byte CDR alignment of what follows.
+    """
+    from rclpy.serialization import serialize_message
+
+    template = mesh_marker(np.asarray([_SENTINEL]), np.zeros((1, 1), np.int64), header, ns=ns,
+                           rgba=rgba, lifetime_s=lifetime_s)
+    raw = serialize_message(template)
+    little = raw[1] in (1, 3)  # CDR encapsulation: 0x0001 / 0x0003 = little endian
+    fmt = "<" if little else ">"
+    point = np.asarray(_SENTINEL, dtype=fmt + "f8").tobytes()
+    at = raw.find(point)
+    one = np.asarray([1], dtype=fmt + "u4").tobytes()
+    count_at = next(c for c in (at - 4, at - 8) if raw[c:c + 4] == one)
+    points = np.asarray(vertices, dtype=fmt + "f8")[np.asarray(faces).reshape(-1)]
+    count = np.asarray([points.shape[0]], dtype=fmt + "u4").tobytes()
+    return b"".join([raw[:count_at], count, raw[count_at + 4:at], points.tobytes(),
+                     raw[at + len(point):]])
+
+
 def marker_points(marker: Marker) -> np.ndarray:
     """Points of a marker as [N,3] (for tests and downstream tools)."""
     return np.array([[p.x, p.y, p.z] for p in marker.points], dtype=np.float64).reshape(-1, 3)

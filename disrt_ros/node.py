@@ -48,6 +48,7 @@ import time
 
 import numpy as np
 import rclpy
+import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseArray
 from rcl_interfaces.msg import SetParametersResult
@@ -59,6 +60,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import String
 from visualization_msgs.msg import Marker, MarkerArray
 
+from disrt_core.geometry.bedframe import NET_SHAPE
 from disrt_ros import diagnostics as diag
 from disrt_ros.conversions import (
     FrameResult,
@@ -68,7 +70,7 @@ from disrt_ros.conversions import (
     pose_array,
     pose_json,
 )
-from disrt_ros.markers import joint_markers, mesh_marker, overlay_image, spread_colours
+from disrt_ros.markers import joint_markers, mesh_marker_bytes, overlay_image, spread_colours
 from disrt_ros.params import DYNAMIC, MonitorConfig, ParameterError, declare_and_load
 from disrt_ros.pipeline import CameraState, Failure, Pipeline
 from disrt_ros.worker import BatchWorker, Job
@@ -82,15 +84,27 @@ QUIET_AFTER_S = 3.0  # a camera without frames for this long is reported (WARN)
 
 
 def load_estimator(config: MonitorConfig):
-    """The Estimator of ``config.checkpoint`` on ``config.device``."""
+    """The Estimator of ``config.checkpoint`` on ``config.device``; the speed options are
+    passed only when they differ from the Estimator's defaults."""
     try:
         from disrt_core.infer import Estimator
     except ImportError as error:
         raise ParameterError("disrt_core.infer.Estimator is missing from this installation; "
                              "reinstall the package (pip install -e .)") from error
-    return Estimator.from_checkpoint(config.checkpoint, device=config.device,
-                                     steps=config.ddim_steps, hypotheses=config.hypotheses,
-                                     eta=config.eta, seed=config.seed)
+    options = {}
+    if config.precision != "auto":
+        options["precision"] = config.precision
+    if config.compile:
+        options["compile"] = config.compile
+    if config.cuda_graphs:
+        options["cuda_graphs"] = True
+    try:
+        return Estimator.from_checkpoint(
+            config.checkpoint, device=config.device, steps=config.ddim_steps,
+            hypotheses=config.hypotheses, eta=config.eta, seed=config.seed,
+            model_dir=config.body_model_dir or None, **options)
+    except (ValueError, FileNotFoundError) as error:  # wrong body model, missing SMPL files
+        raise ParameterError(f"parameter 'checkpoint' ({config.checkpoint}): {error}") from error
 
 
 class BedMonitorNode(Node):
@@ -100,6 +114,8 @@ class BedMonitorNode(Node):
     def __init__(self, *, estimator=None, node_name: str = "bed_monitor", **node_kwargs):
         super().__init__(node_name, **node_kwargs)
         self.config = declare_and_load(self, check_files=estimator is None)
+        if self.config.cpu_threads:
+            torch.set_num_threads(self.config.cpu_threads)
         self.estimator = estimator if estimator is not None else load_estimator(self.config)
         body = self.estimator.body_model
         self._joint_names = list(body.joint_names)
@@ -139,6 +155,7 @@ class BedMonitorNode(Node):
                                    lambda job, _: self._publish_display(job.payload),
                                    name="disrt-display", max_batch=1,
                                    on_error=self._on_failed)
+        self._warm_up()
         self.worker.start()
         self.display.start()
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -147,6 +164,16 @@ class BedMonitorNode(Node):
             f"bed monitor ready: model {self.estimator.model_id} on {self.estimator.device}, "
             f"{self._sampling['steps']} DDIM steps, cameras "
             + ", ".join(f"{c.name} <- {c.depth_topic}" for c in self.config.cameras))
+
+    def _warm_up(self) -> None:
+        """One predict per batch size the cameras can form, before the first frame: the
+        first call allocates (and with compile / cuda_graphs compiles or captures), which
+        would otherwise land on the first frames' latency."""
+        start, device = time.perf_counter(), torch.device(self.estimator.device)
+        with torch.no_grad():
+            for batch in range(1, min(self.config.max_batch, len(self.cameras)) + 1):
+                self.estimator.predict(torch.ones(batch, 1, *NET_SHAPE, device=device))
+        self._log("info", f"warm-up done in {time.perf_counter() - start:.2f} s")
 
     # ---------------------------------------------------------------- executor thread
     def _log(self, level: str, message: str) -> None:
@@ -251,8 +278,9 @@ class BedMonitorNode(Node):
     def _publish_display(self, result: FrameResult) -> None:
         pubs, cfg = self.cameras[result.camera].pubs, self.config
         if pubs["mesh"].get_subscription_count():
-            pubs["mesh"].publish(mesh_marker(result.vertices_cam, self._faces, result.header,
-                                             lifetime_s=cfg.marker_lifetime_s))
+            pubs["mesh"].publish(mesh_marker_bytes(result.vertices_cam, self._faces,
+                                                   result.header,
+                                                   lifetime_s=cfg.marker_lifetime_s))
         if pubs["mesh_cloud"].get_subscription_count():
             pubs["mesh_cloud"].publish(points_to_cloud(result.vertices_cam, result.header))
         if pubs["overlay"].get_subscription_count():

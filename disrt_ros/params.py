@@ -51,6 +51,8 @@ CAMERA_TOPICS = {
 BED_REGIONS = ("pose", "corners", "auto")
 HEAD_SIDES = ("top", "bottom", "left", "right")
 DYNAMIC = ("ddim_steps", "hypotheses", "eta")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+COMPILE_MODES = ("", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
@@ -71,6 +73,14 @@ GLOBAL: dict[str, tuple[Any, str, dict]] = {
     "checkpoint": ("", "safetensors checkpoint of the model; empty = the embedded default "
                    "weights (disrt_core/weights/default.safetensors)", {}),
     "device": ("auto", "auto (cuda when available, else cpu), cpu, cuda or cuda:N", {}),
+    "body_model_dir": ("", "folder of the SMPL model files, for SMPL checkpoints; empty = "
+                       "$DISRT_SMPL_DIR (Anny checkpoints need none)", {}),
+    "precision": ("auto", "network precision: auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 "
+                  "or fp16", {}),
+    "compile": ("", "torch.compile mode of the network; empty = eager (e.g. "
+                "max-autotune-no-cudagraphs with cuda_graphs)", {}),
+    "cuda_graphs": (False, "replay the DDIM loop as CUDA graphs (CUDA only; one graph per "
+                    "batch size, captured at start-up)", {}),
     "ddim_steps": (5, "DDIM sampling steps (the paper uses 5); changeable at run time",
                    _int(1, 100)),
     "hypotheses": (1, "sampled hypotheses per frame (K); their spread colours the joints; "
@@ -78,6 +88,9 @@ GLOBAL: dict[str, tuple[Any, str, dict]] = {
     "eta": (0.0, "DDIM eta (0 = deterministic sampler); changeable at run time",
             _float(0.0, 1.0)),
     "seed": (-1, "sampler seed; -1 = not seeded", _int(-1, 2**31 - 1)),
+    "cpu_threads": (0, "torch CPU threads of the node process; 0 = torch's default (one per "
+                    "core). 1 can be faster on a small CPU shared with the camera driver",
+                    _int(0, 256)),
     "max_batch": (8, "most frames (one per camera) in one inference batch", _int(1, 64)),
     "rate_limit_hz": (0.0, "most inferences per second per camera; 0 = as fast as possible",
                       _float(0.0, 1000.0)),
@@ -138,6 +151,11 @@ class CameraConfig:
 class MonitorConfig:
     checkpoint: Path
     device: str
+    body_model_dir: str
+    precision: str
+    compile: str
+    cuda_graphs: bool
+    cpu_threads: int
     ddim_steps: int
     hypotheses: int
     eta: float
@@ -273,9 +291,16 @@ def declare_and_load(node: Node, *, check_files: bool = True) -> MonitorConfig:
     if not names or len(set(names)) != len(names):
         raise ParameterError(f"parameter 'cameras' must list distinct camera names, got {names}")
     cameras = tuple(_camera(node, name, camera_type) for name in names)
+    device = check_device(g["device"]) if check_files else g["device"]
+    if g["cuda_graphs"] and not device.startswith("cuda"):
+        raise ParameterError(f"parameter 'cuda_graphs' needs a CUDA device, but device is "
+                             f"{device!r}; set cuda_graphs:=false or device:=cuda")
     return MonitorConfig(
         checkpoint=check_checkpoint(g["checkpoint"]) if check_files else Path(g["checkpoint"]),
-        device=check_device(g["device"]) if check_files else g["device"],
+        device=device, body_model_dir=g["body_model_dir"],
+        precision=_choice("precision", g["precision"], PRECISIONS),
+        compile=_choice("compile", g["compile"], COMPILE_MODES), cuda_graphs=g["cuda_graphs"],
+        cpu_threads=g["cpu_threads"],
         ddim_steps=g["ddim_steps"], hypotheses=g["hypotheses"], eta=g["eta"],
         seed=None if g["seed"] < 0 else g["seed"], max_batch=g["max_batch"],
         rate_limit_hz=g["rate_limit_hz"], bed_distance_mm=g["bed_distance_mm"],

@@ -7,6 +7,7 @@ import pytest
 
 pytest.importorskip("rclpy")
 
+from rclpy.serialization import deserialize_message, serialize_message
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker
 
@@ -19,6 +20,7 @@ from disrt_ros.markers import (
     joint_markers,
     marker_points,
     mesh_marker,
+    mesh_marker_bytes,
     overlay_image,
     spread_colours,
 )
@@ -65,6 +67,22 @@ def test_mesh_marker_is_vertices_indexed_by_faces():
     assert marker.type == Marker.TRIANGLE_LIST and marker.scale.x == 1.0
     np.testing.assert_allclose(marker_points(marker), vertices[[0, 1, 2, 0, 2, 3]])
     assert 0 < marker.color.a <= 1
+
+
+@pytest.mark.parametrize("frame_id", ["", "c", "cam", "camera_depth_optical_frame", "x" * 8])
+def test_serialized_mesh_marker_equals_the_message(frame_id):
+    """The numpy-built CDR decodes to the same Marker as rclpy's own serialization (the
+    frame id's length shifts the alignment of everything after it)."""
+    rng = np.random.default_rng(1)
+    vertices, faces = rng.normal(size=(50, 3)), rng.integers(0, 50, size=(97, 3))
+    header = Header(frame_id=frame_id)
+    header.stamp.sec, header.stamp.nanosec = 3, 4
+    raw = mesh_marker_bytes(vertices, faces, header, ns="body", lifetime_s=0.25)
+    expected = deserialize_message(serialize_message(
+        mesh_marker(vertices, faces, header, ns="body", lifetime_s=0.25)), Marker)
+    decoded = deserialize_message(raw, Marker)
+    assert decoded == expected
+    np.testing.assert_array_equal(marker_points(decoded), vertices[faces.reshape(-1)])
 
 
 def test_overlay_draws_joints_at_their_network_pixels():

@@ -88,6 +88,9 @@ def test_camera_type_namespaces_and_explicit_values(context):
     ({"camera.intrinsics": [0.0, 500.0, 1.0, 1.0]}, "focal lengths must be positive"),
     ({"camera.camera_height_m": 2}, "decimal point"),
     ({"ddim_steps": 0}, "'ddim_steps'"),
+    ({"precision": "int8"}, "'precision' is 'int8'"),
+    ({"compile": "fast"}, "'compile' is 'fast'"),
+    ({"cuda_graphs": True, "device": "cpu"}, "'cuda_graphs' needs a CUDA device"),
     ({"cameras": ["a", "a"]}, "distinct camera names"),
     ({"cameras": ["1st"]}, "must start with a letter"),
 ])
