@@ -8,12 +8,14 @@ std_msgs/String topic unless ``--pose-topic`` names it), recorded e.g. with
 ``disrt-record`` or ``ros2 bag record``. Each result carries the stamp of the depth frame it
 came from.
 
-Metrics (SPEC §6, ``disrt_core.metrics``): MPJPE between the predicted and ground-truth
-joints in the bed (label) frame, no alignment; PVE between the meshes the body model makes
-from the predicted and ground-truth parameters (both with the ground-truth gender), where
-both use the same body-model family (SMPL needs ``--smpl-dir``); per cover condition and
-overall, in mm. Frames missed = labelled frames of BAG_IN without a result in BAG_OUT; a
-stamp with several results (a looped replay) is scored once, with its first result.
+Metrics (SPEC §6, ``disrt_core.metrics``): MPJPE between the joints the node published
+(bed frame) and the ground-truth joints, no alignment; PVE between the mesh of the node's
+parameters, made by the body model its ``model_id`` names (the mesh the node publishes;
+``smpl-both`` takes the ground-truth gender), and the ground-truth mesh (the ground truth's
+body model with its gender), only where both are of one family (SMPL needs
+``--smpl-dir``); per cover condition and overall, in mm. Frames missed = labelled frames
+of BAG_IN without a result in BAG_OUT; a stamp with several results (a looped replay) is
+scored once, with its first result.
 """
 
 from __future__ import annotations
@@ -110,18 +112,48 @@ def _model_kind(model_id: str) -> str:
     return model_id.split("-", 1)[0] if model_id else ""
 
 
-def _vertices(model, params: np.ndarray, female: np.ndarray) -> np.ndarray:
-    """Mesh vertices [N,V,3] (bed frame, m) of parameter vectors [N,P]."""
-    import torch
+class _Meshes:
+    """Body models by (family, gender variant), loaded once, for the PVE meshes."""
 
-    gender = torch.from_numpy(np.stack([female, ~female], -1).astype(np.float32))
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(params), 64):
-            batch = torch.from_numpy(params[start:start + 64]).float()
-            g = gender[start:start + 64] if model.takes_gender else None
-            out.append(model(batch, g)[0].double().numpy())
-    return np.concatenate(out)
+    def __init__(self, smpl_dir) -> None:
+        self.smpl_dir, self.models = smpl_dir, {}
+
+    def __call__(self, model_id: str, params: np.ndarray, female: np.ndarray) -> np.ndarray:
+        """Vertices [N,V,3] (bed frame, m) of parameter vectors [N,P] with the body model
+        ``model_id`` names: ``smpl-neutral``/``-female``/``-male`` as named, ``smpl`` and
+        ``smpl-both`` with each frame's gender (``female``), Anny as is."""
+        import torch
+
+        from disrt_core.body import load_body_model
+
+        kind = _model_kind(model_id)
+        variant = model_id.split("-", 1)[1] if kind == "smpl" and "-" in model_id else "both"
+        key = (kind, variant if kind == "smpl" else "")
+        if key not in self.models:
+            self.models[key] = load_body_model(kind, self.smpl_dir,
+                                               gender=variant if kind == "smpl" else "neutral")
+        model = self.models[key]
+        gender = torch.from_numpy(np.stack([female, ~female], -1).astype(np.float32))
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(params), 64):
+                batch = torch.from_numpy(params[start:start + 64]).float()
+                g = gender[start:start + 64] if model.takes_gender else None
+                out.append(model(batch, g)[0].double().numpy())
+        return np.concatenate(out)
+
+
+def _by_model(meshes: _Meshes, model_ids: list[str], params: np.ndarray,
+              female: np.ndarray) -> np.ndarray:
+    """Vertices of each frame's parameters with that frame's body model."""
+    out = None
+    for model_id in dict.fromkeys(model_ids):
+        rows = np.array([m == model_id for m in model_ids])
+        vertices = meshes(model_id, params[rows], female[rows])
+        if out is None:
+            out = np.empty((len(params), *vertices.shape[1:]))
+        out[rows] = vertices
+    return out
 
 
 def score(bag_in: str | Path, bag_out: str | Path, *, pose_topic: str | None = None,
@@ -164,18 +196,16 @@ def score(bag_in: str | Path, bag_out: str | Path, *, pose_topic: str | None = N
         elif any(p.params is None for p in preds) or any(g.body_params is None for g in gts):
             out.pve_note = "PVE not computed: some results or ground truths lack parameters"
         else:
-            from disrt_core.body import load_body_model
-
-            kind = kinds.pop()
             female = np.array([gt.gender == "female" for gt in gts])
+            meshes = _Meshes(smpl_dir)
             try:
-                model = load_body_model(kind, smpl_dir,
-                                        gender="both" if kind == "smpl" else "neutral")
+                v_pred = _by_model(meshes, [p.model_id for p in preds],
+                                   np.stack([p.params for p in preds]), female)
+                v_gt = _by_model(meshes, [g.body_model for g in gts],
+                                 np.stack([g.body_params for g in gts]), female)
             except (FileNotFoundError, ValueError) as err:
                 out.pve_note = f"PVE not computed: {err}"
             else:
-                v_pred = _vertices(model, np.stack([p.params for p in preds]), female)
-                v_gt = _vertices(model, np.stack([g.body_params for g in gts]), female)
                 pve_values = pve_mm(torch.from_numpy(v_pred), torch.from_numpy(v_gt)).numpy()
     for name, mask in [(c, covers == i) for i, c in enumerate(COVERS)] + [("all", covers >= 0)]:
         if mask.any():

@@ -127,3 +127,27 @@ def test_errors(bag_in, tmp_path, capsys):
         bag.write(GT_POSE_TOPIC, 5, ground_truth_msg(gt))
     with pytest.raises(BagError, match="no labelled ground truth"):
         score_tool.score(unlabelled, bag_in)
+
+
+def test_pve_uses_the_body_model_the_node_used(bag_in, tmp_path, smpl_fixture_dir):
+    """A smpl-neutral prediction of the exact ground-truth parameters still has a PVE: the
+    neutral mesh against the gendered ground-truth mesh (computed here independently)."""
+    import torch
+
+    from disrt_core.body import load_body_model
+
+    truths = _truths(bag_in)
+    out = tmp_path / "out"
+    _write_out(out, [(gt.stamp_ns, _result_msg(gt, (0.0, 0.0, 0.0), model_id="smpl-neutral"))
+                     for gt in truths])
+    result = score_tool.score(bag_in, out, smpl_dir=smpl_fixture_dir)
+    assert result.mpjpe["all"] == pytest.approx(0.0, abs=0.01)
+    neutral = load_body_model("smpl", smpl_fixture_dir, gender="neutral")
+    both = load_body_model("smpl", smpl_fixture_dir, gender="both")
+    params = torch.tensor(np.stack([gt.body_params for gt in truths]), dtype=torch.float32)
+    female = torch.tensor([gt.gender == "female" for gt in truths])
+    gender = torch.stack([female, ~female], -1).float()
+    with torch.no_grad():
+        want = (neutral(params)[0] - both(params, gender)[0]).norm(dim=-1).mean(-1) * 1000
+    assert result.pve["all"] == pytest.approx(float(want.mean()), abs=0.01)
+    assert result.pve["all"] > 1.0  # the fixture's genders really differ
