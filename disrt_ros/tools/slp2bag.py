@@ -164,10 +164,11 @@ def write_slp_bag(out: str | Path, count: int, frames: Iterator[SLPFrame], *,
                           desc="slp2bag"):
             stamp = start_ns + round(written * 1e9 / rate)
             height, width = frame.depth.shape
-            bag.write(DEPTH_TOPIC, stamp,
-                      bag_msgs.depth_image(frame.depth, stamp, DEPTH_FRAME_ID))
+            # CameraInfo first: a node that reads a frame needs its intrinsics already
             bag.write(DEPTH_INFO_TOPIC, stamp,
                       bag_msgs.camera_info(KINECT_DEPTH_K, width, height, stamp, DEPTH_FRAME_ID))
+            bag.write(DEPTH_TOPIC, stamp,
+                      bag_msgs.depth_image(frame.depth, stamp, DEPTH_FRAME_ID))
             gt = ground_truth(frame, stamp)
             if gt.joints_camera_m is not None:
                 bag.write(GT_JOINTS_TOPIC, stamp,

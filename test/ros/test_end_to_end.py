@@ -1,0 +1,211 @@
+"""Issue 9's end-to-end chain, every stage a separate process as a user runs it:
+
+fixture SLP -> ``disrt-slp2bag`` -> ``disrt-replay`` -> bed monitor node (small network,
+fixture SMPL) -> ``disrt-record`` -> ``disrt-score``.
+
+Two nights of the same 9 frames (1 subject × 3 poses × 3 covers), with distinct stamps:
+one replayed slowly (a frame every 0.5 s: the node answers every frame) and one at the
+bag's 30 Hz. For every scored frame the score must equal an offline evaluation of the same
+frames (the Estimator on the node's documented preprocessing, ``disrt_ros.pipeline``:
+``raw_to_network`` with the frame's K and bed pose, ``normalize_depth``, 5 DDIM steps,
+same seed), within 0.1 mm. At 30 Hz the node, about 100 ms per frame on a 2-core CPU
+(BENCHMARKS.md, node benchmark), keeps the newest frame and drops the rest: the test
+checks that every frame is either scored or counted as missed, and prints the count.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy")
+
+import torch
+import yaml
+
+from disrt_core.body import load_body_model
+from disrt_core.checkpoint import save_checkpoint
+from disrt_core.data.fixtures import write_slp_fixture
+from disrt_core.decoder import MeshDecoder
+from disrt_core.geometry.bedframe import normalize_depth
+from disrt_core.geometry.camera import raw_to_network
+from disrt_core.geometry.slp import KINECT_DEPTH_K
+from disrt_core.infer import Estimator
+from disrt_core.metrics import mpjpe_mm, pve_mm
+from disrt_core.model import Denoiser, small
+from disrt_ros import bag_msgs
+from disrt_ros.bags import (
+    DEPTH_INFO_TOPIC,
+    DEPTH_TOPIC,
+    GT_POSE_TOPIC,
+    IMAGE,
+    STRING,
+    BagReader,
+    GroundTruth,
+)
+from disrt_ros.tools import score as score_tool
+from disrt_ros.tools.slp2bag import main as slp2bag
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+SEED = 7
+STARTS = {"slow": 1_700_000_000, "fast": 1_800_000_000}
+TOLERANCE_MM = 0.1
+
+
+class Proc:
+    """A subprocess whose output (stdout and stderr) is collected line by line."""
+
+    def __init__(self, *args: str):
+        self.popen = subprocess.Popen([sys.executable, "-m", *args], env=dict(os.environ),
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      text=True)
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self):
+        for line in self.popen.stdout:
+            self.lines.append(line)
+
+    def wait_for(self, text: str, timeout: float) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if any(text in line for line in self.lines):
+                return
+            assert self.popen.poll() is None, f"process ended:\n{self.output}"
+            time.sleep(0.05)
+        raise AssertionError(f"no {text!r} after {timeout} s:\n{self.output}")
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def stop(self, sig=signal.SIGINT, timeout: float = 30) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+        try:
+            code = self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            code = self.popen.wait(timeout)
+        self._thread.join(5)
+        return code
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, smpl_fixture_dir):
+    """The fixture SLP (SMPL bodies), its two bags and a small random-weight checkpoint."""
+    folder = tmp_path_factory.mktemp("e2e")
+    both = load_body_model("smpl", smpl_fixture_dir, gender="both")
+    fx = write_slp_fixture(folder / "slp", subjects=(81,), poses=(1, 16, 31), body_model=both)
+    bags = {}
+    for name, start in STARTS.items():
+        bags[name] = folder / f"in_{name}"
+        assert slp2bag(["--slp-root", str(fx.root), "--subjects", "81", "--poses", "1,16,31",
+                        "--out", str(bags[name]), "--start", str(start), "--quiet"]) == 0
+    body = load_body_model("smpl", smpl_fixture_dir)  # smpl-neutral, as a real checkpoint
+    torch.manual_seed(0)
+    net = Denoiser(small().replace(dropout=0.0), body.param_dim)
+    for p in net.parameters():  # random everywhere, so the estimate depends on the depth
+        torch.nn.init.normal_(p, std=0.05)
+    ckpt = save_checkpoint(folder / "small.safetensors", net, body.model_id,
+                           body.param_layout, MeshDecoder(body).config)
+    return folder, bags, ckpt
+
+
+def _frames(bag):
+    """(ground truth, depth mm) of every frame of an input bag, in order."""
+    with BagReader(bag) as reader:
+        truths = [GroundTruth.from_json(m.data) for _, m in reader.read(GT_POSE_TOPIC, STRING)]
+        depths = [bag_msgs.image_to_array(m) for _, m in reader.read(DEPTH_TOPIC, IMAGE)]
+    return truths, depths
+
+
+def _offline(ckpt, smpl_dir, truths, depths):
+    """Per-frame MPJPE and PVE (mm) of the Estimator run offline on the node's
+    preprocessing, frame by frame (batch 1, as the node serves one camera)."""
+    est = Estimator.from_checkpoint(ckpt, device="cpu", steps=5, seed=SEED, model_dir=smpl_dir)
+    both = load_body_model("smpl", smpl_dir, gender="both")
+    mpjpe, pve = [], []
+    for gt, depth in zip(truths, depths):
+        T = torch.from_numpy(gt.T_cam_bed).float()[None]
+        K = torch.from_numpy(KINECT_DEPTH_K).float()[None]
+        net = normalize_depth(raw_to_network(torch.from_numpy(depth[None].astype(np.float32)),
+                                             K, T, 2101.0), 2101.0)
+        with torch.no_grad():
+            pred = est.predict(net[:, None])
+            female = gt.gender == "female"
+            gender = torch.tensor([[float(female), float(not female)]])
+            gt_vertices = both(torch.from_numpy(gt.body_params).float()[None], gender)[0]
+        mpjpe.append(float(mpjpe_mm(pred.joints, torch.from_numpy(gt.joints_bed_m)[None])[0]))
+        pve.append(float(pve_mm(pred.vertices, gt_vertices)[0]))
+    return np.array(mpjpe), np.array(pve)
+
+
+def test_slp_bag_through_the_node_scores_like_offline(world, smpl_fixture_dir, tmp_path):
+    _, bags, ckpt = world
+    ns = f"/e2e_{uuid.uuid4().hex[:8]}"
+    camera_ns = f"{ns}/camera/camera"
+    truths, depths = _frames(bags["slow"])
+    K = KINECT_DEPTH_K
+    params = {"/**": {"ros__parameters": {
+        "checkpoint": str(ckpt), "device": "cpu", "body_model_dir": str(smpl_fixture_dir),
+        "seed": SEED, "ddim_steps": 5, "cameras": ["camera"],
+        "camera": {"namespace": camera_ns,
+                   "T_cam_bed": [float(v) for v in truths[0].T_cam_bed.reshape(-1)],
+                   "intrinsics": [float(K[0, 0]), float(K[1, 1]), float(K[0, 2]),
+                                  float(K[1, 2])]}}}}
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params))
+    out = tmp_path / "out"
+    remap = ["--ros-args", "-r", f"{DEPTH_TOPIC}:={camera_ns}/depth/image_rect_raw",
+             "-r", f"{DEPTH_INFO_TOPIC}:={camera_ns}/depth/camera_info"]
+
+    node = Proc("disrt_ros.node", "--ros-args", "-r", f"__ns:={ns}",
+                "--params-file", str(params_file))
+    recorder = Proc("disrt_ros.tools.record", "--out", str(out), f"{ns}/bed_monitor/pose_json")
+    try:
+        node.wait_for("bed monitor ready", timeout=180)
+        recorder.wait_for("recording", timeout=60)
+        time.sleep(0.5)
+        for name, rate in (("slow", 1 / 15), ("fast", 1.0)):  # slow: a frame every 0.5 s
+            player = subprocess.run(
+                [sys.executable, "-m", "disrt_ros.tools.replay", str(bags[name]), "--quiet",
+                 "--rate", str(rate), "--topics", DEPTH_INFO_TOPIC, DEPTH_TOPIC,
+                 "--wait-for-subscribers", "30", *remap],
+                env=dict(os.environ), capture_output=True, text=True, timeout=120)
+            assert player.returncode == 0, player.stderr
+            time.sleep(2.0)  # the last answers (≈0.1-0.3 s each on this CPU)
+    finally:
+        assert recorder.stop() == 0, recorder.output
+        node.stop()
+
+    offline_mpjpe, offline_pve = _offline(ckpt, smpl_fixture_dir, truths, depths)
+    results = {name: score_tool.score(bags[name], out, smpl_dir=smpl_fixture_dir)
+               for name in bags}
+    for name, result in results.items():
+        print(f"\n{name} replay:\n{score_tool.format_score(result)}")
+        other = results["fast" if name == "slow" else "slow"]
+        assert result.frames == 9 and result.matched + result.missed == 9
+        assert result.duplicates == 0 and result.unmatched == other.matched
+        assert result.matched >= 1
+        if name == "slow":
+            assert result.missed == 0, f"frames lost at 2 Hz:\n{node.output}"
+        order = {gt.stamp_ns: i for i, gt in enumerate(_frames(bags[name])[0])}
+        rows = [order[stamp] for stamp, *_ in result.per_frame]
+        for (_, _, mpjpe, pve), i in zip(result.per_frame, rows):
+            assert mpjpe == pytest.approx(offline_mpjpe[i], abs=TOLERANCE_MM)
+            assert pve == pytest.approx(offline_pve[i], abs=TOLERANCE_MM)
+        for cover, value in result.mpjpe.items():
+            picked = [i for i in rows if cover in ("all", truths[i].cover)]
+            assert value == pytest.approx(offline_mpjpe[picked].mean(), abs=TOLERANCE_MM)
+            assert result.pve[cover] == pytest.approx(offline_pve[picked].mean(),
+                                                      abs=TOLERANCE_MM)
