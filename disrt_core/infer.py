@@ -83,14 +83,16 @@ class Estimator:
     so one image always gives the same result; without, the global RNG is used.
 
     Speed options (CUDA): ``precision`` ``"auto"`` (bf16 autocast on CUDA, fp32 on CPU),
-    ``"fp32"``, ``"bf16"``, ``"fp16"``; ``channels_last`` (default on CUDA); ``compile`` a
+    ``"fp32"``, ``"bf16"``, ``"fp16"``; ``channels_last`` (default on); ``compile`` a
     ``torch.compile`` mode (``"max-autotune-no-cudagraphs"`` pairs with ``cuda_graphs``,
     ``"reduce-overhead"`` brings its own graphs); ``cuda_graphs`` captures the whole
     ``steps``-step sampling loop per batch shape and replays it (static shapes: one graph per
     (B·K, steps, η)). The DDIM arithmetic and the decoder run in float32.
 
     ``predict`` and ``set_sampling`` hold a lock: one worker thread may call them while
-    another reconfigures.
+    another reconfigures. The constructor moves the network and the body model to ``device``
+    (and the network to channels-last) in place; ``predict`` puts the network in eval mode
+    for the call and restores its mode afterwards (the trainer can evaluate its live model).
     """
 
     def __init__(
@@ -124,14 +126,17 @@ class Estimator:
             raise ValueError(f"compile must be one of {COMPILE_MODES}, got {compile!r}")
         if cuda_graphs and self.device.type != "cuda":
             raise ValueError("cuda_graphs needs device='cuda'")
+        if cuda_graphs and compile in ("reduce-overhead", "max-autotune"):
+            raise ValueError(f"compile mode {compile!r} brings its own CUDA graphs; pair "
+                             "cuda_graphs=True with 'default' or 'max-autotune-no-cudagraphs'")
         self.precision = precision
         self.body_model = body_model.to(self.device).eval()
         self.model_id = body_model.model_id
         self.decoder = MeshDecoder(self.body_model, decoder_config).to(self.device)
         self.diffusion = GaussianDiffusion(num_timesteps)
         self.model = model.to(self.device)  # predict() switches to eval and back
-        if channels_last is None:
-            channels_last = self.device.type == "cuda"
+        if channels_last is None:  # faster on both: ~30% for `small` on 2 CPU cores
+            channels_last = True
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self._net = torch.compile(self.model, mode=compile, dynamic=False) if compile else \
@@ -194,7 +199,10 @@ class Estimator:
 
     def _model_fn(self, x_t: Tensor, t: Tensor, depth: Tensor) -> Tensor:
         dtype = PRECISIONS[self.precision]
-        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32):
+        # no weight-cast cache: it would outlive a CUDA-graph capture (and a call uses each
+        # weight once per forward anyway)
+        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32,
+                            cache_enabled=False):
             return self._net(x_t, t, depth).float()
 
     def _noise(self, rows: int, generator) -> tuple[Tensor, list[Tensor]]:

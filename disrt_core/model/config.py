@@ -1,23 +1,24 @@
 """Network configuration: one dataclass, named presets (SPEC §3, §11).
 
-Presets (parameter counts for the 88-value SMPL layout / the 84-value Anny layout; the
-counts are tested):
+Presets (parameter counts for the 88-value SMPL layout / the 84-value Anny layout, and fp32
+FLOPs of one forward at batch 1 counted with ``torch.utils.flop_counter``; both tested or
+benchmarked):
 
-=============== ========== ============== ============== ==========================
-preset          trunk in   params (SMPL)  params (Anny)  GFLOP per forward (batch 1)
-=============== ========== ============== ============== ==========================
-``paper``       256×256    64,243,736     64,241,684     56.1
-``paper_native`` 128×54    34,883,608     34,881,556     see BENCHMARKS.md
-``small``       128×54     see ``small``'s docstring
-=============== ========== ============== ============== ==========================
+================ ========== ============== ============== ===================
+preset           trunk in   params (SMPL)  params (Anny)  GFLOP per forward
+================ ========== ============== ============== ===================
+``paper``        256×256    64,243,736     64,240,660     56.14
+``paper_native`` 128×54     34,826,264     34,823,188     5.84
+``small``        128×54     3,385,544      3,382,468      0.374
+================ ========== ============== ============== ===================
 
 ``paper`` is the released DiSRT-In-Bed network (model_channels 64, channel_mult
 (1,2,2,4,4,8), 2 res-blocks per level, attention at downsample factors 8 and 16, 64 channels
 per head, dropout 0.1, emb dim 256). The reference counts 64,288,880 parameters with its
 never-used "learned variance" output row; we output the 88 used values only (−45,144 =
-513·88, SPEC §11). ``paper_native`` is the same network on the native 128×54 bed image (no
-upsampling to 256×256; about 9× fewer pixels). ``small`` is the CPU variant: see
-:func:`small`.
+513·88, SPEC §11), and 56.1 GFLOP per forward, which ours reproduces. ``paper_native`` is
+the same network on the native 128×54 bed image (no upsampling to 256×256; about 9× fewer
+pixels). ``small`` is the CPU variant: see :func:`small`.
 """
 
 from __future__ import annotations
@@ -138,8 +139,12 @@ def small() -> DenoiserConfig:
 
     Chosen for the ≤ 60 ms per 5-step image goal on a 2-core CPU (≲ 0.9 GFLOP per forward):
     widths (16, 32, 32, 64, 64, 128), attention at factors 8 and 16 (16×7 and 8×4 tokens)
-    with 32 channels per head, full 256-wide embedding so x_t still reaches every block
-    unsqueezed. See BENCHMARKS.md for its measured FLOPs and latency.
+    with 32 channels per head, the full 256-wide embedding so that x_t still reaches every
+    block unsqueezed, trunk output 512. 0.374 GFLOP and about 6 ms per forward on 2 cores
+    (channels-last, quiet machine). Measured alternatives (2 cores, batch 1, eager):
+    24 base channels 0.82 GFLOP / ~10 ms; 32 channels 1.46 GFLOP / ~12 ms (over budget);
+    16 channels with widths (16, 32, 64, 64, 128, 128) 0.50 GFLOP / ~9 ms. Their accuracy
+    has to be measured after training (issue 10); see BENCHMARKS.md.
     """
     return DenoiserConfig(
         name="small",
