@@ -3,12 +3,17 @@ realsense-ros.
 
 Python API (no ROS), for scripts::
 
-    from disrt_ros.realsense import depth_frames
+    from disrt_ros.realsense import depth_frames, estimate
     for frame in depth_frames("night.db3"):        # or depth_frames() for a live camera
         frame.depth_mm, frame.K, frame.stamp_ns   # uint16 [H,W] mm, [3,3] px, ns
 
-Each :class:`DepthFrame` is what the model pipeline takes (``disrt_core.geometry.camera.
-raw_to_network(depth_mm, K, T_cam_bed)``, then the ``Estimator``). ``disrt-realsense``
+    estimator = Estimator.from_checkpoint(path)   # disrt_core.infer
+    for frame, prediction in estimate(depth_frames(), estimator, T_cam_bed):
+        prediction.joints                         # [1,24,3] bed frame, m
+
+:func:`estimate` runs the bed monitor's per-frame model path without ROS: ``disrt_core.
+geometry.camera.raw_to_network`` with the frame's K and the bed pose ``T_cam_bed``,
+``normalize_depth``, ``Estimator.predict``. ``disrt-realsense``
 publishes the same frames as ROS topics in realsense-ros 4.x's layout (``/camera/camera/
 depth/image_rect_raw`` 16UC1 in mm and ``.../camera_info``, frame ``camera_depth_optical_frame``),
 so the bed monitor node runs unchanged on machines without realsense-ros.
@@ -27,9 +32,11 @@ libusb-1.0-0``), also for playing recordings.
 from __future__ import annotations
 
 import argparse
+import queue
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,59 +91,141 @@ def _intrinsics(rs, profile) -> tuple[np.ndarray, np.ndarray, str]:
     return K, np.asarray(intr.coeffs, np.float64), model
 
 
+def _frame(rs, depth, scale: float, camera: tuple) -> DepthFrame:
+    """A DepthFrame (copied out of the SDK's buffer) of an rs.depth_frame."""
+    stamp_ms = depth.get_timestamp()
+    clock_domains = (rs.timestamp_domain.system_time, rs.timestamp_domain.global_time)
+    stamp = (int(stamp_ms * 1e6) if depth.get_frame_timestamp_domain() in clock_domains
+             else time.time_ns())
+    K, coeffs, model = camera
+    return DepthFrame(depth_mm=to_millimetres(np.asanyarray(depth.get_data()), scale), K=K,
+                      distortion=coeffs, distortion_model=model, stamp_ns=stamp,
+                      frame_number=depth.get_frame_number(), timestamp_ms=stamp_ms)
+
+
+def _live_frames(rs, serial, width, height, fps, timeout_ms) -> Iterator[DepthFrame]:
+    """A camera through the SDK's pipeline (which keeps the newest frames: a slow reader
+    skips frames, as with any live camera)."""
+    pipeline, config = rs.pipeline(), rs.config()
+    if serial:
+        config.enable_device(serial)
+    config.enable_stream(rs.stream.depth, width, height, rs.format.z16, fps)
+    try:
+        profile = pipeline.start(config)
+    except RuntimeError as err:
+        raise RuntimeError(f"cannot open a RealSense camera: {err}") from err
+    try:
+        scale = profile.get_device().first_depth_sensor().get_depth_scale()
+        camera = _intrinsics(rs, profile.get_stream(rs.stream.depth))
+        while True:
+            ok, frames = pipeline.try_wait_for_frames(timeout_ms)
+            if not ok:
+                raise TimeoutError(f"no depth frame from the camera in {timeout_ms} ms")
+            depth = frames.get_depth_frame()
+            if depth:
+                yield _frame(rs, depth, scale, camera)
+    finally:
+        pipeline.stop()
+
+
+def _recorded_frames(rs, path: Path, realtime: bool) -> Iterator[DepthFrame]:
+    """Every depth frame of a recording, in order. The SDK plays it in non-real-time mode,
+    where it waits for each frame callback to return; the callback blocks on a small queue
+    until this generator takes the frame, so none is dropped however slow the reader."""
+    device = rs.context().load_device(str(path))
+    playback = device.as_playback()
+    playback.set_real_time(False)
+    sensor = device.first_depth_sensor()
+    profiles = [p for p in sensor.get_stream_profiles()
+                if p.stream_type() == rs.stream.depth and p.format() == rs.format.z16]
+    if not profiles:
+        raise RuntimeError(f"recording {path} has no z16 depth stream")
+    scale, camera = sensor.get_depth_scale(), _intrinsics(rs, profiles[0])
+    frames: queue.Queue = queue.Queue(maxsize=2)
+    closing = threading.Event()
+
+    def on_frame(frame) -> None:
+        depth = frame.as_depth_frame()
+        item = _frame(rs, depth, scale, camera) if depth else None
+        while item is not None and not closing.is_set():
+            try:
+                frames.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    played = threading.Event()  # the playback has started (its status is 'stopped' before)
+    playback.set_status_changed_callback(
+        lambda status: played.set() if status == rs.playback_status.playing else None)
+    sensor.open(profiles[0])
+    sensor.start(on_frame)
+    first_ms = started = None
+    try:
+        while True:
+            try:
+                frame = frames.get(timeout=0.1)
+            except queue.Empty:
+                stopped = playback.current_status() == rs.playback_status.stopped
+                if played.is_set() and stopped and frames.empty():
+                    return  # end of the recording
+                continue
+            played.set()
+            if realtime:  # pace by the recorded stamps
+                if first_ms is None:
+                    first_ms, started = frame.timestamp_ms, time.monotonic()
+                wait = started + (frame.timestamp_ms - first_ms) / 1000 - time.monotonic()
+                time.sleep(max(0.0, wait))
+            yield frame
+    finally:
+        closing.set()
+        sensor.stop()
+        sensor.close()
+
+
 def depth_frames(source: str | Path | None = None, *, serial: str | None = None,
                  width: int = 848, height: int = 480, fps: int = 30, realtime: bool = True,
                  loop: bool = False, timeout_ms: int = 5000) -> Iterator[DepthFrame]:
     """Depth frames from a live camera (``source=None``; ``serial`` picks one) or from a
-    RealSense recording (``source`` = path of a ``.bag``/``.db3``); ends when a recording
-    ends (unless ``loop``) or when the caller stops iterating."""
+    RealSense recording (``source`` = path of a ``.bag``/``.db3``: every frame, paced by its
+    stamps when ``realtime``); ends when a recording ends (unless ``loop``) or when the
+    caller stops iterating."""
     rs = import_pyrealsense2()
-    pipeline, config = rs.pipeline(), rs.config()
-    if source is not None:
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"RealSense recording {path} does not exist")
-        config.enable_device_from_file(str(path), repeat_playback=loop)
-        config.enable_stream(rs.stream.depth)
-    else:
-        if serial:
-            config.enable_device(serial)
-        config.enable_stream(rs.stream.depth, width, height, rs.format.z16, fps)
-    try:
-        profile = pipeline.start(config)
-    except RuntimeError as err:
-        what = f"recording {source}" if source is not None else "a RealSense camera"
-        raise RuntimeError(f"cannot open {what}: {err}") from err
-    try:
-        device = profile.get_device()
-        if source is not None:  # the SDK's real-time playback drops frames a slow reader
-            device.as_playback().set_real_time(False)  # misses; pace by the stamps instead
-        first_ms = started = None
-        scale = device.first_depth_sensor().get_depth_scale()
-        K, coeffs, model = _intrinsics(rs, profile.get_stream(rs.stream.depth))
-        clock_domains = (rs.timestamp_domain.system_time, rs.timestamp_domain.global_time)
-        while True:
-            ok, frames = pipeline.try_wait_for_frames(timeout_ms)
-            if not ok:
-                if source is not None:
-                    return  # end of the recording
-                raise TimeoutError(f"no depth frame from the camera in {timeout_ms} ms")
-            depth = frames.get_depth_frame()
-            if not depth:
-                continue
-            stamp_ms = depth.get_timestamp()
-            if source is not None and realtime:
-                if first_ms is None:
-                    first_ms, started = stamp_ms, time.monotonic()
-                time.sleep(max(0.0, started + (stamp_ms - first_ms) / 1000 - time.monotonic()))
-            stamp = (int(stamp_ms * 1e6) if depth.get_frame_timestamp_domain() in clock_domains
-                     else time.time_ns())
-            yield DepthFrame(
-                depth_mm=to_millimetres(np.asanyarray(depth.get_data()), scale), K=K,
-                distortion=coeffs, distortion_model=model, stamp_ns=stamp,
-                frame_number=depth.get_frame_number(), timestamp_ms=stamp_ms)
-    finally:
-        pipeline.stop()
+    if source is None:
+        yield from _live_frames(rs, serial, width, height, fps, timeout_ms)
+        return
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"RealSense recording {path} does not exist")
+    while True:
+        try:
+            yield from _recorded_frames(rs, path, realtime)
+        except RuntimeError as err:
+            raise RuntimeError(f"cannot play RealSense recording {path}: {err}") from err
+        if not loop:
+            return
+
+
+def estimate(frames: Iterable[DepthFrame], estimator, T_cam_bed,
+             bed_mm: float = 2101.0) -> Iterator[tuple[DepthFrame, object]]:
+    """(frame, ``disrt_core.infer.Prediction``) for each frame: the node's model path
+    (``raw_to_network`` with the frame's K and ``T_cam_bed`` [4,4] (bed -> camera optical
+    frame, m), ``normalize_depth`` around ``bed_mm``, ``estimator.predict``); the prediction
+    is in the bed (label) frame, map it back with ``geometry.camera.label_to_camera``."""
+    import torch
+
+    from disrt_core.geometry.bedframe import normalize_depth
+    from disrt_core.geometry.camera import raw_to_network
+
+    device = torch.device(estimator.device)
+    T = torch.as_tensor(np.asarray(T_cam_bed), dtype=torch.float32, device=device)
+    if T.shape != (4, 4):
+        raise ValueError(f"T_cam_bed must be 4x4, got {tuple(T.shape)}")
+    for frame in frames:
+        depth = torch.from_numpy(frame.depth_mm.astype(np.float32))[None].to(device)
+        K = torch.from_numpy(frame.K).float()[None].to(device)
+        net = normalize_depth(raw_to_network(depth, K, T[None], bed_mm), bed_mm)
+        with torch.no_grad():
+            yield frame, estimator.predict(net[:, None])
 
 
 def frame_messages(frame: DepthFrame, frame_id: str = FRAME_ID):

@@ -38,7 +38,7 @@ def _pyrealsense2():
     return pyrealsense2
 
 
-def _record(path, frames, depth_units=0.001):
+def _record(path, frames, depth_units=0.001, K=K):
     """A RealSense recording of ``frames`` (uint16 [H,W], device units) at 30 fps."""
     rs = _pyrealsense2()
     device = rs.software_device()
@@ -168,3 +168,42 @@ def test_realtime_playback_keeps_the_recorded_pace(recording):
     got = [time.monotonic() - start for _ in depth_frames(recording, realtime=True)]
     assert len(got) == N
     assert got[-1] - got[0] >= (N - 1) / 30 - 0.01
+
+
+def test_estimate_feeds_the_model_the_bed_image(tmp_path):
+    """A flat bed 2 m under a camera that sees all of it: every network pixel is the bed
+    (normalised depth exactly 1), frames stay paired with their predictions, in order."""
+    from disrt_core.geometry.bedframe import BED_CENTRE_LABEL
+    from disrt_core.geometry.camera import overhead_camera_pose
+    from disrt_ros.realsense import depth_frames, estimate
+
+    wide = np.array([[12.0, 0.0, 31.5], [0.0, 12.0, 23.5], [0.0, 0.0, 1.0]])  # ~140° view
+    flat = [np.full((H, W), 2000, np.uint16) for _ in range(3)]
+    path = _record(tmp_path / "flat.db3", flat, K=wide)
+
+    class Recorder:  # stands in for disrt_core.infer.Estimator
+        device = "cpu"
+
+        def __init__(self):
+            self.inputs = []
+
+        def predict(self, depth):
+            self.inputs.append(depth)
+            return len(self.inputs)
+
+    estimator = Recorder()
+    T = overhead_camera_pose(2.0, BED_CENTRE_LABEL).numpy()
+    out = list(estimate(depth_frames(path, realtime=False), estimator, T))
+    assert [(f.frame_number, p) for f, p in out] == [(0, 1), (1, 2), (2, 3)]
+    for net in estimator.inputs:
+        assert tuple(net.shape) == (1, 1, 128, 54)
+        np.testing.assert_allclose(net.numpy(), 1.0, atol=1e-5)
+
+
+def test_loop_repeats_the_recording(recording):
+    import itertools
+
+    from disrt_ros.realsense import depth_frames
+
+    got = list(itertools.islice(depth_frames(recording, realtime=False, loop=True), 2 * N + 1))
+    assert [f.frame_number for f in got] == [*range(N), *range(N), 0]
