@@ -153,6 +153,14 @@ def test_replay_errors(tmp_path, bag):
     proc = _replay(path, "--rate", "0")
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1 and "--rate must be > 0" in err
+    truncated = tmp_path / "truncated"
+    truncated.mkdir()
+    for f in path.iterdir():
+        data = f.read_bytes()
+        (truncated / f.name).write_bytes(data if f.name == "metadata.yaml" else data[:-100])
+    proc = _replay(truncated)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "ends early" in err
 
 
 def _record(out, *args):
