@@ -188,12 +188,16 @@ class Probe:
         with self._lock:
             self.latency.clear()
             self.sent.clear()
-        start, index = time.monotonic(), first_index
+        # Cameras are not synchronised: their frames are spread over the frame period (one
+        # process publishing several 434 KB frames at once also overflows Fast DDS's
+        # shared-memory segment, which real cameras, each its own process, do not share).
+        start, index, slots = time.monotonic(), first_index, 0
         while (now := time.monotonic()) - start < seconds:
             for camera in range(cameras):
                 self.publish(camera, index)
+                slots += 1
+                time.sleep(max(0.0, start + slots / (rate_hz * cameras) - time.monotonic()))
             index += 1
-            time.sleep(max(0.0, start + (index - first_index) / rate_hz - time.monotonic()))
         time.sleep(1.0)  # let the last results arrive
         with self._lock:
             out = {}
@@ -204,6 +208,12 @@ class Probe:
                                "p50": float(np.percentile(lat, 50)) if lat else float("nan"),
                                "p99": float(np.percentile(lat, 99)) if lat else float("nan")}
         return out, index
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(args) -> None:
@@ -221,12 +231,16 @@ def measure(args) -> None:
                 raise SystemExit(f"the node process did not come up (exit {child.poll()})")
             time.sleep(0.2)
         _, index = probe.run(1, args.rate, 3.0, 0)  # warm-up
+        cpu0 = cpu_seconds(child.pid)
         steady, index = probe.run(1, args.rate, args.seconds, index)
+        cpu_per_frame = (cpu_seconds(child.pid) - cpu0) / max(1, steady[0]["received"])
         flood, index = probe.run(1, FLOOD_HZ, args.seconds, index)
         multi, index = probe.run(args.cameras, args.rate, args.seconds, index)
         internal = dict(probe.diagnostics.get("inference", {}))
-        cam0 = dict(probe.diagnostics.get("cam0", {}))
-        sent_cam0 = index  # every phase publishes on cam0
+        # Share of each camera's frames that reached the node (cam0 is in every phase).
+        reach = {n: int(probe.diagnostics[n]["frames_received"]) / (
+                 index if n == "cam0" else multi[i]["sent"])
+                 for i, n in enumerate(probe.names) if n in probe.diagnostics}
     finally:
         child.send_signal(signal.SIGINT)
         try:
@@ -238,7 +252,10 @@ def measure(args) -> None:
     gpu = args.device.startswith("cuda")
     what = (f"fake {args.fake_ms:g} ms" if args.fake_ms is not None else
             "checkpoint" if args.checkpoint else args.preset)
-    result = Result(f"node_{what.replace(' ', '')}_{args.device.split(':')[0]}", info,
+    options = "".join(("_graphs" if args.cuda_graphs else "",
+                       "_compiled" if args.compile else "",
+                       f"_t{args.threads}" if args.threads else ""))
+    result = Result(f"node_{what.replace(' ', '')}_{args.device.split(':')[0]}{options}", info,
                     command_line())
     s, f = steady[0], flood[0]
     lat_goal = "≤ 8 ms p99 (GPU, 30 Hz, 5 steps)" if gpu else ""
@@ -248,6 +265,8 @@ def measure(args) -> None:
         Row(f"latency p99, 1 camera at {args.rate:g} Hz", round(1e3 * s["p99"], 2), "ms",
             lat_goal, (s["p99"] <= 0.008) if gpu else None),
         Row(f"output rate, 1 camera at {args.rate:g} Hz", round(s["rate"], 2), "Hz"),
+        Row("node CPU time per published frame (all threads)", round(1e3 * cpu_per_frame, 2),
+            "ms", note="includes receiving the frames it drops"),
         Row(f"max sustained rate (1 camera flooding at {FLOOD_HZ:g} Hz)", round(f["rate"], 2),
             "Hz", rate_goal, None if gpu or args.preset != "small" or args.fake_ms is not None
             else f["rate"] >= 10.0),
@@ -262,9 +281,9 @@ def measure(args) -> None:
             Row(f"latency p99, {args.cameras} cameras", round(1e3 * max(
                 m["p99"] for m in multi.values()), 2), "ms"),
         ]
-    if cam0:
-        result.rows.append(Row("frames of cam0 that reached the node", round(100 * int(
-            cam0["frames_received"]) / sent_cam0, 1), "%", note="the rest was lost in transport"))
+    if reach:
+        result.rows.append(Row("frames that reached the node (worst camera)", round(
+            100 * min(reach.values()), 1), "%", note="the rest was lost in transport"))
     for key in ("latency_p50_ms", "latency_p99_ms"):
         if key in internal:
             result.rows.append(Row(f"node-internal {key.replace('_ms', '')} (received -> "

@@ -67,14 +67,17 @@ class ProblemLog:
         self._seen: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
         self.counts: dict[str, Counter] = {}
-        self.last: dict[str, tuple[float, str, str]] = {}  # camera -> (time, kind, message)
+        self.last: dict[str, tuple[float, str, str, str]] = {}  # (time, kind, message, level)
         self.new_since_report: set[str] = set()
+        self.last_error = ""  # the latest problem logged at error level, any camera
 
     def report(self, camera: str, kind: str, message: str, level: str = "warn") -> bool:
         """Count and remember a problem; log it if new for this camera. True if logged."""
         with self._lock:
             self.counts.setdefault(camera, Counter())[kind] += 1
-            self.last[camera] = (time.monotonic(), kind, message)
+            self.last[camera] = (time.monotonic(), kind, message, level)
+            if level == "error":
+                self.last_error = f"[{camera}] {message}"
             self.new_since_report.add(camera)
             first = (camera, kind) not in self._seen
             self._seen.add((camera, kind))
@@ -85,8 +88,9 @@ class ProblemLog:
             self.log("debug", text)
         return first
 
-    def snapshot(self, camera: str) -> tuple[dict[str, int], tuple[float, str, str] | None]:
-        """Copies of the counts by kind and the last problem (time, kind, message) of a camera."""
+    def snapshot(self, camera: str) -> tuple[dict[str, int], tuple | None]:
+        """Copies of the counts by kind and the last problem (time, kind, message, level) of a
+        camera."""
         with self._lock:
             return dict(self.counts.get(camera, {})), self.last.get(camera)
 

@@ -25,8 +25,9 @@ overlay        sensor_msgs/Image              bgr8 network input with the skelet
 ============== ============================== ================================================
 
 Output QoS [choice]: reliable (RViz, rqt and ``ros2 topic echo`` subscribe reliably by
-default and a best-effort publisher would not reach them), volatile, keep last 1 for the
-display topics (only the newest matters) and 10 for ``pose``/``pose_json`` (downstream logic
+default and a best-effort publisher would not reach them), volatile; keep last 1 for the big
+display topics (mesh, mesh_cloud, overlay: only the newest matters), 5 for ``joints`` (small;
+a slow reader still gets every skeleton) and 10 for ``pose``/``pose_json`` (downstream logic
 should not miss results); ``posture`` is transient-local so a dashboard that starts later
 gets the current posture at once. A message nobody subscribes to is not built (``posture``,
 a few bytes, is always sent so that it stays latched).
@@ -77,6 +78,7 @@ from disrt_ros.worker import BatchWorker, Job
 
 _RELIABLE = dict(reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
 DISPLAY_QOS = QoSProfile(depth=1, **_RELIABLE)
+JOINTS_QOS = QoSProfile(depth=5, **_RELIABLE)
 RESULT_QOS = QoSProfile(depth=10, **_RELIABLE)
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -117,6 +119,9 @@ class BedMonitorNode(Node):
         if self.config.cpu_threads:
             torch.set_num_threads(self.config.cpu_threads)
         self.estimator = estimator if estimator is not None else load_estimator(self.config)
+        if estimator is not None:  # the parameters rule the sampler of an injected one too
+            estimator.set_sampling(steps=self.config.ddim_steps,
+                                   hypotheses=self.config.hypotheses, eta=self.config.eta)
         body = self.estimator.body_model
         self._joint_names = list(body.joint_names)
         self._faces = body.faces.detach().cpu().numpy().astype(np.int64)
@@ -131,7 +136,7 @@ class BedMonitorNode(Node):
         for name, cam in self.cameras.items():
             out = prefix or f"~/{name}/"
             cam.pubs = {
-                "joints": self.create_publisher(MarkerArray, out + "joints", DISPLAY_QOS),
+                "joints": self.create_publisher(MarkerArray, out + "joints", JOINTS_QOS),
                 "mesh": self.create_publisher(Marker, out + "mesh", DISPLAY_QOS),
                 "mesh_cloud": self.create_publisher(PointCloud2, out + "mesh_cloud",
                                                     DISPLAY_QOS),
@@ -304,7 +309,8 @@ class BedMonitorNode(Node):
              "eta": float(self._sampling["eta"]), "max_batch": self.config.max_batch,
              "latency_p50_ms": 1e3 * lat.percentile(50), "latency_p99_ms": 1e3 * lat.percentile(99),
              "display_latency_p99_ms": 1e3 * self.display.latency.percentile(99),
-             "batches": self.worker.batches, "last_batch_size": self.worker.last_batch_size},
+             "batches": self.worker.batches, "last_batch_size": self.worker.last_batch_size,
+             "last_error": self.problems.last_error},
             hardware_id=str(self.estimator.device))
         statuses = [engine]
         for name, cam in self.cameras.items():
@@ -312,8 +318,7 @@ class BedMonitorNode(Node):
             counts, last = self.problems.snapshot(name)
             levels = []
             if name in new_problems and last is not None:
-                hard = last[1] in ("encoding", "unknown_camera", "bed_fit", "inference", "size")
-                levels.append((diag.ERROR if hard else diag.WARN, last[2]))
+                levels.append((diag.ERROR if last[3] == "error" else diag.WARN, last[2]))
             seen = cam.received.last()
             if seen is None or now - seen > QUIET_AFTER_S:
                 levels.append((diag.WARN, f"no depth frames on {cam.cfg.depth_topic}"))
@@ -324,8 +329,8 @@ class BedMonitorNode(Node):
                 "frames_received": cam.received.total, "frames_published": cam.published.total,
                 "dropped_frames": stats.dropped, "rate_limited_frames": cam.rate_limited,
                 "display_dropped": shown.dropped, "failed_frames": stats.failed,
-                "bad_frames": sum(counts.values()),
-                **{f"bad_{kind}": n for kind, n in sorted(counts.items())},
+                "problems": sum(counts.values()),
+                **{f"problems_{kind}": n for kind, n in sorted(counts.items())},
                 "intrinsics": "camera_info" if cam.intrinsics is not None else (
                     "parameter" if cam.cfg.K_fallback is not None else "none"),
                 "bed_region": cam.cfg.bed_region,

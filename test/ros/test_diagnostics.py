@@ -34,7 +34,7 @@ def test_problem_log_logs_each_kind_once_per_camera_and_counts_all():
     assert [level for level, _ in lines] == ["error", "debug", "error", "warn"]
     assert lines[0][1].startswith("[bed1] bad encoding")
     counts, last = log.snapshot("bed1")
-    assert counts == {"encoding": 2, "empty": 1} and last[1:] == ("empty", "empty frame")
+    assert counts == {"encoding": 2, "empty": 1} and last[1:] == ("empty", "empty frame", "warn")
     assert log.take_new() == {"bed1", "bed2"} and log.take_new() == set()
 
 

@@ -158,7 +158,7 @@ def test_missing_camera_info_uses_configured_intrinsics_and_cameras_batch(setup)
     assert any(level == "warn" and "[bed2] no CameraInfo" in text and "configured" in text
                for level, text in logged)
     assert wait_until(lambda: tester.status("camera bed2", lambda v: v["intrinsics"] ==
-                                            "parameter" and int(v["bad_no_camera_info"]) >= 1))
+                                            "parameter" and int(v["problems_no_camera_info"]) >= 1))
     # Frames of both beds waiting together go through one predict call.
     fake.delay_s = 0.3
     try:
@@ -203,7 +203,7 @@ def test_bad_input_is_logged_reported_and_the_next_frame_served(setup, case):
     assert any(level in levels and text.startswith("[bed1]")
                for level, text in logged[n_logged:]), logged[n_logged:]
     assert wait_until(lambda: tester.status("camera bed1", lambda v: int(
-        v.get(f"bad_{kind}", 0)) > before))
+        v.get(f"problems_{kind}", 0)) > before))
     assert tester.stamped("bed1", "joints", stamp) is None  # nothing made of the bad frame
     serve(tester, "bed1", stamps)  # and the node still serves
 
@@ -218,6 +218,8 @@ def test_inference_failure_is_reported_and_recovered(setup):
         s.level == DiagnosticStatus.ERROR and s.name.endswith(": inference")
         for a in list(tester.diagnostics) for s in a.status))
     assert any("fake inference failure" in text for _, text in logged)
+    assert wait_until(lambda: tester.status(": inference", lambda v: "fake inference failure"
+                                            in v["last_error"]))
     serve(tester, "bed1", stamps)
 
 
@@ -288,3 +290,23 @@ def test_flood_at_ten_times_the_inference_rate(setup):
     assert p99 < 0.5, f"latency p99 {p99:.3f} s"
     assert wait_until(lambda: tester.status("camera bed1", lambda v: int(
         v["dropped_frames"]) >= dropped + dropped0))
+
+
+def test_unexpected_callback_error_is_reported_not_fatal(setup, monkeypatch):
+    monitor, tester, _, _, stamps = setup
+    cam = monitor.cameras["bed1"]
+    tick = cam.received.tick
+    calls = []
+
+    def broken(now=None):
+        calls.append(now)
+        if len(calls) == 1:
+            raise RuntimeError("meter broke")
+        tick(now)
+
+    monkeypatch.setattr(cam.received, "tick", broken)
+    stamp = next(stamps)
+    assert wait_until(lambda: (tester.publish("bed1", depth_frame(), stamp, FRAME1, K),
+                               monitor.problems.snapshot("bed1")[0].get("internal"))[1])
+    assert "meter broke" in monitor.problems.last_error
+    serve(tester, "bed1", stamps)  # the executor kept spinning

@@ -1,12 +1,13 @@
 """The node's bed-region call sites (corners, auto fit, periodic re-check) and its
-single-camera topic names, with a stand-in for ``disrt_core.geometry.bedfit``; and the
-console script's start-up errors."""
+single-camera topic names, with a stand-in for ``disrt_core.geometry.bedfit``; the real
+fit; the rate limit; and the console script's start-up errors."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import time
 import types
 
 import numpy as np
@@ -152,6 +153,24 @@ def test_auto_fit_with_the_real_bedfit(ros):
         expected = overhead_camera_pose(2.0, BED_CENTRE_LABEL).double().numpy()
         np.testing.assert_allclose(T[:3, :3], expected[:3, :3], atol=0.02)
         np.testing.assert_allclose(T[:3, 3], expected[:3, 3], atol=0.02)
+    finally:
+        ros.remove(player)
+        ros.remove(monitor)
+
+
+def test_rate_limit_skips_frames_and_counts_them(ros):
+    monitor, player = start(ros, rate_limit_hz=5.0)
+    cam = monitor.cameras["camera"]
+    try:
+        start_time, sent = time.monotonic(), 0
+        while time.monotonic() - start_time < 1.0:  # 100 Hz for one second
+            player.publish("camera", depth_frame(), 100 + sent, FRAME, K)
+            sent += 1
+            time.sleep(0.01)
+        assert wait_until(lambda: monitor.worker.pending() == 0)
+        published, limited = cam.published.total, cam.rate_limited
+        assert 3 <= published <= 8, published  # 5 per second, give or take the edges
+        assert limited >= cam.received.total - published - 2 and limited > 50
     finally:
         ros.remove(player)
         ros.remove(monitor)
