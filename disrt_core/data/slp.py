@@ -199,7 +199,13 @@ class SLPDataset(Source):
                                   clean=self.clean, integer=self.integer)
 
     def label(self, unit: dict, pose: int) -> np.ndarray:
-        """Label [162] of (subject, pose) (SPEC §7.4)."""
+        """Label [162] of (subject, pose) (SPEC §7.4); kept in the unit for the other covers."""
+        cached = unit.setdefault("labels", {})
+        if pose not in cached:
+            cached[pose] = self._label(unit, pose)
+        return cached[pose]
+
+    def _label(self, unit: dict, pose: int) -> np.ndarray:
         subject = unit["subject"]
         fit = bodymap.load_fit(bodymap.fit_path(self.root, subject, pose))
         weight, height, gender = unit["physique"][:3]

@@ -91,14 +91,15 @@ def depth_points(depth_mm: np.ndarray, K: np.ndarray, stride: int = 1,
 def fit_plane(points: np.ndarray) -> tuple[np.ndarray, float]:
     """Least-squares plane (unit normal toward the camera at the origin, offset) of [N,3]."""
     centroid = points.mean(axis=0)
-    normal = np.linalg.svd(points - centroid, full_matrices=False)[2][-1]
+    centred = points - centroid
+    normal = np.linalg.eigh(centred.T @ centred)[1][:, 0]  # smallest-variance direction
     if normal @ centroid > 0:  # make normal · (camera − p) > 0: it points at the camera
         normal = -normal
     return normal, float(-normal @ centroid)
 
 
 def ransac_planes(points: np.ndarray, *, threshold_m: float = 0.015, max_tilt_deg: float = 30.0,
-                  iterations: int = 400, count: int = 2, min_fraction: float = 0.05,
+                  iterations: int = 200, count: int = 2, min_fraction: float = 0.05,
                   seed: int = 0) -> list[tuple[np.ndarray, float, np.ndarray]]:
     """Up to ``count`` planes found one after another (each on the points left by the
     previous), keeping only planes whose normal is within ``max_tilt_deg`` of the optical
@@ -113,7 +114,7 @@ def ransac_planes(points: np.ndarray, *, threshold_m: float = 0.015, max_tilt_de
         if len(idx) < max(3, min_fraction * len(points)):
             break
         pts = points[idx]
-        probe = pts[rng.choice(len(pts), min(len(pts), 4000), replace=False)]
+        probe = pts[rng.choice(len(pts), min(len(pts), 2000), replace=False)].astype(np.float32)
         tri = pts[rng.integers(0, len(pts), (iterations, 3))]
         normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
         norms = np.linalg.norm(normals, axis=1)
@@ -123,7 +124,8 @@ def ransac_planes(points: np.ndarray, *, threshold_m: float = 0.015, max_tilt_de
         if not good.any():
             break
         offsets = -(normals * tri[:, 0]).sum(1)
-        support = (np.abs(probe @ normals.T + offsets) < threshold_m).sum(0)
+        support = (np.abs(probe @ normals.T.astype(np.float32) + offsets.astype(np.float32))
+                   < threshold_m).sum(0)
         support[~good] = -1
         best = int(np.argmax(support))
         normal, offset = normals[best], offsets[best]
@@ -216,7 +218,7 @@ def _largest_region(mask: np.ndarray, close_px: int) -> np.ndarray:
 
     size = max(1, close_px) | 1
     closed = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE,
-                              cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
+                              cv2.getStructuringElement(cv2.MORPH_RECT, (size, size)))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
     if count <= 1:
         return mask
