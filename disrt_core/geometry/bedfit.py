@@ -16,6 +16,8 @@ larger than 84 × 192 cm is cropped and a smaller one padded — never stretched
   ``max_tilt_deg`` of the optical axis), the one nearest the camera with enough support is
   the mattress (the floor is farther), its extent is the minimum-area rectangle of its
   inliers, and ``head`` says which image side the head end is on (a plane cannot tell).
+  The whole mattress must be in view (else the rectangle is the visible part): for a
+  partial view give the corners, or for SLP use ``geometry.slp.slp_camera_pose``.
 * :func:`bed_change`: periodic re-check: has the bed moved? (angle, offset, shift, yaw).
 
 Pixels are (u = column, v = row); depth images are mm along the optical axis, 0 = no
