@@ -11,8 +11,9 @@ replaces it by a stand-in that takes that long (node overhead alone). Frames are
 16UC1 (SLP's Kinect), the camera 2 m over the bed.
 
 Phases (each after the node answered its first frames):
-1. one camera at ``--rate`` Hz: latency p50 / p99 and output rate;
-2. one camera flooding at 100 Hz: the highest rate the node sustains (its output rate);
+1. one camera at ``--rate`` Hz: latency p50 / p99, and the output rate, which is the most
+   the node sustains when it is below the camera rate (newer frames replace waiting ones);
+2. one camera flooding at 100 Hz: output rate and latency under overload;
 3. ``--cameras`` cameras at ``--rate`` Hz each (frames batched): slowest camera's rate.
 """
 
@@ -259,17 +260,18 @@ def measure(args) -> None:
                     command_line())
     s, f = steady[0], flood[0]
     lat_goal = "≤ 8 ms p99 (GPU, 30 Hz, 5 steps)" if gpu else ""
-    rate_goal = "" if gpu else "≥ 10 Hz (2-core CPU, small)"
+    real_small = args.preset == "small" and args.fake_ms is None and not args.checkpoint
+    rate_goal = "≥ 10 Hz (2-core CPU, small)" if real_small and not gpu else ""
     result.rows += [
         Row(f"latency p50, 1 camera at {args.rate:g} Hz", round(1e3 * s["p50"], 2), "ms"),
         Row(f"latency p99, 1 camera at {args.rate:g} Hz", round(1e3 * s["p99"], 2), "ms",
             lat_goal, (s["p99"] <= 0.008) if gpu else None),
-        Row(f"output rate, 1 camera at {args.rate:g} Hz", round(s["rate"], 2), "Hz"),
+        Row(f"sustained output rate, 1 camera at {args.rate:g} Hz", round(s["rate"], 2), "Hz",
+            rate_goal, (s["rate"] >= 10.0) if rate_goal else None),
         Row("node CPU time per published frame (all threads)", round(1e3 * cpu_per_frame, 2),
             "ms", note="includes receiving the frames it drops"),
-        Row(f"max sustained rate (1 camera flooding at {FLOOD_HZ:g} Hz)", round(f["rate"], 2),
-            "Hz", rate_goal, None if gpu or args.preset != "small" or args.fake_ms is not None
-            else f["rate"] >= 10.0),
+        Row(f"output rate, 1 camera flooding at {FLOOD_HZ:g} Hz", round(f["rate"], 2), "Hz",
+            note="receiving the flood costs CPU too"),
         Row(f"latency p99 under the {FLOOD_HZ:g} Hz flood", round(1e3 * f["p99"], 2), "ms"),
     ]
     rates = [m["rate"] for m in multi.values()]

@@ -31,7 +31,7 @@ class RateMeter:
     since the meter was created while that is shorter.
     """
 
-    def __init__(self, window_s: float = 5.0, max_events: int = 100_000):
+    def __init__(self, window_s: float = 5.0, max_events: int = 10_000):
         self.window_s = window_s
         self.created = time.monotonic()
         self.total = 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable
 
 import numpy as np
@@ -79,7 +79,8 @@ class Player(Node):
         self.info_pubs = {n: self.create_publisher(CameraInfo, f"/{ns}/depth/camera_info",
                                                    qos_profile_sensor_data)
                           for n, ns in cameras.items()}
-        self.received: dict[tuple[str, str], list] = defaultdict(list)
+        # The newest messages per (camera, topic): bounded, so that floods do not grow memory.
+        self.received: dict[tuple[str, str], deque] = defaultdict(lambda: deque(maxlen=30))
         self.diagnostics: list[DiagnosticArray] = []
         self._lock = threading.Lock()
         reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)

@@ -46,8 +46,10 @@ def ros():
 @pytest.fixture(scope="module")
 def setup(ros):
     fake = FakeEstimator()
+    threads = torch.get_num_threads()  # the node sets 1 for the process: restored below
     params = {
         "cameras": ["bed1", "bed2"], "diagnostics_period_s": 0.2, "display_rate_hz": 0.0,
+        "cpu_threads": 1,
         "bed1.namespace": "cam1", "bed1.frame_id": FRAME1, "bed1.camera_height_m": CAM_HEIGHT,
         "bed2.namespace": "cam2", "bed2.camera_height_m": CAM_HEIGHT,
         "bed2.intrinsics": [K[0, 0], K[1, 1], K[0, 2], K[1, 2]],
@@ -69,6 +71,7 @@ def setup(ros):
     yield monitor, tester, fake, logged, stamps
     ros.remove(tester)
     ros.remove(monitor)
+    torch.set_num_threads(threads)
 
 
 def serve(tester, camera, stamps, *, depth=None, frame_id=FRAME1, with_info=True, **kw):
@@ -282,12 +285,14 @@ def test_flood_at_ten_times_the_inference_rate(setup):
     print(f"flood: sent {sent}, received {received}, processed {processed}, dropped {dropped} "
           f"in {elapsed:.2f} s; RSS {rss0:.0f} -> {rss1:.0f} MB; "
           f"latency p50 {1e3 * p50:.0f} ms, p99 {1e3 * p99:.0f} ms")
-    assert sent >= 200 and received >= 100  # best-effort input may lose some
+    assert sent >= 150 and received >= 100  # best-effort input may lose some
     assert processed <= elapsed / 0.05 + 3  # inference is the bottleneck
     assert dropped >= received - processed - 2 and dropped > received / 2
-    assert rss1 - rss0 < 40.0, f"memory grew by {rss1 - rss0:.1f} MB"
-    # Newest-frame queue: a frame waits at most one inference, then takes one (2 × 50 ms).
-    assert p99 < 0.5, f"latency p99 {p99:.3f} s"
+    assert rss1 - rss0 < 10.0, f"memory grew by {rss1 - rss0:.1f} MB"  # frames: 300 KB each
+    # Newest-frame queue: a frame waits at most one inference, then takes one (2 × 50 ms on
+    # an idle CPU). A queue keeping every frame would reach (received − processed) × 50 ms,
+    # over 5 s here; the bound leaves room for a CPU shared with other jobs.
+    assert p99 < 1.0, f"latency p99 {p99:.3f} s"
     assert wait_until(lambda: tester.status("camera bed1", lambda v: int(
         v["dropped_frames"]) >= dropped + dropped0))
 
