@@ -26,6 +26,7 @@ from rosbags.interfaces import QosDurability, QosReliability
 from disrt_ros.bags import BagError, BagReader, TopicInfo
 
 QUEUE_DEPTH = 10  # keep-last depth of each publisher
+LINGER_S = 0.5  # time left for the last messages to leave before the publishers go
 
 
 def message_class(msgtype: str):
@@ -134,9 +135,11 @@ def replay(node, bag: str | Path, *, rate: float = 1.0, loop: bool = False,
             if not loop or should_stop() or not rclpy.ok(context=node.context):
                 return stats
     finally:
-        if rclpy.ok(context=node.context):  # deliver the last messages to reliable readers
-            for publisher in publishers.values():
+        if rclpy.ok(context=node.context):  # deliver the last messages before leaving:
+            for publisher in publishers.values():  # reliable readers acknowledge them;
                 publisher.wait_for_all_acked(Duration(seconds=2))
+            time.sleep(LINGER_S)  # best-effort ones cannot, and a large image goes out in
+            # fragments that a publisher destroyed at once would never finish sending
         stats.wall_s = time.monotonic() - began
         bar.close()
         for publisher in publishers.values():
