@@ -313,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.max_frames and count >= args.max_frames:
                 break
         for publisher in (image_pub, info_pub):  # deliver the last frames before leaving
-            publisher.wait_for_all_acked(Duration(seconds=2))
+            publisher.wait_for_all_acked(Duration(seconds=2))  # (reliable readers)
+        time.sleep(0.5)  # best-effort readers: let the last image's fragments go out
         print(f"[disrt-realsense] published {count} depth frames")
         return 0
     except (RuntimeError, TimeoutError) as err:
