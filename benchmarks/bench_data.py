@@ -138,7 +138,10 @@ def bench_readers(result: Result, workers: list[int], tmp: Path) -> None:
         "SLP cleaned": lambda: SLPDataset(slp_fx.root, [1, 2], poses=slp_fx.poses),
         "SLP raw (+clean-up)": lambda: SLPDataset(slp_fx.root, [1, 2], poses=slp_fx.poses,
                                                   depth="raw", clean=True, labels=False),
-        "BodyPressureSD": lambda: BodyPressureSD(bp_fx.root, bp_fx.stems),
+        "BodyPressureSD (pickles)": lambda: BodyPressureSD(bp_fx.root, bp_fx.stems,
+                                                           cache=False),
+        "BodyPressureSD (cached)": lambda: BodyPressureSD(bp_fx.root, bp_fx.stems,
+                                                          cache=tmp / "bpcache"),
         "own shards": lambda: SyntheticShards(tmp / "synth"),
     }
     for name, make in sources.items():
@@ -152,7 +155,7 @@ def bench_readers(result: Result, workers: list[int], tmp: Path) -> None:
                                    if w else ""))
             print(f"{name:22s} {w} workers: {samples_s:8.1f} samples/s")
     for w in workers:
-        pipe = make_loader({"bp": BodyPressureSD(bp_fx.root, bp_fx.stems),
+        pipe = make_loader({"bp": BodyPressureSD(bp_fx.root, bp_fx.stems, cache=tmp / "bpcache"),
                             "slp": SLPDataset(slp_fx.root, [1, 2], poses=slp_fx.poses)},
                            batch_size=32, weights={"bp": 9, "slp": 1}, num_workers=w,
                            samples_per_epoch=1600, seed=0)

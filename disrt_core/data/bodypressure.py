@@ -20,11 +20,22 @@ One unit = one stem; ``N`` comes from the file name and is checked on load. As D
 
 Cover: 0 for the no-blanket image, 1 for the blanket (DiSRT calls it ``cover1``). Gender from
 the ``_f_``/``_m_`` token; posture from the label's root orientation.
+
+Cache [choice]: each file holds one posture and gender, and unpickling one takes seconds, so
+by default every stem is converted once into plain ``.npy`` arrays (labels, NaN flags, the
+two depth stacks; ~2.8 GB for the 18 files) under ``cache`` (default the user cache,
+``~/.cache/disrt_ros/bodypressure`` or ``$DISRT_CACHE_DIR``), keyed by the pickles' sizes
+and times. They are memory-mapped, so the source is ``random_access`` and the pipeline
+mixes all files in every batch, as DiSRT's in-memory shuffle does. ``cache=False`` reads
+the pickles unit by unit instead.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from disrt_core.cache import cache_dir
 from disrt_core.data import labels
 from disrt_core.data.source import DataError, Source, check_body_model, make_sample
 from disrt_core.geometry.bedframe import normalize_depth
@@ -54,6 +66,8 @@ SYNTH_KEYS = ("images", "markers_xyz_m", "body_shape", "joint_angles", "root_xyz
               "body_volume", "body_height")
 DEPTH_KEYS = ("overhead_depthcam", "overhead_depthcam_noblanket")
 IMAGE_MODES = ("disrt", "blanket", "noblanket", "both")
+CACHE_VERSION = 1
+CACHED_ARRAYS = ("label", "nan", *DEPTH_KEYS)
 HINT = ("download BodyPressureSD (Healthcare-Robotics/BodyPressure, "
         "data_BP/download_BodyPressureSD.sh) into <data>/synth and <data>/synth_depth")
 
@@ -87,7 +101,9 @@ class BodyPressureSD(Source):
     """BodyPressureSD files under ``root`` (the ``<data>`` folder); see the module docstring.
 
     stems: file stems to read (default: the 18 paper files, which must all be present).
-    vertices: add ``vertices_gt`` (label frame) from ``GT_BP_data/bp2``.
+    vertices: add ``vertices_gt`` (label frame) from ``GT_BP_data/bp2``. cache: folder of
+    the converted arrays, ``"auto"`` (user cache) or False (read the pickles each time);
+    missing conversions are made in the constructor (``prepare``), one file at a time.
     """
 
     name = "bodypressure"
@@ -96,7 +112,8 @@ class BodyPressureSD(Source):
 
     def __init__(self, root: str | Path, stems: Sequence[str] | None = None, *,
                  images: str = "disrt", zero_last_row: bool = True, vertices: bool = False,
-                 body_model=None) -> None:
+                 body_model=None, cache: str | Path | bool = "auto",
+                 prepare: bool = True) -> None:
         self.root = Path(root)
         if images not in IMAGE_MODES:
             raise ValueError(f"images must be one of {IMAGE_MODES}, got {images!r}")
@@ -113,6 +130,35 @@ class BodyPressureSD(Source):
                                     f"{' ...' if len(missing) > 4 else ''}; {HINT}")
         self.images, self.zero_last_row, self.vertices = images, zero_last_row, vertices
         check_body_model(body_model, model_id="smpl", param_dim=88, what="BodyPressureSD")
+        if cache is False or cache is None:
+            self.cache = None
+        else:
+            self.cache = cache_dir("bodypressure") if cache == "auto" else Path(cache)
+        self.random_access = self.cache is not None
+        if self.cache is not None and prepare:
+            for stem in self.stems:
+                self._cached(stem)
+
+    def _cache_path(self, stem: str) -> Path:
+        stat = [(p.stat().st_size, p.stat().st_mtime_ns) for p in self.files(stem)[:2]]
+        key = hashlib.sha1(repr((CACHE_VERSION, stat)).encode()).hexdigest()[:16]
+        return self.cache / f"{stem}-{key}"
+
+    def _cached(self, stem: str) -> Path:
+        """The stem's converted arrays, made now if missing (atomically: temp dir + rename)."""
+        path = self._cache_path(stem)
+        if path.is_dir():
+            return path
+        unit = self._read_pickles(stem)
+        tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+        tmp.mkdir(parents=True, exist_ok=True)
+        for key in CACHED_ARRAYS:
+            np.save(tmp / f"{key}.npy", np.ascontiguousarray(unit[key]))
+        try:
+            os.rename(tmp, path)
+        except OSError:  # another process finished first
+            shutil.rmtree(tmp, ignore_errors=True)
+        return path
 
     def files(self, stem: str) -> tuple[Path, Path, Path]:
         """(synth pickle, depth pickle, GT vertices) of a stem."""
@@ -125,34 +171,46 @@ class BodyPressureSD(Source):
         return [per_index * int(f["count"]) for f in self.fields]
 
     def load_unit(self, index: int) -> dict[str, Any]:
+        """One stem: its cached arrays (memory-mapped) or its pickles, and GT vertices."""
+        stem = self.stems[index]
+        if self.cache is not None:
+            path = self._cached(stem)
+            unit = {"stem": stem, "gender": self.fields[index]["gender"]}
+            for key in CACHED_ARRAYS:
+                unit[key] = np.load(path / f"{key}.npy", mmap_mode="r")
+        else:
+            unit = self._read_pickles(stem)
+        if self.vertices:
+            verts_path = self.files(stem)[2]
+            if not verts_path.is_file():
+                raise DataError(f"{verts_path}: GT vertices not found (BodyMAP's GT_BP_data)")
+            unit["vertices"] = np.load(verts_path, mmap_mode="r")
+            valid = int((~np.asarray(unit["nan"])).sum())
+            if unit["vertices"].shape[0] != valid:
+                raise DataError(f"{verts_path}: {unit['vertices'].shape[0]} meshes, expected "
+                                f"{valid} (one per valid sample)")
+            unit["valid_index"] = np.cumsum(~np.asarray(unit["nan"])) - 1
+        return unit
+
+    def _read_pickles(self, stem: str) -> dict[str, Any]:
         """Both pickles of one stem, checked, with labels computed for all samples."""
-        stem, fields = self.stems[index], self.fields[index]
-        count = int(fields["count"])
-        synth_path, depth_path, verts_path = self.files(stem)
+        count = int(parse_stem(stem)["count"])
+        synth_path, depth_path, _ = self.files(stem)
         synth, depth = (self._load_dict(p, keys) for p, keys in
                         ((synth_path, SYNTH_KEYS), (depth_path, DEPTH_KEYS)))
         where = str(synth_path)
         images = _as_stack(synth["images"], "images", where, count, np.float64)
         arrays = {k: _as_stack(synth[k], k, where, count, np.float64) for k in SYNTH_KEYS[1:]}
-        label = labels.bodypressure_label(**arrays, gender=fields["gender"])
+        gender = parse_stem(stem)["gender"]
+        label = labels.bodypressure_label(**arrays, gender=gender)
         unit = {"stem": stem, "label": label,
-                "nan": np.isnan(images.reshape(count, -1).sum(axis=1)),
-                "gender": fields["gender"]}
+                "nan": np.isnan(images.reshape(count, -1).sum(axis=1)), "gender": gender}
         for key in DEPTH_KEYS:
             stack = _as_stack(depth[key], key, str(depth_path), count)
             if stack.shape[1:] != (128, 54):
                 raise DataError(f"{depth_path}: '{key}' images are {stack.shape[1:]}, "
                                 "expected (128, 54)")
             unit[key] = stack
-        if self.vertices:
-            if not verts_path.is_file():
-                raise DataError(f"{verts_path}: GT vertices not found (BodyMAP's GT_BP_data)")
-            unit["vertices"] = np.load(verts_path, mmap_mode="r")
-            valid = int((~unit["nan"]).sum())
-            if unit["vertices"].shape[0] != valid:
-                raise DataError(f"{verts_path}: {unit['vertices'].shape[0]} meshes, expected "
-                                f"{valid} (one per valid sample)")
-            unit["valid_index"] = np.cumsum(~unit["nan"]) - 1
         return unit
 
     @staticmethod
@@ -185,7 +243,7 @@ class BodyPressureSD(Source):
             reference[127:] = 0.0
             shown[127:] = 0.0
         bed = np.float32(max(reference.max(), shown.max()))  # synthetic branch, SPEC §7.6
-        label = unit["label"][i]
+        label = np.array(unit["label"][i], np.float64)  # a copy: memory maps are read-only
         root = torch.from_numpy(label[labels.ROOT])[None]
         extra = {"label": label.astype(np.float32)}
         if self.vertices:

@@ -18,7 +18,9 @@ and ``skipped`` (``"key: reason"`` of the samples left out of this batch).
 shard, a BodyPressureSD file, an SLP subject) in a seeded order of units and of samples
 within a unit, and cut into ``streams`` contiguous pieces. A stream mixes its pieces of
 every source (seeded interleaving) after shuffling within windows of ``shuffle_window``
-consecutive units, so it holds only a few units in memory at a time. Global batch ``i`` is
+consecutive units, so it holds only a few units in memory at a time. Sources whose units
+are memory maps (``random_access``: SLP, cached BodyPressureSD) are instead shuffled
+globally, across all their units, as an in-memory dataset would be. Global batch ``i`` is
 batch ``i // streams`` of stream ``i % streams``; DataLoader worker ``w`` runs the streams
 ``s ≡ w (mod num_workers)`` and the DataLoader's round-robin restores the global order. The
 order depends only on ``(seed, epoch, streams)``, not on the number of workers, and
@@ -138,18 +140,26 @@ class MixedStream(IterableDataset):
         return [round(n * self.weights[name] / weight_sum) for name in self.names]
 
     def _source_refs(self, k: int, epoch: int, count: int) -> np.ndarray:
-        """``count`` (unit, index) refs [count, 2] of source ``k``, unit-major."""
+        """``count`` (unit, index) refs [count, 2] of source ``k``: unit-major, or in a global
+        random order for a ``random_access`` source."""
         sizes = self.sizes[k]
-        refs, cycle = [], 0
-        while sum(len(r) for r in refs) < count:
+        if count and not any(sizes):
+            raise DataError(f"source {self.names[k]!r} has no samples")
+        everywhere = self.shuffle and getattr(self.sources[k], "random_access", False)
+        refs, total, cycle = [], 0, 0
+        while total < count:
             rng = _rng(self.seed, epoch, k, cycle)
             units = rng.permutation(len(sizes)) if self.shuffle else np.arange(len(sizes))
+            block = []
             for u in units:
                 local = rng.permutation(sizes[u]) if self.shuffle else np.arange(sizes[u])
-                refs.append(np.stack([np.full(sizes[u], u), local], 1))
+                block.append(np.stack([np.full(sizes[u], u), local], 1))
+            block = np.concatenate(block)
+            if everywhere:
+                block = block[rng.permutation(len(block))]
+            refs.append(block)
+            total += len(block)
             cycle += 1
-            if not any(sizes):
-                raise DataError(f"source {self.names[k]!r} has no samples")
         return np.concatenate(refs)[:count] if refs else np.zeros((0, 2), np.int64)
 
     def stream_plan(self, epoch: int) -> list[np.ndarray]:
@@ -160,7 +170,8 @@ class MixedStream(IterableDataset):
             bounds = np.linspace(0, len(refs), self.streams + 1).round().astype(int)
             for s in range(self.streams):
                 piece = refs[bounds[s]:bounds[s + 1]]
-                if self.shuffle and len(piece):
+                windowed = not getattr(self.sources[k], "random_access", False)
+                if self.shuffle and windowed and len(piece):
                     rng = _rng(self.seed, epoch, k, s, 1)
                     starts = np.flatnonzero(np.r_[True, piece[1:, 0] != piece[:-1, 0]])
                     windows = np.zeros(len(piece), int)
@@ -224,6 +235,8 @@ class MixedStream(IterableDataset):
             yield self._make_batch(index, refs, cache, capacity)
 
     def _unit(self, cache: OrderedDict, capacity: int, k: int, u: int) -> Any:
+        """Unit ``u`` of source ``k``: LRU-cached, except random-access units (cheap memory
+        maps), which stay open."""
         if (k, u) in cache:
             cache.move_to_end((k, u))
             return cache[(k, u)]
@@ -232,8 +245,10 @@ class MixedStream(IterableDataset):
         except DataError as exc:
             unit = exc  # remembered: every sample of a broken unit fails the same way
         cache[(k, u)] = unit
-        while len(cache) > capacity:
-            cache.popitem(last=False)
+        evictable = [key for key in cache
+                     if not getattr(self.sources[key[0]], "random_access", False)]
+        for key in evictable[:max(0, len(evictable) - capacity)]:
+            del cache[key]
         return unit
 
     def _make_batch(self, index: int, refs: np.ndarray, cache: OrderedDict,

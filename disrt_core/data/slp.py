@@ -119,6 +119,7 @@ class SLPDataset(Source):
     name = "slp"
     model_id = "smpl"
     param_dim = 88
+    random_access = True  # memory maps and per-frame files: any sample is cheap to reach
 
     def __init__(self, root: str | Path, subjects: Sequence[int], *, setting: str = "danaLab",
                  covers: Sequence[str] = COVERS, poses: Sequence[int] = range(1, N_POSES + 1),
@@ -173,16 +174,28 @@ class SLPDataset(Source):
         subject = self.subjects[index]
         unit: dict[str, Any] = {"subject": subject, "physique": self.physique[subject - 1]}
         if self.depth_mode == "cleaned":
-            unit["cleaned"] = {c: np.load(cleaned_depth_path(self.root, c), mmap_mode="r")
-                               for c in self.covers}
+            unit["cleaned"] = self._maps()["cleaned"]
         else:
             path = align_path(self.root, self.setting, subject)
             if not path.is_file():
                 raise DataError(f"{path}: homography not found; {SLP_HINT}")
             unit["homography"] = check_array(np.load(path), "align_PTr_depth", (3, 3), str(path))
         if self.labels:
-            unit["slp_T_cam"] = np.load(slp_t_cam_path(self.root), mmap_mode="r")
+            unit["slp_T_cam"] = self._maps()["slp_T_cam"]
         return unit
+
+    def _maps(self) -> dict[str, Any]:
+        """The shared arrays, memory-mapped once per process."""
+        maps = getattr(self, "_cache_maps", None)
+        if maps is None:
+            maps = {}
+            if self.depth_mode == "cleaned":
+                maps["cleaned"] = {c: np.load(cleaned_depth_path(self.root, c), mmap_mode="r")
+                                   for c in self.covers}
+            if self.labels:
+                maps["slp_T_cam"] = np.load(slp_t_cam_path(self.root), mmap_mode="r")
+            self._cache_maps = maps
+        return maps
 
     def _depth_mm(self, unit: dict, cover: str, pose: int) -> np.ndarray:
         subject = unit["subject"]

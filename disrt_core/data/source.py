@@ -27,6 +27,8 @@ A **source** is a sequence of *units* (a subject, a pickle file, a shard): the p
 loads one unit at a time, so a source never has to hold all its samples. Subclasses give
 ``unit_sizes()``, ``load_unit(i)`` (anything ``sample_from`` understands) and
 ``sample_from(unit, j)``. ``source[i]`` gives random access through a one-unit cache.
+Sources whose units are cheap to open (memory maps) set ``random_access`` so the pipeline
+draws their samples in a global random order.
 """
 
 from __future__ import annotations
@@ -119,6 +121,9 @@ class Source:
     """Base class of dataset sources (see the module docstring)."""
 
     name: str = "source"
+    #: True when ``load_unit`` is cheap (memory maps, per-sample files): the pipeline then
+    #: shuffles such a source's samples across all its units, not unit by unit.
+    random_access: bool = False
     #: Parameter-vector length of the labels and the body-model id they belong to.
     param_dim: int
     model_id: str
@@ -145,13 +150,12 @@ class Source:
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         unit, local = self.locate(index)
-        cached = getattr(self, "_cached_unit", None)
+        cached = getattr(self, "_cache_unit", None)
         if cached is None or cached[0] != unit:
             cached = (unit, self.load_unit(unit))
-            self._cached_unit = cached
+            self._cache_unit = cached
         return self.sample_from(cached[1], local)
 
     def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state.pop("_cached_unit", None)  # never ship loaded data to worker processes
-        return state
+        # Never ship loaded data or open memory maps (attributes "_cache*") to workers.
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_cache")}

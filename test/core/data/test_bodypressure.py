@@ -1,5 +1,6 @@
 """BodyPressureSD reader on miniature files in the original Python-2 pickle format."""
 
+import os
 import pickle
 import types
 
@@ -28,9 +29,13 @@ def expected_depth(fx, stem, i, blanket):
     return normalize_depth(shown, max(ref.max(), shown.max()))
 
 
-def test_reads_labels_depth_and_the_two_to_one_rule(bodypressure_fixture, smpl_both):
+@pytest.mark.parametrize("cached", [False, True])
+def test_reads_labels_depth_and_the_two_to_one_rule(bodypressure_fixture, smpl_both, cached,
+                                                    tmp_path):
     fx = bodypressure_fixture
-    source = BodyPressureSD(fx.root, fx.stems, vertices=True, body_model=smpl_both)
+    source = BodyPressureSD(fx.root, fx.stems, vertices=True, body_model=smpl_both,
+                            cache=tmp_path if cached else False)
+    assert source.random_access == cached
     assert source.unit_sizes() == [4, 3]
     kept = []
     for index in range(len(source)):
@@ -62,16 +67,40 @@ def test_reads_labels_depth_and_the_two_to_one_rule(bodypressure_fixture, smpl_b
     np.testing.assert_allclose(joints.numpy(), np.stack([s["joints"] for s in kept]), atol=2e-5)
 
 
+def test_cache_is_made_once_and_follows_the_files(bodypressure_fixture, tmp_path,
+                                                  monkeypatch):
+    import disrt_core.data.bodypressure as bp
+
+    fx = bodypressure_fixture
+    first = BodyPressureSD(fx.root, fx.stems, cache=tmp_path)
+    reference = [first[i]["depth"] for i in (0, 1, 3)]  # sample 2 is the NaN one
+    assert sorted(p.name.rsplit("-", 1)[0] for p in tmp_path.iterdir()) == sorted(fx.stems)
+
+    def no_pickles(*_, **__):
+        raise AssertionError("the pickles were read again")
+
+    monkeypatch.setattr(bp, "load_pickle", no_pickles)
+    again = BodyPressureSD(fx.root, fx.stems, cache=tmp_path)
+    for i, depth in zip((0, 1, 3), reference, strict=True):
+        np.testing.assert_array_equal(again[i]["depth"], depth)
+    synth = fx.root / "synth" / f"{fx.stems[0]}.p"
+    stat = synth.stat()
+    os.utime(synth, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # the file changed
+    with pytest.raises(DataError, match="read again"):  # converted anew
+        BodyPressureSD(fx.root, fx.stems, cache=tmp_path)
+
+
 def test_image_modes(bodypressure_fixture):
     fx = bodypressure_fixture
-    both = BodyPressureSD(fx.root, fx.stems[1:], images="both")
+    both = BodyPressureSD(fx.root, fx.stems[1:], images="both", cache=False)
     assert both.unit_sizes() == [6]
     assert [both[k]["cover"] for k in range(6)] == [0, 1, 0, 1, 0, 1]
     np.testing.assert_array_equal(both[5]["depth"][0], expected_depth(fx, fx.stems[1], 2, True))
-    plain = BodyPressureSD(fx.root, fx.stems[1:], images="noblanket", zero_last_row=False)
+    plain = BodyPressureSD(fx.root, fx.stems[1:], images="noblanket", zero_last_row=False,
+                           cache=False)
     assert plain[0]["cover"] == 0 and plain[0]["depth"][0, 127].max() > 0
     with pytest.raises(ValueError, match="images must be one of"):
-        BodyPressureSD(fx.root, fx.stems, images="all")
+        BodyPressureSD(fx.root, fx.stems, images="all", cache=False)
 
 
 def test_paper_stems_and_names():
@@ -88,10 +117,10 @@ def test_errors_name_the_file(bodypressure_fixture, tmp_path):
     with pytest.raises(FileNotFoundError, match="synth: not found"):
         BodyPressureSD(tmp_path, fx.stems)
     with pytest.raises(FileNotFoundError, match=r"files missing: \['train_slp_lay_f_1to40_8549"):
-        BodyPressureSD(fx.root)  # the 18 paper files are not all there
+        BodyPressureSD(fx.root, cache=False)  # the 18 paper files are not all there
     smpl_needed = types.SimpleNamespace(model_id="anny-0.6", param_dim=84)
     with pytest.raises(DataError, match="BodyPressureSD has smpl labels"):
-        BodyPressureSD(fx.root, fx.stems, body_model=smpl_needed)
+        BodyPressureSD(fx.root, fx.stems, body_model=smpl_needed, cache=False)
     # A file whose sample count disagrees with its name; a missing key; a bad image shape.
     root = tmp_path / "bp"
     (root / "synth").mkdir(parents=True)
@@ -110,15 +139,15 @@ def test_errors_name_the_file(bodypressure_fixture, tmp_path):
     ]:
         write_pickle(root / "synth" / f"{stem}.p", broken, protocol=2, py2_strings=True)
         with pytest.raises(DataError, match=message):
-            BodyPressureSD(root, [stem])[0]
+            BodyPressureSD(root, [stem], cache=False)[0]
     write_pickle(root / "synth" / f"{stem}.p", good, protocol=2, py2_strings=True)
-    BodyPressureSD(root, [stem])[0]
+    BodyPressureSD(root, [stem], cache=False)[0]
     depth["overhead_depthcam"] = [np.zeros((64, 27), np.uint16)] * 2
     write_pickle(root / "synth_depth" / f"{stem}_depthims.p", depth, protocol=2, py2_strings=True)
     with pytest.raises(DataError, match=r"_depthims.p: 'overhead_depthcam' images are \(64, 27\)"):
-        BodyPressureSD(root, [stem])[0]
+        BodyPressureSD(root, [stem], cache=False)[0]
     # A pickle that references code is refused by the restricted unpickler.
     with (root / "synth" / f"{stem}.p").open("wb") as f:
         pickle.dump({"images": types.SimpleNamespace()}, f, protocol=2)
     with pytest.raises(DataError, match=r"refusing to load 'types.SimpleNamespace'"):
-        BodyPressureSD(root, [stem])[0]
+        BodyPressureSD(root, [stem], cache=tmp_path / "cache")  # converting it fails

@@ -110,6 +110,18 @@ def test_streams_load_few_units_at_a_time():
     assert shuffled != sorted(shuffled, key=lambda k: tuple(map(int, k.split("/")[1:])))
 
 
+def test_random_access_sources_are_shuffled_across_units():
+    source = Toy("r", [50] * 10)
+    source.random_access = True
+    pipe = make_loader([source], batch_size=10, streams=2, shuffle_window=1, seed=5)
+    batches = list(pipe.epoch(0))
+    spread = [len({k.split("/")[1] for k in b["key"]}) for b in batches]
+    assert np.mean(spread) > 5  # ~6.5 distinct units of 10 in a batch of 10 draws
+    assert len(source.loads) == 10  # each unit opened once, kept open
+    assert sorted(flat(b["key"] for b in batches)) == sorted(
+        f"r/{u}/{i}" for u in range(10) for i in range(50))
+
+
 def test_bad_samples_raise_or_are_skipped_and_counted():
     def toy():
         return Toy("t", [6, 6], bad={(0, 2), (1, 5)}, filtered={(0, 4)})
@@ -149,7 +161,8 @@ def test_collate_and_layout_checks():
 
 def test_real_readers_through_worker_processes(slp_fixture, bodypressure_fixture):
     slp = SLPDataset(slp_fixture.root, [1, 81], poses=slp_fixture.poses)
-    bpsd = BodyPressureSD(bodypressure_fixture.root, bodypressure_fixture.stems)
+    bpsd = BodyPressureSD(bodypressure_fixture.root, bodypressure_fixture.stems,
+                          cache=bodypressure_fixture.root / "cache")
     pipe = make_loader({"slp": slp, "bpsd": bpsd}, batch_size=5, num_workers=2, seed=0)
     pipe.stream.drop_last = False
     batches = list(pipe.epoch(0))
