@@ -23,11 +23,11 @@ the ``_f_``/``_m_`` token; posture from the label's root orientation.
 
 Cache [choice]: each file holds one posture and gender, and unpickling one takes seconds, so
 by default every stem is converted once into plain ``.npy`` arrays (labels, NaN flags, the
-two depth stacks; ~2.8 GB for the 18 files) under ``cache`` (default the user cache,
-``~/.cache/disrt_ros/bodypressure`` or ``$DISRT_CACHE_DIR``), keyed by the pickles' sizes
-and times. They are memory-mapped, so the source is ``random_access`` and the pipeline
-mixes all files in every batch, as DiSRT's in-memory shuffle does. ``cache=False`` reads
-the pickles unit by unit instead.
+two depth stacks; ~2.8 GB for the 18 files) under ``cache`` (default
+``<data>/synth_cache``, or the user cache ``~/.cache/disrt_ros/bodypressure`` when
+``<data>`` is read-only), keyed by the pickles' sizes and times. They are memory-mapped, so
+the source is ``random_access`` and the pipeline mixes all files in every batch, as DiSRT's
+in-memory shuffle does. ``cache=False`` reads the pickles unit by unit instead.
 """
 
 from __future__ import annotations
@@ -102,7 +102,8 @@ class BodyPressureSD(Source):
 
     stems: file stems to read (default: the 18 paper files, which must all be present).
     vertices: add ``vertices_gt`` (label frame) from ``GT_BP_data/bp2``. cache: folder of
-    the converted arrays, ``"auto"`` (user cache) or False (read the pickles each time);
+    the converted arrays, ``"auto"`` (``<data>/synth_cache``, or the user cache if ``<data>``
+    is read-only) or False (read the pickles each time);
     missing conversions are made in the constructor (``prepare``), one file at a time.
     """
 
@@ -133,7 +134,10 @@ class BodyPressureSD(Source):
         if cache is False or cache is None:
             self.cache = None
         else:
-            self.cache = cache_dir("bodypressure") if cache == "auto" else Path(cache)
+            if cache == "auto":
+                cache = (self.root / "synth_cache" if os.access(self.root, os.W_OK)
+                         else cache_dir("bodypressure"))
+            self.cache = Path(cache)
         self.random_access = self.cache is not None
         if self.cache is not None and prepare:
             for stem in self.stems:

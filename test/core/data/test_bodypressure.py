@@ -151,3 +151,14 @@ def test_errors_name_the_file(bodypressure_fixture, tmp_path):
         pickle.dump({"images": types.SimpleNamespace()}, f, protocol=2)
     with pytest.raises(DataError, match=r"refusing to load 'types.SimpleNamespace'"):
         BodyPressureSD(root, [stem], cache=tmp_path / "cache")  # converting it fails
+
+
+def test_default_cache_lives_in_the_data_folder(bodypressure_fixture, tmp_path):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(bodypressure_fixture.root / "synth", root / "synth")
+    shutil.copytree(bodypressure_fixture.root / "synth_depth", root / "synth_depth")
+    source = BodyPressureSD(root, bodypressure_fixture.stems)
+    assert source.random_access and source.cache == root / "synth_cache"
+    assert len(list((root / "synth_cache").iterdir())) == 2
