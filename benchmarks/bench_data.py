@@ -187,6 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's); 1 on a busy machine")
+    parser.add_argument("--note", default="", help="machine conditions, stored with the result")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -196,7 +197,10 @@ def main(argv: list[str] | None = None) -> None:
         bench_augment(result, args.device, args.repeat)
         bench_readers(result, args.workers, Path(tmp))
     result.notes.append("Miniature fixture datasets in a temporary folder (page cache warm): "
-                        "per-sample CPU cost, not the disk throughput of the real sets.")
+                        "per-sample CPU cost, not the disk throughput of the real sets; worker "
+                        "rows include forking the workers each epoch.")
+    if args.note:
+        result.notes.append(args.note)
     print("wrote", save(result))
 
 
