@@ -1,0 +1,26 @@
+"""Synthetic in-bed depth data: the "Sim" of sim-to-real (batched PyTorch, CPU or GPU).
+
+>>> from disrt_core.sim import SceneGenerator, SimConfig
+>>> gen = SceneGenerator(SimConfig(sensor="kinect2"), body_model, device="cuda")
+>>> batch = gen.sample(256, seed=0)   # dict of tensors with the shard keys
+
+Modules, in pipeline order: ``poses`` (in-bed pose prior, joint limits, self-intersection),
+``shapes`` (adult shapes, mass), ``placement`` (on the mattress, limb settling), ``scene``
+(bed, frame, pillow, floor; the 1 cm scene grid), ``mattress`` (spring-bed sinkage and the
+pressure map), ``drape`` (sheet / blanket height field), ``sensors`` and ``render`` (z-buffer
+rasteriser), ``noise`` (Kinect v2 / D435 noise), ``generator`` (the pipeline), ``cli``
+(``disrt-generate``), ``preview`` (contact sheet), ``cloth`` (a cloth simulation the drape
+is checked against).
+"""
+
+from disrt_core.sim.generator import (
+    GENERATOR_VERSION,
+    STAGES,
+    SceneGenerator,
+    SimConfig,
+    to_shard_arrays,
+)
+from disrt_core.sim.sensors import SENSORS, SensorSpec
+
+__all__ = ["GENERATOR_VERSION", "SENSORS", "STAGES", "SceneGenerator", "SensorSpec",
+           "SimConfig", "to_shard_arrays"]

@@ -1,0 +1,299 @@
+"""The batched synthetic-scene pipeline: pose -> skinning -> sinkage -> drape -> render ->
+noise -> preprocessing, all on one device, no per-sample Python loops in the hot path.
+
+>>> gen = SceneGenerator(SimConfig(sensor="kinect2"), load_body_model("anny"), "cuda")
+>>> batch = gen.sample(256, seed=0)          # dict of tensors, shard keys (data/shards.py)
+>>> arrays = to_shard_arrays(batch)          # numpy, SAMPLE_SCHEMA dtypes
+
+Stages (each also callable on its own for sequences and tools): :class:`PosePrior`,
+:class:`ShapeSampler`, :func:`place_on_mattress` pick a body and where it lies;
+``body(params)`` skins it; :mod:`mattress` sinks it and gives the pressure map;
+:mod:`drape` lays the cover; :mod:`render` and :mod:`noise` make the raw frame;
+:func:`disrt_core.geometry.camera.raw_to_network` makes the network input exactly as the
+node does for a real camera.
+
+Outputs (label = bed frame of SPEC §1.4, metres): ``depth`` [B,128,54] mm (SLP convention,
+bed at ``bed_mm``; rounded, 0 = no reading), ``bed_mm`` [B], ``params`` [B,P] and
+``params_cam`` [B,P] (camera optical frame), ``joints`` [B,24,3], ``cover`` [B],
+``posture`` [B] (``disrt_core.posture`` of the root), ``pressure`` [B,192,84] kPa, ``K``
+[B,3,3], ``T_cam_bed`` [B,4,4], ``depth_raw`` [B,H,W] mm when asked, and with
+``with_mesh``: ``vertices`` [B,V,3], ``mass`` [B] kg, ``stature`` [B] m, ``sink`` [B] m,
+and on the 1 cm scene grid [B,230,120] (m): ``scene_height`` (bed, pillow and blanket, no
+body), ``cloth_height`` (−inf off the cloth), ``body_top`` (−inf off the body).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import roma
+import torch
+from torch import Tensor
+
+from disrt_core.geometry.bedframe import BED_CENTRE_LABEL, SLP_DANALAB_BED_MM
+from disrt_core.geometry.camera import raw_to_network, transform_points
+from disrt_core.posture import posture_from_axis_angle
+from disrt_core.sim import mattress
+from disrt_core.sim.drape import drape, sample_blankets
+from disrt_core.sim.noise import apply_sensor_noise
+from disrt_core.sim.placement import (
+    lowest_point_offset,
+    part_labels,
+    place_on_mattress,
+    settle_limbs,
+)
+from disrt_core.sim.poses import (
+    DEFAULT_POSTURE_WEIGHTS,
+    JOINT_LIMITS,
+    PosePrior,
+    Retarget,
+    forward_joints,
+    global_rotations,
+    self_intersecting,
+)
+from disrt_core.sim.render import grid_faces, rasterize, render_depth, render_plane
+from disrt_core.sim.scene import (
+    GRID,
+    bed_heightfield,
+    mattress_mask,
+    pillow_heightfield,
+    render_grid,
+    sample_beds,
+)
+from disrt_core.sim.sensors import get_sensor, sample_camera_poses
+from disrt_core.sim.shapes import body_mass, stature
+
+GENERATOR_VERSION = "1.0"
+STAGES = ("pose", "skinning", "sinkage", "drape", "render", "noise", "preprocessing")
+
+
+@dataclass
+class SimConfig:
+    """Every generator option (stored in the dataset manifest)."""
+
+    sensor: str = "kinect2"
+    covers: tuple[int, ...] = (0, 1, 2)
+    posture_weights: tuple[float, ...] = DEFAULT_POSTURE_WEIGHTS
+    pillow_prob: float = 0.25
+    stiffness: tuple[float, float] = mattress.STIFFNESS_RANGE
+    camera_height: tuple[float, float] = (1.9, 2.5)
+    noise: bool = True
+    bed_mm: float = SLP_DANALAB_BED_MM
+    max_pose_tries: int = 10
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        get_sensor(self.sensor)
+        self.covers = tuple(int(c) for c in self.covers)
+        if not self.covers or any(c not in (0, 1, 2) for c in self.covers):
+            raise ValueError(f"covers must be a non-empty subset of 0, 1, 2 (uncover, sheet, "
+                             f"blanket), got {self.covers}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class SceneGenerator:
+    """Samples labelled synthetic in-bed depth frames (see the module docstring)."""
+
+    def __init__(self, config: SimConfig, body_model, device: str | torch.device = "cpu") -> None:
+        from disrt_core.sim.shapes import ShapeSampler
+
+        self.config = config
+        self.device = torch.device(device)
+        self.body = body_model.to(self.device).eval()
+        self.layout = body_model.param_layout
+        self.sensor = get_sensor(config.sensor)
+        self.prior = PosePrior(config.posture_weights)
+        with torch.no_grad():
+            self.shapes = ShapeSampler(self.body)
+            self.retarget = Retarget.for_body(self.body)
+            vertices, joints = self.body(self.body.zero_params(1))
+        self.rest_joints = joints[0]
+        self.rest_stature = float(stature(vertices)[0])
+        self.part_labels = part_labels(vertices[0], joints[0])
+        self.faces = self.body.faces
+        rows, cols = GRID.shape
+        self.grid_faces = grid_faces((rows + 1) // 2, (cols + 1) // 2, self.device)
+
+    # -- stages ------------------------------------------------------------------------
+    def sample_bodies(self, n: int, gen: torch.Generator, posture: Tensor | None = None,
+                      beds=None) -> dict[str, Tensor]:
+        """Shape, pose and placement of ``n`` bodies (parameters with pelvis height 0).
+
+        Poses that self-intersect grossly or do not fit on the mattress are redrawn (same
+        posture, only those) up to ``max_pose_tries`` times; the few left after that
+        (``pose_ok`` False, about 1 in 10⁴) are kept as they are."""
+        dev = self.device
+        shape, target = self.shapes.sample(n, gen, dev)
+        scale = target / self.rest_stature
+        pose = self.prior.sample(n, gen, dev, posture)
+        width = beds.width if beds is not None else torch.full((n,), 0.9, device=dev)
+        length = beds.length if beds is not None else torch.full((n,), 2.0, device=dev)
+        root, arm, leg = pose.root_orient, pose.arm_class, pose.leg_class
+        body_pose = self.retarget.to_native(pose.body_pose)
+
+        def check(idx: Tensor, native: Tensor, root: Tensor) -> tuple[Tensor, Tensor]:
+            rest = self.rest_joints[None] * scale[idx, None, None]
+            joints = forward_joints(rest, native, roma.rotvec_to_rotmat(root),
+                                    torch.zeros(len(idx), 3, device=dev))
+            xy, fits = place_on_mattress(joints, width[idx], length[idx], gen, scale[idx])
+            return xy, fits & ~self_intersecting(joints, scale[idx])
+
+        xy, ok = check(torch.arange(n, device=dev), body_pose, root)
+        for _ in range(self.config.max_pose_tries):
+            idx = (~ok).nonzero()[:, 0]
+            if idx.numel() == 0:
+                break
+            redo = self.prior.sample(len(idx), gen, dev, pose.posture[idx])
+            native = self.retarget.to_native(redo.body_pose)
+            new_xy, new_ok = check(idx, native, redo.root_orient)
+            root[idx], body_pose[idx], xy[idx], ok[idx] = redo.root_orient, native, new_xy, new_ok
+            arm[idx], leg[idx] = redo.arm_class, redo.leg_class
+        transl = torch.cat([xy, torch.zeros(n, 1, device=dev)], -1)
+        params = self.layout.pack(shape, transl, root, body_pose)
+        return {"params": params, "posture": pose.posture, "arm_class": arm,
+                "leg_class": leg, "stature": target, "pose_ok": ok}
+
+    def settle(self, params: Tensor, vertices: Tensor, joints: Tensor) -> Tensor:
+        """Parameters with the limbs that reach below the trunk raised to rest at its level
+        (:func:`settle_limbs`), the pose kept within ``JOINT_LIMITS`` (semantic)."""
+        p = self.layout.unpack(params)
+        rotations = global_rotations(roma.rotvec_to_rotmat(p.root_orient), p.body_pose)
+        pose, _ = settle_limbs(vertices, joints, self.part_labels, rotations, p.body_pose)
+        limits = JOINT_LIMITS.to(pose)
+        semantic = self.retarget.to_semantic(pose).reshape(-1, 23, 3)
+        semantic = torch.maximum(torch.minimum(semantic, limits[..., 1]), limits[..., 0])
+        pose = self.retarget.to_native(semantic.reshape(-1, 69))
+        return self.layout.pack(p.shape, p.transl, p.root_orient, pose)
+
+    def heightmaps(self, vertices: Tensor) -> tuple[Tensor, Tensor]:
+        """Top (max z) and underside (min z) of bodies [B,V,3] on the scene grid [B,R,C];
+        -inf / +inf where the body is not above a cell (orthographic z-buffer)."""
+        col, row = GRID.to_cells(vertices[..., 0], vertices[..., 1])
+        uv = torch.stack([col, row], -1)
+        z = vertices[..., 2:3].expand(-1, -1, 2)
+        maps = rasterize(uv, z, self.faces, GRID.shape, ("amax", "amin"))
+        return maps[:, 0], maps[:, 1]
+
+    # -- the pipeline --------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, batch_size: int, seed: int | torch.Generator = 0, *,
+               cover: int | Tensor | None = None, posture: Tensor | None = None,
+               with_raw: bool = False, with_mesh: bool = False,
+               timings: dict[str, float] | None = None) -> dict[str, Tensor]:
+        """One batch of labelled samples (module docstring for the keys).
+
+        seed: an int (a fresh generator on the device) or a ``torch.Generator`` on it.
+        cover / posture: force the cover level (int or [B]) / posture classes [B]; they are
+        drawn anyway, so forcing them leaves the rest of the sample unchanged.
+        timings: if given, seconds per stage (``STAGES``) are added to it.
+        """
+        gen = seed if isinstance(seed, torch.Generator) else torch.Generator(
+            self.device).manual_seed(int(seed))
+        n, dev, cfg = batch_size, self.device, self.config
+        stage = _Timer(timings, dev)
+
+        with stage("pose"):
+            beds = sample_beds(n, gen, dev, cfg.pillow_prob)
+            bodies = self.sample_bodies(n, gen, posture, beds)
+            covers = torch.tensor(cfg.covers, device=dev)
+            drawn = covers[torch.randint(len(covers), (n,), generator=gen, device=dev)]
+            if cover is not None:
+                drawn = torch.as_tensor(cover, device=dev).expand(n).clone()
+            k_lo, k_hi = cfg.stiffness
+            stiffness = k_lo + (k_hi - k_lo) * torch.rand(n, generator=gen, device=dev)
+        with stage("skinning"):
+            params = bodies["params"]
+            vertices, joints = self.body(params)
+            params = self.settle(params, vertices, joints)
+            vertices, joints = self.body(params)
+        with stage("sinkage"):
+            lift = lowest_point_offset(vertices)
+            vertices[..., 2] += lift[:, None]
+            top, under = self.heightmaps(vertices)
+            mass = body_mass(vertices, self.faces)
+            cell = GRID.pitch**2
+            sink = mattress.sink_depth(under, mass * mattress.GRAVITY, stiffness, cell)
+            delta = mattress.penetration(under, sink)
+            dz = lift - sink
+            vertices[..., 2] -= sink[:, None]
+            joints[..., 2] += dz[:, None]
+            params[:, self.layout.transl.start + 2] += dz
+            top, under = top - sink[:, None, None], under - sink[:, None, None]
+            pm_rows, pm_cols = GRID.pm_window
+            pressure = mattress.pressure_kpa(delta[:, pm_rows, pm_cols], stiffness)
+            on_mattress = mattress_mask(beds)
+            bed = bed_heightfield(beds)
+            bed = torch.where(on_mattress, bed + mattress.sagged_surface(delta, GRID.pitch), bed)
+            pillow = torch.minimum(pillow_heightfield(beds, joints[:, 15, 1]), under)
+            support = torch.maximum(bed, torch.where(on_mattress, pillow, bed))
+        with stage("drape"):
+            blankets = sample_blankets(drawn, joints, beds.width, beds.length,
+                                       BED_CENTRE_LABEL, gen)
+            cloth = drape(support, top, blankets, on_mattress)
+            scene = torch.where(torch.isfinite(cloth), cloth, support)
+        with stage("render"):
+            T, _ = sample_camera_poses(self.sensor, n, gen, dev, cfg.camera_height)
+            K = self.sensor.K(n, dev)
+            mesh = render_grid(scene, beds.floor_z).reshape(n, -1, 3)
+            points = transform_points(T, torch.cat([vertices, mesh], 1))
+            faces = torch.cat([self.faces, self.grid_faces + vertices.shape[1]])
+            depth = render_depth(points, faces, K, self.sensor.size)
+            floor = render_plane(K, T, beds.floor_z, self.sensor.size)
+            depth = torch.where((depth > 0) & ((floor <= 0) | (depth < floor)), depth, floor)
+        with stage("noise"):
+            raw = apply_sensor_noise(depth, K, self.sensor, gen, cfg.noise)
+        with stage("preprocessing"):
+            net = raw_to_network(raw, K, T, cfg.bed_mm).round().clamp(0, 65535)
+
+        out = {
+            "depth": net, "bed_mm": torch.full((n,), cfg.bed_mm, device=dev),
+            "params": params, "params_cam": self.layout.rigid_transform(params, T),
+            "joints": joints, "cover": drawn.long(),
+            "posture": posture_from_axis_angle(self.layout.unpack(params).root_orient),
+            "pressure": pressure, "K": K, "T_cam_bed": T,
+        }
+        if with_raw:
+            out["depth_raw"] = raw
+        if with_mesh:
+            out.update(vertices=vertices, mass=mass, stature=bodies["stature"], sink=sink,
+                       scene_height=scene, cloth_height=cloth, body_top=top,
+                       prior_posture=bodies["posture"],
+                       arm_class=bodies["arm_class"], leg_class=bodies["leg_class"])
+        return out
+
+
+class _Timer:
+    """``with timer("stage"):`` adds the stage's wall time (CUDA-synchronised) to a dict."""
+
+    def __init__(self, timings: dict[str, float] | None, device: torch.device) -> None:
+        self.timings, self.cuda = timings, device.type == "cuda"
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        if self.timings is None:
+            yield
+            return
+        if self.cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        yield
+        if self.cuda:
+            torch.cuda.synchronize()
+        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+
+
+_SHARD_DTYPES = {"depth": np.uint16, "bed_mm": np.float32, "params": np.float32,
+                 "params_cam": np.float32, "joints": np.float32, "cover": np.uint8,
+                 "posture": np.uint8, "pressure": np.float16, "K": np.float32,
+                 "T_cam_bed": np.float32, "depth_raw": np.uint16}
+
+
+def to_shard_arrays(batch: dict[str, Tensor]) -> dict[str, np.ndarray]:
+    """The shard keys of a batch as numpy arrays in ``SAMPLE_SCHEMA`` dtypes."""
+    return {key: batch[key].detach().cpu().numpy().astype(dtype)
+            for key, dtype in _SHARD_DTYPES.items() if key in batch}

@@ -1,0 +1,230 @@
+"""Depth-sensor noise: what turns a clean z-buffer into a raw frame a real camera gives.
+
+Applied to clean depth [B,H,W] (metres along the optical axis, 0 = nothing), returning
+uint16-ready millimetres (0 = no reading). Per sensor (``NOISE`` table), in this order:
+
+1. **Axial noise**, Gaussian with a standard deviation that depends on distance z (m) and
+   on the angle θ between the surface normal and the viewing ray (:func:`axial_sigma_mm`):
+
+   * Kinect v2 (ToF), Fankhauser et al. 2015 ("Kinect v2 for mobile robot navigation:
+     evaluation and modeling"): σ = 1.5 − 0.5·z + 0.3·z² + 0.1·z^{3/2}·θ²/(π/2 − θ)² mm;
+     independent per pixel (θ held at 75° beyond that, for both sensors);
+   * D435 (stereo), Intel's depth RMS-error formula: σ = z²·s / (f·b) with sub-pixel
+     disparity error s = 0.08 px, focal length f px and baseline b, times
+     (1 + 0.1·θ²/(π/2 − θ)²) for slanted surfaces [choice]; spatially correlated like a matching
+     window (white noise averaged over 3×3 pixels, rescaled so each pixel keeps σ).
+
+2. **Flying pixels** at depth discontinuities (neighbour difference > 4 cm): with
+   probability p_fly (Kinect 0.5, D435 0.15) such a pixel takes a random mix of the near
+   and far depths (ToF mixed pixels / stereo edge smearing).
+3. **Dropout**: readings vanish (0) on surfaces seen at grazing angles (probability rising
+   linearly from θ₀ to θ₁: Kinect 75°–88°, D435 65°–85°); in random blobs (smoothed noise
+   thresholded so that U[0, hole_max] of the frame is lost: Kinect 0.5 %, D435 2 %); as
+   isolated speckle (Kinect 0.1 %, D435 0.3 %); outside the sensor's range. D435 also loses
+   its left-edge band (as wide as the disparity of the nearest surface, f·b/z) and the stereo
+   shadow beside near objects (pixels whose surface the second imager cannot see: a surface
+   further than a neighbour to its right by more than their column gap in disparity).
+4. **Quantisation**: Kinect to 1 mm; D435 disparity to 1/32 px, then to 1 mm.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from disrt_core.sim.scene import blur
+from disrt_core.sim.sensors import SensorSpec
+
+
+@dataclass(frozen=True)
+class NoiseSpec:
+    """Noise parameters of one sensor (see the module docstring)."""
+
+    p_fly: float
+    edge_jump_m: float
+    grazing_deg: tuple[float, float]
+    hole_max: float
+    speckle: float
+    subpixel: float = 0.08  # stereo only
+    disparity_step: float = 1.0 / 32.0  # stereo only
+
+
+#: The angle terms grow without bound toward 90°; beyond 75° they are held (such readings
+#: are mostly dropped anyway, step 3).
+MAX_NOISE_ANGLE = math.radians(75.0)
+
+NOISE = {
+    "tof": NoiseSpec(p_fly=0.5, edge_jump_m=0.04, grazing_deg=(75.0, 88.0), hole_max=0.005,
+                     speckle=0.001),
+    "stereo": NoiseSpec(p_fly=0.15, edge_jump_m=0.04, grazing_deg=(65.0, 85.0),
+                        hole_max=0.02, speckle=0.003),
+}
+
+
+def axial_sigma_mm(spec: SensorSpec, z_m: Tensor, theta: Tensor | float = 0.0) -> Tensor:
+    """Standard deviation (mm) of the axial depth noise at distance z (m) and incidence
+    angle θ (rad): the formulas of the module docstring."""
+    theta = torch.as_tensor(theta, dtype=z_m.dtype, device=z_m.device).clamp(0, MAX_NOISE_ANGLE)
+    slant = theta**2 / (math.pi / 2 - theta) ** 2
+    if spec.kind == "tof":
+        return 1.5 - 0.5 * z_m + 0.3 * z_m**2 + 0.1 * z_m * z_m.sqrt() * slant
+    s = NOISE["stereo"].subpixel
+    return (z_m * 1000.0) ** 2 * s / (spec.focal[0] * spec.baseline_m * 1000.0) * (1 + 0.1 * slant)
+
+
+def incidence_angle(depth: Tensor, K: Tensor) -> Tensor:
+    """Angle [B,H,W] (rad) between each pixel's viewing ray and the surface normal, from
+    the depth image; 0 where unknown.
+
+    With p(u, v) = d·r, r = ((u − cx)/fx, (v − cy)/fy, 1), the normal ∂p/∂u × ∂p/∂v is
+    parallel to n = (−fx·d_u, −fy·d_v, d + fx·r_x·d_u + fy·r_y·d_v) and n·r = d, so
+    cos θ = d / (|n|·|r|), with d_u, d_v the smaller of the forward and backward
+    differences of the depth (so a pixel beside a depth edge takes its own surface's
+    slope, not the jump).
+    """
+    _batch, rows, cols = depth.shape
+    fx, fy = K[:, 0, 0, None, None], K[:, 1, 1, None, None]
+    cx, cy = K[:, 0, 2, None, None], K[:, 1, 2, None, None]
+    u = torch.arange(cols, device=depth.device, dtype=depth.dtype)
+    v = torch.arange(rows, device=depth.device, dtype=depth.dtype)
+    rx, ry = (u - cx) / fx, (v[:, None] - cy) / fy
+    du = _one_sided(depth, -1)
+    dv = _one_sided(depth, -2)
+    nx, ny = -fx * du, -fy * dv
+    nz = depth + fx * rx * du + fy * ry * dv
+    norm = torch.sqrt((nx * nx + ny * ny + nz * nz) * (rx * rx + ry * ry + 1))
+    theta = torch.acos((depth / norm.clamp(min=1e-12)).clamp(0, 1))
+    valid = (depth > 0) & (du.abs() < 0.5) & (dv.abs() < 0.5)  # not beside a hole
+    return torch.where(valid, theta, torch.zeros_like(theta))
+
+
+def _one_sided(depth: Tensor, dim: int) -> Tensor:
+    """Per pixel, the smaller in magnitude of the forward and backward difference along
+    ``dim`` (−1 columns, −2 rows); 0 on the border."""
+    diff = depth.diff(dim=dim)
+    pad = (1, 0) if dim == -1 else (0, 0, 1, 0)
+    back = F.pad(diff, pad)
+    fwd = F.pad(diff, (0, 1) if dim == -1 else (0, 0, 0, 1))
+    return torch.where(fwd.abs() < back.abs(), fwd, back)
+
+
+def _unit_noise(shape, gen, device, correlated: bool) -> Tensor:
+    """Unit-variance Gaussian noise; ``correlated``: averaged over 3×3 pixels (a stereo
+    matching window) and rescaled by 3 so each pixel keeps unit variance (borders, with
+    fewer neighbours, a little less)."""
+    noise = torch.randn(shape, generator=gen, device=device)
+    if not correlated:
+        return noise
+    return 3.0 * F.avg_pool2d(noise[:, None], 3, stride=1, padding=1)[:, 0]
+
+
+def add_axial_noise(depth: Tensor, K: Tensor, spec: SensorSpec, gen: torch.Generator,
+                    theta: Tensor | None = None) -> Tensor:
+    """Depth (m) plus Gaussian axial noise of :func:`axial_sigma_mm` (valid pixels only)."""
+    if theta is None:
+        theta = incidence_angle(depth, K)
+    sigma = axial_sigma_mm(spec, depth, theta) / 1000.0
+    noise = _unit_noise(depth.shape, gen, depth.device, spec.kind == "stereo")
+    return torch.where(depth > 0, depth + sigma * noise, depth)
+
+
+def max3x3(x: Tensor) -> Tensor:
+    """Maximum over each pixel's 3×3 neighbourhood of [B,H,W] (border: the pixels present);
+    shifted maxima, much faster than ``max_pool2d`` on the CPU."""
+    p = F.pad(x, (1, 1, 1, 1), value=float("-inf"))
+    r = torch.maximum(torch.maximum(p[:, :, :-2], p[:, :, 1:-1]), p[:, :, 2:])
+    return torch.maximum(torch.maximum(r[:, :-2], r[:, 1:-1]), r[:, 2:])
+
+
+def _edges(depth: Tensor, jump: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Edge mask and the nearest / farthest depth in each pixel's 3×3 neighbourhood."""
+    far = max3x3(depth.masked_fill(depth <= 0, float("-inf")))
+    near = -max3x3(-depth.masked_fill(depth <= 0, float("inf")))
+    edge = (far - near > jump) & (depth > 0) & torch.isfinite(far - near)
+    return edge, near, far
+
+
+def flying_pixels(noisy: Tensor, clean: Tensor, spec: SensorSpec,
+                  gen: torch.Generator) -> Tensor:
+    """Replace a fraction of the pixels at depth edges of ``clean`` by a random mix of the
+    near and far depth around them (plus the pixel's own noise)."""
+    ns = NOISE[spec.kind]
+    edge, near, far = _edges(clean, ns.edge_jump_m)
+    u = torch.rand((2, *clean.shape), generator=gen, device=clean.device)
+    mixed = near + u[0] * (far - near) + (noisy - clean)
+    return torch.where(edge & (u[1] < ns.p_fly), mixed, noisy)
+
+
+def dropout(depth: Tensor, clean: Tensor, theta: Tensor, spec: SensorSpec,
+            gen: torch.Generator) -> Tensor:
+    """Zero the readings a real sensor loses (see the module docstring); the geometric
+    losses (grazing angle, range, stereo shadows) are decided on the ``clean`` depth."""
+    ns = NOISE[spec.kind]
+    batch, rows, cols = depth.shape
+    device = depth.device
+    u = torch.rand((2, batch, rows, cols), generator=gen, device=device)
+    lo, hi = (math.radians(a) for a in ns.grazing_deg)
+    lost = u[0] < ((theta - lo) / (hi - lo)).clamp(0, 1)
+    lost |= u[1] < ns.speckle
+    # Blobs: smooth noise (made at 1/4 resolution, blurred by 1 cell, std known) above the
+    # Gaussian quantile that loses U[0, hole_max] of the frame.
+    low = torch.randn((batch, (rows + 3) // 4, (cols + 3) // 4), generator=gen, device=device)
+    blob = F.interpolate(_smooth(low)[:, None], size=(rows, cols), mode="bilinear",
+                         align_corners=False)[:, 0]
+    frac = ns.hole_max * torch.rand(batch, generator=gen, device=device)
+    thresh = torch.special.ndtri((1 - frac).clamp(0.5, 1 - 1e-7))
+    lost |= (blob > thresh[:, None, None]) & (frac[:, None, None] > 0)
+    lost |= (clean < spec.range_m[0]) | (clean > spec.range_m[1])
+    if spec.kind == "stereo":
+        lost |= _stereo_invalid(clean, spec)
+    return torch.where(lost, torch.zeros_like(depth), depth)
+
+
+def _smooth(noise: Tensor) -> Tensor:
+    """Blur unit noise by one cell and rescale it back to unit variance."""
+    t = torch.arange(-3, 4, device=noise.device, dtype=noise.dtype)
+    k = torch.exp(-0.5 * t**2)
+    k = k / k.sum()
+    return blur(noise, 1.0) / float((k[:, None] * k[None]).pow(2).sum().sqrt())
+
+
+def _stereo_invalid(depth: Tensor, spec: SensorSpec, max_shift: int = 12) -> Tensor:
+    """Left band and occlusion shadows of a stereo pair whose second imager sits to the
+    right (+x) of the reference one: pixel u is shadowed if some pixel u+k (k ≥ 1) is nearer
+    by more than k pixels of disparity."""
+    fb = spec.focal[0] * spec.baseline_m
+    disp = torch.where(depth > 0, fb / depth.clamp(min=1e-3), torch.zeros_like(depth))
+    cols = depth.shape[-1]
+    shadow = torch.zeros_like(depth, dtype=torch.bool)
+    for k in range(1, max_shift + 1):
+        right = F.pad(disp[..., k:], (0, k))
+        shadow |= right - disp > k
+    band = disp.amax((-1, -2), keepdim=True).ceil().clamp(max=cols)
+    u = torch.arange(cols, device=depth.device, dtype=depth.dtype)
+    return shadow | (u < band)
+
+
+def quantise_mm(depth: Tensor, spec: SensorSpec) -> Tensor:
+    """Depth (m) -> millimetres rounded as the sensor reports them (float, 0 kept)."""
+    if spec.kind == "stereo":
+        fb = spec.focal[0] * spec.baseline_m
+        step = NOISE["stereo"].disparity_step
+        disp = torch.round(fb / depth.clamp(min=1e-3) / step) * step
+        depth = torch.where(depth > 0, fb / disp.clamp(min=step), depth)
+    return torch.round(depth * 1000.0).clamp(0, 65535)
+
+
+def apply_sensor_noise(depth: Tensor, K: Tensor, spec: SensorSpec, gen: torch.Generator,
+                       enabled: bool = True) -> Tensor:
+    """Clean depth (m) [B,H,W] -> raw millimetres [B,H,W] (float holding uint16 values)."""
+    if not enabled:
+        return quantise_mm(depth, spec)
+    theta = incidence_angle(depth, K)
+    noisy = add_axial_noise(depth, K, spec, gen, theta)
+    noisy = flying_pixels(noisy, depth, spec, gen)
+    noisy = dropout(noisy, depth, theta, spec, gen)
+    return quantise_mm(noisy, spec)

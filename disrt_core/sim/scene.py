@@ -1,0 +1,195 @@
+"""The bed scene around the body: the 1 cm scene grid, mattress, frame, boards, rails,
+pillow and floor, as height fields in the label (bed) frame.
+
+**Scene grid** (:data:`GRID`): 1 cm cells aligned with SLP's pressure-mat grid (cell
+centres at the PM cell centres, ``bedframe.pm_to_label``), extended by 19 rows and 18
+columns on each side: 230 rows (head end first, y decreasing) × 120 columns (x increasing).
+Its PM window (rows 19..210, columns 18..101) is where the pressure map is read. Contact,
+pressure and the blanket drape are computed on it; the renderer meshes it at 2 cm (max over
+2×2 blocks, so the mesh never dips below a finer feature).
+
+**Bed** (per sample, :func:`sample_beds`): a mattress of U[0.88, 1.0] × U[1.95, 2.06] m
+centred on the PM grid (``bedframe.BED_CENTRE_LABEL``), top at z = 0 with 3 cm rounded
+edges; a 4 cm frame rim U[6, 16] cm below the mattress top; floor U[45, 75] cm below it;
+a headboard (p 0.5, top U[15, 50] cm above the mattress), a footboard (p 0.4, U[5, 30] cm)
+and side rails on the upper half (p 0.25, U[15, 30] cm); a pillow (p ``pillow_prob``) under
+the head: a super-ellipse cushion 50–66 × 34–48 cm, 8–14 cm high, which the body squashes
+(its top is the lower of its shape and the body's underside: the pillow gives way and does
+not lift the head).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from disrt_core.geometry.bedframe import BED_CENTRE_LABEL, O_T_SLP, PM_CELL_M, PM_SHAPE
+
+
+@dataclass(frozen=True)
+class SceneGrid:
+    """A regular grid of the bed plane, row 0 at the head end (see the module docstring)."""
+
+    margin_rows: int = 19
+    margin_cols: int = 18
+    pitch: float = PM_CELL_M
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return PM_SHAPE[0] + 2 * self.margin_rows, PM_SHAPE[1] + 2 * self.margin_cols
+
+    @property
+    def pm_window(self) -> tuple[slice, slice]:
+        """Rows and columns of the grid that are SLP's 192×84 pressure-mat cells."""
+        return (slice(self.margin_rows, self.margin_rows + PM_SHAPE[0]),
+                slice(self.margin_cols, self.margin_cols + PM_SHAPE[1]))
+
+    @property
+    def origin(self) -> tuple[float, float]:
+        """Label (x, y) of the centre of cell (0, 0)."""
+        return (O_T_SLP[0] - self.pitch * self.margin_cols,
+                -O_T_SLP[1] + self.pitch * self.margin_rows)
+
+    def xy(self, device=None) -> tuple[Tensor, Tensor]:
+        """Label x and y of every cell centre, each [R, C]."""
+        rows, cols = self.shape
+        x0, y0 = self.origin
+        r = torch.arange(rows, device=device, dtype=torch.float32)
+        c = torch.arange(cols, device=device, dtype=torch.float32)
+        return ((x0 + self.pitch * c)[None].expand(rows, cols),
+                (y0 - self.pitch * r)[:, None].expand(rows, cols))
+
+    def to_cells(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """Label (x, y) -> fractional (column, row) of the grid (cell centres at integers)."""
+        x0, y0 = self.origin
+        return (x - x0) / self.pitch, (y0 - y) / self.pitch
+
+
+GRID = SceneGrid()
+
+
+def blur(image: Tensor, sigma: float | Tensor) -> Tensor:
+    """Separable Gaussian blur of [B,H,W] with ``sigma`` in cells (float or [B]); borders
+    replicate the edge value."""
+    sig = torch.as_tensor(sigma, dtype=image.dtype, device=image.device).reshape(-1)
+    radius = max(1, math.ceil(3 * float(sig.max())))
+    t = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
+    kernel = torch.exp(-0.5 * (t[None] / sig[:, None].clamp(min=1e-3)) ** 2)
+    kernel = (kernel / kernel.sum(-1, keepdim=True)).expand(image.shape[0], -1)
+    batch, _h, _w = image.shape
+    x = F.pad(image[None], (radius, radius, 0, 0), mode="replicate")
+    x = F.conv2d(x, kernel[:, None, None, :], groups=batch)
+    x = F.pad(x, (0, 0, radius, radius), mode="replicate")
+    x = F.conv2d(x, kernel[:, None, :, None], groups=batch)
+    return x[0]
+
+
+def dilate(image: Tensor, radius: int) -> Tensor:
+    """Max over a (2r+1)² window of [B,H,W] (keeps -inf where nothing is near)."""
+    return F.max_pool2d(image[:, None], 2 * radius + 1, stride=1, padding=radius)[:, 0]
+
+
+@dataclass
+class BedScene:
+    """Per-sample bed geometry (all [B], metres, label frame; heights relative to the
+    undeformed mattress top)."""
+
+    width: Tensor
+    length: Tensor
+    frame_z: Tensor
+    floor_z: Tensor
+    headboard: Tensor  # top height, or nan for none
+    footboard: Tensor
+    rails: Tensor
+    pillow: Tensor  # [B,6] (present 0/1, x, offset beyond the head, half width, half length,
+    #                   height)
+
+    def to(self, device) -> BedScene:
+        return BedScene(**{k: v.to(device) for k, v in self.__dict__.items()})
+
+
+def sample_beds(n: int, gen: torch.Generator, device="cpu",
+                pillow_prob: float = 0.25) -> BedScene:
+    """Random bed geometry for ``n`` samples (see the module docstring)."""
+    u = torch.rand(n, 16, generator=gen, device=device)
+    nan = torch.full((n,), float("nan"), device=device)
+    width = 0.88 + 0.12 * u[:, 0]
+    length = 1.95 + 0.11 * u[:, 1]
+    pillow = torch.stack([
+        (u[:, 8] < pillow_prob).float(), BED_CENTRE_LABEL[0] + 0.1 * (u[:, 9] - 0.5),
+        0.08 * u[:, 10], 0.25 + 0.08 * u[:, 12], 0.17 + 0.07 * u[:, 11],
+        0.08 + 0.06 * u[:, 13],
+    ], -1)  # fmt: skip
+    return BedScene(
+        width=width, length=length,
+        frame_z=-(0.06 + 0.10 * u[:, 2]), floor_z=-(0.45 + 0.30 * u[:, 3]),
+        headboard=torch.where(u[:, 4] < 0.5, 0.15 + 0.35 * u[:, 5], nan),
+        footboard=torch.where(u[:, 6] < 0.4, 0.05 + 0.25 * u[:, 7], nan),
+        rails=torch.where(u[:, 14] < 0.25, 0.15 + 0.15 * u[:, 15], nan),
+        pillow=pillow,
+    )
+
+
+def bed_heightfield(scene: BedScene, grid: SceneGrid = GRID) -> Tensor:
+    """Height of the bed and floor (no body, pillow or blanket) on the grid, [B,R,C]."""
+    x, y = grid.xy(scene.width.device)
+    cx, cy = BED_CENTRE_LABEL
+    hw, hl = scene.width[:, None, None] / 2, scene.length[:, None, None] / 2
+    dx, dy = (x - cx).abs()[None], (y - cy).abs()[None]
+    inside = (dx <= hw) & (dy <= hl)
+    edge = torch.minimum(hw - dx, hl - dy)  # distance to the mattress edge, inside
+    r = 0.03
+    rounded = -(r - torch.sqrt((r * r - (r - edge).clamp(min=0) ** 2).clamp(min=0)))
+    height = torch.where(inside, rounded, scene.floor_z[:, None, None])
+    rim = ~inside & (dx <= hw + 0.04) & (dy <= hl + 0.04)
+    height = torch.where(rim, scene.frame_z[:, None, None], height)
+    in_x = dx <= hw + 0.04
+    head = in_x & (y - cy > hl + 0.005) & (y - cy <= hl + 0.045)
+    foot = in_x & (cy - y > hl + 0.005) & (cy - y <= hl + 0.045)
+    rail = (dx > hw + 0.005) & (dx <= hw + 0.03) & (y > cy) & (y < cy + hl - 0.1)
+    for mask, top in ((head, scene.headboard), (foot, scene.footboard), (rail, scene.rails)):
+        top = top[:, None, None]
+        height = torch.where(mask & ~torch.isnan(top), torch.nan_to_num(top), height)
+    return height
+
+
+def pillow_heightfield(scene: BedScene, head_y: Tensor, grid: SceneGrid = GRID) -> Tensor:
+    """Top of the (uncompressed) pillow above the mattress, 0 where there is none, [B,R,C].
+    The pillow's centre lies its offset beyond ``head_y`` [B] (label y of the head joint),
+    kept on the mattress."""
+    x, y = grid.xy(scene.width.device)
+    p = scene.pillow[:, :, None, None]
+    top_edge = BED_CENTRE_LABEL[1] + scene.length / 2 - scene.pillow[:, 4]
+    cy = torch.minimum(head_y + scene.pillow[:, 2], top_edge)[:, None, None]
+    t = ((x - p[:, 1]) / p[:, 3]).abs() ** 4 + ((y - cy) / p[:, 4]).abs() ** 4
+    return p[:, 0] * p[:, 5] * torch.sqrt((1 - t).clamp(min=0))
+
+
+def mattress_mask(scene: BedScene, grid: SceneGrid = GRID) -> Tensor:
+    """Bool [B,R,C]: cells over the mattress."""
+    x, y = grid.xy(scene.width.device)
+    cx, cy = BED_CENTRE_LABEL
+    return (((x - cx).abs()[None] <= scene.width[:, None, None] / 2)
+            & ((y - cy).abs()[None] <= scene.length[:, None, None] / 2))
+
+
+def render_grid(height: Tensor, floor_z: Tensor, grid: SceneGrid = GRID,
+                block: int = 2) -> tuple[Tensor, Tensor]:
+    """The scene height field as mesh vertices for the renderer: the maximum over
+    ``block``×``block`` cells (so the mesh covers every finer feature) at the block centres,
+    the outermost ring put down to the floor so that the bed's sides reach it.
+    Returns label-frame vertices [B, R', C', 3] (row-major) of a grid for ``grid_faces``."""
+    pooled = F.max_pool2d(height[:, None], block, ceil_mode=True)[:, 0]
+    pooled[:, [0, -1], :] = floor_z[:, None, None]
+    pooled[:, :, [0, -1]] = floor_z[:, None, None]
+    rows, cols = pooled.shape[-2:]
+    x0, y0 = grid.origin
+    offset = (block - 1) / 2 * grid.pitch
+    x = x0 + offset + block * grid.pitch * torch.arange(cols, device=height.device)
+    y = y0 - offset - block * grid.pitch * torch.arange(rows, device=height.device)
+    xx, yy = x[None].expand(rows, cols), y[:, None].expand(rows, cols)
+    return torch.stack([xx.expand_as(pooled), yy.expand_as(pooled), pooled], -1)
