@@ -99,7 +99,8 @@ def run_case(args, body, name, batch, precision, compile_mode, graphs, flops):
     net = Denoiser(preset(name), body.param_dim)
     est = Estimator.from_model(net, body, device=args.device, steps=args.steps,
                                hypotheses=args.hypotheses, seed=0, precision=precision,
-                               compile=compile_mode, cuda_graphs=graphs)
+                               compile=compile_mode, cuda_graphs=graphs,
+                               channels_last=not args.no_channels_last)
     depth = torch.rand(batch, 1, 128, 54, device=args.device)
     if cuda:
         torch.cuda.synchronize()
@@ -157,6 +158,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="CPU only: skip cases with more GFLOP per predict call")
     parser.add_argument("--peak-tflops", type=float, default=None)
     parser.add_argument("--no-cudnn-benchmark", action="store_true")
+    parser.add_argument("--no-channels-last", action="store_true")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--tag", default="",
                         help="suffix of the result name, so that runs with different options "

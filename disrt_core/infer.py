@@ -83,7 +83,9 @@ class Estimator:
     so one image always gives the same result; without, the global RNG is used.
 
     Speed options (CUDA): ``precision`` ``"auto"`` (bf16 autocast on CUDA, fp32 on CPU),
-    ``"fp32"``, ``"bf16"``, ``"fp16"``; ``channels_last`` (default on); ``compile`` a
+    ``"fp32"``, ``"bf16"``, ``"fp16"``; ``channels_last`` (on by default in
+    :meth:`from_checkpoint`; off for an in-memory network, which it would convert in place);
+    ``compile`` a
     ``torch.compile`` mode (``"max-autotune-no-cudagraphs"`` pairs with ``cuda_graphs``,
     ``"reduce-overhead"`` brings its own graphs); ``cuda_graphs`` captures the whole
     ``steps``-step sampling loop per batch shape and replays it (static shapes: one graph per
@@ -91,7 +93,7 @@ class Estimator:
 
     ``predict`` and ``set_sampling`` hold a lock: one worker thread may call them while
     another reconfigures. The constructor moves the network and the body model to ``device``
-    (and the network to channels-last) in place; ``predict`` puts the network in eval mode
+    (and the network to channels-last if asked) in place; ``predict`` puts the network in eval mode
     for the call and restores its mode afterwards (the trainer can evaluate its live model).
     """
 
@@ -108,7 +110,7 @@ class Estimator:
         precision: str = "auto",
         compile: str | None = None,
         cuda_graphs: bool = False,
-        channels_last: bool | None = None,
+        channels_last: bool = False,
         num_timesteps: int = 100,
     ) -> None:
         self.device = torch.device(device)
@@ -135,9 +137,7 @@ class Estimator:
         self.decoder = MeshDecoder(self.body_model, decoder_config).to(self.device)
         self.diffusion = GaussianDiffusion(num_timesteps)
         self.model = model.to(self.device)  # predict() switches to eval and back
-        if channels_last is None:  # faster on both: ~30% for `small` on 2 CPU cores
-            channels_last = True
-        if channels_last:
+        if channels_last:  # faster inference on both: ~30% for `small` on 2 CPU cores
             self.model = self.model.to(memory_format=torch.channels_last)
         self._net = torch.compile(self.model, mode=compile, dynamic=False) if compile else \
             self.model
@@ -164,6 +164,7 @@ class Estimator:
         seed: int | None = None,
         body_model: BodyModel | None = None,
         model_dir: str | Path | None = None,
+        channels_last: bool = True,
         **kwargs,
     ) -> Estimator:
         """Load a checkpoint (see :mod:`disrt_core.checkpoint`) and the body model it was
@@ -177,7 +178,7 @@ class Estimator:
         steps_trained = int(header.diffusion.get("num_timesteps", 100))
         est = cls(model, body_model, decoder_config=header.decoder, device=device, steps=steps,
                   hypotheses=hypotheses, eta=eta, seed=seed, num_timesteps=steps_trained,
-                  **kwargs)
+                  channels_last=channels_last, **kwargs)
         est.header = header
         return est
 

@@ -18,7 +18,7 @@ model (Anny: 6 shape values, other mesh) can put its own, recomputed from its da
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import Tensor
@@ -41,6 +41,27 @@ class LossConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def normalisers_from_data(decoder: MeshDecoder, x0: Tensor, gender: Tensor | None = None,
+                          base: LossConfig | None = None) -> LossConfig:
+    """Loss normalisers recomputed from GT parameter vectors x0 [N, P] of a training set
+    (e.g. for Anny, whose shape values and mesh differ from SMPL's).
+
+    The reference's comments call its constants "the std" of betas, root cos/sin, joint
+    angles and joints over the synthetic set, without the recipe; here each is the standard
+    deviation of all values of that quantity over the samples (joints: of all joint
+    coordinates in metres, also used for v2v as in the reference). Weights λ come from
+    ``base``.
+    """
+    with torch.no_grad():
+        gt = decoder(x0, gender, is_gt=True)
+    return replace(
+        base or LossConfig(),
+        norm_betas=float(gt.shape.std()), norm_root=float(gt.root_cs.std()),
+        norm_angles=float(gt.theta.std()), norm_joints=float(gt.joints.std()),
+        norm_v2v=float(gt.joints.std()),
+    )
 
 
 def joint_distance(pred: Tensor, gt: Tensor, eps: float = 1e-7) -> Tensor:

@@ -6,7 +6,13 @@ import torch
 from disrt_core.body import load_body_model
 from disrt_core.decoder import DecodedBody, MeshDecoder
 from disrt_core.diffusion import GaussianDiffusion
-from disrt_core.losses import LossConfig, diffusion_loss, joint_distance, mesh_loss
+from disrt_core.losses import (
+    LossConfig,
+    diffusion_loss,
+    joint_distance,
+    mesh_loss,
+    normalisers_from_data,
+)
 from disrt_core.model import Denoiser, small
 
 
@@ -91,3 +97,15 @@ def test_consistent_translation_noises_offset_space(smpl_fixture_dir):
         seen[flag] = seen["x_t"][0, 10:13] / math.sqrt(d.alphas_cumprod[0])
     torch.testing.assert_close(seen[False], torch.zeros(3))
     torch.testing.assert_close(seen[True], -torch.tensor([0.314, 0.914, 0.1]))
+
+
+def test_normalisers_from_data(smpl_fixture_dir):
+    body = load_body_model("smpl", smpl_fixture_dir)
+    x0 = body.zero_params(4)
+    x0[:, :10] = torch.tensor([1.0, -1.0, 3.0, -3.0])[:, None]  # std of all 40 values
+    cfg = normalisers_from_data(MeshDecoder(body), x0, base=LossConfig(lambda_v2v=0.25))
+    assert cfg.norm_betas == pytest.approx(math.sqrt(10 * (1 + 1 + 9 + 9) / 39))  # mean 0, n−1
+    # cos/sin of a zero root: 12 ones and 12 zeros
+    assert cfg.norm_root == pytest.approx(math.sqrt(24 * 0.25 / 23))
+    assert cfg.norm_angles == 0.0 and cfg.lambda_v2v == 0.25
+    assert cfg.norm_joints == cfg.norm_v2v > 0
