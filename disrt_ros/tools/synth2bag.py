@@ -1,0 +1,274 @@
+"""``disrt-synth2bag --n-frames N --out BAG``: a simulated night in bed as a rosbag2 bag, with
+ground truth, from the synthetic generator (``disrt_core.sim``).
+
+**The night** [choice]: one fixed overhead camera (pose drawn once, as the generator draws
+cameras) watches a bed at ``--rate`` (30 Hz). The night is cut into still periods of
+random length (exponential, mean ``--mean-still`` seconds, at least half a second); at each
+cut the sleeper may turn to another posture (supine, left, right, now and then prone) and
+the blanket may come on or go off (a night uses either the thin sheet or the blanket).
+``--people K`` splits the night into K occupants, one after the other.
+
+**A scene** is ``SceneGenerator.sample`` with the posture and cover forced. One seed per
+occupant: the generator draws the bed and the body shape before anything that depends on
+the posture or the cover, so one seed keeps one person on one bed all night while the pose
+and the blanket change (each posture of a person has one pose). The generator samples its
+own random camera; the scene (body mesh and bed/pillow/blanket height field, with the
+bed's floor from the same seed) is rendered again with the night's camera by the
+generator's own stages (``sim.scene.render_grid``, ``sim.render``), and every frame gets
+fresh sensor noise (``sim.noise.apply_sensor_noise``), so a still sleeper's frames differ
+the way a real camera's do.
+
+Written in :mod:`disrt_ros.bags`' layout: raw depth (16UC1 mm, the sensor's raw size and
+intrinsics), CameraInfo, ground-truth joints (MarkerArray, camera frame) and the
+:class:`~disrt_ros.bags.GroundTruth` JSON (joints in the bed frame, body-model parameters
+with the generator's ``model_id``, posture, cover, the camera pose ``T_cam_bed``;
+``subject`` = occupant, ``pose`` = still period, both 1-based).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from disrt_ros import bag_msgs
+from disrt_ros.bags import (
+    CAMERA_INFO,
+    DEPTH_FRAME_ID,
+    DEPTH_INFO_TOPIC,
+    DEPTH_TOPIC,
+    GT_JOINTS_TOPIC,
+    GT_POSE_TOPIC,
+    IMAGE,
+    MARKER_ARRAY,
+    STORAGES,
+    STRING,
+    BagError,
+    BagWriter,
+    GroundTruth,
+)
+
+COVER_NAMES = ("uncover", "cover1", "cover2")
+POSTURE_WEIGHTS = {"supine": 0.4, "left": 0.25, "right": 0.25, "prone": 0.1}
+NOISE_BATCH = 16  # frames whose sensor noise is drawn in one call
+
+
+@dataclass(frozen=True)
+class Period:
+    """A still period of the night: frames [start, stop), who lies how, under what."""
+
+    start: int
+    stop: int
+    person: int  # 0-based occupant
+    posture: str
+    cover: int  # 0 uncover, 1 thin sheet, 2 blanket
+
+
+def plan_night(n_frames: int, *, rate: float = 30.0, mean_still_s: float = 10.0,
+               people: int = 1, seed: int = 0) -> list[Period]:
+    """The night's still periods (see the module docstring); deterministic per seed.
+
+    The occupants share the night in equal blocks of frames; each block starts supine and
+    is cut into still periods; a night uses one cover (sheet or blanket), on or off."""
+    if n_frames < 1:
+        raise ValueError(f"--n-frames must be at least 1, got {n_frames}")
+    if not 1 <= people <= n_frames:
+        raise ValueError(f"--people must be 1..{n_frames}, got {people}")
+    rng = np.random.default_rng(seed)
+    shortest = max(1, round(rate / 2))
+    names, weights = list(POSTURE_WEIGHTS), np.array(list(POSTURE_WEIGHTS.values()))
+    covered = int(rng.integers(1, 3))  # this night's cover: 1 sheet or 2 blanket
+    cover = covered if rng.random() < 0.5 else 0
+    bounds = [round(k * n_frames / people) for k in range(people + 1)]
+    periods: list[Period] = []
+    for person in range(people):
+        t, end, posture = bounds[person], bounds[person + 1], "supine"
+        while t < end:
+            if t > bounds[person]:  # a change: another posture, maybe the blanket
+                others = np.array([p != posture for p in names], float)
+                posture = str(rng.choice(names, p=weights * others / (weights * others).sum()))
+                if rng.random() < 0.5:
+                    cover = covered if cover == 0 else 0
+            stop = min(end, t + max(shortest, round(rng.exponential(mean_still_s) * rate)))
+            periods.append(Period(t, stop, person, posture, cover))
+            t = stop
+    return periods
+
+
+class NightRenderer:
+    """Scenes of a night from the generator, rendered by one fixed camera."""
+
+    def __init__(self, generator, *, seed: int = 0) -> None:
+        import torch
+
+        from disrt_core.sim.sensors import sample_camera_poses
+
+        self.gen, self.seed = generator, seed
+        self.device = generator.device
+        self.sensor = generator.sensor
+        camera_rng = torch.Generator(self.device).manual_seed(seed)
+        self.T, _ = sample_camera_poses(self.sensor, 1, camera_rng, self.device,
+                                        generator.config.camera_height)
+        self.K = self.sensor.K(1, self.device)
+        self._scenes: dict[tuple[int, str, int], dict] = {}
+        self._noise = torch.Generator(self.device).manual_seed(seed + 1)
+
+    def person_seed(self, person: int) -> int:
+        return self.seed * 1000 + 17 + person
+
+    def scene(self, person: int, posture: str, cover: int) -> dict:
+        """Clean depth [1,H,W] (m) by the night's camera and the labels of one scene."""
+        key = (person, posture, cover)
+        if key not in self._scenes:
+            self._scenes[key] = self._render(person, posture, cover)
+        return self._scenes[key]
+
+    def _render(self, person: int, posture: str, cover: int) -> dict:
+        import torch
+
+        from disrt_core.geometry.camera import transform_points
+        from disrt_core.posture import POSTURES
+        from disrt_core.sim.render import render_depth, render_plane
+        from disrt_core.sim.scene import render_grid, sample_beds
+
+        seed = self.person_seed(person)
+        out = self.gen.sample(1, seed, cover=cover,
+                              posture=torch.tensor([POSTURES.index(posture)], device=self.device),
+                              with_mesh=True)
+        # the bed (and its floor) is the first thing sample() draws from a fresh generator
+        beds = sample_beds(1, torch.Generator(self.device).manual_seed(seed), self.device,
+                           self.gen.config.pillow_prob)
+        vertices = out["vertices"]
+        mesh = render_grid(out["scene_height"], beds.floor_z).reshape(1, -1, 3)
+        points = transform_points(self.T, torch.cat([vertices, mesh], 1))
+        faces = torch.cat([self.gen.faces, self.gen.grid_faces + vertices.shape[1]])
+        depth = render_depth(points, faces, self.K, self.sensor.size)
+        floor = render_plane(self.K, self.T, beds.floor_z, self.sensor.size)
+        depth = torch.where((depth > 0) & ((floor <= 0) | (depth < floor)), depth, floor)
+        return {"depth": depth, "params": out["params"][0].double().cpu().numpy(),
+                "joints": out["joints"][0].double().cpu().numpy(),
+                "posture": POSTURES[int(out["posture"][0])]}
+
+    def noisy(self, depth, count: int) -> np.ndarray:
+        """``count`` raw frames (uint16 mm) of one clean depth image, fresh noise each."""
+        from disrt_core.sim.noise import apply_sensor_noise
+
+        batch = depth.expand(count, *depth.shape[1:])
+        raw = apply_sensor_noise(batch, self.K.expand(count, 3, 3), self.sensor, self._noise,
+                                 self.gen.config.noise)
+        return raw.round().clamp(0, 65535).cpu().numpy().astype(np.uint16)
+
+
+def write_night(out: str | Path, renderer: NightRenderer, periods: list[Period], *,
+                rate: float = 30.0, start_ns: int | None = None, storage: str = "mcap",
+                overwrite: bool = False, progress: bool = False) -> int:
+    """Write the night to the bag ``out``; returns the number of frames."""
+    from tqdm import tqdm
+
+    if not rate > 0:
+        raise BagError(f"--rate must be > 0, got {rate}")
+    start_ns = time.time_ns() if start_ns is None else int(start_ns)
+    T = renderer.T[0].double().cpu().numpy()
+    K = renderer.K[0].double().cpu().numpy()
+    rows, cols = renderer.sensor.size
+    model_id = renderer.gen.body.model_id
+    total = periods[-1].stop
+    bar = tqdm(total=total, unit="frame", disable=not progress, desc="synth2bag")
+    with BagWriter(out, storage=storage, overwrite=overwrite) as bag:
+        for topic, msgtype in ((DEPTH_TOPIC, IMAGE), (DEPTH_INFO_TOPIC, CAMERA_INFO),
+                               (GT_JOINTS_TOPIC, MARKER_ARRAY), (GT_POSE_TOPIC, STRING)):
+            bag.add_topic(topic, msgtype)
+        for number, period in enumerate(periods, 1):
+            scene = renderer.scene(period.person, period.posture, period.cover)
+            joints_cam = scene["joints"] @ T[:3, :3].T + T[:3, 3]
+            for first in range(period.start, period.stop, NOISE_BATCH):
+                count = min(NOISE_BATCH, period.stop - first)
+                for k, raw in enumerate(renderer.noisy(scene["depth"], count)):
+                    frame = first + k
+                    stamp = start_ns + round(frame * 1e9 / rate)
+                    gt = GroundTruth(
+                        stamp_ns=stamp, joints_bed_m=scene["joints"],
+                        cover=COVER_NAMES[period.cover], source="synthetic",
+                        joints_camera_m=joints_cam, T_cam_bed=T,
+                        bed_distance_mm=float(renderer.gen.config.bed_mm),
+                        posture=scene["posture"], subject=period.person + 1, pose=number,
+                        sample_id=f"synth/seed{renderer.seed}/person{period.person + 1}/"
+                                  f"period{number:04d}/frame{frame:07d}",
+                        body_model=model_id, body_params=scene["params"],
+                        extra={"sensor": renderer.sensor.name, "frame": frame,
+                               "person_seed": renderer.person_seed(period.person)})
+                    bag.write(DEPTH_INFO_TOPIC, stamp,
+                              bag_msgs.camera_info(K, cols, rows, stamp, DEPTH_FRAME_ID))
+                    bag.write(DEPTH_TOPIC, stamp,
+                              bag_msgs.depth_image(raw, stamp, DEPTH_FRAME_ID))
+                    bag.write(GT_JOINTS_TOPIC, stamp,
+                              bag_msgs.joint_markers(joints_cam, stamp, DEPTH_FRAME_ID))
+                    bag.write(GT_POSE_TOPIC, stamp, bag_msgs.ground_truth_msg(gt))
+                bar.update(count)
+    bar.close()
+    return total
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="disrt-synth2bag", description=__doc__.split("\n\n")[0].split(": ", 1)[1])
+    parser.add_argument("--n-frames", type=int, required=True, help="frames in the night")
+    parser.add_argument("--out", "-o", type=Path, required=True, help="bag to write")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rate", type=float, default=30.0, help="frames per second (30)")
+    parser.add_argument("--mean-still", type=float, default=10.0,
+                        help="mean seconds between posture/blanket changes (default 10)")
+    parser.add_argument("--people", type=int, default=1, help="occupants, one after the other")
+    parser.add_argument("--sensor", default="kinect2", help="kinect2 or d435")
+    parser.add_argument("--body-model", default="auto", choices=("auto", "anny", "smpl"))
+    parser.add_argument("--smpl-dir", default=None, help="folder of the SMPL .pkl files")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--no-noise", action="store_true", help="clean depth (no sensor noise)")
+    parser.add_argument("--storage", choices=STORAGES, default="mcap")
+    parser.add_argument("--start", type=float, default=None,
+                        help="stamp of the first frame, s since the epoch (default: now)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing bag")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        from disrt_core.body import BodyModelFallbackWarning, load_body_model
+        from disrt_core.sim import SceneGenerator, SimConfig
+
+        periods = plan_night(args.n_frames, rate=args.rate, mean_still_s=args.mean_still,
+                             people=args.people, seed=args.seed)
+        config = SimConfig(sensor=args.sensor, noise=not args.no_noise)
+        with warnings.catch_warnings():
+            if args.quiet:
+                warnings.simplefilter("ignore", BodyModelFallbackWarning)
+            body = load_body_model(args.body_model, args.smpl_dir, device=args.device)
+        renderer = NightRenderer(SceneGenerator(config, body, args.device), seed=args.seed)
+        start = None if args.start is None else round(args.start * 1e9)
+        frames = write_night(args.out, renderer, periods, rate=args.rate, start_ns=start,
+                             storage=args.storage, overwrite=args.overwrite,
+                             progress=not args.quiet)
+    except (BagError, ValueError, FileNotFoundError, RuntimeError) as err:
+        print(f"disrt-synth2bag: error: {err}", file=sys.stderr)
+        for note in getattr(err, "__notes__", []):
+            print(f"disrt-synth2bag: {note}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"disrt-synth2bag: interrupted; {args.out} was not written", file=sys.stderr)
+        return 130
+    if not args.quiet:
+        changes = len(periods) - 1
+        print(f"[disrt-synth2bag] wrote {frames} frames ({frames / args.rate:.0f} s, "
+              f"{changes} changes, {args.people} occupant(s)) to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
