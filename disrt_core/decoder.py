@@ -17,9 +17,9 @@ SPEC §11). Outputs stay in the label frame; :func:`to_vertex_frame` gives the `
 (−3, 3), which Anny's backend maps inside its phenotype range [0, 1]. The SMPL joint bounds
 are written for SMPL's T-pose with straight arms: the elbows flex about y only (x and z held
 to ±0.02 rad) and may not extend past straight. Anny's rest upper arms hang 49° below the
-horizontal and its rest forearms are bent 40° forward, so with the plain table its elbows
+horizontal and its rest forearms are bent 42° forward, so with the plain table its elbows
 could neither bend (the flexion axis has a −0.75 x component: a 90° flexion is out of
-reach) nor straighten (0.70 rad of extension needed, 0.096 allowed). We therefore express
+reach) nor straighten (0.73 rad of extension needed, 0.096 allowed). We therefore express
 the elbow, wrist and hand bounds in a frame carried from SMPL's T-pose arm onto the body
 model's rest arm (x along the upper arm, y the elbow hinge; ``arm_frames``) and shift the
 elbow's flexion bounds by the rest flexion (``elbow_rest_y``), both measured on the model's
