@@ -269,6 +269,7 @@ def arm_bound_calibration(body_model: BodyModel, min_bend: float = 0.05):
 
 
 def to_vertex_frame(vertices: Tensor) -> Tensor:
-    """Label frame -> the reference's "vertex frame" ``[y, x, −z]`` (SPEC §1.3 step 5)."""
+    """Label frame -> the reference's "vertex frame" ``[y, x, −z]`` (SPEC §1.3 step 5); the map
+    is its own inverse, so it also brings GT vertex files (vertex frame) into the label frame."""
     return torch.stack([vertices[..., 1], vertices[..., 0], -vertices[..., 2]], dim=-1)
 

@@ -82,6 +82,8 @@ def test_prediction_and_gt_branches(smpl_body):
     # body-model input of the prediction re-packs the bounded root as cos/sin
     torch.testing.assert_close(layout.unpack(pred.params).root_orient, pred.theta[:, :3])
     torch.testing.assert_close(to_vertex_frame(gt.vertices)[..., 2], -gt.vertices[..., 2])
+    torch.testing.assert_close(to_vertex_frame(gt.vertices)[..., 0], gt.vertices[..., 1])
+    torch.testing.assert_close(to_vertex_frame(to_vertex_frame(gt.vertices)), gt.vertices)
 
 
 def test_gt_root_comes_from_atan2(smpl_body):
