@@ -5,12 +5,13 @@ fixture SMPL) -> ``disrt-record`` -> ``disrt-score``.
 
 Two nights of the same 9 frames (1 subject × 3 poses × 3 covers), with distinct stamps:
 one replayed slowly (a frame a second: the node answers every frame) and one at the
-bag's 30 Hz. For every scored frame the score must equal an offline evaluation of the same
-frames (the Estimator on the node's documented preprocessing, ``disrt_ros.pipeline``:
-``raw_to_network`` with the frame's K and bed pose, ``normalize_depth``, 5 DDIM steps,
-same seed), within 0.1 mm. At 30 Hz the node, about 100 ms per frame on a 2-core CPU
-(BENCHMARKS.md, node benchmark), keeps the newest frame and drops the rest: the test
-checks that every frame is either scored or counted as missed, and prints the count.
+bag's 30 Hz. For every scored frame the score must equal evaluate.py's evaluation of the
+same frames (``disrt_core.train.evaluation.evaluate_batches``, fed the frames as the node
+prepares them, ``disrt_ros.pipeline``: ``raw_to_network`` with the frame's K and bed pose,
+``normalize_depth``; 5 DDIM steps, same seed), within 0.1 mm. At 30 Hz the node, about
+100 ms per frame on a 2-core CPU (BENCHMARKS.md: node and bag_chain benchmarks), keeps
+the newest frame and drops the rest: the test checks that every frame is either scored
+or counted as missed, and prints the count.
 """
 
 from __future__ import annotations
@@ -35,12 +36,12 @@ import yaml
 from disrt_core.body import load_body_model
 from disrt_core.checkpoint import save_checkpoint
 from disrt_core.data.fixtures import write_slp_fixture
+from disrt_core.data.source import COVERS
 from disrt_core.decoder import MeshDecoder
 from disrt_core.geometry.bedframe import normalize_depth
 from disrt_core.geometry.camera import raw_to_network
 from disrt_core.geometry.slp import KINECT_DEPTH_K
 from disrt_core.infer import Estimator
-from disrt_core.metrics import mpjpe_mm, pve_mm
 from disrt_core.model import Denoiser, small
 from disrt_ros import bag_msgs
 from disrt_ros.bags import (
@@ -131,24 +132,32 @@ def _frames(bag):
 
 
 def _offline(ckpt, smpl_dir, truths, depths):
-    """Per-frame MPJPE and PVE (mm) of the Estimator run offline on the node's
-    preprocessing, frame by frame (batch 1, as the node serves one camera)."""
+    """Per-frame MPJPE and PVE (mm) of evaluate.py's evaluation
+    (``disrt_core.train.evaluation.evaluate_batches``) on the same frames, prepared as the
+    node prepares them (``disrt_ros.pipeline``: ``raw_to_network`` with the frame's K and bed
+    pose, ``normalize_depth``), one frame per batch as the node serves one camera; the GT
+    mesh is the gendered SMPL mesh, as SLP's GT vertex files are."""
+    from disrt_core.train.evaluation import evaluate_batches
+
     est = Estimator.from_checkpoint(ckpt, device="cpu", steps=5, seed=SEED, model_dir=smpl_dir)
     both = load_body_model("smpl", smpl_dir, gender="both")
-    mpjpe, pve = [], []
+    batches = []
     for gt, depth in zip(truths, depths):
         T = torch.from_numpy(gt.T_cam_bed).float()[None]
         K = torch.from_numpy(KINECT_DEPTH_K).float()[None]
         net = normalize_depth(raw_to_network(torch.from_numpy(depth[None].astype(np.float32)),
                                              K, T, 2101.0), 2101.0)
+        female = gt.gender == "female"
+        gender = torch.tensor([[float(female), float(not female)]])
+        params = torch.from_numpy(gt.body_params).float()[None]
         with torch.no_grad():
-            pred = est.predict(net[:, None])
-            female = gt.gender == "female"
-            gender = torch.tensor([[float(female), float(not female)]])
-            gt_vertices = both(torch.from_numpy(gt.body_params).float()[None], gender)[0]
-        mpjpe.append(float(mpjpe_mm(pred.joints, torch.from_numpy(gt.joints_bed_m)[None])[0]))
-        pve.append(float(pve_mm(pred.vertices, gt_vertices)[0]))
-    return np.array(mpjpe), np.array(pve)
+            vertices = both(params, gender)[0]
+        batches.append({"depth": net[:, None], "params": params, "gender": gender,
+                        "joints": torch.from_numpy(gt.joints_bed_m).float()[None],
+                        "cover": torch.tensor([COVERS.index(gt.cover)]),
+                        "vertices_gt": vertices, "key": [gt.sample_id]})
+    (result,) = evaluate_batches(est, batches, [(5, 1)], measurements=False)
+    return result["mpjpe_mm"], result["pve_mm"]
 
 
 def test_slp_bag_through_the_node_scores_like_offline(world, smpl_fixture_dir, tmp_path):
