@@ -6,12 +6,13 @@ fixture SMPL) -> ``disrt-record`` -> ``disrt-score``.
 Two nights of the same 9 frames (1 subject × 3 poses × 3 covers), with distinct stamps:
 one replayed slowly (a frame a second: the node answers every frame) and one at the
 bag's 30 Hz. For every scored frame the score must equal evaluate.py's evaluation of the
-same frames (``disrt_core.train.evaluation.evaluate_batches``, fed the frames as the node
-prepares them, ``disrt_ros.pipeline``: ``raw_to_network`` with the frame's K and bed pose,
-``normalize_depth``; 5 DDIM steps, same seed), within 0.1 mm. At 30 Hz the node, about
-100 ms per frame on a 2-core CPU (BENCHMARKS.md: node and bag_chain benchmarks), keeps
-the newest frame and drops the rest: the test checks that every frame is either scored
-or counted as missed, and prints the count.
+same frames, read as evaluate.py reads SLP (``SLPDataset``, SLP's own homography
+preprocessing) and scored by ``disrt_core.train.evaluation.evaluate_batches`` (5 DDIM steps,
+same seed), within 0.1 mm; the node prepares frames its own way (``raw_to_network`` with
+the bed pose the homography implies), so this also checks that both preprocessings agree.
+At 30 Hz the node, about 100 ms per frame on a 2-core CPU (BENCHMARKS.md: node and
+bag_chain benchmarks), keeps the newest frame and drops the rest: the test checks that
+every frame is either scored or counted as missed, and prints the count.
 """
 
 from __future__ import annotations
@@ -36,19 +37,14 @@ import yaml
 from disrt_core.body import load_body_model
 from disrt_core.checkpoint import save_checkpoint
 from disrt_core.data.fixtures import write_slp_fixture
-from disrt_core.data.source import COVERS
 from disrt_core.decoder import MeshDecoder
-from disrt_core.geometry.bedframe import normalize_depth
-from disrt_core.geometry.camera import raw_to_network
 from disrt_core.geometry.slp import KINECT_DEPTH_K
 from disrt_core.infer import Estimator
 from disrt_core.model import Denoiser, small
-from disrt_ros import bag_msgs
 from disrt_ros.bags import (
     DEPTH_INFO_TOPIC,
     DEPTH_TOPIC,
     GT_POSE_TOPIC,
-    IMAGE,
     STRING,
     BagReader,
     GroundTruth,
@@ -120,51 +116,42 @@ def world(tmp_path_factory, smpl_fixture_dir):
         torch.nn.init.normal_(p, std=0.05)
     ckpt = save_checkpoint(folder / "small.safetensors", net, body.model_id,
                            body.param_layout, MeshDecoder(body).config)
-    return folder, bags, ckpt
+    return fx.root, bags, ckpt
 
 
-def _frames(bag):
-    """(ground truth, depth mm) of every frame of an input bag, in order."""
+def _truths(bag) -> list[GroundTruth]:
+    """The ground truth of every frame of an input bag, in order."""
     with BagReader(bag) as reader:
-        truths = [GroundTruth.from_json(m.data) for _, m in reader.read(GT_POSE_TOPIC, STRING)]
-        depths = [bag_msgs.image_to_array(m) for _, m in reader.read(DEPTH_TOPIC, IMAGE)]
-    return truths, depths
+        return [GroundTruth.from_json(m.data) for _, m in reader.read(GT_POSE_TOPIC, STRING)]
 
 
-def _offline(ckpt, smpl_dir, truths, depths):
-    """Per-frame MPJPE and PVE (mm) of evaluate.py's evaluation
-    (``disrt_core.train.evaluation.evaluate_batches``) on the same frames, prepared as the
-    node prepares them (``disrt_ros.pipeline``: ``raw_to_network`` with the frame's K and bed
-    pose, ``normalize_depth``), one frame per batch as the node serves one camera; the GT
-    mesh is the gendered SMPL mesh, as SLP's GT vertex files are."""
+def _offline(ckpt, smpl_dir, slp_root) -> dict[str, tuple[float, float]]:
+    """evaluate.py's evaluation of the same SLP frames, read the way it reads SLP
+    (``SLPDataset`` with ``depth="raw"``: SLP's own homography pipeline, labels from the
+    BodyMAP fits, GT meshes from the GT vertex files) and scored by
+    ``disrt_core.train.evaluation.evaluate_batches``: sample key -> (MPJPE, PVE) in mm. One
+    frame per batch, as the node serves one camera (the seeded sampler then draws the same
+    noise for a frame in both)."""
+    from disrt_core.data.slp import SLPDataset
     from disrt_core.train.evaluation import evaluate_batches
 
-    est = Estimator.from_checkpoint(ckpt, device="cpu", steps=5, seed=SEED, model_dir=smpl_dir)
     both = load_body_model("smpl", smpl_dir, gender="both")
-    batches = []
-    for gt, depth in zip(truths, depths):
-        T = torch.from_numpy(gt.T_cam_bed).float()[None]
-        K = torch.from_numpy(KINECT_DEPTH_K).float()[None]
-        net = normalize_depth(raw_to_network(torch.from_numpy(depth[None].astype(np.float32)),
-                                             K, T, 2101.0), 2101.0)
-        female = gt.gender == "female"
-        gender = torch.tensor([[float(female), float(not female)]])
-        params = torch.from_numpy(gt.body_params).float()[None]
-        with torch.no_grad():
-            vertices = both(params, gender)[0]
-        batches.append({"depth": net[:, None], "params": params, "gender": gender,
-                        "joints": torch.from_numpy(gt.joints_bed_m).float()[None],
-                        "cover": torch.tensor([COVERS.index(gt.cover)]),
-                        "vertices_gt": vertices, "key": [gt.sample_id]})
+    dataset = SLPDataset(slp_root, [81], poses=[1, 16, 31], depth="raw", vertices=True,
+                         body_model=both)
+    keys = ("depth", "params", "gender", "joints", "cover", "vertices_gt")
+    batches = [{**{k: torch.from_numpy(np.asarray(sample[k]))[None] for k in keys},
+                "key": [sample["key"]]} for sample in (dataset[i] for i in range(len(dataset)))]
+    est = Estimator.from_checkpoint(ckpt, device="cpu", steps=5, seed=SEED, model_dir=smpl_dir)
     (result,) = evaluate_batches(est, batches, [(5, 1)], measurements=False)
-    return result["mpjpe_mm"], result["pve_mm"]
+    return {key: (float(m), float(v))
+            for key, m, v in zip(result["keys"], result["mpjpe_mm"], result["pve_mm"])}
 
 
 def test_slp_bag_through_the_node_scores_like_offline(world, smpl_fixture_dir, tmp_path):
-    _, bags, ckpt = world
+    slp_root, bags, ckpt = world
     ns = f"/e2e_{uuid.uuid4().hex[:8]}"
     camera_ns = f"{ns}/camera/camera"
-    truths, depths = _frames(bags["slow"])
+    truths = _truths(bags["slow"])
     K = KINECT_DEPTH_K
     params = {"/**": {"ros__parameters": {
         "checkpoint": str(ckpt), "device": "cpu", "body_model_dir": str(smpl_fixture_dir),
@@ -198,7 +185,7 @@ def test_slp_bag_through_the_node_scores_like_offline(world, smpl_fixture_dir, t
         assert recorder.stop() == 0, recorder.output
         node.stop()
 
-    offline_mpjpe, offline_pve = _offline(ckpt, smpl_fixture_dir, truths, depths)
+    offline = _offline(ckpt, smpl_fixture_dir, slp_root)
     results = {}
     for name in bags:  # disrt-score, as a user runs it
         report = tmp_path / f"score_{name}.json"
@@ -213,13 +200,13 @@ def test_slp_bag_through_the_node_scores_like_offline(world, smpl_fixture_dir, t
         assert result.matched >= 1
         if name == "slow":
             assert result.missed == 0, f"frames lost at 1 Hz:\n{node.output}"
-        order = {gt.stamp_ns: i for i, gt in enumerate(_frames(bags[name])[0])}
-        rows = [order[stamp] for stamp, *_ in result.per_frame]
-        for (_, _, mpjpe, pve), i in zip(result.per_frame, rows):
-            assert mpjpe == pytest.approx(offline_mpjpe[i], abs=TOLERANCE_MM)
-            assert pve == pytest.approx(offline_pve[i], abs=TOLERANCE_MM)
+        ids = {gt.stamp_ns: gt.sample_id for gt in _truths(bags[name])}
+        keys = [ids[stamp] for stamp, *_ in result.per_frame]
+        for (_, _, mpjpe, pve), key in zip(result.per_frame, keys):
+            assert mpjpe == pytest.approx(offline[key][0], abs=TOLERANCE_MM), key
+            assert pve == pytest.approx(offline[key][1], abs=TOLERANCE_MM), key
         for cover, value in result.mpjpe.items():
-            picked = [i for i in rows if cover in ("all", truths[i].cover)]
-            assert value == pytest.approx(offline_mpjpe[picked].mean(), abs=TOLERANCE_MM)
-            assert result.pve[cover] == pytest.approx(offline_pve[picked].mean(),
+            picked = [offline[k] for k in keys if cover in ("all", k.split("/")[3])]
+            assert value == pytest.approx(np.mean([m for m, _ in picked]), abs=TOLERANCE_MM)
+            assert result.pve[cover] == pytest.approx(np.mean([v for _, v in picked]),
                                                       abs=TOLERANCE_MM)
