@@ -146,7 +146,9 @@ class NightRenderer:
         vertices = out["vertices"]
         mesh = render_grid(out["scene_height"], beds.floor_z).reshape(1, -1, 3)
         points = transform_points(self.T, torch.cat([vertices, mesh], 1))
-        faces = torch.cat([self.gen.faces, self.gen.grid_faces + vertices.shape[1]])
+        faces = getattr(self.gen, "scene_faces", None)  # body + scene grid faces
+        if faces is None:  # generators before scene_faces
+            faces = torch.cat([self.gen.faces, self.gen.grid_faces + vertices.shape[1]])
         depth = render_depth(points, faces, self.K, self.sensor.size)
         floor = render_plane(self.K, self.T, beds.floor_z, self.sensor.size)
         depth = torch.where((depth > 0) & ((floor <= 0) | (depth < floor)), depth, floor)
