@@ -244,8 +244,12 @@ class RunSection:
 
 @dataclass
 class TrainConfig:
+    """name, seed; data_root: the default ``path`` of ``slp`` and ``bodypressure`` sources
+    (BodyMAP's ``data_BP`` folder); then the sections of the module docstring."""
+
     name: str = "disrt"
     seed: int = 0
+    data_root: str | None = None
     body: BodySection = field(default_factory=BodySection)
     model: ModelSection = field(default_factory=ModelSection)
     diffusion: DiffusionSection = field(default_factory=DiffusionSection)
@@ -494,22 +498,25 @@ def validate(config: TrainConfig) -> TrainConfig:
             raise bad(f"{where}.data", "a generator source cannot be mixed with others; write "
                       "shards with `disrt-generate` and mix those")
         for i, spec in enumerate(stage.data):
-            _validate_spec(spec, f"{where}.data.{i}")
+            _validate_spec(spec, f"{where}.data.{i}", config.data_root)
     if config.eval.data is not None:
-        _validate_spec(config.eval.data, "eval.data")
+        _validate_spec(config.eval.data, "eval.data", config.data_root)
     if config.eval.steps < 1 or config.eval.hypotheses < 1:
         raise bad("eval", "steps and hypotheses must be ≥ 1")
     _name_data(config)
     return config
 
 
-def _validate_spec(spec: DataSpec, where: str) -> None:
+def _validate_spec(spec: DataSpec, where: str, data_root: str | None = None) -> None:
     if spec.type not in DATA_TYPES:
         raise ConfigError(f"{where}.type: must be one of {DATA_TYPES}, got {spec.type!r}"
                           f"{_suggest(spec.type, list(DATA_TYPES))}")
+    if spec.type in ("slp", "bodypressure") and not spec.path:
+        spec.path = data_root
     if spec.type != "generator" and not spec.path:
         raise ConfigError(f"{where}.path: a {spec.type} source needs a path (the "
-                          f"{'shard folder' if spec.type == 'shards' else '<data> root'})")
+                          + ("shard folder)" if spec.type == "shards" else
+                             "<data> root; or set data_root)"))
     if spec.fraction is not None and not 0.0 < spec.fraction <= 1.0:
         raise ConfigError(f"{where}.fraction: must be in (0, 1], got {spec.fraction}")
     if spec.type == "generator" and (spec.samples < 1 or spec.refresh_every < 1

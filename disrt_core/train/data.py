@@ -113,8 +113,19 @@ class RankSlice(MixedStream):
 
     def _make_batch(self, index, refs, cache, capacity):
         per = len(refs) // self.world if self.drop_last else -(-len(refs) // self.world)
-        return super()._make_batch(index, refs[self.rank * per:(self.rank + 1) * per], cache,
-                                   capacity)
+        batch = super()._make_batch(index, refs[self.rank * per:(self.rank + 1) * per], cache,
+                                    capacity)
+        if batch.get("empty") and self.world > 1:
+            # Every sample of this process's slice was filtered (NaN) or skipped: a batch
+            # the others run and this one would not would hang the gradient all-reduce.
+            # Take one valid sample of the whole global batch instead (if it has any; if
+            # not, every process skips the batch alike).
+            whole = super()._make_batch(index, refs, cache, capacity)
+            if not whole.get("empty"):
+                batch = {k: (v[:1] if isinstance(v, (torch.Tensor, list)) and k not in
+                             ("skipped", "filtered") else v) for k, v in whole.items()}
+                batch["skipped"], batch["filtered"] = [], []
+        return batch
 
 
 class FileData:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from disrt_core.train import distributed
 from disrt_core.train import state as st
@@ -102,7 +103,7 @@ def run_sweep(config: TrainConfig, out_dir: str | Path, *,
                           "type slp, split real_81_102)")
     settings = settings or EvalSettings(measurements=False)
     parsed = [parse_method(m) for m in methods]
-    synth, real = config.stages[0], config.stages[-1]
+    synth = config.stages[0]
     if any(f < 0 or f > 1 for f in fractions):
         raise ConfigError(f"fractions must be in [0, 1], got {list(fractions)}")
     if any(name == "joint" for name, _ in parsed) and any(
@@ -110,7 +111,23 @@ def run_sweep(config: TrainConfig, out_dir: str | Path, *,
         raise ConfigError("method joint mixes sources: the synthetic stage must read shards "
                           "(write them with disrt-generate), not a generator pool")
     info = distributed.from_env()
-    out_dir = Path(out_dir)
+    owns_group = info.enabled and not torch.distributed.is_initialized()
+    if owns_group:  # one process group for all runs (the trainers then leave it alone)
+        from disrt_core.train.trainer import pick_device
+
+        distributed.init(info, pick_device(config.run.device, info),
+                         config.run.dist_timeout_min)
+    try:
+        return _sweep(config, Path(out_dir), fractions, parsed, seeds, settings, device, log,
+                      info)
+    finally:
+        if owns_group:
+            distributed.shutdown()
+
+
+def _sweep(config: TrainConfig, out_dir: Path, fractions, parsed, seeds, settings, device,
+           log, info) -> dict[str, Any]:
+    synth, real = config.stages[0], config.stages[-1]
     cells: dict[str, dict[str, list]] = {}
     body: list = []
 
@@ -121,8 +138,6 @@ def run_sweep(config: TrainConfig, out_dir: str | Path, *,
         result = None
         if info.is_main:
             if not body:
-                import torch
-
                 from disrt_core.train.trainer import load_body
 
                 body.append(load_body(config.body, torch.device(device)))

@@ -337,7 +337,9 @@ class Trainer:
         total = stage.epochs * len(self.data[index])
         return min(total, stage.max_steps) if stage.max_steps else total
 
-    def _begin_stage(self, index: int, fresh: bool) -> None:
+    def begin_stage(self, index: int, fresh: bool = True) -> None:
+        """Set stage ``index`` up (frozen modules, scheduler, DDP wrapper, compile); then
+        :meth:`train_step` runs its steps (benchmarks call these two directly)."""
         stage, cfg = self.config.stages[index], self.config
         if fresh and stage.reset_optimizer:
             self.optimizer.state.clear()
@@ -383,7 +385,12 @@ class Trainer:
         stage, data = cfg.stages[index], self.data[index]
         total = self.stage_steps(index)
         fresh = pos.stage_step == 0 and pos.epoch == 0 and pos.batch == 0
-        self._begin_stage(index, fresh)
+        self.begin_stage(index, fresh)
+        self.monitor.write(f"[train] stage {stage.name}: {len(data)} batches of "
+                           f"{stage.batch_size} per epoch ({data.num_samples} samples) × "
+                           f"{stage.epochs} epochs = {total} steps, lr "
+                           f"{stage.lr or cfg.optim.lr:g} ({stage.schedule.kind})"
+                           + (f", frozen {stage.freeze}" if stage.freeze else ""))
         self.monitor.begin_stage(stage.name, total, pos.stage_step)
         samples_per_step = stage.batch_size
         window: list[dict] = []

@@ -98,3 +98,11 @@ def test_resume_conflicts_ignore_run_cadence():
     b["optim"]["lr"] = 3e-4
     b["stages"][0]["epochs"] = 9
     assert resume_conflicts(a, b) == ["optim.lr", "stages"]
+
+
+def test_data_root_fills_dataset_paths():
+    config = load_config(CONFIGS / "train_finetune.yaml", ["data_root=/data/BP"])
+    specs = [d for s in config.stages for d in s.data] + [config.eval.data]
+    assert {d.path for d in specs} == {"/data/BP"}
+    with pytest.raises(ConfigError, match="or set data_root"):
+        load_config(CONFIGS / "train_finetune.yaml", ["data_root=null"])

@@ -63,6 +63,7 @@ def _kill_after(proc: subprocess.Popen, out: Path, step: int) -> int:
     pytest.fail("the run did not reach the step to kill at")
 
 
+@pytest.mark.slow
 def test_sigkill_and_resume_is_bit_identical(make_config, tmp_path):
     full_cfg = _config(make_config, tmp_path / "full")
     killed_cfg = _config(make_config, tmp_path / "killed")

@@ -4,6 +4,7 @@ smoke run's own data, shrunk to keep the CPU test short)."""
 
 import json
 
+import pytest
 import torch
 
 from disrt_core.checkpoint import read_header
@@ -15,6 +16,7 @@ from disrt_core.train.state import load_state, stage_path
 KINECT = "{sensor: kinect2}"
 
 
+@pytest.mark.slow
 def test_two_stages_on_generated_data(tmp_path, keep_threads, capsys):
     from disrt_core.sim.cli import main as generate
 
