@@ -144,6 +144,7 @@ class Estimator:
         self.cuda_graphs = cuda_graphs
         self._graphs: dict[tuple, tuple] = {}
         self.seed = seed
+        self.header = None  # the checkpoint header when loaded by from_checkpoint
         self._lock = threading.Lock()
         self.steps, self.hypotheses, self.eta = 5, 1, 0.0
         self.set_sampling(steps, hypotheses, eta)
