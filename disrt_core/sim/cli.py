@@ -10,14 +10,23 @@ and an interrupted run resumes where it stopped: shards already complete on disk
 header's sample count matches) are skipped. The random streams differ between CPU and CUDA,
 so the device type is part of the settings, and a folder is only resumed with the same
 settings. Format: :mod:`disrt_core.data.shards` (``manifest.json`` + safetensors shards).
+
+On the CPU every worker process runs torch on one thread (``--workers``, default one per
+core): independent processes scale on a shared machine where torch's own threads spin and
+wait, and one thread makes the results independent of the worker count. The manifest lists
+the shards finished so far (in index order), so a reader can start before the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import queue
 import sys
 import time
 import warnings
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +56,48 @@ def generate_shard(generator: SceneGenerator, seed: int, index: int, count: int,
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
+@contextlib.contextmanager
+def cpu_threads(device: str | torch.device, threads: int = 1):
+    """Run torch on ``threads`` CPU threads inside the block when generating on the CPU."""
+    if torch.device(device).type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class _QueueProgress:
+    def __init__(self, q) -> None:
+        self.q = q
+
+    def update(self, n: int) -> None:
+        self.q.put(n)
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(args: argparse.Namespace, progress) -> None:
+    torch.set_num_threads(1)
+    _WORKER["generator"] = _make_generator(args)
+    _WORKER["progress"] = _QueueProgress(progress)
+
+
+def _worker_shard(out: str, seed: int, index: int, count: int, batch_size: int,
+                  store_raw: bool) -> int:
+    generator = _WORKER["generator"]
+    arrays = generate_shard(generator, seed, index, count, batch_size, store_raw,
+                            _WORKER["progress"])
+    shards.write_shard(Path(out) / shards.shard_name(index), arrays,
+                       body_model=generator.body.model_id,
+                       param_dim=generator.layout.param_dim, shard_index=index)
+    return index
+
+
 def run(args: argparse.Namespace, generator: SceneGenerator) -> dict:
     """Generate (or finish) the dataset in ``args.out``; returns the manifest."""
     from tqdm import tqdm
@@ -57,6 +108,7 @@ def run(args: argparse.Namespace, generator: SceneGenerator) -> dict:
         "n": args.n, "seed": args.seed, "shard_size": args.shard_size,
         "batch_size": args.batch_size, "store_raw": args.store_raw,
         "device_type": generator.device.type, "body_model_kind": args.body_model,
+        "cpu_threads_per_worker": 1 if generator.device.type == "cpu" else None,
         "config": generator.config.to_dict(),
     }
     manifest = {
@@ -78,21 +130,53 @@ def run(args: argparse.Namespace, generator: SceneGenerator) -> dict:
     done = [_complete(out / shards.shard_name(i), c) for i, c in enumerate(counts)]
     bar = tqdm(total=args.n, initial=sum(c for c, d in zip(counts, done) if d), unit="sample",
                dynamic_ncols=True, disable=args.quiet)
-    for i, count in enumerate(counts):
-        if not done[i]:
-            arrays = generate_shard(generator, args.seed, i, count, args.batch_size,
-                                    args.store_raw, bar)
-            shards.write_shard(out / shards.shard_name(i), arrays,
-                               body_model=generator.body.model_id,
-                               param_dim=generator.layout.param_dim, shard_index=i)
-            done[i] = True
+
+    def record() -> None:
         manifest["shards"] = [{"file": shards.shard_name(j), "count": counts[j]}
-                              for j in range(i + 1) if done[j]]
+                              for j in range(n_shards) if done[j]]
         manifest["total"] = sum(e["count"] for e in manifest["shards"])
         manifest["complete"] = all(done)
         shards.write_manifest(out, manifest)
+
+    todo = [i for i in range(n_shards) if not done[i]]
+    workers = min(args.workers, len(todo)) if generator.device.type == "cpu" else 1
+    if workers <= 1:
+        with cpu_threads(generator.device):
+            for i in todo:
+                arrays = generate_shard(generator, args.seed, i, counts[i], args.batch_size,
+                                        args.store_raw, bar)
+                shards.write_shard(out / shards.shard_name(i), arrays,
+                                   body_model=generator.body.model_id,
+                                   param_dim=generator.layout.param_dim, shard_index=i)
+                done[i] = True
+                record()
+    else:
+        _run_workers(args, out, todo, counts, done, bar, record, workers)
+    record()
     bar.close()
     return manifest
+
+
+def _run_workers(args, out, todo, counts, done, bar, record, workers) -> None:
+    """Shards in ``workers`` single-threaded processes; progress through a queue."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager:
+        progress = manager.Queue()
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
+                                 initargs=(args, progress)) as pool:
+            pending = {pool.submit(_worker_shard, str(out), args.seed, i, counts[i],
+                                   args.batch_size, args.store_raw) for i in todo}
+            while pending:
+                finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                with contextlib.suppress(queue.Empty):
+                    while True:
+                        bar.update(progress.get_nowait())
+                for future in finished:
+                    done[future.result()] = True
+                if finished:
+                    record()
 
 
 def _complete(path: Path, count: int) -> bool:
@@ -144,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pillow-prob", type=float, default=0.25)
     p.add_argument("--preview", type=Path, help="write a contact sheet (PNG) to this path")
     p.add_argument("--preview-n", type=int, default=6, help="bodies in the contact sheet")
+    p.add_argument("--workers", type=int, default=None,
+                   help="CPU only: processes generating shards in parallel, one torch thread "
+                        "each (default: one per core)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -162,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         build_parser().error("--device cuda but torch sees no CUDA device")
     args.batch_size = args.batch_size or (256 if args.device.startswith("cuda") else 64)
+    args.workers = args.workers or len(os.sched_getaffinity(0))
 
     args.covers = covers
     start = time.perf_counter()

@@ -65,8 +65,8 @@ def _sample(height: Tensor, xy: Tensor, grid: SceneGrid) -> Tensor:
 
 
 def simulate_cloth(support: Tensor, x_range: tuple[float, float], y_range: tuple[float, float],
-                   material: ClothMaterial = SHEET, spacing: float = 0.015,
-                   steps: int = 900, dt: float = 1 / 300, iterations: int = 12,
+                   material: ClothMaterial = SHEET, spacing: float = 0.02,
+                   steps: int = 600, dt: float = 1 / 300, iterations: int = 8,
                    damping: float = 0.02, grid: SceneGrid = GRID) -> tuple[Tensor, Tensor]:
     """Drop a cloth covering the label rectangle ``x_range`` × ``y_range`` onto ``support``
     ([R,C] heights on ``grid``, m). Returns the resting particles [P,3] and the cloth's

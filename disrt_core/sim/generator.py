@@ -18,8 +18,10 @@ bed at ``bed_mm``; rounded, 0 = no reading), ``bed_mm`` [B], ``params`` [B,P] an
 ``posture`` [B] (``disrt_core.posture`` of the root), ``pressure`` [B,192,84] kPa, ``K``
 [B,3,3], ``T_cam_bed`` [B,4,4], ``depth_raw`` [B,H,W] mm when asked, and with
 ``with_mesh``: ``vertices`` [B,V,3], ``mass`` [B] kg, ``stature`` [B] m, ``sink`` [B] m,
+``mattress_size`` [B,2] (width, length) m,
 and on the 1 cm scene grid [B,230,120] (m): ``scene_height`` (bed, pillow and blanket, no
-body), ``cloth_height`` (−inf off the cloth), ``body_top`` (−inf off the body).
+body), ``support_height`` (the same without the blanket), ``cloth_height`` (−inf off the
+cloth), ``body_top`` (−inf off the body).
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ class SimConfig:
     noise: bool = True
     bed_mm: float = SLP_DANALAB_BED_MM
     max_pose_tries: int = 10
+    cpu_chunk: int = 16  # frames rendered at once on the CPU (memory reuse, not results)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -117,7 +120,8 @@ class SceneGenerator:
         self.part_labels = part_labels(vertices[0], joints[0])
         self.faces = self.body.faces
         rows, cols = GRID.shape
-        self.grid_faces = grid_faces((rows + 1) // 2, (cols + 1) // 2, self.device)
+        grid = grid_faces((rows + 1) // 2, (cols + 1) // 2, self.device)
+        self.scene_faces = torch.cat([self.faces, grid + self.body.num_vertices])
 
     # -- stages ------------------------------------------------------------------------
     def sample_bodies(self, n: int, gen: torch.Generator, posture: Tensor | None = None,
@@ -158,6 +162,19 @@ class SceneGenerator:
         return {"params": params, "posture": pose.posture, "arm_class": arm,
                 "leg_class": leg, "stature": target, "pose_ok": ok}
 
+    def _given_bodies(self, params: Tensor) -> dict[str, Tensor]:
+        if params.shape[-1] != self.layout.param_dim:
+            raise ValueError(f"params have {params.shape[-1]} values, this generator's body "
+                             f"model takes {self.layout.param_dim}")
+        p = self.layout.unpack(params)
+        transl = torch.cat([p.transl[:, :2], torch.zeros_like(p.transl[:, :1])], -1)
+        n = params.shape[0]
+        none = torch.full((n, 2), -1, dtype=torch.long, device=params.device)
+        return {"params": self.layout.pack(p.shape, transl, p.root_orient, p.body_pose),
+                "posture": posture_from_axis_angle(p.root_orient), "arm_class": none,
+                "leg_class": none, "stature": torch.full((n,), float("nan"), device=params.device),
+                "pose_ok": torch.ones(n, dtype=torch.bool, device=params.device)}
+
     def settle(self, params: Tensor, vertices: Tensor, joints: Tensor) -> Tensor:
         """Parameters with the limbs that reach below the trunk raised to rest at its level
         (:func:`settle_limbs`), the pose kept within ``JOINT_LIMITS`` (semantic)."""
@@ -176,20 +193,27 @@ class SceneGenerator:
         col, row = GRID.to_cells(vertices[..., 0], vertices[..., 1])
         uv = torch.stack([col, row], -1)
         z = vertices[..., 2:3].expand(-1, -1, 2)
-        maps = rasterize(uv, z, self.faces, GRID.shape, ("amax", "amin"))
+        chunk = len(uv) if uv.is_cuda else self.config.cpu_chunk  # see sample()
+        maps = torch.cat([rasterize(uv[s:s + chunk], z[s:s + chunk], self.faces, GRID.shape,
+                                    ("amax", "amin")) for s in range(0, len(uv), chunk)])
         return maps[:, 0], maps[:, 1]
 
     # -- the pipeline --------------------------------------------------------------------
     @torch.no_grad()
     def sample(self, batch_size: int, seed: int | torch.Generator = 0, *,
                cover: int | Tensor | None = None, posture: Tensor | None = None,
-               with_raw: bool = False, with_mesh: bool = False,
+               params: Tensor | None = None, with_raw: bool = False, with_mesh: bool = False,
                timings: dict[str, float] | None = None) -> dict[str, Tensor]:
         """One batch of labelled samples (module docstring for the keys).
 
         seed: an int (a fresh generator on the device) or a ``torch.Generator`` on it.
         cover / posture: force the cover level (int or [B]) / posture classes [B]; they are
         drawn anyway, so forcing them leaves the rest of the sample unchanged.
+        params: [B,P] bodies to use instead of drawing them (label frame; shape, pose, x, y
+            and root orientation are kept as given, the height is found again by contact,
+            limbs are not settled). With the same
+            ``seed`` every call gets the same bed, camera, blanket and noise draws, so a
+            sequence of slowly changing ``params`` makes a sequence of frames of one scene.
         timings: if given, seconds per stage (``STAGES``) are added to it.
         """
         gen = seed if isinstance(seed, torch.Generator) else torch.Generator(
@@ -199,7 +223,10 @@ class SceneGenerator:
 
         with stage("pose"):
             beds = sample_beds(n, gen, dev, cfg.pillow_prob)
-            bodies = self.sample_bodies(n, gen, posture, beds)
+            if params is None:
+                bodies = self.sample_bodies(n, gen, posture, beds)
+            else:
+                bodies = self._given_bodies(params.to(dev))
             covers = torch.tensor(cfg.covers, device=dev)
             drawn = covers[torch.randint(len(covers), (n,), generator=gen, device=dev)]
             if cover is not None:
@@ -209,8 +236,9 @@ class SceneGenerator:
         with stage("skinning"):
             params = bodies["params"]
             vertices, joints = self.body(params)
-            params = self.settle(params, vertices, joints)
-            vertices, joints = self.body(params)
+            if bodies["arm_class"][0, 0] >= 0:  # drawn bodies; given ones are used as they are
+                params = self.settle(params, vertices, joints)
+                vertices, joints = self.body(params)
         with stage("sinkage"):
             lift = lowest_point_offset(vertices)
             vertices[..., 2] += lift[:, None]
@@ -241,14 +269,28 @@ class SceneGenerator:
             K = self.sensor.K(n, dev)
             mesh = render_grid(scene, beds.floor_z).reshape(n, -1, 3)
             points = transform_points(T, torch.cat([vertices, mesh], 1))
-            faces = torch.cat([self.faces, self.grid_faces + vertices.shape[1]])
-            depth = render_depth(points, faces, K, self.sensor.size)
-            floor = render_plane(K, T, beds.floor_z, self.sensor.size)
-            depth = torch.where((depth > 0) & ((floor <= 0) | (depth < floor)), depth, floor)
-        with stage("noise"):
-            raw = apply_sensor_noise(depth, K, self.sensor, gen, cfg.noise)
-        with stage("preprocessing"):
-            net = raw_to_network(raw, K, T, cfg.bed_mm).round().clamp(0, 65535)
+        # Camera-side stages run on chunks of samples on the CPU: full-frame temporaries of
+        # a whole batch exceed what the C allocator keeps for reuse (each would be mapped
+        # and page-faulted afresh), a chunk of 16 frames does not. The chunk size orders
+        # the noise draws, so it is a setting like the others (in the manifest).
+        chunk = n if dev.type == "cuda" else cfg.cpu_chunk
+        raws, nets = [], []
+        for s in range(0, n, chunk):
+            e = min(n, s + chunk)
+            with stage("render"):
+                depth = render_depth(points[s:e], self.scene_faces, K[s:e], self.sensor.size)
+                floor = render_plane(K[s:e], T[s:e], beds.floor_z[s:e], self.sensor.size)
+                depth = torch.where((depth > 0) & ((floor <= 0) | (depth < floor)), depth,
+                                    floor)
+            with stage("noise"):
+                raw = apply_sensor_noise(depth, K[s:e], self.sensor, gen, cfg.noise)
+            with stage("preprocessing"):
+                net = raw_to_network(raw, K[s:e], T[s:e], cfg.bed_mm)
+                nets.append(net.round().clamp(0, 65535))
+            if with_raw:
+                raws.append(raw)
+        net = torch.cat(nets)
+        raw = torch.cat(raws) if with_raw else None
 
         out = {
             "depth": net, "bed_mm": torch.full((n,), cfg.bed_mm, device=dev),
@@ -262,6 +304,8 @@ class SceneGenerator:
         if with_mesh:
             out.update(vertices=vertices, mass=mass, stature=bodies["stature"], sink=sink,
                        scene_height=scene, cloth_height=cloth, body_top=top,
+                       support_height=support,
+                       mattress_size=torch.stack([beds.width, beds.length], -1),
                        prior_posture=bodies["posture"],
                        arm_class=bodies["arm_class"], leg_class=bodies["leg_class"])
         return out

@@ -119,7 +119,9 @@ def _unit_noise(shape, gen, device, correlated: bool) -> Tensor:
     noise = torch.randn(shape, generator=gen, device=device)
     if not correlated:
         return noise
-    return 3.0 * F.avg_pool2d(noise[:, None], 3, stride=1, padding=1)[:, 0]
+    p = F.pad(noise, (1, 1, 1, 1))
+    rows = p[:, :, :-2] + p[:, :, 1:-1] + p[:, :, 2:]
+    return (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) / 3.0  # 3·mean of 9
 
 
 def add_axial_noise(depth: Tensor, K: Tensor, spec: SensorSpec, gen: torch.Generator,
@@ -154,9 +156,10 @@ def flying_pixels(noisy: Tensor, clean: Tensor, spec: SensorSpec,
     near and far depth around them (plus the pixel's own noise)."""
     ns = NOISE[spec.kind]
     edge, near, far = _edges(clean, ns.edge_jump_m)
-    u = torch.rand((2, *clean.shape), generator=gen, device=clean.device)
-    mixed = near + u[0] * (far - near) + (noisy - clean)
-    return torch.where(edge & (u[1] < ns.p_fly), mixed, noisy)
+    u = torch.rand(clean.shape, generator=gen, device=clean.device)
+    # One uniform does both: u < p picks the pixel, u / p (uniform on [0, 1)) mixes.
+    mixed = near + (u / ns.p_fly) * (far - near) + (noisy - clean)
+    return torch.where(edge & (u < ns.p_fly), mixed, noisy)
 
 
 def dropout(depth: Tensor, clean: Tensor, theta: Tensor, spec: SensorSpec,
@@ -166,10 +169,11 @@ def dropout(depth: Tensor, clean: Tensor, theta: Tensor, spec: SensorSpec,
     ns = NOISE[spec.kind]
     batch, rows, cols = depth.shape
     device = depth.device
-    u = torch.rand((2, batch, rows, cols), generator=gen, device=device)
+    u = torch.rand((batch, rows, cols), generator=gen, device=device)
     lo, hi = (math.radians(a) for a in ns.grazing_deg)
-    lost = u[0] < ((theta - lo) / (hi - lo)).clamp(0, 1)
-    lost |= u[1] < ns.speckle
+    grazing = ((theta - lo) / (hi - lo)).clamp(0, 1)
+    # Grazing loss or speckle, independent: lost with 1 − (1 − p_grazing)(1 − p_speckle).
+    lost = u < 1 - (1 - grazing) * (1 - ns.speckle)
     # Blobs: smooth noise (made at 1/4 resolution, blurred by 1 cell, std known) above the
     # Gaussian quantile that loses U[0, hole_max] of the frame.
     low = torch.randn((batch, (rows + 3) // 4, (cols + 3) // 4), generator=gen, device=device)
@@ -200,6 +204,12 @@ def _stereo_invalid(depth: Tensor, spec: SensorSpec, max_shift: int = 12) -> Ten
     disp = torch.where(depth > 0, fb / depth.clamp(min=1e-3), torch.zeros_like(depth))
     cols = depth.shape[-1]
     shadow = torch.zeros_like(depth, dtype=torch.bool)
+    high = float(disp.max())
+    if high <= 0:
+        return shadow
+    low = float(torch.where(disp > 0, disp, torch.full_like(disp, high)).min())
+    # No shadow can be wider than the scene's spread of disparities.
+    max_shift = min(max_shift, math.ceil(high - low))
     for k in range(1, max_shift + 1):
         right = F.pad(disp[..., k:], (0, k))
         shadow |= right - disp > k

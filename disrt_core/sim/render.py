@@ -38,7 +38,7 @@ _SIZES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512,
 
 def rasterize(uv: Tensor, values: Tensor, faces: Tensor, size: tuple[int, int],
               reduce: Sequence[str] = ("amax",), *, face_mask: Tensor | None = None,
-              max_candidates: int = 1 << 22) -> Tensor:
+              max_candidates: int | None = None) -> Tensor:
     """Rasterise triangles and reduce a linearly interpolated value per pixel.
 
     uv: [B,V,2] vertex positions in pixels (column, row), pixel centres at integers.
@@ -47,6 +47,8 @@ def rasterize(uv: Tensor, values: Tensor, faces: Tensor, size: tuple[int, int],
     size: (H, W) of the image.
     reduce: one of ``"amax"`` / ``"amin"`` per channel.
     face_mask: optional bool [B,F], False = skip that triangle (e.g. back faces).
+    max_candidates: candidate pixels tested at once (memory bound); default 2²⁰ on the CPU
+    (temporaries small enough for the C allocator to reuse), 2²⁶ on a GPU.
     Returns [B,C,H,W]; pixels no triangle covers hold -inf (amax) or +inf (amin).
     """
     return rasterize_triangles(torch.cat([uv, values], -1)[:, faces], size, reduce,
@@ -55,7 +57,7 @@ def rasterize(uv: Tensor, values: Tensor, faces: Tensor, size: tuple[int, int],
 
 def rasterize_triangles(tri: Tensor, size: tuple[int, int], reduce: Sequence[str] = ("amax",),
                         *, face_mask: Tensor | None = None,
-                        max_candidates: int = 1 << 22) -> Tensor:
+                        max_candidates: int | None = None) -> Tensor:
     """:func:`rasterize` on triangles given by their corners, tri [B,F,3,2+C]: pixel
     (column, row) then the C values of each corner."""
     batch, _, _, k = tri.shape
@@ -66,6 +68,8 @@ def rasterize_triangles(tri: Tensor, size: tuple[int, int], reduce: Sequence[str
         raise ValueError(f"reduce entries must be 'amax' or 'amin', got {reduce}")
     height, width = size
     dtype, device = tri.dtype, tri.device
+    if max_candidates is None:
+        max_candidates = 1 << (20 if device.type == "cpu" else 26)
 
     x, y = tri[..., 0], tri[..., 1]
     # Pixel-centre bounding box (integers), clipped to the image.

@@ -13,7 +13,9 @@ Noise parameters per sensor are in :mod:`disrt_core.sim.noise`.
 **Camera pose** [choice] (:func:`sample_camera_poses`): 1.9–2.5 m above the mattress top
 (uniform), looking down at a point within ±10 cm (x) / ±15 cm (y) of the bed centre, tilted
 by N(0, 2°) about each image axis (clipped to ±5°) and yawed ±3° (plus the mounting yaw).
-``T_cam_bed`` comes from :func:`disrt_core.geometry.camera.overhead_camera_pose`.
+``T_cam_bed`` is :func:`disrt_core.geometry.camera.overhead_camera_pose` of those values,
+computed for the whole batch at once on the device (:func:`overhead_camera_poses`, the same
+formula; the tests check it against the single-pose function).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import torch
 from torch import Tensor
 
 from disrt_core.geometry.bedframe import BED_CENTRE_LABEL
-from disrt_core.geometry.camera import overhead_camera_pose
+from disrt_core.geometry.camera import invert_rigid
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,22 @@ def get_sensor(name: str) -> SensorSpec:
     return SENSORS[name]
 
 
+def overhead_camera_poses(height: Tensor, centre: Tensor, tilt: Tensor, yaw: Tensor) -> Tensor:
+    """Batched :func:`disrt_core.geometry.camera.overhead_camera_pose`: ``T_cam_bed``
+    [B,4,4] of cameras ``height`` [B] above the bed points ``centre`` [B,2], turned by the
+    rotation vectors (tilt_x, tilt_y, yaw) in camera axes (tilt [B,2], yaw [B])."""
+    import roma
+
+    n = height.shape[0]
+    # Optical axes in the bed frame: x_c = +x_L, y_c = −y_L, z_c = −z_L (looking down).
+    base = torch.diag(height.new_tensor([1.0, -1.0, -1.0]))
+    r_bed_cam = base @ roma.rotvec_to_rotmat(torch.cat([tilt, yaw[:, None]], -1))
+    T_bed_cam = torch.eye(4, device=height.device, dtype=height.dtype).repeat(n, 1, 1)
+    T_bed_cam[:, :3, :3] = r_bed_cam
+    T_bed_cam[:, :3, 3] = torch.cat([centre, height[:, None]], -1)
+    return invert_rigid(T_bed_cam)
+
+
 def sample_camera_poses(spec: SensorSpec, n: int, gen: torch.Generator, device="cpu",
                         height_m: tuple[float, float] = (1.9, 2.5)) -> tuple[Tensor, Tensor]:
     """Random overhead cameras: ``T_cam_bed`` [n,4,4] and camera heights [n] (m)."""
@@ -70,10 +88,7 @@ def sample_camera_poses(spec: SensorSpec, n: int, gen: torch.Generator, device="
     tilt = (torch.randn(n, 2, generator=gen, device=device) * math.radians(2.0)).clamp(
         -math.radians(5.0), math.radians(5.0))
     height = height_m[0] + (height_m[1] - height_m[0]) * u[:, 0]
-    cx = BED_CENTRE_LABEL[0] + 0.2 * (u[:, 1] - 0.5)
-    cy = BED_CENTRE_LABEL[1] + 0.3 * (u[:, 2] - 0.5)
+    centre = torch.stack([BED_CENTRE_LABEL[0] + 0.2 * (u[:, 1] - 0.5),
+                          BED_CENTRE_LABEL[1] + 0.3 * (u[:, 2] - 0.5)], -1)
     yaw = spec.mount_yaw + math.radians(3.0) * (2 * u[:, 3] - 1)
-    values = torch.stack([height, cx, cy, tilt[:, 0], tilt[:, 1], yaw], -1).cpu().tolist()
-    poses = [overhead_camera_pose(h, (x, y), tilt_rad=(tx, ty), yaw_rad=w)
-             for h, x, y, tx, ty, w in values]  # host side, n small 4×4 matrices
-    return torch.stack(poses).to(device), height
+    return overhead_camera_poses(height, centre, tilt, yaw), height

@@ -1,6 +1,19 @@
 """Fixtures of the generator tests: one Anny-based generator per session."""
 
+import contextlib
+
 import pytest
+import torch
+
+
+@contextlib.contextmanager
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
@@ -8,10 +21,20 @@ def sim_generator(anny_body):
     """A Kinect v2 scene generator on the CPU with the session's Anny model."""
     from disrt_core.sim import SceneGenerator, SimConfig
 
-    return SceneGenerator(SimConfig(sensor="kinect2"), anny_body, "cpu")
+    with _one_thread():
+        return SceneGenerator(SimConfig(sensor="kinect2"), anny_body, "cpu")
 
 
 @pytest.fixture(scope="session")
 def sim_batch(sim_generator):
     """12 samples (seed 3) with meshes and raw frames, shared by the read-only tests."""
-    return sim_generator.sample(12, 3, with_raw=True, with_mesh=True)
+    with _one_thread():
+        return sim_generator.sample(12, 3, with_raw=True, with_mesh=True)
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """The generator runs one torch thread per process (as disrt-generate does on the CPU):
+    many small ops, whose threads spin and wait when the machine is shared."""
+    with _one_thread():
+        yield

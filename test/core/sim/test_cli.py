@@ -18,7 +18,8 @@ def generated(tmp_path_factory, sim_generator, monkeypatch_module):
     out = tmp_path_factory.mktemp("synth")
     monkeypatch_module.setattr(cli, "_make_generator", lambda args: sim_generator)
     assert cli.main(["--n", "64", "--out", str(out), "--shard-size", "32", "--batch-size",
-                     "16", "--seed", "7", "--body-model", "anny", "--quiet"]) == 0
+                     "16", "--seed", "7", "--body-model", "anny", "--quiet",
+                     "--workers", "1"]) == 0
     return out
 
 
@@ -40,7 +41,8 @@ def test_64_sample_run_reads_back_identical(generated, sim_generator):
         assert meta["count"] == "32" and meta["body_model"] == sim_generator.body.model_id
     # A shard made again in memory is identical, value for value.
     arrays, _ = read_shard(generated / shard_name(1))
-    again = cli.generate_shard(sim_generator, 7, 1, 32, 16)
+    with cli.cpu_threads("cpu"):  # the CLI generates on one thread per process
+        again = cli.generate_shard(sim_generator, 7, 1, 32, 16)
     assert set(again) == set(arrays)
     for key in arrays:
         np.testing.assert_array_equal(arrays[key], again[key], err_msg=key)
@@ -77,7 +79,7 @@ def test_resume_redoes_only_missing_shards(generated, sim_generator):
     (generated / "manifest.json").write_text(json.dumps(manifest))
     assert cli.main(["--n", "64", "--out", str(generated), "--shard-size", "32",
                      "--batch-size", "16", "--seed", "7", "--body-model", "anny",
-                     "--quiet"]) == 0
+                     "--quiet", "--workers", "1"]) == 0
     assert first.stat().st_mtime_ns == before  # not rewritten
     again, _ = read_shard(second)  # made again, identical
     for key in content:
@@ -88,7 +90,8 @@ def test_resume_redoes_only_missing_shards(generated, sim_generator):
 def test_other_settings_are_refused(generated):
     with pytest.raises(SystemExit, match="other settings"):
         cli.main(["--n", "64", "--out", str(generated), "--shard-size", "32",
-                  "--batch-size", "16", "--seed", "8", "--body-model", "anny", "--quiet"])
+                  "--batch-size", "16", "--seed", "8", "--body-model", "anny", "--quiet",
+                  "--workers", "1"])
 
 
 def test_preview_contact_sheet(tmp_path, generated):
@@ -108,3 +111,19 @@ def test_shard_seeds_are_distinct_and_stable():
     assert cli.shard_seed(3, 5) == cli.shard_seed(3, 5) != cli.shard_seed(4, 5)
     assert to_shard_arrays({"cover": torch.tensor([2])})["cover"].dtype == np.uint8
     assert os.environ.get("ROS_DOMAIN_ID")  # conftest set-up reached this process
+
+
+@pytest.mark.slow
+def test_worker_processes_write_the_same_shards(tmp_path, sim_generator):
+    # Two spawned single-threaded workers (each builds its own Anny generator) make the
+    # same samples as one process: shards depend on their seed only.
+    out = tmp_path / "parallel"
+    assert cli.main(["--n", "12", "--out", str(out), "--shard-size", "6", "--batch-size", "6",
+                     "--seed", "3", "--body-model", "anny", "--quiet", "--workers", "2"]) == 0
+    manifest = read_manifest(out)
+    assert manifest["complete"] and manifest["total"] == 12
+    with cli.cpu_threads("cpu"):
+        again = cli.generate_shard(sim_generator, 3, 1, 6, 6)
+    arrays, _ = read_shard(out / shard_name(1))
+    for key in arrays:
+        np.testing.assert_array_equal(arrays[key], again[key], err_msg=key)

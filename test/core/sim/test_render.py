@@ -106,3 +106,26 @@ def test_batches_are_independent():
     both = render_depth(torch.stack([a_v, b_v]), a_f, K.expand(2, 3, 3), SIZE)
     torch.testing.assert_close(both[0], render_depth(a_v[None], a_f, K, SIZE)[0])
     torch.testing.assert_close(both[1], render_depth(b_v[None], a_f, K, SIZE)[0])
+
+
+def test_batched_camera_poses_equal_overhead_camera_pose():
+    from disrt_core.sim.sensors import SENSORS, overhead_camera_poses, sample_camera_poses
+
+    T, height = sample_camera_poses(SENSORS["d435"], 5, torch.Generator().manual_seed(0))
+    assert ((height >= 1.9) & (height <= 2.5)).all()
+    torch.testing.assert_close(T[:, :3, :3] @ T[:, :3, :3].transpose(1, 2),
+                               torch.eye(3).expand(5, 3, 3), atol=1e-6, rtol=0)
+    h = torch.tensor([2.1, 2.4])
+    centre = torch.tensor([[0.3, 0.9], [0.4, 0.8]])
+    tilt = torch.tensor([[0.03, -0.05], [-0.08, 0.01]])
+    yaw = torch.tensor([0.02, 1.6])
+    batched = overhead_camera_poses(h, centre, tilt, yaw)
+    for i in range(2):
+        single = overhead_camera_pose(float(h[i]), tuple(centre[i].tolist()),
+                                      tilt_rad=tuple(tilt[i].tolist()), yaw_rad=float(yaw[i]))
+        torch.testing.assert_close(batched[i], single, atol=1e-6, rtol=0)
+    # The camera looks down at its centre point from its height.
+    bed_point = torch.tensor([[0.3, 0.9, 0.0]])
+    cam = transform_points(overhead_camera_poses(h[:1], centre[:1], torch.zeros(1, 2),
+                                                 torch.zeros(1)), bed_point[None])
+    torch.testing.assert_close(cam[0, 0], torch.tensor([0.0, 0.0, 2.1]), atol=1e-6, rtol=0)
