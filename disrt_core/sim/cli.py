@@ -107,7 +107,7 @@ def run(args: argparse.Namespace, generator: SceneGenerator) -> dict:
     settings = {
         "n": args.n, "seed": args.seed, "shard_size": args.shard_size,
         "batch_size": args.batch_size, "store_raw": args.store_raw,
-        "device_type": generator.device.type, "body_model_kind": args.body_model,
+        "device_type": generator.device.type,
         "cpu_threads_per_worker": 1 if generator.device.type == "cpu" else None,
         "config": generator.config.to_dict(),
     }

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import roma
@@ -85,8 +85,7 @@ class SimConfig:
     noise: bool = True
     bed_mm: float = SLP_DANALAB_BED_MM
     max_pose_tries: int = 10
-    cpu_chunk: int = 16  # frames rendered at once on the CPU (memory reuse, not results)
-    extra: dict = field(default_factory=dict)
+    cpu_chunk: int = 16  # frames rendered at once on the CPU (memory reuse; orders the noise)
 
     def __post_init__(self) -> None:
         get_sensor(self.sensor)
