@@ -42,13 +42,13 @@ NODE_NS = "/bench_e2e"
 
 def make_night(path: Path, frames: int, device: str):
     from disrt_core.body import load_body_model
-    from disrt_core.sim import SceneGenerator, SimConfig
+    from disrt_core.sim import SimConfig
     from disrt_ros.tools.synth2bag import NightRenderer, plan_night, write_night
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         body = load_body_model("anny", device=device)
-    renderer = NightRenderer(SceneGenerator(SimConfig(), body, device), seed=0)
+    renderer = NightRenderer(body, SimConfig(), device, seed=0)
     write_night(path, renderer, plan_night(frames, seed=0), start_ns=1_700_000_000 * 10**9)
     return body
 

@@ -8,15 +8,14 @@ cut the sleeper may turn to another posture (supine, left, right, now and then p
 the blanket may come on or go off (a night uses either the thin sheet or the blanket).
 ``--people K`` splits the night into K occupants, one after the other.
 
-**A scene** is ``SceneGenerator.sample`` with the posture and cover forced. One seed per
-occupant: the generator draws the bed and the body shape before anything that depends on
-the posture or the cover, so one seed keeps one person on one bed all night while the pose
-and the blanket change (each posture of a person has one pose). The generator samples its
-own random camera; the scene (body mesh and bed/pillow/blanket height field, with the
-bed's floor from the same seed) is rendered again with the night's camera by the
-generator's own stages (``sim.scene.render_grid``, ``sim.render``), and every frame gets
-fresh sensor noise (``sim.noise.apply_sensor_noise``), so a still sleeper's frames differ
-the way a real camera's do.
+**A scene** comes from the generator's sequence API: ``SceneGenerator.sample`` with the
+night's seed and given body parameters draws the same bed, camera and blanket every time,
+so the whole night is one room seen by one camera. A person's body in a posture is drawn
+(and settled) by the generator with the person's own seed and the posture forced; the
+generator draws the body shape before the pose, so a person keeps one shape in every
+posture (and has one pose per posture). Scenes are rendered without noise and every frame
+gets fresh sensor noise (``sim.noise.apply_sensor_noise``), so a still sleeper's frames
+differ the way a real camera's do.
 
 Written in :mod:`disrt_ros.bags`' layout: raw depth (16UC1 mm, the sensor's raw size and
 intrinsics), CameraInfo, ground-truth joints (MarkerArray, camera frame) and the
@@ -101,68 +100,67 @@ def plan_night(n_frames: int, *, rate: float = 30.0, mean_still_s: float = 10.0,
 
 
 class NightRenderer:
-    """Scenes of a night from the generator, rendered by one fixed camera."""
+    """The scenes of a night: the generator's sequence API (``SceneGenerator.sample`` with
+    ``params=`` and one seed: the same bed, camera and blanket draws in every call),
+    rendered without noise; every frame then gets its own sensor noise."""
 
-    def __init__(self, generator, *, seed: int = 0) -> None:
+    def __init__(self, body_model, config=None, device="cpu", *, seed: int = 0) -> None:
+        import dataclasses
+
         import torch
 
-        from disrt_core.sim.sensors import sample_camera_poses
+        from disrt_core.sim import SceneGenerator, SimConfig
 
-        self.gen, self.seed = generator, seed
-        self.device = generator.device
-        self.sensor = generator.sensor
-        camera_rng = torch.Generator(self.device).manual_seed(seed)
-        self.T, _ = sample_camera_poses(self.sensor, 1, camera_rng, self.device,
-                                        generator.config.camera_height)
-        self.K = self.sensor.K(1, self.device)
+        config = config or SimConfig()
+        self.noise = config.noise
+        self.gen = SceneGenerator(dataclasses.replace(config, noise=False), body_model, device)
+        self.seed, self.device, self.sensor = seed, self.gen.device, self.gen.sensor
+        self._bodies: dict[tuple[int, str], object] = {}
         self._scenes: dict[tuple[int, str, int], dict] = {}
         self._noise = torch.Generator(self.device).manual_seed(seed + 1)
+        first = self.scene(0, "supine", 0)
+        self.T, self.K = first["T_cam_bed"], first["K"]
 
     def person_seed(self, person: int) -> int:
         return self.seed * 1000 + 17 + person
 
-    def scene(self, person: int, posture: str, cover: int) -> dict:
-        """Clean depth [1,H,W] (m) by the night's camera and the labels of one scene."""
-        key = (person, posture, cover)
-        if key not in self._scenes:
-            self._scenes[key] = self._render(person, posture, cover)
-        return self._scenes[key]
-
-    def _render(self, person: int, posture: str, cover: int) -> dict:
+    def body(self, person: int, posture: str):
+        """Parameters [1,P] of a person lying in a posture: drawn (and settled) by the
+        generator with the person's seed, which draws the body shape before the pose, so a
+        person keeps one shape in every posture."""
         import torch
 
-        from disrt_core.geometry.camera import transform_points
         from disrt_core.posture import POSTURES
-        from disrt_core.sim.render import render_depth, render_plane
-        from disrt_core.sim.scene import render_grid, sample_beds
 
-        seed = self.person_seed(person)
-        out = self.gen.sample(1, seed, cover=cover,
-                              posture=torch.tensor([POSTURES.index(posture)], device=self.device),
-                              with_mesh=True)
-        # the bed (and its floor) is the first thing sample() draws from a fresh generator
-        beds = sample_beds(1, torch.Generator(self.device).manual_seed(seed), self.device,
-                           self.gen.config.pillow_prob)
-        vertices = out["vertices"]
-        mesh = render_grid(out["scene_height"], beds.floor_z).reshape(1, -1, 3)
-        points = transform_points(self.T, torch.cat([vertices, mesh], 1))
-        faces = getattr(self.gen, "scene_faces", None)  # body + scene grid faces
-        if faces is None:  # generators before scene_faces
-            faces = torch.cat([self.gen.faces, self.gen.grid_faces + vertices.shape[1]])
-        depth = render_depth(points, faces, self.K, self.sensor.size)
-        floor = render_plane(self.K, self.T, beds.floor_z, self.sensor.size)
-        depth = torch.where((depth > 0) & ((floor <= 0) | (depth < floor)), depth, floor)
-        return {"depth": depth, "params": out["params"][0].double().cpu().numpy(),
+        key = (person, posture)
+        if key not in self._bodies:
+            forced = torch.tensor([POSTURES.index(posture)], device=self.device)
+            self._bodies[key] = self.gen.sample(1, self.person_seed(person),
+                                                posture=forced)["params"]
+        return self._bodies[key]
+
+    def scene(self, person: int, posture: str, cover: int) -> dict:
+        """Clean raw depth [1,H,W] (mm) of the night's camera and the scene's labels."""
+        from disrt_core.posture import POSTURES
+
+        key = (person, posture, cover)
+        if key not in self._scenes:
+            out = self.gen.sample(1, self.seed, params=self.body(person, posture), cover=cover,
+                                  with_raw=True)
+            self._scenes[key] = {
+                "depth": out["depth_raw"], "T_cam_bed": out["T_cam_bed"], "K": out["K"],
+                "params": out["params"][0].double().cpu().numpy(),
                 "joints": out["joints"][0].double().cpu().numpy(),
                 "posture": POSTURES[int(out["posture"][0])]}
+        return self._scenes[key]
 
-    def noisy(self, depth, count: int) -> np.ndarray:
-        """``count`` raw frames (uint16 mm) of one clean depth image, fresh noise each."""
+    def noisy(self, depth_mm, count: int) -> np.ndarray:
+        """``count`` raw frames (uint16 mm) of one clean frame (mm), fresh noise each."""
         from disrt_core.sim.noise import apply_sensor_noise
 
-        batch = depth.expand(count, *depth.shape[1:])
+        batch = depth_mm.expand(count, *depth_mm.shape[1:]) / 1000.0
         raw = apply_sensor_noise(batch, self.K.expand(count, 3, 3), self.sensor, self._noise,
-                                 self.gen.config.noise)
+                                 self.noise)
         return raw.round().clamp(0, 65535).cpu().numpy().astype(np.uint16)
 
 
@@ -175,7 +173,6 @@ def write_night(out: str | Path, renderer: NightRenderer, periods: list[Period],
     if not rate > 0:
         raise BagError(f"--rate must be > 0, got {rate}")
     start_ns = time.time_ns() if start_ns is None else int(start_ns)
-    T = renderer.T[0].double().cpu().numpy()
     K = renderer.K[0].double().cpu().numpy()
     rows, cols = renderer.sensor.size
     model_id = renderer.gen.body.model_id
@@ -187,6 +184,7 @@ def write_night(out: str | Path, renderer: NightRenderer, periods: list[Period],
             bag.add_topic(topic, msgtype)
         for number, period in enumerate(periods, 1):
             scene = renderer.scene(period.person, period.posture, period.cover)
+            T = scene["T_cam_bed"][0].double().cpu().numpy()  # the night's camera
             joints_cam = scene["joints"] @ T[:3, :3].T + T[:3, 3]
             for first in range(period.start, period.stop, NOISE_BATCH):
                 count = min(NOISE_BATCH, period.stop - first)
@@ -243,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         from disrt_core.body import BodyModelFallbackWarning, load_body_model
-        from disrt_core.sim import SceneGenerator, SimConfig
+        from disrt_core.sim import SimConfig
 
         periods = plan_night(args.n_frames, rate=args.rate, mean_still_s=args.mean_still,
                              people=args.people, seed=args.seed)
@@ -252,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.quiet:
                 warnings.simplefilter("ignore", BodyModelFallbackWarning)
             body = load_body_model(args.body_model, args.smpl_dir, device=args.device)
-        renderer = NightRenderer(SceneGenerator(config, body, args.device), seed=args.seed)
+        renderer = NightRenderer(body, config, args.device, seed=args.seed)
         start = None if args.start is None else round(args.start * 1e9)
         frames = write_night(args.out, renderer, periods, rate=args.rate, start_ns=start,
                              storage=args.storage, overwrite=args.overwrite,

@@ -49,11 +49,11 @@ def test_plan_covers_the_night_in_still_periods():
 
 @pytest.fixture(scope="module")
 def night(tmp_path_factory, anny_body):
-    from disrt_core.sim import SceneGenerator, SimConfig
+    from disrt_core.sim import SimConfig
 
     periods = [Period(0, 5, 0, "supine", 0), Period(5, 9, 0, "left", 2),
                Period(9, 12, 1, "supine", 2)]
-    renderer = NightRenderer(SceneGenerator(SimConfig(sensor="kinect2"), anny_body), seed=3)
+    renderer = NightRenderer(anny_body, SimConfig(sensor="kinect2"), seed=3)
     path = tmp_path_factory.mktemp("synth") / "night"
     assert write_night(path, renderer, periods, start_ns=START) == 12
     return path, periods, renderer
