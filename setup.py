@@ -65,6 +65,7 @@ setup(
             "disrt-slp2bag = disrt_ros.tools.slp2bag:main",
             "disrt-synth2bag = disrt_ros.tools.synth2bag:main",
             "disrt-replay = disrt_ros.tools.replay:main",
+            "disrt-record = disrt_ros.tools.record:main",
             "disrt-score = disrt_ros.tools.score:main",
             "disrt-realsense = disrt_ros.realsense:main",
             # disrt_core tools (no ROS)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates .venv at the repository root and installs disrt_ros into it, once.
+# Creates .venv at the repository root and installs disrt_ros into it, once (with the ROS 2
+# wheels, the RealSense SDK and the test tools; libusb-1.0-0 from apt where it is missing).
 # Sourced by scripts/demo.sh and scripts/test.sh; safe to run again (it only
 # reinstalls when setup.py or constraints.txt changed).
 #
@@ -15,6 +16,16 @@ PY="${DISRT_PYTHON:-$(command -v python3.11 || command -v python3)}"
 STAMP="$VENV/.disrt-installed"
 want="$(cat "$ROOT/setup.py" "$ROOT/constraints.txt" | sha256sum | cut -c1-16)"
 
+# pyrealsense2 (RealSense input) needs libusb-1.0 from the system.
+if ! ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0'; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "[bootstrap] installing libusb-1.0-0 (for pyrealsense2)"
+    { apt-get update -qq && apt-get install -y -qq libusb-1.0-0 >/dev/null; } \
+      || echo "[bootstrap] libusb-1.0-0 not installed: RealSense tests will be skipped"
+  else
+    echo "[bootstrap] for RealSense input install libusb-1.0-0 (sudo apt-get install libusb-1.0-0)"
+  fi
+fi
 if [ ! -x "$VENV/bin/python" ]; then
   echo "[bootstrap] creating $VENV with $PY"
   "$PY" -m venv "$VENV"
@@ -25,7 +36,7 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
   # shellcheck disable=SC2086
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check ${DISRT_TORCH:-torch==2.13.0}
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
-      -c "$ROOT/constraints.txt" -e "$ROOT[ros,dev]"
+      -c "$ROOT/constraints.txt" -e "$ROOT[ros,dev,realsense]"
   echo "$want" > "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"
