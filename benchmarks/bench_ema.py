@@ -79,14 +79,18 @@ def main(argv: list[str] | None = None) -> None:
         spec = DataSpec(**heldout, name="heldout")
         models = {"raw": trainer.model, **{f"ema {d:g}": m for d, m in trainer.extra.items()}}
         result = Result("ema", machine_info(), command_line())
+        scores = {}
         for name, net in models.items():
             summary = evaluate_model(net, trainer.body, spec, settings, trainer.device,
                                      trainer.decoder.config)["summary"]
+            scores[name] = summary["mpjpe_mm"]["all"]
             result.rows.append(Row(f"{name}: MPJPE", round(summary["mpjpe_mm"]["all"], 2), "mm",
                                    note=f"PVE {summary['pve_mm']['all']:.2f} mm"))
             print(f"{name}: MPJPE {summary['mpjpe_mm']['all']:.2f} mm, PVE "
                   f"{summary['pve_mm']['all']:.2f} mm", flush=True)
         trainer.close()
+    best = min(scores, key=scores.get)
+    result.notes.append(f"Lowest MPJPE: {best} ({scores[best]:.2f} mm; raw {scores['raw']:.2f}).")
     result.notes.append(
         f"{args.preset} network, Anny, {args.steps} steps of batch {args.batch} (lr "
         f"{args.lr:g}, AdamW) on a generated pool of {args.pool}; held-out: "

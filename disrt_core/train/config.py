@@ -143,8 +143,8 @@ class DataSpec:
     ``real_1_80``. For shards, ``fraction`` keeps the first ``round(fraction·n)`` shards.
     covers, depth, vertices, poses (slp); stems, images (bodypressure): reader options.
     samples, refresh_every, sim, gen_batch, seed (generator): pool size, epochs between
-    regenerations, :class:`~disrt_core.sim.generator.SimConfig` fields, samples per
-    generator call, seed offset.
+    regenerations, :class:`~disrt_core.sim.generator.SimConfig` fields (``sensor`` may be
+    a list: the pools alternate between them), samples per generator call, seed offset.
     """
 
     type: str = "shards"

@@ -159,12 +159,18 @@ class FileData:
         self.pipeline.check_state(state)
 
 
-def _sim_config(spec: DataSpec, where: str):
+def _sim_config(spec: DataSpec, where: str, round_: int = 0):
+    """The SimConfig of a generator source; a list of sensors alternates by pool round."""
     from disrt_core.sim.generator import SimConfig
 
+    sim = dict(spec.sim)
+    if isinstance(sim.get("sensor"), list):
+        if not sim["sensor"]:
+            raise ConfigError(f"{where}.sim.sensor: an empty list")
+        sim["sensor"] = sim["sensor"][round_ % len(sim["sensor"])]
     try:
-        return SimConfig(**spec.sim)
-    except TypeError as exc:
+        return SimConfig(**sim)
+    except (TypeError, ValueError, KeyError) as exc:
         raise ConfigError(f"{where}.sim: {exc}; SimConfig fields: "
                           f"{list(SimConfig.__dataclass_fields__)}") from None
 
@@ -173,7 +179,7 @@ _GENERATORS: dict[tuple, Any] = {}
 _EVAL_SET: dict[str, Any] = {}  # the last generated held-out set (key, pool)
 
 
-def scene_generator(spec: DataSpec, body, device: torch.device, where: str):
+def scene_generator(spec: DataSpec, body, device: torch.device, where: str, round_: int = 0):
     """A :class:`~disrt_core.sim.generator.SceneGenerator` for the spec's ``sim`` settings,
     shared between sources with the same settings, body model and device (building one
     calibrates the shape sampler, a few seconds on a CPU)."""
@@ -181,7 +187,7 @@ def scene_generator(spec: DataSpec, body, device: torch.device, where: str):
 
     from disrt_core.sim.generator import SceneGenerator
 
-    config = _sim_config(spec, where)
+    config = _sim_config(spec, where, round_)
     key = (json.dumps(config.to_dict(), sort_keys=True, default=str), id(body), str(device))
     if key not in _GENERATORS:
         _GENERATORS.clear()  # one at a time: they hold the body model and caches
@@ -224,7 +230,9 @@ class GeneratorPool:
         if self.local_samples < self.local_batch:
             raise DataError(f"{where}: a pool of {spec.samples} samples gives no batch of "
                             f"{batch_size}; raise samples")
-        _sim_config(spec, where)  # check the settings now, build the generator when needed
+        sensors = spec.sim.get("sensor")
+        for round_ in range(len(sensors) if isinstance(sensors, list) and sensors else 1):
+            _sim_config(spec, where, round_)  # check now, build the generator when needed
         self.body, self.where = body, where
         self.model_id, self.param_dim = body.model_id, body.param_dim
         self.num_samples = self.local_samples * info.world
@@ -241,7 +249,7 @@ class GeneratorPool:
             n_chunks = -(-self.local_samples // chunk)
             seeds = [derive_seed(self.seed, self.spec.seed, round_, self.info.rank, c, 0x9E)
                      for c in range(n_chunks)]
-            generator = scene_generator(self.spec, self.body, self.device, self.where)
+            generator = scene_generator(self.spec, self.body, self.device, self.where, round_)
             self._pool = _generated(generator, self.local_samples, chunk, seeds)
             self._round = round_
         return self._pool

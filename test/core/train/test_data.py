@@ -68,3 +68,13 @@ def test_unit_subset_and_seeds():
     assert derive_seed(1, 2) == derive_seed(1, 2) != derive_seed(2, 1)
     assert 0 <= derive_seed(2**40, -1) < 2**63
     torch.manual_seed(derive_seed(0, 0))  # a valid torch seed
+
+
+def test_generator_sensor_list_alternates_by_round():
+    from disrt_core.train.config import DataSpec
+    from disrt_core.train.data import _sim_config
+
+    spec = DataSpec(type="generator", sim={"sensor": ["kinect2", "d435"], "noise": False})
+    assert [_sim_config(spec, "x", r).sensor for r in range(3)] == ["kinect2", "d435", "kinect2"]
+    with pytest.raises(ConfigError, match=r"x.sim: .*SimConfig fields"):
+        _sim_config(DataSpec(type="generator", sim={"sensr": "d435"}), "x")
