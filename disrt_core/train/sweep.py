@@ -14,7 +14,7 @@ Methods (``name[:schedule]``, schedule ∈ linear, cosine, exponential, constant
 * ``finetune`` (default ``finetune:linear``): the paper's two stages; stage 2 starts from
   the synthetic stage's end state (weights and AdamW moments, SPEC §8.5) with the real
   stage's settings (epochs, frozen modules) and the given schedule;
-* ``target_only``: the real stage alone, from random weights;
+* ``target_only``: the real stage alone, from random weights (nothing frozen);
 * ``joint``: one stage on the synthetic data mixed with the real fraction (every sample of
   both once per epoch; the synthetic stage's epochs and schedule).
 
