@@ -70,6 +70,8 @@ setup(
             "disrt-realsense = disrt_ros.realsense:main",
             # disrt_core tools (no ROS)
             "disrt-generate = disrt_core.sim.cli:main",
+            "disrt-train = disrt_core.train.cli:train_main",
+            "disrt-evaluate = disrt_core.train.cli:evaluate_main",
         ],
     },
 )
