@@ -14,8 +14,15 @@ How Anny is made to look like SMPL here:
 * **Frame.** Anny is z-up, facing -y, x to the body's left; SMPL's canonical frame is y-up,
   facing +z, x to the left: ``v_smpl = C v_anny`` with ``C = [[1,0,0],[0,0,1],[0,-1,0]]``,
   and a rotation ``R`` in SMPL axes is ``Cᵀ R C`` in Anny's.
-* **Rest pose.** Zero pose is Anny's reference pose: arms down at about 45° (an A-pose),
-  where SMPL's zero pose is a T-pose. Pose priors are written for each backend's zero.
+* **Rest pose.** Zero pose is SMPL's T-pose, as for SMPL, so that a parameter vector means
+  the same pose for both backends and SMPL's joint bounds (SPEC §1.3) apply as written.
+  Anny's own reference pose is an A-pose (upper arms ~49° below the horizontal, forearms bent
+  ~42° forward); ``rest_offsets`` holds, for each arm segment (shoulder, elbow, wrist; hands
+  copy wrists), the smallest rotation ``G_j`` taking SMPL's T-pose direction (±x) onto
+  Anny's rest direction of that segment, measured on the average adult. A pose rotation
+  ``R_j`` (T-pose zero) is given to Anny as ``G_parent · R_j · G_jᵀ``, so each arm segment
+  points where the T-pose convention says; its twist about its own axis follows Anny's
+  rest. For other shapes the rest directions differ by a degree or two from the average's.
 * **Shape.** The shape slice holds Anny's six default phenotypes (gender, age, muscle,
   weight, height, proportions), centred and scaled so that 0 is the average adult and ±3
   spans the adult range, like SMPL betas: ``phenotype = centre + shape · half_range / 3``,
@@ -38,7 +45,8 @@ from torch import Tensor
 
 from disrt_core.body.base import BodyModel
 from disrt_core.body.layout import ParamLayout
-from disrt_core.body.skeleton import SMPL_JOINT_NAMES
+from disrt_core.body.rotations import rotation_between
+from disrt_core.body.skeleton import SMPL_JOINT_NAMES, SMPL_PARENTS
 from disrt_core.cache import cache_dir
 
 PHENOTYPES = ("gender", "age", "muscle", "weight", "height", "proportions")
@@ -73,6 +81,10 @@ for _side in ("L", "R"):
     DRIVEN_BONES[f"{_prefix}_foot"] = tuple(f"{t}.{_side}" for t in _TOES)
     DRIVEN_BONES[f"{_prefix}_hand"] = tuple(f"{h}.{_side}" for h in _HAND_ROOTS)
 
+#: Arm segments (joint -> child) whose rest direction is turned onto the T-pose's; the hands
+#: (22, 23) copy their wrist's rotation.
+ARM_SEGMENTS = {16: 18, 17: 19, 18: 20, 19: 21, 20: 22, 21: 23}
+
 #: Anny axes -> SMPL canonical axes.
 ANNY_TO_SMPL = ((1.0, 0.0, 0.0), (0.0, 0.0, 1.0), (0.0, -1.0, 0.0))
 
@@ -89,6 +101,18 @@ def phenotype_to_shape(phenotype: Tensor) -> Tensor:
     centre = phenotype.new_tensor(PHENOTYPE_CENTRE)
     half = phenotype.new_tensor(PHENOTYPE_HALF_RANGE)
     return (phenotype - centre) * 3.0 / half
+
+
+def rest_offsets(rest_joints: Tensor) -> Tensor:
+    """Rotations G [24,3,3] taking SMPL's T-pose arm segments (+x for left, −x for right)
+    onto the segments of ``rest_joints`` [24,3] (canonical frame); identity elsewhere."""
+    g = torch.eye(3, dtype=rest_joints.dtype).repeat(24, 1, 1)
+    for joint, child in ARM_SEGMENTS.items():
+        d = rest_joints[child] - rest_joints[joint]
+        side = 1.0 if joint % 2 == 0 else -1.0  # even arm joints are the left ones, +x
+        g[joint] = rotation_between(d.new_tensor([side, 0.0, 0.0]), d / d.norm())
+    g[22], g[23] = g[20], g[21]
+    return g
 
 
 def model_id_for(version: str) -> str:
@@ -149,7 +173,13 @@ class AnnyBody(BodyModel):
         self.register_buffer("driven_bone_index", torch.tensor(driven), persistent=False)
         self.register_buffer("driver_joint_index", torch.tensor(driver), persistent=False)
         self.register_buffer("anny_to_smpl", torch.tensor(ANNY_TO_SMPL), persistent=False)
+        self.register_buffer("parent_index", torch.tensor(SMPL_PARENTS[1:]), persistent=False)
         self.bone_count = len(labels)
+        # Measure Anny's rest arm on the average adult with identity offsets, then keep them.
+        self.register_buffer("rest_offsets", torch.eye(3).repeat(24, 1, 1), persistent=False)
+        with torch.no_grad():
+            _, joints = self(self.zero_params(1))
+        self.rest_offsets = rest_offsets(joints[0])
 
     @property
     def num_vertices(self) -> int:
@@ -160,7 +190,9 @@ class AnnyBody(BodyModel):
     ) -> tuple[Tensor, Tensor]:
         batch = shape.shape[0]
         c = self.anny_to_smpl
-        rot = roma.rotvec_to_rotmat(body_pose.reshape(batch, -1, 3))  # SMPL axes
+        rot = roma.rotvec_to_rotmat(body_pose.reshape(batch, -1, 3))  # SMPL axes, T-pose zero
+        g = self.rest_offsets
+        rot = g[self.parent_index] @ rot @ g[1:].transpose(-1, -2)  # relative to Anny's rest
         rot = c.T @ rot @ c  # the same rotations in Anny's axes
         eye = torch.eye(4, dtype=rot.dtype, device=rot.device)
         deltas = eye.repeat(batch, self.bone_count, 1, 1)

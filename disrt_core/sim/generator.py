@@ -51,7 +51,6 @@ from disrt_core.sim.poses import (
     DEFAULT_POSTURE_WEIGHTS,
     JOINT_LIMITS,
     PosePrior,
-    Retarget,
     forward_joints,
     global_rotations,
     self_intersecting,
@@ -112,7 +111,6 @@ class SceneGenerator:
         self.prior = PosePrior(config.posture_weights)
         with torch.no_grad():
             self.shapes = ShapeSampler(self.body)
-            self.retarget = Retarget.for_body(self.body)
             vertices, joints = self.body(self.body.zero_params(1))
         self.rest_joints = joints[0]
         self.rest_stature = float(stature(vertices)[0])
@@ -137,11 +135,11 @@ class SceneGenerator:
         width = beds.width if beds is not None else torch.full((n,), 0.9, device=dev)
         length = beds.length if beds is not None else torch.full((n,), 2.0, device=dev)
         root, arm, leg = pose.root_orient, pose.arm_class, pose.leg_class
-        body_pose = self.retarget.to_native(pose.body_pose)
+        body_pose = pose.body_pose
 
-        def check(idx: Tensor, native: Tensor, root: Tensor) -> tuple[Tensor, Tensor]:
+        def check(idx: Tensor, body_pose: Tensor, root: Tensor) -> tuple[Tensor, Tensor]:
             rest = self.rest_joints[None] * scale[idx, None, None]
-            joints = forward_joints(rest, native, roma.rotvec_to_rotmat(root),
+            joints = forward_joints(rest, body_pose, roma.rotvec_to_rotmat(root),
                                     torch.zeros(len(idx), 3, device=dev))
             xy, fits = place_on_mattress(joints, width[idx], length[idx], gen, scale[idx])
             return xy, fits & ~self_intersecting(joints, scale[idx])
@@ -152,9 +150,9 @@ class SceneGenerator:
             if idx.numel() == 0:
                 break
             redo = self.prior.sample(len(idx), gen, dev, pose.posture[idx])
-            native = self.retarget.to_native(redo.body_pose)
-            new_xy, new_ok = check(idx, native, redo.root_orient)
-            root[idx], body_pose[idx], xy[idx], ok[idx] = redo.root_orient, native, new_xy, new_ok
+            new_xy, new_ok = check(idx, redo.body_pose, redo.root_orient)
+            root[idx], body_pose[idx] = redo.root_orient, redo.body_pose
+            xy[idx], ok[idx] = new_xy, new_ok
             arm[idx], leg[idx] = redo.arm_class, redo.leg_class
         transl = torch.cat([xy, torch.zeros(n, 1, device=dev)], -1)
         params = self.layout.pack(shape, transl, root, body_pose)
@@ -181,10 +179,9 @@ class SceneGenerator:
         rotations = global_rotations(roma.rotvec_to_rotmat(p.root_orient), p.body_pose)
         pose, _ = settle_limbs(vertices, joints, self.part_labels, rotations, p.body_pose)
         limits = JOINT_LIMITS.to(pose)
-        semantic = self.retarget.to_semantic(pose).reshape(-1, 23, 3)
-        semantic = torch.maximum(torch.minimum(semantic, limits[..., 1]), limits[..., 0])
-        pose = self.retarget.to_native(semantic.reshape(-1, 69))
-        return self.layout.pack(p.shape, p.transl, p.root_orient, pose)
+        pose = pose.reshape(-1, 23, 3)
+        pose = torch.maximum(torch.minimum(pose, limits[..., 1]), limits[..., 0])
+        return self.layout.pack(p.shape, p.transl, p.root_orient, pose.reshape(-1, 69))
 
     def heightmaps(self, vertices: Tensor) -> tuple[Tensor, Tensor]:
         """Top (max z) and underside (min z) of bodies [B,V,3] on the scene grid [B,R,C];

@@ -93,7 +93,7 @@ def settle_limbs(vertices: Tensor, joints: Tensor, labels: Tensor, rotations: Te
 
     vertices [B,V,3], joints [B,24,3]: the posed body (bed frame); labels [V] from
     :func:`part_labels`; rotations [B,24,3,3] global joint rotations
-    (``poses.global_rotations``); body_pose [B,69] native. Returns the new body pose and
+    (``poses.global_rotations``); body_pose [B,69]. Returns the new body pose and
     a bool [B,4] of the limbs that moved.
     """
     import roma

@@ -4,9 +4,9 @@
 in SMPL's canonical axes (x to the body's left, y up the spine, z out of the chest), each
 joint's rotation expressed in world-aligned axes about its head and composed down the chain,
 with the **T-pose** as zero. Every sampled rotation is clipped to ``JOINT_LIMITS``, the
-per-joint bounds of SPEC §1.3 (the decoder squashes predictions into twice these). For SMPL
-the semantic pose *is* the parameter vector; for a backend with another rest pose (Anny's
-A-pose with bent elbows) :class:`Retarget` converts it (below).
+per-joint bounds of SPEC §1.3 (the decoder squashes predictions into twice these). Both body
+backends take this semantic pose as their parameter vector (Anny's backend turns its A-pose
+rest into the T-pose internally, see ``disrt_core.body.anny``).
 
 **Postures** (``disrt_core.posture.POSTURES`` order) and their root orientation (canonical ->
 bed frame): supine = identity (head to +y, chest up), left lateral = +90° about the head
@@ -52,6 +52,7 @@ import roma
 import torch
 from torch import Tensor
 
+from disrt_core.body.rotations import align_x
 from disrt_core.body.skeleton import SMPL_JOINT_NAMES, SMPL_PARENTS
 from disrt_core.posture import LEFT, POSTURES, PRONE, RIGHT, SUPINE
 
@@ -168,15 +169,6 @@ def _axis_rot(axis: int, angle: Tensor) -> Tensor:
     return roma.rotvec_to_rotmat(rv)
 
 
-def _align_x(d: Tensor) -> Tensor:
-    """Smallest rotation [B,3,3] taking +x to the unit direction d [B,3]."""
-    axis = torch.stack([torch.zeros_like(d[:, 0]), -d[:, 2], d[:, 1]], -1)  # x × d
-    sin = axis.norm(dim=-1, keepdim=True)
-    angle = torch.atan2(sin, d[:, :1])
-    rv = torch.where(sin > 1e-9, axis / sin.clamp(min=1e-9) * angle, torch.zeros_like(axis))
-    return roma.rotvec_to_rotmat(rv)
-
-
 def mirror(rotvec: Tensor) -> Tensor:
     """Left-side rotation -> the mirrored right-side one (reflection x -> −x): (x, −y, −z)."""
     return rotvec * rotvec.new_tensor([1.0, -1.0, -1.0])
@@ -187,7 +179,7 @@ def arm_rotations(alpha, phi, tau, elbow) -> tuple[Tensor, Tensor, Tensor]:
     (radians): upper arm along ``(sin α cos φ, −cos α cos φ, sin φ)``, twisted by τ about
     its own axis, elbow flexed by ``elbow`` (forward in the twisted frame)."""
     d = torch.stack([alpha.sin() * phi.cos(), -alpha.cos() * phi.cos(), phi.sin()], -1)
-    total = roma.rotmat_to_rotvec(_align_x(d) @ _axis_rot(0, tau))
+    total = roma.rotmat_to_rotvec(align_x(d) @ _axis_rot(0, tau))
     zeros = torch.zeros_like(elbow)
     return total / 3.0, total * (2.0 / 3.0), torch.stack([zeros, -elbow, zeros], -1)
 
@@ -321,77 +313,9 @@ class PosePrior:
         return arm, leg
 
 
-class Retarget:
-    """Semantic (T-pose) joint rotations <-> a backend's native ones.
-
-    A backend whose zero pose is not SMPL's T-pose (Anny: arms about 45° down, elbows bent)
-    has rest rotations ``G_j`` of its arm segments relative to the T-pose (the smallest
-    rotation taking ±x to the rest direction of the segment from joint j to its child, read
-    from the backend's zero-pose joints). A semantic rotation ``R_j`` becomes the native
-    ``G_parent(j) · R_j · G_jᵀ``, so that every arm segment points where the semantic pose
-    says (its twist about its own axis follows the backend's rest). SMPL: identity.
-    """
-
-    ARM_JOINTS = (16, 17, 18, 19, 20, 21, 22, 23)
-
-    def __init__(self, rest: Tensor | None) -> None:
-        """rest: zero-pose joints [24,3] (canonical frame) of the backend, or None for
-        identity (SMPL)."""
-        g = torch.eye(3).repeat(24, 1, 1)
-        if rest is not None:
-            child = {16: 18, 17: 19, 18: 20, 19: 21, 20: 22, 21: 23}
-            for joint, kid in child.items():
-                d = rest[kid] - rest[joint]
-                d = d / d.norm()
-                ref = 1.0 if joint % 2 == 0 else -1.0  # left joints are even here, +x
-                if ref < 0:  # align −x: mirror the direction, align, mirror back
-                    g[joint] = _mirror_rotmat(_align_x((d * d.new_tensor([-1, 1, 1]))[None])[0])
-                else:
-                    g[joint] = _align_x(d[None])[0]
-            g[22], g[23] = g[20], g[21]
-        self.G = g
-        self.identity = rest is None
-
-    @classmethod
-    def for_body(cls, body) -> Retarget:
-        """Identity for SMPL (its zero is the T-pose); measured from the zero pose otherwise."""
-        if body.model_id.startswith("smpl"):
-            return cls(None)
-        with torch.no_grad():
-            _, joints = body(body.zero_params(1))
-        return cls(joints[0].detach().float().cpu())
-
-    def _conj(self, rot: Tensor, inverse: bool) -> Tensor:
-        g = self.G.to(rot)
-        parents = torch.tensor(SMPL_PARENTS[1:], device=rot.device)
-        gp, gj = g[parents], g[1:]
-        if inverse:
-            return gp.transpose(-1, -2) @ rot @ gj
-        return gp @ rot @ gj.transpose(-1, -2)
-
-    def to_native(self, body_pose: Tensor) -> Tensor:
-        """Semantic body pose [B,69] -> the backend's parameters [B,69]."""
-        if self.identity:
-            return body_pose
-        rot = roma.rotvec_to_rotmat(body_pose.reshape(-1, 23, 3))
-        return roma.rotmat_to_rotvec(self._conj(rot, False)).reshape(-1, 69)
-
-    def to_semantic(self, body_pose: Tensor) -> Tensor:
-        """Inverse of :meth:`to_native`."""
-        if self.identity:
-            return body_pose
-        rot = roma.rotvec_to_rotmat(body_pose.reshape(-1, 23, 3))
-        return roma.rotmat_to_rotvec(self._conj(rot, True)).reshape(-1, 69)
-
-
-def _mirror_rotmat(rot: Tensor) -> Tensor:
-    m = torch.diag(rot.new_tensor([-1.0, 1.0, 1.0]))
-    return m @ rot @ m
-
-
 def global_rotations(root_rotmat: Tensor, body_pose: Tensor) -> Tensor:
     """World rotations [B,24,3,3] of every joint's frame: SMPL's kinematic chain with
-    world-aligned joint rotations (as both backends use); body_pose native [B,69]."""
+    world-aligned joint rotations (as both backends use); body_pose [B,69]."""
     local = roma.rotvec_to_rotmat(body_pose.reshape(body_pose.shape[0], 23, 3))
     glob = [root_rotmat]
     for j in range(1, 24):
@@ -401,7 +325,7 @@ def global_rotations(root_rotmat: Tensor, body_pose: Tensor) -> Tensor:
 
 def forward_joints(rest: Tensor, body_pose: Tensor, root_rotmat: Tensor,
                    transl: Tensor) -> Tensor:
-    """Posed joints [B,24,3] from rest joints [B,24,3] (canonical), native body pose
+    """Posed joints [B,24,3] from rest joints [B,24,3] (canonical), body pose
     [B,69], root rotation [B,3,3] and pelvis position [B,3], no mesh."""
     glob = global_rotations(root_rotmat, body_pose)
     pos = [transl]

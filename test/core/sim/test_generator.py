@@ -45,8 +45,7 @@ def test_body_rests_in_the_mattress_and_within_limits(sim_batch, sim_generator):
     v = sim_batch["vertices"]
     lowest = v[..., 2].amin(1)
     torch.testing.assert_close(lowest, -sim_batch["sink"])  # sunk below the mattress top
-    pose = sim_generator.retarget.to_semantic(
-        sim_generator.layout.unpack(sim_batch["params"]).body_pose).reshape(-1, 23, 3)
+    pose = sim_generator.layout.unpack(sim_batch["params"]).body_pose.reshape(-1, 23, 3)
     assert (pose >= JOINT_LIMITS[..., 0] - 1e-4).all()
     assert (pose <= JOINT_LIMITS[..., 1] + 1e-4).all()
     # On the mattress; supine pelvises in the bed's middle band, as in SLP's subjects.
@@ -102,14 +101,13 @@ def test_d435_sensor_batch(anny_body):
 
 def test_smpl_bodies_use_the_semantic_pose_as_parameters(smpl_fixture_dir):
     # The fixture SMPL's random faces make rendering it meaningless (and slow); its
-    # parameter path is what differs from Anny: 88 values, poses without retargeting.
+    # parameter path is what differs from Anny: 88 values.
     from disrt_core.body import load_body_model
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         smpl = load_body_model("smpl", smpl_fixture_dir)
     gen = SceneGenerator(SimConfig(), smpl, "cpu")
-    assert gen.retarget.identity
     gen_rng = torch.Generator().manual_seed(0)
     bodies = gen.sample_bodies(16, gen_rng)
     params = bodies["params"]
