@@ -19,10 +19,9 @@ Landmarks (:class:`Landmarks`):
   average adult's rest mesh: chest = the most anterior torso vertex between the spine2
   joint and the shoulders (the bust point), hips = the most posterior torso vertex within
   15 cm below the hip joints and 10 cm above the pelvis (the buttock point), as ISO 8559
-  places these girths. Anny's rest pose is an A-pose whose arms and hands cross those
-  planes, so the sections only cut torso triangles (those with no vertex skinned mainly to
-  an arm or hand bone). On the average adult: chest 91.9, waist 79.0, hips 97.6 cm, height
-  174 cm.
+  places these girths (arm and hand vertices, those skinned mainly to an arm or hand bone,
+  are not candidates). The zero-pose mesh is a T-pose for both backends, so the planes cut
+  the torso only. On the average adult: chest 93.8, waist 79.0, hips 97.6 cm, height 174 cm.
 
 Errors against ground truth are ``|pred − gt|`` (``disrt_core.metrics``).
 """
@@ -58,7 +57,6 @@ class Landmarks:
     chest, waist, hips: the point whose height places the cutting plane; a girth is None
         when ``waist_loop`` gives it instead.
     waist_loop: closed loop of vertex indices whose length is the waist (Anny's definition).
-    section_faces: boolean mask [F] of the faces the planes cut; None = all.
     """
 
     height: tuple[SurfacePoint, SurfacePoint] | None
@@ -66,7 +64,6 @@ class Landmarks:
     waist: SurfacePoint | None
     hips: SurfacePoint
     waist_loop: tuple[int, ...] | None = None
-    section_faces: np.ndarray | None = None
 
 
 SMPL_LANDMARKS = Landmarks(
@@ -122,7 +119,6 @@ def girth(vertices: np.ndarray, faces: np.ndarray, level: float, axis: int = 1) 
 
 def measure_mesh(vertices: np.ndarray, faces: np.ndarray, landmarks: Landmarks) -> dict:
     """Height, chest, waist, hips (cm) of one rest mesh [V,3] in metres, y up."""
-    section = faces if landmarks.section_faces is None else faces[landmarks.section_faces]
     if landmarks.height is None:
         height = vertices[:, 1].max() - vertices[:, 1].min()
     else:
@@ -135,7 +131,7 @@ def measure_mesh(vertices: np.ndarray, faces: np.ndarray, landmarks: Landmarks) 
             loop = vertices[list(landmarks.waist_loop)]
             value = np.linalg.norm(loop - np.roll(loop, 1, axis=0), axis=1).sum()
         else:
-            value = girth(vertices, section, surface_point(vertices, faces, point)[1])
+            value = girth(vertices, faces, surface_point(vertices, faces, point)[1])
         out[name] = 100.0 * float(value)
     return out
 
@@ -182,7 +178,6 @@ def anny_landmarks(body: BodyModel) -> Landmarks:
     dominant = anny.vertex_bone_indices.gather(1, weights.argmax(1, keepdim=True))[:, 0]
     arm = torch.tensor([labels[int(b)].startswith(_ARM_BONES) for b in dominant])
     faces = body.faces.cpu()
-    torso_faces = (~arm[faces]).all(dim=1).numpy()
     base = anny.base_mesh_vertex_indices.cpu().tolist()
     waist_loop = tuple(base.index(i) for i in BASE_MESH_WAIST_VERTICES)
 
@@ -204,7 +199,6 @@ def anny_landmarks(body: BodyModel) -> Landmarks:
         waist=None,
         hips=_vertex_point(faces.numpy(), hips_v),
         waist_loop=waist_loop,
-        section_faces=torso_faces,
     )
 
 

@@ -30,7 +30,7 @@ def _net(param_dim=88, seed=0):
 
 def test_round_trip(tmp_path):
     net = _net()
-    decoder = DecoderConfig(elbow_rest_y=(-0.7, 0.7))
+    decoder = DecoderConfig(translation_offset=(0.3, 0.9, 0.12))
     path = save_checkpoint(tmp_path / "sub" / "model.safetensors", net, "smpl-neutral", SMPL,
                            decoder, training={"steps": 12, "mpjpe_mm": 51.2})
     loaded, header = load_checkpoint(path, model_id="smpl-neutral", param_layout=SMPL)
