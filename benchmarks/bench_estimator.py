@@ -17,8 +17,9 @@ FLOPs are counted with ``torch.utils.flop_counter`` on one fp32 forward with the
 attention kernel (the fused CPU/GPU kernels are not counted by the flop counter); per image =
 steps × forward (the decoder's few MFLOP are left out). On a GPU the achieved fraction of
 its dense bf16 peak is reported (H100 SXM / H200: 989 TFLOP/s, H100 PCIe: 756; override with
-``--peak-tflops``). Peak memory: CUDA ``max_memory_allocated``; CPU the growth of the
-process's peak RSS during the case (cases run smallest first; approximate).
+``--peak-tflops``). Peak memory: CUDA ``max_memory_allocated`` of the case; CPU the peak
+RSS of the whole process so far (Python, torch, the body model and every earlier case: an
+upper bound, cases run in the order given).
 
 Parameter counts (88-value SMPL layout / 84-value Anny layout): paper 64,243,736 /
 64,240,660; paper_native 34,826,264 / 34,823,188; small 3,385,544 / 3,382,468.
@@ -105,19 +106,19 @@ def run_case(args, body, name, batch, precision, compile_mode, graphs, flops):
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    rss0 = _peak_rss_mb()
     repeat, warmup = args.repeat, args.warmup
     if not cuda:  # about 30 s per case at ~60 GFLOP/s
         seconds = batch * args.hypotheses * flops * args.steps / 60e9
         repeat = max(3, min(repeat, int(30 / max(seconds, 1e-3))))
         warmup = min(warmup, max(1, repeat // 5))
     times = time_call(lambda: est.predict(depth), warmup=warmup, repeat=repeat, cuda=cuda)
-    peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else _peak_rss_mb() - rss0
+    peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else _peak_rss_mb()
 
     rows = batch * args.hypotheses
     x = torch.zeros(rows, body.param_dim, device=args.device)
     t = torch.full((rows,), 50, device=args.device, dtype=torch.long)
     d = depth.repeat_interleave(args.hypotheses, 0) if args.hypotheses > 1 else depth
+    est.model.eval()  # as inside predict (dropout off)
     with torch.inference_mode():
         fwd = time_call(lambda: est._model_fn(x, t, d), warmup=2, repeat=max(3, repeat // 2),
                         cuda=cuda)
@@ -196,7 +197,8 @@ def main(argv: list[str] | None = None) -> None:
     for name in configs:
         flops = count_flops(name, body.param_dim)
         params = count_parameters(Denoiser(preset(name), body.param_dim))
-        result.rows.append(Row(f"{name}: parameters ({body.model_id})", params, ""))
+        result.rows.append(Row(f"{name}: parameters ({body.model_id})", round(params / 1e6, 3),
+                               "M"))
         result.rows.append(Row(f"{name}: FLOPs per forward", round(flops / 1e9, 3), "GFLOP"))
         print(f"{name}: {params:,} parameters, {flops / 1e9:.3f} GFLOP per forward")
         for batch in batches:
@@ -238,7 +240,7 @@ def _report(result, tag, name, batch, r, cuda, peak_tflops):
         result.rows.append(row)
     result.rows.append(Row(f"{tag}: one forward", round(r["forward_ms"], 2), "ms"))
     result.rows.append(Row(f"{tag}: peak memory", round(r["peak_mb"], 1), "MiB",
-                           note="" if cuda else "growth of peak RSS"))
+                           note="max allocated" if cuda else "process peak RSS so far"))
     line = (f"  {tag}: p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
             f"min {r['min_ms']:.2f} ms, "
             f"{r['images_per_s']:.1f} images/s, forward {r['forward_ms']:.2f} ms, "
