@@ -139,8 +139,8 @@ def measure_mesh(vertices: np.ndarray, faces: np.ndarray, landmarks: Landmarks) 
 def rest_vertices(body: BodyModel, shape: Tensor, gender: Tensor | None = None) -> Tensor:
     """Vertices [B,V,3] of bodies with ``shape`` [B,S] in the zero pose, root orientation 0,
     pelvis at the origin: the canonical frame (y up, z out of the chest)."""
-    params = body.zero_params(shape.shape[0]).to(shape)
-    params[:, body.param_layout.shape] = shape
+    params = body.zero_params(shape.shape[0])  # on the body model's device
+    params[:, body.param_layout.shape] = shape.to(params)
     with torch.no_grad():
         return body(params, gender).vertices
 

@@ -151,8 +151,10 @@ def test_training_mode_is_restored(smpl_body):
 def test_cuda_fp32_bf16_and_graphs(smpl_fixture_dir):
     cpu = Estimator(_net(), load_body_model("smpl", smpl_fixture_dir), seed=0).predict(_depth())
     body = load_body_model("smpl", smpl_fixture_dir, device="cuda")
-    fp32 = Estimator(_net(), body, device="cuda", seed=0, precision="fp32").predict(
-        _depth().cuda())
+    # Compare true fp32: CUDA convolutions default to TF32, ~1e-3 relative per layer.
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+        fp32 = Estimator(_net(), body, device="cuda", seed=0, precision="fp32").predict(
+            _depth().cuda())
     assert (fp32.joints.cpu() - cpu.joints).norm(dim=-1).max() < 1e-3
     graphed = Estimator(_net(), body, device="cuda", seed=0, precision="bf16", cuda_graphs=True)
     first = graphed.predict(_depth().cuda())  # captures

@@ -31,7 +31,8 @@ def test_two_stage_bf16_on_cuda(make_config, keep_threads, smpl_both):
 
     est = Estimator.from_checkpoint(trainer.out_dir / "model.safetensors", device="cuda",
                                     body_model=smpl_both)
-    assert est.predict(torch.rand(2, 1, 128, 54)).joints.is_cuda
+    gender = torch.tensor([[1.0, 0.0], [0.0, 1.0]], device="cuda")  # smpl-both blends genders
+    assert est.predict(torch.rand(2, 1, 128, 54), gender=gender).joints.is_cuda
 
 
 def test_compiled_steps_follow_eager(make_config, keep_threads, tmp_path):
