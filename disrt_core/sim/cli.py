@@ -2,7 +2,12 @@
 
     disrt-generate --n 100000 --out data/synth --device cuda --seed 0 \\
         [--body-model anny|smpl|auto] [--sensor kinect2|d435] [--covers 0,1,2]
+    disrt-generate --domain target --n 1000 --out data/target --device cuda --seed 1001
     disrt-generate --preview out.png [--preview-n 6]
+
+``--domain target`` makes the "pseudo-real" target domain of :mod:`disrt_core.sim.target`
+(its own cameras, clutter, simulated blankets and bodies; its manifest says
+``"domain": "target"``).
 
 Shard ``i`` holds samples ``i·shard_size ...`` and is generated from its own seed
 (:func:`shard_seed`, from ``--seed`` and ``i``), so any shard can be made again on its own
@@ -111,8 +116,12 @@ def run(args: argparse.Namespace, generator: SceneGenerator) -> dict:
         "cpu_threads_per_worker": 1 if generator.device.type == "cpu" else None,
         "config": generator.config.to_dict(),
     }
+    domain = getattr(generator, "domain", "source")
+    if domain != "source":  # source manifests keep their settings (resumable as before)
+        settings["domain"] = domain
     manifest = {
-        "format": shards.FORMAT, "generator_version": GENERATOR_VERSION,
+        "format": shards.FORMAT,
+        "generator_version": getattr(generator, "version", GENERATOR_VERSION),
         "body_model": generator.body.model_id, "param_layout": generator.layout.to_dict(),
         "settings": settings, "shards": [], "total": 0, "complete": False,
     }
@@ -203,6 +212,11 @@ def _make_generator(args: argparse.Namespace) -> SceneGenerator:
     for w in caught:  # keep the SMPL -> Anny fallback notice, drop Anny / Warp chatter
         if issubclass(w.category, BodyModelFallbackWarning):
             print(f"[disrt-generate] {w.message}", file=sys.stderr)
+    if getattr(args, "domain", "source") == "target":
+        from disrt_core.sim.target import TargetConfig, TargetGenerator
+
+        return TargetGenerator(TargetConfig(covers=args.covers, noise=not args.no_noise), body,
+                               args.device)
     config = SimConfig(sensor=args.sensor, covers=args.covers, noise=not args.no_noise,
                        pillow_prob=args.pillow_prob)
     return SceneGenerator(config, body, args.device)
@@ -216,7 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--body-model", default="auto", choices=("auto", "anny", "smpl"))
     p.add_argument("--smpl-dir", default=None, help="folder of the SMPL .pkl files")
-    p.add_argument("--sensor", default="kinect2", choices=sorted(SENSORS))
+    p.add_argument("--domain", default="source", choices=("source", "target"),
+                   help="source: the training simulator (default); target: the pseudo-real "
+                        "target domain (disrt_core.sim.target: its own cameras, clutter, "
+                        "simulated blankets and bodies)")
+    p.add_argument("--sensor", default=None, choices=sorted(SENSORS),
+                   help="source domain: kinect2 (default) or d435")
     p.add_argument("--covers", default="0,1,2",
                    help="cover levels to draw from: 0 uncover, 1 sheet, 2 blanket")
     p.add_argument("--shard-size", type=int, default=1000)
@@ -225,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store-raw", action="store_true",
                    help="also store the raw sensor frames (large: ~430 kB per sample)")
     p.add_argument("--no-noise", action="store_true", help="clean depth (no sensor noise)")
-    p.add_argument("--pillow-prob", type=float, default=0.25)
+    p.add_argument("--pillow-prob", type=float, default=None,
+                   help="source domain: probability of a pillow (default 0.25)")
     p.add_argument("--preview", type=Path, help="write a contact sheet (PNG) to this path")
     p.add_argument("--preview-n", type=int, default=6, help="bodies in the contact sheet")
     p.add_argument("--workers", type=int, default=None,
@@ -248,13 +268,19 @@ def main(argv: list[str] | None = None) -> int:
                              f"{args.covers!r}")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         build_parser().error("--device cuda but torch sees no CUDA device")
+    if args.domain == "target" and (args.sensor is not None or args.pillow_prob is not None):
+        build_parser().error("--sensor and --pillow-prob are source-domain options; the target "
+                             "domain has its own cameras and pillows (disrt_core.sim.target)")
+    args.sensor = args.sensor or "kinect2"
+    args.pillow_prob = 0.25 if args.pillow_prob is None else args.pillow_prob
     args.batch_size = args.batch_size or (256 if args.device.startswith("cuda") else 64)
     args.workers = args.workers or len(os.sched_getaffinity(0))
 
     args.covers = covers
     start = time.perf_counter()
     generator = _make_generator(args)
-    print(f"[disrt-generate] {generator.body.model_id} on {args.device}, sensor {args.sensor}, "
+    what = "target domain" if args.domain == "target" else f"sensor {args.sensor}"
+    print(f"[disrt-generate] {generator.body.model_id} on {args.device}, {what}, "
           f"covers {covers}; ready in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     if args.preview is not None:
         from disrt_core.sim.preview import write_contact_sheet
