@@ -1,0 +1,193 @@
+"""disrt-demo: one short run as a user starts it (its own process, a small random network),
+its outputs, and a report that agrees with the bag it recorded (recomputed here from the
+bag's messages); the night's plan, the contact sheet layout and the errors."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import warnings
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("rclpy")
+
+from disrt_ros import demo, demo_report
+from disrt_ros.bags import GT_POSE_TOPIC, BagReader, GroundTruth
+
+pytestmark = [pytest.mark.ros]
+SECONDS, RATE = 4.0, 10.0
+POSE_TOPIC = demo.NODE_PREFIX + "pose_json"
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory, anny_body):
+    """(output folder, completed process) of ``python -m disrt_ros.demo`` on 4 s at 10 Hz."""
+    from disrt_core.checkpoint import save_checkpoint
+    from disrt_core.decoder import MeshDecoder
+    from disrt_core.model import Denoiser, preset
+
+    folder = tmp_path_factory.mktemp("demo")
+    torch.manual_seed(0)
+    net = Denoiser(preset("small").replace(dropout=0.0), anny_body.param_dim)
+    ckpt = save_checkpoint(folder / "small.safetensors", net, anny_body.model_id,
+                           anny_body.param_layout, MeshDecoder(anny_body).config)
+    out = folder / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "disrt_ros.demo", "--seconds", str(SECONDS), "--rate",
+         str(RATE), "--out", str(out), "--checkpoint", str(ckpt), "--seed", "3"],
+        env=dict(os.environ), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out, proc
+
+
+def _bag_contents(bag):
+    """Ground truth by stamp; first answer per stamp as (log ns, posture, joints_bed)."""
+    with BagReader(bag) as reader:
+        truths = [GroundTruth.from_json(m.data) for _, m in
+                  reader.read(GT_POSE_TOPIC, "std_msgs/msg/String")]
+        answers = {}
+        for log_ns, msg in reader.read(POSE_TOPIC, "std_msgs/msg/String"):
+            d = json.loads(msg.data)
+            stamp = d["stamp"]["sec"] * 10**9 + d["stamp"]["nanosec"]
+            answers.setdefault(stamp, (log_ns, d["posture"], np.array(d["joints_bed"]),
+                                       np.array(d["params"])))
+    return {t.stamp_ns: t for t in truths}, answers
+
+
+@pytest.mark.slow  # the demo run: ~20 s on 2 quiet cores
+def test_demo_writes_every_output(demo_run):
+    out, proc = demo_run
+    live = [line for line in proc.stdout.splitlines() if "latency p50" in line]
+    assert live and all(" Hz" in line for line in live)  # live rates and latency printed
+    for name in ("report.json", "report.md", "contact_sheet.png", "node_params.yaml",
+                 "node.log"):
+        assert (out / name).is_file(), name
+    assert "bed monitor ready" in (out / "node.log").read_text()
+    sheet = cv2.imread(str(out / "contact_sheet.png"))
+    assert sheet.shape == (*demo_report.sheet_shape(), 3)
+    overlays = sorted((out / "overlays").glob("*.png"))
+    assert overlays  # the node's ~/overlay at 2 Hz
+    assert cv2.imread(str(overlays[0])).shape == (128 * 4, 54 * 4, 3)
+    with BagReader(out / "outputs") as reader:
+        topics = set(reader.topics)
+    expected = {demo.NODE_PREFIX + t for t in demo.RECORDED_OUTPUTS} | {
+        "/diagnostics", GT_POSE_TOPIC}
+    assert expected <= topics
+    assert "| all |" in (out / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_report_agrees_with_the_bag(demo_run, anny_body):
+    out, _ = demo_run
+    report = json.loads((out / "report.json").read_text())
+    truths, answers = _bag_contents(out / "outputs")
+    frames = report["frames"]
+    assert frames["sent"] == len(truths) == round(SECONDS * RATE)
+    matched = sorted(s for s in answers if s in truths)
+    assert matched, "the node answered no frame"
+    assert frames["answered"] == len(matched)
+    assert frames["dropped"] == frames["sent"] - frames["answered"]
+    parts = ("not_received_by_node", "replaced_while_busy", "rate_limited", "failed",
+             "rejected", "answered_not_recorded")
+    assert all(frames[p] is not None and frames[p] >= 0 for p in parts), frames
+    assert sum(frames[p] for p in parts) == frames["dropped"]
+
+    errors = {s: 1000 * np.linalg.norm(answers[s][2] - truths[s].joints_bed_m, axis=1).mean()
+              for s in matched}
+    for cover, row in report["per_cover"].items():
+        stamps = [s for s in matched if cover == "all" or truths[s].cover == cover]
+        assert row["frames_answered"] == len(stamps)
+        assert row["frames_sent"] == sum(1 for t in truths.values()
+                                         if cover == "all" or t.cover == cover)
+        if stamps:
+            assert row["mpjpe_mm"] == pytest.approx(np.mean([errors[s] for s in stamps]),
+                                                    abs=1e-6)
+            right = [answers[s][1] == truths[s].posture for s in stamps]
+            assert row["posture_accuracy"] == pytest.approx(np.mean(right))
+    # PVE of all answered frames, from the parameters with the body model (both Anny)
+    with torch.no_grad():
+        pred = anny_body(torch.tensor(np.stack([answers[s][3] for s in matched])).float())[0]
+        gt = anny_body(torch.tensor(np.stack([truths[s].body_params for s in matched]))
+                       .float())[0]
+    pve = 1000 * (pred - gt).norm(dim=-1).mean(dim=-1).double().mean().item()
+    assert report["per_cover"]["all"]["pve_mm"] == pytest.approx(pve, rel=1e-4)
+
+    latency = [(answers[s][0] - s) / 1e6 for s in matched]
+    assert report["latency_ms"]["p50"] == pytest.approx(np.percentile(latency, 50))
+    assert report["latency_ms"]["p99"] == pytest.approx(np.percentile(latency, 99))
+    assert 0 < report["latency_ms"]["p50"] < 10_000
+
+
+def test_night_plan_shows_every_cover_level():
+    periods = demo.plan_demo_night(450, 15.0, seed=0)  # the default 30 s at 15 Hz
+    assert periods == demo.plan_demo_night(450, 15.0, seed=0)
+    assert len(periods) == 6 and periods[0].start == 0 and periods[-1].stop == 450
+    assert all(a.stop == b.start for a, b in itertools.pairwise(periods))
+    assert all(37 <= p.stop - p.start <= 113 for p in periods)  # 75 frames ± 2 x 25 %
+    assert all(a.posture != b.posture for a, b in itertools.pairwise(periods))  # turns
+    covers = [p.cover for p in periods]
+    assert all((b - a) % 3 == 1 for a, b in itertools.pairwise(covers))  # 0 -> 1 -> 2
+    assert [p.cover for p in demo.plan_demo_night(40, 10.0, seed=3)] == [0, 1, 2]  # 4 s
+    assert len(demo.plan_demo_night(1, 10.0, seed=3)) == 1
+
+
+def test_pick_frames_takes_each_period_first():
+    periods = [0] * 10 + [1] * 4 + [2] * 6
+    answered = [i % 2 == 0 for i in range(20)]
+    # answered per period: 0: 0,2,4,6,8 -> 4; 1: 10,12 -> 12; 2: 14,16,18 -> 16
+    assert demo_report.pick_frames(periods, answered, 3) == [4, 12, 16]
+    picked = demo_report.pick_frames(periods, answered, 5)
+    assert {4, 12, 16} <= set(picked) and len(picked) == 5
+    assert all(answered[i] for i in picked)
+    assert demo_report.pick_frames(periods, [False] * 20, 4) == []
+
+
+def test_contact_sheet_layout():
+    panel = np.full((demo_report.PANEL_H, demo_report.PANEL_W, 3), 200, np.uint8)
+    sheet = demo_report.contact_sheet([panel] * 3, rows=2, cols=2)
+    height, width = demo_report.sheet_shape(2, 2)
+    assert sheet.shape == (height, width, 3)
+    assert height == demo_report.LEGEND_H + 2 * 512 + demo_report.GAP
+    top, left = demo_report.LEGEND_H, demo_report.PANEL_W + demo_report.GAP
+    assert (sheet[top:top + 512, left:left + 216] == 200).all()  # second panel in place
+    assert (sheet[top + 512 + demo_report.GAP:, left:] != 200).all()  # fourth place empty
+    with pytest.raises(ValueError, match="do not fit"):
+        demo_report.contact_sheet([panel] * 5, rows=2, cols=2)
+
+
+def test_missing_weights_say_how_to_get_them(tmp_path, monkeypatch, capsys):
+    from disrt_ros import params
+
+    for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE"):  # restored afterwards
+        monkeypatch.setenv(key, os.environ[key])
+    missing = tmp_path / "default.safetensors"
+    monkeypatch.setattr(params, "DEFAULT_CHECKPOINT", missing)
+    assert demo.main(["--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert str(missing) in error and "training/train.py --config config/train_default.yaml" \
+        in error and "--checkpoint" in error
+    assert demo.main(["--checkpoint", str(tmp_path / "nope.safetensors")]) == 2
+    assert "nope.safetensors does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # nothing started, nothing written
+
+
+def test_ros_environment_is_local_and_own(monkeypatch):
+    monkeypatch.setenv("ROS_DOMAIN_ID", "0")
+    monkeypatch.setenv("ROS_LOCALHOST_ONLY", "0")
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "SUBNET")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        domain = demo.set_ros_environment()
+    assert 1 <= domain <= 101 and os.environ["ROS_DOMAIN_ID"] == str(domain)
+    assert os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
+    assert "ROS_LOCALHOST_ONLY" not in os.environ
+    assert demo.set_ros_environment(42) == 42 and os.environ["ROS_DOMAIN_ID"] == "42"
+    with pytest.raises(demo.DemoError, match="domain"):
+        demo.set_ros_environment(500)
