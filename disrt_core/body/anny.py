@@ -48,6 +48,7 @@ from disrt_core.body.layout import ParamLayout
 from disrt_core.body.rotations import rotation_between
 from disrt_core.body.skeleton import SMPL_JOINT_NAMES, SMPL_PARENTS
 from disrt_core.cache import cache_dir
+from disrt_core.threads import cpu_threads
 
 PHENOTYPES = ("gender", "age", "muscle", "weight", "height", "proportions")
 #: Phenotype of shape 0: androgynous, about 30 years, average muscle and weight, 1.73 m.
@@ -176,8 +177,10 @@ class AnnyBody(BodyModel):
         self.register_buffer("parent_index", torch.tensor(SMPL_PARENTS[1:]), persistent=False)
         self.bone_count = len(labels)
         # Measure Anny's rest arm on the average adult with identity offsets, then keep them.
+        # On one thread, so that the model is bit-identical in every process (generator
+        # workers run single-threaded; their shards must not depend on the worker count).
         self.register_buffer("rest_offsets", torch.eye(3).repeat(24, 1, 1), persistent=False)
-        with torch.no_grad():
+        with torch.no_grad(), cpu_threads():
             _, joints = self(self.zero_params(1))
         self.rest_offsets = rest_offsets(joints[0])
 

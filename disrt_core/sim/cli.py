@@ -40,6 +40,7 @@ import torch
 from disrt_core.data import shards
 from disrt_core.sim.generator import GENERATOR_VERSION, SceneGenerator, SimConfig, to_shard_arrays
 from disrt_core.sim.sensors import SENSORS
+from disrt_core.threads import cpu_threads
 
 
 def shard_seed(seed: int, index: int) -> int:
@@ -59,20 +60,6 @@ def generate_shard(generator: SceneGenerator, seed: int, index: int, count: int,
         if progress is not None:
             progress.update(min(batch_size, count - start))
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-
-
-@contextlib.contextmanager
-def cpu_threads(device: str | torch.device, threads: int = 1):
-    """Run torch on ``threads`` CPU threads inside the block when generating on the CPU."""
-    if torch.device(device).type != "cpu":
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class _QueueProgress:

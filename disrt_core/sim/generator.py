@@ -66,6 +66,7 @@ from disrt_core.sim.scene import (
 )
 from disrt_core.sim.sensors import get_sensor, sample_camera_poses
 from disrt_core.sim.shapes import body_mass, stature
+from disrt_core.threads import cpu_threads
 
 GENERATOR_VERSION = "1.0"
 STAGES = ("pose", "skinning", "sinkage", "drape", "render", "noise", "preprocessing")
@@ -109,7 +110,7 @@ class SceneGenerator:
         self.layout = body_model.param_layout
         self.sensor = get_sensor(config.sensor)
         self.prior = PosePrior(config.posture_weights)
-        with torch.no_grad():
+        with torch.no_grad(), cpu_threads(self.device):  # process-independent (threads.py)
             self.shapes = ShapeSampler(self.body)
             vertices, joints = self.body(self.body.zero_params(1))
         self.rest_joints = joints[0]
