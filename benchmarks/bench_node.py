@@ -89,9 +89,11 @@ def serve(args) -> None:
     from rclpy.executors import ExternalShutdownException
     from rclpy.parameter import Parameter
 
+    from disrt_core.threads import cpu_threads
     from disrt_ros.node import BedMonitorNode
 
-    estimator = build_estimator(args)
+    with cpu_threads("cpu", 1):  # torch's CPU pool is the inference thread's (node.py)
+        estimator = build_estimator(args)
     names = [f"cam{i}" for i in range(args.cameras)]
     params = {"cameras": names, "max_batch": max(1, args.cameras), "diagnostics_period_s": 0.5,
               "cpu_threads": args.threads}

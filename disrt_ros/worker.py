@@ -78,11 +78,15 @@ class BatchWorker:
     deliver: called on the worker thread with each job and its result.
     on_error: called with (jobs, exception) when ``process`` or ``deliver`` raises; the
         worker keeps running.
+    initializer: called once on the worker thread before the first job (the node sets the
+        thread's torch CPU threads and warms the estimator up there); :meth:`start` returns
+        when it has finished and re-raises its exception.
     """
 
     def __init__(self, keys: Iterable[str], process: Callable[[list[Job]], Sequence[Any]],
                  deliver: Callable[[Job, Any], None], *, max_batch: int = 8,
                  on_error: Callable[[list[Job], BaseException], None] | None = None,
+                 initializer: Callable[[], None] | None = None,
                  name: str = "disrt-worker", latency_window: int = 500):
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
@@ -93,13 +97,21 @@ class BatchWorker:
         self.batches = 0
         self.last_batch_size = 0
         self._process, self._deliver, self._on_error = process, deliver, on_error
+        self._initializer = initializer
+        self._init_done = threading.Event()
+        self._init_error: BaseException | None = None
         self._slots: dict[str, Job] = {}
         self._cond = threading.Condition()
         self._stop = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> BatchWorker:
+        """Start the thread; returns once its ``initializer`` ran (raising what it raised,
+        in which case the thread has ended)."""
         self._thread.start()
+        self._init_done.wait()
+        if self._init_error is not None:
+            raise self._init_error
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -140,6 +152,14 @@ class BatchWorker:
             return jobs
 
     def _run(self) -> None:
+        try:
+            if self._initializer is not None:
+                self._initializer()
+        except BaseException as error:  # handed to start(), which re-raises it
+            self._init_error = error
+            return
+        finally:
+            self._init_done.set()
         while (jobs := self._take()) is not None:
             self.batches += 1
             self.last_batch_size = len(jobs)

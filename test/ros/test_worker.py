@@ -113,6 +113,37 @@ def test_stop_ends_the_thread():
     assert not worker._thread.is_alive()
 
 
+def test_initializer_runs_on_the_worker_thread_before_start_returns():
+    seen = []
+
+    def init():
+        time.sleep(0.05)  # start() must wait for it
+        seen.append(threading.current_thread().name)
+
+    def process(jobs):
+        seen.append(threading.current_thread().name)
+        return [None] * len(jobs)
+
+    worker = BatchWorker(["a"], process, lambda job, r: None, initializer=init,
+                         name="infer-thread").start()
+    assert seen == ["infer-thread"]
+    worker.submit(Job("a", 1))
+    assert wait_until(lambda: len(seen) == 2)
+    assert seen == ["infer-thread", "infer-thread"]
+    worker.stop(timeout=TIMEOUT)
+
+
+def test_initializer_error_is_raised_by_start_and_ends_the_thread():
+    def init():
+        raise RuntimeError("no model")
+
+    worker = BatchWorker(["a"], lambda jobs: jobs, lambda job, r: None, initializer=init)
+    with pytest.raises(RuntimeError, match="no model"):
+        worker.start()
+    worker._thread.join(TIMEOUT)
+    assert not worker._thread.is_alive()
+
+
 def test_latency_window_percentiles():
     window = LatencyWindow(size=100)
     assert window.percentile(50) != window.percentile(50)  # NaN before any value
