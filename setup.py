@@ -50,6 +50,8 @@ setup(
         ],
         "realsense": ["pyrealsense2"],
         "dev": ["pytest", "ruff"],
+        # the error-against-fraction plot of training/sim2real.py (SIM2REAL.md)
+        "plot": ["matplotlib"],
     },
     zip_safe=True,
     maintainer="disrt_ros developers",

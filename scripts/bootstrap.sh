@@ -36,7 +36,7 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
   # shellcheck disable=SC2086
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check ${DISRT_TORCH:-torch==2.13.0}
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
-      -c "$ROOT/constraints.txt" -e "$ROOT[ros,dev,realsense]"
+      -c "$ROOT/constraints.txt" -e "$ROOT[ros,dev,realsense,plot]"
   echo "$want" > "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"

@@ -61,6 +61,51 @@ def column(fraction: float) -> str:
     return "Sim" if fraction == 0 else f"+{round(100 * fraction)}%"
 
 
+def row_name(name: str, schedule: str) -> str:
+    """The table row of a method: ``finetune:linear``, ``target_only:cosine``, ``joint``."""
+    return f"{name}:{schedule}" if name != "joint" else "joint"
+
+
+def run_dir(out_dir: str | Path, seed: int, row: str, fraction: float) -> Path:
+    """Where the sweep keeps one run: ``<out>/seed<k>/synth`` for the synthetic stage (the
+    ``Sim`` column), else ``<out>/seed<k>/<row with - for :>/f<percent>``."""
+    base = Path(out_dir) / f"seed{seed}"
+    if fraction == 0:
+        return base / "synth"
+    return base / row.replace(":", "-") / f"f{round(100 * fraction):03d}"
+
+
+def _summary(run: Path) -> dict | None:
+    path = run / "eval-test.json"
+    return json.loads(path.read_text())["results"][0]["summary"] if path.is_file() else None
+
+
+def collect(out_dir: str | Path, runs: Sequence[tuple[str, int, float]],
+            fractions: Sequence[float], seeds: Sequence[int]) -> dict[str, Any]:
+    """The table of the ``runs`` (method, seed, fraction) that finished under ``out_dir``
+    (their ``eval-test.json``), training nothing: for a sweep split over several processes,
+    each running :func:`run_sweep` on part of the seeds, methods and fractions
+    (``training/sim2real.py``). ``fractions`` are the table's columns, ``seeds`` its
+    footnote; runs not found are left out of their cell and listed under ``missing``."""
+    cells: dict[str, dict[str, list]] = {}
+    missing = []
+    for method, seed, fraction in runs:
+        name, schedule = parse_method(method)
+        if fraction == 0 and name == "target_only":
+            continue
+        row = row_name(name, schedule)
+        run = run_dir(out_dir, seed, row, fraction)
+        summary = _summary(run)
+        if summary is None:
+            missing.append(str(run))
+            continue
+        cells.setdefault(row, {}).setdefault(column(fraction), []).append(
+            (summary["mpjpe_mm"]["all"], summary["pve_mm"]["all"]))
+    table = _table(cells, [column(f) for f in fractions], seeds)
+    table["missing"] = missing
+    return table
+
+
 def _run_config(base: TrainConfig, out: Path, seed: int, stages: list, init: str | None
                 ) -> TrainConfig:
     config = copy.deepcopy(base)
@@ -131,11 +176,11 @@ def _sweep(config: TrainConfig, out_dir: Path, fractions, parsed, seeds, setting
     cells: dict[str, dict[str, list]] = {}
     body: list = []
 
-    def evaluate(model: Path, run_dir: Path) -> dict:
-        path = run_dir / "eval-test.json"
-        if path.is_file():
-            return json.loads(path.read_text())["results"][0]["summary"]
-        result = None
+    def evaluate(model: Path, run: Path) -> dict:
+        done = _summary(run)
+        if done is not None:
+            return done
+        path, result = run / "eval-test.json", None
         if info.is_main:
             if not body:
                 from disrt_core.train.trainer import load_body
@@ -152,20 +197,20 @@ def _sweep(config: TrainConfig, out_dir: Path, fractions, parsed, seeds, setting
             (summary["mpjpe_mm"]["all"], summary["pve_mm"]["all"]))
 
     for seed in seeds:
-        root = out_dir / f"seed{seed}"
-        synth_run = _run_config(config, root / "synth", seed, [copy.deepcopy(synth)], None)
+        synth_dir = run_dir(out_dir, seed, "", 0.0)
+        synth_run = _run_config(config, synth_dir, seed, [copy.deepcopy(synth)], None)
         needs_synth = any(name != "target_only" for name, _ in parsed)
         synth_model = synth_state = None
         if needs_synth:
             synth_model = _train(synth_run, log)
-            synth_state = st.stage_path(root / "synth", synth.name)
-            synth_summary = evaluate(synth_model, root / "synth") if 0 in fractions else None
+            synth_state = st.stage_path(synth_dir, synth.name)
+            synth_summary = evaluate(synth_model, synth_dir) if 0 in fractions else None
         for name, schedule in parsed:
-            row = f"{name}:{schedule}" if name != "joint" else "joint"
+            row = row_name(name, schedule)
             if 0 in fractions and name != "target_only":
                 record(row, 0.0, synth_summary)
             for fraction in (f for f in fractions if f > 0):
-                run_dir = root / f"{row.replace(':', '-')}" / f"f{round(100 * fraction):03d}"
+                run = run_dir(out_dir, seed, row, fraction)
                 stage = copy.deepcopy(real)
                 stage.data[0].fraction = fraction
                 stage.data[0].subjects = None
@@ -182,8 +227,8 @@ def _sweep(config: TrainConfig, out_dir: Path, fractions, parsed, seeds, setting
                     extra.fraction, extra.subjects, extra.name = fraction, None, "real"
                     stage.data = [*stage.data, extra]
                     stage.schedule.kind = schedule
-                model = _train(_run_config(config, run_dir, seed, [stage], init), log)
-                record(row, fraction, evaluate(model, run_dir))
+                model = _train(_run_config(config, run, seed, [stage], init), log)
+                record(row, fraction, evaluate(model, run))
     table = _table(cells, [column(f) for f in fractions], seeds)
     if info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
