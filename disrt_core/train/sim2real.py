@@ -135,7 +135,7 @@ def sweep_commands(out: Path, data: Path, scale: Scale, device: str,
     phase_b = []
     for (method, seed), fracs in groups.items():
         if parse_method(method)[0] == "joint":
-            phase_b += [(sum(fracs) + 10, f"joint-f{round(100 * f):03d}",
+            phase_b += [(10 + f, f"joint-f{round(100 * f):03d}",
                          job([f], method, seed)) for f in fracs]
         else:
             phase_b.append((sum(fracs), f"{method.replace(':', '-')}-seed{seed}",
