@@ -88,8 +88,8 @@ GLOBAL: dict[str, tuple[Any, str, dict]] = {
     "eta": (0.0, "DDIM eta (0 = deterministic sampler); changeable at run time",
             _float(0.0, 1.0)),
     "seed": (-1, "sampler seed; -1 = not seeded", _int(-1, 2**31 - 1)),
-    "cpu_threads": (0, "torch CPU threads of the node process; 0 = torch's default (one per "
-                    "core). 1 can be faster on a small CPU shared with the camera driver",
+    "cpu_threads": (0, "torch CPU threads of the inference thread; 0 = torch's default (one "
+                    "per core). 1 leaves cores to the camera driver on a small CPU",
                     _int(0, 256)),
     "max_batch": (8, "most frames (one per camera) in one inference batch", _int(1, 64)),
     "rate_limit_hz": (0.0, "most inferences per second per camera; 0 = as fast as possible",
