@@ -117,10 +117,10 @@ def sweep_commands(out: Path, data: Path, scale: Scale, device: str,
              f"stages.synth.data.1.path={data / 'source_d435'}",
              f"stages.finetune.data.0.path={data / 'target_pool'}",
              f"eval.data.path={data / 'target_test'}"]
-    threads = "run.threads=1" if device == "cpu" else "run.threads=2"
+    # One torch CPU thread per process: many run side by side, and the GPU does the maths.
     base = [sys.executable, str(ROOT / "training" / "evaluate.py"), "--sweep-fractions",
             "--config", str(CONFIG), "--device", device, "--out", str(out),
-            "--set", *paths, threads, *scale.overrides]
+            "--set", *paths, "run.threads=1", *scale.overrides]
 
     def job(fracs, method, seed):
         return [*base, "--fractions", ",".join(f"{f:g}" for f in fracs),
