@@ -63,7 +63,7 @@ class Scale:
 
 SCALES = {
     # What SIM2REAL.md reports (one GPU, a few minutes).
-    "full": Scale(source=15_000, pool=1_000, pool_shard=10, test=1_000),
+    "full": Scale(source=10_000, pool=500, pool_shard=5, test=500),
     # A complete pass on a CPU in about a minute (the test of this module).
     "tiny": Scale(source=32, pool=16, pool_shard=2, test=8, overrides=(
         "stages.synth.epochs=1", "stages.synth.batch_size=16", "stages.finetune.epochs=1",
