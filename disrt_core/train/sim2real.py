@@ -40,7 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from disrt_core.train.sweep import PAPER_FRACTIONS, collect, column, parse_method
+from disrt_core.train.sweep import PAPER_FRACTIONS, collect, column, markdown, parse_method
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config" / "sim2real.yaml"
@@ -173,30 +173,12 @@ def merge(out: Path, runs: Sequence[tuple[str, int, float]], fractions: Sequence
     """One table of ``runs`` (:func:`disrt_core.train.sweep.collect`)."""
     table = collect(out, runs, fractions, seeds)
     many = [column(f) for f in fractions if f == 0 or f in SMALL]
-    table["markdown"] = markdown(table["rows"], table["columns"], seeds, many)
+    footnote = (f"MPJPE / PVE in mm on the held-out target test set (all covers, 5 DDIM steps, "
+                f"1 hypothesis). Mean ± std over seeds {list(seeds)} in the columns "
+                f"{', '.join(many)} (joint: seed {seeds[0]} only), seed {seeds[0]} elsewhere. "
+                "Sim = source domain only; +N% = with N% of the target pool.")
+    table["markdown"] = markdown(table["rows"], table["columns"], footnote)
     return table
-
-
-def markdown(rows: dict, columns: list[str], seeds: Sequence[int], many: list[str]) -> str:
-    """MPJPE / PVE (mm) per method and column, mean ± std over seeds where there are more."""
-    lines = ["| method | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
-    for row, cells in rows.items():
-        text = []
-        for col in columns:
-            c = cells.get(col)
-            if c is None:
-                text.append("–")
-            elif c["seeds"] > 1:
-                text.append(f"{c['mpjpe_mm']:.1f} ± {c['mpjpe_std']:.1f} / "
-                            f"{c['pve_mm']:.1f} ± {c['pve_std']:.1f}")
-            else:
-                text.append(f"{c['mpjpe_mm']:.1f} / {c['pve_mm']:.1f}")
-        lines.append(f"| {row} | " + " | ".join(text) + " |")
-    lines += ["", f"MPJPE / PVE in mm on the held-out target test set (all covers, 5 DDIM "
-              f"steps, 1 hypothesis). Mean ± std over seeds {list(seeds)} in the columns "
-              f"{', '.join(many)} (joint: seed {seeds[0]} only), seed {seeds[0]} elsewhere. "
-              "Sim = source domain only; +N% = with N% of the target pool."]
-    return "\n".join(lines) + "\n"
 
 
 def ordering(table: dict) -> str:

@@ -248,6 +248,15 @@ def _table(cells: dict[str, dict[str, list]], columns: list[str], seeds) -> dict
                                   "pve_mm": float(values[:, 1].mean()),
                                   "mpjpe_std": float(values[:, 0].std()),
                                   "pve_std": float(values[:, 1].std()), "seeds": len(values)}
+    footnote = (f"MPJPE / PVE in mm on the test set (all covers), mean over seeds "
+                f"{list(seeds)}; Sim = synthetic stage only, +N% = with that fraction of the "
+                "real training subjects (SPEC §5, Table 1).")
+    return {"columns": columns, "rows": rows, "markdown": markdown(rows, columns, footnote)}
+
+
+def markdown(rows: dict[str, dict[str, dict]], columns: list[str], footnote: str) -> str:
+    """The table as Markdown: MPJPE / PVE (mm) per method and column, ± the std over seeds
+    where a cell has more than one, then ``footnote``."""
     lines = ["| Method | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
     for row, by_col in rows.items():
         cells_md = []
@@ -261,7 +270,4 @@ def _table(cells: dict[str, dict[str, list]], columns: list[str], seeds) -> dict
             else:
                 cells_md.append(f"{c['mpjpe_mm']:.2f} / {c['pve_mm']:.2f}")
         lines.append(f"| {row} | " + " | ".join(cells_md) + " |")
-    lines += ["", f"MPJPE / PVE in mm on the test set (all covers), mean over seeds "
-              f"{list(seeds)}; Sim = synthetic stage only, +N% = with that fraction of the "
-              "real training subjects (SPEC §5, Table 1)."]
-    return {"columns": columns, "rows": rows, "markdown": "\n".join(lines) + "\n"}
+    return "\n".join([*lines, "", footnote]) + "\n"
