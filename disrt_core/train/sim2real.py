@@ -62,8 +62,11 @@ class Scale:
 
 
 SCALES = {
-    # What SIM2REAL.md reports (one GPU, a few minutes).
+    # One GPU, a few minutes.
     "full": Scale(source=10_000, pool=500, pool_shard=5, test=500),
+    # Two CPU cores, about half an hour.
+    "cpu": Scale(source=1_500, pool=300, pool_shard=3, test=300,
+                 overrides=("stages.synth.batch_size=64",)),
     # A complete pass on a CPU in about a minute (the test of this module).
     "tiny": Scale(source=32, pool=16, pool_shard=2, test=8, overrides=(
         "stages.synth.epochs=1", "stages.synth.batch_size=16", "stages.finetune.epochs=1",
@@ -113,7 +116,8 @@ def sweep_commands(out: Path, data: Path, scale: Scale, device: str,
     """(name, argv) of the sweep processes of ``runs``: phase A trains and evaluates the
     synthetic stage of each seed; phase B one process per (method, seed), and for ``joint``
     one per fraction; the longest first."""
-    paths = [f"stages.synth.data.0.path={data / 'source_kinect2'}",
+    paths = [f"init.checkpoint={ROOT / 'disrt_core' / 'weights' / 'default.safetensors'}",
+             f"stages.synth.data.0.path={data / 'source_kinect2'}",
              f"stages.synth.data.1.path={data / 'source_d435'}",
              f"stages.finetune.data.0.path={data / 'target_pool'}",
              f"eval.data.path={data / 'target_test'}"]

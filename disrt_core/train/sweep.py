@@ -18,6 +18,10 @@ Methods (``name[:schedule]``, schedule ∈ linear, cosine, exponential, constant
 * ``joint``: one stage on the synthetic data mixed with the real fraction (every sample of
   both once per epoch; the synthetic stage's epochs and schedule).
 
+The config's own ``init.checkpoint`` (e.g. weights pre-trained on synthetic data) is where
+the synthetic stage and ``joint`` start; ``finetune`` starts from the synthetic stage's end
+and ``target_only`` from random weights (:func:`init_for`).
+
 The real source is pluggable through the config: any source type with a ``fraction``
 (``slp`` by subjects, ``shards`` by shards, e.g. a generator "target" domain). Runs that
 finished are not redone (their ``eval-test.json`` is reused) and interrupted ones resume,
@@ -104,6 +108,16 @@ def collect(out_dir: str | Path, runs: Sequence[tuple[str, int, float]],
     table = _table(cells, [column(f) for f in fractions], seeds)
     table["missing"] = missing
     return table
+
+
+def init_for(name: str, base: TrainConfig, synth_state: Path | None) -> str | None:
+    """Where a run of method ``name`` starts (module docstring); ``synth`` is the synthetic
+    stage itself."""
+    if name == "finetune":
+        return str(synth_state)
+    if name == "target_only":
+        return None
+    return base.init.checkpoint  # synth, joint
 
 
 def _run_config(base: TrainConfig, out: Path, seed: int, stages: list, init: str | None
@@ -198,7 +212,8 @@ def _sweep(config: TrainConfig, out_dir: Path, fractions, parsed, seeds, setting
 
     for seed in seeds:
         synth_dir = run_dir(out_dir, seed, "", 0.0)
-        synth_run = _run_config(config, synth_dir, seed, [copy.deepcopy(synth)], None)
+        synth_run = _run_config(config, synth_dir, seed, [copy.deepcopy(synth)],
+                                init_for("synth", config, None))
         needs_synth = any(name != "target_only" for name, _ in parsed)
         synth_model = synth_state = None
         if needs_synth:
@@ -214,9 +229,9 @@ def _sweep(config: TrainConfig, out_dir: Path, fractions, parsed, seeds, setting
                 stage = copy.deepcopy(real)
                 stage.data[0].fraction = fraction
                 stage.data[0].subjects = None
-                init = None
+                init = init_for(name, config, synth_state)
                 if name == "finetune":
-                    stage.schedule.kind, init = schedule, str(synth_state)
+                    stage.schedule.kind = schedule
                 elif name == "target_only":
                     stage.schedule.kind = schedule
                     stage.freeze = []

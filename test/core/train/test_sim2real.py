@@ -67,6 +67,13 @@ def test_tiny_pass_on_the_cpu(tmp_path, keep_threads):
     assert table["rows"]["finetune:linear"]["+24%"]["mpjpe_mm"] == pytest.approx(
         result["mpjpe_mm"]["all"])
     assert result["n"]["all"] == 8  # the whole target test set
+    # stage 1 continues the shipped source-only weights; the fine-tune continues stage 1
+    import yaml
+
+    synth_cfg = yaml.safe_load((run_dir(out, 0, "", 0.0) / "config.yaml").read_text())
+    assert synth_cfg["init"]["checkpoint"].endswith("disrt_core/weights/default.safetensors")
+    ft_cfg = yaml.safe_load((ft / "config.yaml").read_text())
+    assert ft_cfg["init"]["checkpoint"].endswith("synth/state/stage-synth.pt")
     # the Sim column of both rows is the one synthetic model
     assert table["rows"]["joint"]["Sim"] == table["rows"]["finetune:linear"]["Sim"]
     summary = (out / "summary.md").read_text()

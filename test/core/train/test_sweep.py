@@ -58,3 +58,16 @@ def test_sweep_input_checks(make_config):
         parse_method("finetuning")
     assert parse_method("joint") == ("joint", "constant")
     assert parse_method("finetune") == ("finetune", "linear")
+
+
+def test_runs_start_where_the_protocol_says(make_config, tmp_path):
+    from disrt_core.train.sweep import init_for
+
+    raw = make_config(tmp_path / "base")
+    raw["init"] = {"checkpoint": str(tmp_path / "pretrained.safetensors")}
+    config = load_config(None, base=raw)
+    state = tmp_path / "seed0" / "synth" / "state" / "stage-synth.pt"
+    assert init_for("synth", config, None) == str(tmp_path / "pretrained.safetensors")
+    assert init_for("joint", config, state) == str(tmp_path / "pretrained.safetensors")
+    assert init_for("finetune", config, state) == str(state)
+    assert init_for("target_only", config, state) is None
