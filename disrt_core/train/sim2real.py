@@ -76,21 +76,27 @@ SEEDS = {"source_kinect2": 0, "source_d435": 1, "target_pool": 100, "target_test
 
 
 def data_commands(data: Path, scale: Scale, device: str) -> list[tuple[str, list[str]]]:
-    """(name, argv) of the ``disrt-generate`` runs that make the three data sets."""
-    gen = [sys.executable, "-m", "disrt_core.sim.cli", "--device", device, "--quiet"]
-    if device == "cpu":
-        gen += ["--workers", "1"]  # the jobs already run side by side
+    """(name, argv) of the ``disrt-generate`` runs that make the three data sets.
+
+    The target pool is made on the CPU, one worker per core, on every machine [choice]: its
+    many small shards are one cloth simulation each, which a GPU runs no faster for a few
+    samples than for a thousand (more than 2.5 s per shard on an H200), while CPU workers
+    take the shards in parallel. It is then also the same data wherever the sweep runs."""
+    gen = [sys.executable, "-m", "disrt_core.sim.cli", "--quiet"]
+    on = ["--device", device] + (["--workers", "1"] if device == "cpu" else [])
     big = ["--batch-size", "1024"] if device.startswith("cuda") else []
+    cores = ["--device", "cpu", "--workers",
+             "1" if device == "cpu" else str(len(os.sched_getaffinity(0)))]
     out = []
     for sensor in ("kinect2", "d435"):
         name = f"source_{sensor}"
-        out.append((name, [*gen, "--n", str(scale.source), "--sensor", sensor, *big,
+        out.append((name, [*gen, *on, "--n", str(scale.source), "--sensor", sensor, *big,
                            "--seed", str(SEEDS[name]), "--out", str(data / name)]))
-    out.append(("target_pool", [*gen, "--domain", "target", "--n", str(scale.pool),
+    out.append(("target_pool", [*gen, *cores, "--domain", "target", "--n", str(scale.pool),
                                 "--shard-size", str(scale.pool_shard),
                                 "--seed", str(SEEDS["target_pool"]),
                                 "--out", str(data / "target_pool")]))
-    out.append(("target_test", [*gen, "--domain", "target", "--n", str(scale.test),
+    out.append(("target_test", [*gen, *on, "--domain", "target", "--n", str(scale.test),
                                 "--seed", str(SEEDS["target_test"]),
                                 "--out", str(data / "target_test")]))
     return out

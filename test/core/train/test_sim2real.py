@@ -82,3 +82,14 @@ def test_tiny_pass_on_the_cpu(tmp_path, keep_threads):
     (out / "table1.json").unlink()
     assert sim2real.main([*argv, "--report-only"]) == 0
     assert json.loads((out / "table1.json").read_text())["rows"] == table["rows"]
+
+
+def test_target_pool_is_made_on_the_cpu_on_every_machine(tmp_path):
+    for device in ("cuda", "cpu"):
+        jobs = dict(sim2real.data_commands(tmp_path, sim2real.SCALES["full"], device))
+        pool, test = jobs["target_pool"], jobs["target_test"]
+        assert pool[pool.index("--device") + 1] == "cpu"
+        assert pool[pool.index("--shard-size") + 1] == "5"
+        assert test[test.index("--device") + 1] == device
+        if device == "cpu":  # the jobs already share the cores
+            assert pool[pool.index("--workers") + 1] == "1"
