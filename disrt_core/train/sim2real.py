@@ -62,9 +62,9 @@ class Scale:
 
 
 SCALES = {
-    # One GPU, a few minutes.
+    # One GPU (not run to the end yet, SIM2REAL.md).
     "full": Scale(source=10_000, pool=500, pool_shard=5, test=500),
-    # Two CPU cores, about half an hour.
+    # Two CPU cores, 32 minutes (the table of SIM2REAL.md).
     "cpu": Scale(source=1_500, pool=300, pool_shard=3, test=300,
                  overrides=("stages.synth.batch_size=64",)),
     # A complete pass on a CPU in about a minute (the test of this module).
@@ -275,20 +275,30 @@ def main(argv: list[str] | None = None) -> int:
         parse_method(method)
     if 0.0 not in fractions:
         fractions.insert(0, 0.0)
+    if args.device.startswith("cuda") and not args.report_only:
+        import torch
+
+        if not torch.cuda.is_available():
+            build_parser().error("--device cuda but torch sees no CUDA device (use --device "
+                                 "cpu --scale cpu on a machine without a GPU)")
     scale = SCALES[args.scale]
     runs = plan(methods, fractions, seeds)
     jobs = args.jobs or (16 if args.device.startswith("cuda") else 2)
     out, logs = args.out, args.out / "logs"
     started = time.perf_counter()
     if not args.report_only:
-        # The body model's cache first, so that the parallel jobs find it built.
-        run_jobs([("body-model", [sys.executable, "-c", "import warnings; from disrt_core.body "
-                                  "import load_body_model; warnings.simplefilter('ignore'); "
-                                  "load_body_model('anny')"])], logs, 1)
-        run_jobs(data_commands(args.data, scale, args.device), logs, jobs)
         phase_a, phase_b = sweep_commands(out, args.data, scale, args.device, runs)
-        run_jobs(phase_a, logs, jobs)
-        run_jobs(phase_b, logs, jobs)
+        # The body model's cache first, so that the parallel jobs find it built.
+        cache = [("body-model", [sys.executable, "-c", "import warnings; from disrt_core.body "
+                                 "import load_body_model; warnings.simplefilter('ignore'); "
+                                 "load_body_model('anny')"])]
+        try:
+            for jobs_of_phase, parallel in ((cache, 1), (data_commands(
+                    args.data, scale, args.device), jobs), (phase_a, jobs), (phase_b, jobs)):
+                run_jobs(jobs_of_phase, logs, parallel)
+        except RuntimeError as error:
+            print(f"[sim2real] {error}", file=sys.stderr)
+            return 1
     table = merge(out, runs, fractions, seeds)
     (out / "table1.json").write_text(json.dumps(table, indent=1))
     (out / "table1.md").write_text(table["markdown"])
