@@ -93,3 +93,14 @@ def test_target_pool_is_made_on_the_cpu_on_every_machine(tmp_path):
         assert test[test.index("--device") + 1] == device
         if device == "cpu":  # the jobs already share the cores
             assert pool[pool.index("--workers") + 1] == "1"
+
+
+def test_run_jobs_names_the_failed_jobs_and_keeps_their_logs(tmp_path):
+    import sys
+
+    jobs = [("ok", [sys.executable, "-c", "print('fine')"]),
+            ("bad", [sys.executable, "-c", "raise SystemExit('no data here')"])]
+    with pytest.raises(RuntimeError, match=r"1 job\(s\) failed: bad"):
+        sim2real.run_jobs(jobs, tmp_path / "logs", parallel=2)
+    assert (tmp_path / "logs" / "ok.log").read_text().strip() == "fine"
+    assert "no data here" in (tmp_path / "logs" / "bad.log").read_text()
