@@ -84,6 +84,13 @@ def _summary(run: Path) -> dict | None:
     return json.loads(path.read_text())["results"][0]["summary"] if path.is_file() else None
 
 
+def _record(cells: dict[str, dict[str, list]], row: str, fraction: float, summary: dict
+            ) -> None:
+    """Add one run's MPJPE / PVE (all covers) to its cell of the table."""
+    cells.setdefault(row, {}).setdefault(column(fraction), []).append(
+        (summary["mpjpe_mm"]["all"], summary["pve_mm"]["all"]))
+
+
 def collect(out_dir: str | Path, runs: Sequence[tuple[str, int, float]],
             fractions: Sequence[float], seeds: Sequence[int]) -> dict[str, Any]:
     """The table of the ``runs`` (method, seed, fraction) that finished under ``out_dir``
@@ -103,8 +110,7 @@ def collect(out_dir: str | Path, runs: Sequence[tuple[str, int, float]],
         if summary is None:
             missing.append(str(run))
             continue
-        cells.setdefault(row, {}).setdefault(column(fraction), []).append(
-            (summary["mpjpe_mm"]["all"], summary["pve_mm"]["all"]))
+        _record(cells, row, fraction, summary)
     table = _table(cells, [column(f) for f in fractions], seeds)
     table["missing"] = missing
     return table
@@ -206,10 +212,6 @@ def _sweep(config: TrainConfig, out_dir: Path, fractions, parsed, seeds, setting
         distributed.barrier()
         return distributed.broadcast_object(result, info)
 
-    def record(row: str, fraction: float, summary: dict) -> None:
-        cells.setdefault(row, {}).setdefault(column(fraction), []).append(
-            (summary["mpjpe_mm"]["all"], summary["pve_mm"]["all"]))
-
     for seed in seeds:
         synth_dir = run_dir(out_dir, seed, "", 0.0)
         synth_run = _run_config(config, synth_dir, seed, [copy.deepcopy(synth)],
@@ -223,7 +225,7 @@ def _sweep(config: TrainConfig, out_dir: Path, fractions, parsed, seeds, setting
         for name, schedule in parsed:
             row = row_name(name, schedule)
             if 0 in fractions and name != "target_only":
-                record(row, 0.0, synth_summary)
+                _record(cells, row, 0.0, synth_summary)
             for fraction in (f for f in fractions if f > 0):
                 run = run_dir(out_dir, seed, row, fraction)
                 stage = copy.deepcopy(real)
@@ -243,7 +245,7 @@ def _sweep(config: TrainConfig, out_dir: Path, fractions, parsed, seeds, setting
                     stage.data = [*stage.data, extra]
                     stage.schedule.kind = schedule
                 model = _train(_run_config(config, run, seed, [stage], init), log)
-                record(row, fraction, evaluate(model, run))
+                _record(cells, row, fraction, evaluate(model, run))
     table = _table(cells, [column(f) for f in fractions], seeds)
     if info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
