@@ -223,6 +223,7 @@ def main(argv: list[str] | None = None) -> None:
                             result.notes.append(f"{tag}: failed ({type(err).__name__}: {err})")
                             continue
                         _report(result, tag, name, batch, r, cuda, peak_tflops)
+                        save(result)  # a run stopped at a time limit keeps its cases
     print("wrote", save(result))
 
 

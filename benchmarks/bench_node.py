@@ -3,10 +3,11 @@ received, in two processes (a camera player and the node), as in a deployment.
 
     python benchmarks/bench_node.py [--preset small|paper_native|paper] [--device cpu|cuda]
         [--checkpoint PATH] [--fake-ms MS] [--cameras N] [--rate HZ] [--seconds S]
-        [--cuda-graphs] [--compile MODE] [--all-outputs]
+        [--cuda-graphs] [--compile MODE] [--all-outputs] [--body anny|smpl-fixture]
 
 The node runs the real Estimator: from ``--checkpoint``, else a randomly initialised network
-of ``--preset`` with the default body model (same speed as trained weights); ``--fake-ms``
+of ``--preset`` with the default body model or ``--body smpl-fixture`` (SMPL's sizes, the
+paper's body model; same speed as trained weights); ``--fake-ms``
 replaces it by a stand-in that takes that long (node overhead alone). Frames are 424×512
 16UC1 (SLP's Kinect), the camera 2 m over the bed.
 
@@ -25,6 +26,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -78,7 +80,14 @@ def build_estimator(args):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        body = load_body_model(device=args.device)
+        if args.body == "smpl-fixture":  # SMPL's sizes (6,890 vertices) without its files
+            from disrt_core.body.fixtures import write_fake_smpl_pickle
+
+            folder = tempfile.mkdtemp(prefix="bench-smpl-")
+            write_fake_smpl_pickle(Path(folder) / "SMPL_NEUTRAL.pkl")
+            body = load_body_model("smpl", folder, device=args.device)
+        else:
+            body = load_body_model(device=args.device)
     torch.manual_seed(0)
     net = Denoiser(preset(args.preset), body.param_dim)
     return Estimator.from_model(net, body, device=args.device, **options)
@@ -255,7 +264,8 @@ def measure(args) -> None:
     gpu = args.device.startswith("cuda")
     what = (f"fake {args.fake_ms:g} ms" if args.fake_ms is not None else
             "checkpoint" if args.checkpoint else args.preset)
-    options = "".join(("_graphs" if args.cuda_graphs else "",
+    options = "".join(("_smplfix" if args.body == "smpl-fixture" else "",
+                       "_graphs" if args.cuda_graphs else "",
                        "_compiled" if args.compile else "",
                        f"_t{args.threads}" if args.threads else ""))
     result = Result(f"node_{what.replace(' ', '')}_{args.device.split(':')[0]}{options}", info,
@@ -293,7 +303,8 @@ def measure(args) -> None:
             result.rows.append(Row(f"node-internal {key.replace('_ms', '')} (received -> "
                                    "published, last 500 frames)", float(internal[key]), "ms"))
     result.notes.append(
-        f"Estimator: {what} on {args.device}, 5 DDIM steps, 1 hypothesis; frames {WIDTH}×{HEIGHT} "
+        f"Estimator: {what} on {args.device}, body model {args.body}, 5 DDIM steps, "
+        f"1 hypothesis; frames {WIDTH}×{HEIGHT} "
         f"16UC1; node and camera player in separate processes; subscribers: joints"
         f"{' + mesh, mesh_cloud, overlay' if args.all_outputs else ' only'}; torch threads in "
         f"the node process: {args.threads or torch.get_num_threads()}.")
@@ -317,6 +328,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--cuda-graphs", action="store_true")
     parser.add_argument("--compile", default=None)
+    parser.add_argument("--body", choices=("anny", "smpl-fixture"), default="anny",
+                        help="body model of the random-weight estimator: Anny (the default "
+                             "model's) or a SMPL-sized fixture (the paper's body model's "
+                             "sizes; SMPL itself needs licensed files)")
     parser.add_argument("--all-outputs", action="store_true")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads in the node process (0 = torch's default)")

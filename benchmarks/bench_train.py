@@ -214,6 +214,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--workers", type=int, default=2, help="pipeline workers to measure")
     p.add_argument("--no-data", action="store_true", help="skip the data-rate figures")
     p.add_argument("--note", default="")
+    p.add_argument("--tag", default="", help="suffix of the result name (runs with other "
+                   "options on one machine then do not overwrite each other)")
     args = p.parse_args(argv)
     cuda = args.device.startswith("cuda")
     if cuda and not torch.cuda.is_available():
@@ -224,7 +226,8 @@ def main(argv: list[str] | None = None) -> None:
     losses = args.loss.split(",")
     smpl_ctx = tempfile.TemporaryDirectory() if args.body == "smpl-fixture" else \
         contextlib.nullcontext(None)
-    result = Result("train", machine_info(), command_line())
+    result = Result("train" + (f"_{args.tag}" if args.tag else ""), machine_info(),
+                    command_line())
     with smpl_ctx as smpl_dir:
         if smpl_dir:
             from disrt_core.body.fixtures import write_fake_smpl_pickle
@@ -260,6 +263,7 @@ def main(argv: list[str] | None = None) -> None:
                             result.rows.append(Row(f"train step {name}", round(rate, 1),
                                                    "samples/s", goal, met, note))
                             print(f"{name}: {rate:.1f} samples/s ({note})", flush=True)
+                            save(result)  # a run stopped at a time limit keeps its rows
     if not args.no_data:
         n = 256 if cuda else 16
         rate = generator_rate(args.device, n)

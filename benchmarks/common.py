@@ -104,7 +104,9 @@ def save(result: Result) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{result.benchmark}--{machine_slug(result.machine)}.json"
     payload = asdict(result)
-    path.write_text(json.dumps(payload, indent=1) + "\n")
+    tmp = path.with_suffix(".json.tmp")  # written whole, then renamed: never half a file
+    tmp.write_text(json.dumps(payload, indent=1) + "\n")
+    tmp.replace(path)
     return path
 
 
