@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,8 +89,10 @@ class Estimator:
     ``compile`` a
     ``torch.compile`` mode (``"max-autotune-no-cudagraphs"`` pairs with ``cuda_graphs``,
     ``"reduce-overhead"`` brings its own graphs); ``cuda_graphs`` captures the whole
-    ``steps``-step sampling loop per batch shape and replays it (static shapes: one graph per
-    (B·K, steps, η)). The DDIM arithmetic and the decoder run in float32.
+    ``steps``-step sampling loop and the decoding to joints and mesh per batch shape and
+    replays it (static shapes: one graph per (B·K, steps, η); the sampling loop alone when
+    the body model cannot be captured, see ``graph_scope``). The DDIM arithmetic and the
+    decoder run in float32.
 
     ``predict`` and ``set_sampling`` hold a lock: one worker thread may call them while
     another reconfigures. The constructor moves the network and the body model to ``device``
@@ -142,6 +145,9 @@ class Estimator:
         self._net = torch.compile(self.model, mode=compile, dynamic=False) if compile else \
             self.model
         self.cuda_graphs = cuda_graphs
+        # what one graph holds: "predict" (sampling + decoding) until the body model fails
+        # to capture, then "sampling"
+        self.graph_scope = "predict" if cuda_graphs else None
         self._graphs: dict[tuple, tuple] = {}
         self.seed = seed
         self.header = None  # the checkpoint header when loaded by from_checkpoint
@@ -220,29 +226,55 @@ class Estimator:
                                           self.steps, self.eta, noise=noise,
                                           step_noise=step_noise or None)
 
-    def _sample_graphed(self, depth_rows: Tensor, noise: Tensor, step_noise: list[Tensor]
-                        ) -> Tensor:
-        """The sampling loop captured once per (rows, steps, η) as a CUDA graph, replayed."""
-        key = (depth_rows.shape[0], self.steps, self.eta)
+    def _decode(self, x0: Tensor, genders: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        decoded = self.decoder(x0, genders, is_gt=False)
+        return decoded.params, decoded.joints, decoded.vertices
+
+    def _infer(self, depth_rows: Tensor, noise: Tensor, step_noise: list[Tensor],
+               genders: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        """Sampling and decoding of B·K rows: (params, joints, vertices)."""
+        return self._decode(self._sample(depth_rows, noise, step_noise), genders)
+
+    def _graphed(self, key: tuple, fn, args: tuple):
+        """``fn(*args)`` captured as a CUDA graph once per ``key`` and replayed with the
+        values of ``args`` (tensors, lists of tensors or None); returns copies of its output."""
         if key not in self._graphs:
-            static = (depth_rows.clone(), noise.clone(), [z.clone() for z in step_noise])
+            static = _tree_map(lambda a: a.clone(), args)
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):
                 for _ in range(3):  # warm-up (autotuning, cuDNN plans) outside the capture
-                    self._sample(*static)
+                    fn(*static)
             torch.cuda.current_stream().wait_stream(side)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
-                out = self._sample(*static)
+                out = fn(*static)
             self._graphs[key] = (graph, static, out)
-        graph, (s_depth, s_noise, s_steps), out = self._graphs[key]
-        s_depth.copy_(depth_rows)
-        s_noise.copy_(noise)
-        for dst, src in zip(s_steps, step_noise):
-            dst.copy_(src)
+        graph, static, out = self._graphs[key]
+        _tree_copy(static, args)
         graph.replay()
-        return out.clone()
+        return _tree_map(lambda a: a.clone(), out)
+
+    def _infer_graphed(self, depth_rows: Tensor, noise: Tensor, step_noise: list[Tensor],
+                       genders: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`_infer` as one CUDA graph per (B·K, steps, η, gender given): sampling and
+        the body model's many small kernels replay without a launch each. A body model
+        that cannot be captured (a host synchronisation inside) falls back, once and with
+        a warning, to a graph of the sampling loop alone."""
+        key = (depth_rows.shape[0], self.steps, self.eta, genders is None)
+        if self.graph_scope == "predict":
+            try:
+                return self._graphed(("predict", *key), self._infer,
+                                     (depth_rows, noise, step_noise, genders))
+            except RuntimeError as err:
+                self._graphs.pop(("predict", *key), None)
+                torch.cuda.synchronize(self.device)
+                self.graph_scope = "sampling"
+                warnings.warn(f"the body model's decoding cannot be captured in a CUDA graph "
+                              f"({type(err).__name__}: {err}); graphing the sampling only",
+                              RuntimeWarning, stacklevel=3)
+        x0 = self._graphed(("sampling", *key), self._sample, (depth_rows, noise, step_noise))
+        return self._decode(x0, genders)
 
     def predict(self, depth, gender: Tensor | None = None) -> Prediction:
         """Estimate bodies from network-ready depth (see the module docstring).
@@ -262,24 +294,20 @@ class Estimator:
                 generator = torch.Generator(self.device).manual_seed(self.seed)
             rows = depth.repeat_interleave(k, dim=0) if k > 1 else depth
             noise, step_noise = self._noise(b * k, generator)
+            genders = gender.repeat_interleave(k, dim=0) if gender is not None and k > 1 \
+                else gender
             was_training = self.model.training
             self.model.eval()
             try:
-                if self.cuda_graphs:
-                    x0 = self._sample_graphed(rows, noise, step_noise)
-                else:
-                    x0 = self._sample(rows, noise, step_noise)
+                infer = self._infer_graphed if self.cuda_graphs else self._infer
+                params_k, joints_k, vertices_k = infer(rows, noise, step_noise, genders)
             finally:
                 self.model.train(was_training)
-            genders = gender.repeat_interleave(k, dim=0) if gender is not None and k > 1 \
-                else gender
-            decoded = self.decoder(x0, genders, is_gt=False)
-            joints_k = decoded.joints.view(b, k, 24, 3)
             if k == 1:
-                return Prediction(params=decoded.params, joints=decoded.joints,
-                                  vertices=decoded.vertices,
-                                  joint_spread=decoded.joints.new_zeros(b, 24))
-            params = decoded.params.view(b, k, p).mean(dim=1)
+                return Prediction(params=params_k, joints=joints_k, vertices=vertices_k,
+                                  joint_spread=joints_k.new_zeros(b, 24))
+            joints_k = joints_k.view(b, k, 24, 3)
+            params = params_k.view(b, k, p).mean(dim=1)
             joints = joints_k.mean(dim=1)
             spread = ((joints_k - joints[:, None]) ** 2).sum(dim=-1).mean(dim=1).sqrt()
             vertices = self.body_model(params, gender).vertices
@@ -287,12 +315,28 @@ class Estimator:
                               joint_spread=spread, hypotheses_joints=joints_k)
 
 
+def _tree_map(fn, tree):
+    """``fn`` on every tensor of a tensor / list / tuple / None tree, same structure."""
+    if tree is None:
+        return None
+    if isinstance(tree, Tensor):
+        return fn(tree)
+    return type(tree)(_tree_map(fn, t) for t in tree)
+
+
+def _tree_copy(dst, src) -> None:
+    """Copy the tensors of ``src`` into the same-structured ``dst`` in place."""
+    if isinstance(dst, Tensor):
+        dst.copy_(src)
+    elif dst is not None:
+        for d, s_ in zip(dst, src):
+            _tree_copy(d, s_)
+
+
 def load_body_for(model_id: str, model_dir: str | Path | None = None,
                   device: str = "cpu") -> BodyModel:
     """The body model a checkpoint names: ``smpl-<gender>`` (needs the SMPL files) or
     ``anny-<version>``; the loaded model must report the same ``model_id``."""
-    import warnings
-
     from disrt_core.body import load_body_model
 
     if model_id.startswith("smpl-"):

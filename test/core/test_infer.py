@@ -160,4 +160,8 @@ def test_cuda_fp32_bf16_and_graphs(smpl_fixture_dir):
     first = graphed.predict(_depth().cuda())  # captures
     again = graphed.predict(_depth().cuda())  # replays
     assert torch.equal(first.joints, again.joints)
+    assert torch.equal(first.vertices, again.vertices)
+    assert graphed.graph_scope == "predict"  # SMPL's decoding is inside the graph
     assert (again.joints - fp32.joints).norm(dim=-1).max() < 0.05
+    other = graphed.predict(_depth().cuda().flip(-1))  # the replay takes the new input
+    assert (other.joints - again.joints).abs().max() > 0
