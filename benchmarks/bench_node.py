@@ -302,6 +302,15 @@ def measure(args) -> None:
         if key in internal:
             result.rows.append(Row(f"node-internal {key.replace('_ms', '')} (received -> "
                                    "published, last 500 frames)", float(internal[key]), "ms"))
+    for key in sorted(k for k in internal if k.startswith("stage_")):
+        stage = key.removeprefix("stage_").removesuffix("_p50_ms")
+        result.rows.append(Row(f"node-internal stage {stage}, p50 per batch (last 200)",
+                               round(float(internal[key]), 2), "ms"))
+    published = sum(int(d.get("frames_published", 0)) for n, d in probe.diagnostics.items()
+                    if n in probe.names)
+    if int(internal.get("batches", 0)):
+        result.rows.append(Row("mean frames per batch (whole run)", round(
+            published / int(internal["batches"]), 2), "frames"))
     result.notes.append(
         f"Estimator: {what} on {args.device}, body model {args.body}, 5 DDIM steps, "
         f"1 hypothesis; frames {WIDTH}×{HEIGHT} "

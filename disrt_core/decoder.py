@@ -102,11 +102,13 @@ def angle_bounds(scale: float = 2.0) -> tuple[Tensor, Tensor]:
     return table[..., 0].float(), table[..., 1].float()
 
 
-def offset_translation(x: Tensor, layout: ParamLayout, offset) -> Tensor:
-    """x [B, P] with the translation offset added (a new tensor; SPEC §1.3 step 1)."""
-    shift = torch.zeros(layout.param_dim, dtype=x.dtype, device=x.device)
-    shift[layout.transl] = torch.as_tensor(offset, dtype=x.dtype, device=x.device)
-    return x + shift
+def translation_shift(layout: ParamLayout, offset) -> Tensor:
+    """[P] zeros but for ``offset`` (m) at the root translation: x + shift is SPEC §1.3
+    step 1. The decoder keeps it as a buffer (no host-to-GPU copy per call, so that a CUDA
+    graph can capture the decoding)."""
+    shift = torch.zeros(layout.param_dim)
+    shift[layout.transl] = torch.as_tensor(offset, dtype=shift.dtype)
+    return shift
 
 
 def squash_shape(shape: Tensor, limit: float = 3.0) -> Tensor:
@@ -144,6 +146,9 @@ class MeshDecoder(nn.Module):
         lo, hi = angle_bounds(config.bounds_scale)
         self.register_buffer("lo", lo, persistent=False)
         self.register_buffer("hi", hi, persistent=False)
+        self.register_buffer("transl_shift", translation_shift(body_model.param_layout,
+                                                              config.translation_offset),
+                             persistent=False)
 
     @property
     def layout(self) -> ParamLayout:
@@ -153,7 +158,7 @@ class MeshDecoder(nn.Module):
         """(body-model params [B,P], shape [B,S], θ [B,72]) of x [B,P] (SPEC §1.3 steps 1-3)."""
         layout, cfg = self.layout, self.config
         if not is_gt:
-            x = offset_translation(x, layout, cfg.translation_offset)
+            x = x + self.transl_shift.to(x.dtype)
         p = layout.unpack(x)
         theta = torch.cat([p.root_orient, p.body_pose], dim=-1)
         if is_gt:

@@ -320,6 +320,9 @@ class BedMonitorNode(Node):
              "latency_p50_ms": 1e3 * lat.percentile(50), "latency_p99_ms": 1e3 * lat.percentile(99),
              "display_latency_p99_ms": 1e3 * self.display.latency.percentile(99),
              "batches": self.worker.batches, "last_batch_size": self.worker.last_batch_size,
+             **{f"stage_{stage}_p50_ms": 1e3 * times.percentile(50)
+                for stage, times in self.pipeline.stage_times.items()},
+             "stage_deliver_p50_ms": 1e3 * self.worker.deliver_time.percentile(50),
              "last_error": self.problems.last_error},
             hardware_id=str(self.estimator.device))
         statuses = [engine]

@@ -30,9 +30,14 @@ from disrt_core.posture import POSTURES, posture_from_axis_angle
 from disrt_ros.conversions import FrameResult, ImageFormatError, depth_to_mm
 from disrt_ros.diagnostics import ProblemLog, RateMeter
 from disrt_ros.params import CameraConfig, MonitorConfig
-from disrt_ros.worker import Job
+from disrt_ros.worker import Job, LatencyWindow
 
 MIN_BED_COVERAGE = 0.5  # warn when less of the bed region has depth readings
+#: Stages of one batch, timed for the diagnostics (``stage_<name>_p50_ms``): decoding and
+#: checking the messages with the bed poses; resampling to the network grid; the estimator
+#: with the mapping to camera frames (it ends with the copy to the host, so it holds the
+#: GPU time); building the results.
+STAGES = ("decode", "preprocess", "infer", "results")
 
 
 @dataclass
@@ -78,6 +83,7 @@ class Pipeline:
         self.problems = problems
         self.layout = estimator.body_model.param_layout
         self.hypotheses = config.hypotheses
+        self.stage_times = {stage: LatencyWindow(200) for stage in STAGES}  # s per batch
 
     def prepare(self, cam: CameraState, msg: Image) -> Frame | Failure:
         """Decode and check one depth message."""
@@ -158,6 +164,7 @@ class Pipeline:
 
     def run(self, jobs: list[Job]) -> list[FrameResult | Failure]:
         """One batch: decode, bed poses, preprocess by image size, one predict, map back."""
+        t0 = time.perf_counter()
         results: list = [None] * len(jobs)
         frames, poses, ok = [], [], []
         for i, job in enumerate(jobs):
@@ -172,6 +179,7 @@ class Pipeline:
                 poses.append(T)
         if not ok:
             return results
+        t1 = time.perf_counter()
         device, bed_mm = torch.device(self.estimator.device), self.config.bed_distance_mm
         T_all = torch.from_numpy(np.stack(poses)).float().to(device)
         net_mm = torch.zeros(len(ok), *NET_SHAPE, device=device)
@@ -183,6 +191,7 @@ class Pipeline:
             K = torch.from_numpy(np.stack([frames[k].K for k in group])).float().to(device)
             net_mm[group] = raw_to_network(depth, K, T_all[group], bed_mm)
         net = normalize_depth(net_mm, bed_mm)
+        t2 = time.perf_counter()
         with torch.no_grad():
             pred = self.estimator.predict(net[:, None])
             joints_cam = label_to_camera(pred.joints.float(), T_all)
@@ -194,6 +203,7 @@ class Pipeline:
         arrays = [t.detach().cpu().numpy() for t in (
             pred.joints, joints_cam, vertices_cam, pred.joint_spread, pred.params, quat, net,
             posture, coverage)]
+        t3 = time.perf_counter()
         for k, i in enumerate(ok):
             camera = jobs[i].key
             if arrays[8][k] < MIN_BED_COVERAGE:
@@ -206,4 +216,7 @@ class Pipeline:
                 params=arrays[4][k], root_quat_cam=arrays[5][k],
                 posture=POSTURES[int(arrays[7][k])], hypotheses=self.hypotheses,
                 T_cam_bed=poses[k], net_image=arrays[6][k])
+        for stage, seconds in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2,
+                                           time.perf_counter() - t3)):
+            self.stage_times[stage].add(seconds)
         return results

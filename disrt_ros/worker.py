@@ -94,6 +94,7 @@ class BatchWorker:
         self.max_batch = max_batch
         self.stats = {key: KeyStats() for key in self.keys}
         self.latency = LatencyWindow(latency_window)
+        self.deliver_time = LatencyWindow(200)  # s to deliver one batch's results
         self.batches = 0
         self.last_batch_size = 0
         self._process, self._deliver, self._on_error = process, deliver, on_error
@@ -171,6 +172,7 @@ class BatchWorker:
             except Exception as error:  # keep serving: the node reports it in diagnostics
                 self._failed(jobs, error)
                 continue
+            start = time.perf_counter()
             for job, result in zip(jobs, results):
                 try:
                     self._deliver(job, result)
@@ -179,6 +181,7 @@ class BatchWorker:
                     continue
                 self.stats[job.key].processed += 1
                 self.latency.add(time.monotonic() - job.received)
+            self.deliver_time.add(time.perf_counter() - start)
 
     def _failed(self, jobs: list[Job], error: Exception) -> None:
         for job in jobs:

@@ -36,6 +36,7 @@ as safetensors, which we point at ``<disrt cache>/anny`` unless ``ANNY_CACHE_DIR
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 
@@ -90,10 +91,15 @@ ARM_SEGMENTS = {16: 18, 17: 19, 18: 20, 19: 21, 20: 22, 21: 23}
 ANNY_TO_SMPL = ((1.0, 0.0, 0.0), (0.0, 0.0, 1.0), (0.0, -1.0, 0.0))
 
 
-def shape_to_phenotype(shape: Tensor) -> Tensor:
-    """Anny phenotypes in [0, 1] (order ``PHENOTYPES``) from the centred shape vector [..., 6]."""
-    centre = shape.new_tensor(PHENOTYPE_CENTRE)
-    half = shape.new_tensor(PHENOTYPE_HALF_RANGE)
+def shape_to_phenotype(shape: Tensor, centre: Tensor | None = None,
+                       half: Tensor | None = None) -> Tensor:
+    """Anny phenotypes in [0, 1] (order ``PHENOTYPES``) from the centred shape vector [..., 6].
+
+    ``centre`` / ``half``: ``PHENOTYPE_CENTRE`` / ``PHENOTYPE_HALF_RANGE`` as tensors on the
+    shape's device (the body model keeps them as buffers: making them from Python floats on
+    every call would copy host memory to the GPU, which a CUDA graph cannot capture)."""
+    centre = shape.new_tensor(PHENOTYPE_CENTRE) if centre is None else centre
+    half = shape.new_tensor(PHENOTYPE_HALF_RANGE) if half is None else half
     return (centre + shape * half / 3.0).clamp(0.0, 1.0)
 
 
@@ -114,6 +120,16 @@ def rest_offsets(rest_joints: Tensor) -> Tensor:
         g[joint] = rotation_between(d.new_tensor([side, 0.0, 0.0]), d / d.norm())
     g[22], g[23] = g[20], g[21]
     return g
+
+
+def _capture_safe(device: torch.device):
+    """Anny builds index tensors with ``torch.arange`` on the CPU (phenotype interpolation),
+    which a CUDA graph capture cannot copy to the GPU; while one is capturing, factory calls
+    without a device make them on the GPU directly. Elsewhere nothing changes (a default
+    device mode would tax every torch call)."""
+    if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+        return torch.device(device)
+    return contextlib.nullcontext()
 
 
 def model_id_for(version: str) -> str:
@@ -175,6 +191,10 @@ class AnnyBody(BodyModel):
         self.register_buffer("driver_joint_index", torch.tensor(driver), persistent=False)
         self.register_buffer("anny_to_smpl", torch.tensor(ANNY_TO_SMPL), persistent=False)
         self.register_buffer("parent_index", torch.tensor(SMPL_PARENTS[1:]), persistent=False)
+        self.register_buffer("phenotype_centre", torch.tensor(PHENOTYPE_CENTRE),
+                             persistent=False)
+        self.register_buffer("phenotype_half", torch.tensor(PHENOTYPE_HALF_RANGE),
+                             persistent=False)
         self.bone_count = len(labels)
         # Measure Anny's rest arm on the average adult with identity offsets, then keep them.
         # On one thread, so that the model is bit-identical in every process (generator
@@ -200,7 +220,9 @@ class AnnyBody(BodyModel):
         eye = torch.eye(4, dtype=rot.dtype, device=rot.device)
         deltas = eye.repeat(batch, self.bone_count, 1, 1)
         deltas[:, self.driven_bone_index, :3, :3] = rot[:, self.driver_joint_index]
-        out = self.anny(pose_parameters=deltas, phenotype_kwargs=shape_to_phenotype(shape))
+        phenotype = shape_to_phenotype(shape, self.phenotype_centre, self.phenotype_half)
+        with _capture_safe(rot.device):
+            out = self.anny(pose_parameters=deltas, phenotype_kwargs=phenotype)
         vertices = out["vertices"] @ c.T
         joints = out["bone_poses"][:, self.joint_bone_index, :3, 3] @ c.T
         return vertices, joints

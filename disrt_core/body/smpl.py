@@ -61,6 +61,17 @@ class SMPLBody(BodyModel):
     def num_vertices(self) -> int:
         return self._num_vertices
 
+    def _apply(self, fn, recurse: bool = True):
+        """``.to()`` and friends, but smplx's ``parents`` stays on the CPU: smplx walks the
+        kinematic tree in Python (``parents[i]``), which on the GPU is a device
+        synchronisation per joint and cannot be captured in a CUDA graph. Pinned when a GPU
+        is present, so that its one index copy can be captured."""
+        super()._apply(fn, recurse)
+        for model in self.models.values():
+            parents = model.parents.cpu()
+            model.parents = parents.pin_memory() if torch.cuda.is_available() else parents
+        return self
+
     def _one(self, gender: str, shape: Tensor, body_pose: Tensor) -> tuple[Tensor, Tensor]:
         batch = shape.shape[0]
         out = self.models[gender](

@@ -149,6 +149,8 @@ def test_outputs_stamped_framed_and_equal_to_the_estimate(setup):
     engine = tester.status(": inference")
     assert engine[1]["model_id"] == "fake-model" and engine[1]["device"] == "cpu"
     assert float(engine[1]["latency_p99_ms"]) > 0
+    for stage in ("decode", "preprocess", "infer", "results", "deliver"):
+        assert float(engine[1][f"stage_{stage}_p50_ms"]) >= 0
 
 
 def test_missing_camera_info_uses_configured_intrinsics_and_cameras_batch(setup):
@@ -293,6 +295,9 @@ def test_flood_at_ten_times_the_inference_rate(setup):
     # an idle CPU). A queue keeping every frame would reach (received − processed) × 50 ms,
     # over 5 s here; the bound leaves room for a CPU shared with other jobs.
     assert p99 < 1.0, f"latency p99 {p99:.3f} s"
+    # the stage timings put the estimator's 50 ms where it is spent
+    assert 0.045 < monitor.pipeline.stage_times["infer"].percentile(50) < 0.5
+    assert monitor.pipeline.stage_times["decode"].percentile(50) < 0.045
     assert wait_until(lambda: tester.status("camera bed1", lambda v: int(
         v["dropped_frames"]) >= dropped + dropped0))
 
