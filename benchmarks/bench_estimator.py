@@ -31,14 +31,12 @@ import argparse
 import resource
 import statistics
 import sys
-import tempfile
-import warnings
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Result, Row, command_line, machine_info, percentile, save, time_call
+from common import Result, Row, command_line, load_body, machine_info, percentile, save, time_call
 
 from disrt_core.infer import Estimator
 from disrt_core.model import Denoiser, count_parameters, preset
@@ -74,20 +72,6 @@ def count_flops(config_name: str, param_dim: int) -> float:
     with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as fc:
         net(x, t, d)
     return float(fc.get_total_flops())
-
-
-def load_body(kind: str, device: str):
-    from disrt_core.body import load_body_model
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if kind == "smpl-fixture":
-            from disrt_core.body.fixtures import write_fake_smpl_pickle
-
-            tmp = tempfile.mkdtemp()
-            write_fake_smpl_pickle(Path(tmp) / "SMPL_NEUTRAL.pkl")
-            return load_body_model("smpl", tmp, device=device)
-        return load_body_model("anny", device=device)
 
 
 def _peak_rss_mb() -> float:

@@ -26,7 +26,6 @@ import random
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -73,21 +72,11 @@ def build_estimator(args):
         options["compile"] = args.compile
     if args.checkpoint:
         return Estimator.from_checkpoint(args.checkpoint, device=args.device, **options)
-    import warnings
+    from common import load_body
 
-    from disrt_core.body import load_body_model
     from disrt_core.model import Denoiser, preset
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if args.body == "smpl-fixture":  # SMPL's sizes (6,890 vertices) without its files
-            from disrt_core.body.fixtures import write_fake_smpl_pickle
-
-            folder = tempfile.mkdtemp(prefix="bench-smpl-")
-            write_fake_smpl_pickle(Path(folder) / "SMPL_NEUTRAL.pkl")
-            body = load_body_model("smpl", folder, device=args.device)
-        else:
-            body = load_body_model(device=args.device)
+    body = load_body(args.body, args.device)
     torch.manual_seed(0)
     net = Denoiser(preset(args.preset), body.param_dim)
     return Estimator.from_model(net, body, device=args.device, **options)

@@ -15,7 +15,9 @@ import re
 import shlex
 import statistics
 import sys
+import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -113,3 +115,19 @@ def save(result: Result) -> Path:
 def command_line() -> str:
     args = [os.path.relpath(sys.argv[0]), *sys.argv[1:]]
     return "python " + " ".join(shlex.quote(a) for a in args)
+
+
+def load_body(kind: str, device: str):
+    """The body model of a benchmark: ``anny`` (the default model's) or ``smpl-fixture``
+    (SMPL's sizes, 6,890 vertices, from a fixture file: SMPL itself needs licensed files)."""
+    from disrt_core.body import load_body_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if kind == "smpl-fixture":
+            from disrt_core.body.fixtures import write_fake_smpl_pickle
+
+            tmp = tempfile.mkdtemp()
+            write_fake_smpl_pickle(Path(tmp) / "SMPL_NEUTRAL.pkl")
+            return load_body_model("smpl", tmp, device=device)
+        return load_body_model("anny", device=device)
