@@ -80,8 +80,9 @@ class Estimator:
 
     Sampling: ``steps`` DDIM steps at round(linspace(99, 0, steps)), η = ``eta``, K =
     ``hypotheses`` samples per image drawn in one batched network call per step; the mean
-    and the spread are taken after decoding. With a ``seed``, each call draws the same noise,
-    so one image always gives the same result; without, the global RNG is used.
+    and the spread are taken after decoding. With a ``seed``, each call draws the same noise
+    (on the CPU, so also the same on every device), so one image always gives the same
+    result; without, the device's global RNG is used.
 
     Speed options (CUDA): ``precision`` ``"auto"`` (bf16 autocast on CUDA, fp32 on CPU),
     ``"fp32"``, ``"bf16"``, ``"fp16"``; ``channels_last`` (on by default in
@@ -214,12 +215,15 @@ class Estimator:
             return self._net(x_t, t, depth).float()
 
     def _noise(self, rows: int, generator) -> tuple[Tensor, list[Tensor]]:
+        """Initial and per-step noise; seeded, drawn on the CPU (the same on every device)."""
         shape = (rows, self.model.param_dim)
-        noise = torch.randn(shape, device=self.device, generator=generator)
         n_step = self.steps - 1 if self.eta > 0 else 0
-        steps = [torch.randn(shape, device=self.device, generator=generator)
-                 for _ in range(n_step)]
-        return noise, steps
+        if generator is None:
+            draws = [torch.randn(shape, device=self.device) for _ in range(1 + n_step)]
+        else:
+            draws = [torch.randn(shape, generator=generator).to(self.device)
+                     for _ in range(1 + n_step)]
+        return draws[0], draws[1:]
 
     def _sample(self, depth_rows: Tensor, noise: Tensor, step_noise: list[Tensor]) -> Tensor:
         return self.diffusion.ddim_sample(self._model_fn, depth_rows, tuple(noise.shape),
@@ -291,7 +295,7 @@ class Estimator:
                 gender = torch.as_tensor(gender, dtype=torch.float32, device=self.device)
             generator = None
             if self.seed is not None:
-                generator = torch.Generator(self.device).manual_seed(self.seed)
+                generator = torch.Generator().manual_seed(self.seed)
             rows = depth.repeat_interleave(k, dim=0) if k > 1 else depth
             noise, step_noise = self._noise(b * k, generator)
             genders = gender.repeat_interleave(k, dim=0) if gender is not None and k > 1 \

@@ -27,7 +27,7 @@ def _build_smplx(arrays: dict[str, np.ndarray], gender: str) -> nn.Module:
 
     # smplx prints a note about 10-beta models on stdout; keep the caller's output clean.
     with contextlib.redirect_stdout(io.StringIO()):
-        return smplx.SMPL(
+        model = smplx.SMPL(
             model_path="",
             data_struct=Struct(**arrays),
             gender=gender,
@@ -37,6 +37,28 @@ def _build_smplx(arrays: dict[str, np.ndarray], gender: str) -> nn.Module:
             create_body_pose=False,
             create_transl=False,
         )
+    model.parents = KinematicTree(model._buffers.pop("parents"))
+    return model
+
+
+class KinematicTree:
+    """smplx's ``parents`` in the two forms its ``batch_rigid_transform`` uses them, so
+    that the body model can be captured in a CUDA graph: ``parents[1:]`` indexes the joint
+    tensor (a tensor on the model's device: a CPU index would be a blocking host-to-GPU
+    copy), ``parents[i]`` walks the tree in Python (a plain int: a device tensor would be a
+    synchronisation per joint). Not a buffer: the SMPLBody moves it in ``_apply``."""
+
+    def __init__(self, parents: Tensor, ints: list[int] | None = None) -> None:
+        self.tensor = parents
+        self.shape = parents.shape
+        self.ints = parents.tolist() if ints is None else ints
+
+    def __getitem__(self, index: int | slice) -> int | Tensor:
+        return self.ints[index] if isinstance(index, int) else self.tensor[index]
+
+    def moved(self, fn) -> KinematicTree:
+        """The same tree with its tensor passed through ``fn`` (``Module._apply``'s)."""
+        return KinematicTree(fn(self.tensor), self.ints)
 
 
 class SMPLBody(BodyModel):
@@ -62,14 +84,10 @@ class SMPLBody(BodyModel):
         return self._num_vertices
 
     def _apply(self, fn, recurse: bool = True):
-        """``.to()`` and friends, but smplx's ``parents`` stays on the CPU: smplx walks the
-        kinematic tree in Python (``parents[i]``), which on the GPU is a device
-        synchronisation per joint and cannot be captured in a CUDA graph. Pinned when a GPU
-        is present, so that its one index copy can be captured."""
+        """``.to()`` and friends, the kinematic tree included (it is not a buffer)."""
         super()._apply(fn, recurse)
         for model in self.models.values():
-            parents = model.parents.cpu()
-            model.parents = parents.pin_memory() if torch.cuda.is_available() else parents
+            model.parents = model.parents.moved(fn)
         return self
 
     def _one(self, gender: str, shape: Tensor, body_pose: Tensor) -> tuple[Tensor, Tensor]:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import roma
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from disrt_core.body import load_body_model
 from disrt_core.body.fixtures import FIXTURE_REST_JOINTS, fixture_arrays, write_fake_smpl_pickle
@@ -180,3 +181,43 @@ def test_rigid_transform_of_params_moves_the_body_rigidly(smpl_fixture_dir):
     v_cam, j_cam = model(model.param_layout.rigid_transform(params, T))
     torch.testing.assert_close(j_cam, transform_points(T, j_bed), atol=2e-5, rtol=0)
     torch.testing.assert_close(v_cam, transform_points(T, v_bed), atol=2e-5, rtol=0)
+
+
+class _DeviceAudit(TorchDispatchMode):
+    """Records every op that takes a tensor off ``device`` or reads a value to the host:
+    on a GPU, each would be a copy or a synchronisation that a CUDA graph cannot capture."""
+
+    def __init__(self, device: str) -> None:
+        super().__init__()
+        self.device, self.offenders = torch.device(device), []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        flat = torch.utils._pytree.tree_leaves((args, kwargs or {}))
+        if func is torch.ops.aten._local_scalar_dense.default or any(
+                isinstance(a, torch.Tensor) and a.device != self.device and a.dim() > 0
+                for a in flat):
+            self.offenders.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+def test_decoding_stays_on_the_device(smpl_fixture_dir):
+    """On the meta device (a stand-in for the GPU): the whole decoding, kinematic tree
+    included, touches no CPU tensor and reads nothing back, so it can be graph-captured."""
+    body = load_body_model("smpl", smpl_fixture_dir).to("meta")
+    params = torch.zeros(2, body.param_dim, device="meta")
+    with _DeviceAudit("meta") as audit:
+        out = body(params)
+    assert out.joints.shape == (2, 24, 3) and out.vertices.device.type == "meta"
+    assert audit.offenders == []
+    # The tree still walks SMPL's parents (a plain int per joint) after the move.
+    tree = body.models["neutral"].parents
+    assert tree[4] == 1 and tree[1:].device.type == "meta"
+
+
+def test_kinematic_tree_follows_the_body_model(smpl_fixture_dir):
+    body = load_body_model("smpl", smpl_fixture_dir).double()
+    tree = body.models["neutral"].parents
+    assert tree.tensor.dtype == torch.long  # .double() leaves indices alone
+    assert tree.ints[:5] == [-1, 0, 0, 0, 1]
+    out = body(torch.zeros(1, body.param_dim, dtype=torch.float64))
+    assert out.joints.dtype == torch.float64
