@@ -64,8 +64,7 @@ def build_estimator(args):
     if args.fake_ms is not None:
         from test.ros.fakes import FakeEstimator
 
-        return FakeEstimator(delay_s=args.fake_ms / 1000.0, device=args.device,
-                             holds_gil=args.fake_holds_gil)
+        return FakeEstimator(delay_s=args.fake_ms / 1000.0, device=args.device)
     from disrt_core.infer import Estimator
 
     options = {"cuda_graphs": True} if args.cuda_graphs else {}
@@ -252,8 +251,7 @@ def measure(args) -> None:
 
     info = machine_info()
     gpu = args.device.startswith("cuda")
-    what = (f"fake {args.fake_ms:g} ms{' gil' if args.fake_holds_gil else ''}"
-            if args.fake_ms is not None else
+    what = (f"fake {args.fake_ms:g} ms" if args.fake_ms is not None else
             "checkpoint" if args.checkpoint else args.preset)
     options = "".join(("_smplfix" if args.body == "smpl-fixture" else "",
                        "_graphs" if args.cuda_graphs else "",
@@ -323,9 +321,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--preset", default="small")
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--fake-ms", type=float, default=None)
-    parser.add_argument("--fake-holds-gil", action="store_true",
-                        help="the stand-in runs Python for its --fake-ms (as eager torch "
-                             "launching kernels does) instead of sleeping")
     parser.add_argument("--cameras", type=int, default=2)
     parser.add_argument("--rate", type=float, default=30.0)
     parser.add_argument("--seconds", type=float, default=10.0)

@@ -123,12 +123,6 @@ class BedMonitorNode(Node):
         # slower on 2 cores (117 vs 45 ms per 5-step `small` image). This thread loads on
         # one CPU thread; the inference thread sets the count and warms up (_init_inference).
         self._threads = self.config.cpu_threads or torch.get_num_threads()
-        # The executor thread (every camera's messages) and the inference thread share the
-        # GIL. Eager torch releases it in each op and must take it back; with Python's 5 ms
-        # switch interval a busy executor holds it that long each time. On an H200 with 8
-        # cameras, 0.5 ms doubled the rate per camera (3.5 -> 7.75 Hz, BENCHMARKS.md).
-        if self.config.gil_switch_interval_ms > 0:
-            sys.setswitchinterval(self.config.gil_switch_interval_ms / 1000.0)
         if estimator is None:
             with cpu_threads("cpu", 1):
                 self.estimator = load_estimator(self.config)

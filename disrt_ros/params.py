@@ -91,10 +91,6 @@ GLOBAL: dict[str, tuple[Any, str, dict]] = {
     "cpu_threads": (0, "torch CPU threads of the inference thread; 0 = torch's default (one "
                     "per core). 1 leaves cores to the camera driver on a small CPU",
                     _int(0, 256)),
-    "gil_switch_interval_ms": (0.5, "Python's thread switch interval for this process (its "
-                               "default is 5 ms); short lets the executor and inference "
-                               "threads hand the GIL over quickly, which more cameras need; "
-                               "0 = leave Python's", _float(0.0, 100.0)),
     "max_batch": (8, "most frames (one per camera) in one inference batch", _int(1, 64)),
     "rate_limit_hz": (0.0, "most inferences per second per camera; 0 = as fast as possible",
                       _float(0.0, 1000.0)),
@@ -160,7 +156,6 @@ class MonitorConfig:
     compile: str
     cuda_graphs: bool
     cpu_threads: int
-    gil_switch_interval_ms: float
     ddim_steps: int
     hypotheses: int
     eta: float
@@ -305,7 +300,7 @@ def declare_and_load(node: Node, *, check_files: bool = True) -> MonitorConfig:
         device=device, body_model_dir=g["body_model_dir"],
         precision=_choice("precision", g["precision"], PRECISIONS),
         compile=_choice("compile", g["compile"], COMPILE_MODES), cuda_graphs=g["cuda_graphs"],
-        cpu_threads=g["cpu_threads"], gil_switch_interval_ms=g["gil_switch_interval_ms"],
+        cpu_threads=g["cpu_threads"],
         ddim_steps=g["ddim_steps"], hypotheses=g["hypotheses"], eta=g["eta"],
         seed=None if g["seed"] < 0 else g["seed"], max_batch=g["max_batch"],
         rate_limit_hz=g["rate_limit_hz"], bed_distance_mm=g["bed_distance_mm"],

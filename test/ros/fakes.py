@@ -48,14 +48,10 @@ class FakeEstimator:
 
     model_id = "fake-model"
 
-    def __init__(self, delay_s: float = 0.0, device: str = "cpu", hypotheses: int = 1,
-                 holds_gil: bool = False):
+    def __init__(self, delay_s: float = 0.0, device: str = "cpu", hypotheses: int = 1):
         self.body_model = FakeBody()
         self.device = device
         self.delay_s = delay_s
-        # spend the delay in many small torch calls, as eager CUDA inference does: each
-        # one releases the GIL and must take it back from the executor thread
-        self.holds_gil = holds_gil
         self.sampling = {"steps": 5, "hypotheses": hypotheses, "eta": 0.0}
         self.batch_sizes: list[int] = []
         self.fail_next = False
@@ -92,11 +88,7 @@ class FakeEstimator:
         with self._lock:
             self.batch_sizes.append(batch)
         remaining = self.delay_s - (time.perf_counter() - start)
-        if self.holds_gil:
-            scratch = torch.zeros(8)
-            while time.perf_counter() - start < self.delay_s:
-                scratch.add_(1.0)
-        elif remaining > 0:
+        if remaining > 0:
             time.sleep(remaining)
         return Prediction(params=params, joints=joints, vertices=vertices,
                           joint_spread=spread.clone())

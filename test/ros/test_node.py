@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 
 import numpy as np
@@ -48,10 +47,9 @@ def ros():
 def setup(ros):
     fake = FakeEstimator()
     threads = torch.get_num_threads()  # the node sets 1 for the process: restored below
-    switch = sys.getswitchinterval()  # so is Python's switch interval
     params = {
         "cameras": ["bed1", "bed2"], "diagnostics_period_s": 0.2, "display_rate_hz": 0.0,
-        "cpu_threads": 1, "gil_switch_interval_ms": 0.25,
+        "cpu_threads": 1,
         "bed1.namespace": "cam1", "bed1.frame_id": FRAME1, "bed1.camera_height_m": CAM_HEIGHT,
         "bed2.namespace": "cam2", "bed2.camera_height_m": CAM_HEIGHT,
         "bed2.intrinsics": [K[0, 0], K[1, 1], K[0, 2], K[1, 2]],
@@ -74,7 +72,6 @@ def setup(ros):
     ros.remove(tester)
     ros.remove(monitor)
     torch.set_num_threads(threads)
-    sys.setswitchinterval(switch)
 
 
 def serve(tester, camera, stamps, *, depth=None, frame_id=FRAME1, with_info=True, **kw):
@@ -303,10 +300,6 @@ def test_flood_at_ten_times_the_inference_rate(setup):
     assert monitor.pipeline.stage_times["decode"].percentile(50) < 0.045
     assert wait_until(lambda: tester.status("camera bed1", lambda v: int(
         v["dropped_frames"]) >= dropped + dropped0))
-
-
-def test_the_node_sets_the_gil_switch_interval(setup):
-    assert sys.getswitchinterval() == pytest.approx(0.25e-3)
 
 
 def test_unexpected_callback_error_is_reported_not_fatal(setup, monkeypatch):
