@@ -53,6 +53,7 @@ import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseArray
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -83,6 +84,7 @@ JOINTS_QOS = QoSProfile(depth=5, **_RELIABLE)
 RESULT_QOS = QoSProfile(depth=10, **_RELIABLE)
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
+NO_EVENT_HANDLERS = PublisherEventCallbacks(use_default_callbacks=False)  # see _publisher
 QUIET_AFTER_S = 3.0  # a camera without frames for this long is reported (WARN)
 
 
@@ -144,14 +146,13 @@ class BedMonitorNode(Node):
         for name, cam in self.cameras.items():
             out = prefix or f"~/{name}/"
             cam.pubs = {
-                "joints": self.create_publisher(MarkerArray, out + "joints", JOINTS_QOS),
-                "mesh": self.create_publisher(Marker, out + "mesh", DISPLAY_QOS),
-                "mesh_cloud": self.create_publisher(PointCloud2, out + "mesh_cloud",
-                                                    DISPLAY_QOS),
-                "overlay": self.create_publisher(Image, out + "overlay", DISPLAY_QOS),
-                "pose": self.create_publisher(PoseArray, out + "pose", RESULT_QOS),
-                "pose_json": self.create_publisher(String, out + "pose_json", RESULT_QOS),
-                "posture": self.create_publisher(String, out + "posture", LATCHED_QOS),
+                "joints": self._publisher(MarkerArray, out + "joints", JOINTS_QOS),
+                "mesh": self._publisher(Marker, out + "mesh", DISPLAY_QOS),
+                "mesh_cloud": self._publisher(PointCloud2, out + "mesh_cloud", DISPLAY_QOS),
+                "overlay": self._publisher(Image, out + "overlay", DISPLAY_QOS),
+                "pose": self._publisher(PoseArray, out + "pose", RESULT_QOS),
+                "pose_json": self._publisher(String, out + "pose_json", RESULT_QOS),
+                "posture": self._publisher(String, out + "posture", LATCHED_QOS),
             }
             self.create_subscription(Image, cam.cfg.depth_topic,
                                      lambda msg, n=name: self._guarded(n, self._on_depth, msg),
@@ -189,6 +190,14 @@ class BedMonitorNode(Node):
             for batch in range(1, min(self.config.max_batch, len(self.cameras)) + 1):
                 self.estimator.predict(torch.ones(batch, 1, *NET_SHAPE, device=device))
         self._log("info", f"warm-up done in {time.perf_counter() - start:.2f} s")
+
+    def _publisher(self, msg_type, topic: str, qos):
+        """A publisher without rclpy's default QoS-event handlers (incompatible QoS, type).
+        Each handler is a waitable that the executor re-adds to its wait set, in Python, for
+        every message it takes: 7 publishers per camera made that the executor's main cost
+        with 8 cameras. A subscriber with an incompatible QoS still reports it on its side
+        (RViz, ros2 topic echo); the depth subscriptions keep theirs (a driver mismatch)."""
+        return self.create_publisher(msg_type, topic, qos, event_callbacks=NO_EVENT_HANDLERS)
 
     # ---------------------------------------------------------------- executor thread
     def _log(self, level: str, message: str) -> None:

@@ -302,6 +302,15 @@ def test_flood_at_ten_times_the_inference_rate(setup):
         v["dropped_frames"]) >= dropped + dropped0))
 
 
+def test_output_publishers_carry_no_qos_event_handlers(setup):
+    """Each handler costs the executor a wait-set entry per message taken; the depth
+    subscriptions keep rclpy's (they report a camera driver with an incompatible QoS)."""
+    monitor = setup[0]
+    pubs = [pub for cam in monitor.cameras.values() for pub in cam.pubs.values()]
+    assert len(pubs) == 14 and all(pub.event_handlers == [] for pub in pubs)
+    assert all(sub.event_handlers for sub in monitor.subscriptions)
+
+
 def test_unexpected_callback_error_is_reported_not_fatal(setup, monkeypatch):
     monitor, tester, _, _, stamps = setup
     cam = monitor.cameras["bed1"]
