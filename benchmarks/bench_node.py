@@ -301,7 +301,8 @@ def measure(args) -> None:
         result.rows.append(Row("mean frames per batch (whole run)", round(
             published / int(internal["batches"]), 2), "frames"))
     result.notes.append(
-        f"Estimator: {what} on {args.device}, body model {args.body}, 5 DDIM steps, "
+        f"Estimator: {what} on {args.device}"
+        f"{'' if args.fake_ms is not None else f', body model {args.body}'}, 5 DDIM steps, "
         f"1 hypothesis; frames {WIDTH}×{HEIGHT} "
         f"16UC1; node and camera player in separate processes; subscribers: joints"
         f"{' + mesh, mesh_cloud, overlay' if args.all_outputs else ' only'}; torch threads in "
