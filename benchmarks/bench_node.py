@@ -171,8 +171,10 @@ class Probe:
             self.diagnostics[name] = {kv.key: kv.value for kv in status.values}
 
     def ready(self) -> bool:
+        """Connected, and the node has published diagnostics: it starts its diagnostics
+        timer after the warm-up (which compiles, with ``--compile``, for minutes)."""
         return all(p.get_subscription_count() for p in self.depth_pubs) and all(
-            s.get_publisher_count() for s in self.subs)
+            s.get_publisher_count() for s in self.subs) and "inference" in self.diagnostics
 
     def publish(self, camera: int, index: int) -> None:
         self.image.header.frame_id = self.info.header.frame_id = f"{self.names[camera]}_depth"
@@ -305,7 +307,8 @@ def measure(args) -> None:
         result.rows.append(Row(f"node-internal stage {stage}, p50 per batch (last 200)",
                                round(float(internal[key]), 2), "ms"))
     if after[0] > before[0]:
-        result.rows.append(Row(f"mean frames per batch, {args.cameras} cameras", round(
+        cameras = f"{args.cameras} camera{'s' * (args.cameras > 1)}"
+        result.rows.append(Row(f"mean frames per batch, {cameras}", round(
             (after[1] - before[1]) / (after[0] - before[0]), 2), "frames",
             note="from the node's diagnostics, published every 0.5 s"))
     result.notes.append(
