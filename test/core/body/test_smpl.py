@@ -13,6 +13,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from disrt_core.body import load_body_model
 from disrt_core.body.fixtures import FIXTURE_REST_JOINTS, fixture_arrays, write_fake_smpl_pickle
 from disrt_core.body.smpl_files import find_smpl_file, load_smpl_arrays, read_smpl_pickle
+from disrt_core.decoder import MeshDecoder
 
 
 @pytest.fixture(autouse=True)
@@ -201,12 +202,14 @@ class _DeviceAudit(TorchDispatchMode):
 
 
 def test_decoding_stays_on_the_device(smpl_fixture_dir):
-    """On the meta device (a stand-in for the GPU): the whole decoding, kinematic tree
-    included, touches no CPU tensor and reads nothing back, so it can be graph-captured."""
-    body = load_body_model("smpl", smpl_fixture_dir).to("meta")
-    params = torch.zeros(2, body.param_dim, device="meta")
+    """On the meta device (a stand-in for the GPU): the Estimator's decoding (the decoder
+    and SMPL, kinematic tree included) touches no CPU tensor and reads nothing back, so it
+    can be captured in a CUDA graph."""
+    body = load_body_model("smpl", smpl_fixture_dir)
+    decoder = MeshDecoder(body).to("meta")
+    x0 = torch.zeros(2, body.param_dim, device="meta")
     with _DeviceAudit("meta") as audit:
-        out = body(params)
+        out = decoder(x0, None, is_gt=False)
     assert out.joints.shape == (2, 24, 3) and out.vertices.device.type == "meta"
     assert audit.offenders == []
     # The tree still walks SMPL's parents (a plain int per joint) after the move.
