@@ -79,8 +79,8 @@ GLOBAL: dict[str, tuple[Any, str, dict]] = {
                   "or fp16", {}),
     "compile": ("", "torch.compile mode of the network; empty = eager (e.g. "
                 "max-autotune-no-cudagraphs with cuda_graphs)", {}),
-    "cuda_graphs": (False, "replay the DDIM loop as CUDA graphs (CUDA only; one graph per "
-                    "batch size, captured at start-up)", {}),
+    "cuda_graphs": (False, "replay each predict (DDIM loop and decoding) as a CUDA graph "
+                    "(CUDA only; one graph per batch size, captured at start-up)", {}),
     "ddim_steps": (5, "DDIM sampling steps (the paper uses 5); changeable at run time",
                    _int(1, 100)),
     "hypotheses": (1, "sampled hypotheses per frame (K); their spread colours the joints; "
