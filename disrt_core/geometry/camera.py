@@ -110,8 +110,8 @@ def raw_to_pm_heights(depth_mm: Tensor, K: Tensor, T_cam_bed: Tensor) -> tuple[T
 
     sampled, valid = _masked_resample(depth, depth > 0, warp)
     # Back-project the sampled depth along the ray of each cell's pixel, to the bed frame.
-    rays = torch.linalg.solve(K.to(depth)[:, None], torch.cat(
-        [uv, torch.ones_like(uv[..., :1])], -1)[..., None])[..., 0]  # [B, N, 3], z = 1
+    pixels = torch.cat([uv, torch.ones_like(uv[..., :1])], -1)
+    rays = pixels @ torch.linalg.inv(K.to(depth)).transpose(-1, -2)  # [B, N, 3], z = 1
     points = rays * (sampled.reshape(batch, -1, 1) / 1000.0)
     T_bed_cam = invert_rigid(T_cam_bed.to(depth))
     heights = transform_points(T_bed_cam, points)[..., 2].reshape(batch, *PM_SHAPE)
