@@ -218,11 +218,9 @@ class Estimator:
         """Initial and per-step noise; seeded, drawn on the CPU (the same on every device)."""
         shape = (rows, self.model.param_dim)
         n_step = self.steps - 1 if self.eta > 0 else 0
-        if generator is None:
-            draws = [torch.randn(shape, device=self.device) for _ in range(1 + n_step)]
-        else:
-            draws = [torch.randn(shape, generator=generator).to(self.device)
-                     for _ in range(1 + n_step)]
+        where = self.device if generator is None else "cpu"
+        draws = [torch.randn(shape, device=where, generator=generator).to(self.device)
+                 for _ in range(1 + n_step)]
         return draws[0], draws[1:]
 
     def _sample(self, depth_rows: Tensor, noise: Tensor, step_noise: list[Tensor]) -> Tensor:

@@ -50,8 +50,11 @@ class KinematicTree:
 
     def __init__(self, parents: Tensor, ints: list[int] | None = None) -> None:
         self.tensor = parents
-        self.shape = parents.shape
         self.ints = parents.tolist() if ints is None else ints
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.tensor.shape
 
     def __getitem__(self, index: int | slice) -> int | Tensor:
         return self.ints[index] if isinstance(index, int) else self.tensor[index]
