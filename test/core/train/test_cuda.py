@@ -85,3 +85,24 @@ def test_ddp_over_nccl_matches_one_process(make_config, keep_threads, tmp_path):
     trainer.close()
     for key, value in trainer.model.state_dict().items():
         torch.testing.assert_close(rank0[key], value.cpu(), rtol=1e-3, atol=5e-5)
+
+
+def test_rng_state_restores_from_a_state_loaded_onto_the_gpu(tmp_path):
+    # --resume loads the state with map_location=<training device>; the RNG setters take CPU
+    # byte tensors (this failed with "RNG state must be a torch.ByteTensor" on an H200)
+    import random
+
+    import numpy as np
+
+    from disrt_core.train import state as st
+
+    torch.save({"rng": st.rng_state()}, tmp_path / "s.pt")
+    draws = lambda: (torch.rand(3), torch.rand(3, device="cuda").cpu(),  # noqa: E731
+                     np.random.rand(), random.random())  # noqa: NPY002
+    expected = draws()
+    loaded = torch.load(tmp_path / "s.pt", map_location="cuda", weights_only=True)["rng"]
+    assert loaded["torch"].is_cuda
+    st.set_rng_state(loaded)
+    got = draws()
+    assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
+    assert got[2:] == expected[2:]
