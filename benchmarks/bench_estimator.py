@@ -41,6 +41,7 @@ from common import Result, Row, command_line, load_body, machine_info, percentil
 from disrt_core.infer import Estimator
 from disrt_core.model import Denoiser, count_parameters, preset
 
+BATCHED = 64  # the throughput goal is about large batches; small ones (a few cameras) have none
 GOALS = {  # (config, device type, batch) -> (metric, goal text, test)
     ("small", "cpu", 1): ("latency p50", "≤ 60 ms per image (10 Hz node)", lambda v: v <= 60.0),
     ("paper", "cuda", 1): ("latency p99", "≤ 6 ms on an H100", lambda v: v <= 6.0),
@@ -213,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _report(result, tag, name, batch, r, cuda, peak_tflops):
     dev = "cuda" if cuda else "cpu"
-    goal_key = (name, dev, 1 if batch == 1 else "batched")
+    goal_key = (name, dev, 1 if batch == 1 else "batched" if batch >= BATCHED else None)
     goal = GOALS.get(goal_key)
     values = {"latency p50": r["p50_ms"], "latency p99": r["p99_ms"],
               "latency min": r["min_ms"], "images/s": r["images_per_s"]}
