@@ -96,9 +96,11 @@ def test_rng_state_restores_from_a_state_loaded_onto_the_gpu(tmp_path):
 
     from disrt_core.train import state as st
 
+    def draws():
+        return (torch.rand(3), torch.rand(3, device="cuda").cpu(), np.random.rand(),  # noqa: NPY002
+                random.random())
+
     torch.save({"rng": st.rng_state()}, tmp_path / "s.pt")
-    draws = lambda: (torch.rand(3), torch.rand(3, device="cuda").cpu(),  # noqa: E731
-                     np.random.rand(), random.random())  # noqa: NPY002
     expected = draws()
     loaded = torch.load(tmp_path / "s.pt", map_location="cuda", weights_only=True)["rng"]
     assert loaded["torch"].is_cuda
