@@ -421,23 +421,25 @@ class Trainer:
                 self.summary["train_seconds"] += time.perf_counter() - start
                 start = time.perf_counter()
                 if pos.stage_step < total:
-                    self.save_state()
+                    # evaluate first, so that the state written here carries this eval in
+                    # its summary (a resume from it does not run the eval again)
                     every = cfg.eval.every_epochs
                     if every and pos.epoch % every == 0:
                         self.evaluate(f"{stage.name}-epoch{pos.epoch}")
+                    self.save_state()
                 continue
             break
         self.summary["train_seconds"] += time.perf_counter() - start
         self.monitor.close_bar()
         data.release()
         pos.stage, pos.epoch, pos.batch, pos.stage_step = index + 1, 0, 0, 0
-        path = self.save_state()
         self.export(f"model-{stage.name}")
         self.export("model")
+        if cfg.eval.at_stage_end:  # before the state, as at the epoch ends
+            self.evaluate(f"{stage.name}-end")
+        path = self.save_state()
         if self.info.is_main and path is not None:
             st.link_or_copy(path, st.stage_path(self.out_dir, stage.name))
-        if cfg.eval.at_stage_end:
-            self.evaluate(f"{stage.name}-end")
 
     def _log(self, stage: str, lr: float, window: list[dict], grad_norm) -> None:
         means = torch.stack([torch.stack([w[k] for k in LOSS_TERMS]) for w in window]).mean(0)

@@ -158,3 +158,25 @@ def test_init_from_stage_state_checks_network(two_stage, make_config, keep_threa
         Trainer(load_config(None, base=raw))
     summary = json.loads((two_stage["out"] / "summary.json").read_text())
     assert summary["samples"] == 8 * 4 + 6 * 2
+
+
+def test_epoch_end_state_carries_that_epochs_eval(make_config, keep_threads, tmp_path):
+    """The state written at an epoch end holds the eval run there, so a resume from it (which
+    does not evaluate that epoch again) keeps the whole held-out curve in summary.json."""
+    raw = make_config(tmp_path / "evals", checkpoint_every=0, keep_checkpoints=10)
+    slp = raw["stages"][1]["data"][0]["path"]
+    raw["stages"] = raw["stages"][:1]  # 16 samples, batch 4: epoch 1 ends at step 4
+    raw["eval"] = {"data": {"type": "slp", "path": slp, "subjects": [81], "poses": [1]},
+                   "every_epochs": 1}
+    trainer = Trainer(load_config(None, base=raw))
+    trainer.fit()
+    trainer.close()
+    out = tmp_path / "evals"
+    assert [s for s, _ in step_files(out)] == [4, 8]  # the epoch-1 end, the stage end
+    evals = load_state(out / "state" / "step-00000004.pt")["summary"]["evals"]
+    assert [e["tag"] for e in evals] == ["synth-epoch1"]
+    assert evals[0]["mpjpe_mm"] > 0
+    end = load_state(stage_path(out, "synth"))["summary"]["evals"]
+    assert [e["tag"] for e in end] == ["synth-epoch1", "synth-end"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["evals"] == end
