@@ -78,7 +78,7 @@ class Live:
         self._errors: list[float] = []
         self._received: deque = deque(maxlen=4)  # (monotonic, node's frames_received)
         self._diag_count = 0
-        self._last_posture = "-"
+        self._last_answer: tuple[int, str] | None = None  # (frame, posture) answered last
         self._overlays = 0
 
     # ------------------------------------------------------------ callbacks (executor)
@@ -95,7 +95,7 @@ class Live:
         with self._lock:
             self._answers.append((now, (now_ns - stamp) / 1e6, error))
             self._errors.append(error)
-            self._last_posture = d["posture"]
+            self._last_answer = (frame, d["posture"])
 
     def _on_overlay(self, msg: Image) -> None:
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
@@ -146,13 +146,16 @@ class Live:
         with self._lock:
             recent = [a for a in self._answers if now - a[0] <= 4.0]
             answered, errors = len(self._errors), list(self._errors)
-            received, posture = list(self._received), self._last_posture
+            received, last = list(self._received), self._last_answer
         out_hz = sum(1 for a in recent if now - a[0] <= 2.0) / 2.0
         lat = np.array([a[1] for a in recent]) if recent else None
         latency = (f"latency p50 {np.percentile(lat, 50):4.0f} ms p99 "
                    f"{np.percentile(lat, 99):4.0f} ms" if lat is not None else "latency  -")
-        period = self.night.periods[self.night.period_of[frame]]
-        truth = self.night.scenes[self.night.period_of[frame]]["posture"]
+        # cover and true posture of the frame the node answered last, not of the frame being
+        # sent: at a scene change the two differ for a latency's worth of frames
+        shown, posture = last if last is not None else (frame, "-")
+        period = self.night.periods[self.night.period_of[shown]]
+        truth = self.night.scenes[self.night.period_of[shown]]["posture"]
         node_in = "   -"  # frames the node received per second, over its last reports
         if len(received) >= 2 and received[-1][0] > received[0][0]:
             rate = (received[-1][1] - received[0][1]) / (received[-1][0] - received[0][0])

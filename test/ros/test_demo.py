@@ -191,3 +191,26 @@ def test_ros_environment_is_local_and_own(monkeypatch):
     assert demo.set_ros_environment(42) == 42 and os.environ["ROS_DOMAIN_ID"] == "42"
     with pytest.raises(demo.DemoError, match="domain"):
         demo.set_ros_environment(500)
+
+
+def test_live_line_pairs_the_answer_with_its_own_frame(tmp_path):
+    """At a scene change the live line shows the answered frame's cover and true posture
+    beside the node's posture, not those of the frame being sent."""
+    from types import SimpleNamespace
+
+    from disrt_ros.demo_live import Live
+
+    joints = np.zeros((24, 3))
+    night = SimpleNamespace(
+        periods=[SimpleNamespace(cover=0), SimpleNamespace(cover=2)],
+        scenes=[{"posture": "left", "joints": joints}, {"posture": "right", "joints": joints}],
+        period_of=np.array([0] * 5 + [1] * 5))
+    live = Live(night, 10.0, tmp_path, "/bed_monitor/", ("pose_json",), lambda: None)
+    assert "uncover   left -> -  " in live._status(0.1, 0)  # nothing answered yet
+    live.stamp_to_frame[123] = 4  # the last frame of the first scene
+    pose = {"stamp": {"sec": 0, "nanosec": 123}, "joints_bed": joints.tolist(),
+            "posture": "left"}
+    live._on_pose(SimpleNamespace(data=json.dumps(pose)))
+    line = live._status(1.0, 7)  # frame 7 belongs to the second scene (cover2, right)
+    assert "uncover   left -> left" in line and "right" not in line
+    assert "MPJPE     0 mm" in line
