@@ -215,7 +215,8 @@ class Estimator:
             return self._net(x_t, t, depth).float()
 
     def _noise(self, rows: int, generator) -> tuple[Tensor, list[Tensor]]:
-        """Initial and per-step noise; seeded, drawn on the CPU (the same on every device)."""
+        """Initial and per-step noise: with a (seeded) generator drawn on the CPU, so the same
+        on every device; without one, drawn on the device from its global RNG."""
         shape = (rows, self.model.param_dim)
         n_step = self.steps - 1 if self.eta > 0 else 0
         where = self.device if generator is None else "cpu"

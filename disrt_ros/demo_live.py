@@ -154,8 +154,8 @@ class Live:
         # cover and true posture of the frame the node answered last, not of the frame being
         # sent: at a scene change the two differ for a latency's worth of frames
         shown, posture = last if last is not None else (frame, "-")
-        period = self.night.periods[self.night.period_of[shown]]
-        truth = self.night.scenes[self.night.period_of[shown]]["posture"]
+        index = self.night.period_of[shown]
+        period, truth = self.night.periods[index], self.night.scenes[index]["posture"]
         node_in = "   -"  # frames the node received per second, over its last reports
         if len(received) >= 2 and received[-1][0] > received[0][0]:
             rate = (received[-1][1] - received[0][1]) / (received[-1][0] - received[0][0])
