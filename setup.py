@@ -49,7 +49,8 @@ setup(
             "ros-jazzy-diagnostic-msgs",
         ],
         "realsense": ["pyrealsense2"],
-        "dev": ["pytest", "ruff"],
+        # tests and lint; colcon builds the package as ROS users do (test/test_colcon_build.py)
+        "dev": ["pytest", "ruff", "colcon-common-extensions"],
         # the error-against-fraction plot of training/sim2real.py (SIM2REAL.md)
         "plot": ["matplotlib"],
     },
