@@ -1,12 +1,13 @@
 import threading
 
 import pytest
+import roma
 import torch
 
-from disrt_core.body import load_body_model
+from disrt_core.body import ParamLayout, load_body_model
 from disrt_core.checkpoint import CheckpointMismatchError, save_checkpoint
 from disrt_core.decoder import MeshDecoder
-from disrt_core.infer import Estimator, Prediction
+from disrt_core.infer import Estimator, Prediction, average_bodies
 from disrt_core.model import Denoiser, small
 
 
@@ -50,20 +51,63 @@ def test_constant_network_gives_the_decoded_vector(smpl_body):
     assert pred.hypotheses_joints.shape == (2, 3, 24, 3)
 
 
-def test_hypotheses_mean_and_spread(smpl_body):
+def test_hypotheses_answer_one_body_and_their_spread(smpl_body):
     est = Estimator(_net(), smpl_body, hypotheses=4, seed=1)
+    net = est._net  # x̂0 echoes part of x_t: hypotheses that differ by decimetres
+    est._net = lambda x, t, d: net(x, t, d) + 0.2 * x
     pred = est.predict(_depth(3))
     hyp = pred.hypotheses_joints
     assert pred.params.shape == (3, 88) and pred.vertices.shape == (3, 6890, 3)
-    torch.testing.assert_close(pred.joints, hyp.mean(dim=1))
+    assert hyp.shape == (3, 4, 24, 3)
+    assert pred.joint_spread.mean() > 0.05
+    # joints, mesh and params of one body: what the node publishes for a frame must agree
+    body = smpl_body(pred.params)
+    torch.testing.assert_close(pred.joints, body.joints)
+    torch.testing.assert_close(pred.vertices, body.vertices)
     dist2 = ((hyp - hyp.mean(dim=1, keepdim=True)) ** 2).sum(-1)  # [B,K,24]
     torch.testing.assert_close(pred.joint_spread, dist2.mean(dim=1).sqrt())
     assert (pred.joint_spread > 0).all()
-    torch.testing.assert_close(pred.vertices, smpl_body(pred.params).vertices)
     est.set_sampling(hypotheses=1)
     single = est.predict(_depth(3))
     assert single.hypotheses_joints is None and torch.equal(single.joint_spread,
                                                             torch.zeros(3, 24))
+
+
+def test_average_bodies_is_the_rotation_mean():
+    """Two hypotheses R·exp(±δ) per joint average to R exactly (polar decomposition of
+    R·(A + Aᵀ)/2); shape and translation to their arithmetic mean."""
+    gen = torch.Generator().manual_seed(0)
+    layout = ParamLayout(shape_dim=10)
+    base = roma.rotvec_to_rotmat(0.8 * torch.rand(2, 24, 3, generator=gen) - 0.4)  # [B,24]
+    delta = roma.rotvec_to_rotmat(0.6 * torch.rand(2, 24, 3, generator=gen) - 0.3)
+    rot = torch.stack([base @ delta, base @ delta.transpose(-1, -2)], dim=1)  # [B,2,24,3,3]
+    theta = roma.rotmat_to_rotvec(rot).flatten(2)  # [B,2,72]
+    shape, transl = torch.randn(2, 2, 10, generator=gen), torch.randn(2, 2, 3, generator=gen)
+    params = layout.pack(shape, transl, theta[..., :3], theta[..., 3:])
+    avg = layout.unpack(average_bodies(params, layout))
+    torch.testing.assert_close(avg.shape, shape.mean(dim=1))
+    torch.testing.assert_close(avg.transl, transl.mean(dim=1))
+    got = roma.rotvec_to_rotmat(torch.cat([avg.root_orient, avg.body_pose], -1).view(2, 24, 3))
+    torch.testing.assert_close(got, base, atol=1e-5, rtol=0)
+    # a plain mean of the axis-angle vectors is not the rotation mean (the test can tell)
+    naive = roma.rotvec_to_rotmat(theta.mean(dim=1).view(2, 24, 3))
+    assert (naive - base).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("k, eta", [(1, 0.0), (1, 0.5), (3, 0.5)])
+def test_seeded_image_gives_one_answer_in_any_batch(smpl_body, k, eta):
+    est = Estimator(_net(), smpl_body, steps=3, hypotheses=k, eta=eta, seed=11)
+    image, others = _depth(1, seed=3), _depth(2, seed=4)
+    alone = est.predict(image)
+    for batch, at in ((torch.cat([image, others[:1]]), 0), (torch.cat([others[:1], image]), 1),
+                      (torch.cat([others[:1], image, others[1:]]), 1),
+                      (torch.cat([others, image]), 2)):
+        got = est.predict(batch)
+        torch.testing.assert_close(got.joints[at], alone.joints[0], atol=1e-5, rtol=0)
+        torch.testing.assert_close(got.params[at], alone.params[0], atol=1e-5, rtol=0)
+        if k > 1:
+            torch.testing.assert_close(got.hypotheses_joints[at], alone.hypotheses_joints[0],
+                                       atol=1e-5, rtol=0)
 
 
 def test_seed_makes_calls_repeatable_and_inputs_are_flexible(smpl_body):
