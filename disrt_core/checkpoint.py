@@ -20,8 +20,13 @@ training        free-form summary from the trainer (data, steps, losses, metrics
 =============== =========================================================================
 
 Writes are atomic (temporary file in the same folder, then ``os.replace``). Nothing is
-pickled. Loading a checkpoint made for another body model or parameter layout raises
-:class:`CheckpointMismatchError` naming both.
+pickled. Every file that cannot be used raises :class:`CheckpointError` (a ``ValueError``)
+naming the file, the problem and the fix: not a (complete) safetensors file, a header that
+is not JSON or lacks required keys, diffusion settings this code does not implement (only
+the linear schedule exists, :func:`disrt_core.diffusion.linear_betas`), weights that do not
+fit the network the header describes, NaN or infinite weights. A checkpoint made for
+another body model or parameter layout raises :class:`CheckpointMismatchError` (a
+``CheckpointError``) naming both. A missing file is a ``FileNotFoundError``.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from disrt_core.body.layout import ParamLayout
@@ -45,8 +50,47 @@ FORMAT = "disrt-checkpoint-1"
 META_KEY = "disrt"
 
 
-class CheckpointMismatchError(ValueError):
+#: Diffusion settings a checkpoint may name, and the values this code implements.
+DIFFUSION_DEFAULTS = {"num_timesteps": 100, "schedule": "linear"}
+SUPPORTED_SCHEDULES = ("linear",)  # GaussianDiffusion builds linear_betas only
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used; the message names the file and the problem."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        super().__init__(f"checkpoint {path}: {problem}")
+        self.path = str(path)
+
+
+class CheckpointMismatchError(CheckpointError):
     """The checkpoint was made for another body model or parameter layout."""
+
+    def __init__(self, message: str, path: str | Path = "") -> None:
+        ValueError.__init__(self, message)
+        self.path = str(path)
+
+
+def check_diffusion(settings, path: str | Path = "checkpoint") -> dict:
+    """``settings`` with defaults filled in, or :class:`CheckpointError` for keys or values
+    this code does not implement (the sampler would silently use something else)."""
+    if not isinstance(settings, dict):
+        raise CheckpointError(path, f"header 'diffusion' must be an object, got {settings!r}")
+    unknown = sorted(set(settings) - set(DIFFUSION_DEFAULTS))
+    if unknown:
+        raise CheckpointError(path, f"unknown diffusion settings {unknown}; this disrt_core "
+                              f"knows {sorted(DIFFUSION_DEFAULTS)} (written by a newer version?)")
+    out = {**DIFFUSION_DEFAULTS, **settings}
+    if out["schedule"] not in SUPPORTED_SCHEDULES:
+        raise CheckpointError(path, f"diffusion schedule {out['schedule']!r} is not supported; "
+                              f"this disrt_core implements {list(SUPPORTED_SCHEDULES)}: "
+                              "retrain with the linear schedule or add the schedule to "
+                              "disrt_core.diffusion first")
+    steps = out["num_timesteps"]
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise CheckpointError(path, f"diffusion num_timesteps must be an integer >= 1, got "
+                              f"{steps!r}")
+    return out
 
 
 def preprocessing_geometry() -> dict:
@@ -73,7 +117,7 @@ class CheckpointHeader:
     model_id: str
     param_layout: dict
     decoder: DecoderConfig
-    diffusion: dict = field(default_factory=lambda: {"num_timesteps": 100, "schedule": "linear"})
+    diffusion: dict = field(default_factory=lambda: dict(DIFFUSION_DEFAULTS))
     preprocessing: dict = field(default_factory=preprocessing_geometry)
     training: dict = field(default_factory=dict)
     format: str = FORMAT
@@ -97,19 +141,47 @@ class CheckpointHeader:
 
     @classmethod
     def from_json(cls, text: str, source: str = "checkpoint") -> CheckpointHeader:
-        data = json.loads(text)
+        """Parse and check a header; :class:`CheckpointError` names ``source`` and what is
+        wrong (not JSON, another format, missing or malformed keys, unsupported diffusion)."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise CheckpointError(source, f"the {META_KEY!r} header is not valid JSON ({err}); "
+                                  "the file was damaged or not written by save_checkpoint") \
+                from err
+        if not isinstance(data, dict):
+            raise CheckpointError(source, f"the {META_KEY!r} header must be a JSON object, got "
+                                  f"{type(data).__name__}")
         if data.get("format") != FORMAT:
-            raise ValueError(f"{source}: format {data.get('format')!r} is not {FORMAT!r}")
-        return cls(
-            network=DenoiserConfig.from_dict(data["network"]),
-            param_dim=int(data["param_dim"]),
-            model_id=data["body"]["model_id"],
-            param_layout=data["body"]["param_layout"],
-            decoder=DecoderConfig.from_dict(data["decoder"]),
-            diffusion=data.get("diffusion", {}),
-            preprocessing=data.get("preprocessing", {}),
-            training=data.get("training", {}),
-        )
+            raise CheckpointError(source, f"format {data.get('format')!r} is not {FORMAT!r}")
+        body = data.get("body")
+        missing = [k for k in ("network", "param_dim", "body", "decoder") if k not in data]
+        if isinstance(body, dict):
+            missing += [f"body.{k}" for k in ("model_id", "param_layout") if k not in body]
+        elif body is not None:
+            raise CheckpointError(source, f"header 'body' must be an object, got {body!r}")
+        if missing:
+            raise CheckpointError(source, f"header lacks required keys {missing}; the file was "
+                                  "not written by save_checkpoint (or edited by hand)")
+        try:
+            header = cls(
+                network=DenoiserConfig.from_dict(data["network"]),
+                param_dim=_positive_int(data["param_dim"], "param_dim"),
+                model_id=_string(body["model_id"], "body.model_id"),
+                param_layout=dict(body["param_layout"]),
+                decoder=DecoderConfig.from_dict(data["decoder"]),
+                diffusion=check_diffusion(data.get("diffusion", {}), source),
+                preprocessing=data.get("preprocessing", {}),
+                training=data.get("training", {}),
+            )
+        except CheckpointError:
+            raise
+        except (TypeError, ValueError, AttributeError) as err:
+            raise CheckpointError(source, f"malformed header: {err}") from err
+        if header.param_layout.get("param_dim", header.param_dim) != header.param_dim:
+            raise CheckpointError(source, f"header param_dim {header.param_dim} disagrees with "
+                                  f"body.param_layout {header.param_layout}")
+        return header
 
     def check_compatible(self, model_id: str | None, layout: ParamLayout | None,
                          source: str = "") -> None:
@@ -120,11 +192,12 @@ class CheckpointHeader:
             raise CheckpointMismatchError(
                 f"{where}checkpoint was trained for body model {self.model_id!r}, but the "
                 f"body model in use is {model_id!r}; load the matching body model (SMPL "
-                "files / the pinned anny version) or use a checkpoint trained for this one")
+                "files / the pinned anny version) or use a checkpoint trained for this one",
+                source)
         if layout is not None and layout.to_dict() != self.param_layout:
             raise CheckpointMismatchError(
                 f"{where}checkpoint parameter layout {self.param_layout} differs from the body "
-                f"model's {layout.to_dict()}")
+                f"model's {layout.to_dict()}", source)
 
 
 def save_checkpoint(
@@ -135,17 +208,21 @@ def save_checkpoint(
     decoder: DecoderConfig,
     training: dict | None = None,
     dtype: torch.dtype | None = None,
+    diffusion: dict | None = None,
 ) -> Path:
     """Write ``model`` and its header to ``path`` atomically; returns the path.
 
     ``dtype`` (e.g. ``torch.float16``) stores floating weights smaller; default float32.
+    ``diffusion``: the settings the network was trained with (default
+    :data:`DIFFUSION_DEFAULTS`); unsupported ones are refused here already.
     """
     if model.param_dim != param_layout.param_dim:
         raise ValueError(f"network predicts {model.param_dim} values but the layout has "
                          f"{param_layout.param_dim}")
     header = CheckpointHeader(network=model.config, param_dim=model.param_dim,
                               model_id=model_id, param_layout=param_layout.to_dict(),
-                              decoder=decoder, training=dict(training or {}))
+                              decoder=decoder, training=dict(training or {}),
+                              diffusion=check_diffusion(dict(diffusion or {}), path))
     tensors = {}
     for name, value in model.state_dict().items():
         value = value.detach().to("cpu")
@@ -166,15 +243,20 @@ def save_checkpoint(
 
 
 def read_header(path: str | Path) -> CheckpointHeader:
-    """The header of a checkpoint, without loading its weights."""
+    """The header of a checkpoint, without loading its weights (checked: see the module)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(path, f"not a readable safetensors file ({err}); it is "
+                              "truncated, damaged or not a checkpoint: copy or export it "
+                              "again") from err
     if META_KEY not in meta:
-        raise ValueError(f"{path} is a safetensors file without a disrt header "
-                         f"(metadata key {META_KEY!r}); was it written by save_checkpoint?")
+        raise CheckpointError(path, f"a safetensors file without a disrt header (metadata key "
+                              f"{META_KEY!r}); was it written by save_checkpoint?")
     return CheckpointHeader.from_json(meta[META_KEY], source=str(path))
 
 
@@ -187,12 +269,38 @@ def load_checkpoint(
     """Build the network of a checkpoint and load its weights (float32, eval mode).
 
     With ``model_id`` and/or ``param_layout`` given, a checkpoint for another body model or
-    layout is refused (:class:`CheckpointMismatchError`) before any weight is read.
+    layout is refused (:class:`CheckpointMismatchError`) before any weight is read. Weights
+    that do not fit the header's network, or hold NaN/inf, raise :class:`CheckpointError`.
     """
     header = read_header(path)
     header.check_compatible(model_id, param_layout, source=str(path))
     model = Denoiser(header.network, header.param_dim)
-    state = {k: v.float() if v.is_floating_point() else v
-             for k, v in load_file(str(path)).items()}
-    model.load_state_dict(state, strict=True)
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(path, f"weights cannot be read ({err}); the file is truncated "
+                              "or damaged: copy or export it again") from err
+    state = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(path, f"{len(bad)} weight tensor(s) hold NaN or infinite values "
+                              f"({', '.join(bad[:5])}{', ...' if len(bad) > 5 else ''}); the "
+                              "training diverged: use an earlier checkpoint or the EMA weights")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(path, f"weights do not fit the network its header describes "
+                              f"({err})") from err
     return model.to(device).eval(), header
+
+
+def _positive_int(value, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{key} must be an integer >= 1, got {value!r}")
+    return value
+
+
+def _string(value, key: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{key} must be a non-empty string, got {value!r}")
+    return value
