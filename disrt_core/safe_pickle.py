@@ -16,17 +16,24 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+try:  # numpy >= 2
+    from numpy._core import multiarray as _multiarray
+    from numpy._core import numeric as _numeric
+except ImportError:  # numpy 1.x: Ubuntu 24.04's python3-numpy, which ROS 2 Jazzy uses
+    from numpy.core import multiarray as _multiarray
+    from numpy.core import numeric as _numeric
+
 # (module, name) pairs a pickle may reference. Python-2 and numpy<2 module paths are listed
 # next to their numpy>=2 homes; they resolve to the same objects.
 _NUMPY_GLOBALS: dict[tuple[str, str], Any] = {
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
-    ("numpy.core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
-    ("numpy.core.multiarray", "scalar"): np._core.multiarray.scalar,
-    ("numpy._core.multiarray", "scalar"): np._core.multiarray.scalar,
-    ("numpy.core.numeric", "_frombuffer"): np._core.numeric._frombuffer,
-    ("numpy._core.numeric", "_frombuffer"): np._core.numeric._frombuffer,
+    ("numpy.core.multiarray", "_reconstruct"): _multiarray._reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _multiarray._reconstruct,
+    ("numpy.core.multiarray", "scalar"): _multiarray.scalar,
+    ("numpy._core.multiarray", "scalar"): _multiarray.scalar,
+    ("numpy.core.numeric", "_frombuffer"): _numeric._frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): _numeric._frombuffer,
 }
 _BUILTIN_NAMES = {
     "set", "frozenset", "list", "dict", "tuple", "bytearray", "bytes", "complex",
