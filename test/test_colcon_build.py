@@ -349,6 +349,7 @@ def test_sourced_setup_puts_the_install_on_the_python_path(workspace):
 
 
 @needs_colcon
+@pytest.mark.ros
 def test_node_help_runs_from_the_install_tree(workspace):
     """``install/disrt_ros/lib/disrt_ros/disrt-bed-monitor --help``, as ros2 run starts it."""
     pytest.importorskip("rclpy")
