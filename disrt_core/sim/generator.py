@@ -27,6 +27,7 @@ cloth), ``body_top`` (−inf off the body).
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from dataclasses import asdict, dataclass
 
@@ -56,6 +57,14 @@ from disrt_core.sim.poses import (
     self_intersecting,
 )
 from disrt_core.sim.render import grid_faces, rasterize, render_depth, render_plane
+from disrt_core.sim.room import (
+    Room,
+    clip_below_camera,
+    mattress_corners,
+    sample_rooms,
+    view_points,
+)
+from disrt_core.sim.room_render import render_room
 from disrt_core.sim.scene import (
     GRID,
     bed_heightfield,
@@ -64,12 +73,13 @@ from disrt_core.sim.scene import (
     render_grid,
     sample_beds,
 )
-from disrt_core.sim.sensors import get_sensor, sample_camera_poses
+from disrt_core.sim.sensors import get_sensor, sample_camera_poses, sample_room_cameras
 from disrt_core.sim.shapes import body_mass, stature
 from disrt_core.threads import cpu_threads
 
 GENERATOR_VERSION = "1.0"
 STAGES = ("pose", "skinning", "sinkage", "drape", "render", "noise", "preprocessing")
+SCENES = ("bed", "room")
 
 
 @dataclass
@@ -86,9 +96,24 @@ class SimConfig:
     bed_mm: float = SLP_DANALAB_BED_MM
     max_pose_tries: int = 10
     cpu_chunk: int = 16  # frames rendered at once on the CPU (memory reuse; orders the noise)
+    #: "bed": the bed, its frame and the floor seen from above (SLP-like); "room": a whole
+    #: room around the bed seen by a ceiling camera anywhere above it (disrt_core.sim.room)
+    scene: str = "bed"
+    room_camera_height: tuple[float, float] = (1.4, 3.2)  # room scenes: above the mattress
+    max_pitch_deg: float = 30.0  # room scenes: camera pitch from looking straight down
+    #: shares of scenes with someone lying in bed, an empty bed, someone sitting on its edge
+    occupancy: tuple[float, float, float] = (1.0, 0.0, 0.0)
+    objects_on_bed: float = 0.5  # chance of each of up to three things lying on the bed
+    sdk_filter_prob: float = 0.5  # stereo frames passed through the SDK's spatial filter
 
     def __post_init__(self) -> None:
         get_sensor(self.sensor)
+        if self.scene not in SCENES:
+            raise ValueError(f"scene must be one of {SCENES}, got {self.scene!r}")
+        self.occupancy = tuple(float(p) for p in self.occupancy)
+        if len(self.occupancy) != 3 or min(self.occupancy) < 0 or sum(self.occupancy) <= 0:
+            raise ValueError("occupancy needs three non-negative shares (in bed, empty, "
+                             f"sitting on the edge), got {self.occupancy}")
         self.covers = tuple(int(c) for c in self.covers)
         if not self.covers or any(c not in (0, 1, 2) for c in self.covers):
             raise ValueError(f"covers must be a non-empty subset of 0, 1, 2 (uncover, sheet, "
@@ -195,6 +220,20 @@ class SceneGenerator:
                                     ("amax", "amin")) for s in range(0, len(uv), chunk)])
         return maps[:, 0], maps[:, 1]
 
+    def _render(self, points: Tensor, floor_z: Tensor, room: Room | None, s: int, e: int,
+                K: Tensor, T: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Clean depth (m) of samples s..e and, for rooms, the material per pixel: the body
+        and the bed's height-field mesh (label frame) with the floor (bed scenes) or the
+        whole room (room scenes)."""
+        size = self.sensor.size
+        if room is None:
+            depth = render_depth(transform_points(T, points), self.scene_faces, K, size)
+            floor = render_plane(K, T, floor_z, size)
+            depth = torch.where((depth > 0) & ((floor <= 0) | (depth < floor)), depth, floor)
+            return depth, None
+        part = Room(**{k: v[s:e] for k, v in room.__dict__.items()})
+        return render_room(points, self.scene_faces, part, K, T, size)
+
     # -- the pipeline --------------------------------------------------------------------
     @torch.no_grad()
     def sample(self, batch_size: int, seed: int | torch.Generator = 0, *,
@@ -220,6 +259,7 @@ class SceneGenerator:
 
         with stage("pose"):
             beds = sample_beds(n, gen, dev, cfg.pillow_prob)
+            room = sample_rooms(beds, gen) if cfg.scene == "room" else None
             if params is None:
                 bodies = self.sample_bodies(n, gen, posture, beds)
             else:
@@ -262,10 +302,23 @@ class SceneGenerator:
             cloth = drape(support, top, blankets, on_mattress)
             scene = torch.where(torch.isfinite(cloth), cloth, support)
         with stage("render"):
-            T, _ = sample_camera_poses(self.sensor, n, gen, dev, cfg.camera_height)
             K = self.sensor.K(n, dev)
-            mesh = render_grid(scene, beds.floor_z).reshape(n, -1, 3)
-            points = transform_points(T, torch.cat([vertices, mesh], 1))
+            if room is None:
+                T, _ = sample_camera_poses(self.sensor, n, gen, dev, cfg.camera_height)
+                in_view = torch.ones(n, dtype=torch.bool, device=dev)
+                mesh = render_grid(scene, beds.floor_z).reshape(n, -1, 3)
+            else:
+                T, in_view = sample_room_cameras(
+                    self.sensor, view_points(beds, room), gen,
+                    height_m=cfg.room_camera_height, max_pitch_deg=cfg.max_pitch_deg)
+                room = clip_below_camera(room, T)
+                # Cells at floor level are left to the room's exact floor plane.
+                above = torch.where(scene > beds.floor_z[:, None, None] + 0.01, scene,
+                                    torch.full_like(scene, -math.inf))
+                mesh = render_grid(above, torch.full_like(beds.floor_z, -math.inf))
+                mesh = mesh.reshape(n, -1, 3)
+            points = torch.cat([vertices, mesh], 1)
+            smooth = torch.rand(n, generator=gen, device=dev) < cfg.sdk_filter_prob
         # Camera-side stages run on chunks of samples on the CPU: full-frame temporaries of
         # a whole batch exceed what the C allocator keeps for reuse (each would be mapped
         # and page-faulted afresh), a chunk of 16 frames does not. The chunk size orders
@@ -275,12 +328,11 @@ class SceneGenerator:
         for s in range(0, n, chunk):
             e = min(n, s + chunk)
             with stage("render"):
-                depth = render_depth(points[s:e], self.scene_faces, K[s:e], self.sensor.size)
-                floor = render_plane(K[s:e], T[s:e], beds.floor_z[s:e], self.sensor.size)
-                depth = torch.where((depth > 0) & ((floor <= 0) | (depth < floor)), depth,
-                                    floor)
+                depth, material = self._render(points[s:e], beds.floor_z[s:e], room, s, e,
+                                               K[s:e], T[s:e])
             with stage("noise"):
-                raw = apply_sensor_noise(depth, K[s:e], self.sensor, gen, cfg.noise)
+                raw = apply_sensor_noise(depth, K[s:e], self.sensor, gen, cfg.noise,
+                                         material=material, smooth=smooth[s:e])
             with stage("preprocessing"):
                 net = raw_to_network(raw, K[s:e], T[s:e], cfg.bed_mm)
                 nets.append(net.round().clamp(0, 65535))
@@ -294,7 +346,8 @@ class SceneGenerator:
             "params": params, "params_cam": self.layout.rigid_transform(params, T),
             "joints": joints, "cover": drawn.long(),
             "posture": posture_from_axis_angle(self.layout.unpack(params).root_orient),
-            "pressure": pressure, "K": K, "T_cam_bed": T,
+            "pressure": pressure, "K": K, "T_cam_bed": T, "in_view": in_view,
+            "mattress_corners": transform_points(T, mattress_corners(beds)),
         }
         if with_raw:
             out["depth_raw"] = raw

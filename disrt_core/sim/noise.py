@@ -9,10 +9,15 @@ uint16-ready millimetres (0 = no reading). Per sensor (``NOISE`` table), in this
    * Kinect v2 (ToF), Fankhauser et al. 2015 ("Kinect v2 for mobile robot navigation:
      evaluation and modeling"): σ = 1.5 − 0.5·z + 0.3·z² + 0.1·z^{3/2}·θ²/(π/2 − θ)² mm;
      independent per pixel (θ held at 75° beyond that, for both sensors);
-   * D435 (stereo), Intel's depth RMS-error formula: σ = z²·s / (f·b) with sub-pixel
+   * D4xx (stereo), Intel's depth RMS-error formula: σ = z²·s / (f·b) with sub-pixel
      disparity error s = 0.08 px, focal length f px and baseline b, times
      (1 + 0.1·θ²/(π/2 − θ)²) for slanted surfaces [choice]; spatially correlated like a matching
-     window (white noise averaged over 3×3 pixels, rescaled so each pixel keeps σ).
+     window (white noise averaged over 3×3 pixels, rescaled so each pixel keeps σ);
+   * lidar (L515-like) [choice]: σ = 1.1 + 1.5·z mm (its datasheet's 2.5 mm at 1 m to
+     15.5 mm at 9 m), with the time-of-flight angle term.
+
+   On **dark** surfaces (room scenes' materials, :mod:`disrt_core.sim.room`) time-of-flight
+   and lidar returns are weak: σ ×3.
 
 2. **Flying pixels** at depth discontinuities (neighbour difference > 4 cm): with
    probability p_fly (Kinect 0.5, D435 0.15) such a pixel takes a random mix of the near
@@ -23,8 +28,17 @@ uint16-ready millimetres (0 = no reading). Per sensor (``NOISE`` table), in this
    isolated speckle (Kinect 0.1 %, D435 0.3 %); outside the sensor's range. D435 also loses
    its left-edge band (as wide as the disparity of the nearest surface, f·b/z) and the stereo
    shadow beside near objects (pixels whose surface the second imager cannot see: a surface
-   further than a neighbour to its right by more than their column gap in disparity).
-4. **Quantisation**: Kinect to 1 mm; D435 disparity to 1/32 px, then to 1 mm.
+   further than a neighbour to its right by more than their column gap in disparity), and
+   half of the pixels right at depth edges (the matching window straddles two surfaces).
+   Materials [choice]: a stereo camera loses U[30, 95] % of the pixels on dark surfaces
+   (per frame: the projector's pattern is absorbed) and 40 % on shiny ones (specular), where
+   5 % more read a wrong depth (±20 %); time of flight and lidar lose U[10, 50] % on dark
+   surfaces and 30 % on shiny ones, whose readings also carry a multipath bias of
+   U[1, 8] cm (per frame).
+4. **SDK smoothing** (stereo, per frame when asked): the RealSense spatial filter's
+   edge-preserving smoothing, as an average over valid 3×3 neighbours within
+   δ = max(2 cm, 3σ) of the centre, twice (:func:`spatial_filter`).
+5. **Quantisation**: Kinect to 1 mm; D4xx disparity to 1/32 px, then to 1 mm.
 """
 
 from __future__ import annotations
@@ -36,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from disrt_core.sim.room import DARK, SHINY
 from disrt_core.sim.scene import blur
 from disrt_core.sim.sensors import SensorSpec
 
@@ -62,7 +77,15 @@ NOISE = {
                      speckle=0.001),
     "stereo": NoiseSpec(p_fly=0.15, edge_jump_m=0.04, grazing_deg=(65.0, 85.0),
                         hole_max=0.02, speckle=0.003),
+    "lidar": NoiseSpec(p_fly=0.3, edge_jump_m=0.04, grazing_deg=(70.0, 87.0), hole_max=0.01,
+                       speckle=0.002),
 }
+#: Per kind: (share lost on dark surfaces, lo and hi; on shiny ones), see the docstring.
+MATERIAL_LOSS = {"stereo": ((0.3, 0.95), 0.4), "tof": ((0.1, 0.5), 0.3),
+                 "lidar": ((0.1, 0.5), 0.3)}
+DARK_SIGMA = 3.0  # time of flight / lidar noise gain on dark surfaces
+SHINY_OUTLIERS = 0.05  # stereo: wrong matches on shiny surfaces
+MULTIPATH_M = (0.01, 0.08)  # time of flight / lidar bias on shiny surfaces
 
 
 def axial_sigma_mm(spec: SensorSpec, z_m: Tensor, theta: Tensor | float = 0.0) -> Tensor:
@@ -72,6 +95,8 @@ def axial_sigma_mm(spec: SensorSpec, z_m: Tensor, theta: Tensor | float = 0.0) -
     slant = theta**2 / (math.pi / 2 - theta) ** 2
     if spec.kind == "tof":
         return 1.5 - 0.5 * z_m + 0.3 * z_m**2 + 0.1 * z_m * z_m.sqrt() * slant
+    if spec.kind == "lidar":
+        return 1.1 + 1.5 * z_m + 0.1 * z_m * z_m.sqrt() * slant
     s = NOISE["stereo"].subpixel
     return (z_m * 1000.0) ** 2 * s / (spec.focal[0] * spec.baseline_m * 1000.0) * (1 + 0.1 * slant)
 
@@ -125,11 +150,14 @@ def _unit_noise(shape, gen, device, correlated: bool) -> Tensor:
 
 
 def add_axial_noise(depth: Tensor, K: Tensor, spec: SensorSpec, gen: torch.Generator,
-                    theta: Tensor | None = None) -> Tensor:
-    """Depth (m) plus Gaussian axial noise of :func:`axial_sigma_mm` (valid pixels only)."""
+                    theta: Tensor | None = None, material: Tensor | None = None) -> Tensor:
+    """Depth (m) plus Gaussian axial noise of :func:`axial_sigma_mm` (valid pixels only),
+    ×``DARK_SIGMA`` on dark surfaces for time of flight and lidar."""
     if theta is None:
         theta = incidence_angle(depth, K)
     sigma = axial_sigma_mm(spec, depth, theta) / 1000.0
+    if material is not None and spec.kind != "stereo":
+        sigma = torch.where(material == DARK, DARK_SIGMA * sigma, sigma)
     noise = _unit_noise(depth.shape, gen, depth.device, spec.kind == "stereo")
     return torch.where(depth > 0, depth + sigma * noise, depth)
 
@@ -163,9 +191,10 @@ def flying_pixels(noisy: Tensor, clean: Tensor, spec: SensorSpec,
 
 
 def dropout(depth: Tensor, clean: Tensor, theta: Tensor, spec: SensorSpec,
-            gen: torch.Generator) -> Tensor:
+            gen: torch.Generator, material: Tensor | None = None) -> Tensor:
     """Zero the readings a real sensor loses (see the module docstring); the geometric
-    losses (grazing angle, range, stereo shadows) are decided on the ``clean`` depth."""
+    losses (grazing angle, range, stereo shadows and edges) are decided on the ``clean``
+    depth, the material losses on ``material`` (None: all matte)."""
     ns = NOISE[spec.kind]
     batch, rows, cols = depth.shape
     device = depth.device
@@ -185,7 +214,51 @@ def dropout(depth: Tensor, clean: Tensor, theta: Tensor, spec: SensorSpec,
     lost |= (clean < spec.range_m[0]) | (clean > spec.range_m[1])
     if spec.kind == "stereo":
         lost |= _stereo_invalid(clean, spec)
+        edge, _, _ = _edges(clean, ns.edge_jump_m)
+        lost |= edge & (torch.rand((batch, rows, cols), generator=gen, device=device) < 0.5)
+    if material is not None:
+        (dark_lo, dark_hi), shiny = MATERIAL_LOSS[spec.kind]
+        p_dark = dark_lo + (dark_hi - dark_lo) * torch.rand(batch, 1, 1, generator=gen,
+                                                            device=device)
+        v = torch.rand((batch, rows, cols), generator=gen, device=device)
+        lost |= ((material == DARK) & (v < p_dark)) | ((material == SHINY) & (v < shiny))
     return torch.where(lost, torch.zeros_like(depth), depth)
+
+
+def shiny_errors(depth: Tensor, material: Tensor, spec: SensorSpec,
+                 gen: torch.Generator) -> Tensor:
+    """Readings of shiny surfaces: stereo mismatches (5 % of them off by up to ±20 %), a
+    time-of-flight / lidar multipath bias of U[1, 8] cm per frame (depth in m)."""
+    batch = depth.shape[0]
+    shiny = (material == SHINY) & (depth > 0)
+    if spec.kind == "stereo":
+        u = torch.rand(depth.shape, generator=gen, device=depth.device)
+        wrong = shiny & (u < SHINY_OUTLIERS)
+        scale = 1 + 0.4 * (u / SHINY_OUTLIERS - 0.5)  # the same uniform, rescaled
+        return torch.where(wrong, depth * scale, depth)
+    lo, hi = MULTIPATH_M
+    bias = lo + (hi - lo) * torch.rand(batch, 1, 1, generator=gen, device=depth.device)
+    return torch.where(shiny, depth + bias, depth)
+
+
+def spatial_filter(depth: Tensor, spec: SensorSpec, iterations: int = 2) -> Tensor:
+    """Edge-preserving smoothing like the RealSense SDK's spatial filter: each valid pixel
+    becomes the mean of the valid pixels of its 3×3 neighbourhood that lie within
+    δ = max(2 cm, 3σ(z)) of it, ``iterations`` times (depth in m, 0 = none, kept)."""
+    for _ in range(iterations):
+        delta = (3 * axial_sigma_mm(spec, depth) / 1000.0).clamp(min=0.02)
+        padded = F.pad(depth, (1, 1, 1, 1))
+        rows, cols = depth.shape[-2:]
+        total = torch.zeros_like(depth)
+        count = torch.zeros_like(depth)
+        for dr in range(3):
+            for dc in range(3):
+                nb = padded[:, dr:dr + rows, dc:dc + cols]
+                near = (nb > 0) & ((nb - depth).abs() <= delta)
+                total += torch.where(near, nb, torch.zeros_like(nb))
+                count += near.to(depth.dtype)
+        depth = torch.where(depth > 0, total / count.clamp(min=1), depth)
+    return depth
 
 
 def _smooth(noise: Tensor) -> Tensor:
@@ -213,7 +286,10 @@ def _stereo_invalid(depth: Tensor, spec: SensorSpec, max_shift: int = 12) -> Ten
     for k in range(1, max_shift + 1):
         right = F.pad(disp[..., k:], (0, k))
         shadow |= right - disp > k
-    band = disp.amax((-1, -2), keepdim=True).ceil().clamp(max=cols)
+    # The band is as wide as the disparity of the nearest surface the camera can measure
+    # (nearer ones are out of its range and matched by nothing).
+    measurable = torch.where(depth >= spec.range_m[0], disp, torch.zeros_like(disp))
+    band = measurable.amax((-1, -2), keepdim=True).ceil().clamp(max=cols)
     u = torch.arange(cols, device=depth.device, dtype=depth.dtype)
     return shadow | (u < band)
 
@@ -229,12 +305,21 @@ def quantise_mm(depth: Tensor, spec: SensorSpec) -> Tensor:
 
 
 def apply_sensor_noise(depth: Tensor, K: Tensor, spec: SensorSpec, gen: torch.Generator,
-                       enabled: bool = True) -> Tensor:
-    """Clean depth (m) [B,H,W] -> raw millimetres [B,H,W] (float holding uint16 values)."""
+                       enabled: bool = True, *, material: Tensor | None = None,
+                       smooth: Tensor | None = None) -> Tensor:
+    """Clean depth (m) [B,H,W] -> raw millimetres [B,H,W] (float holding uint16 values).
+
+    material: [B,H,W] long (``disrt_core.sim.room`` MATTE / DARK / SHINY) or None (matte).
+    smooth: [B] bool, frames of a stereo camera to pass through :func:`spatial_filter`
+    (the SDK's post-processing) or None (none)."""
     if not enabled:
         return quantise_mm(depth, spec)
     theta = incidence_angle(depth, K)
-    noisy = add_axial_noise(depth, K, spec, gen, theta)
+    noisy = add_axial_noise(depth, K, spec, gen, theta, material)
+    if material is not None:
+        noisy = shiny_errors(noisy, material, spec, gen)
     noisy = flying_pixels(noisy, depth, spec, gen)
-    noisy = dropout(noisy, depth, theta, spec, gen)
+    noisy = dropout(noisy, depth, theta, spec, gen, material)
+    if smooth is not None and spec.kind == "stereo" and bool(smooth.any()):
+        noisy = torch.where(smooth[:, None, None], spatial_filter(noisy, spec), noisy)
     return quantise_mm(noisy, spec)

@@ -166,6 +166,24 @@ def _splat(out: Tensor, reduce: Sequence[str], coef: Tensor, corner: Tensor,
         out[c].scatter_reduce_(0, index, value, reduce=mode, include_self=True)
 
 
+def project_triangles(points_cam: Tensor, faces: Tensor, K: Tensor, near: float = 0.05,
+                      cull_back: bool = True) -> tuple[Tensor, Tensor]:
+    """Triangles of a mesh in screen space: corners [B,F,3,3] as (u, v, 1/z) and a mask
+    [B,F] of the triangles to draw (all corners nearer than ``near`` dropped; with
+    ``cull_back``, the triangles facing away from the camera). See :func:`render_depth`."""
+    tri = points_cam[:, faces]  # [B,F,3,3]
+    z = tri[..., 2:3]
+    k = K[:, None, None]  # [B,1,1,3,3]
+    inv_z = 1.0 / z.clamp(min=near)
+    uv = torch.cat([k[..., 0, 0:1] * tri[..., 0:1] * inv_z + k[..., 0, 2:3],
+                    k[..., 1, 1:2] * tri[..., 1:2] * inv_z + k[..., 1, 2:3]], -1)
+    mask = (z[..., 0] > near).all(-1)  # [B,F]
+    if cull_back:
+        normal = torch.linalg.cross(tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0])
+        mask &= (normal * tri[:, :, 0]).sum(-1) < 0  # the camera sits on the normal's side
+    return torch.cat([uv, inv_z], -1), mask
+
+
 def render_depth(points_cam: Tensor, faces: Tensor, K: Tensor, size: tuple[int, int],
                  near: float = 0.05, cull_back: bool = True, **kwargs) -> Tensor:
     """Depth along the optical axis (metres) of the nearest triangle per pixel; 0 = no hit.
@@ -177,18 +195,8 @@ def render_depth(points_cam: Tensor, faces: Tensor, K: Tensor, size: tuple[int, 
     rule on the face's vertex order) points away from the camera; right for closed meshes
     with outward faces (SMPL, Anny) and for height-field meshes from :func:`grid_faces`.
     """
-    tri = points_cam[:, faces]  # [B,F,3,3]
-    z = tri[..., 2:3]
-    k = K[:, None, None]  # [B,1,1,3,3]
-    inv_z = 1.0 / z.clamp(min=near)
-    uv = torch.cat([k[..., 0, 0:1] * tri[..., 0:1] * inv_z + k[..., 0, 2:3],
-                    k[..., 1, 1:2] * tri[..., 1:2] * inv_z + k[..., 1, 2:3]], -1)
-    mask = (z[..., 0] > near).all(-1)  # [B,F]
-    if cull_back:
-        normal = torch.linalg.cross(tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0])
-        mask &= (normal * tri[:, :, 0]).sum(-1) < 0  # the camera sits on the normal's side
-    inv = rasterize_triangles(torch.cat([uv, inv_z], -1), size, ("amax",),
-                              face_mask=mask, **kwargs)[:, 0]
+    tri, mask = project_triangles(points_cam, faces, K, near, cull_back)
+    inv = rasterize_triangles(tri, size, ("amax",), face_mask=mask, **kwargs)[:, 0]
     return torch.where(inv > 0, 1.0 / inv.clamp(min=1e-9), torch.zeros_like(inv))
 
 
