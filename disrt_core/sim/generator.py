@@ -12,13 +12,20 @@ Stages (each also callable on its own for sequences and tools): :class:`PosePrio
 :func:`disrt_core.geometry.camera.raw_to_network` makes the network input exactly as the
 node does for a real camera.
 
+Scenes (``SimConfig.scene``): ``"bed"``, the bed, its frame and the floor seen from above as
+SLP's camera sees them; ``"room"``, a whole room around the bed (:mod:`room`, rendered by
+:mod:`room_render`) seen by a ceiling camera anywhere above it
+(:func:`sensors.sample_room_cameras`), with the materials the sensor noise depends on.
+
 Outputs (label = bed frame of SPEC §1.4, metres): ``depth`` [B,128,54] mm (SLP convention,
 bed at ``bed_mm``; rounded, 0 = no reading), ``bed_mm`` [B], ``params`` [B,P] and
 ``params_cam`` [B,P] (camera optical frame), ``joints`` [B,24,3], ``cover`` [B],
 ``posture`` [B] (``disrt_core.posture`` of the root), ``pressure`` [B,192,84] kPa, ``K``
-[B,3,3], ``T_cam_bed`` [B,4,4], ``depth_raw`` [B,H,W] mm when asked, and with
-``with_mesh``: ``vertices`` [B,V,3], ``mass`` [B] kg, ``stature`` [B] m, ``sink`` [B] m,
-``mattress_size`` [B,2] (width, length) m,
+[B,3,3], ``T_cam_bed`` [B,4,4], ``mattress_corners`` [B,4,3] (camera frame: head-left,
+head-right, foot-right, foot-left as ``geometry.bedfit`` orders them), ``mattress_size``
+[B,2] (width, length) m, ``in_view`` [B] (the whole bed is in the frame), ``present`` [B]
+(someone lies in the bed), ``depth_raw`` [B,H,W] mm when asked, and with ``with_mesh``:
+``vertices`` [B,V,3], ``mass`` [B] kg, ``stature`` [B] m, ``sink`` [B] m,
 and on the 1 cm scene grid [B,230,120] (m): ``scene_height`` (bed, pillow and blanket, no
 body), ``support_height`` (the same without the blanket), ``cloth_height`` (−inf off the
 cloth), ``body_top`` (−inf off the body).
@@ -348,6 +355,8 @@ class SceneGenerator:
             "posture": posture_from_axis_angle(self.layout.unpack(params).root_orient),
             "pressure": pressure, "K": K, "T_cam_bed": T, "in_view": in_view,
             "mattress_corners": transform_points(T, mattress_corners(beds)),
+            "mattress_size": torch.stack([beds.width, beds.length], -1),
+            "present": torch.ones(n, dtype=torch.bool, device=dev),
         }
         if with_raw:
             out["depth_raw"] = raw
@@ -355,7 +364,6 @@ class SceneGenerator:
             out.update(vertices=vertices, mass=mass, stature=bodies["stature"], sink=sink,
                        scene_height=scene, cloth_height=cloth, body_top=top,
                        support_height=support,
-                       mattress_size=torch.stack([beds.width, beds.length], -1),
                        prior_posture=bodies["posture"],
                        arm_class=bodies["arm_class"], leg_class=bodies["leg_class"])
         return out
