@@ -47,23 +47,20 @@ from disrt_core.geometry.bedframe import BED_CENTRE_LABEL, SLP_DANALAB_BED_MM
 from disrt_core.geometry.camera import raw_to_network, transform_points
 from disrt_core.posture import posture_from_axis_angle
 from disrt_core.sim import mattress
+from disrt_core.sim.bed_objects import bed_objects
 from disrt_core.sim.drape import drape, sample_blankets
 from disrt_core.sim.noise import apply_sensor_noise
-from disrt_core.sim.placement import (
-    lowest_point_offset,
-    part_labels,
-    place_on_mattress,
-    settle_limbs,
-)
+from disrt_core.sim.placement import part_labels, place_on_mattress
 from disrt_core.sim.poses import (
+    ARM_CLASSES,
     DEFAULT_POSTURE_WEIGHTS,
-    JOINT_LIMITS,
     PosePrior,
     forward_joints,
-    global_rotations,
     self_intersecting,
 )
 from disrt_core.sim.render import grid_faces, rasterize, render_depth, render_plane
+from disrt_core.sim.rest import CHAIN, CHAINS, RestModel, Support
+from disrt_core.sim.rest import settle as settle_bodies
 from disrt_core.sim.room import (
     Room,
     clip_below_camera,
@@ -74,14 +71,18 @@ from disrt_core.sim.room import (
 from disrt_core.sim.room_render import render_room
 from disrt_core.sim.scene import (
     GRID,
+    PILLOW_PROB,
     bed_heightfield,
     mattress_mask,
-    pillow_heightfield,
+    pillow_boxes,
+    pillow_height_at,
+    pillow_squash,
     render_grid,
     sample_beds,
 )
 from disrt_core.sim.sensors import get_sensor, sample_camera_poses, sample_room_cameras
 from disrt_core.sim.shapes import body_mass, stature
+from disrt_core.sim.sitting import sample_sitting
 from disrt_core.threads import cpu_threads
 
 GENERATOR_VERSION = "1.0"
@@ -96,13 +97,14 @@ class SimConfig:
     sensor: str = "kinect2"
     covers: tuple[int, ...] = (0, 1, 2)
     posture_weights: tuple[float, ...] = DEFAULT_POSTURE_WEIGHTS
-    pillow_prob: float = 0.25
+    pillow_prob: float = PILLOW_PROB
     stiffness: tuple[float, float] = mattress.STIFFNESS_RANGE
     camera_height: tuple[float, float] = (1.9, 2.5)
     noise: bool = True
     bed_mm: float = SLP_DANALAB_BED_MM
     max_pose_tries: int = 10
     cpu_chunk: int = 16  # frames rendered at once on the CPU (memory reuse; orders the noise)
+    settle_iterations: int = 3  # rounds of limb settling (disrt_core.sim.rest)
     #: "bed": the bed, its frame and the floor seen from above (SLP-like); "room": a whole
     #: room around the bed seen by a ceiling camera anywhere above it (disrt_core.sim.room)
     scene: str = "bed"
@@ -155,18 +157,29 @@ class SceneGenerator:
 
     # -- stages ------------------------------------------------------------------------
     def sample_bodies(self, n: int, gen: torch.Generator, posture: Tensor | None = None,
-                      beds=None) -> dict[str, Tensor]:
+                      beds=None, sitting: Tensor | None = None) -> dict[str, Tensor]:
         """Shape, pose and placement of ``n`` bodies (parameters with pelvis height 0).
 
-        Poses that self-intersect grossly or do not fit on the mattress are redrawn (same
-        posture, only those) up to ``max_pose_tries`` times; the few left after that
-        (``pose_ok`` False, about 1 in 10⁴) are kept as they are."""
+        Lying bodies: poses that self-intersect grossly or do not fit on the mattress are
+        redrawn (same posture, only those) up to ``max_pose_tries`` times; the few left
+        after that (``pose_ok`` False, about 1 in 10⁴) are kept as they are. Sitting
+        bodies (on the bed's edge, :mod:`disrt_core.sim.sitting`): ``sitting`` [n] bool
+        forces them; otherwise each body sits with probability occupancy[2] / (occupancy[0]
+        + occupancy[2]) of the config (drawn anyway, as are the sitting poses, so forcing
+        leaves the other draws unchanged)."""
         dev = self.device
         shape, target = self.shapes.sample(n, gen, dev)
         scale = target / self.rest_stature
-        pose = self.prior.sample(n, gen, dev, posture)
+        pillow = beds.pillow[:, 0] > 0 if beds is not None else None
+        pose = self.prior.sample(n, gen, dev, posture, pillow)
         width = beds.width if beds is not None else torch.full((n,), 0.9, device=dev)
         length = beds.length if beds is not None else torch.full((n,), 2.0, device=dev)
+        floor = beds.floor_z if beds is not None else torch.full((n,), -0.5, device=dev)
+        occupancy = getattr(self.config, "occupancy", (1.0, 0.0, 0.0))
+        share = occupancy[2] / max(occupancy[0] + occupancy[2], 1e-12)
+        drawn_sit = torch.rand(n, generator=gen, device=dev) < share
+        sitting = drawn_sit if sitting is None else sitting.to(dev).bool().expand(n)
+        sit = sample_sitting(n, gen, self.rest_joints, scale, width, length, floor)
         root, arm, leg = pose.root_orient, pose.arm_class, pose.leg_class
         body_pose = pose.body_pose
 
@@ -178,19 +191,28 @@ class SceneGenerator:
             return xy, fits & ~self_intersecting(joints, scale[idx])
 
         xy, ok = check(torch.arange(n, device=dev), body_pose, root)
+        ok |= sitting
         for _ in range(self.config.max_pose_tries):
             idx = (~ok).nonzero()[:, 0]
             if idx.numel() == 0:
                 break
-            redo = self.prior.sample(len(idx), gen, dev, pose.posture[idx])
+            redo = self.prior.sample(len(idx), gen, dev, pose.posture[idx],
+                                     None if pillow is None else pillow[idx])
             new_xy, new_ok = check(idx, redo.body_pose, redo.root_orient)
             root[idx], body_pose[idx] = redo.root_orient, redo.body_pose
             xy[idx], ok[idx] = new_xy, new_ok
             arm[idx], leg[idx] = redo.arm_class, redo.leg_class
+        s = sitting[:, None]
+        root = torch.where(s, sit.root_orient, root)
+        body_pose = torch.where(s, sit.body_pose, body_pose)
+        xy = torch.where(s, sit.xy, xy)
+        arm, leg = torch.where(s, sit.arm_class, arm), torch.where(s, sit.leg_class, leg)
+        load = torch.where(sitting, sit.mattress_load, torch.ones_like(sit.mattress_load))
         transl = torch.cat([xy, torch.zeros(n, 1, device=dev)], -1)
         params = self.layout.pack(shape, transl, root, body_pose)
         return {"params": params, "posture": pose.posture, "arm_class": arm,
-                "leg_class": leg, "stature": target, "pose_ok": ok}
+                "leg_class": leg, "stature": target, "pose_ok": ok, "sitting": sitting,
+                "mattress_load": load}
 
     def _given_bodies(self, params: Tensor) -> dict[str, Tensor]:
         if params.shape[-1] != self.layout.param_dim:
@@ -198,23 +220,58 @@ class SceneGenerator:
                              f"model takes {self.layout.param_dim}")
         p = self.layout.unpack(params)
         transl = torch.cat([p.transl[:, :2], torch.zeros_like(p.transl[:, :1])], -1)
-        n = params.shape[0]
-        none = torch.full((n, 2), -1, dtype=torch.long, device=params.device)
+        n, dev = params.shape[0], params.device
+        none = torch.full((n, 2), -1, dtype=torch.long, device=dev)
         return {"params": self.layout.pack(p.shape, transl, p.root_orient, p.body_pose),
                 "posture": posture_from_axis_angle(p.root_orient), "arm_class": none,
-                "leg_class": none, "stature": torch.full((n,), float("nan"), device=params.device),
-                "pose_ok": torch.ones(n, dtype=torch.bool, device=params.device)}
+                "leg_class": none, "stature": torch.full((n,), float("nan"), device=dev),
+                "pose_ok": torch.ones(n, dtype=torch.bool, device=dev),
+                "sitting": torch.zeros(n, dtype=torch.bool, device=dev),
+                "mattress_load": torch.ones(n, device=dev)}
 
-    def settle(self, params: Tensor, vertices: Tensor, joints: Tensor) -> Tensor:
-        """Parameters with the limbs that reach below the trunk raised to rest at its level
-        (:func:`settle_limbs`), the pose kept within ``JOINT_LIMITS`` (semantic)."""
-        p = self.layout.unpack(params)
-        rotations = global_rotations(roma.rotvec_to_rotmat(p.root_orient), p.body_pose)
-        pose, _ = settle_limbs(vertices, joints, self.part_labels, rotations, p.body_pose)
-        limits = JOINT_LIMITS.to(pose)
-        pose = pose.reshape(-1, 23, 3)
-        pose = torch.maximum(torch.minimum(pose, limits[..., 1]), limits[..., 0])
-        return self.layout.pack(p.shape, p.transl, p.root_orient, pose.reshape(-1, 69))
+    def settle(self, params: Tensor, vertices: Tensor, joints: Tensor, beds=None,
+               stiffness: Tensor | None = None, bodies: dict | None = None) -> Tensor:
+        """Parameters with every limb and the head at rest on the mattress, the pillow or
+        the body, and the pelvis height at the trunk's rest depth (:mod:`disrt_core.sim.
+        rest`; mattress top z = 0), the pose within ``JOINT_LIMITS`` (semantic).
+
+        vertices, joints: ``body(params)``. beds: the :class:`BedScene` (default: a plain
+        0.9 × 2 m mattress, no pillow); stiffness [B] (default mid-range); bodies: the
+        :meth:`sample_bodies` dict (arm classes: a *pillow* arm goes under the pillow;
+        ``sitting``: arms only; ``pillow``: the pillow boxes, else from the head joint)."""
+        model = getattr(self, "_rest_model", None)
+        if model is None:
+            rest_v, rest_j = self.body(self.body.zero_params(1))
+            model = self._rest_model = RestModel(rest_v[0], rest_j[0]).to(self.device)
+        n, dev = params.shape[0], params.device
+        if beds is None:
+            support = Support.plain(n, dev)
+        else:
+            boxes = bodies["pillow"] if bodies is not None and "pillow" in bodies else (
+                pillow_boxes(beds, joints[:, 15, :2]))
+            support = Support(beds.width, beds.length, beds.floor_z, boxes, pillow_squash(beds))
+        if stiffness is None:
+            stiffness = torch.full((n,), sum(mattress.STIFFNESS_RANGE) / 2, device=dev)
+        active = torch.ones(n, len(CHAINS), dtype=torch.bool, device=dev)
+        pillow_ok = torch.ones_like(active)
+        sitting = None
+        if bodies is not None:
+            sitting = bodies.get("sitting")
+            under = bodies["arm_class"] == ARM_CLASSES.index("pillow")  # [B,2] left, right
+            for side, names in enumerate((("left_arm", "left_forearm"),
+                                          ("right_arm", "right_forearm"))):
+                for name in names:
+                    pillow_ok[:, CHAIN[name]] = ~under[:, side]
+            if sitting is not None:
+                arms = torch.zeros(len(CHAINS), dtype=torch.bool, device=dev)
+                arms[[CHAIN[c] for c in ("left_arm", "left_forearm", "right_arm",
+                                         "right_forearm")]] = True
+                active = torch.where(sitting[:, None], arms[None], active)
+        mass = body_mass(vertices, self.faces)
+        iterations = getattr(self.config, "settle_iterations", 3)
+        return settle_bodies(self.body, model, params, vertices, joints, support, stiffness,
+                             mass, active=active, pillow_ok=pillow_ok, sitting=sitting,
+                             iterations=iterations)
 
     def heightmaps(self, vertices: Tensor) -> tuple[Tensor, Tensor]:
         """Top (max z) and underside (min z) of bodies [B,V,3] on the scene grid [B,R,C];
@@ -280,34 +337,46 @@ class SceneGenerator:
         with stage("skinning"):
             params = bodies["params"]
             vertices, joints = self.body(params)
+            bodies["pillow"] = pillow_boxes(beds, joints[:, 15, :2])  # where the head lies
             if bodies["arm_class"][0, 0] >= 0:  # drawn bodies; given ones are used as they are
-                params = self.settle(params, vertices, joints)
+                params = self.settle(params, vertices, joints, beds, stiffness, bodies)
                 vertices, joints = self.body(params)
-        with stage("sinkage"):
-            lift = lowest_point_offset(vertices)
-            vertices[..., 2] += lift[:, None]
+        with stage("sinkage"):  # mattress and pillow carry the body (disrt_core.sim.mattress)
             top, under = self.heightmaps(vertices)
             mass = body_mass(vertices, self.faces)
             cell = GRID.pitch**2
-            sink = mattress.sink_depth(under, mass * mattress.GRAVITY, stiffness, cell)
-            delta = mattress.penetration(under, sink)
-            dz = lift - sink
-            vertices[..., 2] -= sink[:, None]
+            on_mattress = mattress_mask(beds)
+            grid_x, grid_y = GRID.xy(dev)
+            pillow_free = pillow_height_at(bodies["pillow"], grid_x[None], grid_y[None])
+            squashed = pillow_free * pillow_squash(beds)[:, None, None]
+            contact = mattress.rest_on_mattress(
+                under, squashed, on_mattress, mass * mattress.GRAVITY * bodies["mattress_load"],
+                stiffness, cell)
+            dz, sink = contact.shift, contact.sink
+            vertices[..., 2] += dz[:, None]
             joints[..., 2] += dz[:, None]
             params[:, self.layout.transl.start + 2] += dz
-            top, under = top - sink[:, None, None], under - sink[:, None, None]
+            top, under = top + dz[:, None, None], under + dz[:, None, None]
+            on_pm, deflection = mattress.pressure_map(contact, stiffness, pillow_free, cell)
             pm_rows, pm_cols = GRID.pm_window
-            pressure = mattress.pressure_kpa(delta[:, pm_rows, pm_cols], stiffness)
-            on_mattress = mattress_mask(beds)
+            pressure = on_pm[:, pm_rows, pm_cols]
             bed = bed_heightfield(beds)
-            bed = torch.where(on_mattress, bed + mattress.sagged_surface(delta, GRID.pitch), bed)
-            pillow = torch.minimum(pillow_heightfield(beds, joints[:, 15, 1]), under)
+            bed = torch.where(on_mattress, bed + mattress.sagged_surface(deflection, GRID.pitch),
+                              bed)
+            # The pillow gives way to what lies on it and covers what lies under it.
+            beneath = ~contact.on_pillow & (top < squashed)
+            pillow = torch.where(beneath, squashed, torch.minimum(pillow_free, under))
             support = torch.maximum(bed, torch.where(on_mattress, pillow, bed))
         with stage("drape"):
+            below, above = bed_objects(beds, top, gen, cfg.objects_on_bed)
+            support = torch.where(on_mattress & (below > 0),
+                                  torch.maximum(support, bed + below), support)
             blankets = sample_blankets(drawn, joints, beds.width, beds.length,
                                        BED_CENTRE_LABEL, gen)
             cloth = drape(support, top, blankets, on_mattress)
             scene = torch.where(torch.isfinite(cloth), cloth, support)
+            scene = torch.where(on_mattress & (above > 0), torch.maximum(scene, bed + above),
+                                scene)
         with stage("render"):
             K = self.sensor.K(n, dev)
             if room is None:
@@ -357,6 +426,7 @@ class SceneGenerator:
             "mattress_corners": transform_points(T, mattress_corners(beds)),
             "mattress_size": torch.stack([beds.width, beds.length], -1),
             "present": torch.ones(n, dtype=torch.bool, device=dev),
+            "sitting": bodies["sitting"],
         }
         if with_raw:
             out["depth_raw"] = raw
