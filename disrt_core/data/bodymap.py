@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from disrt_core.data.source import DataError, check_array
+from disrt_core.data.source import DataError, check_array, pickle_problem
 from disrt_core.safe_pickle import load_pickle
 
 FITS_DIR = Path("SLP_SMPL_fits") / "fits"
@@ -35,17 +35,30 @@ def fit_path(root: str | Path, subject: int, pose: int) -> Path:
     return Path(root) / FITS_DIR / f"p{subject:03d}" / f"proc_{pose:02d}.pkl"
 
 
-def load_fit(path: str | Path) -> dict:
-    """One fit, checked: a clear :class:`DataError` for a missing file, the SLP-3Dfits
-    originals (which lack the last five keys) or a wrong shape / NaN."""
+def _missing_fit(path: Path) -> str:
+    original = path.with_name(f"s{path.stem.split('_')[-1]}.pkl")
+    if original.is_file():
+        return (f"{path}: not found, but {original.name} is there: that is an SLP-3Dfits "
+                f"original without {list(ADDED_KEYS)}; {DOWNLOAD_HINT}")
+    return f"{path}: SMPL fit not found; {DOWNLOAD_HINT}"
+
+
+def fit_problem(path: str | Path) -> str | None:
+    """Why the fit at ``path`` cannot be read (missing, empty or truncated), or None; cheap
+    (no unpickling), for checking a split before training."""
     path = Path(path)
     if not path.is_file():
-        original = path.with_name(f"s{path.stem.split('_')[-1]}.pkl")
-        if original.is_file():
-            raise DataError(f"{path}: not found, but {original.name} is there: that is an "
-                            f"SLP-3Dfits original without {list(ADDED_KEYS)}; "
-                            f"{DOWNLOAD_HINT}")
-        raise DataError(f"{path}: SMPL fit not found; {DOWNLOAD_HINT}")
+        return _missing_fit(path)
+    return pickle_problem(path, "SMPL fit pickle", DOWNLOAD_HINT)
+
+
+def load_fit(path: str | Path) -> dict:
+    """One fit, checked: a clear :class:`DataError` for a missing or unreadable file, the
+    SLP-3Dfits originals (which lack the last five keys) or a wrong shape, non-numeric
+    values or NaN."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(_missing_fit(path))
     try:
         fit = load_pickle(path)
     except Exception as exc:  # a broken file: name it
@@ -58,7 +71,7 @@ def load_fit(path: str | Path) -> dict:
                  if set(missing) & set(ADDED_KEYS) else "")
         raise DataError(f"{path}: missing keys {missing}{extra}")
     for key, shape in LABEL_ARRAYS.items():
-        fit[key] = check_array(np.asarray(fit[key], np.float64).reshape(shape)
-                               if np.size(fit[key]) == np.prod(shape) else fit[key],
-                               key, shape, str(path))
+        value = check_array(fit[key], key, (None,) * np.ndim(fit[key]), str(path))
+        fit[key] = check_array(value.astype(np.float64).reshape(shape)
+                               if value.size == np.prod(shape) else value, key, shape, str(path))
     return fit

@@ -45,7 +45,15 @@ import torch
 
 from disrt_core.cache import cache_dir
 from disrt_core.data import labels
-from disrt_core.data.source import DataError, Source, check_body_model, make_sample
+from disrt_core.data.source import (
+    DataError,
+    Source,
+    check_body_model,
+    make_sample,
+    npy_problem,
+    pickle_problem,
+    read_npy,
+)
 from disrt_core.geometry.bedframe import normalize_depth
 from disrt_core.posture import posture_from_axis_angle
 from disrt_core.safe_pickle import load_pickle
@@ -68,6 +76,8 @@ DEPTH_KEYS = ("overhead_depthcam", "overhead_depthcam_noblanket")
 IMAGE_MODES = ("disrt", "blanket", "noblanket", "both")
 CACHE_VERSION = 1
 CACHED_ARRAYS = ("label", "nan", *DEPTH_KEYS)
+GT_HINT = "BodyMAP's GT_BP_data (github.com/RCHI-Lab/BodyMAP)"
+CACHE_HINT = "or delete that folder of the conversion cache to have it made again"
 HINT = ("download BodyPressureSD (Healthcare-Robotics/BodyPressure, "
         "data_BP/download_BodyPressureSD.sh) into <data>/synth and <data>/synth_depth")
 
@@ -174,6 +184,24 @@ class BodyPressureSD(Source):
         per_index = 2 if self.images == "both" else 1
         return [per_index * int(f["count"]) for f in self.fields]
 
+    def check_unit(self, index: int) -> list[str]:
+        """Missing or unreadable files of one stem: its converted arrays (headers) when
+        cached, else the ends of its two pickles; GT vertices when asked."""
+        stem = self.stems[index]
+        try:
+            cached = self._cache_path(stem) if self.cache is not None else None
+        except OSError:  # a pickle went missing: named below
+            cached = None
+        if cached is not None and cached.is_dir():
+            problems = [npy_problem(cached / f"{key}.npy", f"the converted '{key}' array",
+                                    CACHE_HINT) for key in CACHED_ARRAYS]
+        else:
+            problems = [pickle_problem(path, "BodyPressureSD pickle", HINT)
+                        for path in self.files(stem)[:2]]
+        if self.vertices:
+            problems.append(npy_problem(self.files(stem)[2], "GT vertices", GT_HINT))
+        return [p for p in problems if p]
+
     def load_unit(self, index: int) -> dict[str, Any]:
         """One stem: its cached arrays (memory-mapped) or its pickles, and GT vertices."""
         stem = self.stems[index]
@@ -181,14 +209,16 @@ class BodyPressureSD(Source):
             path = self._cached(stem)
             unit = {"stem": stem, "gender": self.fields[index]["gender"]}
             for key in CACHED_ARRAYS:
-                unit[key] = np.load(path / f"{key}.npy", mmap_mode="r")
+                unit[key] = read_npy(path / f"{key}.npy", f"the converted '{key}' array",
+                                     mmap=True, hint=CACHE_HINT)
         else:
             unit = self._read_pickles(stem)
         if self.vertices:
             verts_path = self.files(stem)[2]
-            if not verts_path.is_file():
-                raise DataError(f"{verts_path}: GT vertices not found (BodyMAP's GT_BP_data)")
-            unit["vertices"] = np.load(verts_path, mmap_mode="r")
+            unit["vertices"] = read_npy(verts_path, "GT vertices", mmap=True, hint=GT_HINT)
+            if unit["vertices"].ndim != 3 or unit["vertices"].dtype.kind != "f":
+                raise DataError(f"{verts_path}: GT vertices are {unit['vertices'].dtype}"
+                                f"{list(unit['vertices'].shape)}, expected float [N, V, 3]")
             valid = int((~np.asarray(unit["nan"])).sum())
             if unit["vertices"].shape[0] != valid:
                 raise DataError(f"{verts_path}: {unit['vertices'].shape[0]} meshes, expected "

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save_file
 
 FORMAT = "disrt-shard-1"
@@ -104,9 +104,14 @@ def write_shard(path: str | Path, arrays: dict[str, np.ndarray], *, body_model: 
 
 
 def read_shard_metadata(path: str | Path) -> dict[str, str]:
-    """The shard's header metadata, without reading its arrays."""
-    with safe_open(str(path), framework="numpy") as f:
-        metadata = f.metadata() or {}
+    """The shard's header metadata, without reading its arrays (safetensors checks that the
+    header covers the file's size, so a truncated shard fails here already)."""
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError) as exc:
+        raise ValueError(f"{path}: not a readable shard ({exc}); the file is truncated or "
+                         "damaged: generate it again") from exc
     if metadata.get("format") != FORMAT:
         raise ValueError(f"{path}: not a {FORMAT} shard (format={metadata.get('format')!r})")
     return metadata
@@ -115,7 +120,11 @@ def read_shard_metadata(path: str | Path) -> dict[str, str]:
 def read_shard(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """All arrays of one shard and its metadata, validated."""
     metadata = read_shard_metadata(path)
-    arrays = load_file(str(path))
+    try:
+        arrays = load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise ValueError(f"{path}: cannot read the shard's arrays ({exc}); the file is "
+                         "truncated or damaged: generate it again") from exc
     validate(arrays, int(metadata["param_dim"]), str(path))
     return arrays, metadata
 
@@ -134,4 +143,8 @@ def read_manifest(root: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"{root}: no {MANIFEST}; expected a folder written by "
                                 "`disrt-generate --out DIR`")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc}); the generation was interrupted "
+                         "while writing it, or the file was damaged") from exc

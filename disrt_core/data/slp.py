@@ -42,6 +42,8 @@ from disrt_core.data.source import (
     check_array,
     check_body_model,
     make_sample,
+    npy_problem,
+    read_npy,
 )
 from disrt_core.geometry.bedframe import SLP_DANALAB_BED_MM, SLP_SIMLAB_BED_MM, normalize_depth
 from disrt_core.geometry.slp import SLP_RAW_DEPTH_SHAPE, slp_raw_to_network
@@ -52,6 +54,7 @@ CLEANED_DIR = "slp_real_cleaned"
 N_POSES = 45
 SLP_HINT = ("download SLP (ostadabbas/SLP-Dataset-and-Code, request form) and unpack it as "
             "<data>/SLP/{danaLab,simLab}")
+GT_HINT = "BodyMAP's GT_BP_data (github.com/RCHI-Lab/BodyMAP)"
 CLEANED_HINT = ("download BodyPressure's cleaned SLP depth (Healthcare-Robotics/BodyPressure, "
                 "data_BP/download_cleaned_SLP_data.sh) into <data>/slp_real_cleaned/")
 
@@ -90,21 +93,22 @@ def read_physique(path: Path, n_subjects: int) -> np.ndarray:
     [weight kg, height cm, gender (0 F, 1 M), bust, waist, hip, ...]."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: SLP physique file not found; {SLP_HINT}")
-    phys = np.load(path, allow_pickle=False)
-    if phys.ndim != 2 or phys.shape[0] < n_subjects or phys.shape[1] < 3:
+    phys = check_array(read_npy(path, "the SLP physique table", hint=SLP_HINT), "physiqueData",
+                       (None, None), str(path), finite=False)
+    if phys.shape[0] < n_subjects or phys.shape[1] < 3:
         raise DataError(f"{path}: shape {phys.shape}, expected ({n_subjects}, 10)")
     phys = np.array(phys, np.float64)
     phys[:, [0, 2]] = phys[:, [2, 0]]
     return phys
 
 
-def _load_npy(path: Path, shape: tuple, hint: str, mmap: bool = True) -> np.ndarray:
+def _load_npy(path: Path, shape: tuple, hint: str, what: str, mmap: bool = True) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not found; {hint}")
-    array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    array = read_npy(path, what, mmap=mmap, hint=hint)
     if array.shape != shape:
         raise DataError(f"{path}: shape {array.shape}, expected {shape}")
-    return array
+    return check_array(array, what, shape, str(path), finite=False)
 
 
 class SLPDataset(Source):
@@ -153,14 +157,15 @@ class SLPDataset(Source):
         if depth == "cleaned":
             for cover in self.covers:  # fail now, not in a worker
                 _load_npy(cleaned_depth_path(self.root, cover), (102, N_POSES, 128, 54),
-                          CLEANED_HINT)
+                          CLEANED_HINT, "cleaned depth")
         else:
             missing = [s for s in self.subjects if not subject_dir(root, setting, s).is_dir()]
             if missing:
                 raise FileNotFoundError(f"{self.root / 'SLP' / setting}: subject folders "
                                         f"{missing} not found; {SLP_HINT}")
         if labels:
-            _load_npy(slp_t_cam_path(self.root), (102, N_POSES, 3), CLEANED_HINT)
+            _load_npy(slp_t_cam_path(self.root), (102, N_POSES, 3), CLEANED_HINT,
+                      "slp_T_cam translations")
             if not (self.root / bodymap.FITS_DIR).is_dir():
                 raise FileNotFoundError(f"{self.root / bodymap.FITS_DIR}: not found; "
                                         f"{bodymap.DOWNLOAD_HINT}")
@@ -168,6 +173,24 @@ class SLPDataset(Source):
 
     def unit_sizes(self) -> list[int]:
         return [len(self.poses) * len(self.covers)] * len(self.subjects)
+
+    def check_unit(self, index: int) -> list[str]:
+        """Missing or unreadable per-subject files: raw frames and the homography (raw
+        depth), fits (labels), GT vertices; the shared arrays the constructor checked."""
+        subject, problems = self.subjects[index], []
+        if self.depth_mode == "raw":
+            problems.append(npy_problem(align_path(self.root, self.setting, subject),
+                                        "homography (align_PTr_depth)", SLP_HINT))
+            problems += [npy_problem(raw_depth_path(self.root, self.setting, subject, cover,
+                                                    pose), "raw depth frame", SLP_HINT)
+                         for pose in self.poses for cover in self.covers]
+        if self.labels:
+            problems += [bodymap.fit_problem(bodymap.fit_path(self.root, subject, pose))
+                         for pose in self.poses]
+        if self.vertices:
+            problems += [npy_problem(gt_vertices_path(self.root, subject, "uncover", pose),
+                                     "GT vertices", GT_HINT) for pose in self.poses]
+        return [p for p in problems if p]
 
     def load_unit(self, index: int) -> dict[str, Any]:
         """What one subject's samples share (arrays are memory-mapped, read per sample)."""
@@ -177,9 +200,9 @@ class SLPDataset(Source):
             unit["cleaned"] = self._maps()["cleaned"]
         else:
             path = align_path(self.root, self.setting, subject)
-            if not path.is_file():
-                raise DataError(f"{path}: homography not found; {SLP_HINT}")
-            unit["homography"] = check_array(np.load(path), "align_PTr_depth", (3, 3), str(path))
+            unit["homography"] = check_array(
+                read_npy(path, "homography (align_PTr_depth)", hint=SLP_HINT),
+                "align_PTr_depth", (3, 3), str(path))
         if self.labels:
             unit["slp_T_cam"] = self._maps()["slp_T_cam"]
         return unit
@@ -190,10 +213,12 @@ class SLPDataset(Source):
         if maps is None:
             maps = {}
             if self.depth_mode == "cleaned":
-                maps["cleaned"] = {c: np.load(cleaned_depth_path(self.root, c), mmap_mode="r")
+                maps["cleaned"] = {c: read_npy(cleaned_depth_path(self.root, c),
+                                               "cleaned depth", mmap=True, hint=CLEANED_HINT)
                                    for c in self.covers}
             if self.labels:
-                maps["slp_T_cam"] = np.load(slp_t_cam_path(self.root), mmap_mode="r")
+                maps["slp_T_cam"] = read_npy(slp_t_cam_path(self.root), "slp_T_cam "
+                                             "translations", mmap=True, hint=CLEANED_HINT)
             self._cache_maps = maps
         return maps
 
@@ -204,10 +229,8 @@ class SLPDataset(Source):
             where = f"{cleaned_depth_path(self.root, cover)}[{subject - 1}, {pose - 1}]"
             return check_array(depth, "depth", (128, 54), where)
         path = raw_depth_path(self.root, self.setting, subject, cover, pose)
-        if not path.is_file():
-            raise DataError(f"{path}: raw depth frame not found; {SLP_HINT}")
-        raw = check_array(np.load(path), "depthRaw", SLP_RAW_DEPTH_SHAPE, str(path),
-                          dtype=np.uint16)
+        raw = check_array(read_npy(path, "raw depth frame", hint=SLP_HINT), "depthRaw",
+                          SLP_RAW_DEPTH_SHAPE, str(path), dtype=np.uint16)
         return slp_raw_to_network(raw, unit["homography"], simlab=self.setting == "simLab",
                                   clean=self.clean, integer=self.integer)
 
@@ -245,9 +268,8 @@ class SLPDataset(Source):
             extra["label"] = label.astype(np.float32)
             if self.vertices:
                 path = gt_vertices_path(self.root, subject, "uncover", pose)
-                if not path.is_file():
-                    raise DataError(f"{path}: GT vertices not found (BodyMAP's GT_BP_data)")
-                verts = check_array(np.load(path), "gt_vertices", (None, 3), str(path))
+                verts = check_array(read_npy(path, "GT vertices", hint=GT_HINT), "gt_vertices",
+                                    (None, 3), str(path))
                 extra["vertices_gt"] = labels.vertex_frame_to_label(verts)
         else:
             gender_value = unit["physique"][2]

@@ -29,10 +29,18 @@ loads one unit at a time, so a source never has to hold all its samples. Subclas
 ``sample_from(unit, j)``. ``source[i]`` gives random access through a one-unit cache.
 Sources whose units are cheap to open (memory maps) set ``random_access`` so the pipeline
 draws their samples in a global random order.
+
+**Files.** Readers load ``.npy`` files through :func:`read_npy` and pickles through
+``safe_pickle``, so a missing, truncated or garbage file is a :class:`DataError` naming the
+file (which ``skip_bad`` skips). ``check_unit(i)`` lists, cheaply (existence, ``.npy``
+headers against file sizes, pickle ends), the files unit ``i`` needs that are missing or
+unreadable; ``check_files()`` does so for all units, so a trainer can refuse a split with
+missing files before its first step.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,11 +57,63 @@ class DataError(ValueError):
     """A file or a sample does not have the expected content (shape, dtype, NaN, missing)."""
 
 
+def read_npy(path: str | Path, what: str, *, mmap: bool = False, hint: str = "") -> np.ndarray:
+    """``np.load`` of one ``.npy`` array (no pickles; memory-mapped read-only with ``mmap``).
+
+    A missing, truncated or garbage file, or one holding pickled objects, raises
+    :class:`DataError` naming the file, ``what`` it should hold and the ``hint`` (how to get
+    it). With ``mmap`` only the header is read and checked against the file's size.
+    """
+    path = Path(path)
+    tail = f"; {hint}" if hint else ""
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(f"{path}: {what} not found{tail}") from None
+    except (OSError, ValueError, EOFError) as exc:
+        reason = ("it is not a numeric .npy array (garbage, or pickled objects)"
+                  if "pickle" in str(exc) else str(exc))
+        raise DataError(f"{path}: cannot read {what} ({reason}); the file is truncated or "
+                        f"damaged: copy it again{tail}") from exc
+
+
+def npy_problem(path: str | Path, what: str, hint: str = "") -> str | None:
+    """Why ``path`` cannot be read as ``what`` (missing, header, size), or None; cheap: the
+    array is memory-mapped, not read."""
+    try:
+        read_npy(path, what, mmap=True, hint=hint)
+    except DataError as exc:
+        return str(exc)
+    return None
+
+
+def pickle_problem(path: str | Path, what: str, hint: str = "") -> str | None:
+    """Why ``path`` cannot be a complete pickle of ``what`` (missing, empty, or not ending in
+    the STOP opcode ``.`` as every complete pickle does), or None; reads one byte."""
+    path = Path(path)
+    tail = f"; {hint}" if hint else ""
+    if not path.is_file():
+        return f"{path}: {what} not found{tail}"
+    with path.open("rb") as f:
+        size = f.seek(0, 2)
+        if size:
+            f.seek(-1, 2)
+        if not size or f.read(1) != b".":
+            return f"{path}: {what} is truncated or not a pickle ({size} bytes){tail}"
+    return None
+
+
 def check_array(value: Any, name: str, shape: tuple, where: str, *,
                 dtype: np.dtype | type | None = None, finite: bool = True) -> np.ndarray:
-    """``value`` as an array of ``shape`` (None = any size), optionally of ``dtype`` and
-    finite; else :class:`DataError` naming ``where`` (file/sample) and what was expected."""
-    array = np.asarray(value)
+    """``value`` as a numeric array of ``shape`` (None = any size), optionally of ``dtype``
+    and finite; else :class:`DataError` naming ``where`` (file/sample) and what was
+    expected."""
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as exc:  # ragged lists
+        raise DataError(f"{where}: '{name}' is not an array ({exc})") from exc
+    if array.dtype.kind not in "biuf":
+        raise DataError(f"{where}: '{name}' holds {array.dtype} values, expected numbers")
     if array.ndim != len(shape) or any(s is not None and a != s
                                         for a, s in zip(array.shape, shape)):
         expected = tuple("*" if s is None else s for s in shape)
@@ -136,6 +196,15 @@ class Source:
 
     def sample_from(self, unit: Any, index: int) -> dict[str, Any]:
         raise NotImplementedError
+
+    def check_unit(self, index: int) -> list[str]:
+        """The files unit ``index`` needs that are missing or unreadable, one line each
+        naming the file; found cheaply (no full read). Default: none known."""
+        return []
+
+    def check_files(self) -> list[str]:
+        """:meth:`check_unit` over every unit."""
+        return [line for unit in range(len(self.unit_sizes())) for line in self.check_unit(unit)]
 
     def __len__(self) -> int:
         return int(sum(self.unit_sizes()))

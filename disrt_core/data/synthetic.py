@@ -59,7 +59,10 @@ class SyntheticShards(Source):
         if not self.root.is_dir():
             raise FileNotFoundError(f"{self.root}: synthetic data folder not found; expected "
                                     "a folder written by `disrt-generate --out DIR`")
-        manifest = shards.read_manifest(self.root)
+        try:
+            manifest = shards.read_manifest(self.root)
+        except ValueError as exc:
+            raise DataError(str(exc)) from exc
         unknown = sorted(set(extras) - set(EXTRAS))
         if unknown:
             raise ValueError(f"unknown extras {unknown}; choose from {list(EXTRAS)}")
@@ -83,7 +86,10 @@ class SyntheticShards(Source):
             raise FileNotFoundError(f"{self.root}: shard files listed in the manifest are "
                                     f"missing: {missing[:5]}{' ...' if len(missing) > 5 else ''}")
         if not self.param_dim:
-            self.param_dim = int(shards.read_shard_metadata(self.files[0])["param_dim"])
+            try:
+                self.param_dim = int(shards.read_shard_metadata(self.files[0])["param_dim"])
+            except (ValueError, KeyError) as exc:
+                raise DataError(f"{self.files[0]}: {exc}") from exc
         check_body_model(body_model, model_id=self.model_id, param_dim=self.param_dim,
                          what=f"synthetic data {self.root}")
         self.extras = tuple(extras)
@@ -91,6 +97,14 @@ class SyntheticShards(Source):
 
     def unit_sizes(self) -> list[int]:
         return list(self.counts)
+
+    def check_unit(self, index: int) -> list[str]:
+        """A missing or unreadable shard (its header against its size; arrays not read)."""
+        try:
+            shards.read_shard_metadata(self.files[index])
+        except (ValueError, OSError) as exc:
+            return [str(exc)]
+        return []
 
     def load_unit(self, index: int) -> dict[str, np.ndarray]:
         """All arrays of shard ``index``, checked against the schema and the manifest."""
