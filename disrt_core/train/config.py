@@ -145,6 +145,8 @@ class DataSpec:
     samples, refresh_every, sim, gen_batch, seed (generator): pool size, epochs between
     regenerations, :class:`~disrt_core.sim.generator.SimConfig` fields (``sensor`` may be
     a list: the pools alternate between them), samples per generator call, seed offset.
+    mix (generator): a list of SimConfig overrides (e.g. ``{scene: room, sensor: l515}``);
+    the generator calls of a pool take them in turn, so every pool mixes them in equal shares.
     """
 
     type: str = "shards"
@@ -165,6 +167,7 @@ class DataSpec:
     sim: dict = field(default_factory=dict)
     gen_batch: int = 256
     seed: int = 0
+    mix: list[dict] | None = None
 
 
 @dataclass

@@ -19,6 +19,7 @@ A generator pool is made per rank (rank r generates its own 1/world of the pool)
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,6 +32,8 @@ from disrt_core.data.source import NEUTRAL_GENDER, DataError, Source
 from disrt_core.geometry.bedframe import normalize_depth
 from disrt_core.train.config import ConfigError, DataSpec, RunSection, StageSection
 from disrt_core.train.distributed import DistInfo
+
+MAX_LISTED = 5  # files named in a missing-files error; the count covers the rest
 
 
 def derive_seed(*words: int) -> int:
@@ -57,10 +60,19 @@ class UnitSubset(Source):
     def sample_from(self, unit: Any, index: int) -> dict[str, Any]:
         return self.source.sample_from(unit, index)
 
+    def check_unit(self, index: int) -> list[str]:
+        return self.source.check_unit(self.units[index])
 
-def build_source(spec: DataSpec, body, where: str, default_split: str = splits.TRAIN_POOL
-                 ) -> Source:
-    """A file source of the config (the body model is checked against its labels)."""
+
+def build_source(spec: DataSpec, body, where: str, default_split: str = splits.TRAIN_POOL,
+                 skip_bad: bool = False) -> Source:
+    """A file source of the config (the body model is checked against its labels).
+
+    Every file the split needs is checked now (:meth:`Source.check_files`: existence,
+    headers against sizes, no full read), so a missing fit or a truncated frame stops the
+    run before its first step with a :class:`DataError` listing them; with ``skip_bad``
+    (the run skips bad samples anyway) that is a warning instead.
+    """
     try:
         if spec.type == "shards":
             from disrt_core.data.synthetic import SyntheticShards
@@ -95,6 +107,18 @@ def build_source(spec: DataSpec, body, where: str, default_split: str = splits.T
     except (KeyError, ValueError) as exc:  # unknown split, bad subjects / covers / options
         raise ConfigError(f"{where}: {exc}") from exc
     source.name = spec.name or spec.type
+    problems = source.check_files()
+    if problems:
+        shown = "\n  ".join(problems[:MAX_LISTED])
+        more = f"\n  ... and {len(problems) - MAX_LISTED} more" \
+            if len(problems) > MAX_LISTED else ""
+        message = (f"{where}: {len(problems)} file(s) the {spec.type} source at {spec.path} "
+                   f"needs are missing or unreadable:\n  {shown}{more}\n")
+        if not skip_bad:
+            raise DataError(f"{message}Fix them, narrow the split (subjects/poses/stems), or "
+                            "set run.skip_bad: true to train without their samples")
+        warnings.warn(f"{message}run.skip_bad is set: their samples will be skipped",
+                      RuntimeWarning, stacklevel=2)
     if len(source) == 0:
         raise DataError(f"{where}: the {spec.type} source at {spec.path} has no samples")
     return source
@@ -159,11 +183,14 @@ class FileData:
         self.pipeline.check_state(state)
 
 
-def _sim_config(spec: DataSpec, where: str, round_: int = 0):
-    """The SimConfig of a generator source; a list of sensors alternates by pool round."""
+def _sim_config(spec: DataSpec, where: str, round_: int = 0, part: int = 0):
+    """The SimConfig of a generator source; a list of sensors alternates by pool round, the
+    entries of ``mix`` by generator call (``part``) within a pool."""
     from disrt_core.sim.generator import SimConfig
 
     sim = dict(spec.sim)
+    if spec.mix:
+        sim.update(spec.mix[part % len(spec.mix)])
     if isinstance(sim.get("sensor"), list):
         if not sim["sensor"]:
             raise ConfigError(f"{where}.sim.sensor: an empty list")
@@ -179,28 +206,32 @@ _GENERATORS: dict[tuple, Any] = {}
 _EVAL_SET: dict[str, Any] = {}  # the last generated held-out set (key, pool)
 
 
-def scene_generator(spec: DataSpec, body, device: torch.device, where: str, round_: int = 0):
-    """A :class:`~disrt_core.sim.generator.SceneGenerator` for the spec's ``sim`` settings,
-    shared between sources with the same settings, body model and device (building one
-    calibrates the shape sampler, a few seconds on a CPU)."""
+def scene_generator(spec: DataSpec, body, device: torch.device, where: str, round_: int = 0,
+                    part: int = 0):
+    """A :class:`~disrt_core.sim.generator.SceneGenerator` for the spec's ``sim`` settings
+    (with its ``mix`` entry ``part``), shared between sources with the same settings, body
+    model and device (building one calibrates the shape sampler, a few seconds on a CPU).
+    The generators of one spec's mix are kept together; others are dropped."""
     import json
 
     from disrt_core.sim.generator import SceneGenerator
 
-    config = _sim_config(spec, where, round_)
+    config = _sim_config(spec, where, round_, part)
     key = (json.dumps(config.to_dict(), sort_keys=True, default=str), id(body), str(device))
     if key not in _GENERATORS:
-        _GENERATORS.clear()  # one at a time: they hold the body model and caches
+        if len(_GENERATORS) >= max(1, len(spec.mix or ())):
+            _GENERATORS.clear()  # they hold the body model and caches
         _GENERATORS[key] = SceneGenerator(config, body, device)
     return _GENERATORS[key]
 
 
 def _generated(generator, count: int, chunk: int, seeds: list[int]) -> dict[str, torch.Tensor]:
     """``count`` samples in chunks of ``chunk`` (seed ``seeds[i]`` for chunk i), network
-    depth normalised and stored as float16 (0.35 mm steps), labels float32."""
+    depth normalised and stored as float16 (0.35 mm steps), labels float32.
+    ``generator(i)`` gives the SceneGenerator of chunk i."""
     parts = []
     for i, start in enumerate(range(0, count, chunk)):
-        out = generator.sample(min(chunk, count - start), seeds[i])
+        out = generator(i).sample(min(chunk, count - start), seeds[i])
         depth = normalize_depth(out["depth"], out["bed_mm"][:, None, None])
         parts.append({"depth": depth[:, None].half(), "params": out["params"].float(),
                       "joints": out["joints"].float(), "cover": out["cover"].long(),
@@ -232,7 +263,8 @@ class GeneratorPool:
                             f"{batch_size}; raise samples")
         sensors = spec.sim.get("sensor")
         for round_ in range(len(sensors) if isinstance(sensors, list) and sensors else 1):
-            _sim_config(spec, where, round_)  # check now, build the generator when needed
+            for part in range(len(spec.mix or [None])):
+                _sim_config(spec, where, round_, part)  # check now, build when needed
         self.body, self.where = body, where
         self.model_id, self.param_dim = body.model_id, body.param_dim
         self.num_samples = self.local_samples * info.world
@@ -249,7 +281,10 @@ class GeneratorPool:
             n_chunks = -(-self.local_samples // chunk)
             seeds = [derive_seed(self.seed, self.spec.seed, round_, self.info.rank, c, 0x9E)
                      for c in range(n_chunks)]
-            generator = scene_generator(self.spec, self.body, self.device, self.where, round_)
+            def generator(part: int):
+                return scene_generator(self.spec, self.body, self.device, self.where, round_,
+                                       part)
+
             self._pool = _generated(generator, self.local_samples, chunk, seeds)
             self._round = round_
         return self._pool
@@ -287,7 +322,7 @@ def build_train_data(stage: StageSection, body, device: torch.device, seed: int,
     if stage.data[0].type == "generator":
         return GeneratorPool(stage.data[0], body, device, stage.batch_size, seed, info,
                              f"{where}.0")
-    sources = {spec.name: build_source(spec, body, f"{where}.{i}")
+    sources = {spec.name: build_source(spec, body, f"{where}.{i}", skip_bad=run.skip_bad)
                for i, spec in enumerate(stage.data)}
     pin = run.pin_memory if run.pin_memory is not None else device.type == "cuda"
     data = FileData(sources, stage, seed, info, run, pin)
@@ -308,7 +343,9 @@ def eval_batches(spec: DataSpec, body, device: torch.device, batch_size: int,
         key = (repr(spec), count, id(body), str(device))
         if _EVAL_SET.get("key") != key:  # the same held-out set at every evaluation
             _EVAL_SET.clear()
-            generator = scene_generator(spec, body, device, where)
+            def generator(part: int):
+                return scene_generator(spec, body, device, where, 0, part)
+
             chunk = spec.gen_batch
             seeds = [derive_seed(spec.seed, c, 0xE7A1) for c in range(-(-count // chunk))]
             _EVAL_SET.update(key=key, pool=_generated(generator, count, chunk, seeds))
