@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from disrt_core.data.bodypressure import FilteredSample
-from disrt_core.data.source import Source, make_sample
-from disrt_core.train.config import ConfigError
-from disrt_core.train.data import RankSlice, UnitSubset, derive_seed
+from disrt_core.data.source import DataError, Source, make_sample
+from disrt_core.train.config import ConfigError, DataSpec
+from disrt_core.train.data import RankSlice, UnitSubset, build_source, derive_seed
 
 
 class Numbers(Source):
@@ -78,3 +78,20 @@ def test_generator_sensor_list_alternates_by_round():
     assert [_sim_config(spec, "x", r).sensor for r in range(3)] == ["kinect2", "d435", "kinect2"]
     with pytest.raises(ConfigError, match=r"x.sim: .*SimConfig fields"):
         _sim_config(DataSpec(type="generator", sim={"sensr": "d435"}), "x")
+
+
+def test_a_split_with_missing_files_is_refused_when_built(data_root, smpl_both):
+    """Seven subjects' fits of pose 45 are missing (the fixture has pose 1 only): named
+    (five, then the count) before any sample is read, or a warning with skip_bad."""
+    spec = DataSpec(type="slp", path=str(data_root["root"]), subjects=[1, 2, 3, 4, 5, 6, 8],
+                    poses=[1, 45])
+    with pytest.raises(DataError, match=r"^here: 7 file\(s\) the slp source at .* needs are "
+                       r"missing or unreadable:\n(  .*/proc_45.pkl: SMPL fit not found.*\n){5}"
+                       r"  \.\.\. and 2 more\n.*run.skip_bad: true") as info:
+        build_source(spec, smpl_both, "here")
+    assert "p001/proc_45.pkl" in str(info.value) and "p006/proc_45.pkl" not in str(info.value)
+    with pytest.warns(RuntimeWarning, match=r"7 file\(s\)(.|\n)*samples will be skipped"):
+        source = build_source(spec, smpl_both, "here", skip_bad=True)
+    assert len(source) == 7 * 2 * 3
+    spec.poses = [1]
+    assert len(build_source(spec, smpl_both, "here")) == 7 * 3

@@ -118,10 +118,17 @@ def test_bad_input_fails_before_training(make_config, keep_threads, tmp_path, da
     trainer_error(raw, DataError, r"16 samples per epoch give no full batch of 64")
 
     raw = make_config()
-    raw["stages"][1]["data"][0]["subjects"] = [3]  # subject in the fixture, SLP pose 2 absent
-    raw["stages"][1]["data"][0]["poses"] = [45]
+    raw["stages"][1]["data"][0]["subjects"] = [3]  # one pose, three covers
+    raw["stages"][1]["data"][0]["poses"] = [1]
     raw["stages"][1]["batch_size"] = 4
     trainer_error(raw, DataError, r"3 samples per epoch give no full batch of 4")
+
+    raw = make_config()  # the fixture has pose 1 only: the fits of pose 45 are missing
+    raw["stages"][1]["data"][0]["subjects"] = [3, 4]
+    raw["stages"][1]["data"][0]["poses"] = [1, 45]
+    trainer_error(raw, DataError, r"stages.finetune.data.0: 2 file\(s\) the slp source at "
+                  r".* needs are missing or unreadable:\n  .*p003/proc_45.pkl: SMPL fit not "
+                  r"found.*\n  .*p004/proc_45.pkl: SMPL fit not found")
 
     raw = make_config()
     raw["init"] = {"checkpoint": str(tmp_path / "missing.pt")}
