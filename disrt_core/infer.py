@@ -8,7 +8,8 @@ Contract (the node, the bag tools and evaluate.py are written against it):
   model; a checkpoint for another body model or layout is refused with a clear message.
 * ``predict(depth)`` takes network-ready images: normalised depth in [0, 1] on the 128×54
   network grid (``disrt_core.geometry.bedframe``), as a tensor or array [B,1,128,54] or
-  [B,128,54], and returns a :class:`Prediction` (label frame, metres).
+  [B,128,54], and returns a :class:`Prediction` (label frame, metres), with the
+  probability that anyone lies in the bed at all (``present_prob``).
 * ``set_sampling(steps=None, hypotheses=None, eta=None)`` changes the sampler between calls
   (dynamic reconfiguration in the node). ``predict`` is safe to call from one worker thread.
 """
@@ -33,6 +34,7 @@ from disrt_core.decoder import DecoderConfig, MeshDecoder
 from disrt_core.diffusion import GaussianDiffusion
 from disrt_core.geometry.bedframe import NET_SHAPE
 from disrt_core.model import Denoiser
+from disrt_core.occupancy import presence_probability
 
 
 @dataclass
@@ -50,6 +52,10 @@ class Prediction:
     vertices: Tensor  # [B, V, 3] mesh of the same body
     joint_spread: Tensor  # [B, 24] RMS distance of hypotheses from their mean joint; 0 if K=1
     hypotheses_joints: Tensor | None = None  # [B, K, 24, 3] when K > 1
+    #: [B] probability that a person lies on the mattress, from the depth and this answer
+    #: (disrt_core.occupancy); ``present`` is it ≥ 0.5. Without one, the body is nonsense.
+    present_prob: Tensor | None = None
+    present: Tensor | None = None  # [B] bool
 
 
 def average_bodies(params: Tensor, layout: ParamLayout) -> Tensor:
@@ -346,15 +352,24 @@ class Estimator:
             finally:
                 self.model.train(was_training)
             if k == 1:
-                return Prediction(params=params_k, joints=joints_k, vertices=vertices_k,
-                                  joint_spread=joints_k.new_zeros(b, 24))
+                return _with_presence(Prediction(
+                    params=params_k, joints=joints_k, vertices=vertices_k,
+                    joint_spread=joints_k.new_zeros(b, 24)), depth)
             joints_k = joints_k.view(b, k, 24, 3)
             mean_joints = joints_k.mean(dim=1)
             spread = ((joints_k - mean_joints[:, None]) ** 2).sum(dim=-1).mean(dim=1).sqrt()
             params = average_bodies(params_k.view(b, k, p), self.body_model.param_layout)
             vertices, joints = self.body_model(params, gender)
-            return Prediction(params=params, joints=joints, vertices=vertices,
-                              joint_spread=spread, hypotheses_joints=joints_k)
+            return _with_presence(Prediction(
+                params=params, joints=joints, vertices=vertices, joint_spread=spread,
+                hypotheses_joints=joints_k), depth)
+
+
+def _with_presence(pred: Prediction, depth: Tensor) -> Prediction:
+    """``pred`` with ``present_prob`` and ``present`` (:mod:`disrt_core.occupancy`)."""
+    pred.present_prob = presence_probability(depth, pred.vertices)
+    pred.present = pred.present_prob >= 0.5
+    return pred
 
 
 def _tree_map(fn, tree):

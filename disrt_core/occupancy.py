@@ -1,0 +1,100 @@
+"""Is someone lying in the bed? Evidence from the depth and from the network's own answer.
+
+The network always answers with a body, also for an empty bed, a pile of pillows or the
+floor. Whether a person really lies on the mattress is decided here from the network input
+(normalised depth on the 128×54 grid, ``geometry.bedframe``: 1 = the mattress, lower =
+higher above it, 0 = 715 mm or more above it, or no reading) and the predicted mesh (label
+frame), as a probability (:func:`presence_probability`) from a logistic model of
+:data:`FEATURES`:
+
+* ``agreement`` — the share of the predicted body's top-down footprint (cells where its top
+  is ≥ 4 cm above the mattress) where something is seen at least 40 % as high as the body
+  there (a blanket over a body is as high or higher; an empty bed is not): a body answered
+  to a flat bed finds nothing under it;
+* ``raised`` — the share of the network grid seen 5 cm or more above the mattress;
+* ``volume`` — what lies above the mattress, m³ (the sum of heights times the cell area,
+  up to 0.715 m a cell): an adult lying in bed is 0.05–0.1 m³, a pillow about 0.01 m³;
+* ``shape_error`` — the mean absolute difference (m) between the predicted body's top and
+  what is seen, over its footprint.
+
+Cells without a reading (0 in the input) count for neither side. The coefficients
+(:data:`COEFFICIENTS`) were fitted on generated scenes (in bed, empty beds with pillows,
+blankets and things on them, someone sitting on the edge); the fit's data, seed and command
+are in ``benchmarks/bench_occupancy.py``, and its accuracy in BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from disrt_core.geometry.bedframe import (
+    DEPTH_RANGE_MM,
+    NET_PITCH_X,
+    NET_PITCH_Y,
+    NET_SHAPE,
+    label_to_net,
+)
+
+FEATURES = ("agreement", "raised", "volume", "shape_error")
+#: Logistic model: p = σ(w · features + b), [w..., b] in :data:`FEATURES` order.
+COEFFICIENTS = (12.0, 6.0, 40.0, -20.0, -7.0)
+FOOTPRINT_M = 0.04  # body cells: its top at least this high above the mattress
+RAISED_M = 0.05
+AGREE_SHARE = 0.4
+
+
+def observed_heights(depth: Tensor) -> tuple[Tensor, Tensor]:
+    """Heights above the mattress (m) [B,128,54] from the normalised network input
+    [B,1,128,54] or [B,128,54], and where there is a reading (bool)."""
+    x = depth.reshape(depth.shape[0], *NET_SHAPE).float()
+    return (1.0 - x) * (DEPTH_RANGE_MM / 1000.0), x > 0
+
+
+def body_top_map(vertices: Tensor) -> Tensor:
+    """The top (max z, m) of bodies [B,V,3] (label frame) on the network grid [B,128,54],
+    closed over 3×3 cells to fill the gaps between vertices; −inf off the body."""
+    batch = vertices.shape[0]
+    rows, cols = NET_SHAPE
+    r, c = label_to_net(vertices[..., 0], vertices[..., 1])
+    r, c = r.round().long(), c.round().long()
+    inside = (r >= 0) & (r < rows) & (c >= 0) & (c < cols)
+    flat = torch.where(inside, r * cols + c, torch.zeros_like(r))
+    z = torch.where(inside, vertices[..., 2], torch.full_like(vertices[..., 2], -math.inf))
+    top = torch.full((batch, rows * cols), -math.inf, device=vertices.device,
+                     dtype=vertices.dtype)
+    top.scatter_reduce_(1, flat, z, reduce="amax", include_self=True)
+    top = F.max_pool2d(top.view(batch, 1, rows, cols), 3, stride=1, padding=1)
+    # Closing: the maximum filter filled the gaps between vertices; a minimum filter takes
+    # back what it added around the outline (the border counts as inside).
+    padded = F.pad(-top, (1, 1, 1, 1), value=-math.inf)
+    return -F.max_pool2d(padded, 3, stride=1)[:, 0]
+
+
+def occupancy_features(depth: Tensor, vertices: Tensor) -> Tensor:
+    """[B, len(FEATURES)] from the network input (see :func:`observed_heights`) and the
+    predicted mesh [B,V,3] (label frame, metres)."""
+    seen, valid = observed_heights(depth)
+    top = body_top_map(vertices.float())
+    footprint = (top > FOOTPRINT_M) & valid
+    area = footprint.flatten(1).sum(1).clamp(min=1)
+    agree = (seen >= AGREE_SHARE * top) & footprint
+    agreement = agree.flatten(1).sum(1) / area
+    shape_error = torch.where(footprint, (seen - top).abs(), torch.zeros_like(seen))
+    shape_error = shape_error.flatten(1).sum(1) / area
+    n_valid = valid.flatten(1).sum(1).clamp(min=1)
+    raised = ((seen >= RAISED_M) & valid).flatten(1).sum(1) / n_valid
+    cell = NET_PITCH_X * NET_PITCH_Y
+    volume = torch.where(valid, seen.clamp(min=0), torch.zeros_like(seen)).flatten(1).sum(1)
+    return torch.stack([agreement, raised, volume * cell, shape_error], -1)
+
+
+def presence_probability(depth: Tensor, vertices: Tensor,
+                         coefficients=COEFFICIENTS) -> Tensor:
+    """Probability [B] that a person lies on the mattress (see the module docstring)."""
+    features = occupancy_features(depth, vertices)
+    coef = torch.as_tensor(coefficients, dtype=features.dtype, device=features.device)
+    return torch.sigmoid(features @ coef[:-1] + coef[-1])

@@ -1,0 +1,56 @@
+"""Someone in bed or not: features of the depth against the predicted body, and the
+probability the Estimator reports."""
+
+import math
+
+import torch
+
+from disrt_core.geometry.bedframe import DEPTH_RANGE_MM, NET_SHAPE, net_to_label
+from disrt_core.occupancy import (
+    body_top_map,
+    observed_heights,
+    occupancy_features,
+    presence_probability,
+)
+
+
+def _slab(rows, cols, height):
+    """Vertices of a flat slab ``height`` m above the mattress over network cells
+    rows × cols (a stand-in body), label frame."""
+    r, c = torch.meshgrid(torch.arange(*rows).float(), torch.arange(*cols).float(),
+                          indexing="ij")
+    x, y = net_to_label(r, c)
+    return torch.stack([x, y, torch.full_like(x, height)], -1).reshape(1, -1, 3)
+
+
+def test_body_top_map_puts_vertices_in_their_cells():
+    vertices = _slab((10, 20), (5, 15), 0.2)
+    top = body_top_map(vertices)[0]
+    assert torch.allclose(top[10:20, 5:15], torch.tensor(0.2))
+    assert top[40:, :].max() == -math.inf  # nothing far from the slab
+
+
+def test_a_body_seen_where_it_is_predicted_is_present_a_flat_bed_is_not():
+    body = _slab((20, 110), (15, 40), 0.2)
+    seen = torch.ones(1, *NET_SHAPE)
+    seen[0, 20:110, 15:40] = 1 - 0.2 / (DEPTH_RANGE_MM / 1000)  # 20 cm up, where the body is
+    heights, valid = observed_heights(seen)
+    assert abs(float(heights[0, 50, 20]) - 0.2) < 1e-5 and valid.all()
+    agreement, raised, volume, error = occupancy_features(seen, body)[0]
+    assert agreement > 0.99 and error < 1e-3
+    cell = (0.83 / 55) * (1.91 / 127)
+    assert abs(float(volume) - 90 * 25 * 0.2 * cell) < 1e-3
+    flat = torch.ones(1, *NET_SHAPE)
+    assert float(occupancy_features(flat, body)[0, 0]) == 0.0
+    p = presence_probability(torch.cat([seen, flat]), torch.cat([body, body]))
+    assert p[0] > 0.9 and p[1] < 0.1
+    # No readings at all is not a person either.
+    assert presence_probability(torch.zeros(1, *NET_SHAPE), body)[0] < 0.1
+
+
+def test_the_estimator_reports_presence(tmp_path):
+    from disrt_core.infer import Estimator
+
+    est = Estimator.from_checkpoint("disrt_core/weights/default.safetensors", seed=0)
+    pred = est.predict(torch.ones(2, 1, *NET_SHAPE))  # an empty, flat bed
+    assert pred.present_prob.shape == (2,) and not pred.present.any()
