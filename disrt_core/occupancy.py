@@ -17,7 +17,15 @@ frame), as a probability (:func:`presence_probability`) from a logistic model of
 * ``shape_error`` — the mean absolute difference (m) between the predicted body's top and
   what is seen, over its footprint.
 
-Cells without a reading (0 in the input) count for neither side. The coefficients
+Cells without a reading (0 in the input) count for neither side.
+
+The bed's state (:func:`occupancy_state`, :data:`STATES`): ``sitting_on_edge`` when a
+share of the bed region is seen more than :data:`SITTING_M` above the mattress (an upright
+trunk and head; lying people, also with a knee up, stay below), else ``in_bed`` when a
+person is present, else ``empty``. That test needs the heights unclipped, i.e. before
+``normalize_depth`` (the network grid in mm, SLP convention).
+
+The coefficients
 (:data:`COEFFICIENTS`) were fitted on generated scenes (in bed, empty beds with pillows,
 blankets and things on them, someone sitting on the edge); the fit's data, seed and command
 are in ``benchmarks/bench_occupancy.py``, and its accuracy in BENCHMARKS.md.
@@ -45,6 +53,10 @@ COEFFICIENTS = (12.0, 6.0, 40.0, -20.0, -7.0)
 FOOTPRINT_M = 0.04  # body cells: its top at least this high above the mattress
 RAISED_M = 0.05
 AGREE_SHARE = 0.4
+STATES = ("in_bed", "empty", "sitting_on_edge")
+IN_BED, EMPTY, SITTING = range(3)
+SITTING_M = 0.55  # a sitting trunk's shoulders and head are higher above the mattress
+SITTING_SHARE = 0.015  # share of the bed region that high
 
 
 def observed_heights(depth: Tensor) -> tuple[Tensor, Tensor]:
@@ -98,3 +110,18 @@ def presence_probability(depth: Tensor, vertices: Tensor,
     features = occupancy_features(depth, vertices)
     coef = torch.as_tensor(coefficients, dtype=features.dtype, device=features.device)
     return torch.sigmoid(features @ coef[:-1] + coef[-1])
+
+
+def sitting_share(net_mm: Tensor, bed_mm: float | Tensor) -> Tensor:
+    """[B]: share of the network grid (mm, SLP convention, unclipped; 0 = no reading) seen
+    more than :data:`SITTING_M` above the mattress."""
+    bed = torch.as_tensor(bed_mm, dtype=torch.float32, device=net_mm.device).reshape(-1, 1, 1)
+    x = net_mm.reshape(net_mm.shape[0], *NET_SHAPE).float()
+    tall = (x > 0) & ((bed - x) / 1000.0 > SITTING_M)
+    return tall.flatten(1).float().mean(1)
+
+
+def occupancy_state(present_prob: Tensor, net_mm: Tensor, bed_mm: float | Tensor) -> Tensor:
+    """The bed's state [B] (index into :data:`STATES`, see the module docstring)."""
+    sitting = sitting_share(net_mm, bed_mm) > SITTING_SHARE
+    return torch.where(sitting, SITTING, torch.where(present_prob >= 0.5, IN_BED, EMPTY))

@@ -54,3 +54,18 @@ def test_the_estimator_reports_presence(tmp_path):
     est = Estimator.from_checkpoint("disrt_core/weights/default.safetensors", seed=0)
     pred = est.predict(torch.ones(2, 1, *NET_SHAPE))  # an empty, flat bed
     assert pred.present_prob.shape == (2,) and not pred.present.any()
+
+
+def test_the_bed_state_sitting_in_bed_or_empty():
+    from disrt_core.occupancy import EMPTY, IN_BED, SITTING, occupancy_state, sitting_share
+
+    bed_mm = 2101.0
+    net = torch.full((3, *NET_SHAPE), bed_mm)
+    net[0, 40:70, 40:54] = bed_mm - 800.0  # a trunk and head 0.8 m up at the edge: sitting
+    net[1, 20:110, 15:40] = bed_mm - 450.0  # a raised knee, 0.45 m: still lying
+    share = sitting_share(net, bed_mm)
+    assert share[0] > 0.05 and share[1] == 0 and share[2] == 0
+    state = occupancy_state(torch.tensor([0.1, 0.9, 0.2]), net, bed_mm)
+    assert state.tolist() == [SITTING, IN_BED, EMPTY]
+    net[2, :10] = 0  # no readings are not tall things
+    assert sitting_share(net, bed_mm)[2] == 0
