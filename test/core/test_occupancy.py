@@ -38,6 +38,7 @@ def test_a_body_seen_where_it_is_predicted_is_present_a_flat_bed_is_not():
     assert abs(float(heights[0, 50, 20]) - 0.2) < 1e-5 and valid.all()
     agreement, raised, volume, error = occupancy_features(seen, body)[0]
     assert agreement > 0.99 and error < 1e-3
+    assert abs(float(raised) - 90 * 25 / (128 * 54)) < 1e-6
     cell = (0.83 / 55) * (1.91 / 127)
     assert abs(float(volume) - 90 * 25 * 0.2 * cell) < 1e-3
     flat = torch.ones(1, *NET_SHAPE)
