@@ -33,6 +33,7 @@ from disrt_core.data.source import COVERS
 from disrt_core.decoder import DecoderConfig, MeshDecoder
 from disrt_core.measurements import MEASUREMENTS, body_measurements, landmarks_for
 from disrt_core.metrics import measurement_errors_cm, mpjpe_mm, pve_mm
+from disrt_core.posture import POSTURES, posture_from_axis_angle
 from disrt_core.train.config import DataSpec
 
 
@@ -74,6 +75,7 @@ def evaluate_batches(estimator, batches: Iterable[dict], pairs: Sequence[tuple[i
     decoder = estimator.decoder
     landmarks = landmarks_for(body) if measurements else None
     out = [{"keys": [], "cover": [], "female": [], "mpjpe_mm": [], "pve_mm": [],
+            "posture": [], "posture_pred": [],
             **{f"{m}_cm": [] for m in MEASUREMENTS}} for _ in pairs]
     for batch in batches:
         if "params" not in batch:
@@ -95,6 +97,10 @@ def evaluate_batches(estimator, batches: Iterable[dict], pairs: Sequence[tuple[i
             res["female"].append(female.cpu().numpy())
             res["mpjpe_mm"].append(mpjpe_mm(pred.joints, gt_joints).cpu().numpy())
             res["pve_mm"].append(pve_mm(pred.vertices, gt_vertices).cpu().numpy())
+            if "posture" in batch:
+                res["posture"].append(batch["posture"].cpu().numpy())
+                root = layout.unpack(pred.params.float()).root_orient
+                res["posture_pred"].append(posture_from_axis_angle(root).cpu().numpy())
             if measurements:
                 pm = body_measurements(body, pred.params[:, layout.shape], body_gender,
                                        landmarks)
@@ -109,7 +115,9 @@ def evaluate_batches(estimator, batches: Iterable[dict], pairs: Sequence[tuple[i
 
 def summarise(per_sample: dict[str, Any]) -> dict[str, Any]:
     """Means per cover (``uncover``, ``cover1``, ``cover2``, ``all``) of MPJPE and PVE (mm),
-    per gender where known, and of the measurement errors (cm); sample counts in ``n``."""
+    per gender where known, and of the measurement errors (cm); sample counts in ``n``; per
+    true posture (where the data has it) MPJPE, PVE and the share whose predicted root gives
+    that posture (``by_posture``)."""
     cover = per_sample["cover"]
     if len(cover) == 0:
         raise ValueError("no samples were evaluated")
@@ -127,6 +135,14 @@ def summarise(per_sample: dict[str, Any]) -> dict[str, Any]:
         for name, v in (("female", 1), ("male", 0)) if (female == v).any()}
     if len(per_sample.get("height_cm", ())):
         out["shape_cm"] = {m: float(per_sample[f"{m}_cm"].mean()) for m in MEASUREMENTS}
+    posture, guess = per_sample.get("posture", ()), per_sample.get("posture_pred", ())
+    if len(posture) == len(cover):
+        out["by_posture"] = {
+            name: {"n": int((posture == i).sum()),
+                   "mpjpe_mm": float(per_sample["mpjpe_mm"][posture == i].mean()),
+                   "pve_mm": float(per_sample["pve_mm"][posture == i].mean()),
+                   "posture_accuracy": float((guess[posture == i] == i).mean())}
+            for i, name in enumerate(POSTURES) if (posture == i).any()}
     return out
 
 

@@ -117,3 +117,14 @@ def test_evaluate_cli_sweeps_steps_and_hypotheses(constant_checkpoint, data_root
     assert "| constant.safetensors | 5 | 2 |" in capsys.readouterr().out
     assert evaluate_main([str(tmp_path / "missing.safetensors"), "--slp", "x"]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_summary_per_posture_with_its_accuracy():
+    per = {"cover": np.zeros(6, int), "female": np.full(6, -1),
+           "mpjpe_mm": np.array([10.0, 20.0, 30.0, 40.0, 50.0, 60.0]),
+           "pve_mm": np.ones(6), "posture": np.array([0, 0, 3, 3, 3, 1]),
+           "posture_pred": np.array([0, 0, 0, 3, 3, 2])}
+    s = summarise(per)["by_posture"]
+    assert s["supine"] == {"n": 2, "mpjpe_mm": 15.0, "pve_mm": 1.0, "posture_accuracy": 1.0}
+    assert s["prone"]["mpjpe_mm"] == 40.0 and s["prone"]["posture_accuracy"] == 2 / 3
+    assert s["left"]["posture_accuracy"] == 0.0 and "right" not in s
