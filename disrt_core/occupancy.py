@@ -11,13 +11,18 @@ frame), as a probability (:func:`presence_probability`) from a logistic model of
   is ≥ 4 cm above the mattress) where something is seen at least 40 % as high as the body
   there (a blanket over a body is as high or higher; an empty bed is not): a body answered
   to a flat bed finds nothing under it;
+* ``contrast`` — the mean height seen over that footprint minus the mean height seen in a
+  band 6–15 cm around it (m): a body stands out from the mattress beside it, depth noise
+  and a flat blanket do not;
 * ``raised`` — the share of the network grid seen 5 cm or more above the mattress;
 * ``volume`` — what lies above the mattress, m³ (the sum of heights times the cell area,
   up to 0.715 m a cell): an adult lying in bed is 0.05–0.1 m³, a pillow about 0.01 m³;
 * ``shape_error`` — the mean absolute difference (m) between the predicted body's top and
   what is seen, over its footprint.
 
-Cells without a reading (0 in the input) count for neither side.
+The heights seen are averaged over 5×5 cells first (:func:`smoothed_heights`): a stereo
+camera's noise at 3 m is several cm a pixel. Cells without a reading (0 in the input) count
+for neither side.
 
 The bed's state (:func:`occupancy_state`, :data:`STATES`): ``sitting_on_edge`` when a
 share of the bed region is seen more than :data:`SITTING_M` above the mattress (an upright
@@ -47,12 +52,13 @@ from disrt_core.geometry.bedframe import (
     label_to_net,
 )
 
-FEATURES = ("agreement", "raised", "volume", "shape_error")
+FEATURES = ("agreement", "contrast", "raised", "volume", "shape_error")
 #: Logistic model: p = σ(w · features + b), [w..., b] in :data:`FEATURES` order.
-COEFFICIENTS = (12.0, 6.0, 40.0, -20.0, -7.0)
+COEFFICIENTS = (8.0, 60.0, 3.0, 10.0, -20.0, -8.0)
 FOOTPRINT_M = 0.04  # body cells: its top at least this high above the mattress
 RAISED_M = 0.05
 AGREE_SHARE = 0.4
+SMOOTH = 5  # cells of the neighbourhood the observed heights are averaged over
 STATES = ("in_bed", "empty", "sitting_on_edge")
 IN_BED, EMPTY, SITTING = range(3)
 SITTING_M = 0.55  # a sitting trunk's shoulders and head are higher above the mattress
@@ -86,10 +92,22 @@ def body_top_map(vertices: Tensor) -> Tensor:
     return -F.max_pool2d(padded, 3, stride=1)[:, 0]
 
 
+def smoothed_heights(depth: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`observed_heights` averaged over the readings of each 5×5 neighbourhood
+    (about 7.5 cm: the depth noise of a stereo camera at 3 m, several cm a pixel, averages
+    out, a body does not), and where any reading is near."""
+    seen, valid = observed_heights(depth)
+    w = valid.float()[:, None]
+    box = torch.ones(1, 1, SMOOTH, SMOOTH, device=seen.device) / SMOOTH**2
+    total = F.conv2d((seen * valid)[:, None], box, padding=SMOOTH // 2)
+    weight = F.conv2d(w, box, padding=SMOOTH // 2)
+    return (total / weight.clamp(min=1e-6))[:, 0], weight[:, 0] > 0.2
+
+
 def occupancy_features(depth: Tensor, vertices: Tensor) -> Tensor:
     """[B, len(FEATURES)] from the network input (see :func:`observed_heights`) and the
     predicted mesh [B,V,3] (label frame, metres)."""
-    seen, valid = observed_heights(depth)
+    seen, valid = smoothed_heights(depth)
     top = body_top_map(vertices.float())
     footprint = (top > FOOTPRINT_M) & valid
     area = footprint.flatten(1).sum(1).clamp(min=1)
@@ -97,11 +115,19 @@ def occupancy_features(depth: Tensor, vertices: Tensor) -> Tensor:
     agreement = agree.flatten(1).sum(1) / area
     shape_error = torch.where(footprint, (seen - top).abs(), torch.zeros_like(seen))
     shape_error = shape_error.flatten(1).sum(1) / area
+    # What lies on the body's outline against what lies around it (4..10 cells out).
+    body = (top > FOOTPRINT_M).float()[:, None]
+    near = F.max_pool2d(body, 9, stride=1, padding=4)[:, 0] > 0
+    far = F.max_pool2d(body, 21, stride=1, padding=10)[:, 0] > 0
+    ring = far & ~near & valid
+    inside = torch.where(footprint, seen, torch.zeros_like(seen)).flatten(1).sum(1) / area
+    around = torch.where(ring, seen, torch.zeros_like(seen)).flatten(1).sum(1) / \
+        ring.flatten(1).sum(1).clamp(min=1)
     n_valid = valid.flatten(1).sum(1).clamp(min=1)
     raised = ((seen >= RAISED_M) & valid).flatten(1).sum(1) / n_valid
     cell = NET_PITCH_X * NET_PITCH_Y
     volume = torch.where(valid, seen.clamp(min=0), torch.zeros_like(seen)).flatten(1).sum(1)
-    return torch.stack([agreement, raised, volume * cell, shape_error], -1)
+    return torch.stack([agreement, inside - around, raised, volume * cell, shape_error], -1)
 
 
 def presence_probability(depth: Tensor, vertices: Tensor,
