@@ -5,10 +5,13 @@
   native-order array [H,W] or [H,W,C].
 * :func:`depth_to_mm` turns a depth image into float32 millimetres along the optical axis,
   with 0 wherever there is no reading: ``16UC1`` / ``mono16`` hold mm (0 = no reading, the
-  REP-118 convention), ``32FC1`` holds metres (NaN, ±inf or ≤ 0 = no reading).
+  REP-118 convention), ``32FC1`` holds metres (NaN, ±inf or ≤ 0 = no reading). It also
+  reads image_transport's ``compressedDepth`` messages (``sensor_msgs/CompressedImage``,
+  :func:`decode_compressed_depth`; :func:`compressed_depth` writes them).
 * :func:`array_to_image`, :func:`camera_info_to_K`, :func:`intrinsics_to_K`,
   :func:`points_to_cloud` / :func:`cloud_to_points` (x, y, z float32 PointCloud2).
-* :class:`FrameResult` (one frame's estimate) -> :func:`pose_array` and :func:`pose_json`.
+* :class:`FrameResult` (one frame's estimate) -> :func:`pose_array` and :func:`pose_json`;
+  :func:`state_message` for stamped states such as ``~/posture``.
 
 Malformed input raises :class:`ImageFormatError`, whose message names the problem and what
 to change; the node reports it and keeps running.
@@ -17,13 +20,16 @@ to change; the node reports it and keeps running.
 from __future__ import annotations
 
 import json
+import struct
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Pose, PoseArray
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header, String
 
 #: encoding -> (numpy dtype kind+size, channels).
@@ -38,6 +44,11 @@ ENCODINGS: dict[str, tuple[str, int]] = {
 }
 DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
 _NATIVE_BIG = sys.byteorder == "big"
+#: image_transport compressedDepth's ``ConfigHeader`` before the PNG (compression_common.h):
+#: int32 format (0 = INV_DEPTH, always written), float32 depthQuantA, float32 depthQuantB,
+#: copied from memory, so in the publisher's byte order: little-endian on x86 and ARM. The
+#: floats are only meaningful for 32FC1 (left uninitialised for 16-bit images).
+COMPRESSED_DEPTH_HEADER = struct.Struct("<iff")
 
 
 class ImageFormatError(ValueError):
@@ -89,21 +100,112 @@ def image_to_array(msg: Image) -> np.ndarray:
     return out[..., 0] if channels == 1 else out
 
 
-def depth_to_mm(msg: Image) -> np.ndarray:
-    """Depth image -> float32 [H,W] millimetres along the optical axis, 0 = no reading."""
-    if msg.encoding not in DEPTH_ENCODINGS:
-        raise ImageFormatError(
-            "encoding",
-            f"depth image has encoding {msg.encoding!r}; the node reads 16UC1 / mono16 "
-            "(mm) or 32FC1 (m). Subscribe to the depth stream (e.g. realsense-ros "
-            "depth/image_rect_raw), not colour, infrared or a colourised depth image",
-        )
-    pixels = image_to_array(msg)
+def depth_to_mm(msg: Image | CompressedImage) -> np.ndarray:
+    """Depth image -> float32 [H,W] millimetres along the optical axis, 0 = no reading.
+
+    ``msg`` is a ``sensor_msgs/Image`` or an image_transport ``compressedDepth``
+    ``CompressedImage`` (:func:`decode_compressed_depth`)."""
+    if isinstance(msg, CompressedImage):
+        pixels = decode_compressed_depth(msg)
+    else:
+        if msg.encoding not in DEPTH_ENCODINGS:
+            raise ImageFormatError(
+                "encoding",
+                f"depth image has encoding {msg.encoding!r}; the node reads 16UC1 / mono16 "
+                "(mm) or 32FC1 (m). Subscribe to the depth stream (e.g. realsense-ros "
+                "depth/image_rect_raw), not colour, infrared or a colourised depth image",
+            )
+        pixels = image_to_array(msg)
     if pixels.dtype == np.uint16:
         return pixels.astype(np.float32)
     with np.errstate(invalid="ignore", over="ignore"):
         mm = pixels * np.float32(1000.0)
         return np.where(np.isfinite(mm) & (mm > 0), mm, np.float32(0.0)).astype(np.float32)
+
+
+def decode_compressed_depth(msg: CompressedImage) -> np.ndarray:
+    """An image_transport ``compressedDepth`` message -> uint16 [H,W] (16UC1 / mono16, the
+    publisher's units, mm for depth cameras) or float32 [H,W] metres (32FC1, NaN = no
+    reading), as compressed_depth_image_transport's ``decodeCompressedDepthImage`` does.
+
+    ``msg.format`` is ``"<encoding>; compressedDepth png"`` (Jazzy; older publishers write
+    ``"<encoding>; compressedDepth"``), ``msg.data`` a 12-byte
+    :data:`COMPRESSED_DEPTH_HEADER` then a 16-bit grey PNG, decoded with OpenCV: the depth
+    itself for 16-bit images; for 32FC1 the quantised inverse depth ``q`` with
+    ``depth = A / (q − B)`` (A, B from the header) and ``q = 0`` for no reading. The RVL
+    codec (``format: rvl``) is refused with a message naming the publisher's parameter.
+    """
+    fmt = str(msg.format)
+    encoding, _, codec = (part.strip() for part in fmt.partition(";"))
+    if "compressedDepth rvl" in codec:
+        raise ImageFormatError("encoding", (
+            f"compressedDepth message with format {fmt!r}: the RVL codec is not supported; "
+            "set the publisher's <topic>.compressedDepth.format parameter to png"))
+    if codec and "compressedDepth" not in codec:
+        raise ImageFormatError("encoding", (
+            f"CompressedImage with format {fmt!r} is not image_transport's compressedDepth "
+            "(PNG depth); subscribe to the .../compressedDepth topic of a depth image"))
+    if encoding not in DEPTH_ENCODINGS:
+        raise ImageFormatError("encoding", (
+            f"compressedDepth message of a {encoding!r} image; the node reads 16UC1 / mono16 "
+            "(mm) or 32FC1 (m) depth: subscribe to the depth stream's compressedDepth topic"))
+    data = np.frombuffer(msg.data, dtype=np.uint8)
+    size = COMPRESSED_DEPTH_HEADER.size
+    if data.size <= size:
+        raise ImageFormatError("size", (
+            f"compressedDepth message holds {data.size} B, no more than its {size}-byte "
+            "header: the publisher sent no image"))
+    _, quant_a, quant_b = COMPRESSED_DEPTH_HEADER.unpack(data[:size].tobytes())
+    pixels = cv2.imdecode(data[size:], cv2.IMREAD_UNCHANGED)
+    if pixels is None or pixels.dtype != np.uint16 or pixels.ndim != 2:
+        what = "is not an image" if pixels is None else \
+            f"is {pixels.dtype} with shape {pixels.shape}"
+        raise ImageFormatError("encoding", (
+            f"compressedDepth ({fmt!r}) data after the {size}-byte header {what}; expected a "
+            "16-bit grey PNG: is the publisher image_transport's compressedDepth?"))
+    if encoding != "32FC1":
+        return pixels
+    if not (np.isfinite(quant_a) and np.isfinite(quant_b) and quant_a > 0):
+        raise ImageFormatError("encoding", (
+            f"compressedDepth 32FC1 message with quantisation A={quant_a}, B={quant_b}: not "
+            "image_transport's inverse-depth header"))
+    q = pixels.astype(np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        depth = np.float32(quant_a) / (q - np.float32(quant_b))
+    return np.where(pixels > 0, depth, np.float32(np.nan)).astype(np.float32)
+
+
+def compressed_depth(depth: np.ndarray, encoding: str, header: Header | None = None, *,
+                     depth_max: float = 10.0, depth_quantization: float = 100.0,
+                     png_level: int = 3) -> CompressedImage:
+    """Depth [H,W] (uint16 for 16UC1 / mono16, float32 metres for 32FC1) -> the
+    ``compressedDepth`` message compressed_depth_image_transport's publisher sends, with its
+    parameters' defaults: 16-bit values above ``depth_max`` m become 0; 32FC1 becomes the
+    inverse depth ``q = A / depth + B`` (float32, truncated to uint16; 0 for NaN, ≤ 0 or
+    ≥ ``depth_max``) with ``A = z0 (z0 + 1)``, ``B = 1 − A / depth_max``, z0 =
+    ``depth_quantization``."""
+    if encoding not in DEPTH_ENCODINGS:
+        raise ValueError(f"compressedDepth needs a depth encoding {DEPTH_ENCODINGS}, "
+                         f"got {encoding!r}")
+    quant_a = quant_b = 0.0
+    if encoding == "32FC1":
+        d = np.asarray(depth, np.float32)
+        quant_a = np.float32(depth_quantization * (depth_quantization + 1.0))
+        quant_b = np.float32(1.0) - quant_a / np.float32(depth_max)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            q = np.where(np.isfinite(d) & (d > 0) & (d < depth_max), quant_a / d + quant_b, 0)
+        pixels = np.clip(q, 0, 65535).astype(np.float32).astype(np.uint16)
+    else:
+        pixels = np.asarray(depth, np.uint16).copy()
+        pixels[pixels > np.uint16(depth_max * 1000.0)] = 0
+    ok, png = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, png_level])
+    if not ok:
+        raise ValueError(f"OpenCV could not encode a {pixels.shape} PNG")
+    msg = CompressedImage(format=f"{encoding}; compressedDepth png")
+    if header is not None:
+        msg.header = header
+    msg.data = COMPRESSED_DEPTH_HEADER.pack(0, float(quant_a), float(quant_b)) + png.tobytes()
+    return msg
 
 
 def array_to_image(array: np.ndarray, encoding: str, header: Header | None = None) -> Image:
@@ -244,3 +346,16 @@ def pose_json(result: FrameResult, joint_names: Sequence[str], model_id: str) ->
         "T_cam_bed": np.round(result.T_cam_bed, 6).reshape(-1).tolist(),
     }
     return String(data=json.dumps(payload, separators=(",", ":")))
+
+
+def state_message(header: Header, name: str, label: str, hardware_id: str,
+                  values: Mapping[str, object] | None = None) -> DiagnosticArray:
+    """A stamped state of one camera's frame (``~/posture``; later ``~/occupancy``): a
+    DiagnosticArray with the frame's ``header`` and one OK DiagnosticStatus named ``name``
+    whose message is the state's ``label``, ``hardware_id`` the camera and values ``name:
+    label`` then ``values`` (e.g. per-class probabilities), as strings."""
+    pairs = {name: label, **(values or {})}
+    status = DiagnosticStatus(level=DiagnosticStatus.OK, name=name, message=label,
+                              hardware_id=hardware_id,
+                              values=[KeyValue(key=k, value=str(v)) for k, v in pairs.items()])
+    return DiagnosticArray(header=header, status=[status])

@@ -1,15 +1,19 @@
-"""Image / CameraInfo / PointCloud2 conversions: encodings, byte order, row padding, NaN."""
+"""Image / CameraInfo / PointCloud2 conversions: encodings, byte order, row padding, NaN;
+image_transport's compressedDepth; the stamped state message."""
 
 from __future__ import annotations
 
 import json
+import struct
 
+import cv2
 import numpy as np
 import pytest
 
 pytest.importorskip("rclpy")
 
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+from diagnostic_msgs.msg import DiagnosticStatus
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
 from disrt_ros.conversions import (
@@ -18,12 +22,15 @@ from disrt_ros.conversions import (
     array_to_image,
     camera_info_to_K,
     cloud_to_points,
+    compressed_depth,
+    decode_compressed_depth,
     depth_to_mm,
     image_to_array,
     intrinsics_to_K,
     points_to_cloud,
     pose_array,
     pose_json,
+    state_message,
 )
 
 
@@ -157,3 +164,89 @@ def test_pose_array_and_json():
     np.testing.assert_allclose(payload["joints"], joints_cam, atol=1e-5)
     np.testing.assert_allclose(payload["joints_bed"], joints_cam + 1, atol=1e-5)
     assert len(payload["params"]) == 84 and len(payload["T_cam_bed"]) == 16
+
+
+def _png16(pixels) -> bytes:
+    ok, png = cv2.imencode(".png", np.asarray(pixels, np.uint16))
+    assert ok
+    return png.tobytes()
+
+
+def test_compressed_depth_hand_made_messages():
+    """Bytes laid out by hand as compressed_depth_image_transport writes them: a 12-byte
+    ConfigHeader (int32 format 0 = INV_DEPTH, float32 depthQuantA, float32 depthQuantB,
+    little-endian), then a 16-bit grey PNG (what cv::imencode writes)."""
+    # 16UC1: the PNG holds the millimetres; the header's floats mean nothing.
+    msg = CompressedImage(format="16UC1; compressedDepth png")
+    msg.data = bytes(12) + _png16([[1000, 0], [2101, 40000]])
+    np.testing.assert_array_equal(depth_to_mm(msg), [[1000, 0], [2101, 40000]])
+    # 32FC1 with the publisher's defaults depth_quantization z0 = 100, depth_max = 10 m:
+    # A = z0 (z0 + 1) = 10100, B = 1 - A / 10 = -1009, bytes 00d01d46 and 00407cc4; the PNG
+    # holds q = A / d + B: 4041 -> 10100 / 5050 = 2.0 m, 19191 -> 0.5 m, 1 -> 10 m, 0 none.
+    header = bytes.fromhex("00000000" "00d01d46" "00407cc4")
+    assert header == struct.pack("<iff", 0, 10100.0, -1009.0)
+    msg = CompressedImage(format="32FC1; compressedDepth png")
+    msg.data = header + _png16([[4041, 0], [19191, 1]])
+    np.testing.assert_allclose(depth_to_mm(msg), [[2000.0, 0.0], [500.0, 10000.0]], rtol=1e-6)
+    metres = decode_compressed_depth(msg)
+    assert metres.dtype == np.float32 and np.isnan(metres[0, 1])
+    # Publishers before Jazzy wrote the format without the codec: PNG.
+    msg.format = "32FC1; compressedDepth"
+    np.testing.assert_allclose(depth_to_mm(msg)[0, 0], 2000.0, rtol=1e-6)
+
+
+def test_compressed_depth_round_trip_within_the_quantisation():
+    rng = np.random.default_rng(0)
+    mm = rng.integers(0, 9000, (48, 64)).astype(np.uint16)
+    h = Header(frame_id="cam")
+    msg = compressed_depth(mm, "16UC1", h)
+    assert msg.format == "16UC1; compressedDepth png" and msg.header.frame_id == "cam"
+    np.testing.assert_array_equal(depth_to_mm(msg), mm)  # PNG is lossless
+    over = mm.copy()
+    over[0, 0] = 12000  # beyond depth_max (10 m): the publisher sends "no reading"
+    assert depth_to_mm(compressed_depth(over, "16UC1"))[0, 0] == 0
+    # 32FC1: q = floor(A / d + B), so d' = A / (q - B) >= d, short by less than one step of
+    # q: d' - d < d'^2 / A (1.6 mm at 4 m with A = 10100).
+    metres = rng.uniform(0.5, 4.0, (48, 64)).astype(np.float32)
+    metres[0, :3] = [np.nan, 0.0, 11.0]  # no reading, no reading, beyond depth_max
+    out = depth_to_mm(compressed_depth(metres, "32FC1")) / 1000.0
+    assert (out[0, :3] == 0).all()
+    err = out[1:] - metres[1:]
+    assert (err >= -1e-6).all() and (err < out[1:] ** 2 / 10100.0 + 1e-6).all()
+    assert np.abs(err).max() > 1e-5  # really quantised, not passed through
+
+
+@pytest.mark.parametrize("fmt,data,kind,words", [
+    ("16UC1; compressedDepth rvl", bytes(12) + b"rvl", "encoding", "RVL codec"),
+    ("16UC1; png compressed", bytes(12) + b"x", "encoding", "not image_transport's"),
+    ("bgr8; compressedDepth png", bytes(12) + b"x", "encoding", "'bgr8'"),
+    ("16UC1; compressedDepth png", bytes(12), "size", "no more than its 12-byte header"),
+    ("16UC1; compressedDepth png", bytes(12) + b"not a png", "encoding", "not an image"),
+])
+def test_compressed_depth_errors_name_the_problem(fmt, data, kind, words):
+    msg = CompressedImage(format=fmt)
+    msg.data = data
+    with pytest.raises(ImageFormatError, match=words) as error:
+        depth_to_mm(msg)
+    assert error.value.kind == kind
+
+
+def test_compressed_depth_refuses_a_colour_png():
+    msg = CompressedImage(format="16UC1; compressedDepth png")
+    _, png = cv2.imencode(".png", np.zeros((2, 2, 3), np.uint8))
+    msg.data = bytes(12) + png.tobytes()
+    with pytest.raises(ImageFormatError, match="expected a 16-bit grey PNG"):
+        depth_to_mm(msg)
+
+
+def test_state_message_is_stamped_with_the_frame():
+    h = Header(frame_id="cam_optical")
+    h.stamp.sec, h.stamp.nanosec = 12, 34
+    msg = state_message(h, "posture", "left", "bed3", {"p_left": 0.9})
+    assert msg.header.frame_id == "cam_optical" and (msg.header.stamp.sec,
+                                                     msg.header.stamp.nanosec) == (12, 34)
+    (status,) = msg.status
+    assert (status.level, status.name, status.message, status.hardware_id) == (
+        DiagnosticStatus.OK, "posture", "left", "bed3")
+    assert [(kv.key, kv.value) for kv in status.values] == [("posture", "left"),
+                                                             ("p_left", "0.9")]
