@@ -11,18 +11,31 @@ all beds), then ``deliver(job, result)`` for each, and records the latency from 
 
 The node runs two of them: inference (+ the light outputs) and the display outputs (mesh,
 cloud, overlay), so drawing a big mesh never delays the next inference.
+
+Stopping: :meth:`BatchWorker.stop` lets the current batch finish and waits for it at most
+``timeout`` seconds; the thread is a daemon, and :func:`running` lists the workers whose
+thread is still alive, so that the process can end without waiting for a long torch call
+(see :mod:`disrt_ros.process` for why it must then end with ``os._exit``).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+_WORKERS: weakref.WeakSet[BatchWorker] = weakref.WeakSet()
+
+
+def running() -> list[BatchWorker]:
+    """The workers whose thread is alive (started and not yet ended)."""
+    return [worker for worker in list(_WORKERS) if worker.alive]
 
 
 @dataclass
@@ -105,23 +118,43 @@ class BatchWorker:
         self._cond = threading.Condition()
         self._stop = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        _WORKERS.add(self)
 
     def start(self) -> BatchWorker:
         """Start the thread; returns once its ``initializer`` ran (raising what it raised,
-        in which case the thread has ended)."""
-        self._thread.start()
-        self._init_done.wait()
+        in which case the thread has ended). An exception while waiting (a signal's
+        KeyboardInterrupt) asks the thread to stop and propagates."""
+        try:
+            self._thread.start()
+            # Timed waits: a signal the kernel hands to another thread does not interrupt a
+            # blocking wait here, and its Python handler runs only between two waits.
+            while not self._init_done.wait(0.1):
+                pass
+        except BaseException:
+            self.stop(timeout=0.0)
+            raise
         if self._init_error is not None:
             raise self._init_error
         return self
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Ask the thread to finish its current batch and exit; waits up to ``timeout`` s."""
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Ask the thread to finish its current batch and exit; waits up to ``timeout`` s.
+        True if the thread has ended (or never started)."""
         with self._cond:
             self._stop = True
             self._cond.notify_all()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout)
+            self._thread.join(max(timeout, 0.0))
+        return not self._thread.is_alive()
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` was called."""
+        return self._stop
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
     def submit(self, job: Job) -> bool:
         """Queue ``job`` in its key's slot; False if it replaced (dropped) a waiting job."""
@@ -140,6 +173,11 @@ class BatchWorker:
     def pending(self) -> int:
         with self._cond:
             return len(self._slots)
+
+    def waiting(self, key: str) -> Job | None:
+        """The job waiting in ``key``'s slot, if any."""
+        with self._cond:
+            return self._slots.get(key)
 
     def _take(self) -> list[Job] | None:
         with self._cond:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from signal import SIGINT
 
 import pytest
 
-from disrt_ros.worker import BatchWorker, Job, LatencyWindow
+from disrt_ros.worker import BatchWorker, Job, LatencyWindow, running
 
 TIMEOUT = 10.0
 
@@ -111,6 +113,40 @@ def test_stop_ends_the_thread():
     worker = BatchWorker(["a"], lambda jobs: jobs, lambda job, r: None).start()
     worker.stop(timeout=TIMEOUT)
     assert not worker._thread.is_alive()
+
+
+def test_stop_gives_up_after_its_timeout_and_running_lists_the_busy_worker():
+    """A batch that takes long is not waited for past the timeout (the process decides what
+    to do with a thread still busy: disrt_ros.process)."""
+    gate = Gate()
+    worker = BatchWorker(["a"], gate, lambda job, r: None).start()
+    worker.submit(Job("a", "f0"))
+    assert gate.entered.wait(TIMEOUT)
+    assert worker.stop(timeout=0.0) is False and worker.stopping
+    assert worker in running()
+    gate.release.set()
+    assert wait_until(lambda: not worker.alive)
+    assert worker not in running() and worker.stop(timeout=0.0) is True
+
+
+def test_interrupted_start_stops_the_thread():
+    """A signal (KeyboardInterrupt in the main thread) while start() waits for a long
+    initializer (the node's warm-up): start re-raises it and the thread is asked to stop."""
+    release = threading.Event()
+    entered = threading.Event()
+
+    def init():
+        entered.set()
+        release.wait(TIMEOUT)
+
+    worker = BatchWorker(["a"], lambda jobs: jobs, lambda job, r: None, initializer=init)
+    threading.Thread(target=lambda: (entered.wait(TIMEOUT), os.kill(os.getpid(), SIGINT)),
+                     daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        worker.start()
+    assert worker.stopping and worker in running()
+    release.set()
+    assert wait_until(lambda: not worker.alive)  # ends once the initializer returns
 
 
 def test_initializer_runs_on_the_worker_thread_before_start_returns():
