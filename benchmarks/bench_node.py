@@ -94,7 +94,8 @@ def serve(args) -> None:
         estimator = build_estimator(args)
     names = [f"cam{i}" for i in range(args.cameras)]
     params = {"cameras": names, "max_batch": max(1, args.cameras), "diagnostics_period_s": 0.5,
-              "cpu_threads": args.threads}
+              "cpu_threads": args.threads,
+              "input_qos": "sensor_data"}  # the probe publishes best effort, as when measured
     for name in names:
         params[f"{name}.camera_height_m"] = CAMERA_HEIGHT_M
     rclpy.init()

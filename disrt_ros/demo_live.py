@@ -26,7 +26,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.logging import LoggingSeverity
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header, String
 from visualization_msgs.msg import MarkerArray
@@ -47,6 +47,9 @@ from disrt_ros.tools.record import Recorder
 COVER_NAMES = ("uncover", "cover1", "cover2")
 GT_RGBA = np.tile([0.3, 0.9, 0.3, 1.0], (24, 1))
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+#: The simulated camera publishes as realsense-ros does by default (reliable, keep last 5),
+#: which the node's default input_qos matches.
+CAMERA_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 READY_TIMEOUT_S = 30.0
 DRAIN_QUIET_S = 1.5  # after the last frame: stop once no answer came for this long
 DRAIN_MAX_S = 6.0
@@ -238,9 +241,9 @@ class Live:
         spinner.start()
         try:
             pubs = {
-                "depth": node.create_publisher(Image, DEPTH_TOPIC, qos_profile_sensor_data),
+                "depth": node.create_publisher(Image, DEPTH_TOPIC, CAMERA_QOS),
                 "info": node.create_publisher(CameraInfo, DEPTH_INFO_TOPIC,
-                                              qos_profile_sensor_data),
+                                              CAMERA_QOS),
                 "gt": node.create_publisher(String, GT_POSE_TOPIC, RELIABLE),
                 "gt_joints": node.create_publisher(MarkerArray, GT_JOINTS_TOPIC, RELIABLE)}
             watched = {self.prefix + "pose_json": (String, self._on_pose),

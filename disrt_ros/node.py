@@ -1,66 +1,50 @@
 """``disrt-bed-monitor``: live in-bed body mesh recovery from overhead depth cameras.
 
 Inputs, per camera named in the ``cameras`` parameter (see :mod:`disrt_ros.params`): a depth
-``sensor_msgs/Image`` (16UC1 / mono16 in mm or 32FC1 in m) and its ``CameraInfo``, with the
-sensor-data QoS (best effort, keep last 5), as realsense-ros and Kinect drivers publish them.
+``sensor_msgs/Image`` (16UC1 / mono16 in mm or 32FC1 in m), or with ``input_transport:
+compressedDepth`` image_transport's ``sensor_msgs/CompressedImage`` on
+``<depth_topic>/compressedDepth``, and its ``CameraInfo``, both with the QoS of
+``input_qos``: reliable, keep last 5 by default, as realsense-ros, Azure Kinect and Orbbec
+drivers publish them (``sensor_data`` for best-effort publishers). A publisher whose QoS
+the subscription cannot match is reported (incompatible-QoS event -> /diagnostics WARN).
 
 Outputs, under ``~/`` with one camera and ``~/<camera>/`` with several, stamped with the
-input image's header and in its frame (the camera optical frame):
-
-============== ============================== ================================================
-topic          type                           content
-============== ============================== ================================================
-joints         visualization_msgs/MarkerArray 24 joint spheres + bones, coloured by spread
-mesh           visualization_msgs/Marker      TRIANGLE_LIST of the body mesh
-mesh_cloud     sensor_msgs/PointCloud2        mesh vertices, float32 x y z
-pose           geometry_msgs/PoseArray        24 joints, SMPL order; pose 0 has the root
-                                              orientation, the others the identity
-pose_json      std_msgs/String                JSON: schema, stamp, frame_id, camera, model_id,
-                                              posture, hypotheses, joint_names, joints (camera
-                                              frame, m), joints_bed (bed frame), joint_spread
-                                              (m), params (body model, bed frame), T_cam_bed
-posture        std_msgs/String                supine | left | right | prone (latched)
-overlay        sensor_msgs/Image              bgr8 network input with the skeleton
-/diagnostics   diagnostic_msgs/DiagnosticArray see :mod:`disrt_ros.diagnostics`
-============== ============================== ================================================
-
-Output QoS [choice]: reliable (RViz, rqt and ``ros2 topic echo`` subscribe reliably by
-default and a best-effort publisher would not reach them), volatile; keep last 1 for the big
-display topics (mesh, mesh_cloud, overlay: only the newest matters), 5 for ``joints`` (small;
-a slow reader still gets every skeleton) and 10 for ``pose``/``pose_json`` (downstream logic
-should not miss results); ``posture`` is transient-local so a dashboard that starts later
-gets the current posture at once. A message nobody subscribes to is not built (``posture``,
-a few bytes, is always sent so that it stays latched).
+input image's header and in its frame: ``joints``, ``mesh``, ``mesh_cloud``, ``pose``,
+``pose_json``, ``posture`` (stamped DiagnosticArray) + ``posture_text`` (String), ``overlay``,
+and ``/diagnostics`` (types, contents and QoS in :mod:`disrt_ros.topics`; levels in
+:mod:`disrt_ros.diagnostics`). A message nobody subscribes to is not built (the posture
+topics, a few bytes, are always sent so that they stay latched).
 
 Each frame: the executor thread only counts it, checks its frame id and the rate limit, and
 puts it in its camera's newest-frame slot; an inference thread decodes and checks the
 waiting frames (encoding, size, intrinsics, valid pixels) and runs them through
 :class:`disrt_ros.pipeline.Pipeline` as one batch (:mod:`disrt_ros.worker`); mesh, cloud and
 overlay are built on a third thread, at most ``display_rate_hz`` per camera. Bad input is
-logged once, counted in /diagnostics, and the node keeps serving.
+logged once, counted in /diagnostics, and the node keeps serving. SIGINT / SIGTERM end the
+process within 3 s at any moment (:mod:`disrt_ros.process`).
 """
 
 from __future__ import annotations
+
+# First, before the seconds of imports below: a signal during them ends the console script
+# quietly (disrt_ros.process).
+from disrt_ros import process  # isort: skip
 
 import argparse
 import sys
 import threading
 import time
+from typing import NoReturn
 
 import numpy as np
-import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import PoseArray
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.event_handler import PublisherEventCallbacks
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_policy_name_from_kind
 from rclpy.utilities import remove_ros_args
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import String
-from visualization_msgs.msg import Marker, MarkerArray
 
 from disrt_core.geometry.bedframe import NET_SHAPE
 from disrt_core.threads import cpu_threads
@@ -72,20 +56,13 @@ from disrt_ros.conversions import (
     points_to_cloud,
     pose_array,
     pose_json,
+    state_message,
 )
 from disrt_ros.markers import joint_markers, mesh_marker_bytes, overlay_image, spread_colours
 from disrt_ros.params import DYNAMIC, MonitorConfig, ParameterError, declare_and_load
 from disrt_ros.pipeline import CameraState, Failure, Pipeline
+from disrt_ros.topics import output_publishers, subscribe_inputs
 from disrt_ros.worker import BatchWorker, Job
-
-_RELIABLE = dict(reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
-DISPLAY_QOS = QoSProfile(depth=1, **_RELIABLE)
-JOINTS_QOS = QoSProfile(depth=5, **_RELIABLE)
-RESULT_QOS = QoSProfile(depth=10, **_RELIABLE)
-LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
-NO_EVENT_HANDLERS = PublisherEventCallbacks(use_default_callbacks=False)  # see _publisher
-QUIET_AFTER_S = 3.0  # a camera without frames for this long is reported (WARN)
 
 
 def load_estimator(config: MonitorConfig):
@@ -142,24 +119,15 @@ class BedMonitorNode(Node):
         self._lock = threading.Lock()
         self._engine_failed = False
         self.cameras = {c.name: CameraState(c) for c in self.config.cameras}
+        self.inputs = {name: diag.InputStats() for name in self.cameras}
         prefix = "~/" if len(self.cameras) == 1 else None
         for name, cam in self.cameras.items():
-            out = prefix or f"~/{name}/"
-            cam.pubs = {
-                "joints": self._publisher(MarkerArray, out + "joints", JOINTS_QOS),
-                "mesh": self._publisher(Marker, out + "mesh", DISPLAY_QOS),
-                "mesh_cloud": self._publisher(PointCloud2, out + "mesh_cloud", DISPLAY_QOS),
-                "overlay": self._publisher(Image, out + "overlay", DISPLAY_QOS),
-                "pose": self._publisher(PoseArray, out + "pose", RESULT_QOS),
-                "pose_json": self._publisher(String, out + "pose_json", RESULT_QOS),
-                "posture": self._publisher(String, out + "posture", LATCHED_QOS),
-            }
-            self.create_subscription(Image, cam.cfg.depth_topic,
-                                     lambda msg, n=name: self._guarded(n, self._on_depth, msg),
-                                     qos_profile_sensor_data)
-            self.create_subscription(CameraInfo, cam.cfg.info_topic,
-                                     lambda msg, n=name: self._guarded(n, self._on_info, msg),
-                                     qos_profile_sensor_data)
+            cam.pubs = output_publishers(self, prefix or f"~/{name}/")
+            self.inputs[name].topic = subscribe_inputs(
+                self, cam.cfg, lambda msg, n=name: self._guarded(n, self._on_depth, msg),
+                lambda msg, n=name: self._guarded(n, self._on_info, msg),
+                lambda topic, event, n=name: self._guarded(n, self._on_incompatible_qos,
+                                                           (topic, event)))
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.pipeline = Pipeline(self.estimator, self.config, self.cameras, self.problems)
         names = list(self.cameras)
@@ -177,7 +145,17 @@ class BedMonitorNode(Node):
         self.get_logger().info(
             f"bed monitor ready: model {self.estimator.model_id} on {self.estimator.device}, "
             f"{self._sampling['steps']} DDIM steps, cameras "
-            + ", ".join(f"{c.name} <- {c.depth_topic}" for c in self.config.cameras))
+            + ", ".join(f"{c.name} <- {self.inputs[c.name].topic} ({c.input_qos})"
+                        for c in self.config.cameras))
+
+    def _publish_state(self, camera: str, state: str, header, label: str,
+                       values: dict | None = None) -> None:
+        """A state of a frame (``posture``; e.g. ``occupancy`` later): stamped with the frame's
+        header on ``~/<state>``, and the bare label on ``~/<state>_text``. Always published
+        (a few bytes), so that both stay latched."""
+        pubs = self.cameras[camera].pubs
+        pubs[state].publish(state_message(header, state, label, camera, values))
+        pubs[state + "_text"].publish(String(data=label))
 
     def _init_inference(self) -> None:
         """On the inference thread, before the first frame: its torch CPU threads, then one
@@ -186,21 +164,22 @@ class BedMonitorNode(Node):
         frames' latency)."""
         torch.set_num_threads(self._threads)
         start, device = time.perf_counter(), torch.device(self.estimator.device)
+        sizes = min(self.config.max_batch, len(self.cameras))
+        self._log("info", f"warming up: one predict per batch size 1..{sizes}"
+                  + (" (with torch.compile: minutes)" if self.config.compile else ""))
         with torch.no_grad():
-            for batch in range(1, min(self.config.max_batch, len(self.cameras)) + 1):
+            for batch in range(1, sizes + 1):
+                if self.worker.stopping:  # a signal during the warm-up
+                    return
                 self.estimator.predict(torch.ones(batch, 1, *NET_SHAPE, device=device))
         self._log("info", f"warm-up done in {time.perf_counter() - start:.2f} s")
 
-    def _publisher(self, msg_type, topic: str, qos):
-        """A publisher without rclpy's default QoS-event handlers (incompatible QoS, type).
-        Each handler is a waitable that the executor re-adds to its wait set, in Python, for
-        every message it takes: 7 publishers per camera made that the executor's main cost
-        with 8 cameras. A subscriber with an incompatible QoS still reports it on its side
-        (RViz, ros2 topic echo); the depth subscriptions keep theirs (a driver mismatch)."""
-        return self.create_publisher(msg_type, topic, qos, event_callbacks=NO_EVENT_HANDLERS)
-
     # ---------------------------------------------------------------- executor thread
     def _log(self, level: str, message: str) -> None:
+        # After a signal the ROS context is gone and rcl would report each line's failed
+        # publication to /rosout; what the threads still say then is not worth it.
+        if not self.context.ok():
+            return
         # One call site per severity: rclpy refuses two severities from the same line.
         logger = self.get_logger()
         if level == "debug":
@@ -230,11 +209,31 @@ class BedMonitorNode(Node):
             self._log("info", f"[{name}] CameraInfo received; using it instead of the "
                               "configured intrinsics")
         cam.intrinsics = (K, (int(msg.width), int(msg.height)))
+        self.inputs[name].incompatible.pop(cam.cfg.info_topic, None)
 
-    def _on_depth(self, name: str, msg: Image) -> None:
+    def _on_incompatible_qos(self, name: str, topic_event) -> None:
+        """A publisher on an input topic whose QoS the subscription cannot match: nothing
+        comes from it. Reported until a message arrives on that topic."""
+        topic, event = topic_event
+        policy = qos_policy_name_from_kind(event.last_policy_kind)
+        qos = self.cameras[name].cfg.input_qos
+        self.inputs[name].incompatible[topic] = policy
+        hint = ("it publishes best effort: set input_qos:=sensor_data (or make the driver "
+                "publish reliably)" if policy == "RELIABILITY" else
+                "compare the publisher's QoS (ros2 topic info -v) with input_qos")
+        self.problems.report(name, "incompatible_qos", (
+            f"a publisher on {topic} offers a QoS that this node's subscription (input_qos "
+            f"{qos}) cannot match (policy {policy}): no message arrives from it; {hint}"),
+            "warn")
+
+    def _on_depth(self, name: str, msg: Image | CompressedImage) -> None:
         """Cheap checks only: decoding waits for the worker, so dropped frames cost nothing."""
-        cam, now = self.cameras[name], time.monotonic()
+        cam, stats, now = self.cameras[name], self.inputs[name], time.monotonic()
         cam.received.tick(now)
+        stamp = msg.header.stamp
+        stats.stamps.add(stamp.sec * 1_000_000_000 + stamp.nanosec, now)
+        if stats.incompatible:
+            stats.incompatible.pop(stats.topic, None)
         cam.last_frame_id = msg.header.frame_id
         if cam.cfg.frame_id and msg.header.frame_id != cam.cfg.frame_id:
             self.problems.report(name, "unknown_camera", (
@@ -246,7 +245,9 @@ class BedMonitorNode(Node):
             cam.rate_limited += 1
             return
         cam.last_submit = now
-        self.worker.submit(Job(name, msg, now))
+        stats.handed.tick(now)
+        if not self.worker.submit(Job(name, msg, now)):  # replaced a waiting frame
+            stats.dropped.tick(now)
 
     def _on_set_parameters(self, params) -> SetParametersResult:
         # Ranges and read-only flags are enforced by rclpy from the descriptors.
@@ -271,6 +272,8 @@ class BedMonitorNode(Node):
     def _deliver(self, job: Job, result: FrameResult | Failure) -> None:
         """Publish the light outputs now and hand the display outputs to their thread."""
         cam = self.cameras[job.key]
+        if not self.context.ok():  # shutting down (a signal): publishing would fail
+            return
         if isinstance(result, Failure):
             self.problems.report(job.key, result.kind, result.message, result.level)
             return
@@ -284,7 +287,7 @@ class BedMonitorNode(Node):
         if pubs["pose_json"].get_subscription_count():
             pubs["pose_json"].publish(pose_json(result, self._joint_names,
                                                 self.estimator.model_id))
-        pubs["posture"].publish(String(data=result.posture))
+        self._publish_state(job.key, "posture", result.header, result.posture)
         cam.published.tick()
         now = time.monotonic()
         wanted = any(pubs[t].get_subscription_count() for t in ("mesh", "mesh_cloud", "overlay"))
@@ -294,6 +297,9 @@ class BedMonitorNode(Node):
             self.display.submit(Job(job.key, result, job.received))
 
     def _on_failed(self, jobs: list[Job], error: BaseException) -> None:
+        if self.worker.stopping or self.display.stopping or not self.context.ok():
+            self._log("debug", f"while stopping: {error!r}")  # e.g. a publisher's context gone
+            return
         self._engine_failed = True
         for job in jobs:
             self.problems.report(job.key, "inference", f"processing failed: {error!r}", "error")
@@ -301,6 +307,8 @@ class BedMonitorNode(Node):
     # ---------------------------------------------------------------- display thread
     def _publish_display(self, result: FrameResult) -> None:
         pubs, cfg = self.cameras[result.camera].pubs, self.config
+        if not self.context.ok():
+            return
         if pubs["mesh"].get_subscription_count():
             pubs["mesh"].publish(mesh_marker_bytes(result.vertices_cam, self._faces,
                                                    result.header,
@@ -315,7 +323,8 @@ class BedMonitorNode(Node):
 
     # ---------------------------------------------------------------- diagnostics
     def diagnostics(self) -> DiagnosticArray:
-        """The current report (what the timer publishes on /diagnostics)."""
+        """The current report (what the timer publishes on /diagnostics); levels in
+        :mod:`disrt_ros.diagnostics`."""
         now, base = time.monotonic(), self.get_fully_qualified_name()
         new_problems = self.problems.take_new()
         lat = self.worker.latency
@@ -336,33 +345,52 @@ class BedMonitorNode(Node):
             hardware_id=str(self.estimator.device))
         statuses = [engine]
         for name, cam in self.cameras.items():
-            stats, shown = self.worker.stats[name], self.display.stats[name]
-            counts, last = self.problems.snapshot(name)
-            levels = []
-            if name in new_problems and last is not None:
-                levels.append((diag.ERROR if last[3] == "error" else diag.WARN, last[2]))
-            seen = cam.received.last()
-            if seen is None or now - seen > QUIET_AFTER_S:
-                levels.append((diag.WARN, f"no depth frames on {cam.cfg.depth_topic}"))
-            level, message = diag.worst(levels)
-            values = {
-                "depth_topic": cam.cfg.depth_topic, "frame_id": cam.last_frame_id,
-                "input_rate_hz": cam.received.rate(now), "output_rate_hz": cam.published.rate(now),
-                "frames_received": cam.received.total, "frames_published": cam.published.total,
-                "dropped_frames": stats.dropped, "rate_limited_frames": cam.rate_limited,
-                "display_dropped": shown.dropped, "failed_frames": stats.failed,
-                "problems": sum(counts.values()),
-                **{f"problems_{kind}": n for kind, n in sorted(counts.items())},
-                "intrinsics": "camera_info" if cam.intrinsics is not None else (
-                    "parameter" if cam.cfg.K_fallback is not None else "none"),
-                "bed_region": cam.cfg.bed_region,
-                "last_problem": last[2] if last else "",
-            }
-            statuses.append(diag.status(f"{base}: camera {name}", level, message, values,
-                                        hardware_id=cam.last_frame_id))
+            statuses.append(self._camera_status(base, name, cam, now, new_problems.get(name)))
         msg = DiagnosticArray(status=statuses)
         msg.header.stamp = self.get_clock().now().to_msg()
         return msg
+
+    def _camera_status(self, base: str, name: str, cam: CameraState, now: float,
+                       problem: tuple[int, str] | None):
+        """One camera's DiagnosticStatus; the level by diag.camera_level."""
+        stats, shown, inputs, cfg = (self.worker.stats[name], self.display.stats[name],
+                                     self.inputs[name], cam.cfg)
+        counts, last = self.problems.snapshot(name)
+        seen, first = cam.received.last(), cam.received.first(now)
+        camera_rate, fraction = inputs.stamps.estimate(now)
+        handed, dropped = inputs.handed.count(now), inputs.dropped.count(now)
+        intrinsics = "camera_info" if cam.intrinsics is not None else (
+            "parameter" if cfg.K_fallback is not None else "none")
+        health = diag.CameraHealth(
+            depth_topic=inputs.topic, info_topic=cfg.info_topic, camera=name,
+            input_qos=cfg.input_qos, since_frame_s=None if seen is None else now - seen,
+            receiving_s=0.0 if first is None else now - first,
+            publishers=self.count_publishers(inputs.topic), intrinsics=intrinsics,
+            handed=handed, dropped=dropped, received_fraction=fraction,
+            camera_rate_hz=camera_rate,
+            qos_incompatible=", ".join(f"{t} ({p})" for t, p in inputs.incompatible.items()),
+            problem=problem)
+        level, message = diag.camera_level(health)
+        if level == diag.ERROR and intrinsics == "none" and "no CameraInfo" in message:
+            self.problems.report(name, "no_geometry", message, "error")  # logged once
+        values = {
+            "depth_topic": inputs.topic, "input_qos": cfg.input_qos,
+            "input_transport": cfg.input_transport, "publishers": health.publishers,
+            "frame_id": cam.last_frame_id,
+            "input_rate_hz": cam.received.rate(now), "output_rate_hz": cam.published.rate(now),
+            "camera_rate_hz": camera_rate if camera_rate is not None else "unknown",
+            "received_fraction": fraction if fraction is not None else "unknown",
+            "dropped_share": dropped / handed if handed else 0.0,
+            "frames_received": cam.received.total, "frames_published": cam.published.total,
+            "dropped_frames": stats.dropped, "rate_limited_frames": cam.rate_limited,
+            "display_dropped": shown.dropped, "failed_frames": stats.failed,
+            "problems": sum(counts.values()),
+            **{f"problems_{kind}": n for kind, n in sorted(counts.items())},
+            "intrinsics": intrinsics, "bed_region": cfg.bed_region,
+            "last_problem": last[2] if last else "",
+        }
+        return diag.status(f"{base}: camera {name}", level, message, values,
+                           hardware_id=cam.last_frame_id)
 
     def _publish_diagnostics(self) -> None:
         self._diagnostics.publish(self.diagnostics())
@@ -373,31 +401,20 @@ class BedMonitorNode(Node):
         super().destroy_node()
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> NoReturn:
     """Console script: ``disrt-bed-monitor [--ros-args --params-file config/bed_monitor.yaml
-    -p name:=value ...]``."""
+    -p name:=value ...]``. Ends the process (:mod:`disrt_ros.process`) with exit code 0,
+    also after SIGINT / SIGTERM, or 2 after a start-up error whose message names the
+    parameter and the fix."""
     argv = list(sys.argv if argv is None else argv)
     parser = argparse.ArgumentParser(
         prog="disrt-bed-monitor", description=__doc__.splitlines()[0],
         epilog="Parameters come as ROS arguments, e.g. --ros-args --params-file "
                "config/bed_monitor.yaml -p device:=cpu (see disrt_ros.params).")
     parser.parse_args(remove_ros_args(args=argv)[1:])
-    # Jazzy's rclpy.init is not a context manager yet: shut down explicitly.
-    rclpy.init(args=argv)
-    node = None
-    try:
-        node = BedMonitorNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ParameterError, FileNotFoundError) as error:
-        print(f"[disrt-bed-monitor] {error}", file=sys.stderr)
-        return 2
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    code = process.run(BedMonitorNode, argv, "disrt-bed-monitor",
+                       fatal=(ParameterError, FileNotFoundError))
+    process.end_process(code)
 
 
 if __name__ == "__main__":

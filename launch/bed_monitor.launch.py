@@ -13,6 +13,8 @@ same node starts with
 Camera topics are set through parameters (``camera.namespace``, or ``camera.depth_topic`` /
 ``camera.info_topic``), so no remapping is needed; ``--ros-args -r`` remapping of
 ``camera/depth/...`` works as well. Several beds: list them in ``cameras`` in the YAML.
+Frames of 640×480 and more over Fast DDS: export ``FASTRTPS_DEFAULT_PROFILES_FILE`` with
+``config/fastdds_large_frames.xml`` for the camera driver and this launch alike (README).
 """
 
 from pathlib import Path  # noqa: I001 (ruff mistakes the launch/ folder for the launch package)
@@ -38,6 +40,14 @@ ARGUMENTS = [
                           description="depth image topic; empty = from namespace and type"),
     DeclareLaunchArgument("info_topic", default_value="",
                           description="CameraInfo topic; empty = <namespace>/depth/camera_info"),
+    DeclareLaunchArgument("input_qos", default_value="reliable",
+                          choices=["reliable", "sensor_data", "system_default"],
+                          description="QoS of the depth and CameraInfo subscriptions: reliable "
+                                      "for drivers' defaults, sensor_data for best-effort "
+                                      "publishers"),
+    DeclareLaunchArgument("input_transport", default_value="raw",
+                          choices=["raw", "compressedDepth"],
+                          description="raw Image, or image_transport's compressedDepth"),
     DeclareLaunchArgument("checkpoint", default_value="",
                           description="model checkpoint (.safetensors); empty = default weights"),
     DeclareLaunchArgument("device", default_value="auto",
@@ -57,6 +67,8 @@ OVERRIDES = {
     "camera.depth_topic": "depth_topic",
     "camera.info_topic": "info_topic",
     "camera_type": "camera_type",
+    "input_qos": "input_qos",
+    "input_transport": "input_transport",
     "checkpoint": "checkpoint",
     "device": "device",
 }

@@ -55,7 +55,18 @@ class FakeEstimator:
         self.sampling = {"steps": 5, "hypotheses": hypotheses, "eta": 0.0}
         self.batch_sizes: list[int] = []
         self.fail_next = False
+        self.entered = threading.Event()  # set when a predict call starts
+        self._gate = threading.Event()
+        self._gate.set()
         self._lock = threading.Lock()
+
+    def hold(self) -> None:
+        """Make the next predict calls wait (after setting ``entered``) until release()."""
+        self.entered.clear()
+        self._gate.clear()
+
+    def release(self) -> None:
+        self._gate.set()
 
     def set_sampling(self, steps=None, hypotheses=None, eta=None) -> None:
         for key, value in (("steps", steps), ("hypotheses", hypotheses), ("eta", eta)):
@@ -72,6 +83,9 @@ class FakeEstimator:
             self.fail_next = False
             raise RuntimeError("fake inference failure")
         start = time.perf_counter()
+        self.entered.set()
+        if not self._gate.wait(120.0):
+            raise RuntimeError("FakeEstimator held for 120 s: the test never released it")
         batch = depth.shape[0]
         lift = LIFT_M * depth.mean(dim=(1, 2, 3))
         joints = base_joints()[None].repeat(batch, 1, 1)

@@ -11,21 +11,28 @@ from collections.abc import Callable
 
 import numpy as np
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseArray
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header, String
 from visualization_msgs.msg import Marker, MarkerArray
 
 from disrt_ros.conversions import array_to_image
 
-TIMEOUT = 20.0  # generous: the CPU is shared; tests finish as soon as the condition holds
+#: Generous: the CPU may be shared with other jobs (a CPU hog beside the suite on 2 cores);
+#: the tests finish as soon as their condition holds.
+TIMEOUT = 60.0
 OUTPUTS = {"joints": MarkerArray, "mesh": Marker, "mesh_cloud": PointCloud2, "pose": PoseArray,
-           "pose_json": String, "posture": String, "overlay": Image}
+           "pose_json": String, "posture": DiagnosticArray, "posture_text": String,
+           "overlay": Image}
+LATCHED_OUTPUTS = ("posture", "posture_text")
+#: What camera drivers publish with by default (realsense-ros, Azure Kinect, Orbbec): the
+#: node's default input_qos.
+DRIVER_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = TIMEOUT) -> bool:
@@ -70,14 +77,14 @@ def header(stamp_sec: int, frame_id: str) -> Header:
 class Player(Node):
     """Publishes depth + CameraInfo for some cameras, subscribes to a monitor's outputs."""
 
-    def __init__(self, context: Context, cameras: dict[str, str], outputs: dict[str, str]):
-        """cameras: name -> namespace of its topics; outputs: name -> output prefix."""
-        super().__init__("tester", context=context)
-        self.depth_pubs = {n: self.create_publisher(Image, f"/{ns}/depth/image_rect_raw",
-                                                    qos_profile_sensor_data)
+    def __init__(self, context: Context, cameras: dict[str, str], outputs: dict[str, str],
+                 qos: QoSProfile = DRIVER_QOS, node_name: str = "tester"):
+        """cameras: name -> namespace of its topics; outputs: name -> output prefix; qos: of
+        the depth and CameraInfo publishers."""
+        super().__init__(node_name, context=context)
+        self.depth_pubs = {n: self.create_publisher(Image, f"/{ns}/depth/image_rect_raw", qos)
                            for n, ns in cameras.items()}
-        self.info_pubs = {n: self.create_publisher(CameraInfo, f"/{ns}/depth/camera_info",
-                                                   qos_profile_sensor_data)
+        self.info_pubs = {n: self.create_publisher(CameraInfo, f"/{ns}/depth/camera_info", qos)
                           for n, ns in cameras.items()}
         # The newest messages per (camera, topic): bounded, so that floods do not grow memory.
         self.received: dict[tuple[str, str], deque] = defaultdict(lambda: deque(maxlen=30))
@@ -90,7 +97,7 @@ class Player(Node):
             for topic, kind in OUTPUTS.items():
                 self.create_subscription(kind, prefix + topic,
                                          lambda m, k=(name, topic): self._store(k, m),
-                                         latched if topic == "posture" else reliable)
+                                         latched if topic in LATCHED_OUTPUTS else reliable)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
 
     def _store(self, key, msg) -> None:
@@ -100,7 +107,7 @@ class Player(Node):
     def _on_diag(self, msg) -> None:
         with self._lock:
             self.diagnostics.append(msg)
-            del self.diagnostics[:-20]
+            del self.diagnostics[:-100]
 
     def publish(self, camera: str, depth: np.ndarray, stamp_sec: int, frame_id: str,
                 K: np.ndarray | None = None, encoding: str = "16UC1",
@@ -133,6 +140,13 @@ class Player(Node):
         with self._lock:
             msgs = self.received[(camera, topic)]
             return msgs[-1] if msgs else None
+
+    def history(self, suffix: str) -> list[tuple[DiagnosticStatus, dict]]:
+        """The kept statuses whose name ends with ``suffix``, oldest first, with values."""
+        with self._lock:
+            arrays = list(self.diagnostics)
+        return [(s, {kv.key: kv.value for kv in s.values})
+                for array in arrays for s in array.status if s.name.endswith(suffix)]
 
     def status(self, suffix: str, pred: Callable[[dict], bool] = lambda v: True):
         """Newest diagnostics status whose name ends with ``suffix`` and whose values pass."""

@@ -19,7 +19,7 @@ import rclpy
 from rclpy.context import Context
 from rclpy.node import Node as RclpyNode
 
-from disrt_ros.params import GLOBAL, PER_CAMERA, declare_and_load
+from disrt_ros.params import GLOBAL, INPUT_QOS, INPUT_TRANSPORTS, PER_CAMERA, declare_and_load
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCH_FILE = ROOT / "launch" / "bed_monitor.launch.py"
@@ -80,7 +80,11 @@ def test_launch_file_declares_arguments_node_parameters_and_rviz(description):
     arguments = {e.args[0]: e.kwargs for e in entities
                  if type(e).__name__ == "DeclareLaunchArgument"}
     assert set(arguments) == {"camera_namespace", "camera_type", "depth_topic", "info_topic",
-                              "checkpoint", "device", "params_file", "rviz", "log_level"}
+                              "input_qos", "input_transport", "checkpoint", "device",
+                              "params_file", "rviz", "log_level"}
+    assert arguments["input_qos"]["default_value"] == GLOBAL["input_qos"][0]
+    assert set(arguments["input_qos"]["choices"]) == set(INPUT_QOS)
+    assert set(arguments["input_transport"]["choices"]) == set(INPUT_TRANSPORTS)
     assert arguments["rviz"]["default_value"] == "false"
     assert arguments["rviz"]["choices"] == ["true", "false"]
     assert arguments["camera_namespace"]["default_value"] == "/camera/camera"
@@ -99,6 +103,7 @@ def test_launch_file_declares_arguments_node_parameters_and_rviz(description):
     sources = {name: value.args[0].name for name, value in overrides.items()}
     assert sources == {"camera.namespace": "camera_namespace", "camera.depth_topic": "depth_topic",
                        "camera.info_topic": "info_topic", "camera_type": "camera_type",
+                       "input_qos": "input_qos", "input_transport": "input_transport",
                        "checkpoint": "checkpoint", "device": "device"}
     assert all(value.kwargs == {"value_type": str} for value in overrides.values())
     assert kw["ros_arguments"][0] == "--log-level"
@@ -132,6 +137,7 @@ def test_yaml_is_read_by_rcl_and_every_key_is_a_parameter(context):
     assert given and given <= declared, f"unknown keys in the YAML: {given - declared}"
     (camera,) = config.cameras
     assert camera.depth_topic == "/camera/camera/depth/image_rect_raw"
+    assert (camera.input_qos, camera.input_transport) == ("reliable", "raw")
     assert (config.ddim_steps, config.device, config.max_batch) == (5, "auto", 8)
     # Every parameter has its value in the YAML or a commented example there.
     text = YAML_FILE.read_text()

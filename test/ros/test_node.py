@@ -102,7 +102,7 @@ def test_outputs_stamped_framed_and_equal_to_the_estimate(setup):
     _, tester, _, _, stamps = setup
     depth = depth_frame(CAM_HEIGHT, body_mm=300.0)
     stamp = serve(tester, "bed1", stamps, depth=depth)
-    topics = [t for t in OUTPUTS if t != "posture"]
+    topics = [t for t in OUTPUTS if t != "posture_text"]  # posture_text has no header
     assert wait_until(lambda: all(tester.stamped("bed1", t, stamp) for t in topics)), \
         [t for t in topics if not tester.stamped("bed1", t, stamp)]
     expected = expected_camera_joints(depth)
@@ -129,7 +129,14 @@ def test_outputs_stamped_framed_and_equal_to_the_estimate(setup):
     assert payload["camera"] == "bed1" and payload["model_id"] == "fake-model"
     assert payload["posture"] == "left" and payload["joint_names"][15] == "head"
     np.testing.assert_allclose(payload["joints"], expected, atol=1e-4)
-    assert tester.latest("bed1", "posture").data == "left"
+    posture = tester.stamped("bed1", "posture", stamp)  # stamped: tied to its frame
+    assert posture.header.frame_id == FRAME1 and posture.header.stamp.nanosec == 1000 * stamp
+    (status,) = posture.status
+    assert (status.name, status.message, status.hardware_id) == ("posture", "left", "bed1")
+    assert status.level == DiagnosticStatus.OK
+    assert {kv.key: kv.value for kv in status.values}["posture"] == "left"
+    assert wait_until(lambda: tester.latest("bed1", "posture_text") is not None)
+    assert tester.latest("bed1", "posture_text").data == "left"
 
     vertices = cloud_to_points(tester.stamped("bed1", "mesh_cloud", stamp))
     assert vertices.shape == (4, 3)
@@ -165,21 +172,22 @@ def test_missing_camera_info_uses_configured_intrinsics_and_cameras_batch(setup)
     assert wait_until(lambda: tester.status("camera bed2", lambda v: v["intrinsics"] ==
                                             "parameter" and int(v["problems_no_camera_info"]) >= 1))
     # Frames of both beds waiting together go through one predict call.
-    fake.delay_s = 0.3
+    batch_count = fake.batch_sizes.count(2)
+    fake.hold()
     try:
-        batch_count = fake.batch_sizes.count(2)
-        first = next(stamps)
-        tester.publish("bed1", depth_frame(), first, FRAME1, K)  # keeps the worker busy
-        assert wait_until(lambda: monitor.worker.pending() == 0, timeout=5)
-        time.sleep(0.05)
+        received = {n: monitor.cameras[n].received.total for n in ("bed1", "bed2")}
+        tester.publish("bed1", depth_frame(), next(stamps), FRAME1, K)  # keeps the worker busy
+        assert fake.entered.wait(TIMEOUT)
         a, b = next(stamps), next(stamps)
         tester.publish("bed1", depth_frame(), a, FRAME1, K)
         tester.publish("bed2", depth_frame(), b, "any_frame")
-        assert wait_until(lambda: tester.stamped("bed1", "joints", a) and
-                          tester.stamped("bed2", "joints", b))
-        assert fake.batch_sizes.count(2) > batch_count
+        assert wait_until(lambda: all(monitor.cameras[n].received.total > received[n] + (
+            n == "bed1") for n in received))  # both are waiting in their slots
     finally:
-        fake.delay_s = 0.0
+        fake.release()
+    assert wait_until(lambda: tester.stamped("bed1", "joints", a) and
+                      tester.stamped("bed2", "joints", b))
+    assert fake.batch_sizes.count(2) > batch_count
 
 
 BAD = {
@@ -189,6 +197,10 @@ BAD = {
     "empty_nan": dict(depth=np.full((HEIGHT, WIDTH), np.nan, np.float32), encoding="32FC1"),
     "unknown_camera": dict(depth=depth_frame(), frame_id="some_other_camera"),
 }
+#: /diagnostics level of the camera in the report after such a frame (diagnostics table):
+#: unreadable frames are errors, frames skipped for their content warnings.
+BAD_LEVEL = {"encoding": DiagnosticStatus.ERROR, "size": DiagnosticStatus.ERROR,
+             "empty": DiagnosticStatus.WARN, "unknown_camera": DiagnosticStatus.ERROR}
 
 
 @pytest.mark.parametrize("case", list(BAD))
@@ -207,8 +219,12 @@ def test_bad_input_is_logged_reported_and_the_next_frame_served(setup, case):
     levels = ("warn", "error") if first else ("debug",)  # once per kind, then debug
     assert any(level in levels and text.startswith("[bed1]")
                for level, text in logged[n_logged:]), logged[n_logged:]
-    assert wait_until(lambda: tester.status("camera bed1", lambda v: int(
-        v.get(f"problems_{kind}", 0)) > before))
+    def first_report():
+        return next((status for status, v in tester.history("camera bed1")
+                     if int(v.get(f"problems_{kind}", 0)) > before), None)
+
+    assert wait_until(first_report)
+    assert first_report().level == BAD_LEVEL[kind], first_report().message
     assert tester.stamped("bed1", "joints", stamp) is None  # nothing made of the bad frame
     serve(tester, "bed1", stamps)  # and the node still serves
 
@@ -254,52 +270,58 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def flood(tester, stamps, seconds: float, rate_hz: float) -> int:
-    depth, count = depth_frame(), 0
-    start = time.monotonic()
-    while time.monotonic() - start < seconds:
-        tester.publish("bed1", depth, next(stamps), FRAME1, K)
-        count += 1
-        time.sleep(max(0.0, start + count / rate_hz - time.monotonic()))
-    return count
+def waiting_stamp(monitor, camera: str) -> int | None:
+    job = monitor.worker.waiting(camera)
+    return None if job is None else job.payload.header.stamp.sec
 
 
-def test_flood_at_ten_times_the_inference_rate(setup):
+def test_flood_while_inference_is_busy_keeps_only_the_newest_frame(setup):
+    """200 frames sent while the estimator is held: each replaces the waiting one (counted
+    as dropped), memory does not grow with them, and the frame answered next is the newest;
+    /diagnostics then warns that most frames are dropped."""
     monitor, tester, fake, _, stamps = setup
-    fake.delay_s = 0.05  # 20 inferences per second; the camera sends 200 frames per second
-    stats = monitor.worker.stats["bed1"]
+    stats, cam = monitor.worker.stats["bed1"], monitor.cameras["bed1"]
+    depth = depth_frame()
+    sent = []
+    fake.hold()
     try:
-        flood(tester, stamps, 1.0, 200.0)  # warm-up
-        assert wait_until(lambda: monitor.worker.pending() == 0)
-        rss0, dropped0, done0 = rss_mb(), stats.dropped, stats.processed
-        received0 = monitor.cameras["bed1"].received.total
-        start = time.monotonic()
-        sent = flood(tester, stamps, 2.0, 200.0)
-        elapsed = time.monotonic() - start
-        assert wait_until(lambda: monitor.worker.pending() == 0)
+        tester.publish("bed1", depth, next(stamps), FRAME1, K)
+        assert fake.entered.wait(TIMEOUT)  # inference is busy from here on
+        rss0, dropped0, received0 = rss_mb(), stats.dropped, cam.received.total
+        for i in range(200):  # each once the node has the previous: none lost on the way
+            sent.append(next(stamps))
+            tester.publish("bed1", depth, sent[-1], FRAME1, K)
+            assert wait_until(lambda n=i + 1: cam.received.total - received0 >= n)
+        assert wait_until(lambda: waiting_stamp(monitor, "bed1") == sent[-1])
         rss1 = rss_mb()
+        received = cam.received.total - received0
+        assert monitor.worker.pending() == 1
+        assert stats.dropped - dropped0 == received - 1  # all but the newest replaced
+    finally:
+        fake.release()
+    assert wait_until(lambda: tester.stamped("bed1", "joints", sent[-1]))
+    answered = {m.markers[0].header.stamp.sec for m in tester.received[("bed1", "joints")]}
+    assert not answered & set(sent[:-1])  # none of the replaced frames was processed
+    print(f"flood: sent {len(sent)}, received {received}, RSS {rss0:.0f} -> {rss1:.0f} MB")
+    assert received == len(sent)
+    assert rss1 - rss0 < 10.0, f"memory grew by {rss1 - rss0:.1f} MB"  # frames: 150 KB each
+    assert wait_until(lambda: tester.status("camera bed1", lambda v: int(
+        v["dropped_frames"]) >= stats.dropped))
+    level = tester.status("camera bed1", lambda v: float(v["dropped_share"]) > 0.75)
+    assert level is not None and level[0].level == DiagnosticStatus.WARN
+    assert "dropped" in level[0].message and "rate_limit_hz" in level[0].message
+
+
+def test_stage_times_put_the_estimator_time_where_it_is_spent(setup):
+    monitor, tester, fake, _, stamps = setup
+    fake.delay_s = 0.05
+    try:
+        serve(tester, "bed1", stamps)
     finally:
         fake.delay_s = 0.0
-    received = monitor.cameras["bed1"].received.total - received0
-    processed, dropped = stats.processed - done0, stats.dropped - dropped0
-    latency = np.array(monitor.worker.latency.values()[-processed:])
-    p50, p99 = np.percentile(latency, 50), np.percentile(latency, 99)
-    print(f"flood: sent {sent}, received {received}, processed {processed}, dropped {dropped} "
-          f"in {elapsed:.2f} s; RSS {rss0:.0f} -> {rss1:.0f} MB; "
-          f"latency p50 {1e3 * p50:.0f} ms, p99 {1e3 * p99:.0f} ms")
-    assert sent >= 150 and received >= 100  # best-effort input may lose some
-    assert processed <= elapsed / 0.05 + 3  # inference is the bottleneck
-    assert dropped >= received - processed - 2 and dropped > received / 2
-    assert rss1 - rss0 < 10.0, f"memory grew by {rss1 - rss0:.1f} MB"  # frames: 300 KB each
-    # Newest-frame queue: a frame waits at most one inference, then takes one (2 × 50 ms on
-    # an idle CPU). A queue keeping every frame would reach (received − processed) × 50 ms,
-    # over 5 s here; the bound leaves room for a CPU shared with other jobs.
-    assert p99 < 1.0, f"latency p99 {p99:.3f} s"
-    # the stage timings put the estimator's 50 ms where it is spent
-    assert 0.045 < monitor.pipeline.stage_times["infer"].percentile(50) < 0.5
-    assert monitor.pipeline.stage_times["decode"].percentile(50) < 0.045
-    assert wait_until(lambda: tester.status("camera bed1", lambda v: int(
-        v["dropped_frames"]) >= dropped + dropped0))
+    times = {stage: w.values()[-1] for stage, w in monitor.pipeline.stage_times.items()}
+    assert times["infer"] >= 0.05  # the fake's sleep: a lower bound, whatever the load
+    assert times["decode"] < times["infer"]
 
 
 def test_output_publishers_carry_no_qos_event_handlers(setup):
@@ -307,7 +329,7 @@ def test_output_publishers_carry_no_qos_event_handlers(setup):
     subscriptions keep rclpy's (they report a camera driver with an incompatible QoS)."""
     monitor = setup[0]
     pubs = [pub for cam in monitor.cameras.values() for pub in cam.pubs.values()]
-    assert len(pubs) == 14 and all(pub.event_handlers == [] for pub in pubs)
+    assert len(pubs) == 16 and all(pub.event_handlers == [] for pub in pubs)
     assert all(sub.event_handlers for sub in monitor.subscriptions)
 
 

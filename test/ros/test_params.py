@@ -93,10 +93,21 @@ def test_camera_type_namespaces_and_explicit_values(context):
     ({"cuda_graphs": True, "device": "cpu"}, "'cuda_graphs' needs a CUDA device"),
     ({"cameras": ["a", "a"]}, "distinct camera names"),
     ({"cameras": ["1st"]}, "must start with a letter"),
+    ({"input_qos": "best_effort"}, "'input_qos' is 'best_effort'; use one of reliable, "
+                                   "sensor_data, system_default"),
+    ({"camera.input_transport": "theora"}, "'camera.input_transport' is 'theora'"),
 ])
 def test_invalid_values_name_the_parameter_and_the_fix(context, overrides, message):
     with pytest.raises(ParameterError, match=message):
         load(context, **overrides)
+
+
+def test_input_qos_and_transport_global_and_per_camera(context):
+    config, _ = load(context, cameras=["a", "b"], input_transport="compressedDepth",
+                     **{"b.input_qos": "sensor_data", "b.input_transport": "raw"})
+    a, b = config.cameras
+    assert (a.input_qos, a.input_transport) == ("reliable", "compressedDepth")
+    assert (b.input_qos, b.input_transport) == ("sensor_data", "raw")
 
 
 def test_device_and_checkpoint_are_checked_at_start(context, tmp_path):
