@@ -24,10 +24,14 @@ from disrt_ros.bags import IMAGE, STRING, BagReader, BagWriter
 pytestmark = pytest.mark.ros
 rclpy = pytest.importorskip("rclpy")
 
+from .rosutil import wait_until  # noqa: E402 (needs rclpy)
+
 T0 = 1_700_000_000_000_000_000
 IMAGE_AT = (0.0, 0.3, 0.8)  # seconds after the first message
 TEXT_AT = (0.1, 0.9)
-TOLERANCE = 0.08  # s; the 2-core CI machine is shared
+#: s; generous: the 2-core machine may be shared with a CPU hog. Pacing errors that matter
+#: (no pacing, the wrong rate) move messages by 0.3 s or more.
+TOLERANCE = 0.25
 
 
 @pytest.fixture
@@ -110,7 +114,7 @@ def test_replay_timing_and_content(bag, topics, listener):
     proc = _replay(path)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    time.sleep(0.3)
+    assert wait_until(lambda: len(listener.received) >= 5)  # 3 images and 2 strings
     got = list(listener.received)
     assert [name for _, name, _ in got].count(image_topic) == 3
     np.testing.assert_allclose(_offsets(got, image_topic), IMAGE_AT, atol=TOLERANCE)
@@ -196,7 +200,7 @@ def test_replay_into_record_keeps_every_message(bag, topics, tmp_path):
         assert recorded.topics[topics[0]].qos[0].reliability.name == "RELIABLE"
 
 
-def test_record_ctrl_c_keeps_a_complete_bag(bag, topics, tmp_path):
+def test_record_ctrl_c_keeps_a_complete_bag(bag, topics, tmp_path, listener):
     path, _ = bag
     out = tmp_path / "recorded"
     recorder = _record(out, topics[0])
@@ -205,7 +209,8 @@ def test_record_ctrl_c_keeps_a_complete_bag(bag, topics, tmp_path):
         for line in recorder.stderr:  # rclpy logs to stderr
             if "recording" in line:
                 break
-        time.sleep(1.5)  # ~20 messages at 4x
+        seen = len(listener.received)  # a second subscriber: messages are flowing
+        assert wait_until(lambda: len(listener.received) >= seen + 10)
         recorder.send_signal(signal.SIGINT)
         _, err = recorder.communicate(timeout=30)
     finally:
