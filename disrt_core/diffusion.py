@@ -8,10 +8,17 @@ with fewer steps.
 
 The sampler takes any ``model_fn(x_t [N,P], t [N] long, cond) -> x̂0 [N,P]``, so the same
 code drives the real denoiser, a compiled one, or a toy in the tests.
+
+Sampler timesteps: the SPEC's rule round(linspace(T−1, 0, N)) unless the diffusion is built
+with a checkpoint's own ``timesteps`` (chosen on a validation set and stored in its header,
+issue 21): ``{"first": a, "last": b}`` gives round(linspace(a, b, N)) for every N, and
+``{"by_steps": {"5": [...]}}`` names the exact list for some N (tried first). The step count
+N is always the caller's (the node's ``ddim_steps``).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 
@@ -29,13 +36,47 @@ def linear_betas(num_timesteps: int) -> np.ndarray:
     return np.linspace(scale * 1e-4, scale * 0.02, num_timesteps, dtype=np.float64)
 
 
+def check_timesteps(spec: dict | None, num_timesteps: int = 100) -> dict | None:
+    """A checkpoint's sampler timesteps, checked: ``None``, or a dict with optional
+    ``first`` ≥ ``last`` (integers in 0..T−1), ``by_steps`` (step count as a string ->
+    strictly decreasing timesteps in 0..T−1, as many as the count) and free-form
+    ``validation`` notes (how they were chosen). ValueError names what is wrong."""
+    if spec is None:
+        return None
+    if not isinstance(spec, dict):
+        raise ValueError(f"timesteps must be an object, got {spec!r}")
+    unknown = sorted(set(spec) - {"first", "last", "by_steps", "validation"})
+    if unknown:
+        raise ValueError(f"unknown timesteps keys {unknown}; known: by_steps, first, last, "
+                         "validation")
+
+    def valid_t(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < num_timesteps
+
+    first, last = spec.get("first", num_timesteps - 1), spec.get("last", 0)
+    if not (valid_t(first) and valid_t(last) and first >= last):
+        raise ValueError(f"timesteps first/last must be integers with {num_timesteps - 1} ≥ "
+                         f"first ≥ last ≥ 0, got {first!r}, {last!r}")
+    by_steps = spec.get("by_steps", {})
+    if not isinstance(by_steps, dict):
+        raise ValueError(f"timesteps by_steps must be an object, got {by_steps!r}")
+    for key, ts in by_steps.items():
+        ok = (str(key).isdigit() and isinstance(ts, list) and len(ts) == int(key)
+              and all(valid_t(v) for v in ts) and all(a > b for a, b in itertools.pairwise(ts)))
+        if not ok:
+            raise ValueError(f"timesteps by_steps[{key!r}] must list {key} strictly decreasing "
+                             f"integers in 0..{num_timesteps - 1}, got {ts!r}")
+    return {**spec, "by_steps": {str(k): list(v) for k, v in by_steps.items()}}
+
+
 class GaussianDiffusion:
     """Forward process and DDIM reverse process over x0-predicting networks (SPEC §2)."""
 
-    def __init__(self, num_timesteps: int = 100) -> None:
+    def __init__(self, num_timesteps: int = 100, timesteps: dict | None = None) -> None:
         if num_timesteps < 1:
             raise ValueError(f"num_timesteps must be ≥ 1, got {num_timesteps}")
         self.num_timesteps = num_timesteps
+        self.timesteps = check_timesteps(timesteps, num_timesteps)
         self.betas = linear_betas(num_timesteps)
         self.alphas = 1.0 - self.betas
         self.alphas_cumprod = np.cumprod(self.alphas)  # ᾱ_t
@@ -68,13 +109,23 @@ class GaussianDiffusion:
 
     def ddim_timesteps(self, steps: int) -> list[int]:
         """The ``steps`` timesteps visited by DDIM: round(linspace(T−1, 0, steps)) [choice,
-        SPEC §2]; for T = 100: 5 -> [99, 74, 50, 25, 0], 1 -> [99]."""
+        SPEC §2]; for T = 100: 5 -> [99, 74, 50, 25, 0], 1 -> [99]. With the diffusion's
+        ``timesteps`` (see the module docstring): its list for ``steps`` if it has one, else
+        round(linspace(first, last, steps))."""
         if not 1 <= steps <= self.num_timesteps:
             raise ValueError(f"DDIM steps must be in 1..{self.num_timesteps}, got {steps}")
+        spec = self.timesteps or {}
+        if str(steps) in spec.get("by_steps", {}):
+            return list(spec["by_steps"][str(steps)])
+        first = spec.get("first", self.num_timesteps - 1)
+        last = spec.get("last", 0)
+        if steps > first - last + 1:
+            raise ValueError(f"DDIM steps must be ≤ {first - last + 1} for this checkpoint's "
+                             f"timesteps {first}..{last}, got {steps}")
         if steps == 1:
-            return [self.num_timesteps - 1]
+            return [first]
         # round half to even like numpy; linspace(99, 0, 5) hits 74.25, 49.5, 24.75.
-        return [int(v) for v in np.round(np.linspace(self.num_timesteps - 1, 0, steps))]
+        return [int(v) for v in np.round(np.linspace(first, last, steps))]
 
     def ddim_step(self, x_t: Tensor, x0_pred: Tensor, t: int, s: int | None, eta: float = 0.0,
                   noise: Tensor | None = None) -> Tensor:

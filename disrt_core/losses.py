@@ -10,6 +10,11 @@
   gradient at 0 is finite), m, mean over B×24;
 * v2v: ``‖V_pred − V_gt‖₂``, m, mean over B×V.
 
+Beside the SPEC's terms (issue 21): ``x0``, the mean squared error of the network's ẑ0
+against z0 in the diffused variable's space (:mod:`disrt_core.diffusion_space`), weighted
+per sample by min-SNR-γ (:func:`~disrt_core.diffusion_space.min_snr_weight`); it enters the
+total as ``λ_x0·x0`` (λ_x0 = 0, the SPEC, by default; the term is reported either way).
+
 The normalisers σ are the stds of these quantities over the SMPL synthetic set (BodyPressureSD)
 of the reference; they are config values (:class:`LossConfig`) so that a run with another body
 model (Anny: 6 shape values, other mesh) can put its own, recomputed from its data.
@@ -25,6 +30,7 @@ from torch import Tensor
 
 from disrt_core.decoder import DecodedBody, MeshDecoder
 from disrt_core.diffusion import GaussianDiffusion
+from disrt_core.diffusion_space import DiffusionSpace, min_snr_weight
 
 
 @dataclass(frozen=True)
@@ -104,28 +110,41 @@ def diffusion_loss(
     noise: Tensor | None = None,
     generator: torch.Generator | None = None,
     consistent_translation: bool = False,
+    space: DiffusionSpace | None = None,
+    lambda_x0: float = 0.0,
+    min_snr_gamma: float = 5.0,
 ) -> tuple[dict[str, Tensor], Tensor]:
     """One training evaluation (SPEC §2, §4): t ~ U{0..T−1}, x_t = q_sample(x0, t, ε),
     x̂0 = model(x_t, t, depth), loss between decoder(x̂0) and decoder(x0, GT branch, no grad).
 
     x0 [B, P] GT parameters (label frame); depth [B,1,128,54]. ``consistent_translation``
     (SPEC §8.1 option): noise ``x0 − offset`` instead of x0, so x_t lives in the same
-    (offset) space as x̂0; the reference does not. Returns (terms, x̂0).
+    (offset) space as x̂0; the reference does not. ``space`` (default: the SPEC's raw space
+    with x0 output): a normalised space noises ``z0 = (x0 − offset − mean)/std`` (always
+    consistent) and maps the network's output back through its parametrisation
+    (:mod:`disrt_core.diffusion_space`). ``lambda_x0`` weights the direct ``x0`` term.
+    Returns (terms, x̂0 in the network's offset space, the decoder's prediction input).
     """
+    space = space or DiffusionSpace()
     b = x0.shape[0]
     if t is None:
         t = diffusion.sample_timesteps(b, device=x0.device, generator=generator)
     if noise is None:
         noise = torch.randn(x0.shape, device=x0.device, generator=generator)
-    source = x0
-    if consistent_translation:
-        offset = torch.zeros_like(x0[0])
-        offset[decoder.layout.transl] = torch.as_tensor(decoder.config.translation_offset,
-                                                        dtype=x0.dtype, device=x0.device)
-        source = x0 - offset
-    x_t = diffusion.q_sample(source, t, noise)
-    x0_pred = model(x_t, t, depth)
+    shift = decoder.transl_shift.to(device=x0.device, dtype=x0.dtype)
+    target = space.to_z(x0 - shift)  # what the network's ẑ0 should be
+    source = target if (consistent_translation or space.kind != "raw") else x0
+    z_t = diffusion.q_sample(source, t, noise)
+    alphas_cumprod = torch.as_tensor(diffusion.alphas_cumprod, dtype=torch.float32,
+                                     device=x0.device)
+    z0_pred = space.x0_from_output(model(z_t, t, depth).float(), z_t, t, alphas_cumprod)
+    x0_pred = space.from_z(z0_pred)
     pred = decoder(x0_pred.float(), gender, is_gt=False)
     with torch.no_grad():
         gt = decoder(x0, gender, is_gt=True)
-    return mesh_loss(pred, gt, config), x0_pred
+    terms = mesh_loss(pred, gt, config)
+    weight = min_snr_weight(alphas_cumprod, t, min_snr_gamma)
+    terms["x0"] = (weight * ((z0_pred - target) ** 2).mean(dim=-1)).mean()
+    if lambda_x0:
+        terms["total"] = terms["total"] + lambda_x0 * terms["x0"]
+    return terms, x0_pred
