@@ -39,6 +39,7 @@ import torch
 
 from disrt_core.data import shards
 from disrt_core.sim.generator import GENERATOR_VERSION, SceneGenerator, SimConfig, to_shard_arrays
+from disrt_core.sim.scene import PILLOW_PROB
 from disrt_core.sim.sensors import SENSORS
 from disrt_core.threads import cpu_threads
 
@@ -232,7 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also store the raw sensor frames (large: ~430 kB per sample)")
     p.add_argument("--no-noise", action="store_true", help="clean depth (no sensor noise)")
     p.add_argument("--pillow-prob", type=float, default=None,
-                   help="source domain: probability of a pillow (default 0.25)")
+                   help=f"source domain: probability of a head pillow (default "
+                        f"{PILLOW_PROB})")
     p.add_argument("--preview", type=Path, help="write a contact sheet (PNG) to this path")
     p.add_argument("--preview-n", type=int, default=6, help="bodies in the contact sheet")
     p.add_argument("--workers", type=int, default=None,
@@ -259,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         build_parser().error("--sensor and --pillow-prob are source-domain options; the target "
                              "domain has its own cameras and pillows (disrt_core.sim.target)")
     args.sensor = args.sensor or "kinect2"
-    args.pillow_prob = 0.25 if args.pillow_prob is None else args.pillow_prob
+    args.pillow_prob = PILLOW_PROB if args.pillow_prob is None else args.pillow_prob
     args.batch_size = args.batch_size or (256 if args.device.startswith("cuda") else 64)
     args.workers = args.workers or len(os.sched_getaffinity(0))
 

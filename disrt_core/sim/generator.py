@@ -28,7 +28,11 @@ head-right, foot-right, foot-left as ``geometry.bedfit`` orders them), ``mattres
 ``vertices`` [B,V,3], ``mass`` [B] kg, ``stature`` [B] m, ``sink`` [B] m,
 and on the 1 cm scene grid [B,230,120] (m): ``scene_height`` (bed, pillow and blanket, no
 body), ``support_height`` (the same without the blanket), ``cloth_height`` (−inf off the
-cloth), ``body_top`` (−inf off the body).
+cloth), ``body_top`` (−inf off the body), ``pressure_grid`` (kPa, the whole mattress:
+sums to the load the mattress carries), and for resting bodies (:mod:`rest`; sitting ones
+from :mod:`sitting`, whose ``posture`` means nothing) ``pillow_boxes`` [B,6],
+``pillow_squash`` [B], ``floor_z`` [B], ``mattress_load`` [B] (share of m·g on the
+mattress), as :meth:`support.Support.from_batch` reads them.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ import torch
 from torch import Tensor
 
 from disrt_core.geometry.bedframe import BED_CENTRE_LABEL, SLP_DANALAB_BED_MM
+import inspect
 from disrt_core.geometry.camera import raw_to_network, transform_points
 from disrt_core.posture import posture_from_axis_angle
 from disrt_core.sim import mattress
@@ -52,14 +57,13 @@ from disrt_core.sim.drape import drape, sample_blankets
 from disrt_core.sim.noise import apply_sensor_noise
 from disrt_core.sim.placement import part_labels, place_on_mattress
 from disrt_core.sim.poses import (
-    ARM_CLASSES,
     DEFAULT_POSTURE_WEIGHTS,
     PosePrior,
     forward_joints,
     self_intersecting,
 )
+from disrt_core.sim.bodyparts import CHAINS, model_of, pillow_support, sunk_limbs
 from disrt_core.sim.render import grid_faces, rasterize, render_depth, render_plane
-from disrt_core.sim.rest import CHAIN, CHAINS, RestModel, Support
 from disrt_core.sim.rest import settle as settle_bodies
 from disrt_core.sim.room import (
     Room,
@@ -93,6 +97,7 @@ SCENES = ("bed", "room")
 @dataclass
 class SimConfig:
     """Every generator option (stored in the dataset manifest)."""
+from disrt_core.sim.support import Support
 
     sensor: str = "kinect2"
     covers: tuple[int, ...] = (0, 1, 2)
@@ -171,7 +176,10 @@ class SceneGenerator:
         shape, target = self.shapes.sample(n, gen, dev)
         scale = target / self.rest_stature
         pillow = beds.pillow[:, 0] > 0 if beds is not None else None
-        pose = self.prior.sample(n, gen, dev, posture, pillow)
+        # Priors that do not know about pillows (the target domain's) are called without.
+        takes_pillow = "pillow" in inspect.signature(self.prior.sample).parameters
+        pose = self.prior.sample(n, gen, dev, posture,
+                                 **({"pillow": pillow} if takes_pillow else {}))
         width = beds.width if beds is not None else torch.full((n,), 0.9, device=dev)
         length = beds.length if beds is not None else torch.full((n,), 2.0, device=dev)
         floor = beds.floor_z if beds is not None else torch.full((n,), -0.5, device=dev)
@@ -188,7 +196,8 @@ class SceneGenerator:
             joints = forward_joints(rest, body_pose, roma.rotvec_to_rotmat(root),
                                     torch.zeros(len(idx), 3, device=dev))
             xy, fits = place_on_mattress(joints, width[idx], length[idx], gen, scale[idx])
-            return xy, fits & ~self_intersecting(joints, scale[idx])
+            return xy, fits & ~self_intersecting(joints, scale[idx]) & ~sunk_limbs(
+                joints, scale[idx])
 
         xy, ok = check(torch.arange(n, device=dev), body_pose, root)
         ok |= sitting
@@ -196,8 +205,8 @@ class SceneGenerator:
             idx = (~ok).nonzero()[:, 0]
             if idx.numel() == 0:
                 break
-            redo = self.prior.sample(len(idx), gen, dev, pose.posture[idx],
-                                     None if pillow is None else pillow[idx])
+            redo = self.prior.sample(len(idx), gen, dev, pose.posture[idx], **(
+                {"pillow": pillow[idx] if pillow is not None else None} if takes_pillow else {}))
             new_xy, new_ok = check(idx, redo.body_pose, redo.root_orient)
             root[idx], body_pose[idx] = redo.root_orient, redo.body_pose
             xy[idx], ok[idx] = new_xy, new_ok
@@ -239,10 +248,7 @@ class SceneGenerator:
         0.9 × 2 m mattress, no pillow); stiffness [B] (default mid-range); bodies: the
         :meth:`sample_bodies` dict (arm classes: a *pillow* arm goes under the pillow;
         ``sitting``: arms only; ``pillow``: the pillow boxes, else from the head joint)."""
-        model = getattr(self, "_rest_model", None)
-        if model is None:
-            rest_v, rest_j = self.body(self.body.zero_params(1))
-            model = self._rest_model = RestModel(rest_v[0], rest_j[0]).to(self.device)
+        model = model_of(self.body)
         n, dev = params.shape[0], params.device
         if beds is None:
             support = Support.plain(n, dev)
@@ -257,21 +263,15 @@ class SceneGenerator:
         sitting = None
         if bodies is not None:
             sitting = bodies.get("sitting")
-            under = bodies["arm_class"] == ARM_CLASSES.index("pillow")  # [B,2] left, right
-            for side, names in enumerate((("left_arm", "left_forearm"),
-                                          ("right_arm", "right_forearm"))):
-                for name in names:
-                    pillow_ok[:, CHAIN[name]] = ~under[:, side]
-            if sitting is not None:
-                arms = torch.zeros(len(CHAINS), dtype=torch.bool, device=dev)
-                arms[[CHAIN[c] for c in ("left_arm", "left_forearm", "right_arm",
-                                         "right_forearm")]] = True
-                active = torch.where(sitting[:, None], arms[None], active)
+            pillow_ok = pillow_support(bodies["arm_class"])
+            part = torch.tensor([c.part for c in CHAINS], device=dev)  # arms: parts 2, 3
+            if sitting is not None:  # arms only: the legs hang over the edge
+                active = torch.where(sitting[:, None], (part >= 2) & (part <= 3), active)
         mass = body_mass(vertices, self.faces)
         iterations = getattr(self.config, "settle_iterations", 3)
         return settle_bodies(self.body, model, params, vertices, joints, support, stiffness,
                              mass, active=active, pillow_ok=pillow_ok, sitting=sitting,
-                             iterations=iterations)
+                             scale=scale, iterations=iterations)
 
     def heightmaps(self, vertices: Tensor) -> tuple[Tensor, Tensor]:
         """Top (max z) and underside (min z) of bodies [B,V,3] on the scene grid [B,R,C];
@@ -284,6 +284,9 @@ class SceneGenerator:
                                     ("amax", "amin")) for s in range(0, len(uv), chunk)])
         return maps[:, 0], maps[:, 1]
 
+        scale = None
+        if bodies is not None and torch.isfinite(bodies["stature"]).all():
+            scale = bodies["stature"] / 1.75
     def _render(self, points: Tensor, floor_z: Tensor, room: Room | None, s: int, e: int,
                 K: Tensor, T: Tensor) -> tuple[Tensor, Tensor | None]:
         """Clean depth (m) of samples s..e and, for rooms, the material per pixel: the body
@@ -337,7 +340,11 @@ class SceneGenerator:
         with stage("skinning"):
             params = bodies["params"]
             vertices, joints = self.body(params)
-            bodies["pillow"] = pillow_boxes(beds, joints[:, 15, :2])  # where the head lies
+            # The pillow lies where the head lies (at the head end for someone sitting).
+            head_end = torch.stack([torch.full_like(beds.width, BED_CENTRE_LABEL[0]),
+                                    BED_CENTRE_LABEL[1] + beds.length / 2], -1)
+            bodies["pillow"] = pillow_boxes(beds, torch.where(
+                bodies["sitting"][:, None], head_end, joints[:, 15, :2]))
             if bodies["arm_class"][0, 0] >= 0:  # drawn bodies; given ones are used as they are
                 params = self.settle(params, vertices, joints, beds, stiffness, bodies)
                 vertices, joints = self.body(params)
@@ -435,7 +442,10 @@ class SceneGenerator:
                        scene_height=scene, cloth_height=cloth, body_top=top,
                        support_height=support,
                        prior_posture=bodies["posture"],
-                       arm_class=bodies["arm_class"], leg_class=bodies["leg_class"])
+                       arm_class=bodies["arm_class"], leg_class=bodies["leg_class"],
+                       pressure_grid=on_pm, pillow_boxes=bodies["pillow"],
+                       pillow_squash=pillow_squash(beds), floor_z=beds.floor_z,
+                       mattress_load=bodies["mattress_load"])
         return out
 
 

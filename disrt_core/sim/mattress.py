@@ -18,9 +18,20 @@ The default stiffness range U[6, 15]·10⁴ N/m³ puts a 70 kg adult 3–6 cm de
 pressures of 4–12 kPa (30–90 mmHg), the range pressure-mat studies of foam hospital
 mattresses report. The mattress surface one sees beside the body sags with it: the visible
 top is ``−blur(δ)`` (Gaussian, σ = 4 cm), the cover fabric spreading the dent.
+
+**Pillow** (:func:`rest_on_mattress`, :func:`pressure_map`) [choice]: where the body lies on
+the head pillow (its underside above half the pillow's compressed height; a hand under the
+pillow lies on the mattress), the springs' top is the compressed pillow's top instead of
+the mattress top, so the head is carried like any other part and the total stays m·g. The
+pressure mat lies on the mattress *under* the pillow, so the load the pillow carries reaches
+it spread over the pillow's footprint (in proportion to the pillow's free height). Cells off
+the mattress (a hand or the lower legs over the edge) carry nothing: the weight the mattress
+carries is the caller's (sitting bodies with their feet on the floor: less than m·g).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -68,3 +79,49 @@ def pressure_kpa(delta: Tensor, stiffness: Tensor) -> Tensor:
 def sagged_surface(delta: Tensor, pitch: float, sigma_m: float = SAG_SIGMA_M) -> Tensor:
     """Visible mattress top (m, ≤ 0) around the body: ``−blur(δ)`` on a [B,R,C] grid."""
     return -blur(delta, sigma_m / pitch)
+
+
+@dataclass
+class Contact:
+    """A body at rest on the mattress and pillow (:func:`rest_on_mattress`)."""
+
+    shift: Tensor  # [B] m: add to the body's heights
+    sink: Tensor  # [B] m: depth below first contact (water filling)
+    delta: Tensor  # [B,R,C] m: how far each cell's springs are compressed
+    on_pillow: Tensor  # [B,R,C] bool: the body lies on the pillow there
+
+
+def rest_on_mattress(underside: Tensor, pillow_top: Tensor, on_mattress: Tensor,
+                     weight: Tensor, stiffness: Tensor, cell_area: float) -> Contact:
+    """Lower (or raise) a rigid body until the mattress and pillow carry ``weight`` [B] (N).
+
+    underside [B,R,C]: the body's underside (m, +inf where no body); pillow_top [B,R,C]:
+    the compressed pillow's top (0 where none); on_mattress [B,R,C] bool. See the module
+    docstring for the pillow.
+    """
+    on_pillow = (pillow_top > 0) & (underside >= 0.5 * pillow_top) & torch.isfinite(underside)
+    b = underside - torch.where(on_pillow, pillow_top, torch.zeros_like(pillow_top))
+    b = torch.where(on_mattress & torch.isfinite(underside), b, torch.full_like(b, torch.inf))
+    low = b.flatten(1).amin(1)
+    low = torch.where(torch.isfinite(low), low, torch.zeros_like(low))
+    rel = b - low[:, None, None]
+    sink = sink_depth(rel, weight, stiffness, cell_area)
+    return Contact(-(low + sink), sink, penetration(rel, sink), on_pillow)
+
+
+def pressure_map(contact: Contact, stiffness: Tensor, pillow_free: Tensor,
+                 cell_area: float) -> tuple[Tensor, Tensor]:
+    """The pressure on the mat under the mattress cover (kPa) and the mattress deflection
+    (m), both [B,R,C]: the springs' pressure where the body lies on the mattress, and the
+    pillow's load spread over its footprint (module docstring). pillow_free [B,R,C]: the
+    pillow's free height (its footprint's weights)."""
+    k = stiffness.reshape(-1, 1, 1)
+    pa = contact.delta * k
+    on = contact.on_pillow
+    load = torch.where(on, pa, torch.zeros_like(pa)).flatten(1).sum(1) * cell_area  # N
+    weights = pillow_free.clamp(min=0)
+    total = weights.flatten(1).sum(1) * cell_area
+    spread = weights * (load / total.clamp(min=1e-9))[:, None, None]
+    pa = torch.where(on, torch.zeros_like(pa), pa) + spread
+    deflection = torch.where(on, torch.zeros_like(pa), contact.delta) + spread / k
+    return pa / 1000.0, deflection

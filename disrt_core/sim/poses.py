@@ -1,4 +1,4 @@
-"""In-bed pose prior: postures, limb configurations, joint limits, self-intersection check.
+"""In-bed pose prior: postures, ¾ turns, limb configurations, joint limits.
 
 **Semantic pose.** The prior writes joint rotations the way SMPL defines them: axis-angles
 in SMPL's canonical axes (x to the body's left, y up the spine, z out of the chest), each
@@ -8,12 +8,15 @@ per-joint bounds of SPEC §1.3 (the decoder squashes predictions into twice thes
 backends take this semantic pose as their parameter vector (Anny's backend turns its A-pose
 rest into the T-pose internally, see ``disrt_core.body.anny``).
 
-**Postures** (``disrt_core.posture.POSTURES`` order) and their root orientation (canonical ->
-bed frame): supine = identity (head to +y, chest up), left lateral = +90° about the head
-axis (the body's left side down), right lateral = −90°, prone = 180°; then a roll about the
-head axis (±30° lateral, ±12° supine and prone; below 45° so that
-``posture_from_axis_angle`` returns the class), a pitch of ±4° and
-a yaw about the bed's vertical of ±8°.
+**Postures** (``disrt_core.posture.POSTURES`` order, equally likely by default) and their
+root orientation (canonical -> bed frame): supine = identity (head to +y, chest up), left
+lateral = +90° about the head axis (the body's left side down), right lateral = −90°,
+prone = 180°; then a roll about the head axis: ±25° for lateral, ±12° for supine and prone,
+or, for ``turn_share`` (30 %) of the bodies, a **¾ turn** of U[30°, 42°] toward either
+neighbouring posture (rolls of 30–60° between lateral and supine or prone are covered; the
+band 42–48° around the 45° class boundary of ``posture_from_axis_angle`` is left out so
+that labels are never ambiguous); a pitch of ±4° and a yaw about the bed's vertical of ±8°.
+Where the body props itself is left to the settling (:mod:`disrt_core.sim.rest`).
 
 **Limb configurations** (per arm / per leg, chosen per posture with the probabilities in
 ``POSTURE_TABLE``; angles in degrees, uniform in the ranges of ``ARMS`` / ``LEGS``):
@@ -22,25 +25,31 @@ a yaw about the bed's vertical of ±8°.
   *side* (along the body), *belly* / *chest* (hand on the abdomen / chest: arm forward,
   humerus turned in, elbow bent), *crossed* (both forearms across the trunk, one arm higher),
   *overhead* (arm above the head, forearm toward the midline), *out* (abducted 20–45°,
-  forearm down), *forward* (lateral lying: arm in front of the chest). Wider arm poses
-  (a "goalpost", arms spread) do not fit on a 0.9 m mattress and are left out. An arm is
-  parameterised by abduction ``alpha`` in the coronal plane (0 = down along the body,
-  90 = T-pose, 180 = overhead), forward flexion ``phi`` toward the chest side, humeral
-  twist ``tau`` (positive turns the elbow's flexion plane toward the body's midline) and
-  elbow flexion ``elbow``. Resting arms (side, out, overhead) point slightly backward so
-  that settling (:mod:`placement`) lays them on the mattress.
-* legs: *straight* (slightly extended, settled onto the mattress), *knee_up* (hip flexed,
-  knee bent about twice as much plus up to 20°, so the foot reaches the mattress), *frog*
-  (knee bent and fallen outward), *crossed* (one leg adducted over the other at the
-  ankles), *bent* (lateral lying: hip and knee flexed); the top leg of a lateral posture
-  is adducted 5–15° so that it rests on the lower one. Parameters: hip flexion ``flex``,
-  abduction ``abd``, external rotation ``rot`` and knee flexion ``knee``.
+  forearm down), *forward* (lateral lying: arm in front of the chest), *pillow* (arm raised
+  and bent, the hand under the head pillow, or under the head where there is none), *lap*
+  (sitting on the bed's edge: hand on the thigh), *prop* (sitting: hand on the mattress
+  beside the hip; both used by :mod:`disrt_core.sim.sitting`, as are *hanging* legs).
+  Wider arm poses (a "goalpost", arms spread) do not fit on a 0.9 m mattress and are left
+  out. An arm is parameterised by abduction ``alpha`` in the coronal plane (0 = down along
+  the body, 90 = T-pose, 180 = overhead), forward flexion ``phi`` toward the chest side,
+  humeral twist ``tau`` (positive turns the elbow's flexion plane toward the body's
+  midline) and elbow flexion ``elbow``. The drawn pose is only where the limb starts: the
+  settling lowers (or raises) every limb until it rests on the mattress, pillow or body.
+* legs: *straight*, *knee_up* (hip flexed, knee bent about twice as much plus up to 20°, so
+  the foot reaches the mattress), *frog* (knee bent and fallen outward), *crossed* (one leg
+  adducted over the other at the ankles), *bent* (lateral lying: hip and knee flexed),
+  *recovery* (prone: one knee drawn up and out to the side); the top leg of a lateral
+  posture is adducted 5–15° so that it rests on the lower one. Parameters: hip flexion
+  ``flex``, abduction ``abd``, external rotation ``rot`` and knee flexion ``knee``.
 * spine, neck and head get small random flexion (more curl in lateral postures), wrists and
-  ankles small random rotations, feet and hands stay at their (±0.01 rad) rest.
+  ankles small random rotations, feet and hands stay at their (±0.01 rad) rest. Prone heads
+  are turned to one side: the twist about the long axis of spine3, neck and head at 3–5°
+  each and of spine1-2 at 0–5° (up to 25° in all: SPEC §1.3 allows only ±5° per joint about
+  that axis, a real prone head turns further; the ¾ prone turns make up part of it).
+* lateral bodies without a pillow lay the lower arm under the head (*pillow* class), as
+  people do (``sample(..., pillow=)``).
 
-**Self-intersection**: :func:`self_intersecting` approximates limbs and trunk by capsules
-between joints and flags poses where two non-adjacent capsules' axes come closer than half
-the sum of their radii (gross interpenetration only; a hand resting on the chest passes).
+Self-intersection: :func:`disrt_core.sim.capsules.self_intersecting` (re-exported here).
 """
 
 from __future__ import annotations
@@ -55,6 +64,12 @@ from torch import Tensor
 from disrt_core.body.rotations import align_x
 from disrt_core.body.skeleton import SMPL_JOINT_NAMES, SMPL_PARENTS
 from disrt_core.posture import LEFT, POSTURES, PRONE, RIGHT, SUPINE
+from disrt_core.sim.capsules import (  # noqa: F401  (re-exported)
+    CAPSULE_PAIRS,
+    CAPSULES,
+    segment_distance,
+    self_intersecting,
+)
 
 _T = math.pi / 3
 _C = (-1.5516, 2.2061), (-2.4557, 0.7627), (-1.5708, 2.1886)  # left collar+shoulder total
@@ -85,6 +100,8 @@ JOINT_LIMITS = torch.tensor([
 
 J = {name: i for i, name in enumerate(SMPL_JOINT_NAMES)}
 
+J = {name: i for i, name in enumerate(SMPL_JOINT_NAMES)}
+
 #: Arm configurations: degree ranges of abduction, forward flexion, humeral twist, elbow.
 ARMS: dict[str, dict[str, tuple[float, float]]] = {
     "side": {"alpha": (2, 15), "phi": (-15, -2), "tau": (-90, 60), "elbow": (0, 25)},
@@ -94,6 +111,9 @@ ARMS: dict[str, dict[str, tuple[float, float]]] = {
     "overhead": {"alpha": (120, 170), "phi": (-15, 0), "tau": (-100, -70), "elbow": (20, 130)},
     "out": {"alpha": (20, 45), "phi": (-15, -2), "tau": (80, 100), "elbow": (0, 80)},
     "forward": {"alpha": (20, 70), "phi": (45, 90), "tau": (-30, 30), "elbow": (0, 110)},
+    "pillow": {"alpha": (115, 150), "phi": (-8, 0), "tau": (-95, -70), "elbow": (110, 140)},
+    "lap": {"alpha": (5, 20), "phi": (30, 50), "tau": (0, 30), "elbow": (50, 80)},
+    "prop": {"alpha": (15, 30), "phi": (-30, -10), "tau": (-30, 30), "elbow": (0, 15)},
 }
 #: Leg configurations: degree ranges of hip flexion, abduction, external rotation, knee.
 #: ``knee_up`` draws its knee as 2·flex + U(knee range).
@@ -103,6 +123,8 @@ LEGS: dict[str, dict[str, tuple[float, float]]] = {
     "frog": {"flex": (10, 30), "abd": (20, 36), "rot": (20, 32), "knee": (40, 90)},
     "crossed": {"flex": (-6, 4), "abd": (-22, -10), "rot": (-10, 10), "knee": (0, 12)},
     "bent": {"flex": (25, 85), "abd": (-5, 10), "rot": (-10, 10), "knee": (40, 115)},
+    "recovery": {"flex": (40, 75), "abd": (20, 34), "rot": (10, 30), "knee": (60, 110)},
+    "hanging": {"flex": (80, 90), "abd": (0, 12), "rot": (0, 0), "knee": (80, 105)},
 }
 ARM_CLASSES = tuple(ARMS)
 LEG_CLASSES = tuple(LEGS)
@@ -112,37 +134,44 @@ LEG_CLASSES = tuple(LEGS)
 #: always come as a pair.
 POSTURE_TABLE: dict[str, dict[str, list[tuple[tuple[str, str], float]]]] = {
     "supine": {
-        "arms": [(("side", "side"), 0.25), (("side", "belly"), 0.08), (("belly", "side"), 0.08),
+        "arms": [(("side", "side"), 0.22), (("side", "belly"), 0.08), (("belly", "side"), 0.08),
                  (("belly", "belly"), 0.06), (("chest", "side"), 0.05), (("side", "chest"), 0.05),
                  (("chest", "belly"), 0.03), (("crossed", "crossed"), 0.07),
-                 (("overhead", "side"), 0.06), (("side", "overhead"), 0.06),
-                 (("overhead", "overhead"), 0.05), (("out", "out"), 0.06),
+                 (("overhead", "side"), 0.05), (("side", "overhead"), 0.05),
+                 (("overhead", "overhead"), 0.04), (("out", "out"), 0.05),
                  (("out", "side"), 0.03), (("side", "out"), 0.03), (("out", "belly"), 0.03),
-                 (("belly", "out"), 0.03)],
-        "legs": [(("straight", "straight"), 0.45), (("knee_up", "straight"), 0.1),
+                 (("belly", "out"), 0.03), (("pillow", "side"), 0.04),
+                 (("side", "pillow"), 0.04), (("pillow", "pillow"), 0.03),
+                 (("pillow", "belly"), 0.02), (("belly", "pillow"), 0.02)],
+        "legs": [(("straight", "straight"), 0.42), (("knee_up", "straight"), 0.1),
                  (("straight", "knee_up"), 0.1), (("knee_up", "knee_up"), 0.08),
                  (("frog", "straight"), 0.06), (("straight", "frog"), 0.06),
-                 (("crossed", "straight"), 0.075), (("straight", "crossed"), 0.075)],
+                 (("crossed", "straight"), 0.09), (("straight", "crossed"), 0.09)],
     },
     "lateral": {  # (bottom, top)
-        "arms": [(("forward", "side"), 0.35), (("forward", "forward"), 0.3),
-                 (("overhead", "side"), 0.15), (("overhead", "forward"), 0.1),
-                 (("forward", "overhead"), 0.1)],
+        "arms": [(("forward", "side"), 0.28), (("forward", "forward"), 0.22),
+                 (("overhead", "side"), 0.1), (("overhead", "forward"), 0.08),
+                 (("forward", "overhead"), 0.07), (("pillow", "side"), 0.13),
+                 (("pillow", "forward"), 0.12)],
         "legs": [(("bent", "bent"), 0.45), (("straight", "bent"), 0.3),
                  (("straight", "straight"), 0.25)],
     },
     "prone": {
-        "arms": [(("side", "side"), 0.35), (("out", "out"), 0.1), (("out", "side"), 0.1),
-                 (("overhead", "side"), 0.15), (("side", "overhead"), 0.15),
-                 (("overhead", "overhead"), 0.15)],
-        "legs": [(("straight", "straight"), 0.6), (("frog", "straight"), 0.2),
-                 (("straight", "frog"), 0.2)],
+        "arms": [(("side", "side"), 0.25), (("out", "out"), 0.07), (("out", "side"), 0.07),
+                 (("overhead", "side"), 0.1), (("side", "overhead"), 0.1),
+                 (("overhead", "overhead"), 0.1), (("pillow", "pillow"), 0.15),
+                 (("pillow", "side"), 0.08), (("side", "pillow"), 0.08)],
+        "legs": [(("straight", "straight"), 0.5), (("frog", "straight"), 0.12),
+                 (("straight", "frog"), 0.12), (("recovery", "straight"), 0.13),
+                 (("straight", "recovery"), 0.13)],
     },
 }
 
 #: Root orientation about the canonical head axis (y) per posture, radians.
 POSTURE_ROLL = {SUPINE: 0.0, LEFT: math.pi / 2, RIGHT: -math.pi / 2, PRONE: math.pi}
-DEFAULT_POSTURE_WEIGHTS = (0.4, 0.25, 0.25, 0.1)  # supine, left, right, prone
+DEFAULT_POSTURE_WEIGHTS = (0.25, 0.25, 0.25, 0.25)  # supine, left, right, prone
+TURN_SHARE = 0.3  # bodies in a ¾ turn
+TURN_DEG = (30.0, 42.0)  # roll of a ¾ turn away from the posture's own
 
 
 @dataclass
@@ -205,19 +234,24 @@ class PosePrior:
     posture_weights: probabilities of supine, left, right, prone.
     yaw_deg, roll_deg, pitch_deg: half-ranges of the uniform root perturbations (roll_deg
     for lateral postures, flat_roll_deg for supine and prone).
+    turn_share, turn_deg: the share of ¾ turns and the (lo, hi) of their roll (degrees).
     """
 
     def __init__(self, posture_weights=DEFAULT_POSTURE_WEIGHTS, yaw_deg: float = 8.0,
-                 roll_deg: float = 30.0, pitch_deg: float = 4.0,
-                 flat_roll_deg: float = 12.0) -> None:
+                 roll_deg: float = 25.0, pitch_deg: float = 4.0,
+                 flat_roll_deg: float = 12.0, turn_share: float = TURN_SHARE,
+                 turn_deg: tuple[float, float] = TURN_DEG) -> None:
         if len(posture_weights) != len(POSTURES) or min(posture_weights) < 0:
             raise ValueError(f"posture_weights needs {len(POSTURES)} non-negative weights "
                              f"({', '.join(POSTURES)}), got {posture_weights}")
-        if roll_deg >= 45:
-            raise ValueError("roll_deg must stay below 45° or postures change class")
+        if roll_deg >= 45 or max(turn_deg) >= 45:
+            raise ValueError("roll_deg and turn_deg must stay below 45° or postures change "
+                             "class")
         self.posture_weights = torch.tensor(posture_weights, dtype=torch.float32)
         self.yaw, self.roll, self.pitch, self.flat_roll = (
             math.radians(a) for a in (yaw_deg, roll_deg, pitch_deg, flat_roll_deg))
+        self.turn_share = float(turn_share)
+        self.turn = tuple(math.radians(a) for a in turn_deg)
         self.arm_ranges = torch.tensor([[ARMS[a][k] for k in ("alpha", "phi", "tau", "elbow")]
                                         for a in ARM_CLASSES], dtype=torch.float32)
         self.leg_ranges = torch.tensor([[LEGS[a][k] for k in ("flex", "abd", "rot", "knee")]
@@ -229,19 +263,26 @@ class PosePrior:
         return torch.multinomial(weights, n, replacement=True, generator=gen)
 
     def sample(self, n: int, gen: torch.Generator, device="cpu",
-               posture: Tensor | None = None) -> SemanticPose:
+               posture: Tensor | None = None, pillow: Tensor | None = None) -> SemanticPose:
         """``n`` poses; ``posture`` [n] forces the classes (they are drawn anyway, so the
-        random stream, and thus everything else, does not depend on forcing)."""
+        random stream, and thus everything else, does not depend on forcing). ``pillow``
+        [n] bool: whether a head pillow lies there (lateral bodies without one lay the lower
+        arm under the head); None = a pillow everywhere."""
         drawn = self.sample_posture(n, gen, device)
         posture = drawn if posture is None else posture.to(device).long()
         root = self._root(posture, gen)
         arm_class, leg_class = self._classes(posture, gen, device)
+        lateral = (posture == LEFT) | (posture == RIGHT)
+        if pillow is not None:  # the lower arm (left for left lateral) under the head
+            no_pillow = lateral & ~pillow.to(device).bool()
+            bottom = torch.where(posture == LEFT, 0, 1)
+            rows = torch.arange(n, device=device)
+            arm_class[rows, bottom] = torch.where(no_pillow, ARM_CLASSES.index("pillow"),
+                                                  arm_class[rows, bottom])
         pose = torch.zeros(n, 23, 3, device=device)
 
         def u(*shape):
             return torch.rand(*shape, generator=gen, device=device)
-
-        lateral = (posture == LEFT) | (posture == RIGHT)
 
         # Arms: parameters per side, left-side formulas, right side mirrored.
         arm_par = _uniform(self.arm_ranges.to(device)[arm_class], gen)  # [n,2,4]
@@ -280,6 +321,13 @@ class PosePrior:
         for joint in (12, 15):
             pose[:, joint - 1, 0] = (u(n) * 2 - 1) * math.radians(15)
             pose[:, joint - 1, 1:] = (u(n, 2) * 2 - 1) * math.radians(4)
+        # Prone: the head turned to one side (twist about the long axis, module docstring).
+        prone = posture == PRONE
+        side = torch.where(u(n) < 0.5, -1.0, 1.0)
+        twist = torch.stack([5 * u(n), 5 * u(n), 3 + 2 * u(n), 3 + 2 * u(n), 3 + 2 * u(n)], 1)
+        for k, joint in enumerate((3, 6, 9, 12, 15)):
+            pose[:, joint - 1, 1] = torch.where(prone, side * torch.deg2rad(twist[:, k]),
+                                                pose[:, joint - 1, 1])
 
         limits = JOINT_LIMITS.to(device)
         pose = torch.maximum(torch.minimum(pose, limits[..., 1]), limits[..., 0])
@@ -287,10 +335,13 @@ class PosePrior:
 
     def _root(self, posture: Tensor, gen: torch.Generator) -> Tensor:
         n, device = posture.shape[0], posture.device
-        u = torch.rand(n, 3, generator=gen, device=device) * 2 - 1
+        u = torch.rand(n, 5, generator=gen, device=device)
         base = torch.tensor([POSTURE_ROLL[i] for i in range(len(POSTURES))], device=device)
         lateral = (posture == LEFT) | (posture == RIGHT)
-        roll = base[posture] + u[:, 0] * torch.where(lateral, self.roll, self.flat_roll)
+        roll = (u[:, 0] * 2 - 1) * torch.where(lateral, self.roll, self.flat_roll)
+        lo, hi = self.turn
+        turn = torch.where(u[:, 0] < 0.5, -1.0, 1.0) * (lo + (hi - lo) * u[:, 4])
+        roll = base[posture] + torch.where(u[:, 3] < self.turn_share, turn, roll)
         rot = (_axis_rot(2, u[:, 1] * self.yaw) @ _axis_rot(1, roll)
                @ _axis_rot(0, u[:, 2] * self.pitch))
         return roma.rotmat_to_rotvec(rot)
@@ -335,53 +386,3 @@ def forward_joints(rest: Tensor, body_pose: Tensor, root_rotmat: Tensor,
     return torch.stack(pos, 1)
 
 
-#: Capsules (joint a, joint b, radius in m for a 1.75 m adult).
-CAPSULES = {
-    "trunk_low": (0, 6, 0.10), "trunk_high": (6, 12, 0.10), "head": (12, 15, 0.085),
-    "l_upper": (16, 18, 0.045), "r_upper": (17, 19, 0.045),
-    "l_fore": (18, 20, 0.035), "r_fore": (19, 21, 0.035),
-    "l_hand": (20, 22, 0.03), "r_hand": (21, 23, 0.03),
-    "l_thigh": (1, 4, 0.07), "r_thigh": (2, 5, 0.07),
-    "l_shin": (4, 7, 0.045), "r_shin": (5, 8, 0.045),
-    "l_foot": (7, 10, 0.035), "r_foot": (8, 11, 0.035),
-}  # fmt: skip
-#: Capsule pairs that must not interpenetrate grossly.
-CAPSULE_PAIRS = [
-    ("l_fore", "r_fore"), ("l_hand", "r_hand"), ("l_hand", "r_fore"), ("r_hand", "l_fore"),
-    ("l_upper", "trunk_high"), ("r_upper", "trunk_high"), ("l_fore", "head"),
-    ("r_fore", "head"), ("l_hand", "head"), ("r_hand", "head"), ("l_upper", "head"),
-    ("r_upper", "head"), ("l_thigh", "r_thigh"), ("l_shin", "r_shin"), ("l_foot", "r_foot"),
-    ("l_shin", "r_thigh"), ("r_shin", "l_thigh"), ("l_fore", "l_thigh"),
-    ("r_fore", "r_thigh"), ("l_hand", "trunk_low"), ("r_hand", "trunk_low"),
-    ("l_fore", "trunk_low"), ("r_fore", "trunk_low"),
-]
-
-
-def segment_distance(p0: Tensor, p1: Tensor, q0: Tensor, q1: Tensor) -> Tensor:
-    """Closest distance between segments p0-p1 and q0-q1 ([..., 3] each), batched."""
-    d1, d2, r = p1 - p0, q1 - q0, p0 - q0
-    a, e = (d1 * d1).sum(-1).clamp(min=1e-12), (d2 * d2).sum(-1).clamp(min=1e-12)
-    b, c, f = (d1 * d2).sum(-1), (d1 * r).sum(-1), (d2 * r).sum(-1)
-    denom = a * e - b * b
-    s = torch.where(denom > 1e-12, ((b * f - c * e) / denom.clamp(min=1e-12)).clamp(0, 1),
-                    torch.zeros_like(a))
-    t = (b * s + f) / e
-    s = torch.where(t < 0, (-c / a).clamp(0, 1), torch.where(t > 1, ((b - c) / a).clamp(0, 1), s))
-    t = t.clamp(0, 1)
-    return ((p0 + d1 * s[..., None]) - (q0 + d2 * t[..., None])).norm(dim=-1)
-
-
-def self_intersecting(joints: Tensor, scale: Tensor | None = None,
-                      tolerance: float = 0.5) -> Tensor:
-    """Bool [B]: some capsule pair of ``CAPSULE_PAIRS`` is closer than ``tolerance`` × the
-    sum of their radii (scaled by ``scale`` [B], body height / 1.75 m)."""
-    a = torch.tensor([CAPSULES[p][0] for p, _ in CAPSULE_PAIRS], device=joints.device)
-    b = torch.tensor([CAPSULES[p][1] for p, _ in CAPSULE_PAIRS], device=joints.device)
-    c = torch.tensor([CAPSULES[q][0] for _, q in CAPSULE_PAIRS], device=joints.device)
-    d = torch.tensor([CAPSULES[q][1] for _, q in CAPSULE_PAIRS], device=joints.device)
-    radius = torch.tensor([CAPSULES[p][2] + CAPSULES[q][2] for p, q in CAPSULE_PAIRS],
-                          device=joints.device)
-    dist = segment_distance(joints[:, a], joints[:, b], joints[:, c], joints[:, d])
-    if scale is not None:
-        radius = radius * scale[:, None]
-    return (dist < tolerance * radius).any(-1)

@@ -12,10 +12,13 @@ pressure and the blanket drape are computed on it; the renderer meshes it at 2 c
 centred on the PM grid (``bedframe.BED_CENTRE_LABEL``), top at z = 0 with 3 cm rounded
 edges; a 4 cm frame rim U[6, 16] cm below the mattress top; floor U[45, 75] cm below it;
 a headboard (p 0.5, top U[15, 50] cm above the mattress), a footboard (p 0.4, U[5, 30] cm)
-and side rails on the upper half (p 0.25, U[15, 30] cm); a pillow (p ``pillow_prob``) under
-the head: a super-ellipse cushion 50–66 × 34–48 cm, 8–14 cm high, which the body squashes
-(its top is the lower of its shape and the body's underside: the pillow gives way and does
-not lift the head).
+and side rails on the upper half (p 0.25, U[15, 30] cm); a head pillow (p ``pillow_prob``,
+0.85: most beds have one): a super-ellipse cushion 50–66 × 34–48 cm, 8–14 cm high
+(:func:`pillow_height_at`), centred U[0, 8] cm beyond the head joint and U[±5] cm beside it
+(kept on the mattress, :func:`pillow_boxes`). What lies on it compresses it to ``squash`` =
+U[40, 70] % of its free height (column 6 of ``BedScene.pillow``): the head rests on the
+compressed top (:mod:`disrt_core.sim.rest`), and the visible pillow is the lower of its
+free shape and the underside of what lies on it.
 """
 
 from __future__ import annotations
@@ -105,24 +108,30 @@ class BedScene:
     headboard: Tensor  # top height, or nan for none
     footboard: Tensor
     rails: Tensor
-    pillow: Tensor  # [B,6] (present 0/1, x, offset beyond the head, half width, half length,
-    #                   height)
+    pillow: Tensor  # [B,7] (present 0/1, x offset, offset beyond the head, half width, half
+    #                   length, height, squash); x offset: from the head (before: the bed
+    #                   centre's x plus it), squash: compressed fraction (0.55 if absent)
 
     def to(self, device) -> BedScene:
         return BedScene(**{k: v.to(device) for k, v in self.__dict__.items()})
 
 
+PILLOW_PROB = 0.85
+SQUASH_RANGE = (0.4, 0.7)
+
+
 def sample_beds(n: int, gen: torch.Generator, device="cpu",
-                pillow_prob: float = 0.25) -> BedScene:
+                pillow_prob: float = PILLOW_PROB) -> BedScene:
     """Random bed geometry for ``n`` samples (see the module docstring)."""
-    u = torch.rand(n, 16, generator=gen, device=device)
+    u = torch.rand(n, 17, generator=gen, device=device)
     nan = torch.full((n,), float("nan"), device=device)
     width = 0.88 + 0.12 * u[:, 0]
     length = 1.95 + 0.11 * u[:, 1]
+    lo, hi = SQUASH_RANGE
     pillow = torch.stack([
-        (u[:, 8] < pillow_prob).float(), BED_CENTRE_LABEL[0] + 0.1 * (u[:, 9] - 0.5),
+        (u[:, 8] < pillow_prob).float(), 0.1 * (u[:, 9] - 0.5),
         0.08 * u[:, 10], 0.25 + 0.08 * u[:, 12], 0.17 + 0.07 * u[:, 11],
-        0.08 + 0.06 * u[:, 13],
+        0.08 + 0.06 * u[:, 13], lo + (hi - lo) * u[:, 16],
     ], -1)  # fmt: skip
     return BedScene(
         width=width, length=length,
@@ -157,16 +166,38 @@ def bed_heightfield(scene: BedScene, grid: SceneGrid = GRID) -> Tensor:
     return height
 
 
-def pillow_heightfield(scene: BedScene, head_y: Tensor, grid: SceneGrid = GRID) -> Tensor:
-    """Top of the (uncompressed) pillow above the mattress, 0 where there is none, [B,R,C].
-    The pillow's centre lies its offset beyond ``head_y`` [B] (label y of the head joint),
-    kept on the mattress."""
+def pillow_boxes(scene: BedScene, head_xy: Tensor) -> Tensor:
+    """Where each pillow lies, [B,6]: (present, centre x, centre y, half width, half length,
+    free height), from the head joint's label (x, y) [B,2] when the scene is made (module
+    docstring: beyond and beside the head, the whole pillow on the mattress)."""
+    p = scene.pillow
+    cx, cy = BED_CENTRE_LABEL
+    room_x = (scene.width / 2 - p[:, 3]).clamp(min=0)
+    x = (head_xy[:, 0] + p[:, 1]).clamp(min=cx - room_x, max=cx + room_x)
+    y = torch.minimum(head_xy[:, 1] + p[:, 2], cy + scene.length / 2 - p[:, 4])
+    return torch.stack([p[:, 0], x, y, p[:, 3], p[:, 4], p[:, 5]], -1)
+
+
+def pillow_height_at(boxes: Tensor, x: Tensor, y: Tensor) -> Tensor:
+    """Free height of the pillows ``boxes`` [B,6] (:func:`pillow_boxes`) above the mattress
+    at label points x, y [B,...]; 0 off them: ``h·sqrt(1 − |dx/a|⁴ − |dy/b|⁴)``."""
+    b = boxes.reshape(boxes.shape[0], *([1] * (x.dim() - 1)), 6).unbind(-1)
+    u, v = ((x - b[1]) / b[3]).square(), ((y - b[2]) / b[4]).square()
+    t = u * u + v * v
+    return b[0] * b[5] * torch.sqrt((1 - t).clamp(min=0))
+
+
+def pillow_squash(scene: BedScene) -> Tensor:
+    """Compressed fraction [B] of each pillow's free height under what rests on it."""
+    p = scene.pillow
+    return p[:, 6] if p.shape[1] > 6 else torch.full_like(p[:, 0], 0.55)
+
+
+def pillow_heightfield(scene: BedScene, head: Tensor, grid: SceneGrid = GRID) -> Tensor:
+    """Top of the free (uncompressed) pillow above the mattress, 0 where there is none,
+    [B,R,C]; ``head`` is the head joint's label (x, y) [B,2] (:func:`pillow_boxes`)."""
     x, y = grid.xy(scene.width.device)
-    p = scene.pillow[:, :, None, None]
-    top_edge = BED_CENTRE_LABEL[1] + scene.length / 2 - scene.pillow[:, 4]
-    cy = torch.minimum(head_y + scene.pillow[:, 2], top_edge)[:, None, None]
-    t = ((x - p[:, 1]) / p[:, 3]).abs() ** 4 + ((y - cy) / p[:, 4]).abs() ** 4
-    return p[:, 0] * p[:, 5] * torch.sqrt((1 - t).clamp(min=0))
+    return pillow_height_at(pillow_boxes(scene, head), x[None], y[None])
 
 
 def mattress_mask(scene: BedScene, grid: SceneGrid = GRID) -> Tensor:

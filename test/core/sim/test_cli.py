@@ -100,8 +100,8 @@ def test_preview_contact_sheet(tmp_path, generated):
     path = tmp_path / "sheet.png"
     assert cli.main(["--preview", str(path), "--preview-n", "2", "--body-model", "anny"]) == 0
     image = cv2.imread(str(path))
-    # 3 cover rows + a pressure row of 128×4 px panels, 2 panels of 54×4 px.
-    assert image.shape == (4 * 512 + 3 * 4, 2 * 216, 3)
+    # 3 cover rows + a pressure row + a side-view row of 128×4 px panels, 2 of 54×4 px.
+    assert image.shape == (5 * 512 + 4 * 4, 2 * 216, 3)
     assert image.std() > 10
 
 

@@ -44,7 +44,13 @@ def test_labels_recompute_from_the_parameters(sim_batch, sim_generator):
 def test_body_rests_in_the_mattress_and_within_limits(sim_batch, sim_generator):
     v = sim_batch["vertices"]
     lowest = v[..., 2].amin(1)
-    torch.testing.assert_close(lowest, -sim_batch["sink"])  # sunk below the mattress top
+    # Sunk below the mattress top by the springs' depth (the lowest vertex may lie a little
+    # below the 1 cm underside map the springs see), and carried: the pressure integrates to
+    # the weight on the mattress (m·g; the feet of someone sitting stand on the floor).
+    assert ((lowest + sim_batch["sink"]).abs() < 0.005).all()
+    load = sim_batch["pressure_grid"].sum((1, 2)) * 1000 * 0.01**2
+    weight = sim_batch["mass"] * 9.81 * sim_batch["mattress_load"]
+    torch.testing.assert_close(load, weight, rtol=1e-3, atol=0)
     pose = sim_generator.layout.unpack(sim_batch["params"]).body_pose.reshape(-1, 23, 3)
     assert (pose >= JOINT_LIMITS[..., 0] - 1e-4).all()
     assert (pose <= JOINT_LIMITS[..., 1] + 1e-4).all()
@@ -52,7 +58,7 @@ def test_body_rests_in_the_mattress_and_within_limits(sim_batch, sim_generator):
     pelvis = sim_batch["joints"][:, 0]
     assert ((pelvis[:, 0] - 0.347).abs() < 0.45).all() and ((pelvis[:, 1] - 0.9).abs() < 0.5).all()
     supine = sim_batch["posture"] == 0
-    assert supine.sum() >= 3
+    assert supine.sum() >= 2
     assert ((pelvis[supine, 0] - 0.347).abs() < 0.2).all()
     assert ((pelvis[supine, 1] - 0.95).abs() < 0.2).all()
     assert 40 < float(sim_batch["mass"].min()) and float(sim_batch["mass"].max()) < 160
@@ -69,8 +75,9 @@ def test_skeleton_lies_on_the_body_in_the_depth_image(sim_generator):
         d = depth[torch.arange(8)[inside], r[inside, joint], c[inside, joint]]
         height = (2101 - d) / 1000
         assert (height > 0.08).all(), (joint, height)
-    # Far from the body the image shows the mattress at the bed distance.
-    bed = depth[:, 2:10, 2:6]
+    # Far from the body (the foot end's corners: the head pillow lies at the other end) the
+    # image shows the mattress at the bed distance.
+    bed = torch.cat([depth[:, -10:-2, 2:6], depth[:, -10:-2, -6:-2]], 1)
     assert ((bed - 2101).abs() < 30).float().mean() > 0.8
 
 

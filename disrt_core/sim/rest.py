@@ -1,0 +1,312 @@
+"""Bodies at rest: every limb and the head settled under gravity onto what is below it.
+
+The pose prior only says where a limb starts; here it is turned about its joints until it
+rests on its support (batched, CPU or GPU, no per-sample loops): the mattress, the pillow
+or another body part, each sunk into by the part's own load (:mod:`disrt_core.sim.support`
+says what supports a point and how resting is measured; :mod:`disrt_core.sim.bodyparts`
+which joints turn together and which skin is tested).
+
+**Algorithm** (:func:`settle`): ``iterations`` rounds of
+
+1. skin the body; put it at the height where the trunk rests at its sinking depth (sitting
+   bodies: everything over the mattress);
+2. per part, its top surface on the 2 cm grid and how deep it sinks;
+3. for each chain of :data:`~disrt_core.sim.bodyparts.CHAINS` in turn (the head, then each
+   leg, then each arm; the last round settles the left limbs once more after the right
+   ones, as a body on its right side lays its left limbs on the right ones): its
+   clearance ``g(θ) = min over the test vertices of (z − support + sink)`` after turning it
+   by θ about its axis, for ``ANGLES_DEG`` both ways, each rotation clipped to
+   ``JOINT_LIMITS``. A chain more than ``TOLERANCE`` above its support is lowered to the
+   first θ where g reaches 0 (interpolated), one sunk more than ``BAND`` deeper than its
+   own load sinks it raised to ``−BAND``; where no θ reaches it, the θ with the smallest
+   |g|. A rotation may not make a capsule pair of :mod:`disrt_core.sim.capsules`
+   interpenetrate more than it did (the gross self-intersection test of the pose prior);
+   the turns that would are cut off. After each part the moved part's top is remade.
+
+Near a limb's root its skin sinks with the trunk, further out by the limb's own load
+(``LIMB_ROOT`` blend). The head's two chains split their turn between the neck and head
+joints. Cost: ``iterations`` − 1 extra body-model passes and, per round, 14 to 20 chain
+searches of 21 candidate angles over at most 160 vertices each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import roma
+import torch
+from torch import Tensor
+
+from disrt_core.body.skeleton import SMPL_PARENTS
+from disrt_core.sim.bodyparts import CHAIN, CHAINS, Chain, RestModel, descendants
+from disrt_core.sim.capsules import CAPSULE_PAIRS, CAPSULES, segment_distance
+from disrt_core.sim.mattress import GRAVITY, sink_depth
+from disrt_core.sim.poses import JOINT_LIMITS, global_rotations
+from disrt_core.sim.scene import GRID
+from disrt_core.sim.support import (
+    PENETRATION,
+    PITCH,
+    Support,
+    cells,
+    erode,
+    grid_shape,
+    others_top,
+    part_maps,
+    part_sinks,
+)
+
+ANGLES_DEG = (1.0, 2.5, 5.0, 9.0, 14.0, 21.0, 30.0, 42.0, 58.0, 78.0)
+BODY_SINK = 0.005  # m a part sinks into another part it rests on
+TOLERANCE = 0.004  # m: a chain this little above its support is left alone
+BAND = 0.015  # m: nor is one sunk this much deeper than its own load would sink it
+
+
+def _pick(theta: Tensor, g: Tensor, valid: Tensor) -> Tensor:
+    """The chosen angle [B] from candidates θ [K] (θ[0] = 0, then +ANGLES, then −ANGLES),
+    clearances g [B,K] and validity [B,K] (module docstring): a chain above its support
+    (g > ``TOLERANCE``) is lowered onto it, one sunk deeper than ``BAND`` raised to it."""
+    m = len(ANGLES_DEG)
+    start = g[:, :1]
+    keep = (start <= TOLERANCE) & (start >= -BAND)
+    g = g + torch.where(start < -BAND, BAND, 0.0)
+    g0 = g[:, :1]
+    best = torch.full_like(g0[:, 0], torch.inf)
+    reach = torch.zeros_like(valid)
+    reach[:, 0] = True
+    for sl in (slice(1, m + 1), slice(m + 1, 2 * m + 1)):
+        gs = torch.cat([g0, g[:, sl]], 1)
+        ts = torch.cat([theta[:1], theta[sl]]).expand_as(gs)
+        ok = torch.cat([valid[:, :1] | True, valid[:, sl]], 1).cumprod(1).bool()  # prefix
+        reach[:, sl] = ok[:, 1:]
+        cross = (torch.sign(gs[:, 1:]) != torch.sign(g0)) & ok[:, 1:]
+        first = torch.where(cross.any(1), cross.float().argmax(1), -1)
+        i = first.clamp(min=0)
+        ga, gb = gs.gather(1, i[:, None])[:, 0], gs.gather(1, i[:, None] + 1)[:, 0]
+        ta, tb = ts.gather(1, i[:, None])[:, 0], ts.gather(1, i[:, None] + 1)[:, 0]
+        t = ta + (tb - ta) * ga / (ga - gb).where((ga - gb).abs() > 1e-9, torch.ones_like(ga))
+        t = torch.where(first >= 0, t, torch.full_like(t, torch.inf))
+        best = torch.where(t.abs() < best.abs(), t, best)
+    fallback = theta[torch.where(reach, g.abs(), torch.full_like(g, torch.inf)).argmin(1)]
+    chosen = torch.where(torch.isfinite(best), best, fallback)
+    return torch.where(keep[:, 0], torch.zeros_like(chosen), chosen)
+
+
+@dataclass
+class _State:
+    """One round's body: vertices [B,V,3], joints [B,24,3], global rotations [B,24,3,3],
+    local rotation matrices [B,23,3,3], size."""
+
+    points: Tensor
+    joints: Tensor
+    glob: Tensor
+    local: Tensor
+    scale: Tensor  # [B] stature / 1.75 m (capsule radii)
+
+
+def _motion(chain: Chain, st: _State, rot: Tensor) -> list[tuple[Tensor, Tensor, Tensor]]:
+    """Each chain joint turned by the world rotation ``rot`` [B,K,3,3] about itself, the
+    result clipped to ``JOINT_LIMITS``: per joint (world rotation of its frame [B,K,3,3],
+    its new position [B,K,3], its new local rotation [B,K,3,3])."""
+    limits = JOINT_LIMITS.to(rot)
+    out, acc, old_prev, new_prev = [], None, None, None
+    for j in chain.joints:
+        gp = st.glob[:, SMPL_PARENTS[j]][:, None]  # the parent's frame before this chain
+        local = st.local[:, j - 1][:, None]
+        rv = roma.rotmat_to_rotvec(gp.transpose(-1, -2) @ rot @ gp @ local)
+        clipped = roma.rotvec_to_rotmat(torch.maximum(torch.minimum(rv, limits[j - 1, :, 1]),
+                                                      limits[j - 1, :, 0]))
+        turn = gp @ clipped @ local.transpose(-1, -2) @ gp.transpose(-1, -2)
+        old = st.joints[:, j][:, None]
+        if acc is None:
+            new = old.expand(-1, rot.shape[1], -1)
+        else:
+            turn = acc @ turn
+            new = new_prev + (acc @ (old - old_prev)[..., None])[..., 0]
+        out.append((turn, new, clipped))
+        acc, old_prev, new_prev = turn, old, new
+    return out
+
+
+def _moving_pairs(chain: Chain) -> list[tuple[str, str]]:
+    """Capsule pairs of :data:`CAPSULE_PAIRS` of which the chain moves exactly one."""
+    below = descendants(chain.joints[0]) - {chain.joints[0]}
+
+    def moves(name: str) -> bool:
+        a, b, _ = CAPSULES[name]
+        return a in below or b in below
+
+    return [(p, q) for p, q in CAPSULE_PAIRS if moves(p) != moves(q)]
+
+
+PAIRS = [_moving_pairs(c) for c in CHAINS]
+
+
+def _candidate_joints(chain: Chain, st: _State, frames) -> Tensor:
+    """Joints [B,K,24,3] after each candidate motion ``frames`` of :func:`_motion`."""
+    turn, pivot, _ = frames[-1]
+    k = turn.shape[1]
+    joints = st.joints[:, None].expand(-1, k, -1, -1).clone()
+    below = sorted(descendants(chain.joints[0]) - set(chain.joints))
+    if below:
+        old = st.joints[:, chain.joints[-1]][:, None, None]
+        joints[:, :, below] = pivot[:, :, None] + (st.joints[:, None, below] - old
+                                                   ) @ turn.transpose(-1, -2)
+    for j, (_, p, _) in zip(chain.joints, frames, strict=True):
+        joints[:, :, j] = p
+    return joints
+
+
+def _no_new_intersection(k: int, st: _State, joints: Tensor) -> Tensor:
+    """Bool [B,K]: candidates that make no capsule pair of the chain interpenetrate more
+    than the body's start (``self_intersecting``'s test with its tolerance)."""
+    pairs = PAIRS[k]
+    if not pairs:
+        return torch.ones(joints.shape[:2], dtype=torch.bool, device=joints.device)
+    ends = torch.tensor([[CAPSULES[p][0], CAPSULES[p][1], CAPSULES[q][0], CAPSULES[q][1]]
+                         for p, q in pairs], device=joints.device)
+    radius = joints.new_tensor([CAPSULES[p][2] + CAPSULES[q][2] for p, q in pairs])
+    dist = segment_distance(*(joints[:, :, ends[:, i]] for i in range(4)))  # [B,K,P]
+    margin = (dist - 0.5 * radius * st.scale[:, None, None]).amin(-1)
+    return margin >= torch.minimum(margin[:, :1], torch.zeros_like(margin[:, :1])) - 1e-4
+
+
+def _search_chain(k: int, model: RestModel, st: _State, support: Support, others: Tensor,
+                  sinks: Tensor, pillow_ok: Tensor, active: Tensor) -> None:
+    """Turn chain ``k`` to rest (in place on the state); see the module docstring. others
+    [B,cells]: the other parts' tops; sinks [B,P]; pillow_ok, active [B] bool."""
+    chain = CHAINS[k]
+    n, dev = st.points.shape[0], st.points.device
+    points = st.points[:, model.sorted_tests[k]]  # [B,N,3]
+    first, last = chain.joints[0], chain.joints[-1]
+    if chain.axis == "across":
+        d = points.mean(1) - st.joints[:, first]
+        d = torch.cat([d[:, :2], torch.zeros_like(d[:, :1])], -1)
+        out = st.joints[:, first] - st.joints[:, 0]
+        out = torch.cat([out[:, :2], torch.zeros_like(out[:, :1])], -1)
+        d = torch.where(d.norm(dim=-1, keepdim=True) > 0.02, d, out)
+        axis = torch.linalg.cross(d.new_tensor([0.0, 0.0, 1.0]).expand_as(d), d)
+    elif chain.axis == "hinge":
+        axis = st.glob[:, SMPL_PARENTS[first], :, chain.index]
+    else:
+        axis = st.joints[:, chain.index] - st.joints[:, first]
+    axis = axis / axis.norm(dim=-1, keepdim=True).clamp(min=1e-9)
+    angles = torch.tensor(ANGLES_DEG, device=dev).deg2rad()
+    theta = torch.cat([angles.new_zeros(1), angles, -angles])  # [K]
+    rot = roma.rotvec_to_rotmat(axis[:, None] * (theta / len(chain.joints))[None, :, None])
+    frames = _motion(chain, st, rot)
+    turn, pivot, _ = frames[-1]
+    old = st.joints[:, last][:, None, None]
+    turned = pivot[:, :, None] + (points[:, None] - old) @ turn.transpose(-1, -2)  # [B,K,N,3]
+    x, y, z = turned.unbind(-1)
+    # Near the limb's root the skin sinks with the trunk, further out by the part's own load.
+    sink = sinks[:, :1] + model.own[k][None] * (sinks[:, chain.part, None] - sinks[:, :1])
+    base = support.at(x, y, torch.zeros_like(sinks[:, 0]), pillow_ok) - sink[:, None]
+    idx, inside = cells(x, y)
+    other = others.gather(1, idx.reshape(n, -1)).view_as(z)
+    other = torch.where(inside & (other <= z + PENETRATION), other - BODY_SINK,
+                        torch.full_like(other, -torch.inf))
+    g = (z - torch.maximum(base, other)).amin(-1)  # [B,K]
+    chosen = _pick(theta, g, _no_new_intersection(k, st, _candidate_joints(chain, st, frames)))
+    chosen = torch.where(active, chosen, torch.zeros_like(chosen))
+    step = roma.rotvec_to_rotmat(axis[:, None] * (chosen / len(chain.joints))[:, None, None])
+    frames = _motion(chain, st, step)  # K = 1
+    turn, pivot = frames[-1][0][:, 0], frames[-1][1][:, 0]
+    old = st.joints[:, last].clone()
+
+    def carry(p: Tensor) -> Tensor:  # what hangs on the chain's last joint
+        return pivot[:, None] + (p - old[:, None]) @ turn.transpose(-1, -2)
+
+    start, end = model.moves[k]
+    st.points[:, start:end] = carry(st.points[:, start:end])
+    below = sorted(descendants(first) - set(chain.joints))
+    st.joints[:, below] = carry(st.joints[:, below])
+    st.glob[:, below] = turn[:, None] @ st.glob[:, below]
+    for j, (t, p, clipped) in zip(chain.joints, frames, strict=True):
+        st.local[:, j - 1] = clipped[:, 0]
+        st.glob[:, j] = t[:, 0] @ st.glob[:, j]
+        st.joints[:, j] = p[:, 0]
+
+
+_ORDER = tuple(range(len(CHAINS)))
+#: The last round settles the left limbs again after the right ones: of a body lying on its
+#: right side the left limbs are on top, and rest on where the right ones ended up.
+_LAST_ORDER = tuple(k for c in (("head", "head_side"), ("left_leg", "left_shin_roll",
+                    "left_shin", "right_leg", "right_shin_roll", "right_shin", "left_leg",
+                    "left_shin_roll", "left_shin"), ("left_arm", "left_forearm_roll",
+                    "left_forearm", "right_arm", "right_forearm_roll", "right_forearm",
+                    "left_arm", "left_forearm_roll", "left_forearm")) for k in map(CHAIN.get, c))
+
+
+def _cell_centres(device) -> tuple[Tensor, Tensor]:
+    """Label x, y [1,cells] of the settling grid's cell centres."""
+    rows, cols = grid_shape()
+    x0 = GRID.origin[0] - GRID.pitch / 2 + PITCH / 2
+    y0 = GRID.origin[1] + GRID.pitch / 2 - PITCH / 2
+    c = torch.arange(cols, device=device, dtype=torch.float32)
+    r = torch.arange(rows, device=device, dtype=torch.float32)
+    x = (x0 + PITCH * c)[None].expand(rows, cols).reshape(1, -1)
+    y = (y0 - PITCH * r)[:, None].expand(rows, cols).reshape(1, -1)
+    return x, y
+
+
+def settle(body, model: RestModel, params: Tensor, vertices: Tensor, joints: Tensor,
+           support: Support, stiffness: Tensor, mass: Tensor, *, active: Tensor | None = None,
+           pillow_ok: Tensor | None = None, sitting: Tensor | None = None,
+           scale: Tensor | None = None, iterations: int = 3) -> Tensor:
+    """Parameters [B,P] with every chain at rest and the pelvis height (transl z) at the
+    trunk's rest depth (label frame: mattress top z = 0); see the module docstring.
+
+    body: the body model (called ``iterations − 1`` times). vertices [B,V,3], joints
+    [B,24,3]: ``body(params)``. stiffness [B] N/m³, mass [B] kg.
+    active [B,len(CHAINS)] bool: chains to settle (default all). pillow_ok [B,len(CHAINS)]:
+    whether the pillow supports the chain (default all). sitting [B] bool: the trunk's depth
+    from every part over the mattress instead of the trunk alone (sitting on the edge).
+    scale [B]: stature / 1.75 m (capsule radii of the self-intersection test; default 1).
+    """
+    layout = body.param_layout
+    n, dev = params.shape[0], params.device
+    active = torch.ones(n, len(CHAINS), dtype=torch.bool, device=dev) if active is None else active
+    pillow_ok = torch.ones_like(active) if pillow_ok is None else pillow_ok
+    sitting = torch.zeros(n, dtype=torch.bool, device=dev) if sitting is None else sitting
+    weight = mass * GRAVITY
+    scale = torch.ones(n, device=dev) if scale is None else scale
+    params = params.clone()
+    z_index = layout.transl.start + 2
+    on_bed = support.on_mattress(*_cell_centres(dev))[:, None]  # [B,1,cells]
+    for it in range(iterations):
+        if it > 0:
+            vertices, joints = body(params)
+        vertices = vertices[:, model.order]  # by segment (bodyparts.RestModel)
+        p = layout.unpack(params)
+        top, under = part_maps(vertices, model.part_sorted)
+        under = torch.where(on_bed, under, torch.full_like(under, torch.inf))
+        sinks = part_sinks(under, weight, stiffness)
+        whole = under.amin(1)
+        sit_depth = sink_depth(whole - whole.amin(-1, keepdim=True), weight, stiffness,
+                               PITCH**2)
+        dz = torch.where(sitting, -(whole.amin(-1) + sit_depth),
+                         -(under[:, 0].amin(-1) + sinks[:, 0]))
+        dz = torch.where(torch.isfinite(dz), dz, torch.zeros_like(dz))
+        sinks = torch.minimum(sinks, sinks[:, :1])
+        params[:, z_index] += dz
+        shift = torch.stack([torch.zeros_like(dz), torch.zeros_like(dz), dz], -1)[:, None]
+        tops = erode(top + dz[:, None, None])
+        glob = global_rotations(roma.rotvec_to_rotmat(p.root_orient), p.body_pose)
+        local = roma.rotvec_to_rotmat(p.body_pose.reshape(n, 23, 3))
+        st = _State(vertices + shift, joints + shift, glob, local, scale)
+        order = _ORDER if it < iterations - 1 else _LAST_ORDER
+        for prev, k in zip([None, *order[:-1]], order, strict=True):
+            if prev is None or CHAINS[k].part != CHAINS[prev].part:
+                if prev is not None:  # remake the top of the part that moved last
+                    moved = CHAINS[prev].part
+                    start, end = model.part_range[moved]
+                    tops[:, moved] = erode(part_maps(st.points[:, start:end], 0, 1,
+                                                     False)[0])[:, 0]
+                others = others_top(tops, CHAINS[k].part)
+            _search_chain(k, model, st, support, others, sinks, pillow_ok[:, k], active[:, k])
+        pose = roma.rotmat_to_rotvec(st.local)
+        limits = JOINT_LIMITS.to(pose)
+        pose = torch.maximum(torch.minimum(pose, limits[..., 1]), limits[..., 0])
+        params = layout.pack(p.shape, params[:, layout.transl], p.root_orient,
+                             pose.reshape(n, 69))
+    return params
