@@ -38,6 +38,7 @@ mattress), as :meth:`support.Support.from_batch` reads them.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -48,11 +49,11 @@ import torch
 from torch import Tensor
 
 from disrt_core.geometry.bedframe import BED_CENTRE_LABEL, SLP_DANALAB_BED_MM
-import inspect
 from disrt_core.geometry.camera import raw_to_network, transform_points
 from disrt_core.posture import posture_from_axis_angle
 from disrt_core.sim import mattress
 from disrt_core.sim.bed_objects import bed_objects
+from disrt_core.sim.bodyparts import CHAINS, model_of, pillow_support, sunk_limbs
 from disrt_core.sim.drape import drape, sample_blankets
 from disrt_core.sim.noise import apply_sensor_noise
 from disrt_core.sim.placement import part_labels, place_on_mattress
@@ -62,7 +63,6 @@ from disrt_core.sim.poses import (
     forward_joints,
     self_intersecting,
 )
-from disrt_core.sim.bodyparts import CHAINS, model_of, pillow_support, sunk_limbs
 from disrt_core.sim.render import grid_faces, rasterize, render_depth, render_plane
 from disrt_core.sim.rest import settle as settle_bodies
 from disrt_core.sim.room import (
@@ -87,6 +87,7 @@ from disrt_core.sim.scene import (
 from disrt_core.sim.sensors import get_sensor, sample_camera_poses, sample_room_cameras
 from disrt_core.sim.shapes import body_mass, stature
 from disrt_core.sim.sitting import sample_sitting
+from disrt_core.sim.support import Support
 from disrt_core.threads import cpu_threads
 
 GENERATOR_VERSION = "1.0"
@@ -97,7 +98,6 @@ SCENES = ("bed", "room")
 @dataclass
 class SimConfig:
     """Every generator option (stored in the dataset manifest)."""
-from disrt_core.sim.support import Support
 
     sensor: str = "kinect2"
     covers: tuple[int, ...] = (0, 1, 2)
@@ -269,6 +269,9 @@ class SceneGenerator:
                 active = torch.where(sitting[:, None], (part >= 2) & (part <= 3), active)
         mass = body_mass(vertices, self.faces)
         iterations = getattr(self.config, "settle_iterations", 3)
+        scale = None
+        if bodies is not None and torch.isfinite(bodies["stature"]).all():
+            scale = bodies["stature"] / 1.75
         return settle_bodies(self.body, model, params, vertices, joints, support, stiffness,
                              mass, active=active, pillow_ok=pillow_ok, sitting=sitting,
                              scale=scale, iterations=iterations)
@@ -284,9 +287,6 @@ class SceneGenerator:
                                     ("amax", "amin")) for s in range(0, len(uv), chunk)])
         return maps[:, 0], maps[:, 1]
 
-        scale = None
-        if bodies is not None and torch.isfinite(bodies["stature"]).all():
-            scale = bodies["stature"] / 1.75
     def _render(self, points: Tensor, floor_z: Tensor, room: Room | None, s: int, e: int,
                 K: Tensor, T: Tensor) -> tuple[Tensor, Tensor | None]:
         """Clean depth (m) of samples s..e and, for rooms, the material per pixel: the body
