@@ -26,7 +26,8 @@ WARN       camera: no depth frame for ``QUIET_AFTER_S`` (or none yet); a depth o
            ones before being processed (the node cannot keep up; rate-limited frames
            do not count); intrinsics from the parameter because no CameraInfo came;
            or, since the last report, a frame skipped for its content (too few valid
-           pixels, bed not in view) or a bed that moved or could not be re-checked.
+           pixels, bed not in view) or while no CameraInfo has come yet (the first
+           ``CAMERA_INFO_GRACE_S``), or a bed that moved or could not be re-checked.
 OK         otherwise.
 =========  =========================================================================
 
