@@ -11,7 +11,10 @@ format          ``"disrt-checkpoint-1"``
 network         :class:`~disrt_core.model.DenoiserConfig` as a dict
 param_dim       length of the parameter vector the network predicts
 body            ``{"model_id": "anny-0.6" | "smpl-neutral" | ..., "param_layout": {...}}``
-diffusion       ``{"num_timesteps": 100, "schedule": "linear"}`` (SPEC §2)
+diffusion       ``{"num_timesteps": 100, "schedule": "linear"}`` (SPEC §2); optionally the
+                diffusion space (``space``, ``parametrisation``, ``mean``, ``std``:
+                :mod:`disrt_core.diffusion_space`) and validated sampler ``timesteps``
+                (:func:`disrt_core.diffusion.check_timesteps`); absent = the SPEC's
 decoder         :class:`~disrt_core.decoder.DecoderConfig` as a dict (offset, squash,
                 bounds and their frames)
 preprocessing   the input geometry: network grid 128×54, PM grid and zoom, label origin,
@@ -43,6 +46,8 @@ from safetensors.torch import load_file, save_file
 
 from disrt_core.body.layout import ParamLayout
 from disrt_core.decoder import DecoderConfig
+from disrt_core.diffusion import check_timesteps
+from disrt_core.diffusion_space import DiffusionSpace
 from disrt_core.geometry import bedframe
 from disrt_core.model import Denoiser, DenoiserConfig
 
@@ -52,6 +57,9 @@ META_KEY = "disrt"
 
 #: Diffusion settings a checkpoint may name, and the values this code implements.
 DIFFUSION_DEFAULTS = {"num_timesteps": 100, "schedule": "linear"}
+#: Optional diffusion keys (issue 21): absent means the SPEC's raw space, x0 output and the
+#: round(linspace(T−1, 0, N)) timesteps.
+DIFFUSION_OPTIONAL = ("space", "parametrisation", "mean", "std", "timesteps")
 SUPPORTED_SCHEDULES = ("linear",)  # GaussianDiffusion builds linear_betas only
 
 
@@ -76,10 +84,11 @@ def check_diffusion(settings, path: str | Path = "checkpoint") -> dict:
     this code does not implement (the sampler would silently use something else)."""
     if not isinstance(settings, dict):
         raise CheckpointError(path, f"header 'diffusion' must be an object, got {settings!r}")
-    unknown = sorted(set(settings) - set(DIFFUSION_DEFAULTS))
+    known = {*DIFFUSION_DEFAULTS, *DIFFUSION_OPTIONAL}
+    unknown = sorted(set(settings) - known)
     if unknown:
         raise CheckpointError(path, f"unknown diffusion settings {unknown}; this disrt_core "
-                              f"knows {sorted(DIFFUSION_DEFAULTS)} (written by a newer version?)")
+                              f"knows {sorted(known)} (written by a newer version?)")
     out = {**DIFFUSION_DEFAULTS, **settings}
     if out["schedule"] not in SUPPORTED_SCHEDULES:
         raise CheckpointError(path, f"diffusion schedule {out['schedule']!r} is not supported; "
@@ -90,6 +99,13 @@ def check_diffusion(settings, path: str | Path = "checkpoint") -> dict:
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise CheckpointError(path, f"diffusion num_timesteps must be an integer >= 1, got "
                               f"{steps!r}")
+    try:
+        DiffusionSpace.from_dict(out)
+        out["timesteps"] = check_timesteps(out.get("timesteps"), steps)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(path, f"diffusion settings: {err}") from err
+    if out["timesteps"] is None:
+        del out["timesteps"]
     return out
 
 
@@ -178,6 +194,10 @@ class CheckpointHeader:
             raise
         except (TypeError, ValueError, AttributeError) as err:
             raise CheckpointError(source, f"malformed header: {err}") from err
+        mean = header.diffusion.get("mean")
+        if mean is not None and len(mean) != header.param_dim:
+            raise CheckpointError(source, f"diffusion space has {len(mean)} values, param_dim "
+                                  f"is {header.param_dim}")
         if header.param_layout.get("param_dim", header.param_dim) != header.param_dim:
             raise CheckpointError(source, f"header param_dim {header.param_dim} disagrees with "
                                   f"body.param_layout {header.param_layout}")
@@ -240,6 +260,33 @@ def save_checkpoint(
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def rewrite_header(path: str | Path, out: str | Path | None = None,
+                   diffusion: dict | None = None, training: dict | None = None) -> Path:
+    """Copy a checkpoint's weights unchanged (same dtype) with an updated header: the
+    ``diffusion`` keys given replace the header's (checked), ``training`` keys are merged
+    in. Written atomically to ``out`` (default: in place); returns the path."""
+    header = read_header(path)
+    if diffusion:
+        header.diffusion = check_diffusion({**header.diffusion, **diffusion}, path)
+    if training:
+        header.training = {**header.training, **training}
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(path, f"weights cannot be read ({err})") from err
+    out = Path(out or path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={META_KEY: header.to_json()})
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
 
 
 def read_header(path: str | Path) -> CheckpointHeader:

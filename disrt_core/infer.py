@@ -32,6 +32,7 @@ from disrt_core.body.layout import ParamLayout
 from disrt_core.checkpoint import CheckpointMismatchError, load_checkpoint, read_header
 from disrt_core.decoder import DecoderConfig, MeshDecoder
 from disrt_core.diffusion import GaussianDiffusion
+from disrt_core.diffusion_space import DiffusionSpace
 from disrt_core.geometry.bedframe import NET_SHAPE
 from disrt_core.model import Denoiser
 from disrt_core.occupancy import presence_probability
@@ -115,7 +116,11 @@ def _as_depth_batch(depth, device: torch.device) -> Tensor:
 class Estimator:
     """Depth images -> body parameters, joints, mesh and per-joint spread (label frame).
 
-    Sampling: ``steps`` DDIM steps at round(linspace(99, 0, steps)), η = ``eta``, K =
+    Sampling: ``steps`` DDIM steps at round(linspace(99, 0, steps)) or at the checkpoint's
+    own validated ``timesteps`` (header ``diffusion.timesteps``, see
+    :mod:`disrt_core.diffusion`; ``steps`` still sets how many), in the checkpoint's
+    diffusion ``space`` (:mod:`disrt_core.diffusion_space`; the SPEC's raw space with x0
+    output unless the header names another), η = ``eta``, K =
     ``hypotheses`` samples per image drawn in one batched network call per step, decoded
     together; with K > 1 the answer is their average body (:func:`average_bodies`) and the
     spread is taken about the mean of their joints. With a ``seed``, hypothesis k of every
@@ -156,6 +161,8 @@ class Estimator:
         cuda_graphs: bool = False,
         channels_last: bool = False,
         num_timesteps: int = 100,
+        space: DiffusionSpace | None = None,
+        timesteps: dict | None = None,
     ) -> None:
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
@@ -179,7 +186,14 @@ class Estimator:
         self.body_model = body_model.to(self.device).eval()
         self.model_id = body_model.model_id
         self.decoder = MeshDecoder(self.body_model, decoder_config).to(self.device)
-        self.diffusion = GaussianDiffusion(num_timesteps)
+        self.diffusion = GaussianDiffusion(num_timesteps, timesteps)
+        self.space = (space or DiffusionSpace()).to(self.device)  # no copies while sampling
+        if self.space.kind == "normalised" and len(self.space.mean) != model.param_dim:
+            raise CheckpointMismatchError(
+                f"diffusion space has {len(self.space.mean)} values, the network predicts "
+                f"{model.param_dim}")
+        self._space_fn = self.space.wrap(self._model_fn, torch.as_tensor(
+            self.diffusion.alphas_cumprod, dtype=torch.float32, device=self.device))
         self.model = model.to(self.device)  # predict() switches to eval and back
         if channels_last:  # faster inference on both: ~30% for `small` on 2 CPU cores
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -224,6 +238,8 @@ class Estimator:
         header.check_compatible(body_model.model_id, body_model.param_layout, source=str(path))
         model, header = load_checkpoint(path)
         steps_trained = int(header.diffusion.get("num_timesteps", 100))
+        kwargs.setdefault("space", DiffusionSpace.from_dict(header.diffusion))
+        kwargs.setdefault("timesteps", header.diffusion.get("timesteps"))
         est = cls(model, body_model, decoder_config=header.decoder, device=device, steps=steps,
                   hypotheses=hypotheses, eta=eta, seed=seed, num_timesteps=steps_trained,
                   channels_last=channels_last, **kwargs)
@@ -270,9 +286,11 @@ class Estimator:
         return draws[0], draws[1:]
 
     def _sample(self, depth_rows: Tensor, noise: Tensor, step_noise: list[Tensor]) -> Tensor:
-        return self.diffusion.ddim_sample(self._model_fn, depth_rows, tuple(noise.shape),
-                                          self.steps, self.eta, noise=noise,
-                                          step_noise=step_noise or None)
+        """DDIM in the diffusion space; returns x̂0 in the network's (offset) space."""
+        z0 = self.diffusion.ddim_sample(self._space_fn, depth_rows, tuple(noise.shape),
+                                        self.steps, self.eta, noise=noise,
+                                        step_noise=step_noise or None)
+        return self.space.from_z(z0)
 
     def _decode(self, x0: Tensor, genders: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
         decoded = self.decoder(x0, genders, is_gt=False)

@@ -69,8 +69,20 @@ class ModelSection:
 
 @dataclass
 class DiffusionSection:
+    """num_timesteps, consistent_translation: SPEC §2 and its §8.1 option (the reference
+    noises x0, not x0 − offset). space: ``raw`` (the SPEC: diffuse the parameter vector) or
+    ``normalised`` (diffuse (x0 − offset − mean)/std, per-dimension statistics of the first
+    ``space_samples`` samples of the first stage, stds floored at ``std_floor``; always
+    consistent). parametrisation: ``x0`` (the SPEC: the network returns x̂0) or ``skip``
+    (ẑ0 = √ᾱ_t·z_t + √(1−ᾱ_t)·F; normalised space only). See
+    :mod:`disrt_core.diffusion_space` and docs/diffusion_xt.md (issue 21)."""
+
     num_timesteps: int = 100
     consistent_translation: bool = False  # SPEC §8.1 option; the reference does not
+    space: str = "raw"
+    parametrisation: str = "x0"
+    space_samples: int = 4096
+    std_floor: float = 0.01
 
 
 @dataclass
@@ -82,6 +94,8 @@ class LossSection:
     normaliser_samples: int = 2048
     lambda_smpl: float = 1.0
     lambda_v2v: float = 1.0
+    lambda_x0: float = 0.0       # direct ẑ0 term beside the decoder losses (0: the SPEC)
+    min_snr_gamma: float = 5.0   # its per-sample weight min(SNR_t, γ)/γ
 
 
 @dataclass
@@ -461,6 +475,20 @@ def validate(config: TrainConfig) -> TrainConfig:
     if config.loss.normalisers not in ("auto", "reference", "data"):
         raise bad("loss.normalisers", f"must be auto, reference or data, got "
                   f"{config.loss.normalisers!r}")
+    from disrt_core.diffusion_space import PARAMETRISATIONS, SPACES
+
+    diff = config.diffusion
+    if diff.space not in SPACES:
+        raise bad("diffusion.space", f"must be one of {SPACES}, got {diff.space!r}")
+    if diff.parametrisation not in PARAMETRISATIONS:
+        raise bad("diffusion.parametrisation", f"must be one of {PARAMETRISATIONS}, got "
+                  f"{diff.parametrisation!r}")
+    if diff.parametrisation == "skip" and diff.space != "normalised":
+        raise bad("diffusion.parametrisation", "skip needs diffusion.space=normalised")
+    if diff.space_samples < 2 or not diff.std_floor > 0:
+        raise bad("diffusion", "space_samples must be ≥ 2 and std_floor > 0")
+    if config.loss.lambda_x0 < 0 or not config.loss.min_snr_gamma > 0:
+        raise bad("loss", "lambda_x0 must be ≥ 0 and min_snr_gamma > 0")
     if config.optim.lr <= 0 or config.optim.weight_decay < 0 or config.optim.grad_clip < 0:
         raise bad("optim", "lr must be > 0, weight_decay and grad_clip ≥ 0")
     if not 0.0 < config.ema.decay < 1.0:
@@ -565,6 +593,17 @@ def resume_conflicts(saved: dict, current: dict) -> list[str]:
     def free(key: str) -> bool:
         return any(key == k or key.startswith(k + ".") for k in RESUME_FREE)
 
+    def with_defaults(defaults: dict, given: dict) -> dict:
+        # a run saved before a key existed ran with that key's default
+        out = dict(given)
+        for key, value in defaults.items():
+            if key not in out:
+                out[key] = value
+            elif isinstance(value, dict) and isinstance(out[key], dict):
+                out[key] = with_defaults(value, out[key])
+        return out
+
+    saved = with_defaults(TrainConfig().to_dict(), saved)
     return [k for k in config_diff(saved, current) if not free(k)]
 
 

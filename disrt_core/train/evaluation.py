@@ -146,13 +146,25 @@ def summarise(per_sample: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def diffusion_options(diffusion: dict | None) -> dict[str, Any]:
+    """Estimator keyword arguments (``num_timesteps``, ``space``, ``timesteps``) of a
+    checkpoint header's ``diffusion`` block (None: the SPEC's)."""
+    from disrt_core.diffusion_space import DiffusionSpace
+
+    diffusion = diffusion or {}
+    return {"num_timesteps": int(diffusion.get("num_timesteps", 100)),
+            "space": DiffusionSpace.from_dict(diffusion),
+            "timesteps": diffusion.get("timesteps")}
+
+
 def evaluate_model(model, body, spec: DataSpec, settings: EvalSettings,
                    device: str | torch.device = "cpu",
                    decoder_config: DecoderConfig | None = None,
-                   per_sample: bool = False) -> dict[str, Any]:
+                   per_sample: bool = False, diffusion: dict | None = None) -> dict[str, Any]:
     """Evaluate an in-memory network on a data source; returns ``{"settings", "summary"}``
     for a single pair, or ``{"settings", "results": [{steps, hypotheses, summary}]}`` for
-    a grid (``per_sample=True`` adds the per-sample values)."""
+    a grid (``per_sample=True`` adds the per-sample values). ``diffusion``: the checkpoint
+    header's block (T, space, sampler timesteps; default the SPEC's)."""
     from disrt_core.infer import Estimator
     from disrt_core.train.data import eval_batches
 
@@ -160,7 +172,8 @@ def evaluate_model(model, body, spec: DataSpec, settings: EvalSettings,
     estimator = Estimator.from_model(model, body, decoder_config=decoder_config, device=device,
                                      seed=settings.seed, eta=settings.eta,
                                      precision=settings.precision,
-                                     channels_last=settings.channels_last)
+                                     channels_last=settings.channels_last,
+                                     **diffusion_options(diffusion))
     batches = eval_batches(spec, body, device, settings.batch_size, settings.max_samples,
                            settings.num_workers)
     pairs = settings.pairs()
@@ -194,7 +207,7 @@ def evaluate_checkpoint(path: str | Path, spec: DataSpec, settings: EvalSettings
     grid = settings.grid or [(settings.steps, settings.hypotheses)]
     result = evaluate_model(model, body, spec, EvalSettings(**{**asdict(settings),
                                                                "grid": grid}),
-                            device, header.decoder, per_sample)
+                            device, header.decoder, per_sample, header.diffusion)
     return {"checkpoint": str(path), "body_model": body.model_id, **result}
 
 

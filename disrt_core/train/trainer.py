@@ -42,6 +42,7 @@ from disrt_core.data.augment import AugmentConfig, Augmenter
 from disrt_core.data.source import DataError, check_body_model
 from disrt_core.decoder import MeshDecoder
 from disrt_core.diffusion import GaussianDiffusion
+from disrt_core.diffusion_space import DiffusionSpace
 from disrt_core.losses import LossConfig, diffusion_loss, normalisers_from_data
 from disrt_core.model import Denoiser, DenoiserConfig, preset
 from disrt_core.train import distributed
@@ -50,8 +51,9 @@ from disrt_core.train.config import ConfigError, TrainConfig, resume_conflicts
 from disrt_core.train.data import build_train_data, derive_seed
 from disrt_core.train.monitor import Monitor
 from disrt_core.train.schedules import build_scheduler, stage_factor
+from disrt_core.train.space import fold_into_head, space_from_batches
 
-LOSS_TERMS = ("total", "betas", "root", "angles", "joints", "v2v")
+LOSS_TERMS = ("total", "betas", "root", "angles", "joints", "v2v", "x0")
 
 
 @dataclass
@@ -162,6 +164,7 @@ class Trainer:
                                    "out_size": None if size == (128, 54) else size})
             self.augmenter = Augmenter(aug, self.layout)
         self.loss_config: LossConfig | None = None
+        self.space: DiffusionSpace | None = None  # from a resume state, init or the data
         self.position = Position()
         self.summary: dict[str, Any] = {"samples": 0, "train_seconds": 0.0, "evals": []}
         self.history: list[dict[str, Any]] = []
@@ -173,6 +176,8 @@ class Trainer:
             self._load_init(Path(init))
         if self.loss_config is None:
             self.loss_config = self._normalisers()
+        if self.space is None:
+            self.space = self._data_space()
         self.monitor = Monitor(self.out_dir, self.info.is_main, cfg.run.progress,
                                cfg.run.tensorboard,
                                resume_step=self.position.step if resume_path else None)
@@ -210,6 +215,36 @@ class Trainer:
         result = distributed.broadcast_object(result, self.info)
         return LossConfig(**result)
 
+    def _data_space(self) -> DiffusionSpace:
+        """``diffusion.space`` of the config: raw, or normalised with statistics of the first
+        stage's data (rank 0 reads, the others receive)."""
+        cfg = self.config.diffusion
+        if cfg.space == "raw":
+            return DiffusionSpace()
+        result = None
+        if self.info.is_main:
+            result = space_from_batches(self.data[0].epoch(0), self.decoder.transl_shift,
+                                        cfg.space_samples, cfg.parametrisation,
+                                        cfg.std_floor).to_dict()
+        return DiffusionSpace.from_dict(distributed.broadcast_object(result, self.info))
+
+    def _adopt_space(self, saved: DiffusionSpace, source: str) -> None:
+        """The space of an init checkpoint or state, against the config's: kept when the
+        kinds agree (the parametrisation is the config's); a raw network continuing in a
+        normalised space gets the data's statistics, folded into its head
+        (:func:`~disrt_core.train.space.fold_into_head`)."""
+        cfg = self.config.diffusion
+        if saved.kind == cfg.space:
+            self.space = DiffusionSpace(saved.kind, cfg.parametrisation, saved.mean, saved.std)
+        elif saved.kind == "raw":
+            self.space = self._data_space()
+            fold_into_head(self.model, self.space)
+            if self.ema is not None:
+                fold_into_head(self.ema, self.space)
+        else:
+            raise ConfigError(f"{source} diffuses in the {saved.kind} space, the config in "
+                              f"{cfg.space}; set diffusion.space={saved.kind}")
+
     def _check_body(self, saved: dict, source: str) -> None:
         if saved["model_id"] != self.body.model_id or saved["layout"] != self.layout.to_dict():
             raise DataError(f"{source} was trained for body model {saved['model_id']} "
@@ -238,6 +273,7 @@ class Trainer:
             self.model.load_state_dict(model.state_dict())
             if self.ema is not None:
                 self.ema.load_state_dict(model.state_dict())
+            self._adopt_space(DiffusionSpace.from_dict(header.diffusion), f"init.checkpoint {path}")
             return
         state = st.load_state(path, self.device)
         self._check_body(state["body"], f"init.checkpoint {path}")
@@ -249,6 +285,7 @@ class Trainer:
         if self.config.init.optimizer:
             self.optimizer.load_state_dict(state["optimizer"])
         self.loss_config = LossConfig(**state["loss"])
+        self._adopt_space(DiffusionSpace.from_dict(state.get("space")), f"init.checkpoint {path}")
 
     def _load_resume(self, path: Path) -> None:
         state = st.load_state(path, self.device)
@@ -263,6 +300,7 @@ class Trainer:
             self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.loss_config = LossConfig(**state["loss"])
+        self.space = DiffusionSpace.from_dict(state.get("space"))
         self.position = Position(**state["position"])
         self.summary = state["summary"]
         if self.position.stage < len(self.data):
@@ -307,7 +345,9 @@ class Trainer:
         torch.manual_seed(derive_seed(cfg.seed, stage_index, epoch, index, info.rank, 0xD0))
         terms, _ = diffusion_loss(self._forward, self.diffusion, self.decoder, depth, x0, gender,
                                   self.loss_config, t=t, noise=noise,
-                                  consistent_translation=cfg.diffusion.consistent_translation)
+                                  consistent_translation=cfg.diffusion.consistent_translation,
+                                  space=self.space, lambda_x0=cfg.loss.lambda_x0,
+                                  min_snr_gamma=cfg.loss.min_snr_gamma)
         self.optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         grad_norm = None
@@ -467,6 +507,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "data": data_state,
             "loss": asdict(self.loss_config),
+            "space": self.space.to_dict(),
             "config": self.config.to_dict(),
             "network": json.loads(json.dumps(self.net_config.to_dict())),
             "body": {"model_id": self.body.model_id, "layout": self.layout.to_dict()},
@@ -496,6 +537,14 @@ class Trainer:
                 "loss": asdict(self.loss_config),
                 "config": yaml.safe_dump(cfg.to_dict(), sort_keys=False)}
 
+    def diffusion_header(self) -> dict:
+        """The checkpoint header's ``diffusion`` block: T and, unless it is the SPEC's raw
+        space with x0 output, the space (:meth:`DiffusionSpace.to_dict`)."""
+        out = {"num_timesteps": self.diffusion.num_timesteps}
+        if not self.space.is_identity:
+            out.update(self.space.to_dict())
+        return out
+
     def export(self, stem: str) -> Path | None:
         """``<out>/<stem>.safetensors`` (+ ``<stem>-ema``) for the Estimator and evaluate.py."""
         if not self.info.is_main:
@@ -503,11 +552,13 @@ class Trainer:
         path = self.out_dir / f"{stem}.safetensors"
         summary = self.training_summary()
         save_checkpoint(path, self.model, self.body.model_id, self.layout,
-                        self.decoder.config, training=summary)
+                        self.decoder.config, training=summary,
+                        diffusion=self.diffusion_header())
         if self.ema is not None:
             save_checkpoint(self.out_dir / f"{stem}-ema.safetensors", self.ema,
                             self.body.model_id, self.layout, self.decoder.config,
-                            training={**summary, "weights": "ema"})
+                            training={**summary, "weights": "ema"},
+                            diffusion=self.diffusion_header())
         return path
 
     def evaluate(self, tag: str) -> dict | None:
@@ -522,7 +573,8 @@ class Trainer:
                                     measurements=cfg.measurements)
             was = torch.is_grad_enabled()
             result = evaluate_model(self.model, self.body, cfg.data, settings, self.device,
-                                    decoder_config=self.decoder.config)
+                                    decoder_config=self.decoder.config,
+                                    diffusion=self.diffusion_header())
             torch.set_grad_enabled(was)
             result = {"tag": tag, "step": self.position.step, **result}
             folder = self.out_dir / "eval"

@@ -1,0 +1,130 @@
+"""Training in a normalised diffusion space with the skip output and the direct x0 term
+(issue 21), and the paper config's headers left as they were."""
+
+import pytest
+import torch
+
+from disrt_core.checkpoint import read_header
+from disrt_core.diffusion_space import DiffusionSpace
+from disrt_core.model import Denoiser
+from disrt_core.train.config import ConfigError, load_config
+from disrt_core.train.monitor import read_log
+from disrt_core.train.space import fold_into_head
+from disrt_core.train.state import latest_state, load_state
+from disrt_core.train.trainer import Trainer
+
+
+def _one_stage(make_config, out, **diffusion):
+    raw = make_config(out)
+    raw["stages"] = raw["stages"][:1]
+    raw["stages"][0]["epochs"] = 1
+    raw["diffusion"] = diffusion
+    raw["loss"]["lambda_x0"] = 1.0 if diffusion else 0.0
+    return raw
+
+
+def test_normalised_skip_run_exports_its_space(make_config, keep_threads, tmp_path, smpl_both):
+    config = load_config(None, base=_one_stage(make_config, tmp_path / "n", space="normalised",
+                                               parametrisation="skip"))
+    trainer = Trainer(config)
+    space = trainer.space
+    assert space.kind == "normalised" and space.parametrisation == "skip"
+    # the statistics are those of the training vectors in the network's offset space
+    x = torch.cat([b["params"] for b in trainer.data[0].epoch(0)]).float()
+    z = space.to_z(x - trainer.decoder.transl_shift)
+    moving = x.std(0) > 0.05
+    torch.testing.assert_close(z.mean(0), torch.zeros(88), atol=1e-4, rtol=0)
+    torch.testing.assert_close(z.std(0, unbiased=False)[moving], torch.ones(int(moving.sum())),
+                               atol=1e-4, rtol=0)
+    trainer.fit()
+    trainer.close()
+    rows = read_log(tmp_path / "n" / "log.csv")
+    assert rows and all(float(r["loss"]) > 0 for r in rows)
+    header = read_header(tmp_path / "n" / "model.safetensors")
+    again = DiffusionSpace.from_dict(header.diffusion)
+    torch.testing.assert_close(again.mean, space.mean)
+    assert header.diffusion["parametrisation"] == "skip"
+    assert load_state(latest_state(tmp_path / "n"))["space"]["space"] == "normalised"
+    from disrt_core.infer import Estimator
+
+    est = Estimator.from_checkpoint(tmp_path / "n" / "model.safetensors", body_model=smpl_both)
+    assert est.space.kind == "normalised"
+    pred = est.predict(torch.rand(2, 1, 128, 54), torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+    assert torch.isfinite(pred.joints).all()
+    # a continuation from the raw paper recipe's weights folds the statistics into the head
+    raw = load_config(None, base=_one_stage(make_config, tmp_path / "r"))
+    raw_trainer = Trainer(raw)
+    raw_trainer.fit()
+    raw_trainer.close()
+    assert set(read_header(tmp_path / "r" / "model.safetensors").diffusion) == {
+        "num_timesteps", "schedule"}  # the paper config's header is unchanged
+    cont = _one_stage(make_config, tmp_path / "c", space="normalised", parametrisation="skip")
+    cont["init"] = {"checkpoint": str(tmp_path / "r" / "model.safetensors")}
+    trainer = Trainer(load_config(None, base=cont))
+    assert trainer.space.kind == "normalised"
+    w_raw = raw_trainer.model.head[-1].weight
+    torch.testing.assert_close(trainer.model.head[-1].weight * trainer.space.std[:, None], w_raw)
+    trainer.close()
+    # and a normalised run cannot continue as a raw one
+    back = _one_stage(make_config, tmp_path / "b")
+    back["init"] = {"checkpoint": str(tmp_path / "n" / "model.safetensors")}
+    with pytest.raises(ConfigError, match="diffusion.space=normalised"):
+        Trainer(load_config(None, base=back))
+
+
+def test_fold_into_head_reexpresses_the_output():
+    torch.manual_seed(0)
+    from disrt_core.train.config import TINY_NETWORK
+    from disrt_core.model import DenoiserConfig
+
+    net = Denoiser(DenoiserConfig.from_dict(TINY_NETWORK), 12).eval()
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    args = (torch.randn(3, 12), torch.tensor([0, 50, 99]), torch.rand(3, 1, 128, 54))
+    before = net(*args)
+    space = DiffusionSpace("normalised", "skip", torch.randn(12), 0.1 + torch.rand(12))
+    fold_into_head(net, space)
+    torch.testing.assert_close(space.from_z(net(*args)), before, atol=1e-5, rtol=1e-5)
+
+
+def test_bad_space_settings_are_refused(make_config, tmp_path):
+    for diffusion, match in (({"space": "whitened"}, "diffusion.space"),
+                             ({"parametrisation": "skip"}, "normalised"),
+                             ({"space": "normalised", "std_floor": 0.0}, "std_floor")):
+        with pytest.raises(ConfigError, match=match):
+            load_config(None, base=_one_stage(make_config, tmp_path / "x", **diffusion))
+
+
+def test_choose_timesteps_picks_the_best_range_per_count():
+    from disrt_core.train.timesteps import choose
+
+    scores = {5: {0: 56.0, 40: 52.0, 60: 51.0, 80: 51.0}, 10: {0: 60.0, 60: 50.5}}
+    chosen = choose(scores)
+    # ties go to the smaller last; the first count sets the general range
+    assert chosen == {"first": 99, "last": 60, "by_steps": {
+        "5": [99, 89, 80, 70, 60], "10": [99, 95, 90, 86, 82, 77, 73, 69, 64, 60]}}
+    assert choose({1: {0: 3.0}})["by_steps"] == {"1": [99]}
+
+
+def test_score_candidates_on_a_checkpoint(tmp_path, smpl_both, data_root):
+    from disrt_core.checkpoint import read_header, rewrite_header, save_checkpoint
+    from disrt_core.decoder import MeshDecoder
+    from disrt_core.model import DenoiserConfig
+    from disrt_core.train.config import TINY_NETWORK, DataSpec
+    from disrt_core.train.timesteps import choose, score_candidates
+    from test.core.train.conftest import BP_STEMS
+
+    torch.manual_seed(0)
+    net = Denoiser(DenoiserConfig.from_dict(TINY_NETWORK), 88).eval()
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    path = save_checkpoint(tmp_path / "m.safetensors", net, smpl_both.model_id,
+                           smpl_both.param_layout, MeshDecoder(smpl_both).config)
+    spec = DataSpec(type="bodypressure", path=str(data_root["root"]), stems=list(BP_STEMS))
+    scores = score_candidates(path, spec, steps=(2, 52), lasts=(0, 50), body=smpl_both,
+                              max_samples=4)
+    assert set(scores[2]) == {0, 50} and set(scores[52]) == {0}  # 99..50 has only 50 steps
+    assert all(v > 0 for t in scores.values() for v in t.values())
+    out = rewrite_header(path, tmp_path / "c.safetensors",
+                         diffusion={"timesteps": choose(scores)})
+    assert read_header(out).diffusion["timesteps"]["by_steps"]["52"][-1] == 0
