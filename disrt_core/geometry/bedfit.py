@@ -12,12 +12,14 @@ larger than 84 × 192 cm is cropped and a smaller one padded — never stretched
   down at the bed with the head end at the top (clockwise in an unmirrored top view).
   The mattress plane is fitted (RANSAC) to the depth inside that quadrilateral and the
   corner rays are intersected with it.
-* :func:`fit_bed`: automatic. RANSAC finds near-horizontal planes (normal within
-  ``max_tilt_deg`` of the optical axis), the one nearest the camera with enough support is
-  the mattress (the floor is farther), its extent is the minimum-area rectangle of its
-  inliers, and ``head`` says which image side the head end is on (a plane cannot tell).
-  The whole mattress must be in view (else the rectangle is the visible part): for a
-  partial view give the corners, or for SLP use ``geometry.slp.slp_camera_pose``.
+* :func:`fit_bed`: automatic: finds the mattress (a rectangle 0.7–2.1 × 1.8–2.4 m,
+  horizontal, raised above the floor, completely in view, with or without a person on it)
+  among the floor, furniture and clutter of a whole room, and its head end (``head="auto"``:
+  from the person, a pillow, the boards; or the image side it is on). One frame, numpy, on
+  the batched torch core :func:`disrt_core.geometry.bedfit_batch.fit_beds`. When no
+  mattress is found it raises :class:`BedNotFoundError` saying what it saw, never a wrong
+  bed. For a bed the camera cannot see whole, give the corners, or for SLP use
+  ``geometry.slp.slp_camera_pose``.
 * :func:`bed_change`: periodic re-check: has the bed moved? (angle, offset, shift, yaw).
 
 Pixels are (u = column, v = row); depth images are mm along the optical axis, 0 = no
@@ -46,10 +48,25 @@ class BedFit:
     size_m: tuple[float, float]  # (width across, length along) of the mattress rectangle
     inlier_fraction: float  # share of the depth points used that lie on the plane
     rms_m: float  # RMS distance of the inliers to the plane
+    head_confidence: float = 1.0  # in [0.5, 1]; 1 for corners or a given head side
+    head_known: bool = True  # False: head="auto" saw no cue, the head end is head_fallback's
+    head_cues: tuple[float, float, float] = (0.0, 0.0, 0.0)  # person, pillow, boards (+: head)
+    noise_m: float = float("nan")  # depth noise σ at the mattress level (automatic fit)
 
     @property
     def centre(self) -> np.ndarray:
         return self.corners.mean(axis=0)
+
+
+class BedNotFoundError(ValueError):
+    """No mattress in the frame; the message says what was seen and what to do.
+    ``reason``: a ``bedfit_batch.REASONS`` key; ``surfaces``: the horizontal surfaces
+    measured, ``(width, length, distance)`` m, most mattress-like first."""
+
+    def __init__(self, message: str, reason: int, surfaces: list[tuple[float, float, float]]):
+        super().__init__(message)
+        self.reason = reason
+        self.surfaces = surfaces
 
 
 @dataclass
@@ -213,87 +230,97 @@ def bed_from_corners(depth_mm: np.ndarray, K: np.ndarray, corners_uv, *,
     return BedFit(T, normal, offset, corners, (float(width), float(length)), fraction, rms)
 
 
-def _largest_region(mask: np.ndarray, close_px: int) -> np.ndarray:
-    """Largest connected region of ``mask`` after a morphological closing (joins the parts
-    of the mattress a body lying on it separates)."""
-    import cv2
+def fit_bed(depth_mm: np.ndarray, K: np.ndarray, *, head: str = "auto",
+            head_fallback: str = "top", **options) -> BedFit:
+    """Automatic bed pose from one raw depth frame (mm, 0 = no reading) of a camera
+    looking down at a room with a bed (see the module docstring).
 
-    size = max(1, close_px) | 1
-    closed = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE,
-                              cv2.getStructuringElement(cv2.MORPH_RECT, (size, size)))
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
-    if count <= 1:
-        return mask
-    best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    return mask & (labels == best)
-
-
-def fit_bed(depth_mm: np.ndarray, K: np.ndarray, *, head: str = "top",
-            max_tilt_deg: float = 30.0, threshold_m: float = 0.015, min_fraction: float = 0.1,
-            stride: int = 2, close_m: float = 0.5, seed: int = 0) -> BedFit:
-    """Automatic bed pose from one depth frame of a camera looking down at a bed.
-
-    RANSAC finds up to three near-horizontal planes (normal within ``max_tilt_deg`` of the
-    optical axis) covering ≥ ``min_fraction`` of the valid pixels each; the one nearest the
-    camera is the mattress. Its largest connected region of inliers (after closing gaps of
-    ``close_m``) gives the extent: the minimum-area rectangle of those points in the plane.
-    ``head``: which side of the depth image the head end of the bed is on (``top``,
-    ``bottom``, ``left``, ``right``); the long side of the rectangle runs head to foot.
+    ``head``: ``"auto"`` (the head end decided from the bed: ``head_confidence`` in
+    [0.5, 1], ``head_known`` False when nothing told, then the head end is the one toward the
+    image side ``head_fallback``) or the image side the head end is on (``top``,
+    ``bottom``, ``left``, ``right``; a ``ValueError`` if the bed does not run that way).
+    ``options``: see :func:`disrt_core.geometry.bedfit_batch.fit_beds` (size limits ...).
+    Raises :class:`BedNotFoundError` when there is no mattress to fit.
     """
-    import cv2
+    import torch
 
-    if head not in HEAD_SIDES:
-        raise ValueError(f"head must be one of {HEAD_SIDES}, got {head!r}")
+    from disrt_core.geometry.bedfit_batch import HEAD_ACROSS, fit_beds
+    from disrt_core.geometry.bedfit_batch import HEAD_SIDES as SIDES
+
+    if head != "auto" and head not in SIDES:
+        raise ValueError(f"head must be one of {('auto', *SIDES)}, got {head!r}")
     depth = np.asarray(depth_mm)
-    points, uv = depth_points(depth, K, stride=stride)
-    if len(points) < 100:
-        raise ValueError(f"only {len(points)} valid depth pixels: no bed to fit")
-    planes = ransac_planes(points, threshold_m=threshold_m, max_tilt_deg=max_tilt_deg,
-                           count=3, min_fraction=min_fraction, seed=seed)
-    if not planes:
-        raise ValueError(f"no plane within {max_tilt_deg}° of facing the camera covers "
-                         f"{min_fraction:.0%} of the image; is the camera looking down at "
-                         "the bed? (raise max_tilt_deg for steeper views)")
-    normal, offset, inliers = min(planes, key=lambda p: p[1])  # offset = camera distance
-    grid = np.zeros((depth.shape[0] // stride + 1, depth.shape[1] // stride + 1), bool)
-    cells = (uv // stride).astype(int)
-    grid[cells[inliers, 1], cells[inliers, 0]] = True
-    pixel_m = offset / K[0, 0] * stride
-    region = _largest_region(grid, round(close_m / pixel_m))
-    keep = inliers & region[cells[:, 1], cells[:, 0]]
-    on_plane = points[keep] - np.outer(points[keep] @ normal + offset, normal)
-    # In-plane 2-D coordinates (e1, e2) -> minimum-area rectangle.
-    e1 = np.cross(normal, [0.0, 1.0, 0.0])
-    e1 /= np.linalg.norm(e1)
-    e2 = np.cross(normal, e1)
-    flat = np.stack([on_plane @ e1, on_plane @ e2], -1).astype(np.float32)
-    box = cv2.boxPoints(cv2.minAreaRect(flat)).astype(np.float64)  # [4,2] in (e1, e2)
-    side_a, side_b = box[1] - box[0], box[2] - box[1]
-    if np.linalg.norm(side_a) < np.linalg.norm(side_b):
-        side_a, side_b = side_b, side_a
-    along_len, across_len = float(np.linalg.norm(side_a)), float(np.linalg.norm(side_b))
-    along = (side_a[0] * e1 + side_a[1] * e2) / along_len
-    c2 = box.mean(axis=0)
-    centre = c2[0] * e1 + c2[1] * e2 - offset * normal
-    # Orient "along" toward the head end: where does it point in the image?
-    p0, p1 = _project(K, centre), _project(K, centre + 0.1 * along)
-    du, dv = p1 - p0
-    wanted = {"top": (0, -1), "bottom": (0, 1), "left": (-1, 0), "right": (1, 0)}[head]
-    if wanted[0] * du + wanted[1] * dv < 0:
-        along = -along
-        du, dv = -du, -dv
-    if wanted[0] * du + wanted[1] * dv < 0.5 * np.hypot(du, dv):
-        raise ValueError(f"the bed's long side does not run toward the image {head}; pass "
-                         "the side of the image the head end is on (head='top'|'bottom'|"
-                         "'left'|'right')")
-    T = _frame(centre, along, normal)
-    x, y = T[:3, 0], T[:3, 1]
-    hx, hy = across_len / 2, along_len / 2
-    corners = np.stack([centre - hx * x + hy * y, centre + hx * x + hy * y,
-                        centre + hx * x - hy * y, centre - hx * x - hy * y])
-    fraction, rms = _plane_stats(points, normal, offset, threshold_m)
-    return BedFit(T, normal, offset, corners, (float(across_len), float(along_len)),
-                  fraction, rms)
+    if depth.ndim != 2:
+        raise ValueError(f"depth image must be 2-D (rows, cols), got shape {depth.shape}")
+    K = np.asarray(K, np.float64)
+    fits = fit_beds(torch.from_numpy(depth.astype(np.float32))[None],
+                    torch.from_numpy(K)[None].float(), head=head, head_fallback=head_fallback,
+                    **options)
+    if not bool(fits.ok[0]):
+        reason = int(fits.reason[0])
+        if reason == HEAD_ACROSS:
+            raise ValueError(f"the bed's long side does not run toward the image {head}; "
+                             "pass the side of the image the head end is on (head='top'|"
+                             "'bottom'|'left'|'right') or head='auto'")
+        raise not_found_error(fits, 0, options)
+
+    def arr(x):
+        return x[0].detach().cpu().double().numpy()
+
+    cues = tuple(float(c) for c in arr(fits.head_cues))
+    size = arr(fits.size)
+    return BedFit(arr(fits.T_cam_bed), arr(fits.normal), float(fits.offset[0]),
+                  arr(fits.corners), (float(size[0]), float(size[1])),
+                  float(fits.inlier_fraction[0]), float(fits.rms[0]),
+                  head_confidence=float(fits.head_confidence[0]),
+                  head_known=bool(fits.head_known[0]), head_cues=cues,
+                  noise_m=float(fits.noise[0]))
+
+
+def not_found_error(fits, i: int, options: dict | None = None) -> BedNotFoundError:
+    """The :class:`BedNotFoundError` of frame ``i`` of a ``BedFits`` that is not ok."""
+    from disrt_core.geometry import bedfit_rect as r
+    from disrt_core.geometry.bedfit_batch import HIDDEN, NO_DEPTH, NO_PLANE, PARTIAL, REASONS
+
+    options = options or {}
+    (wlo, whi), (llo, lhi) = options.get("width", (0.7, 2.1)), options.get("length", (1.8, 2.4))
+    reason = int(fits.reason[i])
+    size, dist = fits.cand_size[i].cpu().numpy(), fits.cand_distance[i].cpu().numpy()
+    flags = fits.cand_flags[i].cpu().numpy()
+    order = np.argsort([bin(int(f) & ~(r.FLAG_VIEW | r.FLAG_OCCLUDED)).count("1") * 10
+                        - s[0] * s[1] * 1e-3 for f, s in zip(flags, size)])
+    order = [j for j in order if not flags[j] & r.FLAG_EMPTY] or list(order[:1])
+    surfaces = [(float(size[j, 0]), float(size[j, 1]), float(dist[j])) for j in order]
+    advice = ("Is the whole bed in view? Give the corners (bed_region: corners) or check the "
+              "mount with disrt-fit-bed")
+    if reason in (NO_DEPTH, NO_PLANE):
+        text = {NO_DEPTH: "too little valid depth in the frame (is the camera covered, too "
+                          "close, or still starting?)",
+                NO_PLANE: "no horizontal surface within "
+                          f"{options.get('max_tilt_deg', 40.0):g}° of facing the camera (is "
+                          "it looking down at the bed?)"}[reason]
+        return BedNotFoundError(f"{text}. {advice}", reason, surfaces)
+    best = surfaces[0] if surfaces else None
+    if best is not None and reason in (PARTIAL, HIDDEN):
+        what = "cut by the image border (or the sensor's blind band)" if reason == PARTIAL \
+            else "partly hidden by something nearer the camera"
+        text = (f"{REASONS[reason]}: a mattress-sized surface ({best[0]:.2f} × {best[1]:.2f} m "
+                f"at {best[2]:.2f} m) is {what}")
+        return BedNotFoundError(f"{text}. {advice}", reason, surfaces)
+    text = (f"no mattress-sized horizontal surface ({wlo:g}–{whi:g} × {llo:g}–{lhi:g} m) "
+            "raised above the floor")
+    if surfaces:
+        big = max(surfaces, key=lambda s: s[0] * s[1])
+        lowest = max(s[2] for s in surfaces)
+        floor = " (the floor?)" if big[2] >= lowest - 0.05 and big[0] * big[1] > 4 else ""
+        text += (f": the largest horizontal surface is {big[0]:.1f} × {big[1]:.1f} m at "
+                 f"{big[2]:.2f} m{floor}")
+        near = [s for s, j in zip(surfaces, order) if s is not big and
+                not flags[j] & r.FLAG_SIZE]
+        if near:
+            text += (f"; a {near[0][0]:.2f} × {near[0][1]:.2f} m surface at {near[0][2]:.2f} m "
+                     "is mattress-sized but not a bed (not raised, not full, or a sofa)")
+    return BedNotFoundError(f"{text}. {advice}", reason, surfaces)
 
 
 def _project(K: np.ndarray, point: np.ndarray) -> np.ndarray:
@@ -302,7 +329,7 @@ def _project(K: np.ndarray, point: np.ndarray) -> np.ndarray:
 
 
 def bed_change(reference: BedFit, depth_mm: np.ndarray, K: np.ndarray, *,
-               full: bool = False, head: str = "top", angle_tol_deg: float = 1.0,
+               full: bool = False, head: str = "auto", angle_tol_deg: float = 1.0,
                offset_tol_m: float = 0.02, shift_tol_m: float = 0.03,
                threshold_m: float = 0.015, seed: int = 0) -> BedChange:
     """Has the bed moved since ``reference``? Re-fits the mattress plane inside the
@@ -319,7 +346,7 @@ def bed_change(reference: BedFit, depth_mm: np.ndarray, K: np.ndarray, *,
     shift = yaw = None
     moved = angle > angle_tol_deg or abs(offset) > offset_tol_m
     if full:
-        refit = fit_bed(depth_mm, K, head=head, threshold_m=threshold_m, seed=seed)
+        refit = fit_bed(depth_mm, K, head=head)
         delta = refit.centre - reference.centre
         shift = float(np.linalg.norm(delta - (delta @ refit.normal) * refit.normal))
         y_ref, y_new = reference.T_cam_bed[:3, 1], refit.T_cam_bed[:3, 1]

@@ -46,9 +46,10 @@ def angle_deg(a, b):
     return np.rad2deg(np.arccos(np.clip(a @ b / np.linalg.norm(a) / np.linalg.norm(b), -1, 1)))
 
 
-@pytest.mark.parametrize("K,shape", [(KINECT_K, (512, 424)), (REALSENSE_K, (480, 640))])
-def test_automatic_fit_recovers_a_tilted_bed(K, shape):
-    T = tilted_camera()
+@pytest.mark.parametrize("K,shape,height", [(KINECT_K, (512, 424), 2.3),
+                                            (REALSENSE_K, (480, 640), 2.8)])
+def test_automatic_fit_recovers_a_tilted_bed(K, shape, height):
+    T = tilted_camera(height=height)  # the whole mattress in view (2.3 m: not for 640x480)
     depth = noisy(render(K, T, scene(), shape))
     fit = fit_bed(depth, K, head="top")
     # The plane's tilt within 1°, its distance within 5 mm.
@@ -58,7 +59,7 @@ def test_automatic_fit_recovers_a_tilted_bed(K, shape):
     assert fit.size_m == pytest.approx((WIDTH, LENGTH), abs=0.03)
     assert angle_deg(fit.T_cam_bed[:3, 1], T[:3, 1]) < 1.0
     np.testing.assert_allclose(fit.T_cam_bed[:3, 3], T[:3, 3], atol=0.02)
-    assert fit.inlier_fraction > 0.1 and fit.rms_m < 0.004  # the floor fills most of the view
+    assert fit.inlier_fraction > 0.05 and fit.rms_m < 0.004  # share of the view on the mattress
 
 
 def test_head_side_decides_the_direction_and_is_checked():

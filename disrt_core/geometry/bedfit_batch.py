@@ -1,0 +1,353 @@
+"""Find the mattress in raw depth frames, batched (torch, CPU or GPU): :func:`fit_beds`.
+
+The mattress is not the largest or the nearest plane but a rectangle 0.7–2.1 m wide and
+1.8–2.4 m long (``width``, ``length``), horizontal, raised above the floor, completely in
+view, with or without a person, pillows or a blanket on it. Stages (one module each):
+
+1. :mod:`bedfit_levels`: block-averaged points, the up direction (normal of the horizontal
+   surfaces), the levels (floor, mattress, table tops, seats ...) with their noise;
+2. :mod:`bedfit_regions`: per level, top-down regions of what lies from the level to 0.6 m
+   above it; the two largest regions of each level are candidates, with a first rectangle;
+3. :mod:`bedfit_rect`: the three most mattress-like candidates measured on a fine grid
+   aligned with them (extent, residual turn, again), and checked: mattress-sized, full,
+   partly flat, raised, no sofa back, not hidden by something nearer the camera, and
+   completely in view (corners and a strip 3 cm beyond each edge inside the image and its
+   valid window: a stereo camera's blind left band counts as outside);
+4. :mod:`bedfit_head`: the head end (``head="auto"``) from the person, a pillow and the
+   boards, with a confidence in [0.5, 1]; or the image side the head end is on.
+
+The best passing candidate (largest fill, then flatness) is the mattress; its plane is
+refitted by least squares on the points at its level inside it (the rectangle shrunk by
+10 %). A frame without one gets ``ok = False`` and a ``reason`` (:data:`REASONS`).
+
+Input: ``depth_mm`` [B,H,W] (any dtype, mm along the optical axis, 0 or non-finite = no
+reading), ``K`` [B,3,3]. All frames of a call have one size. No per-frame Python loops on a
+GPU (component labelling is propagated on the device; a few host synchronisations per
+batch); on the CPU the regions are labelled with OpenCV. The result of a frame does not
+depend on the batch it came in (the random hypotheses are a fixed pattern).
+Frames: camera optical frame (x right, y down, z forward), metres; the bed (label) frame
+of SPEC §1.4 as in :mod:`disrt_core.geometry.bedfit` (centre at ``BED_CENTRE_LABEL``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from disrt_core.geometry import bedfit_rect as rect_mod
+from disrt_core.geometry.bedfit_head import head_cues
+from disrt_core.geometry.bedfit_levels import (
+    block_points,
+    choose_stride,
+    find_levels,
+    up_direction,
+)
+from disrt_core.geometry.bedfit_regions import (
+    band_tolerance,
+    coarse_grid,
+    coarse_rectangles,
+    components,
+    level_masks,
+    plane_basis,
+)
+from disrt_core.geometry.bedframe import BED_CENTRE_LABEL
+
+HEAD_SIDES = ("top", "bottom", "left", "right")
+OK, NO_DEPTH, NO_PLANE, NO_MATTRESS, PARTIAL, HIDDEN, HEAD_ACROSS = range(7)
+REASONS = {
+    OK: "ok",
+    NO_DEPTH: "too little valid depth",
+    NO_PLANE: "no horizontal surface facing the camera",
+    NO_MATTRESS: "no mattress-sized horizontal surface raised above the floor",
+    PARTIAL: "the mattress is not completely in view",
+    HIDDEN: "the mattress is partly hidden by something nearer the camera",
+    HEAD_ACROSS: "the bed's long side does not run toward the given head side",
+}
+LEVELS = 5
+FINE_CANDIDATES = 3
+_IMAGE_DIRS = {"top": (0.0, -1.0), "bottom": (0.0, 1.0), "left": (-1.0, 0.0), "right": (1.0, 0.0)}
+
+
+@dataclass
+class BedFits:
+    """Fits of a batch (tensors on the input's device; camera optical frame, metres)."""
+
+    ok: Tensor  # [B] bool
+    reason: Tensor  # [B] int64, a REASONS key
+    T_cam_bed: Tensor  # [B,4,4]
+    corners: Tensor  # [B,4,3] head-left, head-right, foot-right, foot-left
+    size: Tensor  # [B,2] width, length
+    normal: Tensor  # [B,3] unit, pointing at the camera
+    offset: Tensor  # [B] plane n·p + offset = 0 (camera distance)
+    head_confidence: Tensor  # [B] in [0.5, 1]; 1 for a given head side
+    head_known: Tensor  # [B] bool: confidence >= min_head_confidence (or given)
+    head_cues: Tensor  # [B,3] person, pillow, boards scores (+: the chosen head end)
+    inlier_fraction: Tensor  # [B] share of valid points on the mattress plane
+    rms: Tensor  # [B] RMS distance of those points (m)
+    noise: Tensor  # [B] depth noise σ at the mattress level (m)
+    fill: Tensor  # [B] share of the rectangle that is bed
+    # every measured candidate, for diagnostics: [B,C,...]
+    cand_corners: Tensor  # [B,C,4,3] (no head order)
+    cand_size: Tensor  # [B,C,2] width, length
+    cand_distance: Tensor  # [B,C] level distance from the camera
+    cand_flags: Tensor  # [B,C] bedfit_rect.FLAG_* bits that failed
+    chosen: Tensor  # [B] index into the candidates (the best failing one when not ok)
+
+    def reason_text(self, i: int) -> str:
+        return REASONS[int(self.reason[i])]
+
+
+def fit_beds(depth_mm: Tensor, K: Tensor, head: str = "auto", *, head_fallback: str = "top",
+             min_head_confidence: float = 0.6, max_tilt_deg: float = 40.0,
+             width: tuple[float, float] = (0.7, 2.1), length: tuple[float, float] = (1.8, 2.4),
+             size_tol: float = 0.03, min_fill: float = 0.8, min_flat: float = 0.1,
+             stride: int | None = None, chunk: int = 128, debug: dict | None = None
+             ) -> BedFits:
+    """Mattress fits of raw depth frames (see the module docstring).
+
+    head: ``"auto"`` (decided from the bed, see :mod:`bedfit_head`; below
+    ``min_head_confidence`` the head end is unknown and put toward ``head_fallback``) or the
+    image side the head end is on (``top``, ``bottom``, ``left``, ``right``). ``stride``:
+    block size (default: about 16,000 blocks). ``chunk``: frames processed at once.
+    ``debug``: a dict to fill with the intermediate results of the last chunk (levels,
+    grids, candidates; for pictures and tests).
+    """
+    if head != "auto" and head not in HEAD_SIDES:
+        raise ValueError(f"head must be one of {('auto', *HEAD_SIDES)}, got {head!r}")
+    if head_fallback not in HEAD_SIDES:
+        raise ValueError(f"head_fallback must be one of {HEAD_SIDES}, got {head_fallback!r}")
+    if depth_mm.ndim != 3 or K.shape != (depth_mm.shape[0], 3, 3):
+        raise ValueError(f"expected depth [B,H,W] and K [B,3,3], got {tuple(depth_mm.shape)} "
+                         f"and {tuple(K.shape)}")
+    options = {"head": head, "fallback": head_fallback, "min_conf": min_head_confidence,
+               "max_tilt": max_tilt_deg, "stride": stride or choose_stride(*depth_mm.shape[1:]),
+               "limits": {"width": width, "length": length, "size_tol": size_tol,
+                          "min_fill": min_fill, "min_flat": min_flat}, "debug": debug}
+    parts = [_fit(depth_mm[i:i + chunk], K[i:i + chunk].to(depth_mm.device), options)
+             for i in range(0, depth_mm.shape[0], chunk)]
+    return BedFits(**{k: torch.cat([getattr(p, k) for p in parts]) for k in
+                      BedFits.__dataclass_fields__})
+
+
+def _take(x: Tensor, index: Tensor) -> Tensor:
+    """x [B,C,...] at index [B,K] -> [B,K,...]."""
+    shape = index.shape + x.shape[2:]
+    idx = index.reshape(*index.shape, *([1] * (x.ndim - 2))).expand(shape)
+    return torch.gather(x, 1, idx)
+
+
+def _valid_window(valid: Tensor, stride: int) -> Tensor:
+    """Per frame the image window [B,4] (u_min, u_max, v_min, v_max) px inside the bands of
+    the border where the sensor gives no readings in 90 % of the rows (columns): a stereo
+    camera's blind left band."""
+    _B, h, w = valid.shape
+    any_row, any_col = valid.any(2), valid.any(1)
+    first_c = valid.to(torch.int8).argmax(2).to(torch.float32)
+    last_c = (w - 1 - valid.flip(2).to(torch.int8).argmax(2)).to(torch.float32)
+    first_r = valid.to(torch.int8).argmax(1).to(torch.float32)
+    last_r = (h - 1 - valid.flip(1).to(torch.int8).argmax(1)).to(torch.float32)
+
+    def band(x, ok, default, q):  # where 90 % of the rows (columns) have readings
+        x = torch.where(ok, x, torch.full_like(x, default))
+        return x.quantile(q, dim=1)
+
+    return torch.stack([band(first_c, any_row, 0, 0.1) * stride,
+                        (band(last_c, any_row, w - 1, 0.9) + 1) * stride - 1,
+                        band(first_r, any_col, 0, 0.1) * stride,
+                        (band(last_r, any_col, h - 1, 0.9) + 1) * stride - 1], -1)
+
+
+def _project(K: Tensor, p: Tensor) -> Tensor:
+    """Pixels [...,2] of camera points p [B,...,3], K [B,3,3]."""
+    shape = p.shape
+    flat = p.reshape(shape[0], -1, 3) @ K.transpose(1, 2)
+    uv = flat[..., :2] / flat[..., 2:3].clamp(min=1e-6)
+    return uv.reshape(*shape[:-1], 2)
+
+
+def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
+    B, _H, _W = depth.shape
+    dev = depth.device
+    stride = opt["stride"]
+    K = K.to(torch.float32)
+    points, valid = block_points(depth, K, stride)
+    flat, vflat = points.reshape(B, -1, 3), valid.reshape(B, -1)
+    n_valid = vflat.sum(1)
+    n, found = up_direction(points, valid, max_tilt_deg=opt["max_tilt"])
+    d = -(flat @ n[:, :, None])[..., 0]
+    levels = find_levels(d, vflat, count=LEVELS)
+    e1, e2 = plane_basis(n)
+    a, b = (flat @ e1[:, :, None])[..., 0], (flat @ e2[:, :, None])[..., 0]
+    grid = coarse_grid(a, b, d, vflat, levels)
+    comps = components(level_masks(grid, levels)).to(dev)  # [B,L,2,G,G]
+    per_level = comps.shape[2]
+    comps = comps.reshape(B, -1, *comps.shape[-2:])
+    cand_level = torch.arange(LEVELS, device=dev).repeat_interleave(per_level)[None].expand(B, -1)
+    coarse = coarse_rectangles(comps, grid)
+    # Is there a floor 0.25-0.9 m below each level?
+    gap = levels["d"][:, None, :] - levels["d"][:, :, None]  # [B,L(level),L(other)]
+    lower = ((gap >= 0.25) & (gap <= 0.9) & levels["ok"][:, None, :]).any(-1)
+    lvl_ok = torch.gather(levels["ok"], 1, cand_level)
+    # The most mattress-like candidates go to the fine stage.
+    short, long_ = coarse["size"].amin(-1), coarse["size"].amax(-1)
+    dev_size = ((0.6 - short).clamp(min=0) + (short - 2.3).clamp(min=0)
+                + (1.6 - long_).clamp(min=0) + (long_ - 2.7).clamp(min=0))
+    usable = lvl_ok & (coarse["area"] >= 0.4)
+    score = -dev_size + 0.5 * torch.gather(lower, 1, cand_level) + 1e-3 * coarse["area"]
+    score = torch.where(usable, score, score - 100.0)
+    sel = score.topk(FINE_CANDIDATES, dim=1).indices  # [B,KF]
+    sel_level = torch.gather(cand_level, 1, sel)
+    lv, sg = torch.gather(levels["d"], 1, sel_level), torch.gather(levels["sigma"], 1, sel_level)
+    spacing = lv * stride / K[:, 0, 0, None]
+    pixel_area = stride**2 / (K[:, 0, 0] * K[:, 1, 1])
+    phi, centre, size = _take(coarse["phi"], sel), _take(coarse["centre"], sel), \
+        _take(coarse["size"], sel)
+    for it in range(2):
+        fine = rect_mod.fine_maps(a, b, d, vflat, phi, centre, size, lv, sg, spacing,
+                                  (e1, e2, n), pixel_area, deep=0.07 if it == 0 else 0.0)
+        rect = rect_mod.extents(fine["soft"], fine["cell"], size)
+        rect = rect_mod.trim_boards(fine, rect)
+        if it == 0:  # re-centre, turn by the edges' residual angle, measure again
+            delta = rect_mod.residual_angle(fine["soft"], fine["cell"], rect)
+            uc, vc = (rect[..., 0] + rect[..., 1]) / 2, (rect[..., 2] + rect[..., 3]) / 2
+            cos, sin = torch.cos(phi), torch.sin(phi)
+            centre = centre + torch.stack([uc * cos - vc * sin, uc * sin + vc * cos], -1)
+            size = torch.stack([rect[..., 1] - rect[..., 0], rect[..., 3] - rect[..., 2]], -1)
+            phi = phi + delta
+            lv = rect_mod.lower_level(fine, rect, lv)
+    chk = rect_mod.checks(fine, rect, torch.gather(lower, 1, sel_level), opt["limits"])
+    flags = chk["flags"] | torch.where(_take(usable, sel), 0, rect_mod.FLAG_EMPTY)
+    # The same bed found again from another level (moved to the same mattress level):
+    # keep the first (most mattress-like at the coarse stage).
+    uc, vc = (rect[..., 0] + rect[..., 1]) / 2, (rect[..., 2] + rect[..., 3]) / 2
+    cos, sin = torch.cos(phi), torch.sin(phi)
+    mid = centre + torch.stack([uc * cos - vc * sin, uc * sin + vc * cos], -1)
+    same = ((lv[:, :, None] - lv[:, None]).abs() < 0.03) & (
+        (mid[:, :, None] - mid[:, None]).norm(dim=-1) < 0.3)
+    earlier = torch.ones_like(same[0]).tril(-1).bool()  # j < k
+    dup = (same & earlier & ((flags == 0)[:, None, :])).any(-1)
+    flags = flags | torch.where(dup, rect_mod.FLAG_EMPTY, 0)
+    # Corners in 3D (on the level's plane) and in view?
+    cos, sin = torch.cos(phi), torch.sin(phi)
+    eu = cos[..., None] * e1[:, None] + sin[..., None] * e2[:, None]  # [B,KF,3]
+    ev = -sin[..., None] * e1[:, None] + cos[..., None] * e2[:, None]
+    origin = (centre[..., 0:1] * e1[:, None] + centre[..., 1:2] * e2[:, None]
+              - lv[..., None] * n[:, None])
+    u0, u1, v0, v1 = rect.unbind(-1)
+    cu = torch.stack([u0, u1, u1, u0], -1)[..., None]
+    cv = torch.stack([v0, v0, v1, v1], -1)[..., None]
+    corners = origin[:, :, None] + cu * eu[:, :, None] + cv * ev[:, :, None]  # [B,KF,4,3]
+    frac = torch.linspace(0.0, 1.0, 7, device=dev)[:, None]
+    out = 0.03
+    edges = []
+    for i in range(4):
+        p0, p1 = corners[:, :, i], corners[:, :, (i + 1) % 4]
+        mid = (corners.mean(2) - (p0 + p1) / 2)
+        push = -out * mid / mid.norm(dim=-1, keepdim=True).clamp(min=1e-9)
+        edges.append(p0[:, :, None] + frac * (p1 - p0)[:, :, None] + push[:, :, None])
+    samples = torch.cat([corners, *edges], 2)  # [B,KF,4+28,3]
+    uv = _project(K, samples)
+    win = _valid_window(valid, stride)[:, None, None]
+    margin = 2.0
+    inside = ((uv[..., 0] >= win[..., 0] + margin) & (uv[..., 0] <= win[..., 1] - margin)
+              & (uv[..., 1] >= win[..., 2] + margin) & (uv[..., 1] <= win[..., 3] - margin)
+              & (samples[..., 2] > 0))
+    flags = flags | torch.where(inside.all(-1), 0, rect_mod.FLAG_VIEW)
+    # Choose: passing candidates by fill (then flatness); else the most mattress-like.
+    good = flags == 0
+    serious = (flags & (rect_mod.FLAG_SIZE | rect_mod.FLAG_EMPTY)) > 0
+    other = (flags & ~(rect_mod.FLAG_VIEW | rect_mod.FLAG_OCCLUDED | rect_mod.FLAG_SIZE
+                       | rect_mod.FLAG_EMPTY)) > 0
+    rank = torch.where(good, 10.0 + chk["fill"] + 0.1 * chk["flat"],
+                       -2.0 * serious - 1.0 * other + 0.01 * chk["fill"])
+    if opt["debug"] is not None:
+        opt["debug"].update(levels=levels, grid=grid, comps=comps, coarse=coarse, sel=sel,
+                            fine=fine, rect=rect, checks=chk, flags=flags, n=n, e1=e1, e2=e2,
+                            corners=corners, lower=lower, phi=phi, centre=centre)
+    best = rank.argmax(1)
+    ar = torch.arange(B, device=dev)
+    ok = good[ar, best] & found & (n_valid >= 100)
+    bflags = flags[ar, best]
+    mattress_like = (bflags & (rect_mod.FLAG_SIZE | rect_mod.FLAG_EMPTY | rect_mod.FLAG_RAISED)
+                     ) == 0
+    reason = torch.full((B,), NO_MATTRESS, device=dev, dtype=torch.int64)
+    reason = torch.where(mattress_like & ((bflags & rect_mod.FLAG_OCCLUDED) > 0), HIDDEN, reason)
+    reason = torch.where(mattress_like & ((bflags & rect_mod.FLAG_VIEW) > 0), PARTIAL, reason)
+    reason = torch.where(found, reason, NO_PLANE)
+    reason = torch.where(n_valid >= 100, reason, NO_DEPTH)
+    reason = torch.where(ok, OK, reason)
+    # The chosen rectangle: plane refit, head end, frame.
+    b_rect, b_lv, b_sg = rect[ar, best], lv[ar, best], sg[ar, best]
+    b_eu, b_ev, b_origin = eu[ar, best], ev[ar, best], origin[ar, best]
+    rel = flat - b_origin[:, None]
+    pu, pv = (rel * b_eu[:, None]).sum(-1), (rel * b_ev[:, None]).sum(-1)
+    bu0, bu1, bv0, bv1 = b_rect.unbind(-1)
+    mu, mv = 0.1 * (bu1 - bu0)[:, None], 0.1 * (bv1 - bv0)[:, None]
+    tol = band_tolerance(b_sg)
+    use = (vflat & ((d - b_lv[:, None]).abs() <= tol[:, None]) & (pu >= bu0[:, None] + mu)
+           & (pu <= bu1[:, None] - mu) & (pv >= bv0[:, None] + mv) & (pv <= bv1[:, None] - mv))
+    # [choice] The mattress is taken parallel to the floor: its normal is the up direction
+    # (fitted on all horizontal surfaces at once); a least-squares plane of the mattress
+    # alone tilts toward a blanket's slopes or a sagging middle. Offset: mean distance.
+    w = use.to(d.dtype)
+    offset = torch.where(w.sum(1) >= 10, (w * d).sum(1) / w.sum(1).clamp(min=1), b_lv)
+    normal = n
+    dist = (flat @ normal[:, :, None])[..., 0] + offset[:, None]
+    inl = vflat & (dist.abs() <= torch.clamp(2 * b_sg, min=0.01)[:, None])
+    inlier_fraction = inl.sum(1) / n_valid.clamp(min=1)
+    rms = torch.sqrt((torch.where(inl, dist, 0.0) ** 2).sum(1) / inl.sum(1).clamp(min=1))
+    corners3 = corners[ar, best]
+    corners3 = corners3 - ((corners3 @ normal[:, :, None]) + offset[:, None, None]) * \
+        normal[:, None]
+    centre3 = corners3.mean(1)
+    du, dv = bu1 - bu0, bv1 - bv0
+    along = torch.where((du >= dv)[:, None], b_eu, b_ev)
+    logit, cues = head_cues(fine["height"][ar, best], fine["maps"][ar, best, rect_mod.CH_HIGH],
+                            fine["cell"][ar, best], b_rect, b_sg)
+    sign = torch.where(logit >= 0, 1.0, -1.0)
+    conf = torch.sigmoid(logit.abs())
+    known = conf >= opt["min_conf"]
+    img = _project(K, torch.stack([centre3, centre3 + 0.1 * along], 1))
+    dpx = img[:, 1] - img[:, 0]
+    side = opt["head"] if opt["head"] != "auto" else opt["fallback"]
+    want = dpx.new_tensor(_IMAGE_DIRS[side])
+    toward = (dpx * want).sum(-1)
+    image_sign = torch.where(toward >= 0, 1.0, -1.0)
+    if opt["head"] == "auto":
+        sign = torch.where(known, sign, image_sign)
+    else:
+        sign, conf, known = image_sign, torch.ones_like(conf), torch.ones_like(known)
+        across = toward.abs() < 0.5 * dpx.norm(dim=-1)
+        reason = torch.where(ok & across, HEAD_ACROSS, reason)
+        ok = ok & ~across
+    cues = cues * sign[:, None]
+    y = sign[:, None] * along
+    T = _frame(centre3, y, normal)
+    x_ax, y_ax = T[:, :3, 0], T[:, :3, 1]
+    width_, length_ = torch.minimum(du, dv), torch.maximum(du, dv)
+    hx, hy = (width_ / 2)[:, None], (length_ / 2)[:, None]
+    ordered = torch.stack([centre3 - hx * x_ax + hy * y_ax, centre3 + hx * x_ax + hy * y_ax,
+                           centre3 + hx * x_ax - hy * y_ax, centre3 - hx * x_ax - hy * y_ax], 1)
+    return BedFits(
+        ok=ok, reason=reason, T_cam_bed=T, corners=ordered,
+        size=torch.stack([width_, length_], -1), normal=normal, offset=offset,
+        head_confidence=conf, head_known=known, head_cues=cues,
+        inlier_fraction=inlier_fraction, rms=rms, noise=b_sg, fill=chk["fill"][ar, best],
+        cand_corners=corners, cand_size=torch.stack([chk["width"], chk["length"]], -1),
+        cand_distance=lv, cand_flags=flags, chosen=best)
+
+
+def _frame(centre: Tensor, y_axis: Tensor, normal: Tensor) -> Tensor:
+    """T_cam_bed [B,4,4] with the label point (BED_CENTRE_LABEL, 0) at ``centre``, label y
+    along ``y_axis`` (made ⟂ normal) and z along ``normal``."""
+    y = y_axis - (y_axis * normal).sum(-1, keepdim=True) * normal
+    y = y / y.norm(dim=-1, keepdim=True).clamp(min=1e-9)
+    x = torch.linalg.cross(y, normal)
+    rot = torch.stack([x, y, normal], -1)
+    T = torch.eye(4, device=centre.device, dtype=centre.dtype).repeat(centre.shape[0], 1, 1)
+    T[:, :3, :3] = rot
+    label = centre.new_tensor([*BED_CENTRE_LABEL, 0.0])
+    T[:, :3, 3] = centre - rot @ label
+    return T

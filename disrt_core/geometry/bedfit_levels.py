@@ -1,0 +1,227 @@
+"""Bed finding, stage 1: depth -> points, the up direction and the horizontal levels.
+
+Batched torch (CPU or GPU), [B, ...] throughout; part of :func:`bedfit_batch.fit_beds`.
+
+* :func:`block_points`: the depth frame averaged over ``stride × stride`` blocks (mean of the
+  valid readings, or of one side of a depth edge; a block with under half valid is
+  invalid) and back-projected: a grid of camera points [B,h,w,3] (m). Averaging instead of
+  picking every s-th pixel cuts a stereo camera's noise (correlated over about 3×3 pixels)
+  by ~2 at stride 4.
+* :func:`up_direction`: the normal of the horizontal surfaces (floor, mattress, table tops,
+  which are parallel). Hypotheses are planes through point triplets picked from small
+  neighbourhoods (a fixed pattern, the same for every frame, so a frame's fit does not depend
+  on its batch); those within ``max_tilt`` of facing the camera are scored by how peaked the
+  points' heights along them are (sum of squared 2.5 cm histogram counts: every horizontal
+  surface counts, not only the largest), and the best is refined by least squares on the
+  points of its two largest levels (one normal, an offset per level).
+* :func:`find_levels`: peaks of the 1 cm histogram of distances along the normal (smoothed):
+  each horizontal surface is one; per peak its distance, its noise (from the half width at
+  half maximum, so thresholds follow the sensor: a D4xx at 3 m has several cm) and mass.
+
+Distances ``d = −n·p`` are along the normal ``n`` (unit, pointing at the camera): the
+plane of a level is ``n·p + d = 0``; a larger d is lower (farther from the camera).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+HIST_BIN = 0.01  # m
+HIST_MAX = 10.0  # m: farther readings are left out of the level histogram
+_SCORE_BIN = 0.025
+
+
+def choose_stride(height: int, width: int, points: int = 16000) -> int:
+    """Block size that leaves about ``points`` blocks (640×480 -> 4, 1280×720 -> 7)."""
+    return max(1, round(math.sqrt(height * width / points)))
+
+
+def block_points(depth_mm: Tensor, K: Tensor, stride: int) -> tuple[Tensor, Tensor]:
+    """Camera points [B,h,w,3] (m) of ``stride``-blocks of a depth frame [B,H,W] (mm, 0 or
+    non-finite = no reading) and their validity [B,h,w].
+
+    A block's depth is the mean of its valid readings (valid: at least half of them), except
+    across a depth edge: where the block's range exceeds max(5 cm, 3× the frame's typical
+    range at that distance, which scales with z² like stereo noise), the mean of the larger
+    of its near and far halves, so no phantom surface appears between two surfaces (a
+    headboard and the wall behind it, a mattress edge and the floor)."""
+    depth = depth_mm.to(torch.float32) / 1000.0
+    valid = torch.isfinite(depth) & (depth > 0)
+    depth = torch.where(valid, depth, torch.zeros_like(depth))
+    B, H, W = depth.shape
+    rows, cols = H // stride, W // stride
+    x = depth[:, :rows * stride, :cols * stride].reshape(B, rows, stride, cols, stride)
+    v = valid[:, :rows * stride, :cols * stride].reshape(B, rows, stride, cols, stride)
+    count = v.sum((2, 4))
+    ok = count * 2 >= stride * stride
+    total = x.sum((2, 4))
+    z = total / count.clamp(min=1)
+    if stride > 1:
+        hi = torch.where(v, x, torch.full_like(x, -1.0)).amax((2, 4))
+        lo = torch.where(v, x, torch.full_like(x, 1e3)).amin((2, 4))
+        spread = hi - lo
+        rel = torch.where(ok, spread / (z * z).clamp(min=1e-6), torch.full_like(z, float("nan")))
+        typical = rel.reshape(B, -1).nanmedian(1).values.nan_to_num(0.0)
+        edge = ok & (spread > torch.clamp(3 * typical[:, None, None] * z * z, min=0.05))
+        mid = ((hi + lo) / 2)[:, :, None, :, None]
+        near = v & (x < mid)
+        n_near = near.sum((2, 4))
+        s_near = torch.where(near, x, torch.zeros_like(x)).sum((2, 4))
+        pick = torch.where(n_near * 2 >= count, s_near / n_near.clamp(min=1),
+                           (total - s_near) / (count - n_near).clamp(min=1))
+        z = torch.where(edge, pick, z)
+    z = torch.where(ok, z, torch.zeros_like(z))
+    dev = depth.device
+    v = torch.arange(rows, device=dev, dtype=torch.float32) * stride + (stride - 1) / 2
+    u = torch.arange(cols, device=dev, dtype=torch.float32) * stride + (stride - 1) / 2
+    kinv = torch.linalg.inv(K.to(device=dev, dtype=torch.float64)).to(torch.float32)
+    uu, vv = u[None, None, :], v[None, :, None]
+    rays = [kinv[:, i, 0, None, None] * uu + kinv[:, i, 1, None, None] * vv
+            + kinv[:, i, 2, None, None] for i in range(3)]
+    points = torch.stack([r * z for r in rays], -1)
+    return points, ok
+
+
+@functools.lru_cache(maxsize=16)
+def _pattern(rows: int, cols: int, count: int) -> tuple[Tensor, Tensor]:
+    """Fixed triplets [count,3] of flat grid indices (a centre and two points a sixth to a
+    third of the grid away from it, at least 70° apart as seen from it) and 2048 probe
+    indices: the same for every frame, so a frame's fit does not depend on its batch."""
+    gen = torch.Generator().manual_seed(1234)
+    r = max(2, min(rows, cols) // 3)
+    centre = torch.stack([torch.randint(0, rows, (count,), generator=gen),
+                          torch.randint(0, cols, (count,), generator=gen)], -1)
+    angle = torch.rand(count, 2, generator=gen) * 2 * math.pi
+    radius = (0.5 + 0.5 * torch.rand(count, 2, generator=gen)) * r
+    angle[:, 1] = angle[:, 0] + (0.4 + 0.6 * torch.rand(count, generator=gen)) * math.pi
+    off = torch.stack([radius * torch.sin(angle), radius * torch.cos(angle)], -1).round().long()
+    pts = (centre[:, None] + off).clamp(min=0)
+    pts[..., 0] = pts[..., 0].clamp(max=rows - 1)
+    pts[..., 1] = pts[..., 1].clamp(max=cols - 1)
+    flat = torch.cat([centre[:, None], pts], 1)
+    probe = torch.randperm(rows * cols, generator=gen)[:2048]
+    return flat[..., 0] * cols + flat[..., 1], probe
+
+
+def _scatter_hist(values: Tensor, weights: Tensor, bins: int, width: float) -> Tensor:
+    """Histogram [...,bins] of ``values`` [...,N] >= 0 in bins of ``width`` (weighted)."""
+    idx = (values / width).clamp(0, bins - 1).long()
+    out = torch.zeros(*values.shape[:-1], bins, device=values.device, dtype=torch.float32)
+    return out.scatter_add_(-1, idx, weights.to(torch.float32))
+
+
+def _sharpness(normals: Tensor, q: Tensor, q_ok: Tensor) -> Tensor:
+    """How peaked the heights of points q [B,M,3] along each normal [B,R,3] are: the sum of
+    squared 2.5 cm histogram counts (every horizontal surface adds its squared size)."""
+    dist = -(normals @ q.transpose(1, 2))  # [B,R,M]
+    hist = _scatter_hist(dist.clamp(min=0), q_ok[:, None].expand_as(dist),
+                         int(HIST_MAX / _SCORE_BIN), _SCORE_BIN)
+    return (hist * hist).sum(-1)
+
+
+def _turned(n: Tensor, steps_deg: tuple[float, ...]) -> Tensor:
+    """Normals [B,S,3] turned from n [B,3] by every pair of the angles (about two axes ⟂ n)."""
+    a = torch.zeros_like(n)
+    a[:, 0] = 1.0
+    e1 = a - (a * n).sum(-1, keepdim=True) * n
+    e1 = e1 / e1.norm(dim=-1, keepdim=True)
+    e2 = torch.linalg.cross(n, e1)
+    t = torch.tan(torch.deg2rad(torch.tensor(steps_deg, device=n.device, dtype=n.dtype)))
+    tx, ty = torch.meshgrid(t, t, indexing="ij")
+    out = n[:, None] + tx.reshape(1, -1, 1) * e1[:, None] + ty.reshape(1, -1, 1) * e2[:, None]
+    return out / out.norm(dim=-1, keepdim=True)
+
+
+def up_direction(points: Tensor, valid: Tensor, *, max_tilt_deg: float = 40.0,
+                 hypotheses: int = 256) -> tuple[Tensor, Tensor]:
+    """Unit normal [B,3] of the horizontal surfaces (pointing at the camera) and whether one
+    was found [B]; see the module docstring. The best triplet plane is refined by a local
+    search (turns of ±4°, ±2°, ±1°, ±0.5°, ±0.25° about two axes, kept when sharper), then
+    by least squares on the points of its two largest levels (twice; kept if within 2°)."""
+    B, rows, cols, _ = points.shape
+    flat, vflat = points.reshape(B, -1, 3), valid.reshape(B, -1)
+    triplets, probe = (t.to(points.device) for t in _pattern(rows, cols, hypotheses))
+    tri = flat[:, triplets]  # [B,R,3,3]
+    tri_ok = vflat[:, triplets].all(-1)
+    e1, e2 = tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0]
+    normal = torch.linalg.cross(e1, e2)
+    norm = normal.norm(dim=-1)
+    tri_ok &= norm > 0.25 * e1.norm(dim=-1) * e2.norm(dim=-1)  # not nearly collinear
+    normal = normal / norm.clamp(min=1e-12)[..., None]
+    normal = torch.where((normal * tri[:, :, 0]).sum(-1, keepdim=True) > 0, -normal, normal)
+    tri_ok &= -normal[..., 2] >= math.cos(math.radians(max_tilt_deg))
+    q, q_ok = flat[:, probe], vflat[:, probe]  # [B,M,3]
+    score = torch.where(tri_ok, _sharpness(normal, q, q_ok), torch.full_like(normal[..., 0], -1))
+    n = normal[torch.arange(B, device=points.device), score.argmax(1)]
+    found = tri_ok.any(1)
+    for step in (4.0, 2.0, 1.0, 0.5, 0.25):
+        cand = _turned(n, (-step, 0.0, step))
+        n = cand[torch.arange(B, device=points.device), _sharpness(cand, q, q_ok).argmax(1)]
+    searched = n
+    for _ in range(2):
+        d = -(flat @ n[:, :, None])[..., 0]
+        n = _pooled_normal(flat, d, vflat, find_levels(d, vflat, count=2), n)
+    near = (n * searched).sum(-1) >= math.cos(math.radians(2.0))
+    return torch.where(near[:, None], n, searched), found
+
+
+def _pooled_normal(flat: Tensor, d: Tensor, valid: Tensor, levels: dict, n0: Tensor) -> Tensor:
+    """Least-squares normal of points near several parallel levels (own offset each)."""
+    band = torch.maximum(2.0 * levels["sigma"], torch.full_like(levels["sigma"], 0.015))
+    w = ((d[:, :, None] - levels["d"][:, None]).abs() <= band[:, None]) & valid[..., None]
+    w = (w & levels["ok"][:, None]).to(flat.dtype)  # [B,N,L]
+    count = w.sum(1).clamp(min=1.0)  # [B,L]
+    mean = torch.einsum("bnl,bnc->blc", w, flat) / count[..., None]
+    centred = flat[:, :, None] - mean[:, None]  # [B,N,L,3]
+    cov = torch.einsum("bnl,bnlc,bnld->bcd", w, centred, centred)
+    n = torch.linalg.eigh(cov.double())[1][..., 0].to(flat.dtype)
+    n = torch.where((n * n0).sum(-1, keepdim=True) < 0, -n, n)
+    enough = w.sum((1, 2)) >= 20
+    return torch.where(enough[:, None], n, n0)
+
+
+def find_levels(d: Tensor, valid: Tensor, count: int = 5, min_share: float = 0.004) -> dict:
+    """The ``count`` largest peaks of the distance histogram of points [B,N]: ``d`` [B,L]
+    (m), ``sigma`` [B,L] (noise, m), ``mass`` [B,L] (points within 1.5σ), ``ok`` [B,L]."""
+    bins = int(HIST_MAX / HIST_BIN)
+    hist = _scatter_hist(torch.where(valid, d, torch.full_like(d, HIST_MAX + 1)).clamp(min=0),
+                         valid & (d < HIST_MAX), bins, HIST_BIN)
+    t = torch.arange(-5, 6, device=d.device, dtype=torch.float32)
+    kernel = torch.exp(-0.5 * (t / 1.5) ** 2)
+    smooth = F.conv1d(hist[:, None], (kernel / kernel.sum())[None, None], padding=5)[:, 0]
+    smooth = smooth + 1e-6 * torch.arange(bins, device=d.device) / bins  # no flat-top twins
+    peak = smooth == F.max_pool1d(smooth[:, None], 11, 1, 5)[:, 0]
+    floor = (min_share * valid.sum(1, keepdim=True)).clamp(min=3.0) / 10.0
+    value, pos = torch.where(peak & (smooth >= floor), smooth,
+                             torch.zeros_like(smooth)).topk(count, dim=1)
+    ok = value > 0
+    # Half width at half maximum from the smoothed histogram around each peak.
+    win = 30
+    padded = F.pad(smooth, (win, win))
+    idx = pos[..., None] + torch.arange(2 * win + 1, device=d.device)  # [B,L,61]
+    window = torch.gather(padded[:, None].expand(-1, count, -1), 2, idx)
+    above = window >= 0.5 * value[..., None]
+    right = above[..., win:].to(torch.int32).cumprod(-1).sum(-1)
+    left = above[..., : win + 1].flip(-1).to(torch.int32).cumprod(-1).sum(-1)
+    hwhm = (torch.minimum(left, right).to(torch.float32) - 0.5).clamp(min=0.5) * HIST_BIN
+    sigma = torch.sqrt((hwhm**2 / (2 * math.log(2)) - (1.5 * HIST_BIN) ** 2).clamp(min=0.003**2))
+    sigma = sigma.clamp(max=0.12)
+    level = (pos.to(torch.float32) + 0.5) * HIST_BIN
+    # A broad peak (a body, a slope) is no flat surface: cap its noise at what the sharpest
+    # large level predicts for its distance (stereo noise grows with z², ToF's slower).
+    ref = torch.where(ok, value * sigma, torch.zeros_like(value)).argmax(1, keepdim=True)
+    s_ref, d_ref = torch.gather(sigma, 1, ref), torch.gather(level, 1, ref)
+    model = s_ref * (level / d_ref.clamp(min=0.1)) ** 2
+    sigma = torch.minimum(sigma, 1.5 * model + 0.003)
+    # Refine the level: mean distance of the points within 1.5σ of it.
+    near = ((d[:, :, None] - level[:, None]).abs() <= (1.5 * sigma + HIST_BIN)[:, None]) \
+        & valid[..., None]
+    nw = near.to(torch.float32)
+    mass = nw.sum(1)
+    level = torch.where(mass > 0, (nw * d[..., None]).sum(1) / mass.clamp(min=1), level)
+    return {"d": level, "sigma": sigma, "mass": mass, "ok": ok}

@@ -1,0 +1,375 @@
+"""Bed finding, stage 3: the mattress rectangle of a candidate, measured on a fine grid.
+
+Batched torch, part of :func:`bedfit_batch.fit_beds`. Each candidate (a region with its
+first rectangle, stage 2) gets a fine F×F top-down grid aligned with its rectangle (cells of
+2 cm, or the point spacing when coarser), and per cell the counts of all points, of "bed"
+points (from 0.6 m above the level down to its tolerance below), of points at the level, of
+lower points (floor), of higher points (nearer the camera than anything on a bed) and the
+summed height of the bed points above the level. From these:
+
+* the bed-cell share per cell: its coverage by bed points (3×3 means), so a mattress edge
+  becomes a ramp whose half-way point is the edge, to sub-cell precision; vertical
+  surfaces (walls, board faces) are not bed; thin structures are removed by a 5-cell
+  opening (headboard, rails, an arm, walls); holes enclosed by bed are filled;
+* the extent along each axis: where the occupancy profile across the rectangle is above
+  one half, interpolated (iterated: each axis measured within the other's extent);
+* the residual angle: straight lines fitted to the four edges (per row, the edge's
+  position from the ramp), one turn of the grid by their mean slope, measured again;
+* checks (``FLAG_*``): size, fill, flatness, raised above its surroundings, a raised back
+  along a long side (a sofa), edges hidden by something nearer the camera.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from disrt_core.geometry.bedfit_regions import (
+    BAND_ABOVE,
+    band_tolerance,
+    box_sum,
+    dilate,
+    erode,
+    run_extent,
+)
+
+FINE = 128
+OPEN = 5
+EDGE_WINDOW = 6
+(CH_ALL, CH_BAND, CH_LEVEL, CH_LOW, CH_HIGH, CH_HEIGHT, CH_BELOW, CH_BELOW_D, CH_HEIGHT2,
+ CH_HIGH_H, CH_HIGH_H2) = range(11)
+CHANNELS = 11
+
+FLAG_SIZE, FLAG_FILL, FLAG_FLAT, FLAG_RAISED, FLAG_SOFA, FLAG_OCCLUDED, FLAG_VIEW, \
+    FLAG_EMPTY = (1 << i for i in range(8))
+
+
+def _enclosed(mask: Tensor, reach: Tensor) -> Tensor:
+    """Cells of bool grids [..., R, C] with a set cell within ``reach`` [...] cells on both
+    sides along their row or along their column (running maxima of the set cells'
+    indices)."""
+    reach = reach[..., None, None]
+    out = []
+    for dim in (-1, -2):
+        n = mask.shape[dim]
+        shape = [1] * mask.ndim
+        shape[dim] = n
+        idx = torch.arange(n, device=mask.device).view(shape).expand_as(mask)
+        none = torch.full_like(idx, -10 * n)
+        last = torch.where(mask, idx, none).cummax(dim).values
+        nxt = n - 1 - torch.where(mask, n - 1 - idx, none).flip(dim).cummax(dim).values.flip(dim)
+        out.append((idx - last <= reach) & (nxt - idx <= reach))
+    return out[0] | out[1]
+
+
+def fine_maps(a: Tensor, b: Tensor, d: Tensor, valid: Tensor, phi: Tensor, centre: Tensor,
+              size: Tensor, level: Tensor, sigma: Tensor, spacing: Tensor, basis: tuple,
+              pixel_area: Tensor, deep: float = 0.0) -> dict:
+    """Per-cell sums ``maps`` [B,K,C,F,F] (channels ``CH_*``) of the points (a, b, d [B,N])
+    around candidates (phi [B,K], centre [B,K,2], size [B,K,2] along (u, v); level, sigma,
+    spacing [B,K]), their 3×3 sums ``box``, the bed share ``soft`` and mask ``bed`` [B,K,F,F],
+    the smoothed height ``height`` and the cell size [B,K]. ``deep``: how much deeper (m)
+    than its tolerance the band reaches below the level. ``basis`` = (e1, e2, n) [B,3] each;
+    ``pixel_area`` [B]: the solid angle of a block, (stride²/fx·fy).
+
+    A cell counts as seen when its 3×3 neighbourhood holds at least 30 % of the points a
+    surface at the level would give there (one block covers (stride·z/f)²·cos α / cos θ of
+    it), so the few scattered points in a shadow (between a headboard and the wall) do not
+    make a surface; holes are filled only where enclosed (see the module docstring)."""
+    B, K = phi.shape
+    cell = torch.maximum(torch.maximum(spacing, (size.amax(-1) + 0.6) / FINE),
+                         torch.full_like(spacing, 0.02))
+    cos, sin = torch.cos(phi)[..., None], torch.sin(phi)[..., None]
+    ra, rb = a[:, None] - centre[..., 0:1], b[:, None] - centre[..., 1:2]
+    iu = torch.floor((ra * cos + rb * sin) / cell[..., None] + FINE / 2)
+    iv = torch.floor((rb * cos - ra * sin) / cell[..., None] + FINE / 2)
+    inside = valid[:, None] & (iu >= 0) & (iu < FINE) & (iv >= 0) & (iv < FINE)
+    index = (iv.clamp(0, FINE - 1) * FINE + iu.clamp(0, FINE - 1)).long()
+    lv, tol = level[..., None], band_tolerance(sigma)[..., None]
+    h = lv - d[:, None]  # height above the level [B,K,N]
+    zero = torch.zeros_like(h)
+    band = (h <= BAND_ABOVE) & (h >= -tol - deep)
+    below = (h < -tol) & (h >= -tol - 0.08)
+    high = h > BAND_ABOVE
+    hb = torch.where(band, h.clamp(0, BAND_ABOVE), zero)
+    hh = torch.where(high, h, zero)
+    vals = torch.stack([torch.ones_like(h), band.to(h.dtype), (h.abs() <= tol).to(h.dtype),
+                        (h < -torch.clamp(tol + 0.05, min=0.15)).to(h.dtype), high.to(h.dtype),
+                        hb, below.to(h.dtype), torch.where(below, -h, zero), hb * hb, hh,
+                        hh * hh], 2) * inside[:, :, None].to(h.dtype)
+    out = torch.zeros(B, K, CHANNELS, FINE * FINE, device=a.device, dtype=h.dtype)
+    out.scatter_add_(3, index[:, :, None].expand(-1, -1, CHANNELS, -1), vals)
+    maps = out.view(B, K, CHANNELS, FINE, FINE)  # rows v, columns u
+    box = box_sum(maps, 3)
+    n3, b3 = box[:, :, CH_ALL], box[:, :, CH_BAND]
+    e1, e2, n = basis
+    cu = _centres(cell)  # [B,K,F]
+    pa = centre[..., 0, None, None] + cos[..., None] * cu[..., None, :] \
+        - sin[..., None] * cu[..., :, None]
+    pb = centre[..., 1, None, None] + sin[..., None] * cu[..., None, :] \
+        + cos[..., None] * cu[..., :, None]
+    z = (pa * e1[:, None, None, None, 2] + pb * e2[:, None, None, None, 2]
+         - level[..., None, None] * n[:, None, None, None, 2]).clamp(min=0.05)
+    expected = cell[..., None, None] ** 2 * level[..., None, None] / (
+        pixel_area[:, None, None, None] * z**3)
+    known = n3 >= 0.3 * 9 * expected
+    frac = torch.where(known, b3 / n3.clamp(min=1e-9), torch.zeros_like(n3))
+    # Vertical surfaces (walls, the faces of boards and furniture) put points of many
+    # heights into the same few cells: not bed, so that a wall, the gap behind a headboard
+    # and the board do not make one thick block with the mattress that the opening keeps.
+    mean_h = box[:, :, CH_HEIGHT] / b3.clamp(min=1e-9)
+    spread = (box[:, :, CH_HEIGHT2] / b3.clamp(min=1e-9) - mean_h**2).clamp(min=0).sqrt()
+    vertical = (spread > torch.clamp(2.5 * sigma, min=0.08)[..., None, None]) & (b3 >= 3)
+    hard = ((frac > 0.5) & ~vertical).to(frac.dtype)
+    opened = dilate(erode(hard, OPEN), OPEN)
+    # A larger hole without readings (dropout, the mattress hidden behind a body from an
+    # oblique camera) or with steep surfaces (a blanket's fold, a body's side) is probably
+    # bed where bed lies on both sides of it within 40 cm (after
+    # the opening: not the gap between a headboard and the wall, whose few scattered points
+    # the opening removes with the board and the wall). Such cells count 0.45: a profile
+    # across them still passes one half where real bed surrounds them, a run of them alone
+    # (floor hidden beyond the bed) does not.
+    reach = (0.4 / cell).clamp(min=2)
+    enclosed = (_enclosed(opened > 0, reach) & (~known | vertical) & (opened == 0)).to(
+        frac.dtype)
+    opened = torch.maximum(opened, enclosed)
+    # The bed share of a cell is its coverage: bed points over the points a surface there
+    # gives (3×3 means; the expected count scaled by its median ratio to the observed one
+    # on the bed). At an edge it falls from 1 to 0 across the edge cell in proportion to
+    # the part of it on the bed, whether or not the floor beyond is seen (often it is
+    # hidden behind the mattress), so the profile's half-way point is the edge.
+    ratio = torch.where(opened > 0, n3 / (9 * expected), torch.full_like(n3, float("nan")))
+    ratio = ratio.flatten(-2).nanmedian(-1).values.nan_to_num(1.0).clamp(0.3, 3.0)
+    cover = (b3 / (9 * expected * ratio[..., None, None])).clamp(max=1.0)
+    soft = torch.maximum(cover * dilate(opened, 3), 0.45 * enclosed)
+    count = b3 + box[:, :, CH_HIGH]
+    height = (box[:, :, CH_HEIGHT] + 0.7 * box[:, :, CH_HIGH]) / count.clamp(min=1e-6)
+    return {"maps": maps, "box": box, "soft": soft, "bed": opened, "cell": cell,
+            "sigma": sigma, "height": height, "seen": (count > 0).to(h.dtype)}
+
+
+def _centres(cell: Tensor) -> Tensor:
+    """Cell-centre coordinates [...,F] (m) of the fine grid for cell sizes [...]."""
+    j = torch.arange(FINE, device=cell.device, dtype=cell.dtype)
+    return (j + 0.5 - FINE / 2) * cell[..., None]
+
+
+def _overlap(cell: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
+    """Share [...,F] of each fine cell inside [lo, hi] (m)."""
+    start = _centres(cell) - cell[..., None] / 2
+    end = start + cell[..., None]
+    return ((torch.minimum(end, hi[..., None]) - torch.maximum(start, lo[..., None]))
+            / cell[..., None]).clamp(0, 1)
+
+
+def extents(soft: Tensor, cell: Tensor, size: Tensor, iterations: int = 3) -> Tensor:
+    """Rectangle [B,K,4] = (u0, u1, v0, v1) in the fine grid (m, about its centre): the runs
+    of the occupancy profiles above 1/2, each within the inner 90 % of the other's extent."""
+    u0, u1 = -size[..., 0] / 2, size[..., 0] / 2
+    v0, v1 = -size[..., 1] / 2, size[..., 1] / 2
+    for _ in range(iterations):
+        for axis in (0, 1):
+            if axis == 0:
+                pad = 0.05 * (v1 - v0)
+                w = _overlap(cell, v0 + pad, v1 - pad)  # rows
+                occ = (soft * w[..., :, None]).sum(-2) / w.sum(-1, keepdim=True).clamp(min=1e-6)
+                mid = (u0 + u1) / 2
+            else:
+                pad = 0.05 * (u1 - u0)
+                w = _overlap(cell, u0 + pad, u1 - pad)  # columns
+                occ = (soft * w[..., None, :]).sum(-1) / w.sum(-1, keepdim=True).clamp(min=1e-6)
+                mid = (v0 + v1) / 2
+            start = torch.floor(mid / cell + FINE / 2).long().clamp(0, FINE - 1)
+            lo, hi = run_extent(occ, start, 0.5)
+            lo, hi = (lo - FINE / 2) * cell, (hi - FINE / 2) * cell
+            if axis == 0:
+                u0, u1 = lo, hi
+            else:
+                v0, v1 = lo, hi
+    return torch.stack([u0, u1, v0, v1], -1)
+
+
+def _edge_fit(soft: Tensor, cell: Tensor, edge: Tensor, lo: Tensor, hi: Tensor,
+              inside_after: bool) -> tuple[Tensor, Tensor]:
+    """Slope and weight [B,K] of a straight edge near ``edge`` (m, along the columns of
+    ``soft`` [B,K,rows,cols]), fitted to its per-row position, rows within [lo, hi]."""
+    w = EDGE_WINDOW
+    c0 = torch.floor(edge / cell + FINE / 2).long()
+    cols = (c0[..., None] + torch.arange(-w, w + 1, device=soft.device)).clamp(0, FINE - 1)
+    win = torch.gather(soft, 3, cols[..., None, :].expand(-1, -1, FINE, -1))  # [B,K,F,2w+1]
+    total = win.sum(-1) * cell[..., None]
+    if inside_after:
+        pos = (c0 + w + 1 - FINE / 2)[..., None] * cell[..., None] - total
+        good = (win[..., 0] < 0.25) & (win[..., -1] > 0.75)
+    else:
+        pos = (c0 - w - FINE / 2)[..., None] * cell[..., None] + total
+        good = (win[..., 0] > 0.75) & (win[..., -1] < 0.25)
+    y = _centres(cell)
+    good &= (y >= lo[..., None]) & (y <= hi[..., None])
+    for _ in range(2):
+        wt = good.to(soft.dtype)
+        n = wt.sum(-1).clamp(min=1e-6)
+        my, mp = (wt * y).sum(-1) / n, (wt * pos).sum(-1) / n
+        cov = (wt * (y - my[..., None]) * (pos - mp[..., None])).sum(-1)
+        var = (wt * (y - my[..., None]) ** 2).sum(-1).clamp(min=1e-9)
+        slope = cov / var
+        resid = pos - (mp[..., None] + slope[..., None] * (y - my[..., None]))
+        good &= resid.abs() <= 1.5 * cell[..., None]
+    count = good.sum(-1).to(soft.dtype)
+    return slope, torch.where(count >= 6, count, torch.zeros_like(count))
+
+
+def trim_boards(fine: dict, rect: Tensor) -> Tensor:
+    """Move an end of the long axis inward past a board (head- or footboard): the outermost
+    run of positions along the bed, at most 14 cm long, raised near both long edges (mean
+    height 2–9 cm inside each edge above max(4 cm, 2σ) and 4 cm above the same zones 20–40
+    cm further in: a blanket's thickness is not a board), followed inward by a position that
+    is not. A board spans the width; a pillow, a head or a blanket's end leaves the mattress
+    bare near at least one edge, or is longer. The run may start one position inside the
+    end (the edge's ramp); the new end is the middle of the board's innermost position (the
+    board's face bleeds about a cell into the mattress through the noise)."""
+    u0, u1, v0, v1 = rect.unbind(-1)
+    cell, sigma, maps = fine["cell"], fine["sigma"], fine["maps"]
+    height, seen = fine["height"], fine["seen"]  # 3×3 means: the grids beat, rows are empty
+    window = 12  # positions looked at from each end (20-40 cm)
+    steps = torch.arange(window, device=maps.device)
+    base = torch.clamp(2 * sigma, min=0.04)
+    centres = _centres(cell)
+    out = []
+    for axis, (lo, hi, wlo, whi) in enumerate(((u0, u1, v0, v1), (v0, v1, u0, u1))):
+        dim = -2 if axis == 0 else -1  # across the bed
+
+        def zone(w_lo, w_hi, dim=dim, axis=axis):
+            w = _overlap(cell, w_lo, w_hi)
+            w = w[..., :, None] if axis == 0 else w[..., None, :]
+            return (height * seen * w).sum(dim) / (seen * w).sum(dim).clamp(min=1e-6)
+
+        edges = torch.minimum(zone(wlo + 0.02, wlo + 0.09), zone(whi - 0.09, whi - 0.02))
+        ends = []
+        for sign, edge in ((1, hi), (-1, lo)):
+            inside = _overlap(cell, edge - 0.4, edge - 0.2) if sign > 0 else \
+                _overlap(cell, edge + 0.2, edge + 0.4)
+            ref = (edges * inside).sum(-1) / inside.sum(-1).clamp(min=1e-6)
+            thr = torch.maximum(base, ref + 0.04)
+            board = (edges >= thr[..., None]).to(torch.int64)
+            last = torch.floor(edge / cell + FINE / 2 - sign * 0.5).long()
+            idx = (last[..., None] - sign * steps).clamp(0, FINE - 1)
+            run_b = torch.gather(board, -1, idx)  # from the end inward
+            run0 = run_b.cumprod(-1).sum(-1)
+            run1 = run_b[..., 1:].cumprod(-1).sum(-1)
+            run = torch.where((run0 == 0) & (run1 > 0), run1 + 1, run0)
+            ok = (run >= 1) & (run.to(cell.dtype) * cell <= 0.14)
+            inner = torch.gather(centres, -1, (last - sign * (run - 1)).clamp(0, FINE - 1)[
+                ..., None])[..., 0]
+            ends.append(torch.where(ok, inner, edge))
+        out.append(ends)
+    (u1n, u0n), (v1n, v0n) = out
+    u_long = (u1 - u0) >= (v1 - v0)
+    return torch.stack([torch.where(u_long, u0n, u0), torch.where(u_long, u1n, u1),
+                        torch.where(u_long, v0, v0n), torch.where(u_long, v1, v1n)], -1)
+
+
+def residual_angle(soft: Tensor, cell: Tensor, rect: Tensor) -> Tensor:
+    """Turn [B,K] (rad) that aligns the grid with the rectangle's edges (see module)."""
+    u0, u1, v0, v1 = rect.unbind(-1)
+    lv, hv = v0 + 0.1 * (v1 - v0), v1 - 0.1 * (v1 - v0)
+    lu, hu = u0 + 0.1 * (u1 - u0), u1 - 0.1 * (u1 - u0)
+    trans = soft.transpose(-1, -2)
+    fits = [_edge_fit(soft, cell, u0, lv, hv, True), _edge_fit(soft, cell, u1, lv, hv, False),
+            _edge_fit(trans, cell, v0, lu, hu, True), _edge_fit(trans, cell, v1, lu, hu, False)]
+    angle = torch.stack([-torch.atan(fits[0][0]), -torch.atan(fits[1][0]),
+                         torch.atan(fits[2][0]), torch.atan(fits[3][0])], -1)
+    weight = torch.stack([f[1] for f in fits], -1)
+    mean = (angle * weight).sum(-1) / weight.sum(-1).clamp(min=1e-6)
+    weight = weight * ((angle - mean[..., None]).abs() < math.radians(1.5))
+    mean2 = (angle * weight).sum(-1) / weight.sum(-1).clamp(min=1e-6)
+    return torch.where(weight.sum(-1) > 0, mean2, torch.zeros_like(mean2)).clamp(
+        -math.radians(8), math.radians(8))
+
+
+def lower_level(fine: dict, rect: Tensor, level: Tensor) -> Tensor:
+    """The level [B,K] to measure again with: when at least 4 % of the points inside the
+    rectangle (10 cm in from its edges) lie 0–8 cm below the level's band, the level was a
+    blanket's top over a mattress that shows elsewhere (at the head end, beside the pillow;
+    the first measurement uses a band 7 cm deeper to find it), and their mean is the
+    mattress."""
+    maps, cell = fine["maps"], fine["cell"]
+    inner = _region(cell, rect, (-0.1,) * 4).to(maps.dtype)
+    n_all = (maps[:, :, CH_ALL] * inner).sum((-1, -2))
+    n_below = (maps[:, :, CH_BELOW] * inner).sum((-1, -2))
+    offset = (maps[:, :, CH_BELOW_D] * inner).sum((-1, -2)) / n_below.clamp(min=1)
+    use = (n_below >= 0.04 * n_all) & (n_below >= 15)
+    return torch.where(use, level + offset, level)
+
+
+def _region(cell: Tensor, rect: Tensor, grow: tuple[float, float, float, float]) -> Tensor:
+    """Cells [B,K,F(v),F(u)] inside the rectangle grown by (du0, du1, dv0, dv1) m."""
+    u0, u1, v0, v1 = rect.unbind(-1)
+    c = _centres(cell)
+    inu = (c >= (u0 - grow[0])[..., None]) & (c <= (u1 + grow[1])[..., None])
+    inv = (c >= (v0 - grow[2])[..., None]) & (c <= (v1 + grow[3])[..., None])
+    return inv[..., :, None] & inu[..., None, :]
+
+
+def checks(fine: dict, rect: Tensor, lower_level: Tensor, limits: dict) -> dict:
+    """Flags [B,K] (``FLAG_*``) and the figures behind them for candidate rectangles."""
+    maps, cell = fine["maps"], fine["cell"]
+    u0, u1, v0, v1 = rect.unbind(-1)
+    du, dv = u1 - u0, v1 - v0
+    width, length = torch.minimum(du, dv), torch.maximum(du, dv)
+    (wlo, whi), (llo, lhi) = limits["width"], limits["length"]
+    tol = limits["size_tol"]
+    bad_size = (width < wlo - tol) | (width > whi + tol) | (length < llo - tol) | \
+        (length > lhi + tol)
+    flags = bad_size.long() * FLAG_SIZE
+    inner = _region(cell, rect, (0.0,) * 4).to(maps.dtype)
+
+    def total(x: Tensor, where: Tensor) -> Tensor:
+        return (x * where).sum((-1, -2))
+
+    fill = total(fine["soft"], inner) / inner.sum((-1, -2)).clamp(min=1)
+    flags |= (fill < limits["min_fill"]).long() * FLAG_FILL
+    seen = (maps[:, :, CH_ALL] > 0).to(maps.dtype)
+    flat = total((maps[:, :, CH_LEVEL] > 0).to(maps.dtype), inner) / \
+        total(seen, inner).clamp(min=1)
+    flags |= (flat < limits["min_flat"]).long() * FLAG_FLAT
+    ring = (_region(cell, rect, (0.3,) * 4) & ~_region(cell, rect, (0.04,) * 4)).to(maps.dtype)
+    drop = total(maps[:, :, CH_LOW], ring) / total(maps[:, :, CH_ALL], ring).clamp(min=1)
+    raised = (drop >= 0.2) | lower_level
+    flags |= (~raised).long() * FLAG_RAISED
+    # Something nearer the camera than the bed band that hides the mattress is a flat top
+    # (a table): cells of high points whose heights spread little. A wall seen at a grazing
+    # angle smears over several cells in the top view, with heights of a metre's range.
+    box = fine["box"]
+    hm = box[:, :, CH_HIGH_H] / box[:, :, CH_HIGH].clamp(min=1e-9)
+    hs = (box[:, :, CH_HIGH_H2] / box[:, :, CH_HIGH].clamp(min=1e-9) - hm**2).clamp(min=0).sqrt()
+    flat_high = ((maps[:, :, CH_HIGH] > 0) & (hs <= torch.clamp(
+        2.5 * fine["sigma"], min=0.05)[..., None, None])).to(maps.dtype)
+    # Per edge: a strip 3-20 cm outside (hidden by something nearer the camera?) and, on
+    # the long sides, 20 cm inside (the raised back of a sofa?).
+    occluded = torch.zeros_like(raised)
+    sofa = torch.zeros_like(raised)
+    height = fine["height"]
+    u_long = du >= dv
+    for side in range(4):
+        out, near = [0.0] * 4, [0.0] * 4
+        out[side], near[side] = 0.2, 0.03
+        strip = (_region(cell, rect, tuple(out)) & ~_region(cell, rect, tuple(near)))
+        strip = strip.to(maps.dtype)
+        seen_s = total(seen, strip)
+        occluded |= (total(flat_high, strip) >= 0.5 * seen_s) & (seen_s > 0)
+        inside = [0.0] * 4
+        inside[side ^ 1] = 0.2 - (du if side < 2 else dv)
+        band_strip = _region(cell, rect, tuple(inside)).to(maps.dtype)
+        dim = -1 if side < 2 else -2  # mean across the strip, per position along it
+        mean_h = (height * band_strip).sum(dim) / band_strip.sum(dim).clamp(min=1)
+        present = band_strip.amax(dim)
+        share = ((mean_h >= 0.2) * present).sum(-1) / present.sum(-1).clamp(min=1)
+        is_long = ~u_long if side < 2 else u_long
+        sofa |= is_long & (share >= 0.7)
+    flags |= occluded.long() * FLAG_OCCLUDED
+    flags |= sofa.long() * FLAG_SOFA
+    return {"flags": flags, "fill": fill, "flat": flat, "drop": drop, "width": width,
+            "length": length}

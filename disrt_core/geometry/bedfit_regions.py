@@ -1,0 +1,245 @@
+"""Bed finding, stage 2: horizontal surfaces as top-down regions (coarse), and candidates.
+
+Batched torch, part of :func:`bedfit_batch.fit_beds`. In the plane basis (e1, e2) of the up
+direction the points are rasterised into a G×G top-down grid (cells of 3–6 cm, the grid
+spanning the view) keeping each cell's top (its nearest-to-the-camera distance). For each
+level (stage 1), its "bed cells" are the cells whose top lies from 0.6 m above the level
+down to its noise tolerance below it (mattress, blanket, body, pillows); empty cells next to
+bed cells are filled (sparse sampling), then a 3×3 opening removes thin structures (walls
+and headboards seen edge-on, rails, an arm), which would otherwise join the bed to the rest
+of the room. The two largest connected regions of each level are the candidates; each gets
+a first rectangle: its orientation from the boundary gradients of the region (their mean
+direction modulo 90°, so a square works as well as a long bed), its extent where the
+occupancy profile along each axis is above half its typical value (an attached bedside table
+or a person's arm does not widen it).
+
+Connected components: OpenCV on the CPU (exact, fast), label propagation on a GPU (3×3
+max-pool plus pointer jumping until nothing changes; the same regions).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+GRID = 160
+CELL_RANGE = (0.03, 0.06)  # m
+BAND_ABOVE = 0.6  # m above a level that still belongs to the bed (body, pillows, blanket)
+COMPONENTS = 2  # regions kept per level
+
+
+def plane_basis(n: Tensor) -> tuple[Tensor, Tensor]:
+    """Two unit vectors [B,3] spanning the plane ⟂ n, e1 along the camera's x axis."""
+    x = torch.zeros_like(n)
+    x[:, 0] = 1.0
+    e1 = x - (x * n).sum(-1, keepdim=True) * n
+    e1 = e1 / e1.norm(dim=-1, keepdim=True).clamp(min=1e-9)
+    return e1, torch.linalg.cross(n, e1)
+
+
+def band_tolerance(sigma: Tensor) -> Tensor:
+    """How far below a level (m) its surface still counts: 2.5σ, at least 3 cm."""
+    return torch.clamp(2.5 * sigma, min=0.03)
+
+
+def _shifted(x: Tensor, k: int, dim: int, op, fill: float) -> Tensor:
+    """``op``-reduction of each element's k neighbours along ``dim`` (-1 or -2), centred;
+    shifted slices: much faster than the pooling kernels on small CPU tensors."""
+    r, n = k // 2, x.shape[dim]
+    xp = F.pad(x, (r, r) if dim == -1 else (0, 0, r, r), value=fill)
+    out = xp.narrow(dim, 0, n)
+    for i in range(1, k):
+        out = op(out, xp.narrow(dim, i, n))
+    return out
+
+
+def box_sum(x: Tensor, k: int) -> Tensor:
+    """Sum over each cell's k×k neighbourhood of grids [..., R, C] (zeros outside)."""
+    return _shifted(_shifted(x, k, -1, torch.add, 0.0), k, -2, torch.add, 0.0)
+
+
+def dilate(mask: Tensor, k: int) -> Tensor:
+    """Maximum over each cell's k×k neighbourhood of grids [..., R, C]."""
+    return _shifted(_shifted(mask, k, -1, torch.maximum, float("-inf")), k, -2,
+                    torch.maximum, float("-inf"))
+
+
+def erode(mask: Tensor, k: int) -> Tensor:
+    """Minimum over each cell's k×k neighbourhood (cells outside the grid count as +inf)."""
+    return _shifted(_shifted(mask, k, -1, torch.minimum, float("inf")), k, -2,
+                    torch.minimum, float("inf"))
+
+
+def coarse_grid(a: Tensor, b: Tensor, d: Tensor, valid: Tensor, levels: dict) -> dict:
+    """Top-down grid of the points (plane coordinates a, b [B,N], distance d [B,N])."""
+    inf = torch.full_like(d, float("inf"))
+    deepest = torch.where(levels["ok"], levels["d"], torch.zeros_like(levels["d"])).amax(1)
+    use = valid & (d <= deepest[:, None] + 0.2)
+    lo_a = torch.where(use, a, inf).amin(1)
+    hi_a = torch.where(use, a, -inf).amax(1)
+    lo_b = torch.where(use, b, inf).amin(1)
+    hi_b = torch.where(use, b, -inf).amax(1)
+    any_use = use.any(1)
+    zero = torch.zeros_like(lo_a)
+    ca = torch.where(any_use, (lo_a + hi_a) / 2, zero)
+    cb = torch.where(any_use, (lo_b + hi_b) / 2, zero)
+    extent = torch.where(any_use, torch.maximum(hi_a - lo_a, hi_b - lo_b), zero)
+    cell = (extent / GRID).clamp(*CELL_RANGE)
+    ia = torch.floor((a - ca[:, None]) / cell[:, None] + GRID / 2)
+    ib = torch.floor((b - cb[:, None]) / cell[:, None] + GRID / 2)
+    inside = use & (ia >= 0) & (ia < GRID) & (ib >= 0) & (ib < GRID)
+    index = (ib.clamp(0, GRID - 1) * GRID + ia.clamp(0, GRID - 1)).long()
+    top = torch.full((a.shape[0], GRID * GRID), float("inf"), device=a.device)
+    top.scatter_reduce_(1, index, torch.where(inside, d, inf), "amin")
+    return {"top": top.reshape(-1, GRID, GRID), "centre": torch.stack([ca, cb], -1),
+            "cell": cell}
+
+
+def level_masks(grid: dict, levels: dict) -> Tensor:
+    """Bed cells of each level, filled and opened: float [B,L,G,G] (0/1)."""
+    top = grid["top"][:, None]
+    level = levels["d"][..., None, None]
+    tol = band_tolerance(levels["sigma"])[..., None, None]
+    band = ((top >= level - BAND_ABOVE) & (top <= level + tol) & levels["ok"][..., None, None])
+    band = band.to(torch.float32)
+    _B, _L = band.shape[:2]
+    unknown = torch.isinf(grid["top"]).to(torch.float32)[:, None]
+    band = torch.maximum(band, unknown * dilate(band, 3))
+    return dilate(erode(band, 3), 3)
+
+
+def _components_cv2(masks: Tensor, keep: int) -> Tensor:
+    import cv2
+    import numpy as np
+
+    flat = masks.reshape(-1, GRID, GRID).to(torch.uint8).numpy()
+    out = np.zeros((flat.shape[0], keep, GRID, GRID), bool)
+    for i, mask in enumerate(flat):
+        _count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        areas = stats[1:, cv2.CC_STAT_AREA]
+        order = np.argsort(-areas, kind="stable")[:keep]
+        for j, label in enumerate(order):
+            out[i, j] = labels == label + 1
+    return torch.from_numpy(out).reshape(*masks.shape[:-2], keep, GRID, GRID)
+
+
+def _components_torch(masks: Tensor, keep: int) -> Tensor:
+    """Label propagation (8-connected): each cell ends with the largest index + 1 of its
+    region; regions ranked by area (ties: the smaller label first, as OpenCV's raster
+    order gives the one whose last cell comes first... close enough: ties are rare)."""
+    shape = masks.shape
+    flat = masks.reshape(-1, 1, GRID, GRID) > 0
+    n = flat.shape[0]
+    ids = torch.arange(1, GRID * GRID + 1, device=masks.device, dtype=torch.float32)
+    labels = torch.where(flat, ids.reshape(1, 1, GRID, GRID), torch.zeros(()).to(ids))
+    while True:
+        before = labels
+        for _ in range(8):
+            labels = torch.where(flat, F.max_pool2d(labels, 3, 1, 1), labels)
+            jump = torch.gather(labels.reshape(n, -1), 1,
+                                (labels.reshape(n, -1).long() - 1).clamp(min=0))
+            labels = torch.where(flat, jump.reshape_as(labels), labels)
+        if torch.equal(before, labels):
+            break
+    lab = labels.reshape(n, -1).long()
+    area = torch.zeros(n, GRID * GRID + 1, device=masks.device).scatter_add_(
+        1, lab, torch.ones_like(lab, dtype=torch.float32))
+    area[:, 0] = 0
+    top_area, top_label = area.topk(keep, dim=1)
+    out = (lab[:, None] == top_label[..., None]) & (top_area[..., None] > 0)
+    return out.reshape(*shape[:-2], keep, GRID, GRID)
+
+
+def components(masks: Tensor, keep: int = COMPONENTS) -> Tensor:
+    """The ``keep`` largest 8-connected regions of masks [...,G,G] -> bool [...,keep,G,G]."""
+    if masks.device.type == "cpu":
+        return _components_cv2(masks, keep)
+    return _components_torch(masks, keep)
+
+
+def orientation(mask: Tensor) -> Tensor:
+    """Rectangle orientation (rad, in [0, π/2)) of region masks [N,G,G]: the mean direction
+    of the boundary gradients modulo 90° (their angles ×4 averaged as unit vectors weighted
+    by the squared gradient), after a blur of about 1.4 cells (a binary mask's
+    staircase would pull small angles to 0), then again over the gradients within 10° of
+    it (an attached object at another angle pulls less). About 0.5° on a clean rectangle."""
+    n = mask.shape[0]
+    x = mask.to(torch.float32)
+    for _ in range(3):  # three 3×3 boxes: about a Gaussian of σ = 1.4 cells
+        x = box_sum(x, 3)
+    gx = (x[..., 1:-1, 2:] - x[..., 1:-1, :-2]).reshape(n, -1)
+    gy = (x[..., 2:, 1:-1] - x[..., :-2, 1:-1]).reshape(n, -1)
+    weight = gx * gx + gy * gy
+    four = 4 * torch.atan2(gy, gx)
+    c, s = torch.cos(four) * weight, torch.sin(four) * weight
+    mean = torch.atan2(s.sum(1), c.sum(1))
+    near = (torch.cos(four - mean[:, None]) >= math.cos(math.radians(40))).to(weight.dtype)
+    mean = torch.atan2((s * near).sum(1), (c * near).sum(1))
+    return torch.remainder(mean / 4, math.pi / 2)
+
+
+def run_extent(profile: Tensor, start: Tensor, threshold: Tensor | float
+               ) -> tuple[Tensor, Tensor]:
+    """Extent (lo, hi, in bin units: bin i spans [i, i+1)) of the run of ``profile`` [...,n]
+    values ≥ ``threshold`` that contains bin ``start`` [...], the ends interpolated linearly
+    between bin centres; an empty run gives lo = hi = start + 0.5."""
+    n = profile.shape[-1]
+    idx = torch.arange(n, device=profile.device)
+    thr = torch.as_tensor(threshold, device=profile.device, dtype=profile.dtype)
+    thr = thr.expand(profile.shape[:-1])
+    below = profile < thr[..., None]
+    s = start[..., None]
+    left = torch.where(below & (idx < s), idx, torch.full_like(idx, -1)).amax(-1)
+    right = torch.where(below & (idx > s), idx, torch.full_like(idx, n)).amin(-1)
+    first, last = left + 1, right - 1
+    ok = ~torch.gather(below, -1, s.clamp(0, n - 1))[..., 0]
+
+    def value(i):
+        return torch.gather(profile, -1, i.clamp(0, n - 1)[..., None])[..., 0]
+
+    lo_in, hi_in = value(first), value(last)
+    lo_out = torch.where(left >= 0, value(left), torch.zeros_like(lo_in))
+    hi_out = torch.where(right < n, value(right), torch.zeros_like(hi_in))
+    lo = first.to(profile.dtype) + 0.5 - (lo_in - thr) / (lo_in - lo_out).clamp(min=1e-6)
+    hi = last.to(profile.dtype) + 0.5 + (hi_in - thr) / (hi_in - hi_out).clamp(min=1e-6)
+    centre = start.to(profile.dtype) + 0.5
+    return torch.where(ok, lo, centre), torch.where(ok, hi, centre)
+
+
+def coarse_rectangles(masks: Tensor, grid: dict) -> dict:
+    """First rectangle of each candidate region masks [B,C,G,G]: orientation ``phi`` [B,C],
+    centre [B,C,2] (plane coordinates a, b), size [B,C,2] along (u, v) and area [B,C] (m²)."""
+    B, C = masks.shape[:2]
+    flat = masks.reshape(B * C, GRID, GRID).to(torch.float32)
+    phi = orientation(flat).reshape(B, C)
+    cell = grid["cell"][:, None]  # [B,1]
+    coords = (torch.arange(GRID, device=masks.device, dtype=torch.float32) + 0.5 - GRID / 2)
+    ga, gb = coords[None, :], coords[:, None]  # cell units: columns = a, rows = b
+    cos, sin = torch.cos(phi)[..., None, None], torch.sin(phi)[..., None, None]
+    u = ga * cos + gb * sin
+    v = -ga * sin + gb * cos
+    nb = math.ceil(GRID * math.sqrt(2)) + 2
+    weights = flat.reshape(B, C, -1)
+    prof = []
+    for coord in (u, v):
+        idx = (coord.reshape(B, C, -1) + nb / 2).long().clamp(0, nb - 1)
+        prof.append(torch.zeros(B, C, nb, device=masks.device).scatter_add_(2, idx, weights))
+    out_c, out_s = [], []
+    for p in prof:
+        ranked = p.sort(-1, descending=True).values
+        count = (p > 0).sum(-1)
+        typical = torch.gather(ranked, -1, (0.3 * count).long()[..., None])[..., 0]
+        start = (p.cumsum(-1) >= 0.5 * p.sum(-1, keepdim=True)).to(torch.int64).argmax(-1)
+        lo, hi = run_extent(p, start, 0.5 * typical.clamp(min=1.0))
+        out_c.append((lo + hi) / 2 - nb / 2)
+        out_s.append(hi - lo)
+    cu, cv = out_c
+    cos, sin = torch.cos(phi), torch.sin(phi)
+    a = (cu * cos - cv * sin) * cell + grid["centre"][:, None, 0]
+    b = (cu * sin + cv * cos) * cell + grid["centre"][:, None, 1]
+    size = torch.stack(out_s, -1) * cell[..., None]
+    area = weights.sum(-1) * cell**2
+    return {"phi": phi, "centre": torch.stack([a, b], -1), "size": size, "area": area}
