@@ -17,6 +17,14 @@ SLP's camera sees them; ``"room"``, a whole room around the bed (:mod:`room`, re
 :mod:`room_render`) seen by a ceiling camera anywhere above it
 (:func:`sensors.sample_room_cameras`), with the materials the sensor noise depends on.
 
+Bed pose (``SimConfig.bed_pose``): ``"true"``, the network image is made with the true
+``T_cam_bed``; ``"fit"``, as the node makes it: the bed is found on the noisy raw frame
+(:func:`disrt_core.geometry.bedfit_batch.fit_beds`, head end ``auto``) and the labels
+(params, joints, vertices) are expressed in that fitted bed's frame, so the network learns
+the node's fit errors; ``T_cam_bed`` is then the fitted pose (``T_cam_bed_true`` the true
+one, ``fit_ok`` whether a bed was found; without one the true pose is kept), and the
+pressure map and scene grids stay in the true bed frame.
+
 Outputs (label = bed frame of SPEC §1.4, metres): ``depth`` [B,128,54] mm (SLP convention,
 bed at ``bed_mm``; rounded, 0 = no reading), ``bed_mm`` [B], ``params`` [B,P] and
 ``params_cam`` [B,P] (camera optical frame), ``joints`` [B,24,3], ``cover`` [B],
@@ -24,7 +32,9 @@ bed at ``bed_mm``; rounded, 0 = no reading), ``bed_mm`` [B], ``params`` [B,P] an
 [B,3,3], ``T_cam_bed`` [B,4,4], ``mattress_corners`` [B,4,3] (camera frame: head-left,
 head-right, foot-right, foot-left as ``geometry.bedfit`` orders them), ``mattress_size``
 [B,2] (width, length) m, ``in_view`` [B] (the whole bed is in the frame), ``present`` [B]
-(someone lies in the bed), ``depth_raw`` [B,H,W] mm when asked, and with ``with_mesh``:
+(someone lies in the bed), ``occupancy`` [B] (0 lying in bed, 1 empty bed, 2 sitting on its
+edge: ``SimConfig.occupancy``; an empty bed's body labels mean nothing and its ``vertices``
+are NaN), ``depth_raw`` [B,H,W] mm when asked, and with ``with_mesh``:
 ``vertices`` [B,V,3], ``mass`` [B] kg, ``stature`` [B] m, ``sink`` [B] m,
 and on the 1 cm scene grid [B,230,120] (m): ``scene_height`` (bed, pillow and blanket, no
 body), ``support_height`` (the same without the blanket), ``cloth_height`` (−inf off the
@@ -49,7 +59,7 @@ import torch
 from torch import Tensor
 
 from disrt_core.geometry.bedframe import BED_CENTRE_LABEL, SLP_DANALAB_BED_MM
-from disrt_core.geometry.camera import raw_to_network, transform_points
+from disrt_core.geometry.camera import invert_rigid, raw_to_network, transform_points
 from disrt_core.posture import posture_from_axis_angle
 from disrt_core.sim import mattress
 from disrt_core.sim.bed_objects import bed_objects
@@ -119,9 +129,14 @@ class SimConfig:
     occupancy: tuple[float, float, float] = (1.0, 0.0, 0.0)
     objects_on_bed: float = 0.5  # chance of each of up to three things lying on the bed
     sdk_filter_prob: float = 0.5  # stereo frames passed through the SDK's spatial filter
+    #: the bed pose the network image is made with: "true", or "fit": found on the raw frame
+    #: as the node does (labels then in the fitted bed's frame, so fit errors are trained)
+    bed_pose: str = "true"
 
     def __post_init__(self) -> None:
         get_sensor(self.sensor)
+        if self.bed_pose not in ("true", "fit"):
+            raise ValueError(f"bed_pose must be 'true' or 'fit', got {self.bed_pose!r}")
         if self.scene not in SCENES:
             raise ValueError(f"scene must be one of {SCENES}, got {self.scene!r}")
         self.occupancy = tuple(float(p) for p in self.occupancy)
@@ -301,6 +316,17 @@ class SceneGenerator:
         part = Room(**{k: v[s:e] for k, v in room.__dict__.items()})
         return render_room(points, self.scene_faces, part, K, T, size)
 
+    @staticmethod
+    def _fit_beds(raw: Tensor, K: Tensor, T_true: Tensor) -> tuple[Tensor, Tensor]:
+        """``T_cam_bed`` as the node finds it on the raw frames (``bedfit_batch.fit_beds``,
+        head end decided as with ``head_side: auto``) and whether it found one; a frame
+        without a fit keeps the true pose (the node would not answer it at all)."""
+        from disrt_core.geometry.bedfit_batch import fit_beds
+
+        fits = fit_beds(raw, K, head="auto")
+        ok = fits.ok.to(T_true.device)
+        return torch.where(ok[:, None, None], fits.T_cam_bed.to(T_true), T_true), ok
+
     # -- the pipeline --------------------------------------------------------------------
     @torch.no_grad()
     def sample(self, batch_size: int, seed: int | torch.Generator = 0, *,
@@ -375,6 +401,18 @@ class SceneGenerator:
             pillow = torch.where(beneath, squashed, torch.minimum(pillow_free, under))
             support = torch.maximum(bed, torch.where(on_mattress, pillow, bed))
         with stage("drape"):
+            # Empty beds: the body is taken away (drawn anyway: the stream stays the same).
+            share = cfg.occupancy[1] / sum(cfg.occupancy)
+            empty = torch.rand(n, generator=gen, device=dev) < share
+            if bool(empty.any()):
+                flat = bed_heightfield(beds)
+                gone = empty[:, None, None]
+                top = torch.where(gone, -math.inf, top)
+                bed = torch.where(gone, flat, bed)
+                support = torch.where(gone, torch.maximum(
+                    flat, torch.where(on_mattress, pillow_free, flat)), support)
+                pressure = torch.where(gone, 0.0, pressure)
+                vertices = torch.where(empty[:, None, None], math.nan, vertices)
             below, above = bed_objects(beds, top, gen, cfg.objects_on_bed)
             support = torch.where(on_mattress & (below > 0),
                                   torch.maximum(support, bed + below), support)
@@ -407,7 +445,7 @@ class SceneGenerator:
         # and page-faulted afresh), a chunk of 16 frames does not. The chunk size orders
         # the noise draws, so it is a setting like the others (in the manifest).
         chunk = n if dev.type == "cuda" else cfg.cpu_chunk
-        raws, nets = [], []
+        raws, nets, T_nets, fit_ok = [], [], [], []
         for s in range(0, n, chunk):
             e = min(n, s + chunk)
             with stage("render"):
@@ -417,22 +455,37 @@ class SceneGenerator:
                 raw = apply_sensor_noise(depth, K[s:e], self.sensor, gen, cfg.noise,
                                          material=material, smooth=smooth[s:e])
             with stage("preprocessing"):
-                net = raw_to_network(raw, K[s:e], T[s:e], cfg.bed_mm)
-                nets.append(net.round().clamp(0, 65535))
+                T_net = T[s:e]
+                if cfg.bed_pose == "fit":  # the node's own path: the bed found on the frame
+                    T_net, ok = self._fit_beds(raw, K[s:e], T_net)
+                    fit_ok.append(ok)
+                nets.append(raw_to_network(raw, K[s:e], T_net, cfg.bed_mm).round().clamp(
+                    0, 65535))
+                T_nets.append(T_net)
             if with_raw:
                 raws.append(raw)
         net = torch.cat(nets)
         raw = torch.cat(raws) if with_raw else None
+        T_true, T = T, torch.cat(T_nets)
+        if cfg.bed_pose == "fit":
+            # Labels in the frame of the fitted bed, the one the network image is made in.
+            move = invert_rigid(T) @ T_true  # true bed frame -> fitted bed frame
+            params = self.layout.rigid_transform(params, move)
+            joints = transform_points(move, joints)
+            vertices = transform_points(move, vertices)
 
         out = {
             "depth": net, "bed_mm": torch.full((n,), cfg.bed_mm, device=dev),
             "params": params, "params_cam": self.layout.rigid_transform(params, T),
             "joints": joints, "cover": drawn.long(),
             "posture": posture_from_axis_angle(self.layout.unpack(params).root_orient),
-            "pressure": pressure, "K": K, "T_cam_bed": T, "in_view": in_view,
-            "mattress_corners": transform_points(T, mattress_corners(beds)),
+            "pressure": pressure, "K": K, "T_cam_bed": T, "T_cam_bed_true": T_true,
+            "fit_ok": torch.cat(fit_ok) if fit_ok else torch.ones_like(in_view),
+            "in_view": in_view,
+            "mattress_corners": transform_points(T_true, mattress_corners(beds)),
             "mattress_size": torch.stack([beds.width, beds.length], -1),
-            "present": torch.ones(n, dtype=torch.bool, device=dev),
+            "present": ~empty & ~bodies["sitting"],
+            "occupancy": torch.where(empty, 1, torch.where(bodies["sitting"], 2, 0)),
             "sitting": bodies["sitting"],
         }
         if with_raw:

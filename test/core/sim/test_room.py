@@ -204,3 +204,22 @@ def test_generator_room_samples_carry_their_ground_truth(anny_body):
     seen = out["depth_raw"][torch.arange(4)[:, None], px[..., 1], px[..., 0]] / 1000.0
     assert ((z - seen) < 0.08).all() and ((z - seen) > -0.02).all()
     assert out["in_view"].all()
+
+
+def test_generator_empty_beds_have_no_body(anny_body):
+    from disrt_core.sim import SceneGenerator, SimConfig
+
+    gen = SceneGenerator(SimConfig(scene="room", sensor="d435_424x240", noise=False,
+                                   occupancy=(1.0, 1.0, 0.0), objects_on_bed=0.0),
+                         anny_body, "cpu")
+    out = gen.sample(8, seed=1, with_mesh=True)
+    empty = out["occupancy"] == 1
+    assert empty.any() and (~empty).any()
+    assert (out["present"] == ~empty).all()
+    assert torch.isnan(out["vertices"][empty]).all()
+    assert (out["pressure"][empty] == 0).all() and (out["pressure"][~empty].sum((1, 2)) > 0).all()
+    # Nothing body-sized lies on an empty bed: little of the network grid is 5 cm up or more
+    # (the pillow, blanket folds), more of an occupied one is.
+    raised = ((out["bed_mm"][:, None, None] - out["depth"]) > 50) & (out["depth"] > 0)
+    share = raised.flatten(1).float().mean(1)
+    assert share[empty].max() < 0.2 and share[~empty].mean() > share[empty].mean() + 0.1
