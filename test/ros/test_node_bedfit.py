@@ -173,11 +173,15 @@ def test_rate_limit_skips_frames_and_counts_them(ros):
             assert wait_until(lambda n=sent: cam.received.total >= n)
             first = first or time.monotonic()
         elapsed = time.monotonic() - start_time  # every frame was received within it
-        assert wait_until(lambda: monitor.worker.pending() == 0)
-        submitted = monitor.worker.stats["camera"].submitted
+        stats = monitor.worker.stats["camera"]
+        submitted = stats.submitted
         assert 2 <= submitted <= 2 + 5.0 * elapsed, (submitted, elapsed)
         assert cam.rate_limited == cam.received.total - submitted > 0
-        assert wait_until(lambda: cam.published.total == submitted)
+        # Each submitted frame is answered, or replaced while inference was busy (a loaded
+        # machine): none is lost.
+        assert wait_until(lambda: stats.processed + stats.dropped == submitted
+                          and monitor.worker.pending() == 0)
+        assert cam.published.total == stats.processed >= 1
     finally:
         ros.remove(player)
         ros.remove(monitor)
