@@ -144,9 +144,9 @@ def test_cli_publishes_realsense_layout(recording, frames):
              "--camera-namespace", namespace, "--wait-for-subscribers", "15"],
             capture_output=True, text=True, timeout=90, env=dict(os.environ))
         assert proc.returncode == 0, proc.stderr
-        deadline = time.monotonic() + 5
-        while (len(images) < N or len(infos) < N) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        from .rosutil import wait_until  # needs rclpy
+
+        wait_until(lambda: len(images) >= N and len(infos) >= N)  # generous deadline
     finally:
         executor.shutdown()
         node.destroy_node()
