@@ -7,13 +7,16 @@ surface is no support for itself.
 
 **Chains** (``CHAINS``): the head (flexion, then side bend, split between the neck and head
 joints) and, per limb, (1) the whole limb from its root (shoulder, hip) about the horizontal
-axis across it, (2) the roll of the upper bone (humerus, thigh) about its own axis, which
-swings a bent forearm or lower leg up or down, (3) the hinge (elbow, knee). Each chain is
-tested on its **test vertices** (at most ``MAX_TEST``): the skin of its segments beyond
-``exclude`` along the bone from its joint (the skin at a joint moves little when it
-turns); the last two chains of a limb test only the far end of its lower segment (hand with
-wrist, foot with ankle: what must rest). Vertices are kept sorted by segment so that what
-turns with a chain is one contiguous range (no gathers in the hot loop).
+axis across it (an arm also about the horizontal long axis of the body, which swings it off
+the flank of a side-lying body), (2) the roll of the upper bone (humerus, thigh) about its
+own axis, which swings a bent forearm or lower leg up or down, (3) the hinge (elbow, knee).
+Each chain is tested on its **test vertices** (at most ``MAX_TEST``): the skin of its
+segments beyond ``exclude`` along the bone from its joint (the skin at a joint moves little
+when it turns); the last two chains of a limb test only the far end of its lower segment
+(hand with wrist, foot with ankle: what must rest), and a limb's root chains lower it until
+that far end rests (``end``), no further than its other test vertices allow. Vertices are
+kept sorted by segment so that what turns with a chain is one contiguous range (no gathers
+in the hot loop).
 
 **Redrawn poses** (:func:`sunk_limbs`): a limb joint more than ``SUNK_MARGIN`` below the
 lowest trunk joint (an arm raised on the lower side of a ¾-turned body) reaches further
@@ -61,14 +64,18 @@ class Chain:
     axis: str = "across"
     index: int = 0
     near: int = -1  # the joint the exclusion is measured from (default: the first joint)
+    end: str = ""  # the chain whose test vertices must come to rest (default: its own)
 
 
 def _limb(side: str, part: int, root: int, mid: int, name: str, upper: str, lower: str,
-          hinge: int, exclude: tuple[float, float]) -> tuple[Chain, ...]:
-    """The three chains of a limb: from its root, the roll of its upper bone, its hinge;
-    the last two test only the far end of the lower segment (hand, foot: what must rest)."""
-    return (Chain(f"{side}_{name}", part, (root,), (f"{side}_{upper}", f"{side}_{lower}"),
-                  exclude[0]),
+          hinge: int, exclude: tuple[float, float], swing: bool) -> tuple[Chain, ...]:
+    """The chains of a limb: from its root (across it, and for an arm ``swing`` about the
+    body's long axis too: off the flank), the roll of its upper bone, its hinge; the last
+    two test only the far end of the lower segment (hand, foot: what must rest)."""
+    whole, end = (f"{side}_{upper}", f"{side}_{lower}"), f"{side}_{lower}"
+    return (Chain(f"{side}_{name}", part, (root,), whole, exclude[0], end=end),
+            *((Chain(f"{side}_{name}_swing", part, (root,), whole, exclude[0], "long",
+                     end=end),) if swing else ()),
             Chain(f"{side}_{lower}_roll", part, (root,), (f"{side}_{lower}",), exclude[1],
                   "along", mid, mid),
             Chain(f"{side}_{lower}", part, (mid,), (f"{side}_{lower}",), exclude[1], "hinge",
@@ -78,10 +85,10 @@ def _limb(side: str, part: int, root: int, mid: int, name: str, upper: str, lowe
 CHAINS = (
     Chain("head", 1, (12, 15), ("head",), 0.06, "hinge", 0),
     Chain("head_side", 1, (12, 15), ("head",), 0.06, "hinge", 2),
-    *_limb("left", 4, 1, 4, "leg", "thigh", "shin", 0, (0.12, 0.25)),
-    *_limb("right", 5, 2, 5, "leg", "thigh", "shin", 0, (0.12, 0.25)),
-    *_limb("left", 2, 16, 18, "arm", "upper_arm", "forearm", 1, (0.08, 0.15)),
-    *_limb("right", 3, 17, 19, "arm", "upper_arm", "forearm", 1, (0.08, 0.15)),
+    *_limb("left", 4, 1, 4, "leg", "thigh", "shin", 0, (0.12, 0.25), False),
+    *_limb("right", 5, 2, 5, "leg", "thigh", "shin", 0, (0.12, 0.25), False),
+    *_limb("left", 2, 16, 18, "arm", "upper_arm", "forearm", 1, (0.08, 0.15), True),
+    *_limb("right", 3, 17, 19, "arm", "upper_arm", "forearm", 1, (0.08, 0.15), True),
 )
 CHAIN = {c.name: k for k, c in enumerate(CHAINS)}
 #: Chains whose gap decides whether each limb rests (module docstring): head, distal ones.
@@ -181,10 +188,11 @@ def model_of(body) -> RestModel:
 
 
 def pillow_support(arm_class: Tensor) -> Tensor:
-    """Bool [B,len(CHAINS)]: whether the pillow supports each chain; a *pillow* arm (class
-    index of :data:`disrt_core.sim.poses.ARM_CLASSES`, arm_class [B,2] left, right) goes
-    under it."""
-    under = arm_class == ARM_CLASSES.index("pillow")
+    """Bool [B,len(CHAINS)]: whether the pillow supports each chain; a *pillow* or *cradle*
+    arm (class index of :data:`disrt_core.sim.poses.ARM_CLASSES`, arm_class [B,2] left,
+    right) goes under it."""
+    under = (arm_class == ARM_CLASSES.index("pillow")) | (arm_class == ARM_CLASSES.index(
+        "cradle"))
     part = torch.tensor([c.part for c in CHAINS], device=arm_class.device)
     ok = torch.ones(arm_class.shape[0], len(CHAINS), dtype=torch.bool, device=arm_class.device)
     for side in (0, 1):  # parts 2, 3: the left and right arm

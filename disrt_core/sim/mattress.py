@@ -25,8 +25,10 @@ pillow lies on the mattress), the springs' top is the compressed pillow's top in
 the mattress top, so the head is carried like any other part and the total stays m·g. The
 pressure mat lies on the mattress *under* the pillow, so the load the pillow carries reaches
 it spread over the pillow's footprint (in proportion to the pillow's free height). Cells off
-the mattress (a hand or the lower legs over the edge) carry nothing: the weight the mattress
-carries is the caller's (sitting bodies with their feet on the floor: less than m·g).
+the mattress (a hand or the lower legs over the edge) carry nothing, nor do cells where the
+body reaches more than ``MAX_DEPTH`` below the mattress top (a calf hanging down its side
+within a cell of its edge): the weight the mattress carries is the caller's (sitting bodies
+with their feet on the floor: less than m·g).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from disrt_core.sim.scene import blur
 GRAVITY = 9.81  # m/s²
 STIFFNESS_RANGE = (6.0e4, 1.5e5)  # N/m³
 SAG_SIGMA_M = 0.04
+MAX_DEPTH = 0.18  # m: a body's underside deeper below the mattress top hangs beside it
 
 
 def sink_depth(underside: Tensor, weight: Tensor, stiffness: Tensor, cell_area: float) -> Tensor:
@@ -101,7 +104,9 @@ def rest_on_mattress(underside: Tensor, pillow_top: Tensor, on_mattress: Tensor,
     """
     on_pillow = (pillow_top > 0) & (underside >= 0.5 * pillow_top) & torch.isfinite(underside)
     b = underside - torch.where(on_pillow, pillow_top, torch.zeros_like(pillow_top))
-    b = torch.where(on_mattress & torch.isfinite(underside), b, torch.full_like(b, torch.inf))
+    beside = underside < -MAX_DEPTH  # hanging down the mattress's side, not on it
+    b = torch.where(on_mattress & torch.isfinite(underside) & ~beside, b,
+                    torch.full_like(b, torch.inf))
     low = b.flatten(1).amin(1)
     low = torch.where(torch.isfinite(low), low, torch.zeros_like(low))
     rel = b - low[:, None, None]

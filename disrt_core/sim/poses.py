@@ -28,7 +28,9 @@ Where the body props itself is left to the settling (:mod:`disrt_core.sim.rest`)
   forearm down), *forward* (lateral lying: arm in front of the chest), *pillow* (arm raised
   and bent, the hand under the head pillow, or under the head where there is none), *lap*
   (sitting on the bed's edge: hand on the thigh), *prop* (sitting: hand on the mattress
-  beside the hip; both used by :mod:`disrt_core.sim.sitting`, as are *hanging* legs).
+  beside the hip; both used by :mod:`disrt_core.sim.sitting`, as are *hanging* legs),
+  *cradle* (lateral lying: the lower arm forward, the elbow bent back, the hand under the
+  cheek and pillow).
   Wider arm poses (a "goalpost", arms spread) do not fit on a 0.9 m mattress and are left
   out. An arm is parameterised by abduction ``alpha`` in the coronal plane (0 = down along
   the body, 90 = T-pose, 180 = overhead), forward flexion ``phi`` toward the chest side,
@@ -46,7 +48,7 @@ Where the body props itself is left to the settling (:mod:`disrt_core.sim.rest`)
   are turned to one side: the twist about the long axis of spine3, neck and head at 3–5°
   each and of spine1-2 at 0–5° (up to 25° in all: SPEC §1.3 allows only ±5° per joint about
   that axis, a real prone head turns further; the ¾ prone turns make up part of it).
-* lateral bodies without a pillow lay the lower arm under the head (*pillow* class), as
+* lateral bodies without a pillow lay the lower arm under the head (*cradle* class), as
   people do (``sample(..., pillow=)``).
 
 Self-intersection: :func:`disrt_core.sim.capsules.self_intersecting` (re-exported here).
@@ -114,6 +116,7 @@ ARMS: dict[str, dict[str, tuple[float, float]]] = {
     "pillow": {"alpha": (115, 150), "phi": (-8, 0), "tau": (-95, -70), "elbow": (110, 140)},
     "lap": {"alpha": (5, 20), "phi": (30, 50), "tau": (0, 30), "elbow": (50, 80)},
     "prop": {"alpha": (15, 30), "phi": (-30, -10), "tau": (-30, 30), "elbow": (0, 15)},
+    "cradle": {"alpha": (140, 180), "phi": (70, 85), "tau": (-90, -70), "elbow": (128, 145)},
 }
 #: Leg configurations: degree ranges of hip flexion, abduction, external rotation, knee.
 #: ``knee_up`` draws its knee as 2·flex + U(knee range).
@@ -151,8 +154,8 @@ POSTURE_TABLE: dict[str, dict[str, list[tuple[tuple[str, str], float]]]] = {
     "lateral": {  # (bottom, top)
         "arms": [(("forward", "side"), 0.28), (("forward", "forward"), 0.22),
                  (("overhead", "side"), 0.1), (("overhead", "forward"), 0.08),
-                 (("forward", "overhead"), 0.07), (("pillow", "side"), 0.13),
-                 (("pillow", "forward"), 0.12)],
+                 (("forward", "overhead"), 0.07), (("cradle", "side"), 0.13),
+                 (("cradle", "forward"), 0.12)],
         "legs": [(("bent", "bent"), 0.45), (("straight", "bent"), 0.3),
                  (("straight", "straight"), 0.25)],
     },
@@ -277,7 +280,7 @@ class PosePrior:
             no_pillow = lateral & ~pillow.to(device).bool()
             bottom = torch.where(posture == LEFT, 0, 1)
             rows = torch.arange(n, device=device)
-            arm_class[rows, bottom] = torch.where(no_pillow, ARM_CLASSES.index("pillow"),
+            arm_class[rows, bottom] = torch.where(no_pillow, ARM_CLASSES.index("cradle"),
                                                   arm_class[rows, bottom])
         pose = torch.zeros(n, 23, 3, device=device)
 

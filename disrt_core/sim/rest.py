@@ -8,25 +8,28 @@ which joints turn together and which skin is tested).
 
 **Algorithm** (:func:`settle`): ``iterations`` rounds of
 
-1. skin the body; put it at the height where the trunk rests at its sinking depth (sitting
-   bodies: everything over the mattress);
+1. skin the body; put it at the height where the trunk rests at its sinking depth (of
+   someone sitting, carrying the whole weight; from the second round, where the springs of
+   mattress and pillow carry the whole body, as the generator's sinkage will);
 2. per part, its top surface on the 2 cm grid and how deep it sinks;
 3. for each chain of :data:`~disrt_core.sim.bodyparts.CHAINS` in turn (the head, then each
    leg, then each arm; the last round settles the left limbs once more after the right
    ones, as a body on its right side lays its left limbs on the right ones): its
-   clearance ``g(θ) = min over the test vertices of (z − support + sink)`` after turning it
-   by θ about its axis, for ``ANGLES_DEG`` both ways, each rotation clipped to
-   ``JOINT_LIMITS``. A chain more than ``TOLERANCE`` above its support is lowered to the
-   first θ where g reaches 0 (interpolated), one sunk more than ``BAND`` deeper than its
-   own load sinks it raised to ``−BAND``; where no θ reaches it, the θ with the smallest
-   |g|. A rotation may not make a capsule pair of :mod:`disrt_core.sim.capsules`
+   clearance ``z − support + sink`` per test vertex after turning it by θ about its axis,
+   for ``ANGLES_DEG`` both ways, each rotation clipped to ``JOINT_LIMITS``. A chain with a
+   vertex sunk more than ``BAND`` deeper than its own load sinks it is raised until it just
+   touches; otherwise one whose far end (hand, foot, head) is more than ``TOLERANCE`` above its
+   support is lowered to the first θ where that end touches (interpolated between the
+   candidates), no vertex going deeper than ``BAND``; where no θ gets there, the θ that
+   comes nearest. A rotation may not make a capsule pair of :mod:`disrt_core.sim.capsules`
    interpenetrate more than it did (the gross self-intersection test of the pose prior);
    the turns that would are cut off. After each part the moved part's top is remade.
 
 Near a limb's root its skin sinks with the trunk, further out by the limb's own load
 (``LIMB_ROOT`` blend). The head's two chains split their turn between the neck and head
-joints. Cost: ``iterations`` − 1 extra body-model passes and, per round, 14 to 20 chain
-searches of 21 candidate angles over at most 160 vertices each.
+joints. Cost: ``iterations`` − 1 extra body-model passes and, per round, 16 to 23 chain
+searches of 21 candidate angles over at most 320 vertices each (about 20 ms a body on one
+CPU thread).
 """
 
 from __future__ import annotations
@@ -40,9 +43,9 @@ from torch import Tensor
 from disrt_core.body.skeleton import SMPL_PARENTS
 from disrt_core.sim.bodyparts import CHAIN, CHAINS, Chain, RestModel, descendants
 from disrt_core.sim.capsules import CAPSULE_PAIRS, CAPSULES, segment_distance
-from disrt_core.sim.mattress import GRAVITY, sink_depth
+from disrt_core.sim.mattress import GRAVITY, MAX_DEPTH, sink_depth
 from disrt_core.sim.poses import JOINT_LIMITS, global_rotations
-from disrt_core.sim.scene import GRID
+from disrt_core.sim.scene import GRID, pillow_height_at
 from disrt_core.sim.support import (
     PENETRATION,
     PITCH,
@@ -61,14 +64,18 @@ TOLERANCE = 0.004  # m: a chain this little above its support is left alone
 BAND = 0.015  # m: nor is one sunk this much deeper than its own load would sink it
 
 
-def _pick(theta: Tensor, g: Tensor, valid: Tensor) -> Tensor:
+def _pick(theta: Tensor, g_all: Tensor, g_end: Tensor, valid: Tensor) -> Tensor:
     """The chosen angle [B] from candidates θ [K] (θ[0] = 0, then +ANGLES, then −ANGLES),
-    clearances g [B,K] and validity [B,K] (module docstring): a chain above its support
-    (g > ``TOLERANCE``) is lowered onto it, one sunk deeper than ``BAND`` raised to it."""
+    clearances [B,K] of all test vertices and of those that must rest (the far end), and
+    validity [B,K] (module docstring): a chain sunk deeper than ``BAND`` anywhere is raised
+    until it just touches, else one whose end is more than ``TOLERANCE`` above its support
+    lowered until the end rests, no vertex going deeper than ``BAND``."""
     m = len(ANGLES_DEG)
-    start = g[:, :1]
-    keep = (start <= TOLERANCE) & (start >= -BAND)
-    g = g + torch.where(start < -BAND, BAND, 0.0)
+    lift = g_all[:, :1] < -BAND
+    lower = ~lift & (g_end[:, :1] > TOLERANCE)
+    keep = ~lift & ~lower
+    g = torch.where(lift, g_all, g_end)
+    valid = valid & (lift | (g_all >= -BAND))
     g0 = g[:, :1]
     best = torch.full_like(g0[:, 0], torch.inf)
     reach = torch.zeros_like(valid)
@@ -86,6 +93,8 @@ def _pick(theta: Tensor, g: Tensor, valid: Tensor) -> Tensor:
         t = ta + (tb - ta) * ga / (ga - gb).where((ga - gb).abs() > 1e-9, torch.ones_like(ga))
         t = torch.where(first >= 0, t, torch.full_like(t, torch.inf))
         best = torch.where(t.abs() < best.abs(), t, best)
+    # No crossing: the reachable angle nearest the target.
+    reach &= valid | (theta == 0)
     fallback = theta[torch.where(reach, g.abs(), torch.full_like(g, torch.inf)).argmin(1)]
     chosen = torch.where(torch.isfinite(best), best, fallback)
     return torch.where(keep[:, 0], torch.zeros_like(chosen), chosen)
@@ -185,6 +194,9 @@ def _search_chain(k: int, model: RestModel, st: _State, support: Support, others
         out = torch.cat([out[:, :2], torch.zeros_like(out[:, :1])], -1)
         d = torch.where(d.norm(dim=-1, keepdim=True) > 0.02, d, out)
         axis = torch.linalg.cross(d.new_tensor([0.0, 0.0, 1.0]).expand_as(d), d)
+    elif chain.axis == "long":  # the body's long axis, level
+        axis = st.joints[:, 12] - st.joints[:, 0]
+        axis = torch.cat([axis[:, :2], torch.zeros_like(axis[:, :1])], -1)
     elif chain.axis == "hinge":
         axis = st.glob[:, SMPL_PARENTS[first], :, chain.index]
     else:
@@ -196,17 +208,24 @@ def _search_chain(k: int, model: RestModel, st: _State, support: Support, others
     frames = _motion(chain, st, rot)
     turn, pivot, _ = frames[-1]
     old = st.joints[:, last][:, None, None]
+    own = model.own[k]
+    if chain.end:  # the far end that must rest, tested beside the chain's own vertices
+        e = CHAIN[chain.end]
+        points = torch.cat([points, st.points[:, model.sorted_tests[e]]], 1)
+        own = torch.cat([own, model.own[e]])
     turned = pivot[:, :, None] + (points[:, None] - old) @ turn.transpose(-1, -2)  # [B,K,N,3]
     x, y, z = turned.unbind(-1)
     # Near the limb's root the skin sinks with the trunk, further out by the part's own load.
-    sink = sinks[:, :1] + model.own[k][None] * (sinks[:, chain.part, None] - sinks[:, :1])
-    base = support.at(x, y, torch.zeros_like(sinks[:, 0]), pillow_ok) - sink[:, None]
+    sink = sinks[:, :1] + own[None] * (sinks[:, chain.part, None] - sinks[:, :1])
+    base = support.at(x, y, sink[:, None], pillow_ok)
     idx, inside = cells(x, y)
     other = others.gather(1, idx.reshape(n, -1)).view_as(z)
     other = torch.where(inside & (other <= z + PENETRATION), other - BODY_SINK,
                         torch.full_like(other, -torch.inf))
-    g = (z - torch.maximum(base, other)).amin(-1)  # [B,K]
-    chosen = _pick(theta, g, _no_new_intersection(k, st, _candidate_joints(chain, st, frames)))
+    clear = z - torch.maximum(base, other)  # [B,K,N]
+    g_end = clear[..., len(model.own[k]):].amin(-1) if chain.end else clear.amin(-1)
+    chosen = _pick(theta, clear.amin(-1), g_end,
+                   _no_new_intersection(k, st, _candidate_joints(chain, st, frames)))
     chosen = torch.where(active, chosen, torch.zeros_like(chosen))
     step = roma.rotvec_to_rotmat(axis[:, None] * (chosen / len(chain.joints))[:, None, None])
     frames = _motion(chain, st, step)  # K = 1
@@ -230,11 +249,8 @@ def _search_chain(k: int, model: RestModel, st: _State, support: Support, others
 _ORDER = tuple(range(len(CHAINS)))
 #: The last round settles the left limbs again after the right ones: of a body lying on its
 #: right side the left limbs are on top, and rest on where the right ones ended up.
-_LAST_ORDER = tuple(k for c in (("head", "head_side"), ("left_leg", "left_shin_roll",
-                    "left_shin", "right_leg", "right_shin_roll", "right_shin", "left_leg",
-                    "left_shin_roll", "left_shin"), ("left_arm", "left_forearm_roll",
-                    "left_forearm", "right_arm", "right_forearm_roll", "right_forearm",
-                    "left_arm", "left_forearm_roll", "left_forearm")) for k in map(CHAIN.get, c))
+_LAST_ORDER = tuple(k for parts in ((0, 1), (4, 5), (4,), (2, 3), (2,)) for k in _ORDER
+                    if CHAINS[k].part in parts)
 
 
 def _cell_centres(device) -> tuple[Tensor, Tensor]:
@@ -247,6 +263,19 @@ def _cell_centres(device) -> tuple[Tensor, Tensor]:
     x = (x0 + PITCH * c)[None].expand(rows, cols).reshape(1, -1)
     y = (y0 - PITCH * r)[:, None].expand(rows, cols).reshape(1, -1)
     return x, y
+
+
+def _whole_body_shift(under: Tensor, pillow_top: Tensor, weight: Tensor,
+                      stiffness: Tensor) -> Tensor:
+    """Height change [B] that rests the body, its parts' undersides [B,P,cells] (+inf off the
+    mattress), on the mattress and compressed pillow ``pillow_top`` [B,cells]: the springs
+    of :func:`disrt_core.sim.mattress.rest_on_mattress` on the settling grid."""
+    whole = under.amin(1)
+    on_pillow = (pillow_top > 0) & (whole >= 0.5 * pillow_top)
+    b = whole - torch.where(on_pillow, pillow_top, torch.zeros_like(pillow_top))
+    low = b.amin(-1, keepdim=True)
+    b = b - low
+    return -(low[:, 0] + sink_depth(b, weight, stiffness, PITCH**2))
 
 
 def settle(body, model: RestModel, params: Tensor, vertices: Tensor, joints: Tensor,
@@ -272,7 +301,9 @@ def settle(body, model: RestModel, params: Tensor, vertices: Tensor, joints: Ten
     scale = torch.ones(n, device=dev) if scale is None else scale
     params = params.clone()
     z_index = layout.transl.start + 2
-    on_bed = support.on_mattress(*_cell_centres(dev))[:, None]  # [B,1,cells]
+    centres = _cell_centres(dev)
+    on_bed = support.on_mattress(*centres)[:, None]  # [B,1,cells]
+    pillow_top = pillow_height_at(support.pillow, *centres) * support.squash[:, None]
     for it in range(iterations):
         if it > 0:
             vertices, joints = body(params)
@@ -281,11 +312,16 @@ def settle(body, model: RestModel, params: Tensor, vertices: Tensor, joints: Ten
         top, under = part_maps(vertices, model.part_sorted)
         under = torch.where(on_bed, under, torch.full_like(under, torch.inf))
         sinks = part_sinks(under, weight, stiffness)
-        whole = under.amin(1)
-        sit_depth = sink_depth(whole - whole.amin(-1, keepdim=True), weight, stiffness,
-                               PITCH**2)
-        dz = torch.where(sitting, -(whole.amin(-1) + sit_depth),
-                         -(under[:, 0].amin(-1) + sinks[:, 0]))
+        # Someone sitting: buttocks and thighs carry the whole weight (not what hangs down
+        # the mattress's side: cells more than MAX_DEPTH below the trunk's lowest).
+        trunk_low = under[:, 0].amin(-1, keepdim=True)
+        seat = under.amin(1)
+        seat = torch.where(seat >= trunk_low - MAX_DEPTH, seat - trunk_low, torch.inf)
+        sit_depth = sink_depth(seat, weight, stiffness, PITCH**2)
+        dz = -(trunk_low[:, 0] + torch.where(sitting, sit_depth, sinks[:, 0]))
+        if it > 0:  # the limbs placed: the whole body on the mattress and pillow springs
+            dz = torch.where(sitting, dz, _whole_body_shift(under, pillow_top, weight,
+                                                            stiffness))
         dz = torch.where(torch.isfinite(dz), dz, torch.zeros_like(dz))
         sinks = torch.minimum(sinks, sinks[:, :1])
         params[:, z_index] += dz

@@ -14,8 +14,9 @@ edges; a 4 cm frame rim U[6, 16] cm below the mattress top; floor U[45, 75] cm b
 a headboard (p 0.5, top U[15, 50] cm above the mattress), a footboard (p 0.4, U[5, 30] cm)
 and side rails on the upper half (p 0.25, U[15, 30] cm); a head pillow (p ``pillow_prob``,
 0.85: most beds have one): a super-ellipse cushion 50–66 × 34–48 cm, 8–14 cm high
-(:func:`pillow_height_at`), centred U[0, 8] cm beyond the head joint and U[±5] cm beside it
-(kept on the mattress, :func:`pillow_boxes`). What lies on it compresses it to ``squash`` =
+(:func:`pillow_height_at`), its near edge U[3, 9] cm below the head joint (above the neck:
+the head lies on it, the shoulders below it) and its centre U[±5] cm beside the head (kept
+on the mattress, :func:`pillow_boxes`). What lies on it compresses it to ``squash`` =
 U[40, 70] % of its free height (column 6 of ``BedScene.pillow``): the head rests on the
 compressed top (:mod:`disrt_core.sim.rest`), and the visible pillow is the lower of its
 free shape and the underside of what lies on it.
@@ -108,9 +109,9 @@ class BedScene:
     headboard: Tensor  # top height, or nan for none
     footboard: Tensor
     rails: Tensor
-    pillow: Tensor  # [B,7] (present 0/1, x offset, offset beyond the head, half width, half
-    #                   length, height, squash); x offset: from the head (before: the bed
-    #                   centre's x plus it), squash: compressed fraction (0.55 if absent)
+    pillow: Tensor  # [B,7] (present 0/1, x offset from the head, its near edge's distance
+    #                   below the head, half width, half length, height, squash: compressed
+    #                   fraction, 0.55 where a caller gives only 6 columns)
 
     def to(self, device) -> BedScene:
         return BedScene(**{k: v.to(device) for k, v in self.__dict__.items()})
@@ -130,7 +131,7 @@ def sample_beds(n: int, gen: torch.Generator, device="cpu",
     lo, hi = SQUASH_RANGE
     pillow = torch.stack([
         (u[:, 8] < pillow_prob).float(), 0.1 * (u[:, 9] - 0.5),
-        0.08 * u[:, 10], 0.25 + 0.08 * u[:, 12], 0.17 + 0.07 * u[:, 11],
+        0.03 + 0.06 * u[:, 10], 0.25 + 0.08 * u[:, 12], 0.17 + 0.07 * u[:, 11],
         0.08 + 0.06 * u[:, 13], lo + (hi - lo) * u[:, 16],
     ], -1)  # fmt: skip
     return BedScene(
@@ -174,7 +175,7 @@ def pillow_boxes(scene: BedScene, head_xy: Tensor) -> Tensor:
     cx, cy = BED_CENTRE_LABEL
     room_x = (scene.width / 2 - p[:, 3]).clamp(min=0)
     x = (head_xy[:, 0] + p[:, 1]).clamp(min=cx - room_x, max=cx + room_x)
-    y = torch.minimum(head_xy[:, 1] + p[:, 2], cy + scene.length / 2 - p[:, 4])
+    y = torch.minimum(head_xy[:, 1] - p[:, 2] + p[:, 4], cy + scene.length / 2 - p[:, 4])
     return torch.stack([p[:, 0], x, y, p[:, 3], p[:, 4], p[:, 5]], -1)
 
 

@@ -2,14 +2,15 @@
 ``sitting_on_edge`` class (the posture label means nothing for them; they carry a flag).
 
 The pose [choice] (:func:`sample_sitting`, semantic SMPL pose as in :mod:`poses`): facing
-away from the bed across one long side (either, equally likely), turned U[±25°] about the
+away from the bed across one long side (either, equally likely), turned U[±20°] about the
 vertical, the trunk upright or leaning back up to 12° (on the hands); hips flexed so that
 the thighs lie 0–8° below the horizontal (at most the 90.5° of the joint limits), knees
 apart 0–12° each; knees bent U[65°, 90°] so the lower legs hang toward the floor (never
 tucked back under the mattress, which a height field cannot hold), less where the floor is
 nearer than the lower legs are long: the feet then stand on it (the knee is opened in 10°
 steps until the sole clears the floor). The back of the knee lies at the mattress edge
-(knee joint 6–10 cm beyond it), the pelvis U[±(length/2 − 0.35 m)] along the bed. Arms:
+(the knee nearer the bed 10 cm, for a 1.75 m body, + U[0, 4] cm beyond it), the pelvis
+U[±(length/2 − 0.35 m)] along the bed. Arms:
 *prop* (hand on the mattress beside the hip, arm a little out and back) or *lap* (hand on
 the thigh), each arm on its own, equally likely; the settling (:mod:`disrt_core.sim.rest`)
 then lays the hands on the mattress or the thighs. The neck is bent forward 0–15° (looking
@@ -70,7 +71,7 @@ def sample_sitting(n: int, gen: torch.Generator, rest_joints: Tensor, scale: Ten
     device = rest_joints.device
     u = torch.rand(n, 12, generator=gen, device=device)
     side = torch.where(u[:, 0] < 0.5, -1.0, 1.0)
-    yaw = torch.deg2rad((u[:, 1] * 2 - 1) * 25)
+    yaw = torch.deg2rad((u[:, 1] * 2 - 1) * 20)
     lean = torch.deg2rad(-12 * u[:, 2])
     zero = torch.zeros_like(side)
     r0 = torch.stack([torch.stack([zero, zero, side], -1),
@@ -121,9 +122,11 @@ def sample_sitting(n: int, gen: torch.Generator, rest_joints: Tensor, scale: Ten
     joints = forward_joints(rest, pose.reshape(n, 69), root, torch.stack([zero, zero, pelvis_z],
                                                                           -1))
     feet = ((joints[:, [7, 8], 2] - sole[:, None]) < floor_z[:, None] + 0.03).any(1)
-    knee_x = joints[:, [4, 5], 0].mean(1)
+    # The knee nearer the bed clear of the edge by a calf's depth (the height field of the
+    # mattress has a vertical side: a calf inside its footprint would be inside it).
+    near = torch.where(side > 0, joints[:, [4, 5], 0].amin(1), joints[:, [4, 5], 0].amax(1))
     edge = BED_CENTRE_LABEL[0] + side * width / 2
-    x = edge + side * (0.06 + 0.04 * u[:, 11]) - knee_x
+    x = edge + side * (0.1 * scale + 0.04 * u[:, 11]) - near
     room = (length / 2 - 0.35).clamp(min=0)
     y = BED_CENTRE_LABEL[1] + room * (2 * torch.rand(n, generator=gen, device=device) - 1)
     leg_class = torch.full((n, 2), LEG_CLASSES.index("hanging"), device=device)

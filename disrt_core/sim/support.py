@@ -42,6 +42,7 @@ from disrt_core.sim.scene import GRID, pillow_height_at
 PITCH = 0.02  # m, the settling grid (2 × the scene grid)
 PENETRATION = 0.03  # m a point may lie below another part's top and still rest on it
 HELD_GAP = 0.03  # m
+PILLOW_SINK = 0.005  # m a part sinks into the compressed pillow it rests on
 TRUNK_LOAD = 0.62  # of m·g: the trunk's 49.7 % + 30 % of the limbs' (through the joints)
 PART_LOAD = (TRUNK_LOAD, 0.081, 0.035, 0.035, 0.113, 0.113)  # per PARTS, of m·g
 
@@ -80,13 +81,17 @@ class Support:
         return ((x - BED_CENTRE_LABEL[0]).abs() <= w / 2) & ((y - BED_CENTRE_LABEL[1]).abs()
                                                               <= ln / 2)
 
-    def at(self, x: Tensor, y: Tensor, sink: Tensor, pillow_ok: Tensor) -> Tensor:
-        """Height [B,...] of the mattress or pillow under points x, y [B,...], lowered by
-        ``sink`` [B]; pillow_ok [B] bool (module docstring)."""
+    def at(self, x: Tensor, y: Tensor, sink: Tensor | float, pillow_ok: Tensor) -> Tensor:
+        """Height [B,...] of the mattress or pillow under points x, y [B,...]: the mattress
+        top lowered by ``sink`` (broadcast to x), or the compressed pillow's top lowered by
+        ``PILLOW_SINK`` where it is higher (its compression is already its ``squash``);
+        pillow_ok [B] bool (module docstring)."""
         shape = (-1, *([1] * (x.dim() - 1)))
         pillow = pillow_height_at(self.pillow, x, y) * self.squash.reshape(shape)
-        pillow = torch.where(pillow_ok.reshape(shape), pillow, torch.zeros_like(pillow))
-        return pillow - sink.reshape(shape)
+        mattress = -torch.as_tensor(sink, dtype=x.dtype, device=x.device).expand_as(x)
+        pillow = torch.where(pillow_ok.reshape(shape) & (pillow > 0), pillow - PILLOW_SINK,
+                             mattress)
+        return torch.maximum(mattress, pillow)
 
 
 def grid_shape() -> tuple[int, int]:
@@ -176,11 +181,10 @@ def rest_gaps(model: RestModel, vertices: Tensor, support: Support,
                  if pillow_ok is None else pillow_ok)
     top, _ = part_maps(vertices, model.part, under=False)
     others = others_top(erode(top))
-    zero = vertices.new_zeros(n)
     out = []
     for k, chain in enumerate(CHAINS):
         x, y, z = vertices[:, model.tests[k]].unbind(-1)
-        base = support.at(x, y, zero, pillow_ok[:, k])
+        base = support.at(x, y, 0.0, pillow_ok[:, k])
         idx, inside = cells(x, y)
         other = others[:, chain.part].gather(1, idx)
         other = torch.where(inside & (other <= z + PENETRATION), other,
@@ -201,8 +205,7 @@ def clearance(model: RestModel, vertices: Tensor, support: Support,
     if pillow_ok is not None:
         for k, chain in enumerate(CHAINS):
             ok[:, chain.part] &= pillow_ok[:, k]
-    base = support.at(x, y, vertices.new_zeros(n), torch.ones(n, dtype=torch.bool,
-                                                               device=vertices.device))
+    base = support.at(x, y, 0.0, torch.ones(n, dtype=torch.bool, device=vertices.device))
     base = torch.where(ok.gather(1, model.part[None].expand(n, -1)), base,
                        torch.zeros_like(base))
     idx, inside = cells(x, y)

@@ -77,15 +77,20 @@ def test_side_lying_without_a_pillow_lays_the_lower_arm_under_the_head():
     gen = torch.Generator().manual_seed(4)
     pillow = torch.arange(n) % 2 == 0
     p = PosePrior().sample(n, gen, posture=torch.full((n,), LEFT), pillow=pillow)
-    under = ARM_CLASSES.index("pillow")
+    under = ARM_CLASSES.index("cradle")
     # Left lateral: the left (index 0) arm is below. Without a pillow it is always under the
-    # head; with one, as the table draws it (pillow arms 25 % of the lower arms).
+    # head; with one, as the table draws it (cradle arms 25 % of the lower arms).
     assert (p.arm_class[~pillow, 0] == under).all()
     share = float((p.arm_class[pillow, 0] == under).float().mean())
     assert 0.15 < share < 0.35
     j = _posed(p)
-    hand, head = j[~pillow, 22], j[~pillow, 15]
-    assert ((hand - head).norm(dim=-1) < 0.35).float().mean() > 0.9  # by the head
+    hand, head, shoulder = j[~pillow, 22], j[~pillow, 15], j[~pillow, 16]
+    assert ((hand - head).norm(dim=-1) < 0.2).all()  # by the head
+    # In the body's frame the hand lies toward its left side (down, under the cheek), the
+    # elbow forward of the chest, no further out to the left than a hand's breadth.
+    assert (hand[:, 0] > head[:, 0] - 0.05).all() and (hand[:, 0] - head[:, 0]).mean() > 0.05
+    elbow = j[~pillow, 18]
+    assert (elbow[:, 2] > 0.15).all() and (elbow[:, 0] < shoulder[:, 0] + 0.1).all()
 
 
 def test_prone_heads_are_turned_to_one_side():
