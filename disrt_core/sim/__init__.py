@@ -4,9 +4,11 @@
 >>> gen = SceneGenerator(SimConfig(sensor="kinect2"), body_model, device="cuda")
 >>> batch = gen.sample(256, seed=0)   # dict of tensors with the shard keys
 
-Modules, in pipeline order: ``poses`` (in-bed pose prior, joint limits, self-intersection),
-``shapes`` (adult shapes, mass), ``placement`` (on the mattress, limb settling), ``scene``
-(bed, frame, pillow, floor; the 1 cm scene grid), ``mattress`` (spring-bed sinkage and the
+Modules, in pipeline order: ``poses`` (in-bed pose prior, joint limits; ``capsules`` the
+self-intersection test), ``sitting`` (sitting on the bed's edge), ``shapes`` (adult shapes,
+mass), ``placement`` (on the mattress), ``scene`` (bed, frame, pillow, floor; the 1 cm scene
+grid), ``rest`` (every limb and the head settled onto what is below it; ``bodyparts`` and
+``support`` its parts and supports), ``mattress`` (spring-bed and pillow sinkage and the
 pressure map), ``drape`` (sheet / blanket height field), ``sensors`` and ``render`` (z-buffer
 rasteriser), ``noise`` (Kinect v2 / D435 noise), ``generator`` (the pipeline), ``cli``
 (``disrt-generate``), ``preview`` (contact sheet), ``cloth`` (a cloth simulation the drape

@@ -7,7 +7,10 @@ each axis; a footprint wider than the mattress minus 2 cm is refused (the pose i
 and one up to 3 cm longer than it is allowed (feet over the end). For an average adult
 lying supine this puts the pelvis near (0.35, 0.95) m in the label frame, where SLP's
 subjects lie. Vertically the body is first put down with its lowest vertex on the mattress
-top (z = 0) — the sinkage of :mod:`disrt_core.sim.mattress` then lowers it.
+top (z = 0) (:func:`lowest_point_offset`, for callers without settling); the settling of
+:mod:`disrt_core.sim.rest` and the sinkage of :mod:`disrt_core.sim.mattress` then rest it.
+:func:`part_labels` (trunk or limb per vertex) is kept for callers of the coarse parts;
+:mod:`disrt_core.sim.bodyparts` has the settling's own.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ def lowest_point_offset(vertices: Tensor) -> Tensor:
     return -vertices[..., 2].amin(1)
 
 
-#: Body parts for settling: (name, first joint of the limb, its parent, segments).
+#: Coarse body parts: (name, first joint of the limb, its parent, segments).
 LIMBS = (
     ("left_arm", 16, 13, ((16, 18), (18, 20), (20, 22))),
     ("right_arm", 17, 14, ((17, 19), (19, 21), (21, 23))),
@@ -78,54 +81,3 @@ def part_labels(vertices: Tensor, joints: Tensor) -> Tensor:
     closest = a[None] + t.clamp(0, 1)[..., None] * ab
     dist = (vertices[:, None] - closest).norm(dim=-1)  # [V,S]
     return torch.tensor(owner, device=vertices.device)[dist.argmin(1)]
-
-
-def settle_limbs(vertices: Tensor, joints: Tensor, labels: Tensor, rotations: Tensor,
-                 body_pose: Tensor, tolerance: float = 0.005) -> tuple[Tensor, Tensor]:
-    """Raise limbs that reach below the trunk so they rest at the trunk's level.
-
-    A rigid body on a spring bed is carried by its lowest parts; a hand or heel a few cm
-    below the back would take the whole weight. [choice] For every limb whose lowest vertex
-    lies more than ``tolerance`` below the trunk's lowest vertex, the limb is turned about
-    its first joint (shoulder or hip), around the horizontal axis across the line to that
-    vertex, by the exact angle that brings the vertex up to the trunk's level. Limbs above
-    the trunk (a hand on the chest, a raised knee) are left alone.
-
-    vertices [B,V,3], joints [B,24,3]: the posed body (bed frame); labels [V] from
-    :func:`part_labels`; rotations [B,24,3,3] global joint rotations
-    (``poses.global_rotations``); body_pose [B,69]. Returns the new body pose and
-    a bool [B,4] of the limbs that moved.
-    """
-    import roma
-
-    z = vertices[..., 2]
-    big = torch.finfo(z.dtype).max
-    trunk_low = torch.where(labels == 0, z, big).amin(1)
-    pose = body_pose.reshape(-1, 23, 3).clone()
-    moved = []
-    up = z.new_tensor([0.0, 0.0, 1.0])
-    for k, (_, first, parent, _) in enumerate(LIMBS):
-        zk = torch.where(labels == k + 1, z, big)
-        low_z, low_i = zk.min(1)
-        gap = trunk_low - low_z
-        move = gap > tolerance
-        point = vertices.gather(1, low_i[:, None, None].expand(-1, 1, 3))[:, 0]
-        r = point - joints[:, first]
-        horizontal = r[:, :2].norm(dim=-1).clamp(min=1e-6)
-        axis = torch.linalg.cross(torch.cat([r[:, :2], torch.zeros_like(r[:, :1])], -1),
-                                  up.expand_as(r))
-        axis = axis / axis.norm(dim=-1, keepdim=True).clamp(min=1e-9)
-        # In the plane across the axis the point is at (h, r_z); turning by θ puts it at
-        # height R·sin(θ + φ) with R = |(h, r_z)|, φ = atan2(r_z, h).
-        radius = torch.sqrt(horizontal**2 + r[:, 2] ** 2)
-        phi = torch.atan2(r[:, 2], horizontal)
-        target = ((r[:, 2] + gap) / radius).clamp(-1, 1)
-        theta = torch.where(move, torch.asin(target) - phi, torch.zeros_like(gap))
-        lift = roma.rotvec_to_rotmat(axis * theta[:, None])
-        g_parent = rotations[:, parent]
-        local = roma.rotvec_to_rotmat(pose[:, first - 1])
-        new = g_parent.transpose(-1, -2) @ lift @ g_parent @ local
-        pose[:, first - 1] = torch.where(move[:, None], roma.rotmat_to_rotvec(new),
-                                         pose[:, first - 1])
-        moved.append(move)
-    return pose.reshape(-1, 69), torch.stack(moved, -1)
