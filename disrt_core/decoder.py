@@ -169,6 +169,28 @@ class MeshDecoder(nn.Module):
         params = layout.pack(shape, p.transl, theta[:, :3], theta[:, 3:])
         return params, shape, theta
 
+    def invert(self, x0: Tensor, max_arg: float = 0.999) -> Tensor:
+        """Prediction-branch input [B, P] that decodes to the ground truth x0 [B, P] (label
+        frame): translation − offset, shape limit·atanh(shape/limit), each bounded angle
+        m + h·atanh((θ − m)/h) (steps 1 and 3 of SPEC §1.3 undone; issue 21).
+
+        The tanh arguments are clamped to ±``max_arg`` (values at or past a bound cannot be
+        reached exactly), and the root's unbounded angles to (−π, π), which the cos|sin
+        slice can hold. So ``decode_params(invert(x0))`` equals x0's shape and angles
+        wherever they lie inside the bounds' reach.
+        """
+        layout, cfg = self.layout, self.config
+        p = layout.unpack(x0)
+        shape = cfg.shape_limit * torch.atanh((p.shape / cfg.shape_limit).clamp(-max_arg,
+                                                                                 max_arg))
+        theta = torch.cat([p.root_orient, p.body_pose], dim=-1)
+        if cfg.apply_bounds:
+            lo, hi = self.lo.flatten().to(x0.dtype), self.hi.flatten().to(x0.dtype)
+            mid, half = (lo + hi) / 2, (hi - lo) / 2
+            theta = mid + half * torch.atanh(((theta - mid) / half).clamp(-max_arg, max_arg))
+        root = theta[:, :3].clamp(-math.pi + 1e-3, math.pi - 1e-3)
+        return layout.pack(shape, p.transl, root, theta[:, 3:]) - self.transl_shift.to(x0.dtype)
+
     def forward(self, x: Tensor, gender: Tensor | None = None, is_gt: bool = False) -> DecodedBody:
         params, shape, theta = self.decode_params(x, is_gt)
         vertices, joints = self.body_model(params, gender)

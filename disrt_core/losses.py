@@ -113,6 +113,7 @@ def diffusion_loss(
     space: DiffusionSpace | None = None,
     lambda_x0: float = 0.0,
     min_snr_gamma: float = 5.0,
+    invert_bounds: bool = False,
 ) -> tuple[dict[str, Tensor], Tensor]:
     """One training evaluation (SPEC §2, §4): t ~ U{0..T−1}, x_t = q_sample(x0, t, ε),
     x̂0 = model(x_t, t, depth), loss between decoder(x̂0) and decoder(x0, GT branch, no grad).
@@ -122,7 +123,10 @@ def diffusion_loss(
     (offset) space as x̂0; the reference does not. ``space`` (default: the SPEC's raw space
     with x0 output): a normalised space noises ``z0 = (x0 − offset − mean)/std`` (always
     consistent) and maps the network's output back through its parametrisation
-    (:mod:`disrt_core.diffusion_space`). ``lambda_x0`` weights the direct ``x0`` term.
+    (:mod:`disrt_core.diffusion_space`). ``invert_bounds``: the diffused truth is
+    ``decoder.invert(x0)``, the prediction-branch input that decodes to x0 (squash and
+    bounds undone; always consistent), so x_t, x̂0 and the decoder agree on one space.
+    ``lambda_x0`` weights the direct ``x0`` term.
     Returns (terms, x̂0 in the network's offset space, the decoder's prediction input).
     """
     space = space or DiffusionSpace()
@@ -132,8 +136,10 @@ def diffusion_loss(
     if noise is None:
         noise = torch.randn(x0.shape, device=x0.device, generator=generator)
     shift = decoder.transl_shift.to(device=x0.device, dtype=x0.dtype)
-    target = space.to_z(x0 - shift)  # what the network's ẑ0 should be
-    source = target if (consistent_translation or space.kind != "raw") else x0
+    x_net = decoder.invert(x0) if invert_bounds else x0 - shift
+    target = space.to_z(x_net)  # what the network's ẑ0 should be
+    consistent = consistent_translation or invert_bounds or space.kind != "raw"
+    source = target if consistent else x0
     z_t = diffusion.q_sample(source, t, noise)
     alphas_cumprod = torch.as_tensor(diffusion.alphas_cumprod, dtype=torch.float32,
                                      device=x0.device)

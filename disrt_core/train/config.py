@@ -73,13 +73,17 @@ class DiffusionSection:
     noises x0, not x0 − offset). space: ``raw`` (the SPEC: diffuse the parameter vector) or
     ``normalised`` (diffuse (x0 − offset − mean)/std, per-dimension statistics of the first
     ``space_samples`` samples of the first stage, stds floored at ``std_floor``; always
-    consistent). parametrisation: ``x0`` (the SPEC: the network returns x̂0) or ``skip``
-    (ẑ0 = √ᾱ_t·z_t + √(1−ᾱ_t)·F; normalised space only). See
+    consistent). invert_bounds: diffuse the decoder's inverse of x0 (its shape squash and
+    angle bounds undone, :meth:`~disrt_core.decoder.MeshDecoder.invert`) instead of
+    x0 − offset, so that the decoded truth is the truth. parametrisation: ``x0`` (the SPEC:
+    the network returns x̂0) or ``skip`` (ẑ0 = √ᾱ_t·z_t + √(1−ᾱ_t)·F; normalised space
+    only). See
     :mod:`disrt_core.diffusion_space` and docs/diffusion_xt.md (issue 21)."""
 
     num_timesteps: int = 100
     consistent_translation: bool = False  # SPEC §8.1 option; the reference does not
     space: str = "raw"
+    invert_bounds: bool = False
     parametrisation: str = "x0"
     space_samples: int = 4096
     std_floor: float = 0.01

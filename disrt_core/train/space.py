@@ -6,16 +6,16 @@ space. See :mod:`disrt_core.diffusion_space` for what the spaces are.
 from __future__ import annotations
 
 import torch
-from torch import Tensor
 
 from disrt_core.diffusion_space import DiffusionSpace
 from disrt_core.model import Denoiser
 
 
-def space_from_batches(batches, shift: Tensor, samples: int, parametrisation: str,
+def space_from_batches(batches, to_net, samples: int, parametrisation: str,
                        std_floor: float) -> DiffusionSpace:
     """The normalised space of the first ``samples`` training vectors of ``batches`` (dicts
-    with ``params`` [B, P], label frame), in the network's offset space ``x0 − shift``.
+    with ``params`` [B, P], label frame), in the network's space ``to_net(x0)`` (x0 − offset,
+    or the decoder's inverse).
     The data are read before augmentation: the rotation augmentation changes the root's
     cos/sin only within the range they already cover."""
     parts, count = [], 0
@@ -26,8 +26,8 @@ def space_from_batches(batches, shift: Tensor, samples: int, parametrisation: st
             break
     if not parts:
         raise ValueError("no training sample to compute the diffusion space from")
-    x = torch.cat(parts)[:samples] - shift.float().cpu()
-    return DiffusionSpace.from_data(x, parametrisation, std_floor)
+    x = to_net(torch.cat(parts)[:samples])
+    return DiffusionSpace.from_data(x.cpu(), parametrisation, std_floor)
 
 
 def fold_into_head(model: Denoiser, space: DiffusionSpace) -> None:

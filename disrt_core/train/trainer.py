@@ -223,9 +223,14 @@ class Trainer:
             return DiffusionSpace()
         result = None
         if self.info.is_main:
-            result = space_from_batches(self.data[0].epoch(0), self.decoder.transl_shift,
-                                        cfg.space_samples, cfg.parametrisation,
-                                        cfg.std_floor).to_dict()
+            shift = self.decoder.transl_shift
+
+            def to_net(x0):
+                x0 = x0.to(self.device)
+                return self.decoder.invert(x0) if cfg.invert_bounds else x0 - shift
+
+            result = space_from_batches(self.data[0].epoch(0), to_net, cfg.space_samples,
+                                        cfg.parametrisation, cfg.std_floor).to_dict()
         return DiffusionSpace.from_dict(distributed.broadcast_object(result, self.info))
 
     def _adopt_space(self, saved: DiffusionSpace, source: str) -> None:
@@ -347,7 +352,8 @@ class Trainer:
                                   self.loss_config, t=t, noise=noise,
                                   consistent_translation=cfg.diffusion.consistent_translation,
                                   space=self.space, lambda_x0=cfg.loss.lambda_x0,
-                                  min_snr_gamma=cfg.loss.min_snr_gamma)
+                                  min_snr_gamma=cfg.loss.min_snr_gamma,
+                                  invert_bounds=cfg.diffusion.invert_bounds)
         self.optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         grad_norm = None

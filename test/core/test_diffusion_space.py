@@ -18,7 +18,7 @@ def _data(n=4000, seed=0):
 
 
 def test_normalised_space_round_trips_and_whitens():
-    x, scale, offset = _data()
+    x, scale, _ = _data()
     space = DiffusionSpace.from_data(x, "skip", std_floor=0.01)
     z = space.to_z(x)
     torch.testing.assert_close(space.from_z(z), x, atol=1e-5, rtol=1e-5)
@@ -134,3 +134,30 @@ def test_checkpoint_timesteps_rule_and_lists():
                 {"by_steps": {"2": [10, 20]}}, {"every": 3}, [99, 0]):
         with pytest.raises(ValueError):
             check_timesteps(bad)
+
+
+def test_decoder_inverse_decodes_to_the_truth(smpl_fixture_dir):
+    from disrt_core.body import load_body_model
+    from disrt_core.decoder import MeshDecoder
+
+    body = load_body_model("smpl", smpl_fixture_dir)
+    decoder = MeshDecoder(body)
+    g = torch.Generator().manual_seed(0)
+    lo, hi = decoder.lo.flatten(), decoder.hi.flatten()
+    theta = lo + (hi - lo) * (0.1 + 0.8 * torch.rand(3, 72, generator=g))  # inside the bounds
+    theta[:, :3] = theta[:, :3].clamp(-2.5, 2.5)  # the root lies in (-π, π] as atan2 gives it
+    shape = 2.8 * (2 * torch.rand(3, 10, generator=g) - 1)
+    x0 = body.param_layout.pack(shape, torch.tensor([[0.4, 0.9, 0.1]] * 3), theta[:, :3],
+                                theta[:, 3:])
+    x_net = decoder.invert(x0)
+    gt = decoder(x0, is_gt=True)
+    pred = decoder(x_net)
+    torch.testing.assert_close(pred.theta, gt.theta, atol=1e-4, rtol=0)
+    torch.testing.assert_close(pred.shape, gt.shape, atol=1e-4, rtol=0)
+    torch.testing.assert_close(pred.joints, gt.joints, atol=1e-5, rtol=0)
+    # the plain offset space does not decode to the truth: the squash and bounds move it
+    assert (decoder(x0 - decoder.transl_shift).joints - gt.joints).norm(dim=-1).mean() > 1e-2
+    # at or past a bound: clamped, finite
+    far = x0.clone()
+    far[:, 19:88] = 10.0
+    assert torch.isfinite(decoder.invert(far)).all()

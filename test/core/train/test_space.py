@@ -25,14 +25,14 @@ def _one_stage(make_config, out, **diffusion):
 
 def test_normalised_skip_run_exports_its_space(make_config, keep_threads, tmp_path, smpl_both):
     config = load_config(None, base=_one_stage(make_config, tmp_path / "n", space="normalised",
-                                               parametrisation="skip"))
+                                               parametrisation="skip", invert_bounds=True))
     trainer = Trainer(config)
     space = trainer.space
     assert space.kind == "normalised" and space.parametrisation == "skip"
-    # the statistics are those of the training vectors in the network's offset space
+    # the statistics are those of the training vectors in the decoder's input space
     x = torch.cat([b["params"] for b in trainer.data[0].epoch(0)]).float()
-    z = space.to_z(x - trainer.decoder.transl_shift)
-    moving = x.std(0) > 0.05
+    z = space.to_z(trainer.decoder.invert(x))
+    moving = trainer.decoder.invert(x).std(0) > 0.05
     torch.testing.assert_close(z.mean(0), torch.zeros(88), atol=1e-4, rtol=0)
     torch.testing.assert_close(z.std(0, unbiased=False)[moving], torch.ones(int(moving.sum())),
                                atol=1e-4, rtol=0)
@@ -68,14 +68,14 @@ def test_normalised_skip_run_exports_its_space(make_config, keep_threads, tmp_pa
     # and a normalised run cannot continue as a raw one
     back = _one_stage(make_config, tmp_path / "b")
     back["init"] = {"checkpoint": str(tmp_path / "n" / "model.safetensors")}
-    with pytest.raises(ConfigError, match="diffusion.space=normalised"):
+    with pytest.raises(ConfigError, match=r"diffusion\.space=normalised"):
         Trainer(load_config(None, base=back))
 
 
 def test_fold_into_head_reexpresses_the_output():
     torch.manual_seed(0)
-    from disrt_core.train.config import TINY_NETWORK
     from disrt_core.model import DenoiserConfig
+    from disrt_core.train.config import TINY_NETWORK
 
     net = Denoiser(DenoiserConfig.from_dict(TINY_NETWORK), 12).eval()
     for p in net.parameters():
