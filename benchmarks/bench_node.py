@@ -98,6 +98,7 @@ def serve(args) -> None:
               "input_qos": "sensor_data"}  # the probe publishes best effort, as when measured
     for name in names:
         params[f"{name}.camera_height_m"] = CAMERA_HEIGHT_M
+        params[f"{name}.bed_region"] = "pose"
     rclpy.init()
     node = BedMonitorNode(estimator=estimator, parameter_overrides=[
         Parameter(k, value=v) for k, v in params.items()])

@@ -311,6 +311,10 @@ class FrameResult:
     hypotheses: int
     T_cam_bed: np.ndarray  # [4,4]
     net_image: np.ndarray  # [128,54] normalised network input
+    #: the bed's state (disrt_core.occupancy.STATES): in_bed | empty | sitting_on_edge; the
+    #: body fields mean something only in_bed
+    occupancy: str = "in_bed"
+    present_prob: float = 1.0  # probability that a person lies in the bed
 
 
 def pose_array(result: FrameResult) -> PoseArray:

@@ -123,6 +123,14 @@ def mesh_marker_bytes(vertices: np.ndarray, faces: np.ndarray, header: Header, *
                      raw[at + len(point):]])
 
 
+def clear_markers(header: Header) -> tuple[MarkerArray, Marker]:
+    """What removes the skeleton and the mesh from RViz (an empty bed, a refused frame):
+    a DELETEALL marker array for ``joints`` and a DELETE of the ``mesh`` marker."""
+    wipe = Marker(header=header, action=Marker.DELETEALL)
+    mesh = Marker(header=header, ns="mesh", id=0, action=Marker.DELETE)
+    return MarkerArray(markers=[wipe]), mesh
+
+
 def marker_points(marker: Marker) -> np.ndarray:
     """Points of a marker as [N,3] (for tests and downstream tools)."""
     return np.array([[p.x, p.y, p.z] for p in marker.points], dtype=np.float64).reshape(-1, 3)

@@ -9,11 +9,14 @@ drivers publish them (``sensor_data`` for best-effort publishers). A publisher w
 the subscription cannot match is reported (incompatible-QoS event -> /diagnostics WARN).
 
 Outputs, under ``~/`` with one camera and ``~/<camera>/`` with several, stamped with the
-input image's header and in its frame: ``joints``, ``mesh``, ``mesh_cloud``, ``pose``,
-``pose_json``, ``posture`` (stamped DiagnosticArray) + ``posture_text`` (String), ``overlay``,
-and ``/diagnostics`` (types, contents and QoS in :mod:`disrt_ros.topics`; levels in
-:mod:`disrt_ros.diagnostics`). A message nobody subscribes to is not built (the posture
-topics, a few bytes, are always sent so that they stay latched).
+input image's header and in its frame: ``occupancy`` (stamped DiagnosticArray: in_bed |
+empty | sitting_on_edge) + ``occupancy_text``, and, when someone lies in bed, ``joints``,
+``mesh``, ``mesh_cloud``, ``pose``, ``pose_json``, ``posture`` (stamped) + ``posture_text``;
+``overlay``; and ``/diagnostics`` (types, contents and QoS in :mod:`disrt_ros.topics`; what
+goes out when in :mod:`disrt_ros.outputs`; levels in :mod:`disrt_ros.diagnostics`). A
+message nobody subscribes to is not built (the state topics, a few bytes, are always sent
+so that they stay latched). An empty bed, or a frame refused for nonsense depth or no bed,
+publishes no body and clears the markers.
 
 Each frame: the executor thread only counts it, checks its frame id and the rate limit, and
 puts it in its camera's newest-frame slot; an inference thread decodes and checks the
@@ -44,24 +47,15 @@ from rclpy.node import Node
 from rclpy.qos import qos_policy_name_from_kind
 from rclpy.utilities import remove_ros_args
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-from std_msgs.msg import String
 
 from disrt_core.geometry.bedframe import NET_SHAPE
 from disrt_core.threads import cpu_threads
 from disrt_ros import diagnostics as diag
-from disrt_ros.conversions import (
-    FrameResult,
-    array_to_image,
-    camera_info_to_K,
-    points_to_cloud,
-    pose_array,
-    pose_json,
-    state_message,
-)
-from disrt_ros.markers import joint_markers, mesh_marker_bytes, overlay_image, spread_colours
+from disrt_ros.conversions import FrameResult, camera_info_to_K
+from disrt_ros.outputs import CameraOutputs
 from disrt_ros.params import DYNAMIC, MonitorConfig, ParameterError, declare_and_load
 from disrt_ros.pipeline import CameraState, Failure, Pipeline
-from disrt_ros.topics import output_publishers, subscribe_inputs
+from disrt_ros.topics import subscribe_inputs
 from disrt_ros.worker import BatchWorker, Job
 
 
@@ -122,7 +116,9 @@ class BedMonitorNode(Node):
         self.inputs = {name: diag.InputStats() for name in self.cameras}
         prefix = "~/" if len(self.cameras) == 1 else None
         for name, cam in self.cameras.items():
-            cam.pubs = output_publishers(self, prefix or f"~/{name}/")
+            cam.outputs = CameraOutputs(self, prefix or f"~/{name}/", name, self._joint_names,
+                                        self._faces, self.estimator.model_id, self.config)
+            cam.pubs = cam.outputs.pubs
             self.inputs[name].topic = subscribe_inputs(
                 self, cam.cfg, lambda msg, n=name: self._guarded(n, self._on_depth, msg),
                 lambda msg, n=name: self._guarded(n, self._on_info, msg),
@@ -147,15 +143,6 @@ class BedMonitorNode(Node):
             f"{self._sampling['steps']} DDIM steps, cameras "
             + ", ".join(f"{c.name} <- {self.inputs[c.name].topic} ({c.input_qos})"
                         for c in self.config.cameras))
-
-    def _publish_state(self, camera: str, state: str, header, label: str,
-                       values: dict | None = None) -> None:
-        """A state of a frame (``posture``; e.g. ``occupancy`` later): stamped with the frame's
-        header on ``~/<state>``, and the bare label on ``~/<state>_text``. Always published
-        (a few bytes), so that both stay latched."""
-        pubs = self.cameras[camera].pubs
-        pubs[state].publish(state_message(header, state, label, camera, values))
-        pubs[state + "_text"].publish(String(data=label))
 
     def _init_inference(self) -> None:
         """On the inference thread, before the first frame: its torch CPU threads, then one
@@ -276,23 +263,14 @@ class BedMonitorNode(Node):
             return
         if isinstance(result, Failure):
             self.problems.report(job.key, result.kind, result.message, result.level)
+            if result.level == "error":  # no confident answer stays on screen
+                cam.outputs.clear(job.payload.header)
             return
-        pubs, cfg = cam.pubs, self.config
-        if pubs["joints"].get_subscription_count():
-            rgba = spread_colours(result.joint_spread, result.hypotheses)
-            pubs["joints"].publish(joint_markers(result.joints_cam, rgba, result.header,
-                                                 lifetime_s=cfg.marker_lifetime_s))
-        if pubs["pose"].get_subscription_count():
-            pubs["pose"].publish(pose_array(result))
-        if pubs["pose_json"].get_subscription_count():
-            pubs["pose_json"].publish(pose_json(result, self._joint_names,
-                                                self.estimator.model_id))
-        self._publish_state(job.key, "posture", result.header, result.posture)
+        cam.occupancy = (result.occupancy, result.present_prob)
+        wanted = cam.outputs.answer(result)
         cam.published.tick()
-        now = time.monotonic()
-        wanted = any(pubs[t].get_subscription_count() for t in ("mesh", "mesh_cloud", "overlay"))
-        period = 1 / cfg.display_rate_hz if cfg.display_rate_hz > 0 else 0.0
-        if wanted and now - cam.last_display >= period:
+        now, rate = time.monotonic(), self.config.display_rate_hz
+        if wanted and now - cam.last_display >= (1 / rate if rate > 0 else 0.0):
             cam.last_display = now
             self.display.submit(Job(job.key, result, job.received))
 
@@ -306,20 +284,8 @@ class BedMonitorNode(Node):
 
     # ---------------------------------------------------------------- display thread
     def _publish_display(self, result: FrameResult) -> None:
-        pubs, cfg = self.cameras[result.camera].pubs, self.config
-        if not self.context.ok():
-            return
-        if pubs["mesh"].get_subscription_count():
-            pubs["mesh"].publish(mesh_marker_bytes(result.vertices_cam, self._faces,
-                                                   result.header,
-                                                   lifetime_s=cfg.marker_lifetime_s))
-        if pubs["mesh_cloud"].get_subscription_count():
-            pubs["mesh_cloud"].publish(points_to_cloud(result.vertices_cam, result.header))
-        if pubs["overlay"].get_subscription_count():
-            rgba = spread_colours(result.joint_spread, result.hypotheses)
-            image = overlay_image(result.net_image, result.joints_bed, rgba,
-                                  scale=cfg.overlay_scale)
-            pubs["overlay"].publish(array_to_image(image, "bgr8", result.header))
+        if self.context.ok():
+            self.cameras[result.camera].outputs.display(result)
 
     # ---------------------------------------------------------------- diagnostics
     def diagnostics(self) -> DiagnosticArray:
@@ -387,6 +353,7 @@ class BedMonitorNode(Node):
             "problems": sum(counts.values()),
             **{f"problems_{kind}": n for kind, n in sorted(counts.items())},
             "intrinsics": intrinsics, "bed_region": cfg.bed_region,
+            "occupancy": cam.occupancy[0], "present_prob": cam.occupancy[1],
             "last_problem": last[2] if last else "",
         }
         return diag.status(f"{base}: camera {name}", level, message, values,

@@ -8,16 +8,27 @@ start-up. ``config/bed_monitor.yaml`` lists them all with their defaults.
 
 Bed region of a camera (``<camera>.bed_region``):
 
-* ``pose`` [default]: a fixed installation. ``T_cam_bed`` (16 numbers, row-major 4×4, bed
-  (label) frame -> camera optical frame) when given, else a camera ``camera_height_m`` above
-  the mattress, over the centre of the bed, looking straight down with image row 0 toward
-  the head end (``disrt_core.geometry.camera.overhead_camera_pose``).
-* ``corners``: the four mattress-corner pixels ``corners_px`` = [u0, v0, ..., u3, v3] in
-  the order head-left, head-right, foot-right, foot-left (clockwise seen from above, as in
+* ``auto`` [default without ``corners_px`` or ``T_cam_bed``]: the mattress is found on the
+  first frame (``bedfit.fit_bed``: a
+  raised rectangle 0.7–2.1 m × 1.8–2.4 m, not the floor, a table or a sofa; with or without
+  someone on it). ``head_side`` says on which image side its head end is, or ``auto``
+  [default]: decided from the person lying there, a pillow and the boards; while nothing
+  tells (an empty bed without a pillow) the head end is taken toward ``head_fallback`` and
+  the bed is fitted again every few seconds until something does. No mattress: the frames
+  are refused (ERROR in /diagnostics, the reason in its message) and it is looked for again.
+* ``corners`` [default when ``corners_px`` is given]: the four mattress-corner pixels
+  ``corners_px`` = [u0, v0, ..., u3, v3] in the order head-left, head-right, foot-right,
+  foot-left (clockwise seen from above, as in
   ``disrt_core.geometry.bedfit.bed_from_corners``); the mattress plane is fitted to the
   depth inside them on the first frame.
-* ``auto``: the mattress plane and its extent are fitted on the first frame
-  (``bedfit.fit_bed``), with the head end on the image side ``head_side``.
+* ``pose`` [default when ``T_cam_bed`` is given]: a fixed installation. ``T_cam_bed`` (16
+  numbers, row-major 4×4, bed (label) frame -> camera optical frame) when given, else a
+  camera ``camera_height_m`` above the mattress, over the centre of the bed, looking
+  straight down with image row 0 toward the head end
+  (``disrt_core.geometry.camera.overhead_camera_pose``; set ``bed_region: pose`` for it).
+
+``disrt-fit-bed`` shows what ``auto`` finds on a frame of the camera (and prints the
+``corners_px`` / ``T_cam_bed`` lines for the other two).
 
 For ``corners`` and ``auto`` the bed is re-checked on a frame every ``refit_period_s``
 (``bedfit.bed_change``; 0 = never) and re-fitted when it moved; the check runs on the
@@ -65,7 +76,7 @@ CAMERA_TOPICS = {
     "generic": ("depth/image", "depth/camera_info"),
 }
 BED_REGIONS = ("pose", "corners", "auto")
-HEAD_SIDES = ("top", "bottom", "left", "right")
+HEAD_SIDES = ("auto", "top", "bottom", "left", "right")
 DYNAMIC = ("ddim_steps", "hypotheses", "eta")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 COMPILE_MODES = ("", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -142,15 +153,21 @@ PER_CAMERA: dict[str, tuple[Any, str, dict]] = {
     "info_topic": ("", "CameraInfo topic; empty = <namespace>/depth/camera_info", {}),
     "frame_id": ("", "expected optical frame id of the depth images; frames with another "
                  "id are rejected as an unknown camera; empty = accept any", {}),
-    "bed_region": ("pose", "pose, corners or auto (see disrt_ros.params)", {}),
+    "bed_region": ("", "auto (the mattress found in the depth), corners or pose (see "
+                   "disrt_ros.params); empty = corners when corners_px is given, pose when "
+                   "T_cam_bed is given, else auto", {}),
     "T_cam_bed": (Parameter.Type.DOUBLE_ARRAY, "bed_region pose: 4x4 row-major transform "
                   "bed (label) frame -> camera optical frame, metres", {}),
     "camera_height_m": (2.101, "bed_region pose without T_cam_bed: camera height above the "
                         "mattress, looking down over the bed centre", _float(0.3, 6.0)),
     "corners_px": (Parameter.Type.DOUBLE_ARRAY, "bed_region corners: [u0, v0, ..., u3, v3] "
                    "mattress-corner pixels: head-left, head-right, foot-right, foot-left", {}),
-    "head_side": ("top", "bed_region auto: image side of the head end (top, bottom, left, "
-                  "right)", {}),
+    "head_side": ("auto", "bed_region auto: image side of the head end (top, bottom, left, "
+                  "right), or auto: decided from the person lying there, a pillow and the "
+                  "boards", {}),
+    "head_fallback": ("top", "bed_region auto with head_side auto: the image side taken for "
+                      "the head end while nothing tells (an empty bed without pillow or "
+                      "board); re-decided once someone lies there", {}),
     "refit_period_s": (60.0, "bed_region corners/auto: re-check the bed every this many "
                        "seconds (re-fit if it moved); 0 = never", _float(0.0, 86400.0)),
     "intrinsics": (Parameter.Type.DOUBLE_ARRAY, "[fx, fy, cx, cy] used (with a warning) "
@@ -173,6 +190,7 @@ class CameraConfig:
     refit_period_s: float
     K_fallback: np.ndarray | None  # [3,3] from ``intrinsics``
     input_qos: str = "reliable"  # one of INPUT_QOS
+    head_fallback: str = "top"  # the image side of the head end while head_side auto cannot tell
     input_transport: str = "raw"  # one of INPUT_TRANSPORTS
 
 
@@ -274,8 +292,11 @@ def _camera(node: Node, name: str, camera_type: str, inputs: dict[str, str]) -> 
     p = f"{name}."
     namespace = (v["namespace"] or name).rstrip("/")
     depth_default, info_default = CAMERA_TOPICS[camera_type]
-    region = _choice(p + "bed_region", v["bed_region"], BED_REGIONS)
+    region = v["bed_region"] or ("corners" if v["corners_px"] else
+                                 "pose" if v["T_cam_bed"] else "auto")
+    region = _choice(p + "bed_region", region, BED_REGIONS)
     head_side = _choice(p + "head_side", v["head_side"], HEAD_SIDES)
+    head_fallback = _choice(p + "head_fallback", v["head_fallback"], HEAD_SIDES[1:])
     T = corners = None
     if region == "pose":
         if v["T_cam_bed"]:
@@ -304,7 +325,8 @@ def _camera(node: Node, name: str, camera_type: str, inputs: dict[str, str]) -> 
         depth_topic=v["depth_topic"] or f"{namespace}/{depth_default}",
         info_topic=v["info_topic"] or f"{namespace}/{info_default}",
         frame_id=v["frame_id"], bed_region=region, T_cam_bed=T, corners_px=corners,
-        head_side=head_side, refit_period_s=v["refit_period_s"], K_fallback=K,
+        head_side=head_side, head_fallback=head_fallback, refit_period_s=v["refit_period_s"],
+        K_fallback=K,
         input_qos=_choice(p + "input_qos", v["input_qos"] or inputs["input_qos"], INPUT_QOS),
         input_transport=_choice(p + "input_transport",
                                 v["input_transport"] or inputs["input_transport"],

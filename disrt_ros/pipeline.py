@@ -3,14 +3,21 @@
 :meth:`Pipeline.run` takes one batch of ``Job(camera, Image)`` (at most one per camera) and
 returns, per job, a :class:`~disrt_ros.conversions.FrameResult` or a :class:`Failure`:
 
-1. decode and check each message (encoding, size, CameraInfo, valid pixels): frames the
-   worker drops are never decoded, which keeps the executor thread free;
+1. decode and check each message (encoding, size, CameraInfo, valid pixels, units: a 32FC1
+   image holding millimetres is refused): frames the worker drops are never decoded, which
+   keeps the executor thread free;
 2. the bed pose ``T_cam_bed`` of each camera (fixed, from corner pixels, or fitted; see
-   :mod:`disrt_ros.params`);
-3. ``raw_to_network`` + ``normalize_depth`` (disrt_core, batched per image size) -> one
+   :mod:`disrt_ros.params`; no bed found: the frame is refused);
+3. ``raw_to_network`` (disrt_core, batched per image size); a bed region that makes no sense
+   for that pose (mostly beyond or in front of the mattress plane, or without readings:
+   ``geometry.plausibility``) refuses the frame; ``normalize_depth`` -> one
    ``Estimator.predict`` for the whole batch, on the estimator's device;
 4. joints and vertices mapped to each camera's optical frame (``label_to_camera``), root
-   orientation and posture (``disrt_core.posture``).
+   orientation and posture (``disrt_core.posture``), and the bed's state (in_bed | empty |
+   sitting_on_edge, ``disrt_core.occupancy``).
+
+A refused frame is a :class:`Failure` at ERROR level (the node reports it and publishes no
+pose for it).
 """
 
 from __future__ import annotations
@@ -21,18 +28,20 @@ from dataclasses import dataclass, field
 import numpy as np
 import roma
 import torch
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from disrt_core.geometry.bedframe import NET_SHAPE, normalize_depth
 from disrt_core.geometry.camera import label_to_camera, raw_to_network
+from disrt_core.geometry.plausibility import bed_region_problem, units_problem
+from disrt_core.occupancy import STATES, occupancy_state
 from disrt_core.posture import POSTURES, posture_from_axis_angle
 from disrt_ros.conversions import FrameResult, ImageFormatError, depth_to_mm
 from disrt_ros.diagnostics import ProblemLog, RateMeter
 from disrt_ros.params import CameraConfig, MonitorConfig
 from disrt_ros.worker import Job, LatencyWindow
 
-MIN_BED_COVERAGE = 0.5  # warn when less of the bed region has depth readings
+RETRY_S = 3.0  # without a bed (or its head end), look again this often
 #: Stages of one batch, timed for the diagnostics (``stage_<name>_p50_ms``): decoding and
 #: checking the messages with the bed poses; resampling to the network grid; the estimator
 #: with the mapping to camera frames (it ends with the copy to the host, so it holds the
@@ -65,6 +74,9 @@ class CameraState:
     last_display: float = -np.inf
     rate_limited: int = 0
     last_frame_id: str = ""
+    failure: Failure | None = None  # why no bed was found, until one is (auto / corners)
+    outputs: object | None = None  # disrt_ros.outputs.CameraOutputs (the node's)
+    occupancy: tuple[str, float] = ("unknown", float("nan"))  # the last answered state
 
 
 @dataclass
@@ -92,6 +104,12 @@ class Pipeline:
             depth = depth_to_mm(msg)
         except ImageFormatError as error:
             return Failure(error.kind, str(error))
+        encoding = (msg.format.split(";")[0].strip() if isinstance(msg, CompressedImage)
+                    else msg.encoding)
+        sent = depth / 1000.0 if encoding.endswith("FC1") else depth  # the values as sent
+        wrong = units_problem(sent, encoding)
+        if wrong is not None:
+            return Failure("depth_units", f"{wrong}; no pose is published")
         info = cam.intrinsics
         if info is not None:
             K, (width, height) = info
@@ -118,21 +136,26 @@ class Pipeline:
         return Frame(msg.header, depth, K)
 
     def bed_pose(self, cam: CameraState, frame: Frame) -> np.ndarray | Failure:
-        """T_cam_bed [4,4] of the camera: fixed (``pose``), or found on the first usable frame
+        """T_cam_bed [4,4] of the camera: fixed (``pose``), or found on a usable frame
         (``corners``: ``bedfit.bed_from_corners``; ``auto``: ``bedfit.fit_bed``) and
         re-checked on a frame every ``refit_period_s`` (``bedfit.bed_change``; re-fitted when
-        the bed moved). A failed re-check keeps the previous pose, with a warning."""
+        the bed moved). A failed re-check keeps the previous pose, with a warning. Without a
+        bed the frames are refused and the bed looked for again every ``RETRY_S``; while
+        ``head_side: auto`` cannot tell the head end, it is fitted again every ``RETRY_S``."""
         cfg, now = cam.cfg, time.monotonic()
         if cfg.bed_region == "pose":
             return cfg.T_cam_bed
-        due = cfg.refit_period_s > 0 and now - cam.T_time >= cfg.refit_period_s
+        if cam.bed is None and cam.failure is not None and now - cam.T_time < RETRY_S:
+            return cam.failure  # looking for the bed costs a fit: not on every frame
+        period = cfg.refit_period_s if cam.bed is None or cam.bed.head_known else RETRY_S
+        due = period > 0 and now - cam.T_time >= period
         if cam.bed is not None and not due:
             return cam.bed.T_cam_bed
         from disrt_core.geometry import bedfit
 
         depth, K = frame.depth_mm, frame.K
         try:
-            if cam.bed is not None:
+            if cam.bed is not None and cam.bed.head_known:
                 change = bedfit.bed_change(cam.bed, depth, K, full=cfg.bed_region == "auto",
                                            head=cfg.head_side)
                 cam.T_time = now
@@ -144,22 +167,35 @@ class Pipeline:
             if cfg.bed_region == "corners":
                 fit = bedfit.bed_from_corners(depth, K, cfg.corners_px)
             else:
-                fit = bedfit.fit_bed(depth, K, head=cfg.head_side)
+                fit = bedfit.fit_bed(depth, K, head=cfg.head_side,
+                                     head_fallback=cfg.head_fallback)
         except (ValueError, np.linalg.LinAlgError) as error:
-            message = f"bed_region {cfg.bed_region}: finding the bed failed ({error})"
-            if cam.bed is None:
-                return Failure("bed_fit", message + "; check the bed region parameters "
-                               f"({cfg.name}.corners_px / head_side) or use bed_region pose")
-            self.problems.report(cfg.name, "bed_refit", message + "; keeping the previous "
-                                 "bed pose", "warn")
             cam.T_time = now
+            if cam.bed is None:
+                hint = ("" if isinstance(error, bedfit.BedNotFoundError) else
+                        f"; check the bed region parameters ({cfg.name}.corners_px / "
+                        "head_side)")
+                cam.failure = Failure("bed_fit", (
+                    f"bed_region {cfg.bed_region}: no bed found ({error}){hint}; no pose is "
+                    f"published, looking again every {RETRY_S:.0f} s"))
+                return cam.failure
+            self.problems.report(cfg.name, "bed_refit", (
+                f"bed_region {cfg.bed_region}: re-checking the bed failed ({error}); keeping "
+                "the previous bed pose"), "warn")
             return cam.bed.T_cam_bed
-        if cam.bed is None:
+        if cam.bed is None or not cam.bed.head_known:
+            head = "" if fit.head_known else (
+                f", head end unknown (nobody in bed, no pillow or board): taken toward the "
+                f"image {cfg.head_fallback}, re-decided every {RETRY_S:.0f} s")
             self.problems.log("info", (
                 f"[{cfg.name}] bed found ({cfg.bed_region}): {fit.size_m[0]:.2f} x "
-                f"{fit.size_m[1]:.2f} m, {100 * fit.inlier_fraction:.0f}% of the depth on "
-                f"its plane, camera {fit.offset:.2f} m away"))
-        cam.bed, cam.T_time = fit, now
+                f"{fit.size_m[1]:.2f} m, camera {fit.offset:.2f} m away{head}"))
+        if not fit.head_known:
+            self.problems.report(cfg.name, "head_unknown", (
+                "the bed's head end is unknown (nobody in bed, no pillow or board seen): "
+                f"assumed toward the image {cfg.head_fallback}; set {cfg.name}.head_side if "
+                "the bed stays empty"), "warn")
+        cam.bed, cam.T_time, cam.failure = fit, now, None
         return fit.T_cam_bed
 
     def run(self, jobs: list[Job]) -> list[FrameResult | Failure]:
@@ -190,32 +226,39 @@ class Pipeline:
             depth = torch.from_numpy(np.stack([frames[k].depth_mm for k in group])).to(device)
             K = torch.from_numpy(np.stack([frames[k].K for k in group])).float().to(device)
             net_mm[group] = raw_to_network(depth, K, T_all[group], bed_mm)
+        for k, problem in enumerate(bed_region_problem(net_mm, bed_mm)):
+            if problem is not None:  # nonsense gets no answer (ERROR in /diagnostics)
+                results[ok[k]] = Failure("implausible_depth", f"{problem}; no pose is published")
+        keep = [k for k, i in enumerate(ok) if results[i] is None]
+        if not keep:
+            return results
+        ok, frames, poses = [ok[k] for k in keep], [frames[k] for k in keep], \
+            [poses[k] for k in keep]
+        T_all, net_mm = T_all[keep], net_mm[keep]
         net = normalize_depth(net_mm, bed_mm)
         t2 = time.perf_counter()
         with torch.no_grad():
             pred = self.estimator.predict(net[:, None])
+            present = pred.present_prob if pred.present_prob is not None else \
+                torch.ones(len(ok), device=net.device)  # an estimator without the check
+            state = occupancy_state(present, net_mm, bed_mm)
             joints_cam = label_to_camera(pred.joints.float(), T_all)
             vertices_cam = label_to_camera(pred.vertices.float(), T_all)
             root = self.layout.unpack(pred.params.float()).root_orient
             posture = posture_from_axis_angle(root)
             quat = roma.rotmat_to_unitquat(T_all[:, :3, :3] @ roma.rotvec_to_rotmat(root))
-            coverage = (net_mm > 0).float().mean(dim=(1, 2))
         arrays = [t.detach().cpu().numpy() for t in (
             pred.joints, joints_cam, vertices_cam, pred.joint_spread, pred.params, quat, net,
-            posture, coverage)]
+            posture, state, present)]
         t3 = time.perf_counter()
         for k, i in enumerate(ok):
-            camera = jobs[i].key
-            if arrays[8][k] < MIN_BED_COVERAGE:
-                self.problems.report(camera, "bed_not_in_view", (
-                    f"only {arrays[8][k]:.0%} of the bed region has depth readings: is the "
-                    f"bed in view? check {camera}.bed_region and its pose"), "warn")
             results[i] = FrameResult(
-                camera=camera, header=frames[k].header, joints_bed=arrays[0][k],
+                camera=jobs[i].key, header=frames[k].header, joints_bed=arrays[0][k],
                 joints_cam=arrays[1][k], vertices_cam=arrays[2][k], joint_spread=arrays[3][k],
                 params=arrays[4][k], root_quat_cam=arrays[5][k],
                 posture=POSTURES[int(arrays[7][k])], hypotheses=self.hypotheses,
-                T_cam_bed=poses[k], net_image=arrays[6][k])
+                T_cam_bed=poses[k], net_image=arrays[6][k],
+                occupancy=STATES[int(arrays[8][k])], present_prob=float(arrays[9][k]))
         for stage, seconds in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2,
                                            time.perf_counter() - t3)):
             self.stage_times[stage].add(seconds)

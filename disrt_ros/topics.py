@@ -22,6 +22,14 @@ posture        diagnostic_msgs/DiagnosticArray the frame's header; one OK status
                                                the camera name (latched)
 posture_text   std_msgs/String                 the same label alone, for rqt / dashboards
                                                (latched)
+occupancy      diagnostic_msgs/DiagnosticArray the frame's header; one OK status named
+                                               "occupancy": message (and value "occupancy")
+                                               = in_bed | empty | sitting_on_edge, value
+                                               "present_prob"; every answered frame
+                                               (latched). Only in_bed frames get joints,
+                                               mesh, pose, pose_json and posture; the others
+                                               clear the markers
+occupancy_text std_msgs/String                 the same label alone (latched)
 overlay        sensor_msgs/Image               bgr8 network input with the skeleton
 /diagnostics   diagnostic_msgs/DiagnosticArray see :mod:`disrt_ros.diagnostics`
 ============== =============================== ===============================================
@@ -104,6 +112,7 @@ def output_publishers(node: Node, out: str) -> dict:
         "pose": publisher(node, PoseArray, out + "pose", RESULT_QOS),
         "pose_json": publisher(node, String, out + "pose_json", RESULT_QOS),
         **state_publishers(node, out, "posture"),
+        **state_publishers(node, out, "occupancy"),
     }
 
 

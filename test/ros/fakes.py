@@ -55,6 +55,7 @@ class FakeEstimator:
         self.sampling = {"steps": 5, "hypotheses": hypotheses, "eta": 0.0}
         self.batch_sizes: list[int] = []
         self.fail_next = False
+        self.present = 1.0  # the present_prob it answers (an empty bed: below 0.5)
         self.entered = threading.Event()  # set when a predict call starts
         self._gate = threading.Event()
         self._gate.set()
@@ -104,8 +105,10 @@ class FakeEstimator:
         remaining = self.delay_s - (time.perf_counter() - start)
         if remaining > 0:
             time.sleep(remaining)
+        present = torch.full((batch,), float(self.present))
         return Prediction(params=params, joints=joints, vertices=vertices,
-                          joint_spread=spread.clone())
+                          joint_spread=spread.clone(), present_prob=present,
+                          present=present >= 0.5)
 
 
 # A small overhead depth camera: 240 columns x 320 rows, rows along the bed.

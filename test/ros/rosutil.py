@@ -28,8 +28,8 @@ from disrt_ros.conversions import array_to_image
 TIMEOUT = 60.0
 OUTPUTS = {"joints": MarkerArray, "mesh": Marker, "mesh_cloud": PointCloud2, "pose": PoseArray,
            "pose_json": String, "posture": DiagnosticArray, "posture_text": String,
-           "overlay": Image}
-LATCHED_OUTPUTS = ("posture", "posture_text")
+           "occupancy": DiagnosticArray, "occupancy_text": String, "overlay": Image}
+LATCHED_OUTPUTS = ("posture", "posture_text", "occupancy", "occupancy_text")
 #: What camera drivers publish with by default (realsense-ros, Azure Kinect, Orbbec): the
 #: node's default input_qos.
 DRIVER_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)

@@ -46,7 +46,8 @@ def start(ros, request):
     def start_(params: dict | None = None, qos=DRIVER_QOS):
         name = f"{request.node.name.split('[')[0][5:30]}_{len(started)}"
         values = {"cpu_threads": 1, "diagnostics_period_s": 0.2, "display_rate_hz": 0.0,
-                  "camera.camera_height_m": CAM_HEIGHT, **(params or {})}
+                  "camera.camera_height_m": CAM_HEIGHT, "camera.bed_region": "pose",
+                  **(params or {})}
         monitor = BedMonitorNode(estimator=FakeEstimator(), node_name=f"m_{name}",
                                  context=ros.context, parameter_overrides=[
                                      Parameter(k, value=v) for k, v in values.items()])

@@ -39,16 +39,25 @@ def load(context, check_files=False, **overrides):
         node.destroy_node()
 
 
-def test_defaults_one_realsense_camera_over_the_bed_centre(context):
+def test_defaults_one_realsense_camera_that_finds_its_bed(context):
     config, (steps, batch) = load(context)
     assert (config.ddim_steps, config.hypotheses, config.eta, config.seed) == (5, 1, 0.0, None)
     (camera,) = config.cameras
-    assert camera.name == "camera" and camera.bed_region == "pose"
+    assert camera.name == "camera" and camera.bed_region == "auto"
+    assert camera.head_side == "auto" and camera.head_fallback == "top"
+    assert camera.T_cam_bed is None
     assert camera.depth_topic == "camera/depth/image_rect_raw"
     assert camera.info_topic == "camera/depth/camera_info"
-    # 2.101 m over the bed centre, looking down: the centre maps to (0, 0, 2.101).
-    centre = camera.T_cam_bed @ np.array([*BED_CENTRE_LABEL, 0.0, 1.0])
+    # bed_region pose without T_cam_bed: 2.101 m over the bed centre, looking down: the
+    # centre maps to (0, 0, 2.101).
+    config, _ = load(context, **{"camera.bed_region": "pose"})
+    centre = config.cameras[0].T_cam_bed @ np.array([*BED_CENTRE_LABEL, 0.0, 1.0])
     np.testing.assert_allclose(centre[:3], [0, 0, 2.101], atol=1e-6)
+    # Given corners or a transform, bed_region follows them unless it is set.
+    config, _ = load(context, **{"camera.corners_px": [1.0, 2.0, 3.0, 2.0, 3.0, 9.0, 1.0, 9.0]})
+    assert config.cameras[0].bed_region == "corners"
+    config, _ = load(context, **{"camera.T_cam_bed": np.eye(4).reshape(-1).tolist()})
+    assert config.cameras[0].bed_region == "pose"
     # Descriptors: described, ranged, and only the sampling parameters are dynamic.
     assert "DDIM" in steps.description and not steps.read_only
     assert (steps.integer_range[0].from_value, steps.integer_range[0].to_value) == (1, 100)
