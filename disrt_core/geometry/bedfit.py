@@ -61,12 +61,15 @@ class BedFit:
 class BedNotFoundError(ValueError):
     """No mattress in the frame; the message says what was seen and what to do.
     ``reason``: a ``bedfit_batch.REASONS`` key; ``surfaces``: the horizontal surfaces
-    measured, ``(width, length, distance)`` m, most mattress-like first."""
+    measured, ``(width, length, distance)`` m, most mattress-like first; ``fits``: the
+    frame's ``BedFits`` (batch of one, on the CPU) with the candidates measured."""
 
-    def __init__(self, message: str, reason: int, surfaces: list[tuple[float, float, float]]):
+    def __init__(self, message: str, reason: int, surfaces: list[tuple[float, float, float]],
+                 fits=None):
         super().__init__(message)
         self.reason = reason
         self.surfaces = surfaces
+        self.fits = fits  # the frame's BedFits (candidates and all), for pictures
 
 
 @dataclass
@@ -279,12 +282,15 @@ def fit_bed(depth_mm: np.ndarray, K: np.ndarray, *, head: str = "auto",
 
 def not_found_error(fits, i: int, options: dict | None = None) -> BedNotFoundError:
     """The :class:`BedNotFoundError` of frame ``i`` of a ``BedFits`` that is not ok."""
+    from dataclasses import fields
+
     from disrt_core.geometry import bedfit_rect as r
     from disrt_core.geometry.bedfit_batch import HIDDEN, NO_DEPTH, NO_PLANE, PARTIAL, REASONS
 
     options = options or {}
     (wlo, whi), (llo, lhi) = options.get("width", (0.7, 2.1)), options.get("length", (1.8, 2.4))
     reason = int(fits.reason[i])
+    one = type(fits)(**{f.name: getattr(fits, f.name)[i:i + 1].cpu() for f in fields(fits)})
     size, dist = fits.cand_size[i].cpu().numpy(), fits.cand_distance[i].cpu().numpy()
     flags = fits.cand_flags[i].cpu().numpy()
     order = np.argsort([bin(int(f) & ~(r.FLAG_VIEW | r.FLAG_OCCLUDED)).count("1") * 10
@@ -299,14 +305,14 @@ def not_found_error(fits, i: int, options: dict | None = None) -> BedNotFoundErr
                 NO_PLANE: "no horizontal surface within "
                           f"{options.get('max_tilt_deg', 40.0):g}° of facing the camera (is "
                           "it looking down at the bed?)"}[reason]
-        return BedNotFoundError(f"{text}. {advice}", reason, surfaces)
+        return BedNotFoundError(f"{text}. {advice}", reason, surfaces, one)
     best = surfaces[0] if surfaces else None
     if best is not None and reason in (PARTIAL, HIDDEN):
         what = "cut by the image border (or the sensor's blind band)" if reason == PARTIAL \
             else "partly hidden by something nearer the camera"
         text = (f"{REASONS[reason]}: a mattress-sized surface ({best[0]:.2f} × {best[1]:.2f} m "
                 f"at {best[2]:.2f} m) is {what}")
-        return BedNotFoundError(f"{text}. {advice}", reason, surfaces)
+        return BedNotFoundError(f"{text}. {advice}", reason, surfaces, one)
     text = (f"no mattress-sized horizontal surface ({wlo:g}–{whi:g} × {llo:g}–{lhi:g} m) "
             "raised above the floor")
     if surfaces:
@@ -320,7 +326,7 @@ def not_found_error(fits, i: int, options: dict | None = None) -> BedNotFoundErr
         if near:
             text += (f"; a {near[0][0]:.2f} × {near[0][1]:.2f} m surface at {near[0][2]:.2f} m "
                      "is mattress-sized but not a bed (not raised, not full, or a sofa)")
-    return BedNotFoundError(f"{text}. {advice}", reason, surfaces)
+    return BedNotFoundError(f"{text}. {advice}", reason, surfaces, one)
 
 
 def _project(K: np.ndarray, point: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ from torch import Tensor
 
 from disrt_core.geometry.bedfit_rect import FINE
 
-WEIGHTS = (2.5, 2.0, 1.5)
+WEIGHTS = (0.5, 0.3, 2.0)
 
 
 def head_cues(height: Tensor, high: Tensor, cell: Tensor, rect: Tensor, sigma: Tensor

@@ -89,11 +89,14 @@ def block_points(depth_mm: Tensor, K: Tensor, stride: int) -> tuple[Tensor, Tens
 
 @functools.lru_cache(maxsize=16)
 def _pattern(rows: int, cols: int, count: int) -> tuple[Tensor, Tensor]:
-    """Fixed triplets [count,3] of flat grid indices (a centre and two points a sixth to a
-    third of the grid away from it, at least 70° apart as seen from it) and 2048 probe
+    """Fixed triplets [count,3] of flat grid indices (a centre and two points up to a sixth
+    or a third of the grid away from it, at least 70° apart as seen from it) and 2048 probe
     indices: the same for every frame, so a frame's fit does not depend on its batch."""
     gen = torch.Generator().manual_seed(1234)
-    r = max(2, min(rows, cols) // 3)
+    # Half the triplets span a sixth of the grid (likely all on one surface), half a third
+    # (a more precise plane when they are).
+    r = torch.where(torch.arange(count) % 2 == 0, max(2, min(rows, cols) // 6),
+                    max(2, min(rows, cols) // 3))[:, None]
     centre = torch.stack([torch.randint(0, rows, (count,), generator=gen),
                           torch.randint(0, cols, (count,), generator=gen)], -1)
     angle = torch.rand(count, 2, generator=gen) * 2 * math.pi
@@ -137,15 +140,85 @@ def _turned(n: Tensor, steps_deg: tuple[float, ...]) -> Tensor:
     return out / out.norm(dim=-1, keepdim=True)
 
 
+def local_normals(points: Tensor, valid: Tensor, step: int = 2) -> tuple[Tensor, Tensor]:
+    """Surface normals [B,h,w,3] (toward the camera) from the cross product of the
+    differences ``step`` blocks apart in each image direction, and where they hold [B,h,w]:
+    the five points valid and on one plane (not across an edge)."""
+    p = points
+    tx = p[:, step:-step, 2 * step:] - p[:, step:-step, :-2 * step]
+    ty = p[:, 2 * step:, step:-step] - p[:, :-2 * step, step:-step]
+    ok = (valid[:, step:-step, 2 * step:] & valid[:, step:-step, :-2 * step]
+          & valid[:, 2 * step:, step:-step] & valid[:, :-2 * step, step:-step]
+          & valid[:, step:-step, step:-step])
+    centre = p[:, step:-step, step:-step]
+    around = (p[:, step:-step, 2 * step:] + p[:, step:-step, :-2 * step]
+              + p[:, 2 * step:, step:-step] + p[:, :-2 * step, step:-step]) / 4
+    ok &= (centre - around).norm(dim=-1) <= 0.02 + 0.01 * centre[..., 2] ** 2
+    n = torch.linalg.cross(tx, ty)
+    n = n / n.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+    n = torch.where(n[..., 2:] > 0, -n, n)  # toward the camera (the points lie at z > 0)
+    pad = (0, 0, step, step, step, step)
+    return F.pad(n, pad), F.pad(ok, pad[2:])
+
+
+def _normal_mode(normals: Tensor, ok: Tensor, weight: Tensor, max_tilt_deg: float
+                 ) -> tuple[Tensor, Tensor]:
+    """The most common surface normal [B,3] within ``max_tilt_deg`` of the optical axis
+    (and whether there was one [B]) of normals [B,N,3] where ``ok`` [B,N], weighted [B,N]
+    (by the area their block covers, ∝ z²): a 2-D histogram of (n_x, n_y) with ~1° bins
+    smoothed over ~5°, its peak refined by the weighted mean of the normals within 5° of it.
+    Floor, mattress and table tops share it; walls (beyond the tilt limit) and slopes do
+    not."""
+    B = normals.shape[0]
+    n = normals
+    limit = math.sin(math.radians(max_tilt_deg))
+    ok = ok & ((n[..., 0] ** 2 + n[..., 1] ** 2) <= limit**2)
+    weight = torch.where(ok, weight, torch.zeros_like(weight))
+    bins, width = 2 * math.ceil(limit / 0.02), 0.02
+    ix = ((n[..., 0] + limit) / width).long().clamp(0, bins - 1)
+    iy = ((n[..., 1] + limit) / width).long().clamp(0, bins - 1)
+    hist = torch.zeros(B, bins * bins, device=n.device).scatter_add_(1, iy * bins + ix, weight)
+    hist = hist.reshape(B, bins, bins)
+    for _ in range(2):  # two 5-bin boxes: about a 5° blur
+        pad = F.pad(hist, (2, 2, 2, 2))
+        hist = sum(pad[:, i:i + bins] for i in range(5))
+        hist = sum(hist[:, :, i:i + bins] for i in range(5))
+    peak = hist.reshape(B, -1).argmax(1)
+    px = (peak % bins).to(n.dtype) * width - limit + width / 2
+    py = (peak // bins).to(n.dtype) * width - limit + width / 2
+    mode = torch.stack([px, py, -torch.sqrt((1 - px**2 - py**2).clamp(min=0))], -1)
+    near = ((n * mode[:, None]).sum(-1) >= math.cos(math.radians(5))).to(n.dtype) * weight
+    mean = (near[..., None] * n).sum(1)
+    found = near.sum(1) > 0
+    mean = torch.where(found[:, None], mean, mode)
+    return mean / mean.norm(dim=-1, keepdim=True).clamp(min=1e-12), found
+
+
+def noise_scale(points: Tensor, valid: Tensor) -> Tensor:
+    """a [B] with the frame's depth noise σ(z) ≈ a·z²: from the median absolute second
+    difference of z along rows of blocks (on smooth surfaces it is noise alone)."""
+    z = points[..., 2]
+    ok = valid[:, :, 2:] & valid[:, :, 1:-1] & valid[:, :, :-2]
+    second = (z[:, :, 2:] - 2 * z[:, :, 1:-1] + z[:, :, :-2]).abs() / z[:, :, 1:-1].clamp(
+        min=0.1) ** 2
+    second = torch.where(ok, second, torch.full_like(second, float("nan"))).flatten(1)
+    return second.nanmedian(1).values.nan_to_num(0.001) / (0.6745 * math.sqrt(6))
+
+
 def up_direction(points: Tensor, valid: Tensor, *, max_tilt_deg: float = 40.0,
-                 hypotheses: int = 256) -> tuple[Tensor, Tensor]:
+                 hypotheses: int = 1024) -> tuple[Tensor, Tensor]:
     """Unit normal [B,3] of the horizontal surfaces (pointing at the camera) and whether one
-    was found [B]; see the module docstring. The best triplet plane is refined by a local
-    search (turns of ±4°, ±2°, ±1°, ±0.5°, ±0.25° about two axes, kept when sharper), then
-    by least squares on the points of its two largest levels (twice; kept if within 2°)."""
+    was found [B]; see the module docstring. Hypotheses: planes through fixed triplets of
+    blocks far apart (within ``max_tilt_deg`` of facing the camera) and the mode of the
+    surface normals (:func:`_normal_mode`; the triplets only where it finds none);
+    support: the probe points, weighted by z² and only where their own surface
+    faces within 30° of it, on its three largest levels (parallel planes: floor, mattress,
+    table tops). Refined by least squares over the levels of the points whose surfaces face
+    within 20°, 12°, 6°, 6° of it."""
     B, rows, cols, _ = points.shape
+    dev = points.device
     flat, vflat = points.reshape(B, -1, 3), valid.reshape(B, -1)
-    triplets, probe = (t.to(points.device) for t in _pattern(rows, cols, hypotheses))
+    triplets, probe = (t.to(dev) for t in _pattern(rows, cols, hypotheses))
     tri = flat[:, triplets]  # [B,R,3,3]
     tri_ok = vflat[:, triplets].all(-1)
     e1, e2 = tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0]
@@ -154,20 +227,54 @@ def up_direction(points: Tensor, valid: Tensor, *, max_tilt_deg: float = 40.0,
     tri_ok &= norm > 0.25 * e1.norm(dim=-1) * e2.norm(dim=-1)  # not nearly collinear
     normal = normal / norm.clamp(min=1e-12)[..., None]
     normal = torch.where((normal * tri[:, :, 0]).sum(-1, keepdim=True) > 0, -normal, normal)
-    tri_ok &= -normal[..., 2] >= math.cos(math.radians(max_tilt_deg))
+    local, local_ok = local_normals(points, valid)
+    local, local_ok = local.reshape(B, -1, 3), local_ok.reshape(B, -1)
+    mode, mode_ok = _normal_mode(local, local_ok, flat[..., 2] ** 2, max_tilt_deg)
     q, q_ok = flat[:, probe], vflat[:, probe]  # [B,M,3]
-    score = torch.where(tri_ok, _sharpness(normal, q, q_ok), torch.full_like(normal[..., 0], -1))
-    n = normal[torch.arange(B, device=points.device), score.argmax(1)]
-    found = tri_ok.any(1)
-    for step in (4.0, 2.0, 1.0, 0.5, 0.25):
-        cand = _turned(n, (-step, 0.0, step))
-        n = cand[torch.arange(B, device=points.device), _sharpness(cand, q, q_ok).argmax(1)]
-    searched = n
-    for _ in range(2):
+    a = noise_scale(points, valid)
+    normal = torch.cat([normal, mode[:, None]], 1)
+    ok = torch.cat([tri_ok & (-normal[:, :-1, 2] >= math.cos(math.radians(max_tilt_deg))),
+                    mode_ok[:, None]], 1)
+    # Support of a normal: the probe points on its three largest levels (histogram of the
+    # distances along it in bins of the noise at the median distance, 3-bin peaks): the
+    # horizontal surfaces are several parallel planes (floor, mattress, table tops), each
+    # of which may be smaller than a wall or a slanted plane through the clutter.
+    z_med = torch.where(q_ok, q[..., 2], torch.full_like(q[..., 2], float("nan"))).nanmedian(
+        1).values.nan_to_num(2.5)
+    width = torch.clamp(2 * a * z_med**2, min=0.015)  # [B]
+    dist = -(normal @ q.transpose(1, 2))  # [B,R+1,M]
+    # Only points whose own surface faces the same way count (within 30°: not the walls,
+    # whose lines of intersection with a slanted plane could add up to a "level"), each by
+    # the area it covers (z²: near walls are dense, the floor far away is sparse).
+    ql, ql_ok = local[:, probe], local_ok[:, probe] & q_ok
+    agree = (normal @ ql.transpose(1, 2)) >= math.cos(math.radians(30))
+    wt = (agree & ql_ok[:, None]).to(torch.float32) * (q[..., 2] ** 2)[:, None]
+    bins = 256
+    idx = (dist / width[:, None, None]).clamp(0, bins - 1).long()
+    hist = torch.zeros(*dist.shape[:2], bins, device=dev).scatter_add_(2, idx, wt)
+    hist = F.pad(hist, (1, 1))
+    hist = hist[..., :-2] + hist[..., 1:-1] + hist[..., 2:]  # ±1 bin around each
+    # The three largest levels, each at least 3 bins from a larger one.
+    count = torch.zeros_like(hist[..., 0])
+    for _ in range(3):
+        top, at = hist.max(-1)
+        count = count + top
+        near = (torch.arange(bins, device=dev) - at[..., None]).abs() <= 2
+        hist = hist.masked_fill(near, 0.0)
+    count = torch.where(ok, count, torch.full_like(count, -1.0))
+    best = count.argmax(1)
+    ar = torch.arange(B, device=dev)
+    # The normals' mode is the start; the best triplet plane only where there is none.
+    n = torch.where(mode_ok[:, None], mode, normal[ar, best])
+    found = ok.any(1)
+    # Refined on the points whose own surface faces within 20°, 12°, 6°, 6° of it: least
+    # squares over their three largest levels at once (one normal, an offset per level).
+    for gate in (20.0, 12.0, 6.0, 6.0):
+        sel = vflat & local_ok & ((local @ n[:, :, None])[..., 0] >= math.cos(math.radians(
+            gate)))
         d = -(flat @ n[:, :, None])[..., 0]
-        n = _pooled_normal(flat, d, vflat, find_levels(d, vflat, count=2), n)
-    near = (n * searched).sum(-1) >= math.cos(math.radians(2.0))
-    return torch.where(near[:, None], n, searched), found
+        n = _pooled_normal(flat, d, sel, find_levels(d, sel, count=3), n)
+    return n, found
 
 
 def _pooled_normal(flat: Tensor, d: Tensor, valid: Tensor, levels: dict, n0: Tensor) -> Tensor:
@@ -214,7 +321,12 @@ def find_levels(d: Tensor, valid: Tensor, count: int = 5, min_share: float = 0.0
     level = (pos.to(torch.float32) + 0.5) * HIST_BIN
     # A broad peak (a body, a slope) is no flat surface: cap its noise at what the sharpest
     # large level predicts for its distance (stereo noise grows with z², ToF's slower).
-    ref = torch.where(ok, value * sigma, torch.zeros_like(value)).argmax(1, keepdim=True)
+    # The reference: of the levels at least a fifth as large (peak area) as the largest, the
+    # one with the least noise for its distance (a floor or a bare mattress, not a blanket).
+    area = torch.where(ok, value * sigma, torch.zeros_like(value))
+    large = ok & (area >= 0.2 * area.amax(1, keepdim=True))
+    rel = sigma / level.clamp(min=0.1) ** 2
+    ref = torch.where(large, rel, torch.full_like(rel, float("inf"))).argmin(1, keepdim=True)
     s_ref, d_ref = torch.gather(sigma, 1, ref), torch.gather(level, 1, ref)
     model = s_ref * (level / d_ref.clamp(min=0.1)) ** 2
     sigma = torch.minimum(sigma, 1.5 * model + 0.003)

@@ -125,14 +125,16 @@ def fine_maps(a: Tensor, b: Tensor, d: Tensor, valid: Tensor, phi: Tensor, centr
     hard = ((frac > 0.5) & ~vertical).to(frac.dtype)
     opened = dilate(erode(hard, OPEN), OPEN)
     # A larger hole without readings (dropout, the mattress hidden behind a body from an
-    # oblique camera) or with steep surfaces (a blanket's fold, a body's side) is probably
+    # oblique camera), with steep surfaces (a blanket's fold, a body's side) or with things
+    # higher than the band (a raised arm, an overbed table) is probably
     # bed where bed lies on both sides of it within 40 cm (after
     # the opening: not the gap between a headboard and the wall, whose few scattered points
     # the opening removes with the board and the wall). Such cells count 0.45: a profile
     # across them still passes one half where real bed surrounds them, a run of them alone
     # (floor hidden beyond the bed) does not.
     reach = (0.4 / cell).clamp(min=2)
-    enclosed = (_enclosed(opened > 0, reach) & (~known | vertical) & (opened == 0)).to(
+    over = box[:, :, CH_HIGH] > box[:, :, CH_BAND]  # an arm raised, a table over the bed
+    enclosed = (_enclosed(opened > 0, reach) & (~known | vertical | over) & (opened == 0)).to(
         frac.dtype)
     opened = torch.maximum(opened, enclosed)
     # The bed share of a cell is its coverage: bed points over the points a surface there
@@ -181,7 +183,12 @@ def extents(soft: Tensor, cell: Tensor, size: Tensor, iterations: int = 3) -> Te
                 w = _overlap(cell, u0 + pad, u1 - pad)  # columns
                 occ = (soft * w[..., None, :]).sum(-1) / w.sum(-1, keepdim=True).clamp(min=1e-6)
                 mid = (v0 + v1) / 2
-            start = torch.floor(mid / cell + FINE / 2).long().clamp(0, FINE - 1)
+            # Start from the fullest position of the middle half (the middle itself may be
+            # a hole: a body's shadow, something over the bed).
+            lo_m, hi_m = (u0, u1) if axis == 0 else (v0, v1)
+            quarter = (hi_m - lo_m) / 4
+            middle = _overlap(cell, mid - quarter, mid + quarter) > 0
+            start = torch.where(middle, occ, torch.full_like(occ, -1.0)).argmax(-1)
             lo, hi = run_extent(occ, start, 0.5)
             lo, hi = (lo - FINE / 2) * cell, (hi - FINE / 2) * cell
             if axis == 0:

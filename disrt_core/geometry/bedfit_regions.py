@@ -41,8 +41,8 @@ def plane_basis(n: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def band_tolerance(sigma: Tensor) -> Tensor:
-    """How far below a level (m) its surface still counts: 2.5σ, at least 3 cm."""
-    return torch.clamp(2.5 * sigma, min=0.03)
+    """How far below a level (m) its surface still counts: 2.5σ, 3–10 cm."""
+    return torch.clamp(2.5 * sigma, min=0.03, max=0.1)
 
 
 def _shifted(x: Tensor, k: int, dim: int, op, fill: float) -> Tensor:

@@ -151,6 +151,59 @@ def random_room(rng: np.random.Generator, *, person=None, pillow=None, blanket=N
     return room
 
 
+def bedroom(width: float = 0.9, length: float = 2.0, floor: float = 0.5, *,
+            person: bool = True, pillow: bool = True, blanket: bool = False,
+            headboard: float | None = 0.4, furniture: bool = True) -> Room:
+    """A fixed bedroom (no randomness): the mattress (0.2 m thick) on a frame with legs, a
+    headboard ``headboard`` m above the mattress (None: none), a pillow, someone lying on
+    the back (under a blanket), a bedside table touching the bed at the head end, a table
+    whose top is nearer the camera than the mattress, a sofa and a box on the floor."""
+    room = Room(width=width, length=length, floor=floor)
+    x0, x1, y0, y1 = CX - width / 2, CX + width / 2, CY - length / 2, CY + length / 2
+    room.box(x0, x1, y0, y1, -0.2, 0.0)
+    room.box(x0 - 0.03, x1 + 0.03, y0 - 0.03, y1 + 0.03, -0.3, -0.2)
+    for lx in (x0, x1 - 0.06):
+        for ly in (y0, y1 - 0.06):
+            room.box(lx, lx + 0.06, ly, ly + 0.06, -floor, -0.3)
+    if headboard is not None:
+        room.box(x0 - 0.03, x1 + 0.03, y1 + 0.03, y1 + 0.07, -floor, headboard)
+    lift = 0.0
+    if pillow:
+        room.box(CX - 0.3, CX + 0.3, y1 - 0.44, y1 - 0.04, 0.0, 0.12)
+        lift = 0.08
+    bodies = []
+    if person:
+        bodies = body_boxes(CX - 0.05, y1 - 0.12, "back", 0.88, False)
+        bodies[0] = (*bodies[0][:4], bodies[0][4] + lift, bodies[0][5] + lift)
+        for box in bodies if not blanket else bodies[:1]:
+            room.box(*box)
+    if blanket:
+        rng = np.random.default_rng(0)
+        room.blanket = _blanket(rng, room, bodies[1:], y1 - 0.37 if person else y1 - 0.45)
+    room.flags = {"person": person, "pillow": pillow, "blanket": blanket,
+                  "headboard": headboard, "bed": True}
+    if furniture:
+        room.box(x1 + 0.0, x1 + 0.45, y1 - 0.45, y1, -floor, 0.55 - floor)  # bedside table
+        room.box(x0 - 1.6, x0 - 0.8, CY - 0.6, CY + 0.6, 0.72 - floor, 0.75 - floor)  # table
+        room.box(x0 - 1.55, x0 - 1.5, CY - 0.55, CY - 0.5, -floor, 0.72 - floor)
+        room.box(x1 + 0.9, x1 + 1.8, CY - 1.0, CY + 1.0, -floor, 0.45 - floor)  # sofa seat
+        room.box(x1 + 1.6, x1 + 1.8, CY - 1.0, CY + 1.0, 0.45 - floor, 0.85 - floor)  # back
+        room.box(CX - 0.2, CX + 0.2, y0 - 0.9, y0 - 0.5, -floor, 0.3 - floor)  # a box
+    return room
+
+
+def view(room: Room, sensor: str, height: float, *, offset=(0.0, 0.0), tilt=(0.0, 0.0),
+         yaw: float = 0.0, seed: int = 0, noise: bool = True) -> Scenes:
+    """One frame of ``room`` by ``sensor`` from ``height`` m above the mattress, above the
+    point ``offset`` (m, from the bed centre), turned by (tilt_x, tilt_y, yaw) rad."""
+    T = overhead_camera_poses(torch.tensor([height], dtype=torch.float64),
+                              torch.tensor([[CX + offset[0], CY + offset[1]]],
+                                           dtype=torch.float64),
+                              torch.tensor([tilt], dtype=torch.float64),
+                              torch.tensor([yaw], dtype=torch.float64))
+    return render_rooms([room], T, sensor, seed, noise)
+
+
 def _blanket(rng, room: Room, bodies, y_top: float) -> dict:
     W, L = room.width, room.length
     thick = rng.uniform(0.02, 0.06)

@@ -1,0 +1,226 @@
+"""Finding the mattress (issue #19 part 2): accuracy on generated rooms, and the fit's time.
+
+    python benchmarks/bench_bedfit.py --scenes 1000 --sensors all --device cuda
+    python benchmarks/bench_bedfit.py --timing-only            # CPU timing at 640x480 only
+
+**Accuracy**: ``--scenes`` room scenes (``SimConfig(scene="room")``: floor, walls, bed base
+and boards, furniture above and below the mattress, clutter; ceiling cameras 1.4–3.2 m
+over the mattress, pitched up to 30°, the bed anywhere in view at any angle) shared out
+over ``--sensors``; 80 % with someone in bed, 15 % an empty bed, 5 % someone sitting on its
+edge; all covers. Each raw frame goes through ``bedfit_batch.fit_beds`` (``head="auto"``)
+in batches on ``--device``. Per scene with the whole mattress in view (the generator's
+``in_view``):
+
+* **right**: a fit, all four corners within 5 cm of the truth in the head-left, head-right,
+  foot-right, foot-left order (so the head end is right too; where the head end is
+  unknown the fallback side counts as the answer); the goal is ≥ 98 %;
+* **geometry right**: the same without the order (the head end either way);
+* **wrong fits not flagged** (every scene): a fit whose corners are 5 cm or more off in
+  either order (goal 0), and separately a confident (``head_known``) wrong head end.
+
+**Time** (CPU, B = 1, a 640×480 frame of the D435 at 640×480): median of ``--repeat``
+calls with torch on 2 threads and on 1 thread (goal ≤ 50 ms on the 2-core development
+CPU); on CUDA also the batched rate. ``--dump DIR`` writes failing frames (npz per
+sensor) to look at. The body is SMPL-sized from a fixture (``--body-model``): a body's
+detail does not change where the mattress is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import Result, Row, command_line, load_body, machine_info, save, time_call
+
+from disrt_core.geometry.bedfit_batch import REASONS, fit_beds
+from disrt_core.sim import SceneGenerator, SimConfig
+from disrt_core.sim.sensors import ALL_SENSORS
+
+TOL_M = 0.05
+OCCUPANCY = (0.8, 0.15, 0.05)
+
+
+def corner_errors(fits, truth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Largest corner distance [B] in the fit's head order, and in either order."""
+    fit = fits.corners.double().cpu()
+    truth = truth.double().cpu()
+    ordered = (fit - truth).norm(dim=-1).amax(-1)
+    flipped = (fit[:, [2, 3, 0, 1]] - truth).norm(dim=-1).amax(-1)
+    return ordered, torch.minimum(ordered, flipped)
+
+
+def run_sensor(name: str, scenes: int, batch: int, body, device: str, seed: int,
+               dump: Path | None) -> dict:
+    gen = SceneGenerator(SimConfig(scene="room", sensor=name, occupancy=OCCUPANCY), body,
+                         device)
+    stats = {"scenes": 0, "in_view": 0, "right": 0, "geometry": 0, "refused": 0,
+             "wrong": 0, "head_confident_wrong": 0, "head_unknown": 0, "fit_s": 0.0,
+             "reasons": {}, "errors": []}
+    failures: dict[str, list] = {"depth": [], "K": [], "truth": [], "fit": [], "ok": []}
+    cues: list = []  # head cues toward the true head end, of fits right in either order
+    for start in range(0, scenes, batch):
+        n = min(batch, scenes - start)
+        sample = gen.sample(n, seed + start, with_raw=True)
+        raw, K = sample["depth_raw"], sample["K"]
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fits = fit_beds(raw, K, head="auto")
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        stats["fit_s"] += time.perf_counter() - t0
+        ordered, either = corner_errors(fits, sample["mattress_corners"])
+        ok, known = fits.ok.cpu(), fits.head_known.cpu()
+        view = sample["in_view"].cpu()
+        right = ok & (ordered < TOL_M)
+        stats["scenes"] += n
+        stats["in_view"] += int(view.sum())
+        stats["right"] += int((right & view).sum())
+        stats["geometry"] += int((ok & (either < TOL_M) & view).sum())
+        stats["refused"] += int((~ok & view).sum())
+        stats["wrong"] += int((ok & (either >= TOL_M)).sum())
+        stats["head_confident_wrong"] += int((ok & (either < TOL_M) & (ordered >= TOL_M)
+                                              & known).sum())
+        stats["head_unknown"] += int((ok & ~known).sum())
+        stats["errors"] += either[ok & view].tolist()
+        geom = (ok & (either < TOL_M)).to(fits.head_cues.device)
+        toward = torch.where((ordered < TOL_M).to(geom.device), 1.0, -1.0)
+        cues += (fits.head_cues * toward[:, None])[geom].cpu().tolist()
+        for r in fits.reason[~ok & view].tolist():
+            stats["reasons"][REASONS[r]] = stats["reasons"].get(REASONS[r], 0) + 1
+        bad = (view & ~right) | (ok & (either >= TOL_M))
+        if dump is not None:
+            for i in torch.nonzero(bad)[:, 0].tolist():
+                if len(failures["depth"]) < 6:
+                    failures["depth"].append(raw[i].cpu().numpy().astype(np.uint16))
+                    failures["K"].append(K[i].cpu().numpy())
+                    failures["truth"].append(sample["mattress_corners"][i].cpu().numpy())
+                    failures["fit"].append(fits.corners[i].cpu().numpy())
+                    failures["ok"].append(bool(ok[i]))
+    stats["failures"], stats["cues"] = failures, cues
+    return stats
+
+
+def write_dump(dump: Path, per_sensor: dict[str, dict]) -> None:
+    """Failing frames, two sensors to a file (npz: ``{sensor}_{key}``), and the head cues of
+    the fits right in either order (``cues.npz``, toward the true head end)."""
+    dump.mkdir(parents=True, exist_ok=True)
+    names = list(per_sensor)
+    for g in range(0, len(names), 2):
+        arrays = {f"{n}__{k}": np.stack(v) for n in names[g:g + 2]
+                  for k, v in per_sensor[n]["failures"].items() if v}
+        if arrays:
+            np.savez_compressed(dump / f"bedfit_fail_{g // 2}.npz", **arrays)
+    np.savez_compressed(dump / "bedfit_cues.npz", **{
+        n: np.asarray(per_sensor[n]["cues"], np.float32).reshape(-1, 3) for n in names})
+
+
+def cpu_timing(repeat: int) -> dict[int, float]:
+    """Median ms of one fit of a 640x480 D435 room frame on the CPU, per thread count."""
+    body = load_body("smpl-fixture", "cpu")
+    with torch.no_grad():
+        sample = SceneGenerator(SimConfig(scene="room", sensor="d435_640x480"), body,
+                                "cpu").sample(1, 7, with_raw=True)
+    raw, K = sample["depth_raw"], sample["K"]
+    out = {}
+    before = torch.get_num_threads()
+    for threads in (2, 1):
+        torch.set_num_threads(threads)
+        times = time_call(lambda: fit_beds(raw, K), warmup=3, repeat=repeat)
+        out[threads] = statistics.median(times) * 1e3
+    torch.set_num_threads(before)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenes", type=int, default=1000, help="room scenes in all")
+    parser.add_argument("--sensors", default="all", help="comma list, or all")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch", type=int, default=125, help="scenes generated at once")
+    parser.add_argument("--seed", type=int, default=19000)
+    parser.add_argument("--repeat", type=int, default=30, help="timed CPU calls")
+    parser.add_argument("--body-model", default="smpl-fixture")
+    parser.add_argument("--timing-only", action="store_true", help="only the CPU timing")
+    parser.add_argument("--no-timing", action="store_true", help="skip the CPU timing")
+    parser.add_argument("--dump", type=Path, help="write failing frames here (npz)")
+    parser.add_argument("--tag", default="", help="suffix of the result's name")
+    parser.add_argument("--note", default="", help="machine conditions, stored with it")
+    args = parser.parse_args(argv)
+    sensors = list(ALL_SENSORS) if args.sensors == "all" else args.sensors.split(",")
+    result = Result(f"bedfit{'_' + args.tag if args.tag else ''}", machine_info(),
+                    command_line())
+    if args.note:
+        result.notes.append(args.note)
+    if not args.timing_only:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            body = load_body(args.body_model, args.device)
+        per = max(1, args.scenes // len(sensors))
+        total = {"scenes": 0, "in_view": 0, "right": 0, "geometry": 0, "refused": 0,
+                 "wrong": 0, "head_confident_wrong": 0, "head_unknown": 0, "fit_s": 0.0}
+        errors, per_sensor = [], {}
+        for k, name in enumerate(sensors):
+            with torch.no_grad():
+                s = run_sensor(name, per, min(args.batch, per), body, args.device,
+                               args.seed + 1000 * k, args.dump)
+            per_sensor[name] = s
+            for key in total:
+                total[key] += s[key]
+            errors += s["errors"]
+            share = 100 * s["right"] / max(1, s["in_view"])
+            result.rows.append(Row(f"right (corners < 5 cm, head right), {name}",
+                                   round(share, 1), "%",
+                                   note=f"{s['right']}/{s['in_view']} in view; geometry "
+                                        f"right {s['geometry']}, refused {s['refused']}, "
+                                        f"wrong unflagged {s['wrong']}"))
+            print(f"{name:16s} right {s['right']}/{s['in_view']} ({share:.1f} %), geometry "
+                  f"{s['geometry']}, refused {s['refused']} {s['reasons']}, wrong "
+                  f"{s['wrong']}, confident head wrong {s['head_confident_wrong']}, "
+                  f"{1e3 * s['fit_s'] / max(1, s['scenes']):.2f} ms/frame", flush=True)
+        share = 100 * total["right"] / max(1, total["in_view"])
+        result.rows += [
+            Row("right (corners < 5 cm, head end right), all sensors", round(share, 2), "%",
+                "≥ 98 %", share >= 98.0,
+                note=f"{total['right']}/{total['in_view']} scenes in view of "
+                     f"{total['scenes']}; {len(sensors)} sensors"),
+            Row("geometry right (corners < 5 cm, either end), all sensors",
+                round(100 * total["geometry"] / max(1, total["in_view"]), 2), "%"),
+            Row("refused (no bed found) though in view", round(
+                100 * total["refused"] / max(1, total["in_view"]), 2), "%"),
+            Row("wrong fits not flagged (corners ≥ 5 cm off, either end)", total["wrong"],
+                "fits", "0", total["wrong"] == 0, note=f"of {total['scenes']} scenes"),
+            Row("confident head end wrong (head_known)", total["head_confident_wrong"],
+                "fits"),
+            Row("head end unknown (no cue)", round(100 * total["head_unknown"] / max(
+                1, total["scenes"]), 1), "%"),
+            Row("corner error of the fits in view, median / p95",
+                round(1e3 * float(np.median(errors)), 1) if errors else 0.0, "mm",
+                note=f"p95 {1e3 * float(np.percentile(errors, 95)):.1f} mm" if errors
+                else ""),
+            Row(f"fit_beds batched on {args.device}", round(1e3 * total["fit_s"] / max(
+                1, total["scenes"]), 3), "ms/frame", note=f"batches of {args.batch}"),
+        ]
+        print(f"all: right {share:.2f} %, wrong unflagged {total['wrong']}")
+        if args.dump is not None:
+            write_dump(args.dump, per_sensor)
+    if not args.no_timing:
+        ms = cpu_timing(args.repeat)
+        for threads, value in ms.items():
+            result.rows.append(Row(f"fit_bed 640x480, B=1, cpu, {threads} thread(s)",
+                                   round(value, 2), "ms", "≤ 50 ms (2-core CPU)",
+                                   value <= 50.0))
+            print(f"CPU B=1 640x480, {threads} thread(s): {value:.1f} ms")
+    print(f"wrote {save(result)}")
+
+
+if __name__ == "__main__":
+    main()

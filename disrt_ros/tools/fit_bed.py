@@ -1,0 +1,401 @@
+"""``disrt-fit-bed``: find the mattress in one depth view and show it: how a user checks a new
+camera mount before running the bed monitor with ``bed_region: auto``.
+
+Sources (one of):
+
+* ``--bag BAG [--topic DEPTH] [--info-topic INFO]``: a rosbag2 bag (default topics: this
+  project's / realsense-ros's ``/camera/camera/depth/image_rect_raw`` and the
+  ``camera_info`` beside the depth topic); ``--frame N`` picks the N-th depth frame
+  (default 0) and ``--median K`` fits the per-pixel median of K frames from there (noise
+  and holes of a stereo camera average out; 0 readings are left out);
+* ``--realsense [SERIAL]``: a live RealSense through pyrealsense2 (the median of
+  ``--median`` frames, default 15, after 30 frames of warm-up for the auto-exposure);
+* ``--depth FILE --intrinsics FX FY CX CY`` or ``--camera-info YAML``: a depth image, a
+  16-bit PNG in millimetres or a ``.npy`` in millimetres or metres (floats with a median
+  under 20 are taken as metres, and the tool says so).
+
+It prints the fit (mattress size, camera distance and tilt, the corners in pixels and in
+metres, the head end and how sure it is) and the lines to paste into
+``config/bed_monitor.yaml`` (``corners_px`` for ``bed_region: corners``, ``T_cam_bed`` for
+``bed_region: pose``), and writes a PNG (``--out``, default ``fit_bed.png``): the depth
+colour-mapped with the mattress outline (its head end marked) beside the 128×54 image the
+network would see (``geometry.camera.raw_to_network`` and ``normalize_depth`` as in the
+node). When no mattress is found it prints why (``BedNotFoundError``), still writes the
+PNG, with the horizontal surfaces it measured outlined and labelled, and exits with code 2
+(1 for unusable input).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from disrt_ros.bags import DEPTH_TOPIC
+
+EXIT_INPUT, EXIT_NO_BED = 1, 2
+
+
+class InputError(RuntimeError):
+    """The input cannot be used; the message names it and the fix."""
+
+
+@dataclass
+class View:
+    depth_mm: np.ndarray  # float32 [H,W] mm, 0 = no reading
+    K: np.ndarray  # [3,3]
+    source: str
+    notes: list[str]
+
+
+# -- inputs ------------------------------------------------------------------------------
+
+def read_camera_info(path: Path) -> np.ndarray:
+    """K [3,3] of a camera-info YAML: ROS ``camera_calibration``'s (``camera_matrix: {data:
+    [...]}``) or a CameraInfo message dump (``k: [...]`` / ``K: [...]``)."""
+    import yaml
+
+    try:
+        info = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise InputError(f"cannot read camera info {path}: {err}") from err
+    if not isinstance(info, dict):
+        raise InputError(f"camera info {path} is not a YAML mapping")
+    data = None
+    if isinstance(info.get("camera_matrix"), dict):
+        data = info["camera_matrix"].get("data")
+    for key in ("k", "K"):
+        data = info.get(key, data) if data is None else data
+    try:
+        K = np.asarray(data, np.float64).reshape(3, 3)
+    except (TypeError, ValueError):
+        raise InputError(f"camera info {path} has no 3x3 camera matrix (camera_matrix.data "
+                         "or k: 9 numbers)") from None
+    if K[0, 0] <= 0 or K[1, 1] <= 0:
+        raise InputError(f"camera info {path}: focal lengths must be positive, got {K}")
+    return K
+
+
+def read_depth_file(path: Path) -> tuple[np.ndarray, list[str]]:
+    """Depth [H,W] in mm (float32) of a 16-bit PNG (mm) or a .npy (mm or m, detected)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"depth image {path} does not exist")
+    notes = []
+    if path.suffix.lower() == ".npy":
+        try:
+            depth = np.load(path)
+        except (OSError, ValueError) as err:
+            raise InputError(f"cannot read {path} as a numpy array: {err}") from err
+        depth = np.asarray(depth)
+        if depth.ndim == 3 and depth.shape[-1] == 1:
+            depth = depth[..., 0]
+        valid = np.isfinite(depth) & (depth > 0)
+        if depth.dtype.kind == "f" and valid.any() and np.median(depth[valid]) < 20:
+            notes.append(f"{path.name}: float values with median {np.median(depth[valid]):.2f}"
+                         ": read as metres")
+            depth = depth * 1000.0
+        else:
+            notes.append(f"{path.name}: read as millimetres")
+        depth = np.where(np.isfinite(depth) & (depth > 0), depth, 0).astype(np.float32)
+    else:
+        import cv2
+
+        depth = cv2.imread(str(path), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_UNCHANGED)
+        if depth is None:
+            raise InputError(f"cannot read {path} as an image (16-bit PNG in mm expected)")
+        if depth.dtype != np.uint16:
+            raise InputError(f"{path} is {depth.dtype}, not a 16-bit depth image in mm; save "
+                             "depth as a 16-bit PNG (or a .npy in mm or m)")
+        notes.append(f"{path.name}: 16-bit image read as millimetres")
+        depth = depth.astype(np.float32)
+    if depth.ndim != 2:
+        raise InputError(f"{path}: a depth image must be 2-D, got shape {depth.shape}")
+    return depth, notes
+
+
+def median_depth(frames: list[np.ndarray]) -> np.ndarray:
+    """Per-pixel median of frames [H,W] (mm), leaving out 0 readings (0 where all are)."""
+    if len(frames) == 1:
+        return frames[0].astype(np.float32)
+    stack = np.stack(frames).astype(np.float32)
+    stack[stack <= 0] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels: no reading
+        med = np.nanmedian(stack, axis=0)
+    return np.nan_to_num(med, nan=0.0).astype(np.float32)
+
+
+def read_bag(path: Path, topic: str, info_topic: str | None, frame: int, count: int) -> View:
+    from disrt_ros import bag_msgs
+    from disrt_ros.bags import CAMERA_INFO, IMAGE, BagError, BagReader
+
+    info_topic = info_topic or topic.rsplit("/", 1)[0] + "/camera_info"
+    frames, K = [], None
+    try:
+        with BagReader(path) as bag:
+            bag.require(topic, IMAGE)
+            bag.require(info_topic, CAMERA_INFO)
+            for _, msg in bag.read(info_topic, CAMERA_INFO):
+                K = bag_msgs.camera_info_K(msg)
+                break
+            for i, (_, msg) in enumerate(bag.read(topic, IMAGE)):
+                if i < frame:
+                    continue
+                image = bag_msgs.image_to_array(msg)
+                frames.append(image * 1000.0 if image.dtype == np.float32 else
+                              image.astype(np.float32))
+                if len(frames) >= count:
+                    break
+    except BagError as err:
+        raise InputError(str(err)) from err
+    if K is None:
+        raise InputError(f"bag {path}: no CameraInfo on {info_topic}; give --info-topic")
+    if not frames:
+        raise InputError(f"bag {path} has fewer than {frame + 1} frames on {topic}")
+    notes = [f"{len(frames)} frame(s) from #{frame} of {topic}"
+             + (" (per-pixel median)" if len(frames) > 1 else "")]
+    return View(median_depth(frames), K, f"bag {path}", notes)
+
+
+def read_realsense(serial: str | None, count: int) -> View:
+    from disrt_ros.realsense import depth_frames
+
+    frames, K = [], None
+    try:
+        stream = depth_frames(serial=serial or None)
+        for i, frame in enumerate(stream):
+            if i < 30:
+                continue  # auto-exposure settles
+            frames.append(frame.depth_mm.astype(np.float32))
+            K = frame.K
+            if len(frames) >= count:
+                break
+        stream.close()
+    except ImportError as err:
+        raise InputError(str(err)) from err
+    except (RuntimeError, TimeoutError) as err:
+        raise InputError(f"RealSense: {err} (is a camera connected and free? --realsense "
+                         "SERIAL picks one)") from err
+    if not frames:
+        raise InputError("RealSense: no depth frames")
+    return View(median_depth(frames), K, f"RealSense {serial or '(first found)'}",
+                [f"median of {len(frames)} live frames"])
+
+
+# -- the picture ---------------------------------------------------------------------------
+
+def colour_depth(depth_mm: np.ndarray) -> np.ndarray:
+    import cv2
+
+    valid = depth_mm > 0
+    if not valid.any():
+        return np.zeros((*depth_mm.shape, 3), np.uint8)
+    lo, hi = np.percentile(depth_mm[valid], [1, 99])
+    scaled = np.clip((depth_mm - lo) / max(hi - lo, 1.0) * 255, 0, 255).astype(np.uint8)
+    image = cv2.applyColorMap(255 - scaled, cv2.COLORMAP_TURBO)  # near: warm
+    image[~valid] = 0
+    return image
+
+
+def project(K: np.ndarray, points: np.ndarray) -> np.ndarray:
+    uvw = points @ K.T
+    return uvw[..., :2] / uvw[..., 2:3]
+
+
+def network_image(depth_mm: np.ndarray, K: np.ndarray, T_cam_bed: np.ndarray) -> np.ndarray:
+    """The 128×54 network input in [0, 1] (the node's preprocessing)."""
+    import torch
+
+    from disrt_core.geometry.bedframe import SLP_DANALAB_BED_MM, normalize_depth
+    from disrt_core.geometry.camera import raw_to_network
+
+    net = raw_to_network(torch.from_numpy(depth_mm)[None], torch.from_numpy(K).float()[None],
+                         torch.from_numpy(T_cam_bed).float()[None], SLP_DANALAB_BED_MM)
+    return normalize_depth(net, SLP_DANALAB_BED_MM)[0].numpy()
+
+
+def draw(view: View, fit, candidates: list[tuple[np.ndarray, str]], out: Path,
+         title: str) -> None:
+    """Depth with outlines (and the network image when ``fit``) side by side, to ``out``."""
+    import cv2
+
+    image = colour_depth(view.depth_mm)
+    thick = max(1, round(image.shape[1] / 320))
+    font = 0.4 * thick
+    for corners, label in candidates:
+        uv = project(view.K, corners)
+        cv2.polylines(image, [np.round(uv).astype(np.int32)], True, (200, 200, 200), thick)
+        cv2.putText(image, label, tuple(np.round(uv.mean(0)).astype(int) - np.array([40, 0])),
+                    cv2.FONT_HERSHEY_SIMPLEX, font, (255, 255, 255), thick)
+    panels = [image]
+    if fit is not None:
+        uv = project(view.K, fit.corners)
+        cv2.polylines(image, [np.round(uv).astype(np.int32)], True, (0, 255, 0), 2 * thick)
+        head = np.round(uv[:2]).astype(np.int32)
+        colour = (0, 0, 255) if fit.head_known else (0, 200, 255)
+        cv2.line(image, tuple(head[0]), tuple(head[1]), colour, 4 * thick)
+        mid = np.round(uv[:2].mean(0)).astype(int)
+        cv2.circle(image, tuple(mid), 4 * thick, colour, -1)
+        cv2.putText(image, "HEAD" if fit.head_known else "head?", tuple(mid + np.array([6, -6])),
+                    cv2.FONT_HERSHEY_SIMPLEX, 1.5 * font, colour, thick)
+        for i, name in enumerate(("HL", "HR", "FR", "FL")):
+            cv2.putText(image, name, tuple(np.round(uv[i]).astype(int)),
+                        cv2.FONT_HERSHEY_SIMPLEX, font, (255, 255, 255), thick)
+        net = network_image(view.depth_mm, view.K, fit.T_cam_bed)
+        scale = max(1, image.shape[0] // 128)
+        net = cv2.resize((net * 255).astype(np.uint8), (54 * scale, 128 * scale),
+                         interpolation=cv2.INTER_NEAREST)
+        net = cv2.applyColorMap(net, cv2.COLORMAP_BONE)
+        cv2.putText(net, "network", (2, 12 * thick), cv2.FONT_HERSHEY_SIMPLEX, font,
+                    (0, 255, 255), thick)
+        pad = np.zeros((image.shape[0], net.shape[1] + 8, 3), np.uint8)
+        pad[:net.shape[0], 4:4 + net.shape[1]] = net[:image.shape[0]]
+        panels.append(pad)
+    canvas = np.hstack(panels)
+    bar = np.zeros((18 * thick, canvas.shape[1], 3), np.uint8)
+    cv2.putText(bar, title[:120], (4, 13 * thick), cv2.FONT_HERSHEY_SIMPLEX, font,
+                (255, 255, 255), thick)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(out), np.vstack([bar, canvas])):
+        raise InputError(f"cannot write {out}")
+
+
+# -- the report ----------------------------------------------------------------------------
+
+def head_image_side(fit, K: np.ndarray) -> str:
+    """The image side (top, bottom, left, right) the head end lies toward."""
+    centre = fit.corners.mean(0)
+    head = fit.corners[:2].mean(0)
+    du, dv = project(K, head) - project(K, centre)
+    if abs(du) > abs(dv):
+        return "right" if du > 0 else "left"
+    return "bottom" if dv > 0 else "top"
+
+
+def report(view: View, fit) -> str:
+    uv = project(view.K, fit.corners)
+    tilt = math.degrees(math.acos(min(1.0, abs(float(fit.normal[2])))))
+    distance = float(np.linalg.norm(fit.corners.mean(0)))
+    side = head_image_side(fit, view.K)
+    head = (f"head end toward the image {side} (confidence {fit.head_confidence:.2f}; cues "
+            f"person {fit.head_cues[0]:+.2f}, pillow {fit.head_cues[1]:+.2f}, boards "
+            f"{fit.head_cues[2]:+.2f})" if fit.head_known else
+            f"head end unknown (no person, pillow or headboard seen): taken toward the image "
+            f"{side}; the node decides again once someone lies in the bed")
+    names = ("head-left", "head-right", "foot-right", "foot-left")
+    lines = [f"mattress {fit.size_m[0]:.2f} x {fit.size_m[1]:.2f} m (width x length)",
+             f"camera {fit.offset:.2f} m above the mattress, {distance:.2f} m from its centre, "
+             f"tilted {tilt:.1f}° from looking straight down",
+             head, "corners (pixels u, v | camera frame x, y, z m):"]
+    lines += [f"  {n:10s} {p[0]:7.1f} {p[1]:7.1f} | {c[0]:+.3f} {c[1]:+.3f} {c[2]:+.3f}"
+              for n, p, c in zip(names, uv, fit.corners)]
+    lines += ["", "for config/bed_monitor.yaml:",
+              f"      corners_px: [{', '.join(f'{v:.1f}' for v in uv.reshape(-1))}]"
+              "   # bed_region: corners",
+              f"      T_cam_bed: [{', '.join(f'{v:.4f}' for v in fit.T_cam_bed.reshape(-1))}]"
+              "   # bed_region: pose",
+              f"      head_side: {side}   # bed_region: auto with a fixed head end"]
+    return "\n".join(lines)
+
+
+def candidate_outlines(error) -> list[tuple[np.ndarray, str]]:
+    """Outlines and labels of the surfaces measured (from a BedNotFoundError's fits)."""
+    fits = getattr(error, "fits", None)
+    if fits is None:
+        return []
+    out = []
+    for k in range(fits.cand_corners.shape[1]):
+        size = fits.cand_size[0, k].cpu().numpy()
+        if size.min() <= 0:
+            continue
+        corners = fits.cand_corners[0, k].cpu().double().numpy()
+        out.append((corners, f"{size[0]:.2f}x{size[1]:.2f} m @ "
+                             f"{float(fits.cand_distance[0, k]):.2f} m"))
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="disrt-fit-bed", description="Find the mattress in a depth view and show it "
+        "(check a camera mount for bed_region: auto).")
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--bag", type=Path, help="rosbag2 bag (directory, .mcap or .db3)")
+    src.add_argument("--realsense", nargs="?", const="", metavar="SERIAL",
+                     help="a live RealSense (the first found, or SERIAL)")
+    src.add_argument("--depth", type=Path, help="depth image: 16-bit PNG (mm) or .npy")
+    parser.add_argument("--topic", default=DEPTH_TOPIC, help=f"depth topic ({DEPTH_TOPIC})")
+    parser.add_argument("--info-topic", help="CameraInfo topic (default: camera_info beside "
+                                             "the depth topic)")
+    parser.add_argument("--frame", type=int, default=0, help="bag: first depth frame used")
+    parser.add_argument("--median", type=int, default=None, metavar="K",
+                        help="fit the per-pixel median of K frames (bag: 1, live: 15)")
+    parser.add_argument("--intrinsics", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"))
+    parser.add_argument("--camera-info", type=Path, help="camera info YAML for --depth")
+    parser.add_argument("--head", default="auto",
+                        choices=("auto", "top", "bottom", "left", "right"),
+                        help="head end: auto, or the image side it is on")
+    parser.add_argument("--out", type=Path, default=Path("fit_bed.png"), help="picture")
+    return parser
+
+
+def load_view(args) -> View:
+    if args.bag is not None:
+        return read_bag(args.bag, args.topic, args.info_topic, args.frame, args.median or 1)
+    if args.realsense is not None:
+        return read_realsense(args.realsense, args.median or 15)
+    depth, notes = read_depth_file(args.depth)
+    if args.camera_info is not None:
+        K = read_camera_info(args.camera_info)
+    elif args.intrinsics is not None:
+        fx, fy, cx, cy = args.intrinsics
+        K = np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+    else:
+        raise InputError("--depth needs the intrinsics: --intrinsics FX FY CX CY or "
+                         "--camera-info camera_info.yaml")
+    return View(depth, K, f"depth image {args.depth}", notes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from disrt_core.geometry.bedfit import BedNotFoundError, fit_bed
+
+    try:
+        view = load_view(args)
+    except InputError as err:
+        print(f"disrt-fit-bed: error: {err}", file=sys.stderr)
+        return EXIT_INPUT
+    print(f"[disrt-fit-bed] {view.source}: {view.depth_mm.shape[1]}x{view.depth_mm.shape[0]}, "
+          f"fx {view.K[0, 0]:.1f} fy {view.K[1, 1]:.1f}; " + "; ".join(view.notes))
+    try:
+        fit = fit_bed(view.depth_mm, view.K, head=args.head)
+    except BedNotFoundError as err:
+        print(f"disrt-fit-bed: no bed found: {err}", file=sys.stderr)
+        try:
+            draw(view, None, candidate_outlines(err), args.out, f"NO BED: {err}")
+            print(f"[disrt-fit-bed] wrote {args.out} (the surfaces measured, outlined)",
+                  file=sys.stderr)
+        except InputError as werr:
+            print(f"disrt-fit-bed: error: {werr}", file=sys.stderr)
+        return EXIT_NO_BED
+    except ValueError as err:  # a head side the bed does not run toward
+        print(f"disrt-fit-bed: error: {err}", file=sys.stderr)
+        return EXIT_INPUT
+    print(report(view, fit))
+    try:
+        draw(view, fit, [], args.out, f"{fit.size_m[0]:.2f} x {fit.size_m[1]:.2f} m, "
+             f"{fit.offset:.2f} m below; head {'known' if fit.head_known else 'unknown'}")
+    except InputError as err:
+        print(f"disrt-fit-bed: error: {err}", file=sys.stderr)
+        return EXIT_INPUT
+    print(f"[disrt-fit-bed] wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
