@@ -97,7 +97,7 @@ REST_CHAINS = ("head", "left_forearm", "right_forearm", "left_shin", "right_shin
 #: Per part: the joint where it hangs on the trunk and the distance (m, 1.75 m body) over
 #: which its sinking goes from the trunk's to its own.
 LIMB_ROOT = {1: (12, 0.10), 2: (16, 0.30), 3: (17, 0.30), 4: (1, 0.45), 5: (2, 0.45)}
-MAX_TEST = 160
+MAX_TEST = 100
 
 
 class RestModel:

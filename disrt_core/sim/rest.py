@@ -58,7 +58,7 @@ from disrt_core.sim.support import (
     part_sinks,
 )
 
-ANGLES_DEG = (1.0, 2.5, 5.0, 9.0, 14.0, 21.0, 30.0, 42.0, 58.0, 78.0)
+ANGLES_DEG = (1.5, 4.0, 8.0, 14.0, 22.0, 33.0, 50.0, 75.0)
 BODY_SINK = 0.005  # m a part sinks into another part it rests on
 TOLERANCE = 0.004  # m: a chain this little above its support is left alone
 BAND = 0.015  # m: nor is one sunk this much deeper than its own load would sink it
