@@ -14,10 +14,13 @@ exactly by sorting the ``b_i`` (:func:`sink_depth`, "water filling"). A heavier 
 deeper; a stiffer mattress less. The integrated pressure equals the weight exactly, up to
 the cells outside the grid (none for a body on the mattress).
 
-The default stiffness range U[6, 15]·10⁴ N/m³ puts a 70 kg adult 3–6 cm deep with peak
-pressures of 4–12 kPa (30–90 mmHg), the range pressure-mat studies of foam hospital
-mattresses report. The mattress surface one sees beside the body sags with it: the visible
-top is ``−blur(δ)`` (Gaussian, σ = 4 cm), the cover fabric spreading the dent.
+The default stiffness range U[6, 15]·10⁴ N/m³ gives peak pressures of 4–12 kPa (30–90
+mmHg), the range pressure-mat studies of foam hospital mattresses report; with the limbs
+resting on it by their own weight (:mod:`disrt_core.sim.rest`) the deepest point of a lying
+adult sinks 75–90 mm on average (bench_rest; 30–60 mm before the limbs rested, when they
+took weight off the trunk at its own depth). The mattress surface one sees beside the body
+sags with it: the visible top is ``−blur(δ)`` (Gaussian, σ = 4 cm), the cover fabric
+spreading the dent.
 
 **Pillow** (:func:`rest_on_mattress`, :func:`pressure_map`) [choice]: where the body lies on
 the head pillow (its underside above half the pillow's compressed height; a hand under the
