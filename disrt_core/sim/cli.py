@@ -1,10 +1,15 @@
 """``disrt-generate``: write a synthetic in-bed depth dataset as shards, or a preview sheet.
 
     disrt-generate --n 100000 --out data/synth --device cuda --seed 0 \\
-        [--body-model anny|smpl|auto] [--sensor kinect2|d435] [--covers 0,1,2]
+        [--body-model anny|smpl|auto] [--sensor kinect2|d435|d455_640x360|...] [--covers 0,1,2]
+    disrt-generate --scene room --sensor d455_640x360 --n 20000 --out data/rooms_d455 \\
+        [--bed-pose fit|true] [--occupancy 1,1,1]
     disrt-generate --domain target --n 1000 --out data/target --device cuda --seed 1001
     disrt-generate --preview out.png [--preview-n 6]
 
+``--scene room`` renders whole rooms around the bed (:mod:`disrt_core.sim.room`: floor,
+walls, furniture, a ceiling camera anywhere above the bed), and by default makes the network
+image with the bed found on each raw frame as the node finds it (``--bed-pose fit``).
 ``--domain target`` makes the "pseudo-real" target domain of :mod:`disrt_core.sim.target`
 (its own cameras, clutter, simulated blankets and bodies; its manifest says
 ``"domain": "target"``).
@@ -38,7 +43,13 @@ import numpy as np
 import torch
 
 from disrt_core.data import shards
-from disrt_core.sim.generator import GENERATOR_VERSION, SceneGenerator, SimConfig, to_shard_arrays
+from disrt_core.sim.generator import (
+    GENERATOR_VERSION,
+    SCENES,
+    SceneGenerator,
+    SimConfig,
+    to_shard_arrays,
+)
 from disrt_core.sim.scene import PILLOW_PROB
 from disrt_core.sim.sensors import SENSORS
 from disrt_core.threads import cpu_threads
@@ -206,8 +217,21 @@ def _make_generator(args: argparse.Namespace) -> SceneGenerator:
         return TargetGenerator(TargetConfig(covers=args.covers, noise=not args.no_noise), body,
                                args.device)
     config = SimConfig(sensor=args.sensor, covers=args.covers, noise=not args.no_noise,
-                       pillow_prob=args.pillow_prob)
+                       pillow_prob=args.pillow_prob, scene=args.scene,
+                       bed_pose=args.bed_pose or ("fit" if args.scene == "room" else "true"),
+                       occupancy=args.occupancy)
     return SceneGenerator(config, body, args.device)
+
+
+def _shares(text: str) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3 or min(values) < 0 or sum(values) <= 0:
+        raise argparse.ArgumentTypeError(f"expected three non-negative shares like 1,1,1, got "
+                                         f"{text!r}")
+    return values
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -223,7 +247,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "target domain (disrt_core.sim.target: its own cameras, clutter, "
                         "simulated blankets and bodies)")
     p.add_argument("--sensor", default=None, choices=sorted(SENSORS),
-                   help="source domain: kinect2 (default) or d435")
+                   help="source domain: the depth camera (default kinect2; see "
+                        "disrt_core.sim.sensors)")
+    p.add_argument("--scene", default="bed", choices=SCENES,
+                   help="source domain: bed (the bed seen from above, as SLP's camera sees "
+                        "it; default) or room (a whole room around the bed, seen by a ceiling "
+                        "camera anywhere above it)")
+    p.add_argument("--bed-pose", default=None, choices=("true", "fit"),
+                   help="source domain: make the network image with the true bed pose, or "
+                        "with the bed found on the raw frame as the node does (labels in "
+                        "that frame); default fit for rooms, true for bed scenes")
+    p.add_argument("--occupancy", default="1,0,0", type=_shares,
+                   help="source domain: shares of scenes with someone lying in bed, an empty "
+                        "bed and someone sitting on its edge (default 1,0,0)")
     p.add_argument("--covers", default="0,1,2",
                    help="cover levels to draw from: 0 uncover, 1 sheet, 2 blanket")
     p.add_argument("--shard-size", type=int, default=1000)
@@ -257,9 +293,11 @@ def main(argv: list[str] | None = None) -> int:
                              f"{args.covers!r}")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         build_parser().error("--device cuda but torch sees no CUDA device")
-    if args.domain == "target" and (args.sensor is not None or args.pillow_prob is not None):
-        build_parser().error("--sensor and --pillow-prob are source-domain options; the target "
-                             "domain has its own cameras and pillows (disrt_core.sim.target)")
+    if args.domain == "target" and (args.sensor is not None or args.pillow_prob is not None
+                                    or args.scene != "bed" or args.bed_pose is not None):
+        build_parser().error("--sensor, --scene, --bed-pose and --pillow-prob are source-domain "
+                             "options; the target domain has its own cameras and pillows "
+                             "(disrt_core.sim.target)")
     args.sensor = args.sensor or "kinect2"
     args.pillow_prob = PILLOW_PROB if args.pillow_prob is None else args.pillow_prob
     args.batch_size = args.batch_size or (256 if args.device.startswith("cuda") else 64)
@@ -268,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     args.covers = covers
     start = time.perf_counter()
     generator = _make_generator(args)
-    what = "target domain" if args.domain == "target" else f"sensor {args.sensor}"
+    what = "target domain" if args.domain == "target" else \
+        f"{args.scene} scenes, sensor {args.sensor}"
     print(f"[disrt-generate] {generator.body.model_id} on {args.device}, {what}, "
           f"covers {covers}; ready in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     if args.preview is not None:

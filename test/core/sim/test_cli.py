@@ -127,3 +127,19 @@ def test_worker_processes_write_the_same_shards(tmp_path, sim_generator):
     arrays, _ = read_shard(out / shard_name(1))
     for key in arrays:
         np.testing.assert_array_equal(arrays[key], again[key], err_msg=key)
+
+
+def test_room_scenes_with_the_node_fit_from_the_command_line(tmp_path):
+    out = tmp_path / "rooms"
+    assert cli.main(["--scene", "room", "--sensor", "d435_424x240", "--n", "4", "--out",
+                     str(out), "--shard-size", "4", "--batch-size", "4", "--body-model",
+                     "anny", "--quiet", "--workers", "1"]) == 0
+    config = read_manifest(out)["settings"]["config"]
+    assert config["scene"] == "room" and config["bed_pose"] == "fit"
+    assert config["sensor"] == "d435_424x240" and config["occupancy"] == [1.0, 0.0, 0.0]
+    arrays, _ = read_shard(out / shard_name(0))
+    assert arrays["depth"].shape == (4, 128, 54) and np.isfinite(arrays["params"]).all()
+    with pytest.raises(SystemExit):
+        cli.main(["--scene", "room", "--domain", "target", "--out", str(tmp_path / "x")])
+    with pytest.raises(SystemExit):
+        cli.main(["--occupancy", "1,2", "--out", str(tmp_path / "y")])
