@@ -66,6 +66,7 @@ REASONS = {
     HEAD_ACROSS: "the bed's long side does not run toward the given head side",
 }
 LEVELS = 5
+COARSE = 4
 FINE_CANDIDATES = 3
 _IMAGE_DIRS = {"top": (0.0, -1.0), "bottom": (0.0, 1.0), "left": (-1.0, 0.0), "right": (1.0, 0.0)}
 
@@ -185,6 +186,13 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     per_level = comps.shape[2]
     comps = comps.reshape(B, -1, *comps.shape[-2:])
     cand_level = torch.arange(LEVELS, device=dev).repeat_interleave(per_level)[None].expand(B, -1)
+    # Only the COARSE regions nearest a mattress's area (1.3-5 m² with what lies beside it)
+    # are measured.
+    area = comps.flatten(2).sum(-1) * grid["cell"][:, None] ** 2
+    near = -(torch.log(area.clamp(min=1e-3) / 2.5)).abs()
+    keep = near.topk(COARSE, dim=1).indices  # [B,COARSE]
+    comps = _take(comps, keep)
+    cand_level = torch.gather(cand_level, 1, keep)
     coarse = coarse_rectangles(comps, grid)
     # Is there a floor 0.25-0.9 m below each level?
     gap = levels["d"][:, None, :] - levels["d"][:, :, None]  # [B,L(level),L(other)]
@@ -260,8 +268,10 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     serious = (flags & (rect_mod.FLAG_SIZE | rect_mod.FLAG_EMPTY)) > 0
     other = (flags & ~(rect_mod.FLAG_VIEW | rect_mod.FLAG_OCCLUDED | rect_mod.FLAG_SIZE
                        | rect_mod.FLAG_EMPTY)) > 0
+    partial = ((flags & rect_mod.FLAG_VIEW) > 0) & ((flags & (
+        rect_mod.FLAG_RAISED | rect_mod.FLAG_EMPTY)) == 0)
     rank = torch.where(good, 10.0 + chk["fill"] + 0.1 * chk["flat"],
-                       -2.0 * serious - 1.0 * other + 0.01 * chk["fill"])
+                       -2.0 * serious - 1.0 * other + 0.01 * chk["fill"] + 2.5 * partial)
     if opt["debug"] is not None:
         opt["debug"].update(levels=levels, grid=grid, comps=comps, coarse=coarse, sel=sel,
                             fine=fine, rect=rect, checks=chk, flags=flags, n=n, e1=e1, e2=e2,
@@ -272,9 +282,11 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     bflags = flags[ar, best]
     mattress_like = (bflags & (rect_mod.FLAG_SIZE | rect_mod.FLAG_EMPTY | rect_mod.FLAG_RAISED)
                      ) == 0
+    raised = (bflags & (rect_mod.FLAG_EMPTY | rect_mod.FLAG_RAISED)) == 0
     reason = torch.full((B,), NO_MATTRESS, device=dev, dtype=torch.int64)
     reason = torch.where(mattress_like & ((bflags & rect_mod.FLAG_OCCLUDED) > 0), HIDDEN, reason)
-    reason = torch.where(mattress_like & ((bflags & rect_mod.FLAG_VIEW) > 0), PARTIAL, reason)
+    # A raised surface running out of the image (cut short, it need not look mattress-sized).
+    reason = torch.where(raised & ((bflags & rect_mod.FLAG_VIEW) > 0), PARTIAL, reason)
     reason = torch.where(found, reason, NO_PLANE)
     reason = torch.where(n_valid >= 100, reason, NO_DEPTH)
     reason = torch.where(ok, OK, reason)

@@ -55,23 +55,24 @@ def block_points(depth_mm: Tensor, K: Tensor, stride: int) -> tuple[Tensor, Tens
     depth = torch.where(valid, depth, torch.zeros_like(depth))
     B, H, W = depth.shape
     rows, cols = H // stride, W // stride
-    x = depth[:, :rows * stride, :cols * stride].reshape(B, rows, stride, cols, stride)
-    v = valid[:, :rows * stride, :cols * stride].reshape(B, rows, stride, cols, stride)
-    count = v.sum((2, 4))
+    # [B, rows, cols, stride²]: each block's pixels along the last axis (one copy).
+    x = depth[:, :rows * stride, :cols * stride].reshape(B, rows, stride, cols, stride).permute(
+        0, 1, 3, 2, 4).reshape(B, rows, cols, stride * stride)
+    v = x > 0
+    count = v.sum(-1)
     ok = count * 2 >= stride * stride
-    total = x.sum((2, 4))
+    total = x.sum(-1)
     z = total / count.clamp(min=1)
     if stride > 1:
-        hi = torch.where(v, x, torch.full_like(x, -1.0)).amax((2, 4))
-        lo = torch.where(v, x, torch.full_like(x, 1e3)).amin((2, 4))
+        hi = x.amax(-1)
+        lo = torch.where(v, x, torch.full_like(x, 1e3)).amin(-1)
         spread = hi - lo
         rel = torch.where(ok, spread / (z * z).clamp(min=1e-6), torch.full_like(z, float("nan")))
         typical = rel.reshape(B, -1).nanmedian(1).values.nan_to_num(0.0)
         edge = ok & (spread > torch.clamp(3 * typical[:, None, None] * z * z, min=0.05))
-        mid = ((hi + lo) / 2)[:, :, None, :, None]
-        near = v & (x < mid)
-        n_near = near.sum((2, 4))
-        s_near = torch.where(near, x, torch.zeros_like(x)).sum((2, 4))
+        near = v & (x < ((hi + lo) / 2)[..., None])
+        n_near = near.sum(-1)
+        s_near = (x * near).sum(-1)
         pick = torch.where(n_near * 2 >= count, s_near / n_near.clamp(min=1),
                            (total - s_near) / (count - n_near).clamp(min=1))
         z = torch.where(edge, pick, z)
@@ -90,7 +91,7 @@ def block_points(depth_mm: Tensor, K: Tensor, stride: int) -> tuple[Tensor, Tens
 @functools.lru_cache(maxsize=16)
 def _pattern(rows: int, cols: int, count: int) -> tuple[Tensor, Tensor]:
     """Fixed triplets [count,3] of flat grid indices (a centre and two points up to a sixth
-    or a third of the grid away from it, at least 70° apart as seen from it) and 2048 probe
+    or a third of the grid away from it, at least 70° apart as seen from it) and 1024 probe
     indices: the same for every frame, so a frame's fit does not depend on its batch."""
     gen = torch.Generator().manual_seed(1234)
     # Half the triplets span a sixth of the grid (likely all on one surface), half a third
@@ -107,7 +108,7 @@ def _pattern(rows: int, cols: int, count: int) -> tuple[Tensor, Tensor]:
     pts[..., 0] = pts[..., 0].clamp(max=rows - 1)
     pts[..., 1] = pts[..., 1].clamp(max=cols - 1)
     flat = torch.cat([centre[:, None], pts], 1)
-    probe = torch.randperm(rows * cols, generator=gen)[:2048]
+    probe = torch.randperm(rows * cols, generator=gen)[:1024]
     return flat[..., 0] * cols + flat[..., 1], probe
 
 
@@ -206,7 +207,7 @@ def noise_scale(points: Tensor, valid: Tensor) -> Tensor:
 
 
 def up_direction(points: Tensor, valid: Tensor, *, max_tilt_deg: float = 40.0,
-                 hypotheses: int = 1024) -> tuple[Tensor, Tensor]:
+                 hypotheses: int = 128) -> tuple[Tensor, Tensor]:
     """Unit normal [B,3] of the horizontal surfaces (pointing at the camera) and whether one
     was found [B]; see the module docstring. Hypotheses: planes through fixed triplets of
     blocks far apart (within ``max_tilt_deg`` of facing the camera) and the mode of the
@@ -214,7 +215,7 @@ def up_direction(points: Tensor, valid: Tensor, *, max_tilt_deg: float = 40.0,
     support: the probe points, weighted by z² and only where their own surface
     faces within 30° of it, on its three largest levels (parallel planes: floor, mattress,
     table tops). Refined by least squares over the levels of the points whose surfaces face
-    within 20°, 12°, 6°, 6° of it."""
+    within 20°, 10°, 5° of it."""
     B, rows, cols, _ = points.shape
     dev = points.device
     flat, vflat = points.reshape(B, -1, 3), valid.reshape(B, -1)
@@ -269,7 +270,7 @@ def up_direction(points: Tensor, valid: Tensor, *, max_tilt_deg: float = 40.0,
     found = ok.any(1)
     # Refined on the points whose own surface faces within 20°, 12°, 6°, 6° of it: least
     # squares over their three largest levels at once (one normal, an offset per level).
-    for gate in (20.0, 12.0, 6.0, 6.0):
+    for gate in (20.0, 10.0, 5.0):
         sel = vflat & local_ok & ((local @ n[:, :, None])[..., 0] >= math.cos(math.radians(
             gate)))
         d = -(flat @ n[:, :, None])[..., 0]

@@ -38,9 +38,10 @@ from disrt_core.geometry.bedfit_regions import (
 FINE = 128
 OPEN = 5
 EDGE_WINDOW = 6
-(CH_ALL, CH_BAND, CH_LEVEL, CH_LOW, CH_HIGH, CH_HEIGHT, CH_BELOW, CH_BELOW_D, CH_HEIGHT2,
- CH_HIGH_H, CH_HIGH_H2) = range(11)
-CHANNELS = 11
+# The first BOXED channels also get 3×3 sums (``box``).
+(CH_ALL, CH_BAND, CH_HEIGHT, CH_HEIGHT2, CH_HIGH, CH_HIGH_H, CH_HIGH_H2, CH_LEVEL, CH_LOW,
+ CH_BELOW, CH_BELOW_D) = range(11)
+CHANNELS, BOXED = 11, 7
 
 FLAG_SIZE, FLAG_FILL, FLAG_FLAT, FLAG_RAISED, FLAG_SOFA, FLAG_OCCLUDED, FLAG_VIEW, \
     FLAG_EMPTY = (1 << i for i in range(8))
@@ -50,13 +51,13 @@ def _enclosed(mask: Tensor, reach: Tensor) -> Tensor:
     """Cells of bool grids [..., R, C] with a set cell within ``reach`` [...] cells on both
     sides along their row or along their column (running maxima of the set cells'
     indices)."""
-    reach = reach[..., None, None]
+    reach = reach.ceil().to(torch.int32)[..., None, None]
     out = []
     for dim in (-1, -2):
         n = mask.shape[dim]
         shape = [1] * mask.ndim
         shape[dim] = n
-        idx = torch.arange(n, device=mask.device).view(shape).expand_as(mask)
+        idx = torch.arange(n, device=mask.device, dtype=torch.int32).view(shape).expand_as(mask)
         none = torch.full_like(idx, -10 * n)
         last = torch.where(mask, idx, none).cummax(dim).values
         nxt = n - 1 - torch.where(mask, n - 1 - idx, none).flip(dim).cummax(dim).values.flip(dim)
@@ -95,14 +96,16 @@ def fine_maps(a: Tensor, b: Tensor, d: Tensor, valid: Tensor, phi: Tensor, centr
     high = h > BAND_ABOVE
     hb = torch.where(band, h.clamp(0, BAND_ABOVE), zero)
     hh = torch.where(high, h, zero)
-    vals = torch.stack([torch.ones_like(h), band.to(h.dtype), (h.abs() <= tol).to(h.dtype),
-                        (h < -torch.clamp(tol + 0.05, min=0.15)).to(h.dtype), high.to(h.dtype),
-                        hb, below.to(h.dtype), torch.where(below, -h, zero), hb * hb, hh,
-                        hh * hh], 2) * inside[:, :, None].to(h.dtype)
-    out = torch.zeros(B, K, CHANNELS, FINE * FINE, device=a.device, dtype=h.dtype)
-    out.scatter_add_(3, index[:, :, None].expand(-1, -1, CHANNELS, -1), vals)
-    maps = out.view(B, K, CHANNELS, FINE, FINE)  # rows v, columns u
-    box = box_sum(maps, 3)
+    vals = torch.stack([torch.ones_like(h), band.to(h.dtype), hb, hb * hb, high.to(h.dtype),
+                        hh, hh * hh, (h.abs() <= tol).to(h.dtype),
+                        (h < -torch.clamp(tol + 0.05, min=0.15)).to(h.dtype), below.to(h.dtype),
+                        torch.where(below, -h, zero)], 2)
+    # Points off the grid go to one extra cell, dropped after.
+    index = torch.where(inside, index, FINE * FINE)
+    out = torch.zeros(B, K, CHANNELS, FINE * FINE + 1, device=a.device, dtype=h.dtype)
+    out.scatter_add_(3, index[:, :, None].expand(-1, -1, CHANNELS, -1).contiguous(), vals)
+    maps = out[..., :-1].reshape(B, K, CHANNELS, FINE, FINE)  # rows v, columns u
+    box = box_sum(maps[:, :, :BOXED], 3)
     n3, b3 = box[:, :, CH_ALL], box[:, :, CH_BAND]
     e1, e2, n = basis
     cu = _centres(cell)  # [B,K,F]
@@ -343,8 +346,14 @@ def checks(fine: dict, rect: Tensor, lower_level: Tensor, limits: dict) -> dict:
         total(seen, inner).clamp(min=1)
     flags |= (flat < limits["min_flat"]).long() * FLAG_FLAT
     ring = (_region(cell, rect, (0.3,) * 4) & ~_region(cell, rect, (0.04,) * 4)).to(maps.dtype)
-    drop = total(maps[:, :, CH_LOW], ring) / total(maps[:, :, CH_ALL], ring).clamp(min=1)
-    raised = (drop >= 0.2) | lower_level
+    seen_ring = total(maps[:, :, CH_ALL], ring)
+    drop = total(maps[:, :, CH_LOW], ring) / seen_ring.clamp(min=1)
+    # Raised: lower surfaces around it, or a floor level below, or at least no surface of
+    # its own level continuing around it where the ring is seen (a dark floor gives few
+    # readings; the floor itself, or a rug on it, continues on every side).
+    same = total(maps[:, :, CH_LEVEL], ring) / seen_ring.clamp(min=1)
+    looked = total(fine["seen"], ring) >= 0.3 * ring.sum((-1, -2))  # not beyond the image
+    raised = (drop >= 0.2) | lower_level | ((same < 0.3) & looked)
     flags |= (~raised).long() * FLAG_RAISED
     # Something nearer the camera than the bed band that hides the mattress is a flat top
     # (a table): cells of high points whose heights spread little. A wall seen at a grazing
@@ -366,7 +375,7 @@ def checks(fine: dict, rect: Tensor, lower_level: Tensor, limits: dict) -> dict:
         strip = (_region(cell, rect, tuple(out)) & ~_region(cell, rect, tuple(near)))
         strip = strip.to(maps.dtype)
         seen_s = total(seen, strip)
-        occluded |= (total(flat_high, strip) >= 0.5 * seen_s) & (seen_s > 0)
+        occluded |= (total(flat_high, strip) >= 0.7 * seen_s) & (seen_s > 0)
         inside = [0.0] * 4
         inside[side ^ 1] = 0.2 - (du if side < 2 else dv)
         band_strip = _region(cell, rect, tuple(inside)).to(maps.dtype)

@@ -25,8 +25,11 @@ from disrt_core.sim.render import grid_faces, render_depth, render_plane
 from disrt_core.sim.sensors import SensorSpec, overhead_camera_poses
 
 CX, CY = BED_CENTRE_LABEL
-#: name -> (rows, cols, f, kind, baseline m); the issue's sensors.
+#: name -> (rows, cols, f, kind, baseline m[, (cx, cy)]); the issue's sensors, SLP's Kinect
+#: (portrait, rows along the bed) and a small time-of-flight camera for quick tests.
 SENSORS = {
+    "kinect2_slp": (512, 424, 367.8, "tof", 0.0, (208.1, 259.7)),
+    "tof_320x240": (240, 320, 230.0, "tof", 0.0),
     "d455_640x360": (360, 640, 337.2, "stereo", 0.095),
     "d435_424x240": (240, 424, 213.0, "stereo", 0.05),
     "d435_640x480": (480, 640, 383.0, "stereo", 0.05),
@@ -43,9 +46,10 @@ BLANKET_GRID = (40, 80)  # across, along
 
 
 def sensor_spec(name: str) -> SensorSpec:
-    rows, cols, f, kind, baseline = SENSORS[name]
-    return SensorSpec(name, (rows, cols), (f, f), ((cols - 1) / 2, (rows - 1) / 2),
-                      (0.3, 10.0), kind, baseline_m=baseline)
+    rows, cols, f, kind, baseline, *centre = SENSORS[name]
+    centre = centre[0] if centre else ((cols - 1) / 2, (rows - 1) / 2)
+    return SensorSpec(name, (rows, cols), (f, f), centre, (0.3, 10.0), kind,
+                      baseline_m=baseline)
 
 
 @dataclass
@@ -179,7 +183,8 @@ def bedroom(width: float = 0.9, length: float = 2.0, floor: float = 0.5, *,
             room.box(*box)
     if blanket:
         rng = np.random.default_rng(0)
-        room.blanket = _blanket(rng, room, bodies[1:], y1 - 0.37 if person else y1 - 0.45)
+        room.blanket = _blanket(rng, room, bodies[1:], y1 - 0.37 if person else y1 - 0.45,
+                                thick=0.02)
     room.flags = {"person": person, "pillow": pillow, "blanket": blanket,
                   "headboard": headboard, "bed": True}
     if furniture:
@@ -204,9 +209,9 @@ def view(room: Room, sensor: str, height: float, *, offset=(0.0, 0.0), tilt=(0.0
     return render_rooms([room], T, sensor, seed, noise)
 
 
-def _blanket(rng, room: Room, bodies, y_top: float) -> dict:
+def _blanket(rng, room: Room, bodies, y_top: float, thick: float | None = None) -> dict:
     W, L = room.width, room.length
-    thick = rng.uniform(0.02, 0.06)
+    thick = rng.uniform(0.02, 0.06) if thick is None else thick
     over = thick  # the cloth folds down over the edge, its thickness beyond it
     xs = np.linspace(CX - W / 2 - over, CX + W / 2 + over, BLANKET_GRID[0])
     ys = np.linspace(CY - L / 2 - over, y_top, BLANKET_GRID[1])
@@ -320,7 +325,7 @@ def random_camera(rng, room: Room, rows: int, cols: int, f: float, *, pitch_max=
         cam = corners @ T[:3, :3].T + T[:3, 3]
         if (cam[:, 2] <= 0.3).any():
             continue
-        uv = cam[:, :2] * f / cam[:, 2:] + torch.tensor([(cols - 1) / 2, (rows - 1) / 2])
+        uv = cam[:, :2] * f / cam[:, 2:] + torch.tensor([(cols - 1) / 2, (rows - 1) / 2])  # ~
         m = 0.02 * max(rows, cols)
         inside = bool(((uv[:, 0] > m) & (uv[:, 0] < cols - 1 - m) & (uv[:, 1] > m)
                        & (uv[:, 1] < rows - 1 - m)).all())
@@ -383,7 +388,7 @@ def render_rooms(rooms: list, T_cam_bed: torch.Tensor, sensor: str, seed: int = 
 def random_scenes(n: int, sensor: str, seed: int, **room_options) -> Scenes:
     """``n`` random rooms seen by ``sensor`` with the whole mattress in view."""
     rng = np.random.default_rng(seed)
-    rows, cols, f, _, _ = SENSORS[sensor]
+    rows, cols, f = SENSORS[sensor][:3]
     rooms = [random_room(rng, **room_options) for _ in range(n)]
     T = torch.stack([random_camera(rng, r, rows, cols, f) for r in rooms])
     return render_rooms(rooms, T, sensor, seed)

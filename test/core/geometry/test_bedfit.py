@@ -67,8 +67,8 @@ def test_head_side_decides_the_direction_and_is_checked():
     depth = noisy(render(KINECT_K, T, scene()))
     up = fit_bed(depth, KINECT_K, head="top")
     down = fit_bed(depth, KINECT_K, head="bottom")
-    assert angle_deg(up.T_cam_bed[:3, 1], -down.T_cam_bed[:3, 1]) < 1e-6
-    assert angle_deg(up.normal, down.normal) < 1e-6
+    assert angle_deg(up.T_cam_bed[:3, 1], -down.T_cam_bed[:3, 1]) < 1e-4  # float32 core
+    assert angle_deg(up.normal, down.normal) < 1e-4
     with pytest.raises(ValueError, match="does not run toward the image left"):
         fit_bed(depth, KINECT_K, head="left")
     with pytest.raises(ValueError, match="head must be one of"):
