@@ -71,6 +71,7 @@ setup(
             "disrt-record = disrt_ros.tools.record:main",
             "disrt-score = disrt_ros.tools.score:main",
             "disrt-realsense = disrt_ros.realsense:main",
+            "disrt-fit-bed = disrt_ros.tools.fit_bed:main",
             # disrt_core tools (no ROS)
             "disrt-generate = disrt_core.sim.cli:main",
             "disrt-train = disrt_core.train.cli:train_main",

@@ -255,7 +255,7 @@ def fit_bed(depth_mm: np.ndarray, K: np.ndarray, *, head: str = "auto",
     depth = np.asarray(depth_mm)
     if depth.ndim != 2:
         raise ValueError(f"depth image must be 2-D (rows, cols), got shape {depth.shape}")
-    K = np.asarray(K, np.float64)
+    K = np.array(K, np.float64)  # a copy: the caller's array may be read-only
     fits = fit_beds(torch.from_numpy(depth.astype(np.float32))[None],
                     torch.from_numpy(K)[None].float(), head=head, head_fallback=head_fallback,
                     **options)

@@ -1,0 +1,142 @@
+"""disrt-fit-bed: depth files (PNG mm, npy m) with intrinsics or camera info, a bag (median
+of frames), the picture, the config lines, and the refusals (exit 2, still a picture)."""
+
+from __future__ import annotations
+
+import re
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from disrt_ros import bag_msgs
+from disrt_ros.bags import (
+    CAMERA_INFO,
+    DEPTH_FRAME_ID,
+    DEPTH_INFO_TOPIC,
+    DEPTH_TOPIC,
+    IMAGE,
+    BagWriter,
+)
+from disrt_ros.tools.fit_bed import EXIT_INPUT, EXIT_NO_BED, main, median_depth
+from test.core.geometry.bedscenes import Room, bedroom, view
+
+T0 = 1_700_000_000_000_000_000
+
+
+@pytest.fixture(scope="module")
+def frame():
+    """A small time-of-flight camera 2.6 m over a bedroom, the bed across the image."""
+    scene = view(bedroom(), "tof_320x240", 2.6, tilt=(0.1, 0.05), yaw=1.4, seed=3)
+    depth = scene.depth_raw[0].numpy().astype(np.uint16)
+    corners = scene.mattress_corners[0].numpy()
+    uv = corners @ scene.K[0].numpy().T
+    return depth, scene.K[0].numpy(), uv[:, :2] / uv[:, 2:]
+
+
+def intrinsics(K):
+    return ["--intrinsics", *(f"{v:.6f}" for v in (K[0, 0], K[1, 1], K[0, 2], K[1, 2]))]
+
+
+def corners_px(text: str) -> np.ndarray:
+    line = re.search(r"corners_px: \[([^\]]*)\]", text).group(1)
+    return np.array([float(v) for v in line.split(",")]).reshape(4, 2)
+
+
+def test_png_in_mm_prints_the_fit_and_draws_it(frame, tmp_path, capsys):
+    depth, K, truth_uv = frame
+    cv2.imwrite(str(tmp_path / "d.png"), depth)
+    out = tmp_path / "fit.png"
+    assert main(["--depth", str(tmp_path / "d.png"), *intrinsics(K), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "read as millimetres" in text and "T_cam_bed: [" in text
+    assert "mattress 0.90 x 2.0" in text or "mattress 0.9" in text
+    np.testing.assert_allclose(corners_px(text), truth_uv, atol=8.0)  # within ~5 cm
+    picture = cv2.imread(str(out))
+    assert picture.shape[0] > depth.shape[0] and picture.shape[1] > depth.shape[1]  # + network
+    # The outline is drawn in green on the depth panel, along the mattress edge.
+    top = picture.shape[0] - depth.shape[0]
+    mid = np.round((truth_uv[1] + truth_uv[2]) / 2).astype(int)
+    patch = picture[top + mid[1] - 4:top + mid[1] + 5, mid[0] - 4:mid[0] + 5]
+    assert ((patch[..., 1] > 200) & (patch[..., 0] < 80) & (patch[..., 2] < 80)).any()
+
+
+def test_npy_in_metres_and_camera_info_yaml(frame, tmp_path, capsys):
+    depth, K, _ = frame
+    np.save(tmp_path / "d.npy", depth.astype(np.float32) / 1000.0)
+    info = {"image_width": depth.shape[1], "image_height": depth.shape[0],
+            "camera_matrix": {"rows": 3, "cols": 3, "data": K.reshape(-1).tolist()}}
+    (tmp_path / "info.yaml").write_text(yaml.safe_dump(info))
+    assert main(["--depth", str(tmp_path / "d.npy"), "--camera-info", str(tmp_path / "info.yaml"),
+                 "--out", str(tmp_path / "a.png")]) == 0
+    metres = capsys.readouterr().out
+    assert "read as metres" in metres
+    cv2.imwrite(str(tmp_path / "d.png"), depth)
+    assert main(["--depth", str(tmp_path / "d.png"), *intrinsics(K), "--out",
+                 str(tmp_path / "b.png")]) == 0
+    np.testing.assert_allclose(corners_px(metres), corners_px(capsys.readouterr().out),
+                               atol=0.5)
+
+
+def test_bag_median_of_frames(frame, tmp_path, capsys):
+    depth, K, truth_uv = frame
+    rng = np.random.default_rng(0)
+    with BagWriter(tmp_path / "night") as bag:
+        bag.add_topic(DEPTH_TOPIC, IMAGE)
+        bag.add_topic(DEPTH_INFO_TOPIC, CAMERA_INFO)
+        for i in range(3):
+            stamp = T0 + i * 33_333_333
+            noisy = depth.copy()
+            noisy[rng.random(depth.shape) < 0.05] = 0  # holes the median fills
+            bag.write(DEPTH_TOPIC, stamp, bag_msgs.depth_image(noisy, stamp, DEPTH_FRAME_ID))
+            bag.write(DEPTH_INFO_TOPIC, stamp, bag_msgs.camera_info(
+                K, depth.shape[1], depth.shape[0], stamp, DEPTH_FRAME_ID))
+    assert main(["--bag", str(tmp_path / "night"), "--median", "3", "--out",
+                 str(tmp_path / "bag.png")]) == 0
+    text = capsys.readouterr().out
+    assert "3 frame(s)" in text and "median" in text
+    np.testing.assert_allclose(corners_px(text), truth_uv, atol=8.0)
+    assert (tmp_path / "bag.png").is_file()
+
+
+def test_median_leaves_out_missing_readings():
+    a = np.array([[1000, 0], [0, 0]], np.uint16)
+    b = np.array([[1010, 2000], [0, 0]], np.uint16)
+    c = np.array([[0, 2010], [0, 3000]], np.uint16)
+    np.testing.assert_allclose(median_depth([a, b, c]), [[1005, 2005], [0, 3000]])
+
+
+def test_no_bed_exit_2_and_still_a_picture(tmp_path, capsys):
+    floor = Room(floor=0.6)
+    floor.flags = {"bed": False}
+    scene = view(floor, "tof_320x240", 2.0, seed=4)
+    cv2.imwrite(str(tmp_path / "floor.png"), scene.depth_raw[0].numpy().astype(np.uint16))
+    out = tmp_path / "floor_fit.png"
+    code = main(["--depth", str(tmp_path / "floor.png"), *intrinsics(scene.K[0].numpy()),
+                 "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == EXIT_NO_BED and "no bed found" in err and "the floor?" in err
+    assert out.is_file() and cv2.imread(str(out)).shape[1] == 320  # depth only, outlined
+
+
+def test_unusable_input_exit_1(tmp_path, capsys):
+    cv2.imwrite(str(tmp_path / "d.png"), np.full((10, 10), 2000, np.uint16))
+    assert main(["--depth", str(tmp_path / "d.png")]) == EXIT_INPUT
+    assert "--intrinsics FX FY CX CY" in capsys.readouterr().err
+    assert main(["--depth", str(tmp_path / "missing.png"), "--intrinsics", "1", "1", "0",
+                 "0"]) == EXIT_INPUT
+    assert "does not exist" in capsys.readouterr().err
+    cv2.imwrite(str(tmp_path / "rgb.png"), np.zeros((10, 10, 3), np.uint8))
+    assert main(["--depth", str(tmp_path / "rgb.png"), "--intrinsics", "1", "1", "0",
+                 "0"]) == EXIT_INPUT
+    assert "16-bit" in capsys.readouterr().err
+    assert main(["--bag", str(tmp_path / "nobag"), "--out", str(tmp_path / "x.png")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_realsense_without_a_camera_says_so(capsys):
+    """Without pyrealsense2 (or without a camera) the live path stops with a clear error."""
+    assert main(["--realsense"]) == EXIT_INPUT
+    err = capsys.readouterr().err
+    assert "pyrealsense2" in err or "RealSense" in err
