@@ -4,6 +4,7 @@ fit; the rate limit; and the console script's start-up errors."""
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -36,6 +37,9 @@ class FakeBedfit(types.ModuleType):
     while ``fail`` is set; else the camera 2 m over the bed centre; ``moved`` is what the
     re-check reports."""
 
+    class BedNotFoundError(ValueError):
+        pass
+
     def __init__(self):
         super().__init__("disrt_core.geometry.bedfit")
         self.calls: list[tuple] = []
@@ -44,10 +48,10 @@ class FakeBedfit(types.ModuleType):
 
     def _fit(self):
         if self.fail:
-            raise ValueError("no plane found")
+            raise self.BedNotFoundError("no plane found")
         T = overhead_camera_pose(2.0, BED_CENTRE_LABEL).double().numpy()
         return types.SimpleNamespace(T_cam_bed=T, size_m=(0.9, 2.0), inlier_fraction=0.8,
-                                     offset=2.0)
+                                     offset=2.0, head_known=True)
 
     def bed_from_corners(self, depth_mm, K, corners_uv, **_):
         self.calls.append(("corners", depth_mm.shape, np.asarray(corners_uv).tolist()))
@@ -80,6 +84,7 @@ def ros():
 
 
 def start(ros, **params):
+    params = {"camera.bed_region": "pose", **params}  # the fake frames hold no room
     monitor = BedMonitorNode(estimator=FakeEstimator(), node_name="monitor_fit",
                              context=ros.context, parameter_overrides=[
                                  Parameter(k, value=v) for k, v in params.items()])
@@ -119,7 +124,7 @@ def test_corners_fit_failure_then_success_then_recheck(ros, bedfit):
         # Re-checked after refit_period_s: a failed check keeps the previous pose ...
         bedfit.fail = True
         assert send_until(player, lambda: problems.snapshot("camera")[0].get("bed_refit"), 3)
-        assert ("change", False, "top") in bedfit.calls
+        assert ("change", False, "auto") in bedfit.calls
         assert send_until(player, lambda: player.stamped("camera", "joints", 4), 4)
         # ... and a bed that moved is found again from its corners.
         bedfit.fail, bedfit.moved = False, True
@@ -143,16 +148,53 @@ def test_auto_fit_once_with_head_side(ros, bedfit):
         ros.remove(monitor)
 
 
-def test_auto_fit_with_the_real_bedfit(ros):
-    """The real RANSAC fit on the synthetic frame (a flat bed 2 m below, a box on it) finds
-    the camera 2 m over the bed centre: the skeleton lands where the fixed pose puts it."""
-    monitor, player = start(ros, **{"camera.bed_region": "auto", "camera.head_side": "top"})
+def test_auto_fit_with_the_real_bedfit_in_a_room(ros):
+    """The real fit in a bedroom seen by a D435 at 640x480 from 2.4 m, the bed's long axis
+    across the image (floor, legs, a bedside table, a table higher than the mattress, a sofa
+    in view): the node finds the mattress, decides the head end from the person and the
+    pillow, and serves frames in that bed frame."""
+    from test.core.geometry.bedscenes import bedroom, view
+
+    scene = view(bedroom(), "d435_640x480", 2.4, yaw=math.pi / 2, seed=1)
+    depth = scene.depth_raw[0].numpy().astype(np.uint16)
+    K_room = scene.K[0].numpy()
+    monitor, player = start(ros, **{"camera.bed_region": "auto"})
     try:
-        assert send_until(player, lambda: player.stamped("camera", "joints", 1), 1)
-        T = monitor.cameras["camera"].bed.T_cam_bed
-        expected = overhead_camera_pose(2.0, BED_CENTRE_LABEL).double().numpy()
-        np.testing.assert_allclose(T[:3, :3], expected[:3, :3], atol=0.02)
-        np.testing.assert_allclose(T[:3, 3], expected[:3, 3], atol=0.02)
+        assert wait_until(lambda: (player.publish("camera", depth, 1, FRAME, K_room),
+                                   player.stamped("camera", "joints", 1))[1])
+        bed = monitor.cameras["camera"].bed
+        assert bed.head_known
+        truth = scene.T_cam_bed[0].numpy()
+        np.testing.assert_allclose(bed.T_cam_bed[:3, 3], truth[:3, 3], atol=0.05)
+        # The bed frame's axes: y (toward the head) and z (up) within 3 degrees.
+        for axis in (1, 2):
+            assert bed.T_cam_bed[:3, axis] @ truth[:3, axis] > math.cos(math.radians(3))
+        # The head end is where the person's head is, across the image (the true bed's +y).
+        head = bed.corners[:2].mean(0)
+        foot = bed.corners[2:].mean(0)
+        assert (head - foot) @ truth[:3, 1] > 1.8 and abs((head - foot)[0]) > 1.8
+    finally:
+        ros.remove(player)
+        ros.remove(monitor)
+
+
+def test_auto_refuses_a_room_without_a_bed(ros):
+    """The floor alone (the D455 failure of the issue): no mattress, an ERROR naming why,
+    and no skeleton."""
+    from test.core.geometry.bedscenes import bedroom, view
+
+    room = bedroom(person=False, pillow=False, headboard=None, furniture=False)
+    room.boxes = []  # the floor alone
+    scene = view(room, "d455_640x360", 2.6, seed=2)
+    depth = scene.depth_raw[0].numpy().astype(np.uint16)
+    monitor, player = start(ros, **{"camera.bed_region": "auto"})
+    try:
+        assert wait_until(lambda: (
+            player.publish("camera", depth, 1, FRAME, scene.K[0].numpy()),
+            monitor.problems.snapshot("camera")[0].get("bed_fit"))[1])
+        _, last = monitor.problems.snapshot("camera")
+        assert last[3] == "error" and "no bed found" in last[2]
+        assert player.stamped("camera", "joints", 1) is None
     finally:
         ros.remove(player)
         ros.remove(monitor)
