@@ -20,9 +20,10 @@ in batches on ``--device``. Per scene with the whole mattress in view (the gener
 
 **Time** (CPU, B = 1, a 640×480 frame of the D435 at 640×480): median of ``--repeat``
 calls with torch on 2 threads and on 1 thread (goal ≤ 50 ms on the 2-core development
-CPU); on CUDA also the batched rate. ``--dump DIR`` writes failing frames (npz per
-sensor) to look at. The body is SMPL-sized from a fixture (``--body-model``): a body's
-detail does not change where the mattress is.
+CPU); on CUDA also the batched rate. ``--dump DIR`` writes failing frames (npz, two
+sensors a file) and the head cues to look at; ``--cache DIR`` keeps the generated scenes to
+measure a changed fitter on the same scenes. The body is SMPL-sized from a fixture
+(``--body-model``): a body's detail does not change where the mattress is.
 """
 
 from __future__ import annotations
@@ -57,8 +58,27 @@ def corner_errors(fits, truth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     return ordered, torch.minimum(ordered, flipped)
 
 
+KEYS = ("depth_raw", "K", "mattress_corners", "in_view")
+
+
+def scenes_of(gen, n: int, seed: int, cache: Path | None) -> dict:
+    """A batch of room scenes (raw frames and truth), from ``cache`` when it holds them."""
+    path = None
+    if cache is not None:
+        path = cache / f"{gen.config.sensor}_{seed}_{n}.pt"
+        if path.is_file():
+            return torch.load(path)
+    sample = gen.sample(n, seed, with_raw=True)
+    sample = {k: sample[k] for k in KEYS}
+    if path is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        torch.save({k: (v.to(torch.int32) if k == "depth_raw" else v).cpu()
+                    for k, v in sample.items()}, path)
+    return sample
+
+
 def run_sensor(name: str, scenes: int, batch: int, body, device: str, seed: int,
-               dump: Path | None) -> dict:
+               dump: Path | None, cache: Path | None = None) -> dict:
     gen = SceneGenerator(SimConfig(scene="room", sensor=name, occupancy=OCCUPANCY), body,
                          device)
     stats = {"scenes": 0, "in_view": 0, "right": 0, "geometry": 0, "refused": 0,
@@ -68,7 +88,7 @@ def run_sensor(name: str, scenes: int, batch: int, body, device: str, seed: int,
     cues: list = []  # head cues toward the true head end, of fits right in either order
     for start in range(0, scenes, batch):
         n = min(batch, scenes - start)
-        sample = gen.sample(n, seed + start, with_raw=True)
+        sample = {k: v.to(device) for k, v in scenes_of(gen, n, seed + start, cache).items()}
         raw, K = sample["depth_raw"], sample["K"]
         if device.startswith("cuda"):
             torch.cuda.synchronize()
@@ -152,6 +172,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timing-only", action="store_true", help="only the CPU timing")
     parser.add_argument("--no-timing", action="store_true", help="skip the CPU timing")
     parser.add_argument("--dump", type=Path, help="write failing frames here (npz)")
+    parser.add_argument("--cache", type=Path, help="keep the generated scenes here and "
+                                                    "use them again (same sensors, seed)")
     parser.add_argument("--tag", default="", help="suffix of the result's name")
     parser.add_argument("--note", default="", help="machine conditions, stored with it")
     args = parser.parse_args(argv)
@@ -171,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
         for k, name in enumerate(sensors):
             with torch.no_grad():
                 s = run_sensor(name, per, min(args.batch, per), body, args.device,
-                               args.seed + 1000 * k, args.dump)
+                               args.seed + 1000 * k, args.dump, args.cache)
             per_sensor[name] = s
             for key in total:
                 total[key] += s[key]

@@ -37,6 +37,7 @@ from disrt_core.geometry.bedfit_regions import (
 
 FINE = 128
 OPEN = 5
+EDGE_BIAS = 0.5  # cells: the mean outward shift of an edge whose cells count whole
 EDGE_WINDOW = 6
 # The first BOXED channels also get 3×3 sums (``box``).
 (CH_ALL, CH_BAND, CH_HEIGHT, CH_HEIGHT2, CH_HIGH, CH_HIGH_H, CH_HIGH_H2, CH_LEVEL, CH_LOW,
@@ -148,7 +149,10 @@ def fine_maps(a: Tensor, b: Tensor, d: Tensor, valid: Tensor, phi: Tensor, centr
     ratio = torch.where(opened > 0, n3 / (9 * expected), torch.full_like(n3, float("nan")))
     ratio = ratio.flatten(-2).nanmedian(-1).values.nan_to_num(1.0).clamp(0.3, 3.0)
     cover = (b3 / (9 * expected * ratio[..., None, None])).clamp(max=1.0)
-    soft = torch.maximum(cover * dilate(opened, 3), 0.45 * enclosed)
+    # Bed cells count whole (a sparse stretch inside is still bed): an edge cell then counts
+    # whole too, which ``extents`` takes back (EDGE_BIAS).
+    soft = torch.maximum(torch.maximum(cover * dilate(opened, 3), hard * opened),
+                         0.45 * enclosed)
     count = b3 + box[:, :, CH_HIGH]
     height = (box[:, :, CH_HEIGHT] + 0.7 * box[:, :, CH_HIGH]) / count.clamp(min=1e-6)
     return {"maps": maps, "box": box, "soft": soft, "bed": opened, "cell": cell,
@@ -193,7 +197,7 @@ def extents(soft: Tensor, cell: Tensor, size: Tensor, iterations: int = 3) -> Te
             middle = _overlap(cell, mid - quarter, mid + quarter) > 0
             start = torch.where(middle, occ, torch.full_like(occ, -1.0)).argmax(-1)
             lo, hi = run_extent(occ, start, 0.5)
-            lo, hi = (lo - FINE / 2) * cell, (hi - FINE / 2) * cell
+            lo, hi = (lo - FINE / 2 + EDGE_BIAS) * cell, (hi - FINE / 2 - EDGE_BIAS) * cell
             if axis == 0:
                 u0, u1 = lo, hi
             else:
