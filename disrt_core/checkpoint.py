@@ -13,7 +13,8 @@ param_dim       length of the parameter vector the network predicts
 body            ``{"model_id": "anny-0.6" | "smpl-neutral" | ..., "param_layout": {...}}``
 diffusion       ``{"num_timesteps": 100, "schedule": "linear"}`` (SPEC §2); optionally the
                 diffusion space (``space``, ``parametrisation``, ``mean``, ``std``:
-                :mod:`disrt_core.diffusion_space`) and validated sampler ``timesteps``
+                :mod:`disrt_core.diffusion_space`; ``invert_bounds``: the diffused truth
+                was the decoder's inverse) and validated sampler ``timesteps``
                 (:func:`disrt_core.diffusion.check_timesteps`); absent = the SPEC's
 decoder         :class:`~disrt_core.decoder.DecoderConfig` as a dict (offset, squash,
                 bounds and their frames)
@@ -59,7 +60,7 @@ META_KEY = "disrt"
 DIFFUSION_DEFAULTS = {"num_timesteps": 100, "schedule": "linear"}
 #: Optional diffusion keys (issue 21): absent means the SPEC's raw space, x0 output and the
 #: round(linspace(T−1, 0, N)) timesteps.
-DIFFUSION_OPTIONAL = ("space", "parametrisation", "mean", "std", "timesteps")
+DIFFUSION_OPTIONAL = ("space", "parametrisation", "mean", "std", "timesteps", "invert_bounds")
 SUPPORTED_SCHEDULES = ("linear",)  # GaussianDiffusion builds linear_betas only
 
 
@@ -106,6 +107,9 @@ def check_diffusion(settings, path: str | Path = "checkpoint") -> dict:
         raise CheckpointError(path, f"diffusion settings: {err}") from err
     if out["timesteps"] is None:
         del out["timesteps"]
+    if not isinstance(out.get("invert_bounds", False), bool):
+        raise CheckpointError(path, f"diffusion invert_bounds must be true or false, got "
+                              f"{out['invert_bounds']!r}")
     return out
 
 

@@ -89,6 +89,8 @@ def main(argv=None) -> None:
     p.add_argument("--generate", type=int, default=None,
                    help="instead of --data: generate this many validation samples")
     p.add_argument("--data-seed", type=int, default=12, help="seed of --generate")
+    p.add_argument("--sim", default="{}", help="SimConfig fields for --generate, as JSON or "
+                   "YAML (e.g. '{scene: room, sensor: d435}')")
     p.add_argument("--steps", default="5,10", help="step counts, the node's default first")
     p.add_argument("--lasts", default=",".join(map(str, DEFAULT_LASTS)))
     p.add_argument("--max-samples", type=int, default=None)
@@ -98,8 +100,11 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     if (args.data is None) == (args.generate is None):
         p.error("give one of --data or --generate")
+    import yaml
+
     spec = (DataSpec(type="shards", path=args.data) if args.data else
-            DataSpec(type="generator", samples=args.generate, seed=args.data_seed))
+            DataSpec(type="generator", samples=args.generate, seed=args.data_seed,
+                     sim=yaml.safe_load(args.sim) or {}))
     steps = tuple(int(s) for s in args.steps.split(","))
     lasts = tuple(int(s) for s in args.lasts.split(","))
     scores = score_candidates(args.checkpoint, spec, steps, lasts,

@@ -549,6 +549,8 @@ class Trainer:
         out = {"num_timesteps": self.diffusion.num_timesteps}
         if not self.space.is_identity:
             out.update(self.space.to_dict())
+        if self.config.diffusion.invert_bounds:  # what "the truth" was (not needed to sample)
+            out["invert_bounds"] = True
         return out
 
     def export(self, stem: str) -> Path | None:

@@ -45,14 +45,16 @@ def coverage(err: np.ndarray, spread: np.ndarray, k: int, levels=LEVELS) -> dict
 
 
 @torch.no_grad()
-def t0_error(est: Estimator, data: dict, n: int, seed: int = 1) -> float:
-    """MPJPE (mm) of x̂0 at t = 0 from x_t made from the true parameters (in the
-    checkpoint's diffusion space, as in its training)."""
+def t0_error(est: Estimator, data: dict, n: int, seed: int = 1, t_value: int = 0) -> float:
+    """MPJPE (mm) of x̂0 at t = ``t_value`` (default 0) from x_t made from the true
+    parameters (in the checkpoint's diffusion space, as in its training: the truth is the
+    decoder's inverse when the header says ``invert_bounds``, else x0 − offset)."""
     x0, depth = data["params"][:n].float(), data["depth"][:n]
     shift = est.decoder.transl_shift
-    z0 = est.space.to_z(x0 - shift)
+    inverse = est.header is not None and est.header.diffusion.get("invert_bounds", False)
+    z0 = est.space.to_z(est.decoder.invert(x0) if inverse else x0 - shift)
     eps = torch.randn(z0.shape, generator=torch.Generator().manual_seed(seed))
-    t = torch.zeros(len(z0), dtype=torch.long)
+    t = torch.full((len(z0),), t_value, dtype=torch.long)
     z_t = est.diffusion.q_sample(z0, t, eps)
     est.model.eval()
     out = torch.cat([est._space_fn(z_t[i:i + 128], t[i:i + 128], depth[i:i + 128])

@@ -43,7 +43,7 @@ def test_normalised_skip_run_exports_its_space(make_config, keep_threads, tmp_pa
     header = read_header(tmp_path / "n" / "model.safetensors")
     again = DiffusionSpace.from_dict(header.diffusion)
     torch.testing.assert_close(again.mean, space.mean)
-    assert header.diffusion["parametrisation"] == "skip"
+    assert header.diffusion["parametrisation"] == "skip" and header.diffusion["invert_bounds"]
     assert load_state(latest_state(tmp_path / "n"))["space"]["space"] == "normalised"
     from disrt_core.infer import Estimator
 
