@@ -163,9 +163,10 @@ def local_normals(points: Tensor, valid: Tensor, step: int = 2) -> tuple[Tensor,
 
 
 def _normal_mode(normals: Tensor, ok: Tensor, weight: Tensor, max_tilt_deg: float
-                 ) -> tuple[Tensor, Tensor]:
+                 ) -> tuple[Tensor, Tensor, Tensor]:
     """The most common surface normal [B,3] within ``max_tilt_deg`` of the optical axis
-    (and whether there was one [B]) of normals [B,N,3] where ``ok`` [B,N], weighted [B,N]
+    (whether there was one [B], and the share of the weight within 5° of it [B]) of normals
+    [B,N,3] where ``ok`` [B,N], weighted [B,N]
     (by the area their block covers, ∝ z²): a 2-D histogram of (n_x, n_y) with ~1° bins
     smoothed over ~5°, its peak refined by the weighted mean of the normals within 5° of it.
     Floor, mattress and table tops share it; walls (beyond the tilt limit) and slopes do
@@ -192,7 +193,8 @@ def _normal_mode(normals: Tensor, ok: Tensor, weight: Tensor, max_tilt_deg: floa
     mean = (near[..., None] * n).sum(1)
     found = near.sum(1) > 0
     mean = torch.where(found[:, None], mean, mode)
-    return mean / mean.norm(dim=-1, keepdim=True).clamp(min=1e-12), found
+    share = near.sum(1) / weight.sum(1).clamp(min=1e-9)  # how concentrated the mode is
+    return mean / mean.norm(dim=-1, keepdim=True).clamp(min=1e-12), found, share
 
 
 def noise_scale(points: Tensor, valid: Tensor) -> Tensor:
@@ -207,7 +209,7 @@ def noise_scale(points: Tensor, valid: Tensor) -> Tensor:
 
 
 def up_direction(points: Tensor, valid: Tensor, *, max_tilt_deg: float = 40.0,
-                 hypotheses: int = 128) -> tuple[Tensor, Tensor]:
+                 hypotheses: int = 64) -> tuple[Tensor, Tensor]:
     """Unit normal [B,3] of the horizontal surfaces (pointing at the camera) and whether one
     was found [B]; see the module docstring. Hypotheses: planes through fixed triplets of
     blocks far apart (within ``max_tilt_deg`` of facing the camera) and the mode of the
@@ -215,7 +217,7 @@ def up_direction(points: Tensor, valid: Tensor, *, max_tilt_deg: float = 40.0,
     support: the probe points, weighted by z² and only where their own surface
     faces within 30° of it, on its three largest levels (parallel planes: floor, mattress,
     table tops). Refined by least squares over the levels of the points whose surfaces face
-    within 20°, 10°, 5° of it."""
+    within 15°, then 5° of it."""
     B, rows, cols, _ = points.shape
     dev = points.device
     flat, vflat = points.reshape(B, -1, 3), valid.reshape(B, -1)
@@ -228,11 +230,21 @@ def up_direction(points: Tensor, valid: Tensor, *, max_tilt_deg: float = 40.0,
     tri_ok &= norm > 0.25 * e1.norm(dim=-1) * e2.norm(dim=-1)  # not nearly collinear
     normal = normal / norm.clamp(min=1e-12)[..., None]
     normal = torch.where((normal * tri[:, :, 0]).sum(-1, keepdim=True) > 0, -normal, normal)
-    local, local_ok = local_normals(points, valid)
-    local, local_ok = local.reshape(B, -1, 3), local_ok.reshape(B, -1)
-    mode, mode_ok = _normal_mode(local, local_ok, flat[..., 2] ** 2, max_tilt_deg)
-    q, q_ok = flat[:, probe], vflat[:, probe]  # [B,M,3]
+    # Local normals over 2 blocks, or over 4 where they cluster tighter (the noise of a
+    # stereo camera at low resolution and 3 m): per frame, so batches do not matter.
     a = noise_scale(points, valid)
+    z_med = torch.where(valid, points[..., 2], torch.full_like(points[..., 2], float(
+        "nan"))).flatten(1).nanmedian(1).values.nan_to_num(2.5)
+    n2, ok2 = local_normals(points, valid, 2)
+    n4, ok4 = local_normals(points, valid, 4)
+    n2, ok2, n4, ok4 = n2.reshape(B, -1, 3), ok2.reshape(B, -1), n4.reshape(B, -1, 3), \
+        ok4.reshape(B, -1)
+    m2, f2, c2 = _normal_mode(n2, ok2, flat[..., 2] ** 2, max_tilt_deg)
+    m4, f4, c4 = _normal_mode(n4, ok4, flat[..., 2] ** 2, max_tilt_deg)
+    wide = (c4 > c2)[:, None]  # the step whose normals cluster tighter
+    local, local_ok = torch.where(wide[..., None], n4, n2), torch.where(wide, ok4, ok2)
+    mode, mode_ok = torch.where(wide, m4, m2), torch.where(wide[:, 0], f4, f2)
+    q, q_ok = flat[:, probe], vflat[:, probe]  # [B,M,3]
     normal = torch.cat([normal, mode[:, None]], 1)
     ok = torch.cat([tri_ok & (-normal[:, :-1, 2] >= math.cos(math.radians(max_tilt_deg))),
                     mode_ok[:, None]], 1)
@@ -240,8 +252,6 @@ def up_direction(points: Tensor, valid: Tensor, *, max_tilt_deg: float = 40.0,
     # distances along it in bins of the noise at the median distance, 3-bin peaks): the
     # horizontal surfaces are several parallel planes (floor, mattress, table tops), each
     # of which may be smaller than a wall or a slanted plane through the clutter.
-    z_med = torch.where(q_ok, q[..., 2], torch.full_like(q[..., 2], float("nan"))).nanmedian(
-        1).values.nan_to_num(2.5)
     width = torch.clamp(2 * a * z_med**2, min=0.015)  # [B]
     dist = -(normal @ q.transpose(1, 2))  # [B,R+1,M]
     # Only points whose own surface faces the same way count (within 30°: not the walls,
@@ -268,9 +278,9 @@ def up_direction(points: Tensor, valid: Tensor, *, max_tilt_deg: float = 40.0,
     # The normals' mode is the start; the best triplet plane only where there is none.
     n = torch.where(mode_ok[:, None], mode, normal[ar, best])
     found = ok.any(1)
-    # Refined on the points whose own surface faces within 20°, 12°, 6°, 6° of it: least
+    # Refined on the points whose own surface faces within 15°, then 5° of it: least
     # squares over their three largest levels at once (one normal, an offset per level).
-    for gate in (20.0, 10.0, 5.0):
+    for gate in (15.0, 5.0):
         sel = vflat & local_ok & ((local @ n[:, :, None])[..., 0] >= math.cos(math.radians(
             gate)))
         d = -(flat @ n[:, :, None])[..., 0]
