@@ -57,6 +57,12 @@ class Prediction:
     #: (disrt_core.occupancy); ``present`` is it ≥ 0.5. Without one, the body is nonsense.
     present_prob: Tensor | None = None
     present: Tensor | None = None  # [B] bool
+    #: With :meth:`Estimator.set_pressure` on (disrt_core.pressure, kPa): [B,192,84] on
+    #: SLP's pressure-mat grid (bed frame), [B,V] on the skin per vertex, [B,R,2] peak and
+    #: mean per body region (``disrt_core.pressure.REGIONS``).
+    pressure: Tensor | None = None
+    vertex_pressure: Tensor | None = None
+    region_pressure: Tensor | None = None
 
 
 def average_bodies(params: Tensor, layout: ParamLayout) -> Tensor:
@@ -207,6 +213,7 @@ class Estimator:
         self.seed = seed
         self.header = None  # the checkpoint header when loaded by from_checkpoint
         self._lock = threading.Lock()
+        self.pressure_model = None  # set_pressure
         self.steps, self.hypotheses, self.eta = 5, 1, 0.0
         self.set_sampling(steps, hypotheses, eta)
 
@@ -261,6 +268,23 @@ class Estimator:
                 if not eta >= 0.0:
                     raise ValueError(f"eta must be ≥ 0, got {eta}")
                 self.eta = float(eta)
+
+    def set_pressure(self, enabled: bool) -> None:
+        """Whether ``predict`` also gives ``Prediction.pressure`` (and per vertex and per
+        region): the predicted body sunk into the mattress, :mod:`disrt_core.pressure`."""
+        from disrt_core.pressure import PressureModel
+
+        with self._lock:
+            self.pressure_model = PressureModel(self.body_model) if enabled else None
+
+    def _finish(self, pred: Prediction, depth: Tensor) -> Prediction:
+        """``pred`` with presence and, when on, pressure."""
+        pred = _with_presence(pred, depth)
+        if self.pressure_model is not None:
+            out = self.pressure_model(pred.vertices, pred.joints)
+            pred.pressure, pred.vertex_pressure = out.grid, out.vertex
+            pred.region_pressure = out.regions
+        return pred
 
     def _model_fn(self, x_t: Tensor, t: Tensor, depth: Tensor) -> Tensor:
         dtype = PRECISIONS[self.precision]
@@ -370,7 +394,7 @@ class Estimator:
             finally:
                 self.model.train(was_training)
             if k == 1:
-                return _with_presence(Prediction(
+                return self._finish(Prediction(
                     params=params_k, joints=joints_k, vertices=vertices_k,
                     joint_spread=joints_k.new_zeros(b, 24)), depth)
             joints_k = joints_k.view(b, k, 24, 3)
@@ -378,7 +402,7 @@ class Estimator:
             spread = ((joints_k - mean_joints[:, None]) ** 2).sum(dim=-1).mean(dim=1).sqrt()
             params = average_bodies(params_k.view(b, k, p), self.body_model.param_layout)
             vertices, joints = self.body_model(params, gender)
-            return _with_presence(Prediction(
+            return self._finish(Prediction(
                 params=params, joints=joints, vertices=vertices, joint_spread=spread,
                 hypotheses_joints=joints_k), depth)
 

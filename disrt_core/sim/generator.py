@@ -42,7 +42,8 @@ cloth), ``body_top`` (−inf off the body), ``pressure_grid`` (kPa, the whole ma
 sums to the load the mattress carries), and for resting bodies (:mod:`rest`; sitting ones
 from :mod:`sitting`, whose ``posture`` means nothing) ``pillow_boxes`` [B,6],
 ``pillow_squash`` [B], ``floor_z`` [B], ``mattress_load`` [B] (share of m·g on the
-mattress), as :meth:`support.Support.from_batch` reads them.
+mattress), as :meth:`support.Support.from_batch` reads them, and ``stiffness`` [B] (N/m³,
+the mattress's springs).
 """
 
 from __future__ import annotations
@@ -498,7 +499,7 @@ class SceneGenerator:
                        arm_class=bodies["arm_class"], leg_class=bodies["leg_class"],
                        pressure_grid=on_pm, pillow_boxes=bodies["pillow"],
                        pillow_squash=pillow_squash(beds), floor_z=beds.floor_z,
-                       mattress_load=bodies["mattress_load"])
+                       mattress_load=bodies["mattress_load"], stiffness=stiffness)
         return out
 
 
