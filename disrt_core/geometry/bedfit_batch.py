@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from disrt_core.geometry import bedfit_edges as edges_mod
 from disrt_core.geometry import bedfit_rect as rect_mod
 from disrt_core.geometry.bedfit_head import head_cues
 from disrt_core.geometry.bedfit_levels import (
@@ -310,11 +311,17 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     inl = vflat & (dist.abs() <= torch.clamp(2 * b_sg, min=0.01)[:, None])
     inlier_fraction = inl.sum(1) / n_valid.clamp(min=1)
     rms = torch.sqrt((torch.where(inl, dist, 0.0) ** 2).sum(1) / inl.sum(1).clamp(min=1))
-    corners3 = corners[ar, best]
-    corners3 = corners3 - ((corners3 @ normal[:, :, None]) + offset[:, None, None]) * \
-        normal[:, None]
-    centre3 = corners3.mean(1)
-    du, dv = bu1 - bu0, bv1 - bv0
+    # The edges and the plane measured again on the raw pixels (bedfit_edges).
+    mid = b_origin + ((bu0 + bu1) / 2)[:, None] * b_eu + ((bv0 + bv1) / 2)[:, None] * b_ev
+    mid = mid - ((mid * normal).sum(-1) + offset)[:, None] * normal
+    half = torch.stack([(bu1 - bu0) / 2, (bv1 - bv0) / 2], -1)
+    depth_m = torch.where(torch.isfinite(depth) & (depth > 0), depth.to(torch.float32) / 1000,
+                          torch.zeros((), device=dev))
+    ref = edges_mod.refine(depth_m, K, normal, offset[:, None], b_sg[:, None], mid[:, None],
+                           b_eu[:, None], b_ev[:, None], half[:, None])
+    ref = {k: v[:, 0] for k, v in ref.items()}
+    offset, centre3, b_eu, b_ev = ref["offset"], ref["centre"], ref["eu"], ref["ev"]
+    du, dv = 2 * ref["half"][:, 0], 2 * ref["half"][:, 1]
     along = torch.where((du >= dv)[:, None], b_eu, b_ev)
     logit, cues = head_cues(fine["height"][ar, best], fine["maps"][ar, best, rect_mod.CH_HIGH],
                             fine["cell"][ar, best], b_rect, b_sg)

@@ -14,6 +14,7 @@ from disrt_core.geometry.bedfit import BedNotFoundError, fit_bed
 from test.core.geometry.bedscenes import CX, CY, Room, bedroom, view
 
 TOL_M = 0.05
+EDGE_TOL_M = 0.015  # edges seen clearly are measured on the raw pixels (bedfit_edges)
 
 
 def corner_error(fit_corners, truth) -> float:
@@ -42,7 +43,7 @@ def slp():
 def test_d455_bedroom_finds_the_mattress_not_the_floor(d455):
     fit = fit_bed(d455.depth_raw[0].numpy(), d455.K[0].numpy())
     assert fit.size_m == pytest.approx((0.9, 2.0), abs=0.04)
-    assert corner_error(fit.corners, d455.mattress_corners[0]) < TOL_M
+    assert corner_error(fit.corners, d455.mattress_corners[0]) < EDGE_TOL_M
     assert fit.offset == pytest.approx(2.4, abs=0.03)  # the mattress, not the floor at 2.7 m
     assert fit.head_known and fit.head_confidence > 0.8
     head = fit.corners[:2].mean(0) @ d455.K[0].numpy().T
@@ -59,7 +60,7 @@ def test_d455_bedroom_finds_the_mattress_not_the_floor(d455):
 def test_slp_like_frame(slp):
     fit = fit_bed(slp.depth_raw[0].numpy(), slp.K[0].numpy())
     assert fit.size_m == pytest.approx((0.98, 2.03), abs=0.04)
-    assert corner_error(fit.corners, slp.mattress_corners[0]) < TOL_M
+    assert corner_error(fit.corners, slp.mattress_corners[0]) < EDGE_TOL_M
     np.testing.assert_allclose(fit.T_cam_bed, slp.T_cam_bed[0].numpy(), atol=0.04)
     assert fit.T_cam_bed[1, 1] < -0.9  # label y (toward the head) points up the image
 

@@ -1,0 +1,230 @@
+"""Bed finding, stage 5: the mattress edges measured on the full-resolution depth frame.
+
+Batched torch, part of :func:`bedfit_batch.fit_beds`. The rectangle of stage 3 comes from a
+top-down grid of block-averaged points (cells of 2–4 cm); here each of its four edges is
+measured again on the raw pixels, by a **ray test**: on ``LINES`` lines across the edge,
+points of the mattress plane from ``reach`` inside to ``reach`` outside it are projected
+into the image, and the surface the camera sees along each such ray (the median of the
+valid readings of the 3×3 pixels around it) is compared with the plane point:
+
+* a surface at the plane (height within the noise band): **mattress** (``in``);
+* a surface *below* the plane (farther along the ray): free space at the plane point, so
+  it lies beyond the mattress (``out``): the floor, the frame's rim, the mattress's own
+  side, a board's face below the mattress top;
+* a surface *above* the plane (nearer along the ray): something hides the plane point
+  (a body, a pillow, a board's top, an arm over the edge): unknown, as is a ray without
+  readings (stereo shadows, dropout) or outside the image.
+
+Unlike a top view, this needs no guess of what hides what: the far side of a bed seen at
+an angle, the gap behind a headboard and a blanket hanging over the side all give the
+right answer or none. On each line the edge is the step from ``in`` to ``out`` that best
+separates the two (the maximum of the running sum of in − out); a line counts when that
+step is clear (mattress before it, free space after it, at most 3 cm of unknown between)
+and its position is the middle of the step. A rectangle (a common turn about the normal
+and four edge offsets) is fitted to the steps of all four edges at once by iteratively
+reweighted least squares (Tukey weights): a bedside table, an arm or a pillow at one
+place pulls no edge. The plane's offset is the median height of the mattress points
+within 3–``reach`` cm inside the edges (the edges sag least under a body).
+
+Per edge the **support** is the share of its lines whose step lies within 1.5 cm of the
+fitted edge: low support means an edge the camera does not see (hidden, cut by the image)
+or not straight (no mattress), see :func:`refine`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+LINES = 48  # lines across each edge
+STEP = 0.005  # m between the points of a line
+GAP = 0.03  # m of unknown points allowed inside a step
+SUPPORT_TOL = 0.015  # m: a step this close to the fitted edge supports it
+
+
+def _depth_at(depth: Tensor, K: Tensor, points: Tensor) -> tuple[Tensor, Tensor]:
+    """Median depth (m) of the valid readings in the 3×3 pixels around the projections of
+    camera points [B,S,3] on depth frames [B,H,W] (m, 0 = none), and the ray directions
+    [B,S,3] (z = 1) through the projections; nan where nothing was read."""
+    B, H, W = depth.shape
+    z = points[..., 2].clamp(min=1e-6)
+    u = K[:, 0, 0, None] * points[..., 0] / z + K[:, 0, 2, None]
+    v = K[:, 1, 1, None] * points[..., 1] / z + K[:, 1, 2, None]
+    ui, vi = torch.round(u).long(), torch.round(v).long()
+    flat = depth.reshape(B, -1)
+    values = []
+    for dv in (-1, 0, 1):
+        for du in (-1, 0, 1):
+            uu, vv = ui + du, vi + dv
+            ok = (uu >= 0) & (uu < W) & (vv >= 0) & (vv < H) & (points[..., 2] > 0)
+            d = torch.gather(flat, 1, (vv.clamp(0, H - 1) * W + uu.clamp(0, W - 1)))
+            values.append(torch.where(ok & (d > 0), d, torch.full_like(d, float("nan"))))
+    d = torch.stack(values, -1).nanmedian(-1).values
+    rays = torch.stack([(u - K[:, 0, 2, None]) / K[:, 0, 0, None],
+                        (v - K[:, 1, 2, None]) / K[:, 1, 1, None], torch.ones_like(u)], -1)
+    return d, rays
+
+
+def edge_lines(centre: Tensor, eu: Tensor, ev: Tensor, half: Tensor, reach: float,
+               lines: int = LINES) -> tuple[Tensor, Tensor, Tensor]:
+    """Plane points [B,4,N,M,3] on lines across the edges (+u, −u, +v, −v) of rectangles
+    (centre [B,3], unit axes eu, ev [B,3], half sizes [B,2]), from ``reach`` inside to
+    ``reach`` outside; their offsets s [M] (+ outward) and the lines' positions t [B,4,N]
+    along the edges (over the inner 90 %)."""
+    dev, dt = centre.device, centre.dtype
+    m = round(2 * reach / STEP) + 1
+    s = torch.linspace(-reach, reach, m, device=dev, dtype=dt)
+    frac = torch.linspace(-0.9, 0.9, lines, device=dev, dtype=dt)
+    hu, hv = half[:, 0], half[:, 1]
+    normal = torch.stack([eu, -eu, ev, -ev], 1)  # [B,4,3] outward
+    along = torch.stack([ev, ev, eu, eu], 1)
+    dist = torch.stack([hu, hu, hv, hv], 1)  # [B,4] centre -> edge
+    length = torch.stack([hv, hv, hu, hu], 1)
+    t = frac * length[..., None]  # [B,4,N]
+    base = centre[:, None, None] + along[:, :, None] * t[..., None]  # [B,4,N,3]
+    off = dist[..., None] + s  # [B,4,M]
+    pts = base[:, :, :, None] + normal[:, :, None, None] * off[:, :, None, :, None]
+    return pts, s, t
+
+
+def classify(depth: Tensor, K: Tensor, points: Tensor, n: Tensor, offset: Tensor,
+             below: Tensor, above: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """For plane points [B,...,3]: mattress (in), free space (out) and the height (m, nan
+    where unknown) of the surface seen along their rays, relative to the plane
+    ``n·p + offset = 0`` (n toward the camera); ``below``/``above`` [B]: the noise band."""
+    B = points.shape[0]
+    shape = points.shape[:-1]
+    flat = points.reshape(B, -1, 3)
+    d, rays = _depth_at(depth, K, flat)
+    seen = rays * d[..., None]
+    h = (seen @ n[:, :, None])[..., 0] + offset[:, None]
+    known = torch.isfinite(h)
+    inside = known & (h >= -below[:, None]) & (h <= above[:, None])
+    out = known & (h < -below[:, None])
+    return inside.reshape(shape), out.reshape(shape), h.reshape(shape)
+
+
+def steps(inside: Tensor, out: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
+    """Edge position [...] (m, in the units of the point offsets s [M]) and whether it is a
+    clear step [...] on lines of classified points [...,M] (see the module docstring)."""
+    e = inside.to(s.dtype) - out.to(s.dtype)
+    prefix = torch.cat([torch.zeros_like(e[..., :1]), e.cumsum(-1)], -1)  # [...,M+1]
+    m = prefix.shape[-1]
+    idx = torch.arange(m, device=s.device)
+    # The first maximum: the boundary right after the last mattress point of the best step.
+    best = torch.where(prefix >= prefix.amax(-1, keepdim=True), idx, m).amin(-1)
+    pts = torch.arange(m - 1, device=s.device)
+    before, after = pts < best[..., None], pts >= best[..., None]
+    n_in = (inside & before).sum(-1)
+    n_out = (out & after).sum(-1)
+    last_in = torch.where(inside & before, s, s.new_tensor(-1e3)).amax(-1)
+    first_out = torch.where(out & after, s, s.new_tensor(1e3)).amin(-1)
+    wrong = (out & before).sum(-1) + (inside & after).sum(-1)
+    clear = (n_in >= 4) & (n_out >= 4) & (first_out - last_in <= GAP + 1e-6) & (
+        wrong <= 0.25 * (n_in + n_out))
+    return (last_in + first_out) / 2, clear
+
+
+def _tukey(r: Tensor, c: float) -> Tensor:
+    return ((1 - (r / c) ** 2).clamp(min=0)) ** 2
+
+
+def fit_rectangle(pos: Tensor, t: Tensor, weight: Tensor, half: Tensor,
+                  iterations: int = 5) -> tuple[Tensor, Tensor, Tensor]:
+    """Rectangle of step positions pos [B,4,N] (m from the centre, outward), at t [B,4,N]
+    along the edges, weights [B,4,N]: edge offsets [B,4] (+u, −u, +v, −v as signed
+    coordinates U1, U0, V1, V0), the turn δ [B] (rad, about the normal, from u toward v)
+    and the final weights [B,4,N]. Edges without steps keep ``half`` [B,2]."""
+    B = pos.shape[0]
+    dev, dt = pos.device, pos.dtype
+    sign = pos.new_tensor([1.0, -1.0, 1.0, -1.0])
+    value = sign[:, None] * pos  # signed coordinate of each step
+    slope = pos.new_tensor([-1.0, -1.0, 1.0, 1.0])  # x = U - δ·t ; y = V + δ·t
+    eye = torch.eye(4, device=dev, dtype=dt)
+    design = torch.cat([eye[None, :, None, :].expand(B, 4, t.shape[-1], 4),
+                        (slope[:, None] * t)[..., None]], -1)  # [B,4,N,5]
+    prior = torch.stack([half[:, 0], -half[:, 0], half[:, 1], -half[:, 1]], -1)
+    # A weak prior (about one line) keeps an edge without steps where it was, δ near 0.
+    prior_w = 0.5
+    w = weight
+    # Start from the median of each edge's steps (robust), then reweight.
+    med = torch.where(weight > 0, value, torch.full_like(value, float("nan"))).nanmedian(
+        -1).values
+    start = torch.where(torch.isfinite(med), med, prior)
+    theta = torch.cat([start, torch.zeros(B, 1, device=dev, dtype=dt)], -1)
+    for it in range(iterations):
+        resid = value - (design @ theta[:, None, :, None])[..., 0]
+        c = (0.06, 0.04, 0.03, 0.025, 0.02)[min(it, 4)]
+        w = weight * _tukey(resid, c)
+        A = design.reshape(B, -1, 5)
+        ww = w.reshape(B, -1)
+        lhs = torch.einsum("bn,bni,bnj->bij", ww, A, A)
+        rhs = torch.einsum("bn,bni,bn->bi", ww, A, value.reshape(B, -1))
+        reg = torch.cat([torch.full((4,), prior_w, device=dev, dtype=dt),
+                         torch.full((1,), prior_w, device=dev, dtype=dt)])
+        lhs = lhs + torch.diag_embed(reg.expand(B, 5))
+        rhs = rhs + reg * torch.cat([prior, torch.zeros(B, 1, device=dev, dtype=dt)], -1)
+        theta = torch.linalg.solve(lhs, rhs)
+    resid = value - (design @ theta[:, None, :, None])[..., 0]
+    return theta[:, :4], theta[:, 4], weight * (resid.abs() <= SUPPORT_TOL)
+
+
+def refine(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Tensor,
+           centre: Tensor, eu: Tensor, ev: Tensor, half: Tensor,
+           passes: tuple[float, ...] = (0.15, 0.08)) -> dict:
+    """Rectangles of C candidates per frame (centre [B,C,3] on their planes, axes eu, ev
+    [B,C,3], half sizes [B,C,2]; planes ``n·p + offset = 0`` with n [B,3], offset and level
+    noise sigma [B,C]) and their plane offsets measured again on the raw frames depth_m
+    [B,H,W] (m, 0 = none), one pass per ``reach`` (m; see the module docstring). Returns
+    centre, eu, ev, half, offset and per edge [B,C,4] (+u, −u, +v, −v) the ``support``
+    (share of lines with a step within 1.5 cm of the fitted edge) and the ``seen`` share
+    of lines with a clear step."""
+    B, C = offset.shape
+    below = torch.clamp(2.5 * sigma, min=0.03, max=0.06).reshape(B * C)
+    above = torch.clamp(2.5 * sigma, min=0.035, max=0.08).reshape(B * C)
+    nn_ = n[:, None].expand(B, C, 3).reshape(B * C, 3)
+    centre, eu, ev = centre.reshape(B * C, 3), eu.reshape(B * C, 3), ev.reshape(B * C, 3)
+    half, offset = half.reshape(B * C, 2), offset.reshape(B * C)
+    support = seen = torch.zeros(B * C, 4, device=centre.device)
+    for reach in passes:
+        pts, s, t = edge_lines(centre, eu, ev, half, reach)
+        inside, out, h = _classify_candidates(depth_m, K, pts.reshape(B, C, -1, 3), nn_,
+                                              offset, below, above)
+        inside, out, h = (x.reshape(pts.shape[:-1]) for x in (inside, out, h))
+        pos, clear = steps(inside, out, s)
+        dist = torch.stack([half[:, 0], half[:, 0], half[:, 1], half[:, 1]], 1)
+        edges, delta, support_w = fit_rectangle(dist[..., None] + pos, t,
+                                                clear.to(pos.dtype), half)
+        # The plane: median height of the mattress points 3 cm to ``reach`` inside.
+        inner = inside & (s <= -0.03)
+        hh = torch.where(inner, h, torch.full_like(h, float("nan"))).reshape(B * C, -1)
+        shift = hh.nanmedian(-1).values
+        enough = inner.reshape(B * C, -1).sum(-1) >= 50
+        offset = offset - torch.where(enough, shift, torch.zeros_like(shift))
+        # New frame: turned by δ about the normal, centred between the edges ((xc, yc) are
+        # coordinates along the turned axes from the old centre).
+        cos, sin = torch.cos(delta)[:, None], torch.sin(delta)[:, None]
+        eu, ev = cos * eu + sin * ev, -sin * eu + cos * ev
+        U1, U0, V1, V0 = edges.unbind(-1)
+        centre = centre + ((U1 + U0) / 2)[:, None] * eu + ((V1 + V0) / 2)[:, None] * ev
+        centre = centre - ((centre * nn_).sum(-1) + offset)[:, None] * nn_
+        half = torch.stack([(U1 - U0) / 2, (V1 - V0) / 2], -1).clamp(min=0.05)
+        support = support_w.sum(-1) / support_w.shape[-1]
+        seen = clear.sum(-1).to(pos.dtype) / clear.shape[-1]
+    out = {"centre": centre, "eu": eu, "ev": ev, "half": half, "offset": offset,
+           "support": support, "seen": seen}
+    return {k: v.reshape(B, C, *v.shape[1:]) for k, v in out.items()}
+
+
+def _classify_candidates(depth: Tensor, K: Tensor, points: Tensor, n: Tensor, offset: Tensor,
+                         below: Tensor, above: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`classify` for points [B,C,S,3] of C candidates with their own planes (n,
+    offset, below, above [B·C,...]): the frame is read once per frame."""
+    B, C, S, _ = points.shape
+    d, rays = _depth_at(depth, K, points.reshape(B, C * S, 3))
+    seen = (rays * d[..., None]).reshape(B * C, S, 3)
+    h = (seen @ n[:, :, None])[..., 0] + offset[:, None]
+    known = torch.isfinite(h)
+    inside = known & (h >= -below[:, None]) & (h <= above[:, None])
+    out = known & (h < -below[:, None])
+    return inside, out, h
