@@ -228,6 +228,7 @@ def _run(args, checkpoint: Path, domain_id: int) -> int:
     from disrt_core.infer import load_body_for
     from disrt_core.sim import SimConfig
     from disrt_ros import demo_report
+    from disrt_ros.bags import BagError
     from disrt_ros.demo_live import Live
     from disrt_ros.params import ParameterError, check_device
     from disrt_ros.tools.synth2bag import NightRenderer
@@ -285,8 +286,14 @@ def _run(args, checkpoint: Path, domain_id: int) -> int:
         "night": [{"start_s": p.start / args.rate, "stop_s": p.stop / args.rate,
                    "posture": p.posture, "cover": ("uncover", "cover1", "cover2")[p.cover]}
                   for p in periods]}
-    report = demo_report.summarize(out / "outputs", NODE_PREFIX + "pose_json",
-                                   streaming_s=streaming_s, settings=settings)
+    try:
+        report = demo_report.summarize(out / "outputs", NODE_PREFIX + "pose_json",
+                                       streaming_s=streaming_s, settings=settings)
+    except BagError as error:  # nothing answered: say why instead of a traceback
+        print(f"[demo] nothing to score: {error}. The node published no pose for any frame; "
+              f"its log ({node.log_file}) and ~/occupancy in {out / 'outputs'} say why (an "
+              "untrained checkpoint finds nobody in bed).", file=sys.stderr)
+        return 1
     demo_report.write_report(report, out)
     sheet = demo_report.write_contact_sheet(out / "contact_sheet.png", night, args.rate,
                                             out / "outputs", NODE_PREFIX + "pose_json")

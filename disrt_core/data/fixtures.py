@@ -39,6 +39,7 @@ from disrt_core.data.source import COVERS
 from disrt_core.geometry import bedframe as bf
 from disrt_core.geometry.slp import KINECT_DEPTH_K, SLP_RAW_DEPTH_SHAPE, slp_homography
 
+COVER_TOP_MAX_M = 0.4  # highest a fixture's sheet or blanket lies over the mattress
 _NUMPY_1_MODULES = {"numpy._core.multiarray": "numpy.core.multiarray",
                     "numpy._core.numeric": "numpy.core.numeric"}
 
@@ -130,7 +131,9 @@ def body_boxes(joints: np.ndarray, cover: int) -> list:
     if cover:
         torso = np.delete(joints, [12, 15], axis=0)
         pad = 0.10 if cover == 1 else 0.16
-        top = max(b[2][1] for b in boxes) + (0.01 if cover == 1 else 0.04)
+        # A sheet lies on the body: an arm held straight up (the template's T-pose rolled on
+        # its side) pokes through it instead of lifting it a metre over the bed.
+        top = min(max(b[2][1] for b in boxes), COVER_TOP_MAX_M) + (0.01 if cover == 1 else 0.04)
         lo, hi = torso.min(0) - pad, torso.max(0) + pad
         boxes.append(((lo[0], hi[0]), (lo[1], hi[1]), (0.0, top)))
     return boxes

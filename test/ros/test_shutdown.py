@@ -46,7 +46,9 @@ class Monitor:
     @classmethod
     def busy(cls, warmup_s: float, predict_s: float, *params: str) -> Monitor:
         args = [sys.executable, str(HERE / "busy_monitor.py"), str(warmup_s), str(predict_s),
-                "--ros-args", "-p", "device:=cpu", "-p", "cpu_threads:=1"]
+                "--ros-args", "-p", "device:=cpu", "-p", "cpu_threads:=1",
+                # the fake frames are a bare plane under a camera 2 m up: no mattress to find
+                "-p", "camera.bed_region:=pose", "-p", "camera.camera_height_m:=2.0"]
         for param in params:
             args += ["-p", param]
         return cls(args)

@@ -11,6 +11,8 @@ from disrt_core.data.shards import read_manifest, read_shard, shard_name
 from disrt_core.sim import cli
 from disrt_core.sim.generator import to_shard_arrays
 
+REAL_MAKE_GENERATOR = cli._make_generator  # the module fixture below swaps it for a fake
+
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory, sim_generator, monkeypatch_module):
@@ -129,7 +131,8 @@ def test_worker_processes_write_the_same_shards(tmp_path, sim_generator):
         np.testing.assert_array_equal(arrays[key], again[key], err_msg=key)
 
 
-def test_room_scenes_with_the_node_fit_from_the_command_line(tmp_path):
+def test_room_scenes_with_the_node_fit_from_the_command_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(cli, "_make_generator", REAL_MAKE_GENERATOR)
     out = tmp_path / "rooms"
     assert cli.main(["--scene", "room", "--sensor", "d435_424x240", "--n", "4", "--out",
                      str(out), "--shard-size", "4", "--batch-size", "4", "--body-model",
