@@ -19,7 +19,8 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),
         ("share/" + package_name + "/launch", glob("launch/*.launch.py")),
-        ("share/" + package_name + "/config", glob("config/*.yaml") + glob("config/*.rviz")),
+        ("share/" + package_name + "/config", glob("config/*.yaml") + glob("config/*.rviz")
+         + glob("config/*.xml")),
     ],
     python_requires=">=3.10",
     install_requires=[
@@ -72,6 +73,7 @@ setup(
             "disrt-score = disrt_ros.tools.score:main",
             "disrt-realsense = disrt_ros.realsense:main",
             "disrt-fit-bed = disrt_ros.tools.fit_bed:main",
+            "disrt-report = disrt_ros.tools.report:main",
             # disrt_core tools (no ROS)
             "disrt-generate = disrt_core.sim.cli:main",
             "disrt-train = disrt_core.train.cli:train_main",

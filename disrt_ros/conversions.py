@@ -315,6 +315,12 @@ class FrameResult:
     #: body fields mean something only in_bed
     occupancy: str = "in_bed"
     present_prob: float = 1.0  # probability that a person lies in the bed
+    #: with the node's ``pressure`` on (disrt_core.pressure, kPa): the mat map [192,84] on
+    #: SLP's pressure-mat grid (bed frame, row 0 at the head end) and the skin pressure per
+    #: region {name: (peak, mean)}
+    pressure: np.ndarray | None = None
+    region_pressure: dict[str, tuple[float, float]] | None = None
+    monitor: dict | None = None  # the repositioning monitor after this frame (its summary)
 
 
 def pose_array(result: FrameResult) -> PoseArray:
@@ -331,11 +337,27 @@ def pose_array(result: FrameResult) -> PoseArray:
     return msg
 
 
+def pressure_summary(result: FrameResult) -> dict | None:
+    """``pressure`` of ``~/pose_json`` (kPa): the mat map's maximum and contact area (cells
+    above ``disrt_core.pressure.CONTACT_KPA``, cm²) and peak / mean per region; None
+    without a pressure map."""
+    if result.pressure is None:
+        return None
+    from disrt_core.pressure import CONTACT_KPA
+
+    return {"max_kpa": round(float(np.max(result.pressure)), 3),
+            "contact_cm2": int(np.count_nonzero(result.pressure > CONTACT_KPA)),
+            "regions": {name: {"peak_kpa": round(float(peak), 3),
+                               "mean_kpa": round(float(mean), 3)}
+                        for name, (peak, mean) in (result.region_pressure or {}).items()}}
+
+
 def pose_json(result: FrameResult, joint_names: Sequence[str], model_id: str) -> String:
-    """``~/pose_json``: one JSON object per frame (see the node's docstring for the keys)."""
+    """``~/pose_json``: one JSON object per frame (see the node's docstring for the keys;
+    schema 2 added ``pressure`` and ``monitor``, null when not computed)."""
     stamp = result.header.stamp
     payload = {
-        "schema": "disrt_ros/pose/1",
+        "schema": "disrt_ros/pose/2",
         "stamp": {"sec": int(stamp.sec), "nanosec": int(stamp.nanosec)},
         "frame_id": result.header.frame_id,
         "camera": result.camera,
@@ -348,6 +370,8 @@ def pose_json(result: FrameResult, joint_names: Sequence[str], model_id: str) ->
         "joint_spread": np.round(result.joint_spread, 5).tolist(),
         "params": np.round(result.params, 6).tolist(),
         "T_cam_bed": np.round(result.T_cam_bed, 6).reshape(-1).tolist(),
+        "pressure": pressure_summary(result),
+        "monitor": result.monitor,
     }
     return String(data=json.dumps(payload, separators=(",", ":")))
 

@@ -38,7 +38,7 @@ from disrt_core.body.skeleton import SMPL_BONES
 from disrt_core.geometry.bedframe import NET_SHAPE, label_to_net
 from disrt_core.sim.preview import SCALE, depth_panel
 from disrt_ros.bags import BagReader
-from disrt_ros.tools.score import COVERS, POSE_SCHEMA, read_ground_truth, score
+from disrt_ros.tools.score import COVERS, POSE_SCHEMAS, read_ground_truth, score
 
 REPORT_SCHEMA = "disrt_ros/demo_report/1"
 DIAGNOSTICS_TOPIC = "/diagnostics"
@@ -69,7 +69,7 @@ def read_answers(bag: str | Path, topic: str) -> dict[int, Answer]:
     with BagReader(bag) as reader:
         for log_ns, msg in reader.read(topic, "std_msgs/msg/String"):
             d = json.loads(msg.data)
-            if d.get("schema") != POSE_SCHEMA:
+            if d.get("schema") not in POSE_SCHEMAS:
                 continue
             stamp = int(d["stamp"]["sec"]) * 1_000_000_000 + int(d["stamp"]["nanosec"])
             if stamp not in answers:

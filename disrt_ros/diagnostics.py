@@ -27,7 +27,10 @@ WARN       camera: no depth frame for ``QUIET_AFTER_S`` (or none yet); a depth o
            do not count); intrinsics from the parameter because no CameraInfo came;
            or, since the last report, a frame skipped for its content (too few valid
            pixels, bed not in view) or while no CameraInfo has come yet (the first
-           ``CAMERA_INFO_GRACE_S``), or a bed that moved or could not be re-checked.
+           ``CAMERA_INFO_GRACE_S``), or a bed that moved or could not be re-checked;
+           or a repositioning alert is active (nobody turned for
+           ``turn_interval_min``, a region above ``pressure_alert_kpa`` for
+           ``pressure_alert_min``: :mod:`disrt_ros.monitoring`).
 OK         otherwise.
 =========  =========================================================================
 
@@ -219,6 +222,7 @@ class CameraHealth:
     camera_rate_hz: float | None = None
     qos_incompatible: str = ""  # "<topic> (<policy>)" while unmatched, "" = none
     problem: tuple[int, str] | None = None  # ProblemLog.take_new for this camera
+    alerts: str = ""  # the repositioning monitor's active alerts, "; "-joined ("" = none)
 
 
 def camera_level(h: CameraHealth) -> tuple[int, str]:
@@ -253,6 +257,8 @@ def camera_level(h: CameraHealth) -> tuple[int, str]:
             f"{h.dropped / h.handed:.0%} of the frames dropped (inference slower than the "
             "camera): set rate_limit_hz to the output rate, fewer ddim_steps, or a faster "
             "device")))
+    if h.alerts:
+        levels.append((WARN, f"repositioning: {h.alerts}"))
     if h.problem is not None:
         levels.append(h.problem)
     return worst(levels)

@@ -10,8 +10,10 @@ the subscription cannot match is reported (incompatible-QoS event -> /diagnostic
 
 Outputs, under ``~/`` with one camera and ``~/<camera>/`` with several, stamped with the
 input image's header and in its frame: ``occupancy`` (stamped DiagnosticArray: in_bed |
-empty | sitting_on_edge) + ``occupancy_text``, and, when someone lies in bed, ``joints``,
-``mesh``, ``mesh_cloud``, ``pose``, ``pose_json``, ``posture`` (stamped) + ``posture_text``;
+empty | sitting_on_edge) + ``occupancy_text``, the repositioning monitor's events
+(``alerts`` + ``alerts_text``, :mod:`disrt_ros.monitoring`) and, when someone lies in bed,
+``joints``, ``mesh``, ``mesh_cloud``, ``pose``, ``pose_json``, ``posture`` (stamped) +
+``posture_text``, and with ``pressure`` on ``pressure`` (32FC1 kPa) + ``pressure_overlay``;
 ``overlay``; and ``/diagnostics`` (types, contents and QoS in :mod:`disrt_ros.topics`; what
 goes out when in :mod:`disrt_ros.outputs`; levels in :mod:`disrt_ros.diagnostics`). A
 message nobody subscribes to is not built (the state topics, a few bytes, are always sent
@@ -52,6 +54,7 @@ from disrt_core.geometry.bedframe import NET_SHAPE
 from disrt_core.threads import cpu_threads
 from disrt_ros import diagnostics as diag
 from disrt_ros.conversions import FrameResult, camera_info_to_K
+from disrt_ros.monitoring import Monitoring
 from disrt_ros.outputs import CameraOutputs
 from disrt_ros.params import DYNAMIC, MonitorConfig, ParameterError, declare_and_load
 from disrt_ros.pipeline import CameraState, Failure, Pipeline
@@ -103,6 +106,10 @@ class BedMonitorNode(Node):
             self.estimator = estimator
             estimator.set_sampling(steps=self.config.ddim_steps,
                                    hypotheses=self.config.hypotheses, eta=self.config.eta)
+        if hasattr(self.estimator, "set_pressure"):  # the pressure under the body
+            self.estimator.set_pressure(self.config.pressure)
+        self.monitoring = Monitoring(self.config, [c.name for c in self.config.cameras],
+                                     self._log)
         body = self.estimator.body_model
         self._joint_names = list(body.joint_names)
         self._faces = body.faces.detach().cpu().numpy().astype(np.int64)
@@ -267,7 +274,7 @@ class BedMonitorNode(Node):
                 cam.outputs.clear(job.payload.header)
             return
         cam.occupancy = (result.occupancy, result.present_prob)
-        wanted = cam.outputs.answer(result)
+        wanted = cam.outputs.answer(result, self.monitoring.observe(result))
         cam.published.tick()
         now, rate = time.monotonic(), self.config.display_rate_hz
         if wanted and now - cam.last_display >= (1 / rate if rate > 0 else 0.0):
@@ -335,7 +342,7 @@ class BedMonitorNode(Node):
             handed=handed, dropped=dropped, received_fraction=fraction,
             camera_rate_hz=camera_rate,
             qos_incompatible=", ".join(f"{t} ({p})" for t, p in inputs.incompatible.items()),
-            problem=problem)
+            problem=problem, alerts="; ".join(self.monitoring.active(name)))
         level, message = diag.camera_level(health)
         if level == diag.ERROR and intrinsics == "none" and "no CameraInfo" in message:
             self.problems.report(name, "no_geometry", message, "error")  # logged once
@@ -354,7 +361,7 @@ class BedMonitorNode(Node):
             **{f"problems_{kind}": n for kind, n in sorted(counts.items())},
             "intrinsics": intrinsics, "bed_region": cfg.bed_region,
             "occupancy": cam.occupancy[0], "present_prob": cam.occupancy[1],
-            "last_problem": last[2] if last else "",
+            "last_problem": last[2] if last else "", **self.monitoring.values(name),
         }
         return diag.status(f"{base}: camera {name}", level, message, values,
                            hardware_id=cam.last_frame_id)
@@ -365,6 +372,7 @@ class BedMonitorNode(Node):
     def destroy_node(self) -> None:
         self.worker.stop()
         self.display.stop()
+        self.monitoring.save()
         super().destroy_node()
 
 

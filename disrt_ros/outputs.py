@@ -2,10 +2,12 @@
 :mod:`disrt_ros.topics`).
 
 Every answered frame gets its bed state on ``~/occupancy`` (stamped) and
-``~/occupancy_text``. A frame with someone lying in bed also gets the light outputs at once
-(``joints``, ``pose``, ``pose_json``, ``posture``; each built only when subscribed, the
-states always so that they stay latched) and, at most ``display_rate_hz``, the display
-outputs (``mesh``, ``mesh_cloud``, ``overlay``) on the display thread. An empty bed,
+``~/occupancy_text``, and the repositioning monitor's events of that frame on ``~/alerts``
+(:mod:`disrt_ros.monitoring`). A frame with someone lying in bed also gets the light
+outputs at once (``joints``, ``pose``, ``pose_json``, ``posture``; each built only when
+subscribed, the states always so that they stay latched) and, at most ``display_rate_hz``,
+the display outputs (``mesh``, ``mesh_cloud``, ``overlay``, ``pressure``,
+``pressure_overlay``) on the display thread. An empty bed,
 someone sitting on its edge, or a refused frame (no bed, nonsense depth) publishes no body
 and removes the skeleton and mesh from RViz once (:func:`disrt_ros.markers.clear_markers`),
 so that nothing confident stays on screen; the overlay still shows what the camera sees.
@@ -31,7 +33,11 @@ from disrt_ros.markers import (
     overlay_image,
     spread_colours,
 )
+from disrt_ros.monitoring import publish_events
+from disrt_ros.pressure_view import highest_region, pressure_overlay
 from disrt_ros.topics import output_publishers
+
+DISPLAY = ("mesh", "mesh_cloud", "overlay", "pressure", "pressure_overlay")
 
 
 class CameraOutputs:
@@ -51,11 +57,13 @@ class CameraOutputs:
         self.pubs[state].publish(state_message(header, state, label, self.camera, values))
         self.pubs[state + "_text"].publish(String(data=label))
 
-    def answer(self, result: FrameResult) -> bool:
-        """Publish a frame's light outputs; True when the display outputs are wanted too
-        (someone in bed and a display topic subscribed)."""
+    def answer(self, result: FrameResult, events: list | None = None) -> bool:
+        """Publish a frame's light outputs and the monitor's ``events`` of it; True when the
+        display outputs are wanted too (someone in bed and a display topic subscribed)."""
         self.state("occupancy", result.header, result.occupancy,
                    {"present_prob": f"{result.present_prob:.3f}"})
+        if events:
+            publish_events(self.pubs, result.header, self.camera, events)
         if result.occupancy != "in_bed":
             self.clear(result.header)
             return bool(self.pubs["overlay"].get_subscription_count())
@@ -70,7 +78,7 @@ class CameraOutputs:
             pubs["pose_json"].publish(pose_json(result, self.joint_names, self.model_id))
         self.state("posture", result.header, result.posture)
         self.showing = True
-        return any(pubs[t].get_subscription_count() for t in ("mesh", "mesh_cloud", "overlay"))
+        return any(pubs[t].get_subscription_count() for t in DISPLAY)
 
     def clear(self, header: Header) -> None:
         """Remove the skeleton and mesh from RViz, once after they were shown."""
@@ -101,3 +109,11 @@ class CameraOutputs:
                 image = overlay_image(result.net_image, result.joints_bed[:0], rgba[:0],
                                       scale=cfg.overlay_scale, bones=())
             pubs["overlay"].publish(array_to_image(image, "bgr8", result.header))
+        if body and result.pressure is not None:
+            if pubs["pressure"].get_subscription_count():
+                pubs["pressure"].publish(array_to_image(result.pressure, "32FC1",
+                                                        result.header))
+            if pubs["pressure_overlay"].get_subscription_count():
+                image = pressure_overlay(result.pressure, caption=highest_region(
+                    result.region_pressure))
+                pubs["pressure_overlay"].publish(array_to_image(image, "bgr8", result.header))

@@ -30,6 +30,13 @@ Bed region of a camera (``<camera>.bed_region``):
 ``disrt-fit-bed`` shows what ``auto`` finds on a frame of the camera (and prints the
 ``corners_px`` / ``T_cam_bed`` lines for the other two).
 
+Pressure and the repositioning monitor (:mod:`disrt_ros.monitoring`): ``pressure`` computes
+the pressure under the predicted body (on by default: about 9 ms of CPU a frame at batch 1,
+``bench_pressure``); ``turn_interval_min``, ``pressure_alert_kpa`` / ``pressure_alert_min``,
+``pressure_load_kpa`` and ``monitor_hold_s`` set the monitor
+(:mod:`disrt_core.repositioning`; durations in minutes of the frames' stamps);
+``monitor_state_file`` keeps its state across restarts.
+
 For ``corners`` and ``auto`` the bed is re-checked on a frame every ``refit_period_s``
 (``bedfit.bed_change``; 0 = never) and re-fitted when it moved; the check runs on the
 inference thread, so that frame's latency grows by the fit time (tens of ms).
@@ -146,6 +153,30 @@ GLOBAL: dict[str, tuple[Any, str, dict]] = {
     "diagnostics_period_s": (1.0, "period of the /diagnostics report", _float(0.05, 60.0)),
     "overlay_scale": (4, "~/overlay pixels per network-grid pixel (128x54 grid)",
                       _int(1, 16)),
+    "occupancy_check": (True, "decide whether someone lies in bed (disrt_core.occupancy) and "
+                        "answer only then; false takes every plausible frame as someone "
+                        "lying in bed (replaying a dataset such as SLP, where the bed is never "
+                        "empty; the depth checks still apply)", {}),
+    "pressure": (True, "compute the pressure under the predicted body (disrt_core.pressure: "
+                 "~/pressure, ~/pressure_overlay, per-region peaks in pose_json and the "
+                 "pressure alerts; about 9 ms of CPU a frame)", {}),
+    "turn_interval_min": (120.0, "repositioning monitor: alert (~/alerts, /diagnostics WARN) "
+                          "when nobody in bed has been turned for this many minutes",
+                          _float(0.01, 10080.0)),
+    "pressure_alert_kpa": (9.3, "repositioning monitor: pressure alert when a body region's "
+                           "peak stays above this (kPa; 9.3 = 70 mmHg) for pressure_alert_min",
+                           _float(0.5, 100.0)),
+    "pressure_alert_min": (60.0, "repositioning monitor: minutes above pressure_alert_kpa "
+                           "before a region's pressure alert", _float(0.01, 10080.0)),
+    "pressure_load_kpa": (4.3, "repositioning monitor: the load per region is accumulated "
+                          "above this pressure (kPa·min; 4.3 kPa = 32 mmHg)",
+                          _float(0.0, 100.0)),
+    "monitor_hold_s": (10.0, "repositioning monitor: a new posture, bed state or pressure "
+                       "state counts once seen this many seconds longer than contradicted "
+                       "(single-frame flicker changes nothing)", _float(0.0, 3600.0)),
+    "monitor_state_file": ("", "repositioning monitor: JSON file the monitor's state is "
+                           "kept in (written atomically), so that a restarted node continues "
+                           "the timeline; empty = not kept", {}),
 }
 PER_CAMERA: dict[str, tuple[Any, str, dict]] = {
     "namespace": ("", "namespace of the camera's topics; empty = the camera name", {}),
@@ -217,6 +248,14 @@ class MonitorConfig:
     diagnostics_period_s: float
     overlay_scale: int
     cameras: tuple[CameraConfig, ...]
+    occupancy_check: bool = True
+    pressure: bool = True
+    turn_interval_min: float = 120.0
+    pressure_alert_kpa: float = 9.3
+    pressure_alert_min: float = 60.0
+    pressure_load_kpa: float = 4.3
+    monitor_hold_s: float = 10.0
+    monitor_state_file: str = ""
 
 
 def _declare(node: Node, name: str, spec: tuple[Any, str, dict], dynamic: bool) -> Any:
@@ -365,5 +404,9 @@ def declare_and_load(node: Node, *, check_files: bool = True) -> MonitorConfig:
         camera_type=camera_type, min_valid_fraction=g["min_valid_fraction"],
         marker_lifetime_s=g["marker_lifetime_s"], display_rate_hz=g["display_rate_hz"],
         diagnostics_period_s=g["diagnostics_period_s"], overlay_scale=g["overlay_scale"],
-        cameras=cameras,
+        cameras=cameras, occupancy_check=g["occupancy_check"], pressure=g["pressure"],
+        turn_interval_min=g["turn_interval_min"],
+        pressure_alert_kpa=g["pressure_alert_kpa"], pressure_alert_min=g["pressure_alert_min"],
+        pressure_load_kpa=g["pressure_load_kpa"], monitor_hold_s=g["monitor_hold_s"],
+        monitor_state_file=g["monitor_state_file"],
     )

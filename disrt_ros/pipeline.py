@@ -13,8 +13,10 @@ returns, per job, a :class:`~disrt_ros.conversions.FrameResult` or a :class:`Fai
    ``geometry.plausibility``) refuses the frame; ``normalize_depth`` -> one
    ``Estimator.predict`` for the whole batch, on the estimator's device;
 4. joints and vertices mapped to each camera's optical frame (``label_to_camera``), root
-   orientation and posture (``disrt_core.posture``), and the bed's state (in_bed | empty |
-   sitting_on_edge, ``disrt_core.occupancy``).
+   orientation and posture (``disrt_core.posture``), the bed's state (in_bed | empty |
+   sitting_on_edge, ``disrt_core.occupancy``) and, when the estimator computes it
+   (``Estimator.set_pressure``, the node's ``pressure``), the pressure map and the region
+   peaks (``disrt_core.pressure``).
 
 A refused frame is a :class:`Failure` at ERROR level (the node reports it and publishes no
 pose for it).
@@ -34,8 +36,9 @@ from std_msgs.msg import Header
 from disrt_core.geometry.bedframe import NET_SHAPE, normalize_depth
 from disrt_core.geometry.camera import label_to_camera, raw_to_network
 from disrt_core.geometry.plausibility import bed_region_problem, units_problem
-from disrt_core.occupancy import STATES, occupancy_state
+from disrt_core.occupancy import IN_BED, STATES, occupancy_state
 from disrt_core.posture import POSTURES, posture_from_axis_angle
+from disrt_core.pressure import REGIONS
 from disrt_ros.conversions import FrameResult, ImageFormatError, depth_to_mm
 from disrt_ros.diagnostics import ProblemLog, RateMeter
 from disrt_ros.params import CameraConfig, MonitorConfig
@@ -241,7 +244,8 @@ class Pipeline:
             pred = self.estimator.predict(net[:, None])
             present = pred.present_prob if pred.present_prob is not None else \
                 torch.ones(len(ok), device=net.device)  # an estimator without the check
-            state = occupancy_state(present, net_mm, bed_mm)
+            state = occupancy_state(present, net_mm, bed_mm) if self.config.occupancy_check \
+                else torch.full((len(ok),), IN_BED, dtype=torch.long, device=net.device)
             joints_cam = label_to_camera(pred.joints.float(), T_all)
             vertices_cam = label_to_camera(pred.vertices.float(), T_all)
             root = self.layout.unpack(pred.params.float()).root_orient
@@ -250,6 +254,11 @@ class Pipeline:
         arrays = [t.detach().cpu().numpy() for t in (
             pred.joints, joints_cam, vertices_cam, pred.joint_spread, pred.params, quat, net,
             posture, state, present)]
+        # the pressure under the body, when the estimator computes it (the node's `pressure`)
+        pressure = getattr(pred, "pressure", None)
+        pressure = pressure.detach().float().cpu().numpy() if pressure is not None else None
+        regions = getattr(pred, "region_pressure", None)
+        regions = regions.detach().float().cpu().numpy() if regions is not None else None
         t3 = time.perf_counter()
         for k, i in enumerate(ok):
             results[i] = FrameResult(
@@ -258,7 +267,11 @@ class Pipeline:
                 params=arrays[4][k], root_quat_cam=arrays[5][k],
                 posture=POSTURES[int(arrays[7][k])], hypotheses=self.hypotheses,
                 T_cam_bed=poses[k], net_image=arrays[6][k],
-                occupancy=STATES[int(arrays[8][k])], present_prob=float(arrays[9][k]))
+                occupancy=STATES[int(arrays[8][k])], present_prob=float(arrays[9][k]),
+                pressure=pressure[k] if pressure is not None else None,
+                region_pressure=None if regions is None else {
+                    name: (float(regions[k, r, 0]), float(regions[k, r, 1]))
+                    for r, name in enumerate(REGIONS)})
         for stage, seconds in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2,
                                            time.perf_counter() - t3)):
             self.stage_times[stage].add(seconds)

@@ -3,7 +3,7 @@ truth of the bag it was fed, frame by frame, matched by header stamp.
 
 BAG_IN is a bag of :mod:`disrt_ros.bags`' layout (``disrt-slp2bag``, ``disrt-synth2bag``):
 ground truth on ``/ground_truth/pose`` (:class:`disrt_ros.bags.GroundTruth`). BAG_OUT holds
-the node's ``pose_json`` results (schema ``disrt_ros/pose/1``; found by that schema on any
+the node's ``pose_json`` results (schema ``disrt_ros/pose/2`` or 1; found by it on any
 std_msgs/String topic unless ``--pose-topic`` names it), recorded e.g. with
 ``disrt-record`` or ``ros2 bag record``. Each result carries the stamp of the depth frame it
 came from.
@@ -30,7 +30,8 @@ import numpy as np
 
 from disrt_ros.bags import GT_POSE_TOPIC, STRING, BagError, BagReader, GroundTruth
 
-POSE_SCHEMA = "disrt_ros/pose/1"
+POSE_SCHEMA = "disrt_ros/pose/2"  # what the node writes now
+POSE_SCHEMAS = ("disrt_ros/pose/1", POSE_SCHEMA)  # what is read (2 added pressure, monitor)
 COVERS = ("uncover", "cover1", "cover2")
 
 
@@ -78,7 +79,7 @@ def _parse_result(text: str) -> Result | None:
         d = json.loads(text)
     except json.JSONDecodeError:
         return None
-    if not isinstance(d, dict) or d.get("schema") != POSE_SCHEMA:
+    if not isinstance(d, dict) or d.get("schema") not in POSE_SCHEMAS:
         return None
     stamp = int(d["stamp"]["sec"]) * 1_000_000_000 + int(d["stamp"]["nanosec"])
     joints = np.asarray(d["joints_bed"], np.float64)

@@ -21,6 +21,7 @@ from disrt_core.body.layout import ParamLayout
 from disrt_core.body.skeleton import SMPL_JOINT_NAMES
 from disrt_core.geometry.bedframe import BED_CENTRE_LABEL
 from disrt_core.infer import Prediction
+from disrt_core.pressure import REGIONS
 
 LIFT_M = 0.1
 #: Root axis-angle of the fake body: lying on its left side (posture "left").
@@ -56,6 +57,8 @@ class FakeEstimator:
         self.batch_sizes: list[int] = []
         self.fail_next = False
         self.present = 1.0  # the present_prob it answers (an empty bed: below 0.5)
+        self.pressure = False  # set_pressure: answer pressure too
+        self.sacrum_kpa = 5.0  # the sacrum's peak it answers then (the others: 2 kPa)
         self.entered = threading.Event()  # set when a predict call starts
         self._gate = threading.Event()
         self._gate.set()
@@ -68,6 +71,9 @@ class FakeEstimator:
 
     def release(self) -> None:
         self._gate.set()
+
+    def set_pressure(self, enabled: bool) -> None:
+        self.pressure = bool(enabled)
 
     def set_sampling(self, steps=None, hypotheses=None, eta=None) -> None:
         for key, value in (("steps", steps), ("hypotheses", hypotheses), ("eta", eta)):
@@ -106,9 +112,17 @@ class FakeEstimator:
         if remaining > 0:
             time.sleep(remaining)
         present = torch.full((batch,), float(self.present))
-        return Prediction(params=params, joints=joints, vertices=vertices,
+        pred = Prediction(params=params, joints=joints, vertices=vertices,
                           joint_spread=spread.clone(), present_prob=present,
                           present=present >= 0.5)
+        if self.pressure:  # a block under the middle of the mat, as high as the sacrum's peak
+            pred.pressure = torch.zeros(batch, 192, 84)
+            pred.pressure[:, 90:120, 30:54] = float(self.sacrum_kpa)
+            pred.vertex_pressure = torch.zeros(batch, vertices.shape[1])
+            regions = torch.full((batch, len(REGIONS), 2), 2.0)
+            regions[:, REGIONS.index("sacrum")] = float(self.sacrum_kpa)
+            pred.region_pressure = regions
+        return pred
 
 
 # A small overhead depth camera: 240 columns x 320 rows, rows along the bed.

@@ -64,9 +64,9 @@ def setup(ros):
                     {"bed1": "/bed_monitor/bed1/", "bed2": "/bed_monitor/bed2/"})
     ros.add(monitor)
     ros.add(tester)
-    assert wait_until(lambda: all(
-        pub.get_subscription_count() > 0 for cam in monitor.cameras.values()
-        for pub in cam.pubs.values()) and all(
+    assert wait_until(lambda: all(  # the outputs the tester subscribes to (rosutil.OUTPUTS)
+        cam.pubs[name].get_subscription_count() > 0 for cam in monitor.cameras.values()
+        for name in OUTPUTS) and all(
         p.get_subscription_count() > 0 for p in tester.depth_pubs.values()))
     stamps = iter(range(1, 10**6))
     yield monitor, tester, fake, logged, stamps
@@ -332,7 +332,7 @@ def test_output_publishers_carry_no_qos_event_handlers(setup):
     subscriptions keep rclpy's (they report a camera driver with an incompatible QoS)."""
     monitor = setup[0]
     pubs = [pub for cam in monitor.cameras.values() for pub in cam.pubs.values()]
-    assert len(pubs) == 20 and all(pub.event_handlers == [] for pub in pubs)
+    assert len(pubs) == 28 and all(pub.event_handlers == [] for pub in pubs)
     assert all(sub.event_handlers for sub in monitor.subscriptions)
 
 

@@ -82,7 +82,9 @@ def test_someone_in_bed_then_nobody(monitor):
     # a repeat of frame 1), and no body is published for the empty frames.
     assert wait_until(lambda: player.latest("camera", "joints").markers[0].action
                       == Marker.DELETEALL)
-    assert player.stamped("camera", "joints", 2) is None
+    # frame 2 gets at most the clearing (when no repeat of frame 1 was answered empty first)
+    joints = player.stamped("camera", "joints", 2)
+    assert joints is None or joints.markers[0].action == Marker.DELETEALL
     assert player.stamped("camera", "pose", 2) is None
     assert player.stamped("camera", "posture", 2) is None
     assert wait_until(lambda: _camera_status(player, lambda s, v: v.get("occupancy") == "empty"))
