@@ -142,6 +142,8 @@ class Debounce:
 
 
 def _minutes(seconds: float) -> str:
+    if seconds < 120:  # short settings (tests, the demo's compressed time)
+        return f"{seconds:.0f} s"
     return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
 
 

@@ -59,11 +59,18 @@ import numpy as np
 
 NODE_NAME = "bed_monitor"
 NODE_PREFIX = f"/{NODE_NAME}/"
-RECORDED_OUTPUTS = ("pose_json", "pose", "joints", "posture", "overlay", "mesh_cloud")
+RECORDED_OUTPUTS = ("pose_json", "pose", "joints", "posture", "overlay", "mesh_cloud",
+                    "occupancy", "alerts", "pressure")
 DISPLAY_RATE_HZ = 2.0
 STATUS_EVERY_S = 2.0
 BEDDING = ("uncovered", "sheet", "blanket")  # cover levels 0, 1, 2
 STILL_S = 5.0  # mean seconds between turns in the demo's night
+# Compressed time [choice]: the repositioning monitor runs on the frames' stamps, so the demo
+# gives the node its default durations divided by TIME_SCALE: one demo second stands for
+# 12 minutes, a 30 s night for 6 hours, the 120 min turn interval for 10 s.
+TIME_SCALE = 720.0
+LONG_STILL = 4.0  # the second still period is this many times the others: a turn is missed
+MONITOR_HOLD_S = 0.5  # the monitor's hysteresis in demo seconds (6 "minutes")
 NODE_START_TIMEOUT_S = 180.0  # a first run may build the body model's cache
 
 
@@ -123,16 +130,22 @@ class Night:
 
 def plan_demo_night(n_frames: int, rate: float, seed: int) -> list:
     """The demo's still periods (module docstring), as ``synth2bag.Period`` s: about
-    ``STILL_S`` seconds each (±25 %; at least three in a night of 3 s or more), a turn to
-    another posture at every cut (drawn with synth2bag's posture weights), the bedding
-    cycling uncovered -> sheet -> blanket."""
+    ``STILL_S`` seconds each (cuts ±25 % of a period; at least three in a night of 3 s or
+    more), the second ``LONG_STILL`` times as long (in a 30 s night longer than the
+    compressed turn interval, so that the monitor's turn alert fires), a turn to another
+    posture at every cut (drawn with synth2bag's posture weights), the bedding cycling
+    uncovered -> sheet -> blanket."""
     from disrt_ros.tools.synth2bag import POSTURE_WEIGHTS, Period
 
     rng = np.random.default_rng(seed)
     seconds = n_frames / rate  # short nights still show up to three periods of >= 1 s
     count = max(1, min(n_frames, max(round(seconds / STILL_S), min(3, int(seconds)))))
-    length = n_frames / count
-    cuts = [round(length * (k + rng.uniform(-0.25, 0.25))) for k in range(1, count)]
+    weights_t = np.ones(count)
+    if count >= 3:  # the second period lasts longer than the turn interval: an alert fires
+        weights_t[1] = LONG_STILL
+    bounds = np.concatenate([[0.0], np.cumsum(weights_t)]) / weights_t.sum() * n_frames
+    length = n_frames / weights_t.sum()
+    cuts = [round(bounds[k] + length * rng.uniform(-0.25, 0.25)) for k in range(1, count)]
     edges = [0, *cuts, n_frames]
     names, weights = list(POSTURE_WEIGHTS), np.array(list(POSTURE_WEIGHTS.values()))
     posture, first = "supine", int(rng.integers(3))
@@ -171,9 +184,16 @@ def node_parameters(checkpoint: Path, device: str, seed: int, T_cam_bed: np.ndar
     return {"/**": {"ros__parameters": {
         "checkpoint": str(checkpoint.resolve()), "device": device, "seed": seed,
         "bed_distance_mm": float(bed_mm), "display_rate_hz": DISPLAY_RATE_HZ,
-        "cameras": ["camera"],
+        **monitor_parameters(), "cameras": ["camera"],
         "camera": {"namespace": "/camera/camera", "bed_region": "pose",
                    "T_cam_bed": [float(v) for v in np.asarray(T_cam_bed).reshape(-1)]}}}}
+
+
+def monitor_parameters() -> dict:
+    """The repositioning monitor's durations in compressed time (``TIME_SCALE``): the node's
+    defaults (120 min turn interval, 60 min above the pressure threshold) divided by it."""
+    return {"turn_interval_min": 120.0 / TIME_SCALE, "pressure_alert_min": 60.0 / TIME_SCALE,
+            "monitor_hold_s": MONITOR_HOLD_S}
 
 
 class NodeProcess:
@@ -282,7 +302,7 @@ def _run(args, checkpoint: Path, domain_id: int) -> int:
         "checkpoint_sha256": hashlib.sha256(checkpoint.read_bytes()).hexdigest()[:16],
         "model_id": header.model_id, "network": header.network.to_dict().get("name"),
         "ddim_steps": 5, "hypotheses": 1, "sensor": night.sensor, "ros_domain_id": domain_id,
-        "interrupted": interrupted,
+        "interrupted": interrupted, "time_scale": TIME_SCALE,
         "night": [{"start_s": p.start / args.rate, "stop_s": p.stop / args.rate,
                    "posture": p.posture, "cover": ("uncover", "cover1", "cover2")[p.cover]}
                   for p in periods]}

@@ -38,6 +38,7 @@ from disrt_core.body.skeleton import SMPL_BONES
 from disrt_core.geometry.bedframe import NET_SHAPE, label_to_net
 from disrt_core.sim.preview import SCALE, depth_panel
 from disrt_ros.bags import BagReader
+from disrt_ros.pressure_view import pressure_overlay
 from disrt_ros.tools.score import COVERS, POSE_SCHEMAS, read_ground_truth, score
 
 REPORT_SCHEMA = "disrt_ros/demo_report/1"
@@ -88,6 +89,33 @@ def last_diagnostics(bag: str | Path) -> dict[str, str]:
             for status in msg.status:
                 out.update({kv.key: kv.value for kv in status.values})
     return out
+
+
+def read_events(bag: str | Path, topic: str) -> list[dict]:
+    """The repositioning monitor's events on ``topic`` (``~/alerts``) in the bag: stamp (s,
+    the frame's), kind, level (0 OK, 1 WARN) and sentence, in stamp order."""
+    events = []
+    with BagReader(bag) as reader:
+        if topic not in reader.topics:
+            return events
+        for _, msg in reader.read(topic, DIAGNOSTICS):
+            stamp = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
+            events += [{"stamp_s": stamp, "kind": st.name, "level": int(st.level),
+                        "message": st.message} for st in msg.status]
+    return sorted(events, key=lambda e: e["stamp_s"])
+
+
+def read_pressure(bag: str | Path, topic: str) -> dict[int, np.ndarray]:
+    """The node's ``~/pressure`` maps (32FC1 kPa [192,84]) in the bag by header stamp (ns)."""
+    maps: dict[int, np.ndarray] = {}
+    with BagReader(bag) as reader:
+        if topic not in reader.topics:
+            return maps
+        for _, msg in reader.read(topic, "sensor_msgs/msg/Image"):
+            stamp = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+            maps[stamp] = np.frombuffer(bytes(msg.data), np.float32).reshape(msg.height,
+                                                                             msg.width)
+    return maps
 
 
 def _number(values: dict[str, str], key: str, kind=float) -> float | int | None:
@@ -141,6 +169,9 @@ def summarize(bag: str | Path, pose_topic: str, *, streaming_s: float,
         row[answers[s].posture] = row.get(answers[s].posture, 0) + 1
     diag = last_diagnostics(bag)
     sent = len(truths)
+    start_s = min(truths) / 1e9 if truths else 0.0
+    events = [{**e, "t_s": round(e["stamp_s"] - start_s, 3)}
+              for e in read_events(bag, pose_topic.rsplit("/", 1)[0] + "/alerts")]
     return {
         "schema": REPORT_SCHEMA,
         "settings": settings,
@@ -160,6 +191,7 @@ def summarize(bag: str | Path, pose_topic: str, *, streaming_s: float,
         "per_cover": per_cover,
         "posture_confusion": confusion,
         "pve_note": scored.pve_note,
+        "monitor_events": events,
     }
 
 
@@ -196,6 +228,12 @@ def report_markdown(report: dict) -> str:
     ]
     if report.get("pve_note"):
         lines.append(f"- {report['pve_note']}")
+    scale = s.get("time_scale") or 1.0
+    lines += ["", f"Repositioning monitor (compressed time: one second of the demo stands for "
+              f"{scale / 60:g} min; the node's durations are divided by {scale:g}):", ""]
+    lines += [f"- {e['t_s']:5.1f} s ({e['t_s'] * scale / 3600:4.1f} h) {e['kind']}"
+              f"{' (WARN)' if e['level'] else ''}: {e['message']}"
+              for e in report.get("monitor_events", [])] or ["- no events"]
     lines += [
         "", "Synthetic-domain numbers: the generator's bodies (open Anny body model unless "
         "the checkpoint is an SMPL one) under its simulated sensor noise, scored against its "
@@ -286,28 +324,47 @@ def pick_frames(periods: list[int], answered: list[bool], count: int) -> list[in
     return sorted(chosen)
 
 
+def pressure_panel(kpa: np.ndarray) -> np.ndarray:
+    """The node's pressure map [192,84] (kPa) as a panel [PANEL_H, PANEL_W, 3] under the
+    depth panel of its frame (same bed orientation, head end at the top)."""
+    image = pressure_overlay(kpa, scale=1, caption="")
+    image = cv2.resize(image, (PANEL_W, PANEL_H), interpolation=cv2.INTER_NEAREST)
+    for colour, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):
+        cv2.putText(image, f"max {float(np.max(kpa)):.1f} kPa", (4, 14),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.42, colour, thickness, cv2.LINE_AA)
+    return image
+
+
 def write_contact_sheet(path: Path, night, rate: float, bag: str | Path,
                         pose_topic: str) -> Path:
     """The contact sheet of a demo run: frames picked by :func:`pick_frames` among those the
-    node answered, each as the network sees it (``raw_to_network`` of the raw frame with the
-    night's camera, as the node prepares it) with both skeletons. ``night`` is a
-    :class:`disrt_ros.demo.Night`."""
+    node answered (among those with a recorded ``~/pressure`` map when there are any), each
+    as the network sees it (``raw_to_network`` of the raw frame with the night's camera, as
+    the node prepares it) with both skeletons, and under it the node's pressure map of that
+    frame. ``night`` is a :class:`disrt_ros.demo.Night`."""
     import torch
 
     from disrt_core.geometry.camera import raw_to_network
 
     answers, truths = read_answers(bag, pose_topic), read_ground_truth(bag)
+    maps = read_pressure(bag, pose_topic.rsplit("/", 1)[0] + "/pressure")
     answered = [False] * len(night.frames)
-    pairs = {}
+    pairs, pressure = {}, {}
     for stamp, truth in truths.items():
         frame = int(truth.extra["frame"])
         if stamp in answers and frame not in pairs:
             answered[frame] = True
             pairs[frame] = (truth, answers[stamp])
+            if stamp in maps:
+                pressure[frame] = maps[stamp]
+    if pressure:  # two rows per row of frames: depth, then its pressure map
+        answered = [a and i in pressure for i, a in enumerate(answered)]
+    rows = SHEET_ROWS * (2 if pressure else 1)
     panels = []
     K = torch.from_numpy(night.K).float()[None]
     T = torch.from_numpy(night.T_cam_bed).float()[None]
-    for frame in pick_frames(night.period_of.tolist(), answered, SHEET_ROWS * SHEET_COLS):
+    frames = pick_frames(night.period_of.tolist(), answered, SHEET_ROWS * SHEET_COLS)
+    for frame in frames:
         truth, answer = pairs[frame]
         depth = torch.from_numpy(night.frames[frame].astype(np.float32))[None]
         net_mm = raw_to_network(depth, K, T, night.bed_mm)[0]
@@ -316,7 +373,14 @@ def write_contact_sheet(path: Path, night, rate: float, bag: str | Path,
                    f"node: {answer.posture}, {error:.0f} mm"]
         panels.append(frame_panel(net_mm.numpy(), night.bed_mm, truth.joints_bed_m,
                                   answer.joints_bed, caption))
+    if pressure:  # reorder: each row of depth panels followed by its row of pressure maps
+        depth_panels, panels = panels, []
+        for r in range(0, len(frames), SHEET_COLS):
+            row = frames[r:r + SHEET_COLS]
+            panels += depth_panels[r:r + SHEET_COLS] + [np.full_like(depth_panels[0], 48)] * (
+                SHEET_COLS - len(row))
+            panels += [pressure_panel(pressure[f]) for f in row]
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), contact_sheet(panels)):
+    if not cv2.imwrite(str(path), contact_sheet(panels, rows=rows)):
         raise OSError(f"could not write {path}")
     return path

@@ -63,7 +63,8 @@ def test_demo_writes_every_output(demo_run):
         assert (out / name).is_file(), name
     assert "bed monitor ready" in (out / "node.log").read_text()
     sheet = cv2.imread(str(out / "contact_sheet.png"))
-    assert sheet.shape == (*demo_report.sheet_shape(), 3)
+    # each row of frames over a row of the node's pressure maps
+    assert sheet.shape == (*demo_report.sheet_shape(2 * demo_report.SHEET_ROWS), 3)
     overlays = sorted((out / "overlays").glob("*.png"))
     assert overlays  # the node's ~/overlay at 2 Hz
     assert cv2.imread(str(overlays[0])).shape == (128 * 4, 54 * 4, 3)
@@ -103,6 +104,13 @@ def test_report_agrees_with_the_bag(demo_run, anny_body):
                                                     abs=1e-6)
             right = [answers[s][1] == truths[s].posture for s in stamps]
             assert row["posture_accuracy"] == pytest.approx(np.mean(right))
+    # the monitor's events, as the node published them on ~/alerts
+    alerts_topic = demo.NODE_PREFIX + "alerts"
+    with BagReader(out / "outputs") as reader:
+        kinds = [st.name for _, m in reader.read(alerts_topic, demo_report.DIAGNOSTICS)
+                 for st in m.status] if alerts_topic in reader.topics else []
+    assert sorted(e["kind"] for e in report["monitor_events"]) == sorted(kinds)
+    assert "Repositioning monitor" in (out / "report.md").read_text()
     # PVE of all answered frames, from the parameters with the body model (both Anny)
     with torch.no_grad():
         pred = anny_body(torch.tensor(np.stack([answers[s][3] for s in matched])).float())[0]
@@ -122,7 +130,14 @@ def test_night_plan_shows_every_cover_level():
     assert periods == demo.plan_demo_night(450, 15.0, seed=0)
     assert len(periods) == 6 and periods[0].start == 0 and periods[-1].stop == 450
     assert all(a.stop == b.start for a, b in itertools.pairwise(periods))
-    assert all(37 <= p.stop - p.start <= 113 for p in periods)  # 75 frames ± 2 x 25 %
+    # 9 units of 50 frames, the second period 4 of them; cuts move by up to 25 % of a unit
+    lengths = [p.stop - p.start for p in periods]
+    assert all(25 <= n <= 75 for k, n in enumerate(lengths) if k != 1)
+    assert 175 <= lengths[1] <= 225
+    # the long period outlasts the compressed turn interval (120 min / TIME_SCALE), so the
+    # monitor's turn alert fires in the default demo
+    assert lengths[1] / 15.0 > 120 * 60 / demo.TIME_SCALE
+    assert demo.monitor_parameters()["turn_interval_min"] * 60 < lengths[1] / 15.0
     assert all(a.posture != b.posture for a, b in itertools.pairwise(periods))  # turns
     covers = [p.cover for p in periods]
     assert all((b - a) % 3 == 1 for a, b in itertools.pairwise(covers))  # 0 -> 1 -> 2
