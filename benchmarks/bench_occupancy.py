@@ -7,9 +7,11 @@ Generates ``--n`` scenes with the three occupancy states in equal shares (room s
 through every sensor in turn, and SLP-like bed scenes with the Kinect v2; the network image
 made with the true bed pose), runs the Estimator on them (5 DDIM steps, seeded) and reports
 the accuracy of ``disrt_core.occupancy.occupancy_state`` per true state and of
-``Prediction.present`` (goal: every state ≥ 95 %). ``--fit`` fits the logistic model of
-``occupancy.FEATURES`` on these scenes first (L2-regularised, Newton's method) and prints the
-coefficients to paste into ``disrt_core.occupancy.COEFFICIENTS``; the accuracy reported is
+``Prediction.present`` (goal: every state ≥ 95 %). ``--fit`` fits the two logistic
+models on these scenes first (L2-regularised, Newton's method): presence from
+``occupancy.FEATURES`` (lying in bed against empty or sitting) and sitting from the tall
+shares and that presence, and prints the coefficients to paste into
+``disrt_core.occupancy.COEFFICIENTS`` and ``SITTING_COEFFICIENTS``; the accuracy reported is
 then on a second, held-out set of the same size (seed + 1).
 """
 
@@ -29,9 +31,11 @@ from disrt_core.geometry.bedframe import normalize_depth
 from disrt_core.occupancy import (
     COEFFICIENTS,
     FEATURES,
+    SITTING_COEFFICIENTS,
     STATES,
     occupancy_features,
     occupancy_state,
+    tall_shares,
 )
 
 SCENES = [{"scene": "room", "sensor": s} for s in (
@@ -55,6 +59,7 @@ def generate(estimator, n: int, seed: int, batch: int, device: str) -> dict[str,
             "features": occupancy_features(x, pred.vertices).cpu().numpy(),
             "state": out["occupancy"].cpu().numpy(),
             "present_prob": pred.present_prob.cpu().numpy(),
+            "tall": tall_shares(out["depth"], out["bed_mm"]).cpu().numpy(),
             "predicted": occupancy_state(pred.present_prob, out["depth"],
                                          out["bed_mm"]).cpu().numpy(),
             "sensor": np.array([scene["scene"] + "/" + scene["sensor"]] * len(x)),
@@ -77,6 +82,17 @@ def fit_logistic(features: np.ndarray, present: np.ndarray, l2: float = 1e-3,
     return w
 
 
+def _logistic(x: np.ndarray, coefficients) -> np.ndarray:
+    coef = np.asarray(coefficients)
+    return 1 / (1 + np.exp(-(x @ coef[:-1] + coef[-1])))
+
+
+def _sitting_inputs(data: dict, coefficients) -> np.ndarray:
+    """The sitting model's inputs: tall shares and the presence probability."""
+    return np.concatenate([data["tall"], _logistic(data["features"], coefficients)[:, None]],
+                          1)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=600)
@@ -91,21 +107,25 @@ def main(argv: list[str] | None = None) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         estimator = Estimator.from_checkpoint(args.checkpoint, device=args.device, seed=0)
-    coefficients = COEFFICIENTS
+    coefficients, sitting_coef = COEFFICIENTS, SITTING_COEFFICIENTS
     result = Result("occupancy", machine_info(), command_line())
     if args.fit:
         train = generate(estimator, args.n, args.seed, args.batch, args.device)
-        w = fit_logistic(train["features"], (train["state"] == 0).astype(float))
+        w = fit_logistic(train["features"], (train["state"] == 0).astype(float), l2=1e-2)
         coefficients = tuple(round(float(v), 3) for v in w)
+        w = fit_logistic(_sitting_inputs(train, coefficients),
+                         (train["state"] == 2).astype(float), l2=1e-3)
+        sitting_coef = tuple(round(float(v), 2) for v in w)
         print("fitted COEFFICIENTS =", coefficients)
+        print("fitted SITTING_COEFFICIENTS =", sitting_coef)
         result.notes.append(f"coefficients fitted on {args.n} scenes of seed {args.seed}: "
-                            f"{coefficients}; evaluated on seed {args.seed + 1}")
+                            f"presence {coefficients}, sitting {sitting_coef}; evaluated on "
+                            f"seed {args.seed + 1}")
         args.seed += 1
     data = generate(estimator, args.n, args.seed, args.batch, args.device)
-    coef = np.asarray(coefficients)
-    prob = 1 / (1 + np.exp(-(data["features"] @ coef[:-1] + coef[-1])))
-    if args.fit:  # the states again, with the fitted model
-        sitting = data["predicted"] == 2
+    prob = _logistic(data["features"], coefficients)
+    if args.fit:  # the states again, with the fitted models
+        sitting = _logistic(_sitting_inputs(data, coefficients), sitting_coef) >= 0.5
         data["predicted"] = np.where(sitting, 2, np.where(prob >= 0.5, 0, 1))
     present = data["state"] == 0
     for k, name in enumerate(STATES):

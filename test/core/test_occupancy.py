@@ -3,6 +3,7 @@ probability the Estimator reports."""
 
 import math
 
+import pytest
 import torch
 
 from disrt_core.geometry.bedframe import DEPTH_RANGE_MM, NET_SHAPE, net_to_label
@@ -64,15 +65,27 @@ def test_the_estimator_reports_presence(tmp_path):
 
 
 def test_the_bed_state_sitting_in_bed_or_empty():
-    from disrt_core.occupancy import EMPTY, IN_BED, SITTING, occupancy_state, sitting_share
+    from disrt_core.occupancy import (
+        EMPTY,
+        IN_BED,
+        SITTING,
+        occupancy_state,
+        sitting_probability,
+        tall_shares,
+    )
 
     bed_mm = 2101.0
     net = torch.full((3, *NET_SHAPE), bed_mm)
     net[0, 40:70, 40:54] = bed_mm - 800.0  # a trunk and head 0.8 m up at the edge: sitting
-    net[1, 20:110, 15:40] = bed_mm - 450.0  # a raised knee, 0.45 m: still lying
-    share = sitting_share(net, bed_mm)
-    assert share[0] > 0.05 and share[1] == 0 and share[2] == 0
-    state = occupancy_state(torch.tensor([0.1, 0.9, 0.2]), net, bed_mm)
+    net[1, 60:75, 20:32] = bed_mm - 450.0  # a raised knee, 0.45 m: still lying
+    shares = tall_shares(net, bed_mm)
+    cells = 128 * 54
+    assert shares[0].tolist() == pytest.approx([30 * 14 / cells] * 3)  # above 0.4/0.55/0.7 m
+    assert shares[1].tolist() == pytest.approx([15 * 12 / cells, 0, 0])
+    assert shares[2].tolist() == [0, 0, 0]
+    present = torch.tensor([0.1, 0.9, 0.2])
+    state = occupancy_state(present, net, bed_mm)
     assert state.tolist() == [SITTING, IN_BED, EMPTY]
     net[2, :10] = 0  # no readings are not tall things
-    assert sitting_share(net, bed_mm)[2] == 0
+    assert tall_shares(net, bed_mm)[2].tolist() == [0, 0, 0]
+    assert sitting_probability(present, net, bed_mm)[2] < 0.5

@@ -69,6 +69,13 @@ def serve(player, stamp: int, body_mm: float = 250.0) -> bool:
                                player.stamped("camera", "occupancy", stamp))[1])
 
 
+def stamped(player, topic: str, stamp: int):
+    """The node's ``topic`` message for frame ``stamp``, once it has arrived (the topics of
+    one frame arrive in no fixed order)."""
+    assert wait_until(lambda: player.stamped("camera", topic, stamp) is not None), topic
+    return player.stamped("camera", topic, stamp)
+
+
 def events(player) -> list[tuple[str, str, float, int]]:
     """(kind, alert, time, level) of every ~/alerts message received, in order."""
     with player._lock:
@@ -94,11 +101,14 @@ def test_pressure_outputs_and_alerts(ros):
         assert {(kind, alert) for kind, alert, _, _ in got} == {("alert", "turn_due"),
                                                                  ("alert", "pressure")}
         assert all(t == 4.0 and level == DiagnosticStatus.WARN for _, _, t, level in got)
-        text = [m.data for m in player.received[("camera", "alerts_text")]]
-        assert any("turn due" in t and "left" in t for t in text)
-        assert any("sacrum above 9.3 kPa" in t for t in text)
+        def texts():
+            with player._lock:
+                return [m.data for m in player.received[("camera", "alerts_text")]]
+        assert wait_until(lambda: len(texts()) >= 2)  # published after each ~/alerts
+        assert any("turn due" in t and "left" in t for t in texts())
+        assert any("sacrum above 9.3 kPa" in t for t in texts())
 
-        payload = json.loads(player.stamped("camera", "pose_json", 6).data)
+        payload = json.loads(stamped(player, "pose_json", 6).data)
         assert payload["schema"] == "disrt_ros/pose/2"
         assert payload["pressure"]["regions"]["sacrum"]["peak_kpa"] == pytest.approx(12.0)
         assert payload["pressure"]["contact_cm2"] == 30 * 24  # the fake's 30 x 24 cell block
@@ -107,11 +117,11 @@ def test_pressure_outputs_and_alerts(ros):
         assert monitor["since_turn_min"] == pytest.approx(5 / 60, abs=0.006)
         assert sorted(a["kind"] for a in monitor["alerts"]) == ["pressure", "turn_due"]
 
-        assert wait_until(lambda: player.stamped("camera", "pressure", 6))
-        image = player.stamped("camera", "pressure", 6)
+        image = stamped(player, "pressure", 6)
         assert image.encoding == "32FC1" and (image.height, image.width) == (192, 84)
         kpa = image_to_array(image)
         assert kpa.max() == pytest.approx(12.0) and kpa[100, 40] == pytest.approx(12.0)
+        assert wait_until(lambda: player.latest("camera", "pressure_overlay") is not None)
         overlay = player.latest("camera", "pressure_overlay")
         assert overlay.encoding == "bgr8" and overlay.width == 84 * 3
 
@@ -144,7 +154,7 @@ def test_pressure_off_and_the_state_survives_a_restart(ros, tmp_path):
         assert fake.pressure is False
         for stamp in range(1, 5):
             assert serve(player, stamp)
-        payload = json.loads(player.stamped("camera", "pose_json", 4).data)
+        payload = json.loads(stamped(player, "pose_json", 4).data)
         assert payload["pressure"] is None and payload["monitor"]["posture"] == "left"
         assert player.latest("camera", "pressure") is None
     finally:
@@ -162,7 +172,7 @@ def test_pressure_off_and_the_state_survives_a_restart(ros, tmp_path):
             assert serve(player, stamp)
         assert wait_until(lambda: [e[:3] for e in events(player)] == [
             ("alert", "turn_due", 7.0)])
-        monitor = json.loads(player.stamped("camera", "pose_json", 7).data)["monitor"]
+        monitor = json.loads(stamped(player, "pose_json", 7).data)["monitor"]
         assert monitor["since_turn_min"] == pytest.approx(6 / 60, abs=0.006)
     finally:
         ros.remove(player)
