@@ -21,8 +21,14 @@ What it does, in order:
    bag (:class:`disrt_ros.tools.record.Recorder`) and saves the node's ``~/overlay``
    images.
 4. **Results** (:mod:`disrt_ros.demo_report`): ``report.json`` / ``report.md`` (MPJPE and
-   PVE per cover level, posture accuracy, latency p50/p99, frames dropped) and
-   ``contact_sheet.png`` (depth + predicted + ground-truth skeleton), all from the bag.
+   PVE per cover level, posture accuracy, latency p50/p99, frames dropped, the
+   repositioning monitor's events) and ``contact_sheet.png`` (depth + predicted +
+   ground-truth skeleton over the node's pressure map of the frame), all from the bag.
+
+**Compressed time** [choice]: the repositioning monitor counts in the frames' stamps, so
+the node gets its default durations divided by ``TIME_SCALE`` (720: one demo second stands
+for 12 minutes, the 120 min turn interval for 10 s) and the night's second still period
+lasts ``LONG_STILL`` times the others, longer than that: a "turn due" alert fires.
 
 Outputs in ``--out`` (default ``demo_out/``): ``outputs/`` (rosbag2, mcap), ``report.json``,
 ``report.md``, ``contact_sheet.png``, ``overlays/<frame>.png``, ``node_params.yaml``,

@@ -23,6 +23,12 @@ the same MPJPE and PVE.
   ``answered`` = those with a result; ``dropped`` = ``sent - answered``, split by the node's
   diagnostics into frames it never received, replaced by a newer frame while it was busy
   (it keeps only the newest waiting frame) and failed.
+- monitor events: every status on the node's ``~/alerts`` (turns, alerts raised and
+  cleared, bed exits), with its time since the first frame.
+
+**The contact sheet** shows answered frames (the middle of each still period first) as the
+network sees them with both skeletons and, under each, the node's ``~/pressure`` map of
+that frame (recorded at ``display_rate_hz``, so only frames with a map are picked).
 """
 
 from __future__ import annotations
