@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from signal import SIGINT
@@ -129,7 +130,17 @@ def test_stop_gives_up_after_its_timeout_and_running_lists_the_busy_worker():
     assert worker not in running() and worker.stop(timeout=0.0) is True
 
 
-def test_interrupted_start_stops_the_thread():
+@pytest.fixture
+def sigint_raises():
+    """Python's own SIGINT handler (KeyboardInterrupt), as the node's process installs one:
+    a test run started in the background by a non-interactive shell inherits SIGINT
+    ignored, and then no signal would reach the test."""
+    previous = signal.signal(SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(SIGINT, previous)
+
+
+def test_interrupted_start_stops_the_thread(sigint_raises):
     """A signal (KeyboardInterrupt in the main thread) while start() waits for a long
     initializer (the node's warm-up): start re-raises it and the thread is asked to stop."""
     release = threading.Event()
