@@ -36,15 +36,14 @@ another body model or parameter layout raises :class:`CheckpointMismatchError` (
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
+from disrt_core.atomic import atomic_write
 from disrt_core.body.layout import ParamLayout
 from disrt_core.decoder import DecoderConfig
 from disrt_core.diffusion import check_timesteps
@@ -253,17 +252,7 @@ def save_checkpoint(
         if value.is_floating_point():
             value = value.to(dtype or torch.float32)
         tensors[name] = value.contiguous()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={META_KEY: header.to_json()})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return _write(path, tensors, header)
 
 
 def rewrite_header(path: str | Path, out: str | Path | None = None,
@@ -280,17 +269,14 @@ def rewrite_header(path: str | Path, out: str | Path | None = None,
         tensors = load_file(str(path))
     except (SafetensorError, OSError) as err:
         raise CheckpointError(path, f"weights cannot be read ({err})") from err
-    out = Path(out or path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={META_KEY: header.to_json()})
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    return _write(out or path, tensors, header)
+
+
+def _write(path: str | Path, tensors: dict[str, torch.Tensor],
+           header: CheckpointHeader) -> Path:
+    """The safetensors file of ``tensors`` with ``header`` in its metadata, atomically."""
+    data = save(tensors, metadata={META_KEY: header.to_json()})
+    return atomic_write(path, lambda f: f.write(data))
 
 
 def read_header(path: str | Path) -> CheckpointHeader:

@@ -49,10 +49,10 @@ file; a node restarted with the same file continues the timeline.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from disrt_core.atomic import atomic_write
 
 STATE_SCHEMA = "disrt_core/repositioning/1"
 MAX_SEGMENTS = 2000  # the timeline keeps this many latest segments (the totals keep all)
@@ -355,21 +355,10 @@ class Monitor:
 
 
 def save_states(path: str | Path, monitors: dict[str, Monitor]) -> None:
-    """Write the monitors of several cameras to ``path`` as one JSON (atomically: a
-    temporary file in the same folder, then renamed over the old one)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the monitors of several cameras to ``path`` as one JSON (atomically:
+    :func:`disrt_core.atomic.atomic_write`)."""
     payload = json.dumps({name: m.to_dict() for name, m in monitors.items()})
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: f.write(payload.encode()))
 
 
 def load_states(path: str | Path, settings: Settings | None = None) -> dict[str, Monitor]:
