@@ -23,6 +23,8 @@ from disrt_core.geometry.bedframe import BED_CENTRE_LABEL
 from disrt_core.infer import Prediction
 from disrt_core.pressure import REGIONS
 
+CAM_HEIGHT = 2.0  # m: the fake camera over the bed centre (bed_region pose)
+
 LIFT_M = 0.1
 #: Root axis-angle of the fake body: lying on its left side (posture "left").
 ROOT = (0.0, math.pi / 2, 0.0)

@@ -162,3 +162,31 @@ class Player(Node):
                 if passed:
                     return status, values
         return None
+
+
+def fake_monitor(ros: Ros, name: str, params: dict | None = None, *,
+                 namespace: str | None = None, qos: QoSProfile = DRIVER_QOS,
+                 estimator=None) -> tuple:
+    """A bed monitor ``m_<name>`` serving ``estimator`` (default a new
+    :class:`~.fakes.FakeEstimator`; one CPU thread, /diagnostics every 0.2 s, no display
+    outputs, its camera ``CAM_HEIGHT`` over the bed centre with ``bed_region: pose``) and a
+    camera player ``p_<name>`` publishing under ``namespace`` (default ``c_<name>``) with
+    ``qos``, both added to ``ros``; ``params`` override the node's. (monitor, player)."""
+    from rclpy.parameter import Parameter
+
+    from disrt_ros.node import BedMonitorNode
+
+    from .fakes import CAM_HEIGHT, FakeEstimator
+
+    namespace = namespace or f"c_{name}"
+    values = {"cpu_threads": 1, "diagnostics_period_s": 0.2, "display_rate_hz": 0.0,
+              "camera.camera_height_m": CAM_HEIGHT, "camera.bed_region": "pose",
+              "camera.namespace": namespace, **(params or {})}
+    monitor = BedMonitorNode(estimator=estimator or FakeEstimator(), node_name=f"m_{name}",
+                             context=ros.context, parameter_overrides=[
+                                 Parameter(k, value=v) for k, v in values.items()])
+    player = Player(ros.context, {"camera": namespace}, {"camera": f"/m_{name}/"}, qos=qos,
+                    node_name=f"p_{name}")
+    ros.add(monitor)
+    ros.add(player)
+    return monitor, player

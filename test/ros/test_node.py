@@ -28,19 +28,11 @@ from disrt_ros.conversions import cloud_to_points, image_to_array
 from disrt_ros.markers import NEUTRAL_RGBA, marker_points
 from disrt_ros.node import BedMonitorNode
 
-from .fakes import HEIGHT, WIDTH, FakeEstimator, K, depth_frame
-from .rosutil import OUTPUTS, TIMEOUT, Player, Ros, wait_until
+from .fakes import CAM_HEIGHT, HEIGHT, WIDTH, FakeEstimator, K, depth_frame
+from .rosutil import OUTPUTS, TIMEOUT, Player, wait_until
 
 pytestmark = pytest.mark.ros
 FRAME1 = "bed1_depth_optical_frame"
-CAM_HEIGHT = 2.0
-
-
-@pytest.fixture(scope="module")
-def ros():
-    ros = Ros()
-    yield ros
-    ros.close()
 
 
 @pytest.fixture(scope="module")

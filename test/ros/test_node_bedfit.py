@@ -26,7 +26,7 @@ from disrt_ros.markers import marker_points
 from disrt_ros.node import BedMonitorNode, main
 
 from .fakes import FakeEstimator, K, depth_frame
-from .rosutil import Player, Ros, wait_until
+from .rosutil import Player, wait_until
 
 pytestmark = pytest.mark.ros
 FRAME = "camera_depth_optical_frame"
@@ -74,13 +74,6 @@ def bedfit(monkeypatch):
     monkeypatch.setitem(sys.modules, "disrt_core.geometry.bedfit", fake)
     monkeypatch.setattr(disrt_core.geometry, "bedfit", fake, raising=False)
     return fake
-
-
-@pytest.fixture(scope="module")
-def ros():
-    ros = Ros()
-    yield ros
-    ros.close()
 
 
 def start(ros, **params):

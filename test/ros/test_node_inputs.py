@@ -9,32 +9,20 @@ import pytest
 
 pytest.importorskip("rclpy")
 
-import torch
 from diagnostic_msgs.msg import DiagnosticStatus
-from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage
 
 from disrt_ros import diagnostics as diag
 from disrt_ros.conversions import compressed_depth
 from disrt_ros.markers import marker_points
-from disrt_ros.node import BedMonitorNode
 
-from .fakes import FakeEstimator, K, depth_frame
-from .rosutil import DRIVER_QOS, Player, Ros, header, wait_until
-from .test_node import CAM_HEIGHT, expected_camera_joints
+from .fakes import CAM_HEIGHT, K, depth_frame
+from .rosutil import DRIVER_QOS, fake_monitor, header, wait_until
+from .test_node import expected_camera_joints
 
 pytestmark = pytest.mark.ros
 FRAME = "camera_depth_optical_frame"
-
-
-@pytest.fixture(scope="module")
-def ros():
-    threads = torch.get_num_threads()
-    ros = Ros()
-    yield ros
-    ros.close()
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture
@@ -45,17 +33,8 @@ def start(ros, request):
 
     def start_(params: dict | None = None, qos=DRIVER_QOS):
         name = f"{request.node.name.split('[')[0][5:30]}_{len(started)}"
-        values = {"cpu_threads": 1, "diagnostics_period_s": 0.2, "display_rate_hz": 0.0,
-                  "camera.camera_height_m": CAM_HEIGHT, "camera.bed_region": "pose",
-                  **(params or {})}
-        monitor = BedMonitorNode(estimator=FakeEstimator(), node_name=f"m_{name}",
-                                 context=ros.context, parameter_overrides=[
-                                     Parameter(k, value=v) for k, v in values.items()])
-        player = Player(ros.context, {"camera": "camera"}, {"camera": f"/m_{name}/"},
-                        qos=qos, node_name=f"p_{name}")
+        monitor, player = fake_monitor(ros, name, params, namespace="camera", qos=qos)
         started.extend([player, monitor])
-        ros.add(monitor)
-        ros.add(player)
         return monitor, player
 
     yield start_

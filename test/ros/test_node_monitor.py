@@ -9,7 +9,6 @@ import pytest
 
 pytest.importorskip("rclpy")
 
-import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -19,9 +18,8 @@ from std_msgs.msg import String
 from disrt_ros.conversions import image_to_array
 from disrt_ros.node import BedMonitorNode
 
-from .fakes import FakeEstimator, K, depth_frame
-from .rosutil import Player, Ros, wait_until
-from .test_node import CAM_HEIGHT
+from .fakes import CAM_HEIGHT, FakeEstimator, K, depth_frame
+from .rosutil import fake_monitor, wait_until
 
 pytestmark = pytest.mark.ros
 FRAME = "camera_depth_optical_frame"
@@ -32,30 +30,13 @@ MONITOR = {"turn_interval_min": 0.05, "pressure_alert_min": 2.0 / 60, "monitor_h
            "pressure_alert_kpa": 9.3}
 
 
-@pytest.fixture(scope="module")
-def ros():
-    threads = torch.get_num_threads()
-    ros = Ros()
-    yield ros
-    ros.close()
-    torch.set_num_threads(threads)
-
-
 def start(ros, name: str, **overrides):
     fake = FakeEstimator()
-    values = {"cpu_threads": 1, "diagnostics_period_s": 0.2, "display_rate_hz": 0.0,
-              "camera.camera_height_m": CAM_HEIGHT, "camera.bed_region": "pose",
-              "camera.namespace": f"c_{name}", **MONITOR, **overrides}
-    node = BedMonitorNode(estimator=fake, node_name=f"m_{name}", context=ros.context,
-                          parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])
-    player = Player(ros.context, {"camera": f"c_{name}"}, {"camera": f"/m_{name}/"},
-                    node_name=f"p_{name}")
+    node, player = fake_monitor(ros, name, {**MONITOR, **overrides}, estimator=fake)
     qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
     for topic, kind in WATCHED.items():
         player.create_subscription(kind, f"/m_{name}/{topic}",
                                    lambda m, k=("camera", topic): player._store(k, m), qos)
-    ros.add(node)
-    ros.add(player)
     assert wait_until(lambda: node.cameras["camera"].pubs["alerts"].get_subscription_count()
                       and node.cameras["camera"].pubs["pressure"].get_subscription_count()
                       and player.depth_pubs["camera"].get_subscription_count())

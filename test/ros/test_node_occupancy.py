@@ -8,43 +8,21 @@ import pytest
 
 pytest.importorskip("rclpy")
 
-import torch
 from diagnostic_msgs.msg import DiagnosticStatus
-from rclpy.parameter import Parameter
 from visualization_msgs.msg import Marker
 
-from disrt_ros.node import BedMonitorNode
-
-from .fakes import FakeEstimator, K, depth_frame
-from .rosutil import Player, Ros, wait_until
-from .test_node import CAM_HEIGHT
+from .fakes import CAM_HEIGHT, FakeEstimator, K, depth_frame
+from .rosutil import fake_monitor, wait_until
 
 pytestmark = pytest.mark.ros
 FRAME = "camera_depth_optical_frame"
-
-
-@pytest.fixture(scope="module")
-def ros():
-    threads = torch.get_num_threads()
-    ros = Ros()
-    yield ros
-    ros.close()
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture
 def monitor(ros, request):
     name = request.node.name.split("[")[0][5:30]
     fake = FakeEstimator()
-    values = {"cpu_threads": 1, "diagnostics_period_s": 0.2, "display_rate_hz": 0.0,
-              "camera.camera_height_m": CAM_HEIGHT, "camera.bed_region": "pose",
-              "camera.namespace": f"c_{name}"}
-    node = BedMonitorNode(estimator=fake, node_name=f"m_{name}", context=ros.context,
-                          parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])
-    player = Player(ros.context, {"camera": f"c_{name}"}, {"camera": f"/m_{name}/"},
-                    node_name=f"p_{name}")
-    ros.add(node)
-    ros.add(player)
+    node, player = fake_monitor(ros, name, estimator=fake)
     assert wait_until(lambda: node.cameras["camera"].pubs["joints"].get_subscription_count()
                       and player.depth_pubs["camera"].get_subscription_count())
     yield node, player, fake
