@@ -53,6 +53,12 @@ follow the skin in every pose:
 * heel_left / _right: below and behind the ankle joint (7 / 8), within 10 cm of it;
 * elbow_left / _right: within 6 cm of the elbow joint (18 / 19), behind it.
 
+**Reading a given map** (:meth:`PressureModel.read`, e.g. the learned map of
+:mod:`disrt_core.model.pressure_net`): the same reading as the model's own, by the same
+functions (:func:`underside_cells`, :func:`per_vertex`, :func:`region_pressure`), of the
+mat map placed on the scene grid. A mat map has no separate skin pressure: under a pillow
+it holds the pillow's spread load, so its occiput reads lower than the physical model's.
+
 Cost: one orthographic rasterisation of the mesh on the 230×120 grid and a sort of its
 cells per body (about 8 ms a body on one CPU thread; ``bench_pressure``).
 """
@@ -242,9 +248,10 @@ class PressureModel:
         mat, _ = mattress.pressure_map(contact, k, pillow_free, cell)
         mat = torch.where(finite[:, None, None], mat, torch.zeros_like(mat))
         skin = contact.delta * k[:, None, None] / 1000.0
-        vertex, cells, lowest = self._per_vertex(vertices, under, skin)
+        cells, lowest = underside_cells(vertices, under)
+        vertex = per_vertex(skin, cells, lowest)
         vertex = torch.where(finite[:, None], vertex, torch.zeros_like(vertex))
-        regions = self._regions(skin, cells, lowest)
+        regions = region_pressure(skin, cells, lowest, self.region_index, self.region_id)
         rows, cols = GRID.pm_window
         return PressureResult(mat[:, rows, cols].contiguous(), vertex, regions, present)
 
@@ -264,40 +271,75 @@ class PressureModel:
                          stiffness, body_mass(vertices, self.faces))
         return torch.where(finite[:, None, None], self.body(settled)[0], vertices)
 
-    def _per_vertex(self, vertices: Tensor, under: Tensor, skin: Tensor
-                    ) -> tuple[Tensor, Tensor, Tensor]:
-        """Skin pressure per vertex [B,V], each vertex's flat grid cell [B,V] (-1 off the
-        grid) and whether it lies on the underside there [B,V]."""
-        rows, cols = GRID.shape
-        col, row = GRID.to_cells(vertices[..., 0], vertices[..., 1])
-        c, r = col.round().long(), row.round().long()
-        inside = (c >= 0) & (c < cols) & (r >= 0) & (r < rows)
-        flat = torch.where(inside, r * cols + c, torch.zeros_like(r))
-        low = under.flatten(1).gather(1, flat)
-        lowest = inside & (vertices[..., 2] <= low + UNDERSIDE_TOL_M)
-        vertex = torch.where(lowest, skin.flatten(1).gather(1, flat), torch.zeros_like(low))
-        return vertex, torch.where(inside, flat, torch.full_like(flat, -1)), lowest
+    @torch.no_grad()
+    def read(self, vertices: Tensor, mat: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-vertex pressure [B,V] and peak / mean per region [B,R,2] (kPa) of a given mat
+        map ``mat`` [B,192,84] (kPa, SLP's grid, e.g. the learned one,
+        :mod:`disrt_core.model.pressure_net`) under bodies ``vertices`` [B,V,3] (bed frame,
+        m): the map read as :meth:`__call__` reads its skin pressure, at the cells under
+        the bodies' underside vertices (0 off the mat and for a body that is not finite)."""
+        vertices = vertices.float()
+        finite = torch.isfinite(vertices).all(-1).all(-1)
+        vertices = torch.where(finite[:, None, None], vertices, torch.zeros_like(vertices))
+        skin = mat_on_scene_grid(mat.float())
+        cells, lowest = underside_cells(vertices, self.underside(vertices))
+        lowest = lowest & finite[:, None]
+        vertex = per_vertex(skin, cells, lowest)
+        return vertex, region_pressure(skin, cells, lowest, self.region_index, self.region_id)
 
-    def _regions(self, skin: Tensor, cells: Tensor, lowest: Tensor) -> Tensor:
-        """Peak and mean skin pressure per region [B,R,2] (module docstring)."""
-        mat = skin
-        n, (rows, cols) = mat.shape[0], GRID.shape
-        count, size = len(REGIONS), rows * cols
-        cell = cells[:, self.region_index]
-        use = lowest[:, self.region_index] & (cell >= 0)
-        r, c = cell.clamp(min=0) // cols, cell.clamp(min=0) % cols
-        # each underside vertex's cell and its 8 neighbours, as (region, cell) flags
-        mask = torch.zeros(n, count * size, device=mat.device)
-        for dr in (-1, 0, 1):
-            for dc in (-1, 0, 1):
-                rr, cc = r + dr, c + dc
-                ok = use & (rr >= 0) & (rr < rows) & (cc >= 0) & (cc < cols)
-                flat = self.region_id[None] * size + (rr * cols + cc).clamp(0, size - 1)
-                mask.scatter_reduce_(1, flat, ok.float(), reduce="amax")
-        mask = mask.view(n, count, size) > 0
-        p = mat.reshape(n, 1, size).expand(-1, count, -1)
-        peak = torch.where(mask, p, torch.zeros_like(p)).amax(2)
-        touching = mask & (p > CONTACT_KPA)
-        total = torch.where(touching, p, torch.zeros_like(p)).sum(2)
-        mean = total / touching.sum(2).clamp(min=1)
-        return torch.stack([peak, mean], -1)
+
+def mat_on_scene_grid(mat: Tensor) -> Tensor:
+    """A mat map [B,192,84] placed in its window of the scene grid, [B,230,120] (0 around)."""
+    rows, cols = GRID.pm_window
+    out = mat.new_zeros(mat.shape[0], *GRID.shape)
+    out[:, rows, cols] = mat
+    return out
+
+
+def underside_cells(vertices: Tensor, under: Tensor) -> tuple[Tensor, Tensor]:
+    """Each vertex's flat scene-grid cell [B,V] (-1 off the grid) and whether it lies on the
+    body's underside there [B,V] (within ``UNDERSIDE_TOL_M`` of ``under`` [B,230,120], the
+    lowest point over each cell, :meth:`PressureModel.underside`)."""
+    rows, cols = GRID.shape
+    col, row = GRID.to_cells(vertices[..., 0], vertices[..., 1])
+    c, r = col.round().long(), row.round().long()
+    inside = (c >= 0) & (c < cols) & (r >= 0) & (r < rows)
+    flat = torch.where(inside, r * cols + c, torch.zeros_like(r))
+    low = under.flatten(1).gather(1, flat)
+    lowest = inside & (vertices[..., 2] <= low + UNDERSIDE_TOL_M)
+    return torch.where(inside, flat, torch.full_like(flat, -1)), lowest
+
+
+def per_vertex(skin: Tensor, cells: Tensor, lowest: Tensor) -> Tensor:
+    """Pressure per vertex [B,V]: ``skin`` [B,230,120] kPa at the vertex's cell for the
+    underside vertices (:func:`underside_cells`), 0 elsewhere."""
+    value = skin.flatten(1).gather(1, cells.clamp(min=0))
+    return torch.where(lowest, value, torch.zeros_like(value))
+
+
+def region_pressure(skin: Tensor, cells: Tensor, lowest: Tensor, region_index: Tensor,
+                    region_id: Tensor) -> Tensor:
+    """Peak and mean pressure per region [B,R,2] (module docstring) of ``skin``
+    [B,230,120] kPa, over the cells under the region's underside vertices and their 8
+    neighbours; ``region_index`` / ``region_id`` [N]: the regions' vertices and which region
+    each is (:class:`PressureModel`)."""
+    n, (rows, cols) = skin.shape[0], GRID.shape
+    count, size = len(REGIONS), rows * cols
+    cell = cells[:, region_index]
+    use = lowest[:, region_index] & (cell >= 0)
+    r, c = cell.clamp(min=0) // cols, cell.clamp(min=0) % cols
+    # each underside vertex's cell and its 8 neighbours, as (region, cell) flags
+    mask = torch.zeros(n, count * size, device=skin.device)
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            rr, cc = r + dr, c + dc
+            ok = use & (rr >= 0) & (rr < rows) & (cc >= 0) & (cc < cols)
+            flat = region_id[None] * size + (rr * cols + cc).clamp(0, size - 1)
+            mask.scatter_reduce_(1, flat, ok.float(), reduce="amax")
+    mask = mask.view(n, count, size) > 0
+    p = skin.reshape(n, 1, size).expand(-1, count, -1)
+    peak = torch.where(mask, p, torch.zeros_like(p)).amax(2)
+    touching = mask & (p > CONTACT_KPA)
+    total = torch.where(touching, p, torch.zeros_like(p)).sum(2)
+    mean = total / touching.sum(2).clamp(min=1)
+    return torch.stack([peak, mean], -1)
