@@ -57,9 +57,9 @@ class Prediction:
     #: (disrt_core.occupancy); ``present`` is it ≥ 0.5. Without one, the body is nonsense.
     present_prob: Tensor | None = None
     present: Tensor | None = None  # [B] bool
-    #: With :meth:`Estimator.set_pressure` on (disrt_core.pressure, kPa): [B,192,84] on
-    #: SLP's pressure-mat grid (bed frame), [B,V] on the skin per vertex, [B,R,2] peak and
-    #: mean per body region (``disrt_core.pressure.REGIONS``).
+    #: With :meth:`Estimator.set_pressure` on (kPa; learned from the depth or physical, see
+    #: there): [B,192,84] on SLP's pressure-mat grid (bed frame), [B,V] on the skin per
+    #: vertex, [B,R,2] peak and mean per body region (``disrt_core.pressure.REGIONS``).
     pressure: Tensor | None = None
     vertex_pressure: Tensor | None = None
     region_pressure: Tensor | None = None
@@ -88,6 +88,7 @@ def average_bodies(params: Tensor, layout: ParamLayout) -> Tensor:
     return layout.pack(u.shape.mean(dim=1), u.transl.mean(dim=1), theta[:, :3], theta[:, 3:])
 
 
+PRESSURE_METHODS = ("learned", "physical")  # Estimator.set_pressure
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune",
                  "max-autotune-no-cudagraphs")
@@ -214,6 +215,7 @@ class Estimator:
         self.header = None  # the checkpoint header when loaded by from_checkpoint
         self._lock = threading.Lock()
         self.pressure_model = None  # set_pressure
+        self.pressure_net, self.pressure_method = None, "learned"
         self.steps, self.hypotheses, self.eta = 5, 1, 0.0
         self.set_sampling(steps, hypotheses, eta)
 
@@ -269,18 +271,41 @@ class Estimator:
                     raise ValueError(f"eta must be ≥ 0, got {eta}")
                 self.eta = float(eta)
 
-    def set_pressure(self, enabled: bool) -> None:
+    def set_pressure(self, enabled: bool, method: str = "learned",
+                     weights: str | Path | None = None) -> None:
         """Whether ``predict`` also gives ``Prediction.pressure`` (and per vertex and per
-        region): the predicted body sunk into the mattress, :mod:`disrt_core.pressure`."""
+        region), and how (:data:`PRESSURE_METHODS`):
+
+        * ``"learned"`` [default: chosen in ``benchmarks/bench_pressure.py``]: the map from
+          the depth image by :class:`~disrt_core.model.pressure_net.PressureNet` (weights
+          ``weights``, default the shipped ``disrt_core/weights/pressure.safetensors``),
+          read per vertex and per region under the predicted body's underside
+          (:meth:`disrt_core.pressure.PressureModel.read`);
+        * ``"physical"``: the predicted body sunk into the mattress,
+          :class:`disrt_core.pressure.PressureModel`.
+        """
         from disrt_core.pressure import PressureModel
 
+        if method not in PRESSURE_METHODS:
+            raise ValueError(f"pressure method must be one of {PRESSURE_METHODS}, got "
+                             f"{method!r}")
+        net = None
+        if enabled and method == "learned":
+            from disrt_core.model.pressure_net import load_pressure_net
+
+            net = load_pressure_net(weights, self.device)[0]
         with self._lock:
             self.pressure_model = PressureModel(self.body_model) if enabled else None
+            self.pressure_net, self.pressure_method = net, method
 
     def _finish(self, pred: Prediction, depth: Tensor) -> Prediction:
         """``pred`` with presence and, when on, pressure."""
         pred = _with_presence(pred, depth)
-        if self.pressure_model is not None:
+        if self.pressure_net is not None:
+            pred.pressure = self.pressure_net.pressure(depth)
+            pred.vertex_pressure, pred.region_pressure = self.pressure_model.read(
+                pred.vertices, pred.pressure)
+        elif self.pressure_model is not None:
             out = self.pressure_model(pred.vertices, pred.joints)
             pred.pressure, pred.vertex_pressure = out.grid, out.vertex
             pred.region_pressure = out.regions

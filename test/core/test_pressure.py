@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from disrt_core.geometry.bedframe import label_to_pm
 from disrt_core.pressure import CONTACT_KPA, REGIONS, PressureModel, region_vertices
 from disrt_core.sim.mattress import GRAVITY
 from disrt_core.sim.shapes import body_mass
@@ -122,10 +123,33 @@ def test_settling_needs_params_and_keeps_the_load(batch, anny_body):
     assert out.grid.shape == (1, 192, 84) and out.grid.max() > 3.0
 
 
+def test_reading_a_given_map_is_the_models_own_reading(batch, anny_body):
+    """Without a pillow the mat is the skin pressure: reading the model's own map back
+    gives its per-vertex and per-region pressure, where the body lies over the mat (the
+    mattress is longer than SLP's mat: a head or heel may lie beyond it)."""
+    bare = PressureModel(anny_body, pillow="never")
+    out = bare(batch["vertices"], batch["joints"])
+    vertex, regions = bare.read(batch["vertices"], out.grid)
+    rows, cols = label_to_pm(batch["vertices"][..., 0], batch["vertices"][..., 1])
+    on_mat = (rows.round() >= 0) & (rows.round() < 192) & (cols.round() >= 0) & \
+        (cols.round() < 84)
+    torch.testing.assert_close(vertex[on_mat], out.vertex[on_mat])
+    assert (vertex[~on_mat] == 0).all()
+    whole = ((out.vertex > 0) & ~on_mat).sum(1) == 0  # bodies pressing on the mat only
+    assert whole.sum() >= 2
+    torch.testing.assert_close(regions[whole], out.regions[whole])
+    v = batch["vertices"][:2].clone()
+    v[1] = float("nan")  # an empty bed's body: nothing read
+    vertex, regions = bare.read(v, out.grid[:2])
+    assert vertex[1].abs().max() == 0 and regions[1].abs().max() == 0
+    assert regions[0].abs().max() > CONTACT_KPA
+
+
 def test_the_estimator_answers_pressure_when_asked(smpl_fixture_dir):
     from disrt_core.body import load_body_model
     from disrt_core.infer import Estimator
     from disrt_core.model import Denoiser, small
+    from disrt_core.model.pressure_net import load_pressure_net
 
     body = load_body_model("smpl", smpl_fixture_dir)
     torch.manual_seed(0)
@@ -133,11 +157,22 @@ def test_the_estimator_answers_pressure_when_asked(smpl_fixture_dir):
     est = Estimator(net, body, seed=0)
     depth = torch.rand(2, 1, 128, 54, generator=torch.Generator().manual_seed(0))
     assert est.predict(depth).pressure is None
-    est.set_pressure(True)
+    est.set_pressure(True, method="physical")
     pred = est.predict(depth)
     assert pred.pressure.shape == (2, 192, 84) and pred.vertex_pressure.shape == (2, 6890)
     assert pred.region_pressure.shape == (2, len(REGIONS), 2)
     expected = PressureModel(body)(pred.vertices, pred.joints)
     torch.testing.assert_close(pred.pressure, expected.grid)
+    est.set_pressure(True)  # the default: the learned map, read under the predicted body
+    assert est.pressure_method == "learned"
+    pred = est.predict(depth)
+    with torch.no_grad():
+        learned = load_pressure_net()[0].pressure(depth)
+    torch.testing.assert_close(pred.pressure, learned)
+    vertex, regions = PressureModel(body).read(pred.vertices, learned)
+    torch.testing.assert_close(pred.vertex_pressure, vertex)
+    torch.testing.assert_close(pred.region_pressure, regions)
+    with pytest.raises(ValueError, match="learned"):
+        est.set_pressure(True, method="guess")
     est.set_pressure(False)
     assert est.predict(depth).region_pressure is None
