@@ -107,7 +107,7 @@ class BedMonitorNode(Node):
             estimator.set_sampling(steps=self.config.ddim_steps,
                                    hypotheses=self.config.hypotheses, eta=self.config.eta)
         if hasattr(self.estimator, "set_pressure"):  # the pressure under the body
-            self.estimator.set_pressure(self.config.pressure)
+            self.estimator.set_pressure(self.config.pressure, method=self.config.pressure_method)
         self.monitoring = Monitoring(self.config, [c.name for c in self.config.cameras],
                                      self._log)
         body = self.estimator.body_model

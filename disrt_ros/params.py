@@ -31,8 +31,10 @@ Bed region of a camera (``<camera>.bed_region``):
 ``corners_px`` / ``T_cam_bed`` lines for the other two).
 
 Pressure and the repositioning monitor (:mod:`disrt_ros.monitoring`): ``pressure`` computes
-the pressure under the predicted body (on by default: about 9 ms of CPU a frame at batch 1,
-``bench_pressure``); ``turn_interval_min``, ``pressure_alert_kpa`` / ``pressure_alert_min``,
+the pressure under the body (on by default), ``pressure_method`` how: ``learned`` (the
+default: a small CNN's map from the depth image read under the predicted body) or
+``physical`` (the predicted mesh sunk into the mattress); costs in ``bench_pressure``;
+``turn_interval_min``, ``pressure_alert_kpa`` / ``pressure_alert_min``,
 ``pressure_load_kpa`` and ``monitor_hold_s`` set the monitor
 (:mod:`disrt_core.repositioning`; durations in minutes of the frames' stamps);
 ``monitor_state_file`` keeps its state across restarts.
@@ -87,6 +89,7 @@ HEAD_SIDES = ("auto", "top", "bottom", "left", "right")
 DYNAMIC = ("ddim_steps", "hypotheses", "eta")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 COMPILE_MODES = ("", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+PRESSURE_METHODS = ("learned", "physical")  # disrt_core.infer.PRESSURE_METHODS
 INPUT_QOS = ("reliable", "sensor_data", "system_default")
 INPUT_TRANSPORTS = ("raw", "compressedDepth")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -157,9 +160,13 @@ GLOBAL: dict[str, tuple[Any, str, dict]] = {
                         "answer only then; false takes every plausible frame as someone "
                         "lying in bed (replaying a dataset such as SLP, where the bed is never "
                         "empty; the depth checks still apply)", {}),
-    "pressure": (True, "compute the pressure under the predicted body (disrt_core.pressure: "
-                 "~/pressure, ~/pressure_overlay, per-region peaks in pose_json and the "
-                 "pressure alerts; about 9 ms of CPU a frame)", {}),
+    "pressure": (True, "compute the pressure under the body (~/pressure, ~/pressure_overlay, "
+                 "per-region peaks in pose_json and the pressure alerts; pressure_method "
+                 "says how)", {}),
+    "pressure_method": ("learned", "learned (the map from the depth image by a small CNN, "
+                        "disrt_core.model.pressure_net, read under the predicted body; the "
+                        "more accurate in bench_pressure) or physical (the predicted mesh "
+                        "sunk into a spring mattress, disrt_core.pressure)", {}),
     "turn_interval_min": (120.0, "repositioning monitor: alert (~/alerts, /diagnostics WARN) "
                           "when nobody in bed has been turned for this many minutes",
                           _float(0.01, 10080.0)),
@@ -250,6 +257,7 @@ class MonitorConfig:
     cameras: tuple[CameraConfig, ...]
     occupancy_check: bool = True
     pressure: bool = True
+    pressure_method: str = "learned"
     turn_interval_min: float = 120.0
     pressure_alert_kpa: float = 9.3
     pressure_alert_min: float = 60.0
@@ -405,6 +413,7 @@ def declare_and_load(node: Node, *, check_files: bool = True) -> MonitorConfig:
         marker_lifetime_s=g["marker_lifetime_s"], display_rate_hz=g["display_rate_hz"],
         diagnostics_period_s=g["diagnostics_period_s"], overlay_scale=g["overlay_scale"],
         cameras=cameras, occupancy_check=g["occupancy_check"], pressure=g["pressure"],
+        pressure_method=_choice("pressure_method", g["pressure_method"], PRESSURE_METHODS),
         turn_interval_min=g["turn_interval_min"],
         pressure_alert_kpa=g["pressure_alert_kpa"], pressure_alert_min=g["pressure_alert_min"],
         pressure_load_kpa=g["pressure_load_kpa"], monitor_hold_s=g["monitor_hold_s"],

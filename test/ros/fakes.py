@@ -74,8 +74,8 @@ class FakeEstimator:
     def release(self) -> None:
         self._gate.set()
 
-    def set_pressure(self, enabled: bool) -> None:
-        self.pressure = bool(enabled)
+    def set_pressure(self, enabled: bool, method: str = "learned") -> None:
+        self.pressure, self.pressure_method = bool(enabled), method
 
     def set_sampling(self, steps=None, hypotheses=None, eta=None) -> None:
         for key, value in (("steps", steps), ("hypotheses", hypotheses), ("eta", eta)):
