@@ -1,13 +1,20 @@
-"""Pressure from depth: the physical model on the predicted mesh against the generator's maps.
+"""Pressure from depth: the learned map and the physical model against the generator's maps.
 
     python benchmarks/bench_pressure.py [--n 256] [--train-n 512] [--seed 11] [--batch 32]
         [--checkpoint disrt_core/weights/default.safetensors] [--device cpu] [--note ...]
+        [--pressure-weights disrt_core/weights/pressure.safetensors] [--rooms data/rooms]
+        [--room-n 128]
 
 Held-out frames: ``--n`` generated SLP-like scenes (bed scene, Kinect v2, covers 0/1/2,
 someone lying in bed, the network image made with the true bed pose), seed ``--seed``. The
 ground truth is the generator's ``pressure`` [192,84] kPa (:mod:`disrt_core.sim.mattress`).
 Compared, on the same frames:
 
+* ``learned``: the depth CNN's map (:mod:`disrt_core.model.pressure_net`, the shipped
+  weights or ``--pressure-weights``) from the same network image, its per-vertex and
+  per-region pressure read under the predicted body
+  (:meth:`disrt_core.pressure.PressureModel.read`), as the node runs it with
+  ``pressure_method: learned``;
 * ``predicted``: :class:`disrt_core.pressure.PressureModel` on the default weights'
   predicted mesh (5 DDIM steps, seeded, one hypothesis), as the node runs it, for each
   pillow assumption (``auto`` [the default], ``always``, ``never``);
@@ -30,7 +37,14 @@ generator's own stiffness and pillow), the closest figure to BodyMAP's v2vP (whi
 each vertex by its area and is measured on real SLP data with a pressure mat among the
 inputs). Goals (issue 22): MAE ≤ 60 % of the mean map's; contact IoU ≥ 0.5.
 
-Cost: :class:`PressureModel` per call at batch 1 and 8, one and two CPU threads (40 calls
+With ``--rooms DIR``: the held-out room shards too (shard 2 of each complete
+``DIR/room_*`` folder, shard 0 of ``room_d435`` and ``room_d435_1280x720``; the first
+``--room-n`` frames of each; network image made with the node's bed fit, the truth in the
+true bed frame): MAE and contact IoU of the learned map, of the physical model on the
+predicted body and of the mean map.
+
+Cost: the learned map (the CNN, then the reading under the body) at batch 1 on one thread;
+:class:`PressureModel` per call at batch 1 and 8, one and two CPU threads (40 calls
 on predicted bodies; the calling thread's CPU time and the wall clock): the node's default
 ``pressure: true`` needs < 10 ms of CPU at batch 1. The true region peaks are noted (their
 mean, 90th percentile and share above 9.3 kPa), which the monitor's default alert
@@ -55,6 +69,7 @@ from disrt_core.geometry.bedframe import normalize_depth
 from disrt_core.posture import POSTURES
 from disrt_core.pressure import CONTACT_KPA, PILLOW_MODES, REGIONS, PressureModel
 
+ROOT = Path(__file__).resolve().parents[1]
 BODYMAP_NOTE = (
     "Reference, not the same data: BodyMAP (Tandon, Goyal, Clever, Erickson, CVPR 2024; "
     "github.com/RCHI-Lab/BodyMAP) predicts a per-vertex 3D pressure map from a depth image "
@@ -143,11 +158,99 @@ def timing(model: PressureModel, pred, settled: PressureModel) -> list[Row]:
         name = "PressureModel" + (" (settle)" if pm is settled else "")
         goal = pm is model and batch == 1 and n_threads == 1
         rows.append(Row(f"{name}, batch {batch}, {n_threads} thread(s): CPU time per call, "
-                        "p50", round(c50, 2), "ms", "< 10 ms (node default on)" if goal else "",
+                        "p50", round(c50, 2), "ms",
+                        "< 10 ms (pressure_method: physical)" if goal else "",
                         (c50 < 10) if goal else None,
                         f"wall p50 {p50:.1f} ms, p95 {p95:.1f} ms"))
     torch.set_num_threads(threads)
     return rows
+
+
+def _cost(fn, repeat: int = 40) -> tuple[float, float, float]:
+    """Wall p50, p95 and calling-thread CPU p50 of ``fn()``, ms."""
+    for _ in range(3):
+        fn()
+    wall, cpu = [], []
+    for _ in range(repeat):
+        start, start_cpu = time.perf_counter(), time.thread_time()
+        fn()
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.thread_time() - start_cpu)
+    return 1e3 * percentile(wall, 50), 1e3 * percentile(wall, 95), 1e3 * percentile(cpu, 50)
+
+
+def timing_learned(net, model: PressureModel, pred, depth: torch.Tensor) -> list[Row]:
+    """Cost of the learned map at batch 1 on one thread: the CNN, the reading under the
+    body, both (module docstring)."""
+    threads, rows = torch.get_num_threads(), []
+    torch.set_num_threads(1)
+    x, vertices = depth[:1, None], pred.vertices[:1]
+
+    def cnn():
+        with torch.inference_mode():
+            return net.pressure(x)
+
+    grid = cnn()
+    cases = (("CNN", cnn), ("reading under the body", lambda: model.read(vertices, grid)),
+             ("CNN + reading", lambda: model.read(vertices, cnn())))
+    for name, fn in cases:
+        p50, p95, c50 = _cost(fn)
+        goal = name == "CNN + reading"
+        rows.append(Row(f"learned map, {name}, batch 1, 1 thread: CPU time per call, p50",
+                        round(c50, 2), "ms", "< 10 ms (node default on)" if goal else "",
+                        (c50 < 10) if goal else None,
+                        f"wall p50 {p50:.1f} ms, p95 {p95:.1f} ms"))
+    torch.set_num_threads(threads)
+    return rows
+
+
+def room_shards(root: Path) -> list[Path]:
+    """The held-out room shards (module docstring)."""
+    import json
+
+    out = []
+    for folder in sorted(root.glob("room_*")):
+        special = {"room_d435": 0, "room_d435_1280x720": 0}
+        if folder.name in special:
+            out.append(folder / f"shard-{special[folder.name]:05d}.safetensors")
+        elif json.loads((folder / "manifest.json").read_text()).get("complete"):
+            out.append(folder / "shard-00002.safetensors")
+    return [p for p in out if p.is_file()]
+
+
+def rooms(root: Path, n: int, estimator, net, model: PressureModel,
+          mean_map: torch.Tensor) -> list[Row]:
+    """MAE and contact IoU on the held-out room shards (module docstring)."""
+    from disrt_core.data.shards import read_shard
+
+    tallies = {"learned": Tally(), "predicted, pillow auto": Tally(), "mean map": Tally()}
+    per_folder = []
+    for path in room_shards(root):
+        arrays, _ = read_shard(path)
+        depth = normalize_depth(torch.from_numpy(arrays["depth"][:n].astype("float32")),
+                                torch.from_numpy(arrays["bed_mm"][:n])[:, None, None])
+        truth = torch.from_numpy(arrays["pressure"][:n]).float()
+        posture = torch.from_numpy(arrays["posture"][:n]).long()
+        before = len(tallies["learned"].mae)
+        for b in range(0, len(depth), 32):
+            d, t, p = depth[b:b + 32], truth[b:b + 32], posture[b:b + 32]
+            pred = estimator.predict(d)
+            with torch.inference_mode():
+                tallies["learned"].add(net.pressure(d[:, None]), t, p)
+            tallies["predicted, pillow auto"].add(model(pred.vertices, pred.joints).grid, t, p)
+            tallies["mean map"].add(mean_map.expand_as(t), t, p)
+        per_folder.append(f"{path.parent.name} "
+                          f"{np.mean(tallies['learned'].mae[before:]):.3f}")
+    out = []
+    base = float(np.mean(tallies["mean map"].mae))
+    for name, tally in tallies.items():
+        mae, iou = float(np.mean(tally.mae)), float(np.mean(tally.iou))
+        out.append(Row(f"rooms held out, {name}: MAE", round(mae, 4), "kPa",
+                       note=f"{100 * mae / base:.0f} % of the mean map's; "
+                            f"{len(tally.mae)} frames"))
+        out.append(Row(f"rooms held out, {name}: contact IoU", round(iou, 3), ""))
+    out[0].note += "; per folder (kPa): " + ", ".join(per_folder)
+    return out
 
 
 def region_peaks(peaks: list[torch.Tensor]) -> str:
@@ -174,7 +277,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--checkpoint", default="disrt_core/weights/default.safetensors")
     parser.add_argument("--note", default="")
+    parser.add_argument("--pressure-weights", default=None)
+    parser.add_argument("--rooms", default=None)
+    parser.add_argument("--room-n", type=int, default=128)
     args = parser.parse_args(argv)
+    from disrt_core.model.pressure_net import DEFAULT_PRESSURE_WEIGHTS, load_pressure_net
+
+    net = load_pressure_net(args.pressure_weights, args.device)[0]
+    weights = args.pressure_weights or str(DEFAULT_PRESSURE_WEIGHTS.relative_to(ROOT))
     from disrt_core.infer import Estimator
     from disrt_core.sim import SceneGenerator, SimConfig
 
@@ -196,7 +306,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"mean map of {args.train_n} frames in {time.perf_counter() - started:.0f} s",
           flush=True)
 
-    tallies = {"mean map": Tally(), "true body, exact": Tally()}
+    tallies = {"mean map": Tally(), "learned": Tally(), "true body, exact": Tally()}
     for source in ("true body", "predicted"):
         for mode in PILLOW_MODES:
             tallies[f"{source}, pillow {mode}"] = Tally()
@@ -206,12 +316,18 @@ def main(argv: list[str] | None = None) -> None:
         out = gen.sample(min(args.batch, args.n - b), seed=args.seed * 100003 + b,
                          with_mesh=True)
         truth, posture = out["pressure"].float(), out["posture"]
-        pred = estimator.predict(normalize_depth(out["depth"], out["bed_mm"][:, None, None]))
+        depth = normalize_depth(out["depth"], out["bed_mm"][:, None, None]).float()
+        pred = estimator.predict(depth)
+        with torch.inference_mode():
+            learned = net.pressure(depth[:, None])
+        vertex, regions = exact_model.read(pred.vertices, learned)
         exact = exact_model(out["vertices"], out["joints"], stiffness=out["stiffness"],
                             pillow_boxes=out["pillow_boxes"],
                             pillow_squash=out["pillow_squash"],
                             mattress_size=out["mattress_size"])
         tallies["mean map"].add(mean_map.expand_as(truth), truth, posture)
+        tallies["learned"].add(learned, truth, posture, regions, exact.regions)
+        tallies["learned"].v2v += (vertex - exact.vertex).square().mean(1).tolist()
         tallies["true body, exact"].add(exact.grid, truth, posture, exact.regions,
                                         exact.regions)
         for mode, model in models.items():
@@ -227,7 +343,7 @@ def main(argv: list[str] | None = None) -> None:
         tally.add(rested.grid, truth, posture, rested.regions, exact.regions)
         tally.v2v += (rested.vertex - exact.vertex).square().mean(1).tolist()
         peaks.append(exact.regions[..., 0])
-        last = pred
+        last, last_depth = pred, depth
         print(f"  {b + len(truth)}/{args.n} frames, {time.perf_counter() - started:.0f} s",
               flush=True)
 
@@ -235,12 +351,17 @@ def main(argv: list[str] | None = None) -> None:
     baseline = float(np.mean(tallies["mean map"].mae))
     for name, tally in tallies.items():
         _rows(result, name, tally, baseline if name != "mean map" else None,
-              goals=name == "predicted, pillow auto")
+              goals=name in ("predicted, pillow auto", "learned"))
+    result.rows += timing_learned(net, models["auto"], last, last_depth)
     result.rows += timing(models["auto"], last, settled)
+    if args.rooms:
+        result.rows += rooms(Path(args.rooms), args.room_n, estimator, net, models["auto"],
+                             mean_map)
     result.notes.append(
         f"{args.n} held-out frames (seed {args.seed}; bed scene, kinect2, covers 0-2, lying), "
         f"mean map of {args.train_n} frames (seed {args.seed + 1}); {estimator.model_id}, "
-        f"checkpoint {args.checkpoint}, 5 DDIM steps, seed 0. {region_peaks(peaks)}."
+        f"checkpoint {args.checkpoint}, 5 DDIM steps, seed 0; learned map {weights}. "
+        f"{region_peaks(peaks)}."
         + (f" Machine: {args.note}." if args.note else ""))
     result.notes.append(BODYMAP_NOTE)
     for row in result.rows:
