@@ -59,7 +59,8 @@ META_KEY = "disrt"
 DIFFUSION_DEFAULTS = {"num_timesteps": 100, "schedule": "linear"}
 #: Optional diffusion keys (issue 21): absent means the SPEC's raw space, x0 output and the
 #: round(linspace(T−1, 0, N)) timesteps.
-DIFFUSION_OPTIONAL = ("space", "parametrisation", "mean", "std", "timesteps", "invert_bounds")
+DIFFUSION_OPTIONAL = ("space", "parametrisation", "mean", "std", "timesteps", "invert_bounds",
+                      "sigma_data")
 SUPPORTED_SCHEDULES = ("linear",)  # GaussianDiffusion builds linear_betas only
 
 

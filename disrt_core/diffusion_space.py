@@ -14,6 +14,20 @@ parametrisation then anchors the output to z_t: ``ẑ0 = c_skip(t)·z_t + c_out(
 so F is −v of v-prediction). At small t, ẑ0 ≈ z_t whatever F is, so the identity that a
 network from x_t through the embedding to the head hardly learns comes for free.
 
+``sigma_data`` σ_d (scalar or per dimension, default 1) generalises the skip to EDM's
+preconditioning (Karras et al. 2022) written for z_t = √ᾱ·z0 + √(1−ᾱ)·ε:
+
+    c_skip = √ᾱ·σ_d² / (1 − ᾱ + ᾱ·σ_d²),   c_out = √(1−ᾱ)·σ_d / √(1 − ᾱ + ᾱ·σ_d²)
+
+c_skip·z_t is the posterior mean of z0 given z_t when z0 is known to ±σ_d beforehand; with
+σ_d = 1 (the data's own spread) it is the v-prediction above. Our network reads x_t only
+through its embedding and cannot cancel the skip's noise precisely, so with σ_d = 1 its
+mid-t answers mix in √ᾱ of a noisy z_t even where the depth image tells the dimension far
+better (root turn and translation: 0.25 of their std): given the truth at t = 25 it was
+worse than at t = 99 (docs/diffusion_xt.md, section 5). σ_d = the RMS error of the
+network's image-only answer (t = T−1) per dimension makes ``c_skip·z_t + (1−c_skip)·μ``,
+with μ the image-only answer, the right blend without reading z_t at all.
+
 Spaces are stored in the checkpoint header's ``diffusion`` block (:meth:`to_dict`); a header
 without them is the SPEC's raw/x0. Tensors: x and z [..., P], t [N] integer timesteps.
 """
@@ -46,12 +60,14 @@ class DiffusionSpace:
     parametrisation: ``x0`` (the network returns ẑ0) or ``skip`` (see the module; needs
         ``normalised``, where the data have unit variance).
     mean, std: [P] (``normalised`` only).
+    sigma_data: σ_d of the skip coefficients, a float or [P] (``skip`` only; None = 1).
     """
 
     kind: str = "raw"
     parametrisation: str = "x0"
     mean: Tensor | None = None
     std: Tensor | None = None
+    sigma_data: Tensor | float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in SPACES:
@@ -74,14 +90,26 @@ class DiffusionSpace:
             if not (torch.isfinite(self.mean).all() and torch.isfinite(self.std).all()
                     and (self.std > 0).all()):
                 raise ValueError("normalised space: mean must be finite and std finite and > 0")
+        if self.sigma_data is not None:
+            if self.parametrisation != "skip":
+                raise ValueError("sigma_data belongs to the skip parametrisation")
+            sd = torch.as_tensor(self.sigma_data, dtype=torch.float32)
+            if sd.ndim > 1 or (sd.ndim == 1 and self.mean is not None
+                               and sd.shape != self.mean.shape):
+                raise ValueError(f"sigma_data must be a number or one value per dimension, "
+                                 f"got shape {tuple(sd.shape)}")
+            if not (torch.isfinite(sd).all() and (sd > 0).all()):
+                raise ValueError("sigma_data must be finite and > 0")
+            self.sigma_data = sd
 
     def to(self, device: str | torch.device) -> DiffusionSpace:
         """A copy whose statistics live on ``device`` (no copies per call while sampling,
         e.g. inside a CUDA graph)."""
         if self.kind == "raw":
             return DiffusionSpace(self.kind, self.parametrisation)
+        sd = None if self.sigma_data is None else self.sigma_data.to(device)
         return DiffusionSpace(self.kind, self.parametrisation, self.mean.to(device),
-                              self.std.to(device))
+                              self.std.to(device), sd)
 
     @property
     def is_identity(self) -> bool:
@@ -121,11 +149,15 @@ class DiffusionSpace:
 
     # --- the parametrisation -----------------------------------------------------------
 
-    @staticmethod
-    def skip_coefficients(alphas_cumprod: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-        """(c_skip, c_out) [N, 1] at timesteps t: √ᾱ_t and √(1−ᾱ_t)."""
+    def skip_coefficients(self, alphas_cumprod: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        """(c_skip, c_out) [N, 1] (or [N, P] with a per-dimension σ_d) at timesteps t:
+        √ᾱ_t and √(1−ᾱ_t), or their σ_d form (module docstring)."""
         ab = alphas_cumprod.to(t.device)[t.long()][:, None]
-        return ab.sqrt(), (1.0 - ab).sqrt()
+        if self.sigma_data is None:
+            return ab.sqrt(), (1.0 - ab).sqrt()
+        s2 = self.sigma_data.to(device=ab.device, dtype=ab.dtype) ** 2
+        denom = 1.0 - ab + ab * s2
+        return ab.sqrt() * s2 / denom, (1.0 - ab).sqrt() * s2.sqrt() / denom.sqrt()
 
     def x0_from_output(self, out: Tensor, z_t: Tensor, t: Tensor, alphas_cumprod: Tensor
                        ) -> Tensor:
@@ -159,6 +191,9 @@ class DiffusionSpace:
         if self.kind == "normalised":
             out["mean"] = [float(v) for v in self.mean]
             out["std"] = [float(v) for v in self.std]
+        if self.sigma_data is not None:
+            sd = self.sigma_data
+            out["sigma_data"] = float(sd) if sd.ndim == 0 else [float(v) for v in sd]
         return out
 
     @classmethod
@@ -166,7 +201,7 @@ class DiffusionSpace:
         """Inverse of :meth:`to_dict`; missing keys are the SPEC's raw/x0."""
         data = data or {}
         return cls(data.get("space", "raw"), data.get("parametrisation", "x0"),
-                   data.get("mean"), data.get("std"))
+                   data.get("mean"), data.get("std"), data.get("sigma_data"))
 
 
 def min_snr_weight(alphas_cumprod: Tensor, t: Tensor, gamma: float = 5.0) -> Tensor:

@@ -29,6 +29,7 @@ Sections (defaults are the paper's setup where the SPEC gives one, SPEC §5):
 from __future__ import annotations
 
 import difflib
+import math
 import types
 import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
@@ -87,6 +88,10 @@ class DiffusionSection:
     parametrisation: str = "x0"
     space_samples: int = 4096
     std_floor: float = 0.01
+    #: σ_d of the skip parametrisation (:mod:`disrt_core.diffusion_space`): a number (1:
+    #: v-prediction), or ``residual``: per dimension, the RMS error of the init network's
+    #: image-only answer (t = T−1) on the space samples (needs ``init.checkpoint``)
+    sigma_data: Any = 1.0
 
 
 @dataclass
@@ -489,6 +494,15 @@ def validate(config: TrainConfig) -> TrainConfig:
                   f"{diff.parametrisation!r}")
     if diff.parametrisation == "skip" and diff.space != "normalised":
         raise bad("diffusion.parametrisation", "skip needs diffusion.space=normalised")
+    sd = diff.sigma_data
+    if sd != "residual" and (isinstance(sd, bool) or not isinstance(sd, (int, float))
+                             or not 0 < sd < math.inf):
+        raise bad("diffusion.sigma_data", f"must be a number > 0 or 'residual', got {sd!r}")
+    if sd != 1.0 and diff.parametrisation != "skip":
+        raise bad("diffusion.sigma_data", "belongs to the skip parametrisation")
+    if sd == "residual" and not config.init.checkpoint:
+        raise bad("diffusion.sigma_data", "'residual' measures the init.checkpoint network's "
+                  "image-only error: set init.checkpoint, or give a number")
     if diff.space_samples < 2 or not diff.std_floor > 0:
         raise bad("diffusion", "space_samples must be ≥ 2 and std_floor > 0")
     if config.loss.lambda_x0 < 0 or not config.loss.min_snr_gamma > 0:

@@ -51,7 +51,12 @@ from disrt_core.train.config import ConfigError, TrainConfig, resume_conflicts
 from disrt_core.train.data import build_train_data, derive_seed
 from disrt_core.train.monitor import Monitor
 from disrt_core.train.schedules import build_scheduler, stage_factor
-from disrt_core.train.space import fold_into_head, space_from_batches
+from disrt_core.train.space import (
+    fold_into_head,
+    image_only_residual,
+    refold_sigma,
+    space_from_batches,
+)
 
 LOSS_TERMS = ("total", "betas", "root", "angles", "joints", "v2v", "x0")
 
@@ -215,9 +220,10 @@ class Trainer:
         result = distributed.broadcast_object(result, self.info)
         return LossConfig(**result)
 
-    def _data_space(self) -> DiffusionSpace:
+    def _data_space(self, with_sigma: bool = True) -> DiffusionSpace:
         """``diffusion.space`` of the config: raw, or normalised with statistics of the first
-        stage's data (rank 0 reads, the others receive)."""
+        stage's data (rank 0 reads, the others receive); with the config's numeric σ_d
+        unless ``with_sigma`` is False (an init network gets it from _set_sigma_data)."""
         cfg = self.config.diffusion
         if cfg.space == "raw":
             return DiffusionSpace()
@@ -229,9 +235,47 @@ class Trainer:
                 x0 = x0.to(self.device)
                 return self.decoder.invert(x0) if cfg.invert_bounds else x0 - shift
 
-            result = space_from_batches(self.data[0].epoch(0), to_net, cfg.space_samples,
-                                        cfg.parametrisation, cfg.std_floor).to_dict()
+            space = space_from_batches(self.data[0].epoch(0), to_net, cfg.space_samples,
+                                       cfg.parametrisation, cfg.std_floor)
+            if with_sigma and cfg.sigma_data not in ("residual", 1.0):
+                space.sigma_data = torch.tensor(float(cfg.sigma_data))
+            result = space.to_dict()
         return DiffusionSpace.from_dict(distributed.broadcast_object(result, self.info))
+
+    def _to_net(self, x0: torch.Tensor) -> torch.Tensor:
+        """Label-frame x0 -> the vector the diffusion noises (before normalising)."""
+        x0 = x0.to(self.device)
+        if self.config.diffusion.invert_bounds:
+            return self.decoder.invert(x0)
+        return x0 - self.decoder.transl_shift.to(x0.device)
+
+    def _set_sigma_data(self) -> None:
+        """The config's ``diffusion.sigma_data`` on an init network: ``residual`` measures
+        σ_d per dimension from the network as it starts (its image-only error; rank 0
+        measures); a number replaces the init's. The head is refolded so that the answer at
+        t = T−1 stays (:func:`~disrt_core.train.space.refold_sigma`)."""
+        cfg = self.config.diffusion
+        if cfg.parametrisation != "skip":
+            return
+        abar = torch.as_tensor(self.diffusion.alphas_cumprod, dtype=torch.float32)
+        sigma = None
+        if cfg.sigma_data != "residual":
+            current = self.space.sigma_data
+            if (current is None and cfg.sigma_data == 1.0) or (
+                    current is not None and torch.equal(current, torch.full_like(
+                        current, float(cfg.sigma_data)))):
+                return
+            sigma = None if cfg.sigma_data == 1.0 else float(cfg.sigma_data)
+        elif self.info.is_main:
+            sigma = image_only_residual(self.model, self.space, abar, self.data[0].epoch(0),
+                                        self._to_net, cfg.space_samples, self.device).tolist()
+        if cfg.sigma_data == "residual":
+            sigma = distributed.broadcast_object(sigma, self.info)
+        new = DiffusionSpace(self.space.kind, "skip", self.space.mean, self.space.std, sigma)
+        for net in (self.model, self.ema):
+            if net is not None:
+                refold_sigma(net, self.space, new, abar)
+        self.space = new
 
     def _adopt_space(self, saved: DiffusionSpace, source: str) -> None:
         """The space of an init checkpoint or state, against the config's: kept when the
@@ -240,15 +284,18 @@ class Trainer:
         (:func:`~disrt_core.train.space.fold_into_head`)."""
         cfg = self.config.diffusion
         if saved.kind == cfg.space:
-            self.space = DiffusionSpace(saved.kind, cfg.parametrisation, saved.mean, saved.std)
+            keep = saved.sigma_data if cfg.parametrisation == saved.parametrisation else None
+            self.space = DiffusionSpace(saved.kind, cfg.parametrisation, saved.mean, saved.std,
+                                        keep)
         elif saved.kind == "raw":
-            self.space = self._data_space()
+            self.space = self._data_space(with_sigma=False)
             fold_into_head(self.model, self.space)
             if self.ema is not None:
                 fold_into_head(self.ema, self.space)
         else:
             raise ConfigError(f"{source} diffuses in the {saved.kind} space, the config in "
                               f"{cfg.space}; set diffusion.space={saved.kind}")
+        self._set_sigma_data()
 
     def _check_body(self, saved: dict, source: str) -> None:
         if saved["model_id"] != self.body.model_id or saved["layout"] != self.layout.to_dict():

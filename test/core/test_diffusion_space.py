@@ -161,3 +161,48 @@ def test_decoder_inverse_decodes_to_the_truth(smpl_fixture_dir):
     far = x0.clone()
     far[:, 19:88] = 10.0
     assert torch.isfinite(decoder.invert(far)).all()
+
+
+def test_sigma_data_one_is_the_v_prediction_skip():
+    abar = torch.linspace(0.999, 2e-5, 100)
+    t = torch.tensor([0, 10, 25, 50, 99])
+    plain = DiffusionSpace("normalised", "skip", torch.zeros(3), torch.ones(3))
+    one = DiffusionSpace("normalised", "skip", torch.zeros(3), torch.ones(3), 1.0)
+    for a, b in zip(plain.skip_coefficients(abar, t), one.skip_coefficients(abar, t)):
+        torch.testing.assert_close(a.expand_as(b), b, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("sigma", [0.25, 0.6])
+def test_sigma_data_skip_is_the_posterior_mean_and_keeps_f_at_unit_variance(sigma):
+    """Independent check by sampling: for z0 ~ N(0, σ_d²), the least-squares slope of z0 on
+    z_t is c_skip (the linear posterior mean), and the output F = (z0 − c_skip·z_t)/c_out
+    that makes ẑ0 exact has unit variance (EDM's preconditioning)."""
+    gen = torch.Generator().manual_seed(0)
+    n = 400_000
+    abar = torch.tensor([0.96435, 0.50086, 0.06667])
+    space = DiffusionSpace("normalised", "skip", torch.zeros(1), torch.ones(1), sigma)
+    for i in range(len(abar)):
+        z0 = sigma * torch.randn(n, generator=gen, dtype=torch.float64)
+        z_t = abar[i].double().sqrt() * z0 + (1 - abar[i].double()).sqrt() * torch.randn(
+            n, generator=gen, dtype=torch.float64)
+        slope = float((z0 * z_t).sum() / (z_t * z_t).sum())
+        c_skip, c_out = space.skip_coefficients(abar, torch.tensor([i]))
+        assert slope == pytest.approx(float(c_skip), abs=0.005)
+        target = (z0 - float(c_skip) * z_t) / float(c_out)
+        assert float(target.var()) == pytest.approx(1.0, abs=0.01)
+
+
+def test_sigma_data_per_dimension_round_trips_through_the_header():
+    from disrt_core.checkpoint import check_diffusion
+
+    sd = torch.tensor([0.2, 0.5, 1.0])
+    space = DiffusionSpace("normalised", "skip", torch.zeros(3), torch.ones(3), sd)
+    settings = check_diffusion({"num_timesteps": 100, **space.to_dict()})
+    again = DiffusionSpace.from_dict(settings)
+    torch.testing.assert_close(again.sigma_data, sd)
+    c_skip, _c_out = again.skip_coefficients(torch.tensor([0.5]), torch.tensor([0, 0]))
+    assert c_skip.shape == (2, 3) and float(c_skip[0, 2]) == pytest.approx(0.5 ** 0.5)
+    with pytest.raises(ValueError, match="skip"):
+        DiffusionSpace("normalised", "x0", torch.zeros(3), torch.ones(3), sd)
+    with pytest.raises(ValueError, match="per dimension"):
+        DiffusionSpace("normalised", "skip", torch.zeros(3), torch.ones(3), torch.ones(4))

@@ -128,3 +128,59 @@ def test_score_candidates_on_a_checkpoint(tmp_path, smpl_both, data_root):
     out = rewrite_header(path, tmp_path / "c.safetensors",
                          diffusion={"timesteps": choose(scores)})
     assert read_header(out).diffusion["timesteps"]["by_steps"]["52"][-1] == 0
+
+
+def test_sigma_data_residual_measures_the_init_network_and_keeps_its_answer(
+        make_config, keep_threads, tmp_path, smpl_both):
+    """``sigma_data: residual`` on a raw init: σ_d per dimension is the RMS error of the
+    network's t = T−1 answer in z (within the documented bounds), the head is refolded so
+    that this answer is unchanged, and the run exports σ_d in the header."""
+    from disrt_core.train.space import SIGMA_DATA_RANGE
+
+    raw_trainer = Trainer(load_config(None, base=_one_stage(make_config, tmp_path / "r")))
+    raw_trainer.fit()
+    raw_trainer.close()
+    init = str(tmp_path / "r" / "model.safetensors")
+    runs = {}
+    for name, sd in (("v", 1.0), ("s", "residual")):
+        cont = _one_stage(make_config, tmp_path / name, space="normalised",
+                          parametrisation="skip", invert_bounds=True, sigma_data=sd)
+        cont["init"] = {"checkpoint": init}
+        runs[name] = Trainer(load_config(None, base=cont))
+    v, s = runs["v"], runs["s"]
+    assert v.space.sigma_data is None
+    sigma = s.space.sigma_data
+    assert sigma.shape == (88,)
+    assert float(sigma.min()) >= SIGMA_DATA_RANGE[0] and float(sigma.max()) <= SIGMA_DATA_RANGE[1]
+    # σ_d is the t = T−1 error of the starting network, measured here independently
+    batches = list(s.data[0].epoch(0))
+    x0 = torch.cat([b["params"] for b in batches]).float()
+    depth = torch.cat([b["depth"] for b in batches]).float()
+    z0 = s.space.to_z(s._to_net(x0))
+    t = torch.full((len(z0),), 99)
+    z_t = torch.randn(z0.shape, generator=torch.Generator().manual_seed(5))  # ᾱ_99 ≈ 0
+    abar = torch.as_tensor(s.diffusion.alphas_cumprod, dtype=torch.float32)
+    with torch.no_grad():
+        v.model.eval()
+        s.model.eval()
+        old = v.space.x0_from_output(v.model(z_t, t, depth), z_t, t, abar)
+        new = s.space.x0_from_output(s.model(z_t, t, depth), z_t, t, abar)
+    torch.testing.assert_close(new, old, atol=2e-3, rtol=2e-3)  # the refold keeps the answer
+    rms = ((old - z0) ** 2).mean(0).sqrt().clamp(*SIGMA_DATA_RANGE)
+    torch.testing.assert_close(rms, sigma, atol=0.02, rtol=0.02)
+    s.model.train()
+    s.fit()
+    s.close()
+    v.close()
+    header = read_header(tmp_path / "s" / "model.safetensors")
+    torch.testing.assert_close(DiffusionSpace.from_dict(header.diffusion).sigma_data, sigma)
+
+
+def test_sigma_data_settings_are_checked(make_config, tmp_path):
+    for diffusion, match in (({"space": "normalised", "sigma_data": 0.5}, "skip"),
+                             ({"space": "normalised", "parametrisation": "skip",
+                               "sigma_data": -1}, "sigma_data"),
+                             ({"space": "normalised", "parametrisation": "skip",
+                               "sigma_data": "residual"}, "init.checkpoint")):
+        with pytest.raises(ConfigError, match=match):
+            load_config(None, base=_one_stage(make_config, tmp_path / "x", **diffusion))
