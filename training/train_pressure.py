@@ -1,7 +1,7 @@
 """Train the learned pressure map (:mod:`disrt_core.model.pressure_net`) on generated shards.
 
     nice -n 10 python training/train_pressure.py --out disrt_core/weights/pressure.safetensors
-        [--steps 3000] [--batch 32] [--lr 2e-3] [--seed 0] [--threads 1]
+        [--steps 5000] [--batch 32] [--lr 2e-3] [--seed 0] [--threads 1]
 
 Data (shards of ``disrt-generate``, ``data/`` is not in git; every set is made from its own
 ``--seed`` by the CLI's per-shard seed streams, none the benchmark's):
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=str(ROOT / "disrt_core/weights/pressure.safetensors"))
     p.add_argument("--data", default=str(ROOT / "data"))
-    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--steps", type=int, default=5000)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--contact-weight", type=float, default=0.5)
