@@ -9,7 +9,9 @@ Contract (the node, the bag tools and evaluate.py are written against it):
 * ``predict(depth)`` takes network-ready images: normalised depth in [0, 1] on the 128×54
   network grid (``disrt_core.geometry.bedframe``), as a tensor or array [B,1,128,54] or
   [B,128,54], and returns a :class:`Prediction` (label frame, metres), with the
-  probability that anyone lies in the bed at all (``present_prob``).
+  probability that anyone lies in the bed at all (``present_prob``);
+  :class:`~disrt_core.prediction.Prediction` lives in :mod:`disrt_core.prediction` and is
+  re-exported here.
 * ``set_sampling(steps=None, hypotheses=None, eta=None)`` changes the sampler between calls
   (dynamic reconfiguration in the node). ``predict`` is safe to call from one worker thread.
 """
@@ -19,73 +21,23 @@ from __future__ import annotations
 import math
 import threading
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import roma
 import torch
 from torch import Tensor
 
 from disrt_core.body.base import BodyModel
-from disrt_core.body.layout import ParamLayout
 from disrt_core.checkpoint import CheckpointMismatchError, load_checkpoint, read_header
 from disrt_core.decoder import DecoderConfig, MeshDecoder
 from disrt_core.diffusion import GaussianDiffusion
 from disrt_core.diffusion_space import DiffusionSpace
 from disrt_core.geometry.bedframe import NET_SHAPE
 from disrt_core.model import Denoiser
-from disrt_core.occupancy import presence_probability
+from disrt_core.prediction import Prediction, average_bodies, with_presence
 
-
-@dataclass
-class Prediction:
-    """Output of :meth:`Estimator.predict` for a batch of B images (label frame, metres).
-
-    ``params``, ``joints`` and ``vertices`` describe one body per image: ``joints`` and
-    ``vertices`` are ``body_model(params)``. With K > 1 hypotheses that body is their
-    average (:func:`average_bodies`); ``joint_spread`` and ``hypotheses_joints`` come from
-    all K. New per-image outputs go in as fields with defaults, [B, ...] first.
-    """
-
-    params: Tensor  # [B, P] what the body model takes (after the decoder's squashing/offset)
-    joints: Tensor  # [B, 24, 3] of the body ``params`` describe
-    vertices: Tensor  # [B, V, 3] mesh of the same body
-    joint_spread: Tensor  # [B, 24] RMS distance of hypotheses from their mean joint; 0 if K=1
-    hypotheses_joints: Tensor | None = None  # [B, K, 24, 3] when K > 1
-    #: [B] probability that a person lies on the mattress, from the depth and this answer
-    #: (disrt_core.occupancy); ``present`` is it ≥ 0.5. Without one, the body is nonsense.
-    present_prob: Tensor | None = None
-    present: Tensor | None = None  # [B] bool
-    #: With :meth:`Estimator.set_pressure` on (kPa; learned from the depth or physical, see
-    #: there): [B,192,84] on SLP's pressure-mat grid (bed frame), [B,V] on the skin per
-    #: vertex, [B,R,2] peak and mean per body region (``disrt_core.pressure.REGIONS``).
-    pressure: Tensor | None = None
-    vertex_pressure: Tensor | None = None
-    region_pressure: Tensor | None = None
-
-
-def average_bodies(params: Tensor, layout: ParamLayout) -> Tensor:
-    """One body from K: params [B, K, P] (body-model input, decoded) -> [B, P].
-
-    Each of the 24 joint rotations (root included) is the chordal L2 mean of the K rotation
-    matrices projected back to SO(3) (``roma.special_procrustes``); shape and root
-    translation are the arithmetic mean. The result is a valid body whose mesh is decoded
-    once, so joints and mesh agree.
-
-    Chosen by measurement (issue #20 item 5; shipped default weights, K = 8, 5 DDIM steps,
-    256 generated kinect2 frames of ``SceneGenerator(...).sample(256, seed=7)``, two noise
-    seeds): MPJPE of the mean of the hypotheses' joints (the previous answer, whose mesh
-    came from the mean parameter vector and lay up to 365 mm from its joints) 55.4 / 55.7
-    mm; this rotation average 55.9 / 56.1 mm; the medoid hypothesis (smallest mean joint
-    distance to the others) 56.4 / 56.3 mm; one hypothesis alone 57.4 / 57.6 mm.
-    """
-    b, k = params.shape[:2]
-    u = layout.unpack(params)
-    rotvecs = torch.cat([u.root_orient, u.body_pose], dim=-1).view(b, k, 24, 3)
-    mean_rot = roma.special_procrustes(roma.rotvec_to_rotmat(rotvecs).mean(dim=1))
-    theta = roma.rotmat_to_rotvec(mean_rot).reshape(b, 72)
-    return layout.pack(u.shape.mean(dim=1), u.transl.mean(dim=1), theta[:, :3], theta[:, 3:])
+__all__ = ["COMPILE_MODES", "PRECISIONS", "PRESSURE_METHODS", "Estimator", "Prediction",
+           "average_bodies", "load_body_for"]
 
 
 PRESSURE_METHODS = ("learned", "physical")  # Estimator.set_pressure
@@ -300,7 +252,7 @@ class Estimator:
 
     def _finish(self, pred: Prediction, depth: Tensor) -> Prediction:
         """``pred`` with presence and, when on, pressure."""
-        pred = _with_presence(pred, depth)
+        pred = with_presence(pred, depth)
         if self.pressure_net is not None:
             pred.pressure = self.pressure_net.pressure(depth)
             pred.vertex_pressure, pred.region_pressure = self.pressure_model.read(
@@ -430,13 +382,6 @@ class Estimator:
             return self._finish(Prediction(
                 params=params, joints=joints, vertices=vertices, joint_spread=spread,
                 hypotheses_joints=joints_k), depth)
-
-
-def _with_presence(pred: Prediction, depth: Tensor) -> Prediction:
-    """``pred`` with ``present_prob`` and ``present`` (:mod:`disrt_core.occupancy`)."""
-    pred.present_prob = presence_probability(depth, pred.vertices)
-    pred.present = pred.present_prob >= 0.5
-    return pred
 
 
 def _tree_map(fn, tree):
