@@ -24,7 +24,7 @@ c_skip·z_t is the posterior mean of z0 given z_t when z0 is known to ±σ_d bef
 through its embedding and cannot cancel the skip's noise precisely, so with σ_d = 1 its
 mid-t answers mix in √ᾱ of a noisy z_t even where the depth image tells the dimension far
 better (root turn and translation: 0.25 of their std): given the truth at t = 25 it was
-worse than at t = 99 (docs/diffusion_xt.md, section 5). σ_d = the RMS error of the
+worse than at t = 99 (docs/diffusion_xt.md, section 6). σ_d = the RMS error of the
 network's image-only answer (t = T−1) per dimension makes ``c_skip·z_t + (1−c_skip)·μ``,
 with μ the image-only answer, the right blend without reading z_t at all.
 
