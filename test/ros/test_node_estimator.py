@@ -66,9 +66,9 @@ def test_node_serves_the_checkpoint_estimate(checkpoint, smpl_fixture_dir, devic
                                              monkeypatch):
     # A random network's body lies nowhere near the box it is shown: counted as present
     # here, since this test is about serving the estimate, not about occupancy.
-    import disrt_core.infer
+    import disrt_core.prediction
 
-    monkeypatch.setattr(disrt_core.infer, "presence_probability",
+    monkeypatch.setattr(disrt_core.prediction, "presence_probability",
                         lambda depth, vertices: torch.ones(len(depth), device=depth.device))
     ros = Ros()
     params = {"checkpoint": str(checkpoint), "device": device,
