@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from disrt_core.diffusion import GaussianDiffusion
 from disrt_core.diffusion_space import DiffusionSpace
 from disrt_core.model import Denoiser
 
@@ -52,15 +53,17 @@ def fold_into_head(model: Denoiser, space: DiffusionSpace) -> None:
 SIGMA_DATA_RANGE = (0.1, 1.0)
 
 
-def image_only_residual(model: Denoiser, space: DiffusionSpace, alphas_cumprod: torch.Tensor,
+def image_only_residual(model: Denoiser, space: DiffusionSpace, diffusion: GaussianDiffusion,
                         batches, to_net, samples: int, device: torch.device) -> torch.Tensor:
     """RMS per dimension [P] of ẑ0 − z0 at t = T−1, where x_t holds almost nothing and the
     answer comes from the depth image alone: the σ_d of ``diffusion.sigma_data: residual``
-    (x_t drawn with noise seed 0, the network in eval mode)."""
+    (x_t drawn with noise seed 0, the network in eval mode), bounded to
+    :data:`SIGMA_DATA_RANGE`."""
     was_training = model.training
     model.eval()
     gen = torch.Generator(device="cpu").manual_seed(0)
-    abar = alphas_cumprod.to(device=device, dtype=torch.float32)
+    abar = torch.as_tensor(diffusion.alphas_cumprod, dtype=torch.float32, device=device)
+    last = diffusion.num_timesteps - 1
     squares, count = None, 0
     try:
         with torch.no_grad():
@@ -68,9 +71,8 @@ def image_only_residual(model: Denoiser, space: DiffusionSpace, alphas_cumprod: 
                 z0 = space.to_z(to_net(batch["params"].float().to(device)))
                 n = min(len(z0), samples - count)
                 z0, depth = z0[:n], batch["depth"][:n].to(device=device, dtype=torch.float32)
-                t = torch.full((n,), len(abar) - 1, dtype=torch.long, device=device)
-                eps = torch.randn(z0.shape, generator=gen).to(device)
-                z_t = abar[t][:, None].sqrt() * z0 + (1 - abar[t][:, None]).sqrt() * eps
+                t = torch.full((n,), last, dtype=torch.long, device=device)
+                z_t = diffusion.q_sample(z0, t, torch.randn(z0.shape, generator=gen).to(device))
                 z_hat = space.x0_from_output(model(z_t, t, depth).float(), z_t, t, abar)
                 part = ((z_hat - z0) ** 2).sum(0)
                 squares = part if squares is None else squares + part

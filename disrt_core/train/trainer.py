@@ -229,13 +229,7 @@ class Trainer:
             return DiffusionSpace()
         result = None
         if self.info.is_main:
-            shift = self.decoder.transl_shift
-
-            def to_net(x0):
-                x0 = x0.to(self.device)
-                return self.decoder.invert(x0) if cfg.invert_bounds else x0 - shift
-
-            space = space_from_batches(self.data[0].epoch(0), to_net, cfg.space_samples,
+            space = space_from_batches(self.data[0].epoch(0), self._to_net, cfg.space_samples,
                                        cfg.parametrisation, cfg.std_floor)
             if with_sigma and cfg.sigma_data not in ("residual", 1.0):
                 space.sigma_data = torch.tensor(float(cfg.sigma_data))
@@ -257,21 +251,22 @@ class Trainer:
         cfg = self.config.diffusion
         if cfg.parametrisation != "skip":
             return
-        abar = torch.as_tensor(self.diffusion.alphas_cumprod, dtype=torch.float32)
-        sigma = None
-        if cfg.sigma_data != "residual":
-            current = self.space.sigma_data
-            if (current is None and cfg.sigma_data == 1.0) or (
-                    current is not None and torch.equal(current, torch.full_like(
-                        current, float(cfg.sigma_data)))):
-                return
-            sigma = None if cfg.sigma_data == 1.0 else float(cfg.sigma_data)
-        elif self.info.is_main:
-            sigma = image_only_residual(self.model, self.space, abar, self.data[0].epoch(0),
-                                        self._to_net, cfg.space_samples, self.device).tolist()
         if cfg.sigma_data == "residual":
+            sigma = None
+            if self.info.is_main:
+                sigma = image_only_residual(self.model, self.space, self.diffusion,
+                                            self.data[0].epoch(0), self._to_net,
+                                            cfg.space_samples, self.device).tolist()
             sigma = distributed.broadcast_object(sigma, self.info)
+        else:
+            sigma = None if cfg.sigma_data == 1.0 else float(cfg.sigma_data)
+            current = self.space.sigma_data
+            if (current is None and sigma is None) or (
+                    current is not None and sigma is not None
+                    and bool((current == sigma).all())):
+                return
         new = DiffusionSpace(self.space.kind, "skip", self.space.mean, self.space.std, sigma)
+        abar = torch.as_tensor(self.diffusion.alphas_cumprod, dtype=torch.float32)
         for net in (self.model, self.ema):
             if net is not None:
                 refold_sigma(net, self.space, new, abar)
