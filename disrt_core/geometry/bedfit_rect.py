@@ -351,7 +351,12 @@ def checks(fine: dict, rect: Tensor, lower_level: Tensor, limits: dict) -> dict:
     flags |= (flat < limits["min_flat"]).long() * FLAG_FLAT
     ring = (_region(cell, rect, (0.3,) * 4) & ~_region(cell, rect, (0.04,) * 4)).to(maps.dtype)
     seen_ring = total(maps[:, :, CH_ALL], ring)
-    drop = total(maps[:, :, CH_LOW], ring) / seen_ring.clamp(min=1)
+    # The share of the ring's horizontal readings that lie lower: walls, a headboard and
+    # things above the level (many points per cell when seen at a grazing angle) are left
+    # out, or a wall behind the head end outweighs a dark floor's few readings.
+    low, level_pts = total(maps[:, :, CH_LOW], ring), total(maps[:, :, CH_LEVEL], ring)
+    drop = low / (low + level_pts).clamp(min=1)
+    drop = torch.where(low >= 20, drop, torch.zeros_like(drop))
     # Raised: lower surfaces around it, or a floor level below, or at least no surface of
     # its own level continuing around it where the ring is seen (a dark floor gives few
     # readings; the floor itself, or a rug on it, continues on every side).
