@@ -320,6 +320,8 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     ref = edges_mod.refine(depth_m, K, normal, offset[:, None], b_sg[:, None], mid[:, None],
                            b_eu[:, None], b_ev[:, None], half[:, None])
     ref = {k: v[:, 0] for k, v in ref.items()}
+    if opt["debug"] is not None:
+        opt["debug"]["edges"] = ref
     offset, centre3, b_eu, b_ev = ref["offset"], ref["centre"], ref["eu"], ref["ev"]
     du, dv = 2 * ref["half"][:, 0], 2 * ref["half"][:, 1]
     along = torch.where((du >= dv)[:, None], b_eu, b_ev)

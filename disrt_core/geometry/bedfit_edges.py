@@ -39,6 +39,7 @@ from torch import Tensor
 LINES = 48  # lines across each edge
 STEP = 0.005  # m between the points of a line
 GAP = 0.03  # m of unknown points allowed inside a step
+RUN = 0.06  # m before a step that are mostly mattress
 SUPPORT_TOL = 0.015  # m: a step this close to the fitted edge supports it
 
 
@@ -66,13 +67,13 @@ def _depth_at(depth: Tensor, K: Tensor, points: Tensor) -> tuple[Tensor, Tensor]
 
 
 def edge_lines(centre: Tensor, eu: Tensor, ev: Tensor, half: Tensor, reach: float,
-               lines: int = LINES) -> tuple[Tensor, Tensor, Tensor]:
+               lines: int = LINES, step: float = STEP) -> tuple[Tensor, Tensor, Tensor]:
     """Plane points [B,4,N,M,3] on lines across the edges (+u, −u, +v, −v) of rectangles
     (centre [B,3], unit axes eu, ev [B,3], half sizes [B,2]), from ``reach`` inside to
     ``reach`` outside; their offsets s [M] (+ outward) and the lines' positions t [B,4,N]
     along the edges (over the inner 90 %)."""
     dev, dt = centre.device, centre.dtype
-    m = round(2 * reach / STEP) + 1
+    m = round(2 * reach / step) + 1
     s = torch.linspace(-reach, reach, m, device=dev, dtype=dt)
     frac = torch.linspace(-0.9, 0.9, lines, device=dev, dtype=dt)
     hu, hv = half[:, 0], half[:, 1]
@@ -105,24 +106,48 @@ def classify(depth: Tensor, K: Tensor, points: Tensor, n: Tensor, offset: Tensor
 
 
 def steps(inside: Tensor, out: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
-    """Edge position [...] (m, in the units of the point offsets s [M]) and whether it is a
-    clear step [...] on lines of classified points [...,M] (see the module docstring)."""
-    e = inside.to(s.dtype) - out.to(s.dtype)
-    prefix = torch.cat([torch.zeros_like(e[..., :1]), e.cumsum(-1)], -1)  # [...,M+1]
-    m = prefix.shape[-1]
-    idx = torch.arange(m, device=s.device)
-    # The first maximum: the boundary right after the last mattress point of the best step.
-    best = torch.where(prefix >= prefix.amax(-1, keepdim=True), idx, m).amin(-1)
-    pts = torch.arange(m - 1, device=s.device)
-    before, after = pts < best[..., None], pts >= best[..., None]
-    n_in = (inside & before).sum(-1)
-    n_out = (out & after).sum(-1)
-    last_in = torch.where(inside & before, s, s.new_tensor(-1e3)).amax(-1)
-    first_out = torch.where(out & after, s, s.new_tensor(1e3)).amin(-1)
-    wrong = (out & before).sum(-1) + (inside & after).sum(-1)
-    clear = (n_in >= 4) & (n_out >= 4) & (first_out - last_in <= GAP + 1e-6) & (
-        wrong <= 0.25 * (n_in + n_out))
-    return (last_in + first_out) / 2, clear
+    """Edge position [...] (m, in the units of the evenly spaced point offsets s [M]) and
+    whether it is a clear step [...] on lines of classified points [...,M] (see the module
+    docstring).
+
+    Every boundary between two points is a possible step: the last mattress point before
+    it and the first free-space point after it, with only unknown points between them (at
+    most ``GAP``). It is clear when, besides 2 cm of each side in all, the ``RUN`` before
+    it is mostly mattress and the 2 cm after it mostly free space (so the few in-band
+    readings that a board's far edge or a wall's foot give beyond the mattress make no
+    step), and few points lie on the wrong side. The clear boundary with the most
+    mattress minus free space before it wins."""
+    step = float(s[1] - s[0])
+    m = s.shape[-1]
+    need = max(2, round(0.02 / step))
+    run = max(need, round(RUN / step))
+    zero = torch.zeros_like(inside[..., :1], dtype=torch.int64)
+    ci = torch.cat([zero, inside.long().cumsum(-1)], -1)  # [...,M+1]: inside before b
+    co = torch.cat([zero, out.long().cumsum(-1)], -1)
+    idx = torch.arange(m, device=s.device).expand_as(inside)
+    last_in = torch.cat([zero - 1, torch.where(inside, idx, -1).cummax(-1).values], -1)
+    first_out = torch.where(out, idx, m).flip(-1).cummin(-1).values.flip(-1)
+    first_out = torch.cat([first_out, zero + m], -1)  # [...,M+1]: first out at or after b
+    b = torch.arange(m + 1, device=s.device).expand_as(ci)
+    li, fo = last_in.clamp(min=0), first_out.clamp(max=m - 1)
+
+    def count(c: Tensor, lo: Tensor, hi: Tensor) -> Tensor:  # points in [lo, hi)
+        return torch.gather(c, -1, hi.clamp(0, m)) - torch.gather(c, -1, lo.clamp(0, m))
+
+    n_in, n_out = ci, co[..., -1:] - co
+    wrong = co + (ci[..., -1:] - ci)
+    lo_run = (li + 1 - run).clamp(min=0)
+    run_in = count(ci, lo_run, li + 1) / (li + 1 - lo_run).clamp(min=1)
+    hi_out = (fo + need).clamp(max=m)
+    after_out = count(co, fo, hi_out) / (hi_out - fo).clamp(min=1)
+    valid = ((last_in >= 0) & (first_out < m) & ((first_out - last_in) * step <= GAP + 1e-6)
+             & (count(co, li + 1, b) == 0) & (count(ci, b, fo) == 0)
+             & (n_in >= need) & (n_out >= need) & (wrong <= 0.25 * (n_in + n_out))
+             & (run_in >= 0.75) & (after_out >= 0.75))
+    score = torch.where(valid, ci - co, torch.full_like(ci, -10 * m))
+    best = torch.where(score >= score.amax(-1, keepdim=True), b, m + 1).amin(-1, keepdim=True)
+    pos = (s[torch.gather(li, -1, best)[..., 0]] + s[torch.gather(fo, -1, best)[..., 0]]) / 2
+    return pos, torch.gather(valid, -1, best)[..., 0]
 
 
 def _tukey(r: Tensor, c: float) -> Tensor:
@@ -171,11 +196,11 @@ def fit_rectangle(pos: Tensor, t: Tensor, weight: Tensor, half: Tensor,
 
 def refine(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Tensor,
            centre: Tensor, eu: Tensor, ev: Tensor, half: Tensor,
-           passes: tuple[float, ...] = (0.15, 0.08)) -> dict:
+           passes: tuple[tuple[float, float], ...] = ((0.3, 0.01), (0.08, STEP))) -> dict:
     """Rectangles of C candidates per frame (centre [B,C,3] on their planes, axes eu, ev
     [B,C,3], half sizes [B,C,2]; planes ``n·p + offset = 0`` with n [B,3], offset and level
     noise sigma [B,C]) and their plane offsets measured again on the raw frames depth_m
-    [B,H,W] (m, 0 = none), one pass per ``reach`` (m; see the module docstring). Returns
+    [B,H,W] (m, 0 = none), one pass per ``(reach, step)`` (m; see the module docstring). Returns
     centre, eu, ev, half, offset and per edge [B,C,4] (+u, −u, +v, −v) the ``support``
     (share of lines with a step within 1.5 cm of the fitted edge) and the ``seen`` share
     of lines with a clear step."""
@@ -186,8 +211,8 @@ def refine(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Tensor,
     centre, eu, ev = centre.reshape(B * C, 3), eu.reshape(B * C, 3), ev.reshape(B * C, 3)
     half, offset = half.reshape(B * C, 2), offset.reshape(B * C)
     support = seen = torch.zeros(B * C, 4, device=centre.device)
-    for reach in passes:
-        pts, s, t = edge_lines(centre, eu, ev, half, reach)
+    for reach, step in passes:
+        pts, s, t = edge_lines(centre, eu, ev, half, reach, step=step)
         inside, out, h = _classify_candidates(depth_m, K, pts.reshape(B, C, -1, 3), nn_,
                                               offset, below, above)
         inside, out, h = (x.reshape(pts.shape[:-1]) for x in (inside, out, h))
