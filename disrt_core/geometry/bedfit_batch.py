@@ -13,12 +13,14 @@ view, with or without a person, pillows or a blanket on it. Stages (one module e
    partly flat, raised, no sofa back, not hidden by something nearer the camera, and
    completely in view (corners and a strip 3 cm beyond each edge inside the image and its
    valid window: a stereo camera's blind left band counts as outside);
-4. :mod:`bedfit_head`: the head end (``head="auto"``) from the person, a pillow and the
+4. :mod:`bedfit_edges`: each candidate's four edges measured again on the raw pixels; the
+   size and view checks use these measured rectangles;
+5. :mod:`bedfit_head`: the head end (``head="auto"``) from the person, a pillow and the
    boards, with a confidence in [0.5, 1]; or the image side the head end is on.
 
-The best passing candidate (largest fill, then flatness) is the mattress; its plane is
-refitted by least squares on the points at its level inside it (the rectangle shrunk by
-10 %). A frame without one gets ``ok = False`` and a ``reason`` (:data:`REASONS`).
+The best passing candidate (largest fill, then the support of its measured edges and
+flatness) is the mattress. A frame without one gets ``ok = False`` and a ``reason``
+(:data:`REASONS`).
 
 Input: ``depth_mm`` [B,H,W] (any dtype, mm along the optical axis, 0 or non-finite = no
 reading), ``K`` [B,3,3]. All frames of a call have one size. No per-frame Python loops on a
@@ -245,9 +247,24 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     origin = (centre[..., 0:1] * e1[:, None] + centre[..., 1:2] * e2[:, None]
               - lv[..., None] * n[:, None])
     u0, u1, v0, v1 = rect.unbind(-1)
-    cu = torch.stack([u0, u1, u1, u0], -1)[..., None]
-    cv = torch.stack([v0, v0, v1, v1], -1)[..., None]
-    corners = origin[:, :, None] + cu * eu[:, :, None] + cv * ev[:, :, None]  # [B,KF,4,3]
+    # Every candidate's edges measured again on the raw pixels (bedfit_edges): the size and
+    # view checks use the measured rectangle (a grid rectangle cut short by a blanket or
+    # lengthened by a board is often mattress-sized once its edges are seen), and the
+    # edges' support ranks the passing candidates.
+    depth_m = torch.where(torch.isfinite(depth) & (depth > 0), depth.to(torch.float32) / 1000,
+                          torch.zeros((), device=dev))
+    centre_k = origin + ((u0 + u1) / 2)[..., None] * eu + ((v0 + v1) / 2)[..., None] * ev
+    half_k = torch.stack([(u1 - u0) / 2, (v1 - v0) / 2], -1)
+    ref_all = edges_mod.refine(depth_m, K, n, lv, sg, centre_k, eu, ev, half_k)
+    hu, hv = ref_all["half"][..., 0:1, None], ref_all["half"][..., 1:2, None]
+    sign_u = u0.new_tensor([-1.0, 1.0, 1.0, -1.0])[:, None]
+    sign_v = u0.new_tensor([-1.0, -1.0, 1.0, 1.0])[:, None]
+    corners = (ref_all["centre"][:, :, None] + sign_u * hu * ref_all["eu"][:, :, None]
+               + sign_v * hv * ref_all["ev"][:, :, None])  # [B,KF,4,3]
+    width_k, length_k = 2 * ref_all["half"].amin(-1), 2 * ref_all["half"].amax(-1)
+    flags = (flags & ~rect_mod.FLAG_SIZE) | rect_mod.size_flags(width_k, length_k,
+                                                                opt["limits"])
+    support_k = ref_all["support"].mean(-1)
     frac = torch.linspace(0.0, 1.0, 7, device=dev)[:, None]
     out = 0.03
     edges = []
@@ -271,7 +288,7 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
                        | rect_mod.FLAG_EMPTY)) > 0
     partial = ((flags & rect_mod.FLAG_VIEW) > 0) & ((flags & (
         rect_mod.FLAG_RAISED | rect_mod.FLAG_EMPTY)) == 0)
-    rank = torch.where(good, 10.0 + chk["fill"] + 0.1 * chk["flat"],
+    rank = torch.where(good, 10.0 + chk["fill"] + 0.1 * chk["flat"] + 0.5 * support_k,
                        -2.0 * serious - 1.0 * other + 0.01 * chk["fill"] + 2.5 * partial)
     if opt["debug"] is not None:
         opt["debug"].update(levels=levels, grid=grid, comps=comps, coarse=coarse, sel=sel,
@@ -312,14 +329,7 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     inlier_fraction = inl.sum(1) / n_valid.clamp(min=1)
     rms = torch.sqrt((torch.where(inl, dist, 0.0) ** 2).sum(1) / inl.sum(1).clamp(min=1))
     # The edges and the plane measured again on the raw pixels (bedfit_edges).
-    mid = b_origin + ((bu0 + bu1) / 2)[:, None] * b_eu + ((bv0 + bv1) / 2)[:, None] * b_ev
-    mid = mid - ((mid * normal).sum(-1) + offset)[:, None] * normal
-    half = torch.stack([(bu1 - bu0) / 2, (bv1 - bv0) / 2], -1)
-    depth_m = torch.where(torch.isfinite(depth) & (depth > 0), depth.to(torch.float32) / 1000,
-                          torch.zeros((), device=dev))
-    ref = edges_mod.refine(depth_m, K, normal, offset[:, None], b_sg[:, None], mid[:, None],
-                           b_eu[:, None], b_ev[:, None], half[:, None])
-    ref = {k: v[:, 0] for k, v in ref.items()}
+    ref = {k: v[ar, best] for k, v in ref_all.items()}
     if opt["debug"] is not None:
         opt["debug"]["edges"] = ref
     offset, centre3, b_eu, b_ev = ref["offset"], ref["centre"], ref["eu"], ref["ev"]
@@ -356,7 +366,7 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
         size=torch.stack([width_, length_], -1), normal=normal, offset=offset,
         head_confidence=conf, head_known=known, head_cues=cues,
         inlier_fraction=inlier_fraction, rms=rms, noise=b_sg, fill=chk["fill"][ar, best],
-        cand_corners=corners, cand_size=torch.stack([chk["width"], chk["length"]], -1),
+        cand_corners=corners, cand_size=torch.stack([width_k, length_k], -1),
         cand_distance=lv, cand_flags=flags, chosen=best)
 
 

@@ -327,17 +327,22 @@ def _region(cell: Tensor, rect: Tensor, grow: tuple[float, float, float, float])
     return inv[..., :, None] & inu[..., None, :]
 
 
+def size_flags(width: Tensor, length: Tensor, limits: dict) -> Tensor:
+    """``FLAG_SIZE`` where a rectangle's width or length is beyond the limits."""
+    (wlo, whi), (llo, lhi) = limits["width"], limits["length"]
+    tol = limits["size_tol"]
+    bad = (width < wlo - tol) | (width > whi + tol) | (length < llo - tol) | \
+        (length > lhi + tol)
+    return bad.long() * FLAG_SIZE
+
+
 def checks(fine: dict, rect: Tensor, lower_level: Tensor, limits: dict) -> dict:
     """Flags [B,K] (``FLAG_*``) and the figures behind them for candidate rectangles."""
     maps, cell = fine["maps"], fine["cell"]
     u0, u1, v0, v1 = rect.unbind(-1)
     du, dv = u1 - u0, v1 - v0
     width, length = torch.minimum(du, dv), torch.maximum(du, dv)
-    (wlo, whi), (llo, lhi) = limits["width"], limits["length"]
-    tol = limits["size_tol"]
-    bad_size = (width < wlo - tol) | (width > whi + tol) | (length < llo - tol) | \
-        (length > lhi + tol)
-    flags = bad_size.long() * FLAG_SIZE
+    flags = size_flags(width, length, limits)
     inner = _region(cell, rect, (0.0,) * 4).to(maps.dtype)
 
     def total(x: Tensor, where: Tensor) -> Tensor:
