@@ -248,12 +248,19 @@ def refine(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Tensor,
         dist = torch.stack([half[:, 0], half[:, 0], half[:, 1], half[:, 1]], 1)
         edges, delta, support_w = fit_rectangle(dist[..., None] + pos, t,
                                                 clear.to(pos.dtype), half)
-        # The plane: median height of the mattress points 3 cm to ``reach`` inside.
-        inner = inside & (s <= -0.03)
-        hh = torch.where(inner, h, torch.full_like(h, float("nan"))).reshape(B * C, -1)
-        shift = hh.nanmedian(-1).values
-        enough = inner.reshape(B * C, -1).sum(-1) >= 50
-        offset = offset - torch.where(enough, shift, torch.zeros_like(shift))
+        # The plane: median height of the mattress points 3 cm to ``reach`` inside, in a band
+        # as deep below the plane as above it (the mattress band reaches higher above than
+        # below, which would lift the median by a noisy camera's spread).
+        # Iterated: the band follows the median.
+        shift = torch.zeros_like(offset)
+        for _ in range(3):
+            hs = h - shift[:, None, None, None]
+            inner = (s <= -0.03) & (hs >= -below[:, None, None, None]) & (
+                hs <= below[:, None, None, None])
+            hh = torch.where(inner, h, torch.full_like(h, float("nan"))).reshape(B * C, -1)
+            enough = inner.reshape(B * C, -1).sum(-1) >= 50
+            shift = torch.where(enough, hh.nanmedian(-1).values, torch.zeros_like(shift))
+        offset = offset - shift
         # New frame: turned by δ about the normal, centred between the edges ((xc, yc) are
         # coordinates along the turned axes from the old centre).
         cos, sin = torch.cos(delta)[:, None], torch.sin(delta)[:, None]
