@@ -16,7 +16,9 @@ raw frame goes through ``bedfit_batch.fit_beds`` (``head="auto"``) in batches on
   unknown the fallback side counts as the answer); the goal is ≥ 98 %;
 * **geometry right**: the same without the order (the head end either way);
 * **wrong fits not flagged** (every scene): a fit whose corners are 5 cm or more off in
-  either order (goal 0), and separately a confident (``head_known``) wrong head end.
+  either order and that is not marked ``weak`` (goal 0); the wrong fits marked weak, and
+  the right ones marked weak, are counted too; and separately a confident
+  (``head_known``) wrong head end.
 
 **Time** (CPU, B = 1, a 640×480 frame of the D435 at 640×480): median of ``--repeat``
 calls with torch on 2 threads and on 1 thread (goal ≤ 50 ms on the 2-core development
@@ -83,8 +85,8 @@ def run_sensor(name: str, scenes: int, batch: int, body, device: str, seed: int,
     gen = SceneGenerator(SimConfig(scene="room", sensor=name, occupancy=OCCUPANCY), body,
                          device)
     stats = {"scenes": 0, "in_view": 0, "right": 0, "geometry": 0, "refused": 0,
-             "wrong": 0, "head_confident_wrong": 0, "head_unknown": 0, "fit_s": 0.0,
-             "reasons": {}, "errors": []}
+             "wrong": 0, "wrong_weak": 0, "right_weak": 0, "head_confident_wrong": 0,
+             "head_unknown": 0, "fit_s": 0.0, "reasons": {}, "errors": []}
     failures: dict[str, list] = {"depth": [], "K": [], "truth": [], "fit": [], "ok": []}
     cues: list = []  # head cues toward the true head end, of fits right in either order
     for start in range(0, scenes, batch):
@@ -99,7 +101,7 @@ def run_sensor(name: str, scenes: int, batch: int, body, device: str, seed: int,
             torch.cuda.synchronize()
         stats["fit_s"] += time.perf_counter() - t0
         ordered, either = corner_errors(fits, sample["mattress_corners"])
-        ok, known = fits.ok.cpu(), fits.head_known.cpu()
+        ok, known, weak = fits.ok.cpu(), fits.head_known.cpu(), fits.weak.cpu()
         view = sample["in_view"].cpu()
         right = ok & (ordered < TOL_M)
         stats["scenes"] += n
@@ -107,7 +109,9 @@ def run_sensor(name: str, scenes: int, batch: int, body, device: str, seed: int,
         stats["right"] += int((right & view).sum())
         stats["geometry"] += int((ok & (either < TOL_M) & view).sum())
         stats["refused"] += int((~ok & view).sum())
-        stats["wrong"] += int((ok & (either >= TOL_M)).sum())
+        stats["wrong"] += int((ok & ~weak & (either >= TOL_M)).sum())
+        stats["wrong_weak"] += int((ok & weak & (either >= TOL_M)).sum())
+        stats["right_weak"] += int((right & view & weak).sum())
         stats["head_confident_wrong"] += int((ok & (either < TOL_M) & (ordered >= TOL_M)
                                               & known).sum())
         stats["head_unknown"] += int((ok & ~known).sum())
@@ -198,7 +202,8 @@ def main(argv: list[str] | None = None) -> None:
             body = load_body(args.body_model, args.device)
         per = max(1, args.scenes // len(sensors))
         total = {"scenes": 0, "in_view": 0, "right": 0, "geometry": 0, "refused": 0,
-                 "wrong": 0, "head_confident_wrong": 0, "head_unknown": 0, "fit_s": 0.0}
+                 "wrong": 0, "wrong_weak": 0, "right_weak": 0, "head_confident_wrong": 0,
+                 "head_unknown": 0, "fit_s": 0.0}
         errors, per_sensor = [], {}
         for name in sensors:
             with torch.no_grad():
@@ -213,10 +218,13 @@ def main(argv: list[str] | None = None) -> None:
                                    round(share, 1), "%",
                                    note=f"{s['right']}/{s['in_view']} in view; geometry "
                                         f"right {s['geometry']}, refused {s['refused']}, "
-                                        f"wrong unflagged {s['wrong']}"))
+                                        f"wrong unflagged {s['wrong']}, wrong flagged weak "
+                                        f"{s['wrong_weak']}, confident head wrong "
+                                        f"{s['head_confident_wrong']}"))
             print(f"{name:16s} right {s['right']}/{s['in_view']} ({share:.1f} %), geometry "
                   f"{s['geometry']}, refused {s['refused']} {s['reasons']}, wrong "
-                  f"{s['wrong']}, confident head wrong {s['head_confident_wrong']}, "
+                  f"{s['wrong']} (+{s['wrong_weak']} flagged weak), right flagged weak "
+                  f"{s['right_weak']}, confident head wrong {s['head_confident_wrong']}, "
                   f"{1e3 * s['fit_s'] / max(1, s['scenes']):.2f} ms/frame", flush=True)
         share = 100 * total["right"] / max(1, total["in_view"])
         result.rows += [
@@ -230,6 +238,10 @@ def main(argv: list[str] | None = None) -> None:
                 100 * total["refused"] / max(1, total["in_view"]), 2), "%"),
             Row("wrong fits not flagged (corners ≥ 5 cm off, either end)", total["wrong"],
                 "fits", "0", total["wrong"] == 0, note=f"of {total['scenes']} scenes"),
+            Row("wrong fits flagged weak", total["wrong_weak"], "fits"),
+            Row("right fits flagged weak", round(100 * total["right_weak"] / max(
+                1, total["right"]), 1), "% of right",
+                note=f"{total['right_weak']}/{total['right']}"),
             Row("confident head end wrong (head_known)", total["head_confident_wrong"],
                 "fits"),
             Row("head end unknown (no cue)", round(100 * total["head_unknown"] / max(
@@ -241,7 +253,8 @@ def main(argv: list[str] | None = None) -> None:
             Row(f"fit_beds batched on {args.device}", round(1e3 * total["fit_s"] / max(
                 1, total["scenes"]), 3), "ms/frame", note=f"batches of {args.batch}"),
         ]
-        print(f"all: right {share:.2f} %, wrong unflagged {total['wrong']}")
+        print(f"all: right {share:.2f} %, wrong unflagged {total['wrong']}, wrong flagged "
+              f"weak {total['wrong_weak']}, right flagged weak {total['right_weak']}")
         if args.dump is not None:
             write_dump(args.dump, per_sensor)
     if not args.no_timing:

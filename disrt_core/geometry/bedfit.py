@@ -17,9 +17,10 @@ larger than 84 × 192 cm is cropped and a smaller one padded — never stretched
   among the floor, furniture and clutter of a whole room, and its head end (``head="auto"``:
   from the person, a pillow, the boards; or the image side it is on). One frame, numpy, on
   the batched torch core :func:`disrt_core.geometry.bedfit_batch.fit_beds`. When no
-  mattress is found it raises :class:`BedNotFoundError` saying what it saw, never a wrong
-  bed. For a bed the camera cannot see whole, give the corners, or for SLP use
-  ``geometry.slp.slp_camera_pose``.
+  mattress is found it raises :class:`BedNotFoundError` saying what it saw; a fit with an
+  edge the camera hardly sees (against a wall, under a blanket's overhang, behind a board)
+  comes back ``weak``, as its corners may be several cm off there. For a bed the camera
+  cannot see whole, give the corners, or for SLP use ``geometry.slp.slp_camera_pose``.
 * :func:`bed_change`: periodic re-check: has the bed moved? (angle, offset, shift, yaw).
 
 Pixels are (u = column, v = row); depth images are mm along the optical axis, 0 = no
@@ -52,6 +53,8 @@ class BedFit:
     head_known: bool = True  # False: head="auto" saw no cue, the head end is head_fallback's
     head_cues: tuple[float, float, float] = (0.0, 0.0, 0.0)  # person, pillow, boards (+: head)
     noise_m: float = float("nan")  # depth noise σ at the mattress level (automatic fit)
+    weak: bool = False  # automatic fit: an edge is hardly seen, the corners may be cm off
+    edge_support: tuple[float, ...] = ()  # automatic fit: per edge, share of clear steps
 
     @property
     def centre(self) -> np.ndarray:
@@ -243,7 +246,8 @@ def fit_bed(depth_mm: np.ndarray, K: np.ndarray, *, head: str = "auto",
     image side ``head_fallback``) or the image side the head end is on (``top``,
     ``bottom``, ``left``, ``right``; a ``ValueError`` if the bed does not run that way).
     ``options``: see :func:`disrt_core.geometry.bedfit_batch.fit_beds` (size limits ...).
-    Raises :class:`BedNotFoundError` when there is no mattress to fit.
+    Raises :class:`BedNotFoundError` when there is no mattress to fit. A fit whose edges
+    are not all clearly seen is returned with ``weak`` set (check it, or give the corners).
     """
     import torch
 
@@ -277,7 +281,8 @@ def fit_bed(depth_mm: np.ndarray, K: np.ndarray, *, head: str = "auto",
                   float(fits.inlier_fraction[0]), float(fits.rms[0]),
                   head_confidence=float(fits.head_confidence[0]),
                   head_known=bool(fits.head_known[0]), head_cues=cues,
-                  noise_m=float(fits.noise[0]))
+                  noise_m=float(fits.noise[0]), weak=bool(fits.weak[0]),
+                  edge_support=tuple(float(x) for x in arr(fits.edge_support)))
 
 
 def not_found_error(fits, i: int, options: dict | None = None) -> BedNotFoundError:
