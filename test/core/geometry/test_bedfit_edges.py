@@ -1,0 +1,103 @@
+"""The mattress's edges on the raw pixels (``bedfit_edges``) and the weak flag of a fit whose
+edges the camera cannot all see: a bed against a same-height bench, against a wall."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from disrt_core.geometry import bedfit_edges
+from disrt_core.geometry.bedfit_batch import fit_beds
+from test.core.geometry.bedscenes import CX, CY, bedroom, view
+
+TOL_M = 0.05
+STEP = 0.005
+
+
+def _line(pattern: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """inside, out [1,M] and offsets s [M] (5 mm apart, 0 at the 21st point) of a line
+    written as I (mattress), o (free space), A (above) and . (no reading)."""
+    inside = torch.tensor([c == "I" for c in pattern])[None]
+    out = torch.tensor([c == "o" for c in pattern])[None]
+    s = (torch.arange(len(pattern), dtype=torch.float32) - 20) * STEP
+    return inside, out, s
+
+
+def test_a_step_is_the_mattress_edge_not_what_lies_beyond():
+    # A clean edge: between the 20th and 21st point.
+    pos, clear = bedfit_edges.steps(*_line("I" * 20 + "o" * 20))
+    assert bool(clear[0]) and float(pos[0]) == pytest.approx(-0.0025, abs=1e-6)
+    # A wall a few cm beyond: mattress, the gap, then the wall's foot at the mattress's
+    # height; the step is the mattress's edge.
+    pos, clear = bedfit_edges.steps(*_line("I" * 20 + "o" * 8 + "I" * 12 + "A" * 10))
+    assert bool(clear[0]) and float(pos[0]) == pytest.approx(-0.0025, abs=1e-6)
+    # A board hides the end: a few in-band readings at its far side, then the floor, are no
+    # step (the end is left to the rest of the fit).
+    _, clear = bedfit_edges.steps(*_line("I" * 20 + "A" * 16 + "..." + "III" + "." + "o" * 12))
+    assert not bool(clear[0])
+
+
+def test_median_of_nine_matches_torch():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.round(torch.rand(5000, 9, generator=gen) * 8) / 8  # ties
+    x[torch.rand(5000, 9, generator=gen) < 0.3] = float("nan")
+    x[:50] = float("nan")  # nothing read
+    expected = x.nanmedian(-1).values
+    got = bedfit_edges._nanmedian9(list(x.unbind(-1)))
+    torch.testing.assert_close(got, expected, equal_nan=True, rtol=0, atol=0)
+
+
+def _error(fits, frame) -> float:
+    """Largest corner distance (m) in either head order."""
+    fit, truth = fits.corners[0].double(), frame.mattress_corners[0].double()
+    return float(torch.minimum((fit - truth).norm(dim=-1).amax(),
+                               (fit[[2, 3, 0, 1]] - truth).norm(dim=-1).amax()))
+
+
+VIEWS = (((0.1, 0.1), 0.3), ((-0.1, 0.0), 1.4))  # (offset, yaw) of a camera 3.2 m up
+
+
+def _fits(room, sensor):
+    for seed, (offset, yaw) in enumerate(VIEWS):
+        frame = view(room, sensor, 3.2, offset=offset, tilt=(0.05, -0.04), yaw=yaw, seed=seed)
+        yield fit_beds(frame.depth_raw, frame.K.float()), frame
+
+
+@pytest.mark.parametrize("sensor", ["tof_320x240", "d455_640x360"])
+def test_a_clearly_seen_bed_is_not_weak(sensor):
+    room = bedroom(0.9, 2.0, headboard=None, furniture=False)
+    for fits, frame in _fits(room, sensor):
+        assert bool(fits.ok[0]) and not bool(fits.weak[0])
+        assert _error(fits, frame) < TOL_M
+        assert float(fits.edge_support[0].min()) >= 0.1 and float(fits.seam[0]) < 0.3
+
+
+@pytest.mark.parametrize("sensor", ["tof_320x240", "d455_640x360"])
+def test_bed_against_a_bench_of_its_height_is_never_a_silent_wrong_fit(sensor):
+    """A bench as high as the mattress, 3 cm beyond its frame along a long side: together
+    they look like one 1.8 m mattress. The fit is the bed, or it is flagged weak (the gap
+    between them runs along the rectangle it found)."""
+    room = bedroom(0.9, 2.0, furniture=False)
+    x1, y0, y1 = CX + 0.45, CY - 1.0, CY + 1.0
+    room.box(x1 + 0.06, x1 + 0.96, y0 - 0.03, y1 + 0.03, -room.floor, 0.0)
+    flagged = 0
+    for fits, frame in _fits(room, sensor):
+        assert bool(fits.ok[0])
+        if _error(fits, frame) >= TOL_M:
+            assert bool(fits.weak[0]) and float(fits.seam[0]) >= 0.3
+            flagged += 1
+    assert flagged >= 1  # the merged rectangle was found and flagged, not missed
+
+
+def test_bed_against_a_wall_is_right_or_weak():
+    """A blanket over someone, the bed 2 cm from a wall along its left side: the edge at the
+    wall is measured between the mattress and the wall's foot, or the fit is weak."""
+    room = bedroom(0.9, 2.0, blanket=True, furniture=False)
+    x0 = CX - 0.45
+    room.box(x0 - 0.15, x0 - 0.05, CY - 3, CY + 3, -room.floor, 1.5)
+    right = 0
+    for fits, frame in _fits(room, "tof_320x240"):
+        assert bool(fits.ok[0])
+        assert _error(fits, frame) < TOL_M or bool(fits.weak[0])
+        right += _error(fits, frame) < TOL_M
+    assert right >= 1
