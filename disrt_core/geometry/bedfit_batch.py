@@ -9,7 +9,8 @@ view, with or without a person, pillows or a blanket on it. Stages (one module e
 2. :mod:`bedfit_regions`: per level, top-down regions of what lies from the level to 0.6 m
    above it; the two largest regions of each level are candidates, with a first rectangle;
 3. :mod:`bedfit_rect`: the three most mattress-like candidates measured on a fine grid
-   aligned with them (extent, residual turn, again), and checked: mattress-sized, full,
+   aligned with them (extent, residual turn, again), and checked (:mod:`bedfit_checks`):
+   mattress-sized, full,
    partly flat, raised, no sofa back, not hidden by something nearer the camera, and
    completely in view (corners and a strip 3 cm beyond each edge inside the image and its
    valid window: a stereo camera's blind left band counts as outside);
@@ -40,6 +41,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from disrt_core.geometry import bedfit_checks as checks_mod
 from disrt_core.geometry import bedfit_edges as edges_mod
 from disrt_core.geometry import bedfit_rect as rect_mod
 from disrt_core.geometry.bedfit_head import head_cues
@@ -155,35 +157,6 @@ def _take(x: Tensor, index: Tensor) -> Tensor:
     return torch.gather(x, 1, idx)
 
 
-def _valid_window(valid: Tensor, stride: int) -> Tensor:
-    """Per frame the image window [B,4] (u_min, u_max, v_min, v_max) px inside the bands of
-    the border where the sensor gives no readings in 90 % of the rows (columns): a stereo
-    camera's blind left band."""
-    _B, h, w = valid.shape
-    any_row, any_col = valid.any(2), valid.any(1)
-    first_c = valid.to(torch.int8).argmax(2).to(torch.float32)
-    last_c = (w - 1 - valid.flip(2).to(torch.int8).argmax(2)).to(torch.float32)
-    first_r = valid.to(torch.int8).argmax(1).to(torch.float32)
-    last_r = (h - 1 - valid.flip(1).to(torch.int8).argmax(1)).to(torch.float32)
-
-    def band(x, ok, default, q):  # where 90 % of the rows (columns) have readings
-        x = torch.where(ok, x, torch.full_like(x, default))
-        return x.quantile(q, dim=1)
-
-    return torch.stack([band(first_c, any_row, 0, 0.1) * stride,
-                        (band(last_c, any_row, w - 1, 0.9) + 1) * stride - 1,
-                        band(first_r, any_col, 0, 0.1) * stride,
-                        (band(last_r, any_col, h - 1, 0.9) + 1) * stride - 1], -1)
-
-
-def _project(K: Tensor, p: Tensor) -> Tensor:
-    """Pixels [...,2] of camera points p [B,...,3], K [B,3,3]."""
-    shape = p.shape
-    flat = p.reshape(shape[0], -1, 3) @ K.transpose(1, 2)
-    uv = flat[..., :2] / flat[..., 2:3].clamp(min=1e-6)
-    return uv.reshape(*shape[:-1], 2)
-
-
 def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     B, _H, _W = depth.shape
     dev = depth.device
@@ -241,7 +214,7 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
             size = torch.stack([rect[..., 1] - rect[..., 0], rect[..., 3] - rect[..., 2]], -1)
             phi = phi + delta
             lv = rect_mod.lower_level(fine, rect, lv)
-    chk = rect_mod.checks(fine, rect, torch.gather(lower, 1, sel_level), opt["limits"])
+    chk = checks_mod.checks(fine, rect, torch.gather(lower, 1, sel_level), opt["limits"])
     flags = chk["flags"] | torch.where(_take(usable, sel), 0, rect_mod.FLAG_EMPTY)
     # The same bed found again from another level (moved to the same mattress level):
     # keep the first (most mattress-like at the coarse stage).
@@ -275,25 +248,10 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     corners = (ref_all["centre"][:, :, None] + sign_u * hu * ref_all["eu"][:, :, None]
                + sign_v * hv * ref_all["ev"][:, :, None])  # [B,KF,4,3]
     width_k, length_k = 2 * ref_all["half"].amin(-1), 2 * ref_all["half"].amax(-1)
-    flags = (flags & ~rect_mod.FLAG_SIZE) | rect_mod.size_flags(width_k, length_k,
+    flags = (flags & ~rect_mod.FLAG_SIZE) | checks_mod.size_flags(width_k, length_k,
                                                                 opt["limits"])
     support_k = ref_all["support"].mean(-1)
-    frac = torch.linspace(0.0, 1.0, 7, device=dev)[:, None]
-    out = 0.03
-    edges = []
-    for i in range(4):
-        p0, p1 = corners[:, :, i], corners[:, :, (i + 1) % 4]
-        mid = (corners.mean(2) - (p0 + p1) / 2)
-        push = -out * mid / mid.norm(dim=-1, keepdim=True).clamp(min=1e-9)
-        edges.append(p0[:, :, None] + frac * (p1 - p0)[:, :, None] + push[:, :, None])
-    samples = torch.cat([corners, *edges], 2)  # [B,KF,4+28,3]
-    uv = _project(K, samples)
-    win = _valid_window(valid, stride)[:, None, None]
-    margin = 2.0
-    inside = ((uv[..., 0] >= win[..., 0] + margin) & (uv[..., 0] <= win[..., 1] - margin)
-              & (uv[..., 1] >= win[..., 2] + margin) & (uv[..., 1] <= win[..., 3] - margin)
-              & (samples[..., 2] > 0))
-    flags = flags | torch.where(inside.all(-1), 0, rect_mod.FLAG_VIEW)
+    flags = flags | checks_mod.view_flags(corners, K, valid, stride)
     # Choose: passing candidates by fill (then flatness); else the most mattress-like.
     good = flags == 0
     serious = (flags & (rect_mod.FLAG_SIZE | rect_mod.FLAG_EMPTY)) > 0
@@ -354,7 +312,7 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     sign = torch.where(logit >= 0, 1.0, -1.0)
     conf = torch.sigmoid(logit.abs())
     known = conf >= opt["min_conf"]
-    img = _project(K, torch.stack([centre3, centre3 + 0.1 * along], 1))
+    img = checks_mod.project(K, torch.stack([centre3, centre3 + 0.1 * along], 1))
     dpx = img[:, 1] - img[:, 0]
     side = opt["head"] if opt["head"] != "auto" else opt["fallback"]
     want = dpx.new_tensor(_IMAGE_DIRS[side])

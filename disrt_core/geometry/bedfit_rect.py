@@ -15,8 +15,7 @@ summed height of the bed points above the level. From these:
   one half, interpolated (iterated: each axis measured within the other's extent);
 * the residual angle: straight lines fitted to the four edges (per row, the edge's
   position from the ramp), one turn of the grid by their mean slope, measured again;
-* checks (``FLAG_*``): size, fill, flatness, raised above its surroundings, a raised back
-  along a long side (a sofa), edges hidden by something nearer the camera.
+* the checks of a rectangle (``FLAG_*``) are in :mod:`bedfit_checks`.
 """
 
 from __future__ import annotations
@@ -325,81 +324,3 @@ def _region(cell: Tensor, rect: Tensor, grow: tuple[float, float, float, float])
     inu = (c >= (u0 - grow[0])[..., None]) & (c <= (u1 + grow[1])[..., None])
     inv = (c >= (v0 - grow[2])[..., None]) & (c <= (v1 + grow[3])[..., None])
     return inv[..., :, None] & inu[..., None, :]
-
-
-def size_flags(width: Tensor, length: Tensor, limits: dict) -> Tensor:
-    """``FLAG_SIZE`` where a rectangle's width or length is beyond the limits."""
-    (wlo, whi), (llo, lhi) = limits["width"], limits["length"]
-    tol = limits["size_tol"]
-    bad = (width < wlo - tol) | (width > whi + tol) | (length < llo - tol) | \
-        (length > lhi + tol)
-    return bad.long() * FLAG_SIZE
-
-
-def checks(fine: dict, rect: Tensor, lower_level: Tensor, limits: dict) -> dict:
-    """Flags [B,K] (``FLAG_*``) and the figures behind them for candidate rectangles."""
-    maps, cell = fine["maps"], fine["cell"]
-    u0, u1, v0, v1 = rect.unbind(-1)
-    du, dv = u1 - u0, v1 - v0
-    width, length = torch.minimum(du, dv), torch.maximum(du, dv)
-    flags = size_flags(width, length, limits)
-    inner = _region(cell, rect, (0.0,) * 4).to(maps.dtype)
-
-    def total(x: Tensor, where: Tensor) -> Tensor:
-        return (x * where).sum((-1, -2))
-
-    fill = total(fine["soft"], inner) / inner.sum((-1, -2)).clamp(min=1)
-    flags |= (fill < limits["min_fill"]).long() * FLAG_FILL
-    seen = (maps[:, :, CH_ALL] > 0).to(maps.dtype)
-    flat = total((maps[:, :, CH_LEVEL] > 0).to(maps.dtype), inner) / \
-        total(seen, inner).clamp(min=1)
-    flags |= (flat < limits["min_flat"]).long() * FLAG_FLAT
-    ring = (_region(cell, rect, (0.3,) * 4) & ~_region(cell, rect, (0.04,) * 4)).to(maps.dtype)
-    seen_ring = total(maps[:, :, CH_ALL], ring)
-    # The share of the ring's horizontal readings that lie lower: walls, a headboard and
-    # things above the level (many points per cell when seen at a grazing angle) are left
-    # out, or a wall behind the head end outweighs a dark floor's few readings.
-    low, level_pts = total(maps[:, :, CH_LOW], ring), total(maps[:, :, CH_LEVEL], ring)
-    drop = low / (low + level_pts).clamp(min=1)
-    drop = torch.where(low >= 20, drop, torch.zeros_like(drop))
-    # Raised: lower surfaces around it, or a floor level below, or at least no surface of
-    # its own level continuing around it where the ring is seen (a dark floor gives few
-    # readings; the floor itself, or a rug on it, continues on every side).
-    same = total(maps[:, :, CH_LEVEL], ring) / seen_ring.clamp(min=1)
-    looked = total(fine["seen"], ring) >= 0.3 * ring.sum((-1, -2))  # not beyond the image
-    raised = (drop >= 0.2) | lower_level | ((same < 0.3) & looked)
-    flags |= (~raised).long() * FLAG_RAISED
-    # Something nearer the camera than the bed band that hides the mattress is a flat top
-    # (a table): cells of high points whose heights spread little. A wall seen at a grazing
-    # angle smears over several cells in the top view, with heights of a metre's range.
-    box = fine["box"]
-    hm = box[:, :, CH_HIGH_H] / box[:, :, CH_HIGH].clamp(min=1e-9)
-    hs = (box[:, :, CH_HIGH_H2] / box[:, :, CH_HIGH].clamp(min=1e-9) - hm**2).clamp(min=0).sqrt()
-    flat_high = ((maps[:, :, CH_HIGH] > 0) & (hs <= torch.clamp(
-        2.5 * fine["sigma"], min=0.05)[..., None, None])).to(maps.dtype)
-    # Per edge: a strip 3-20 cm outside (hidden by something nearer the camera?) and, on
-    # the long sides, 20 cm inside (the raised back of a sofa?).
-    occluded = torch.zeros_like(raised)
-    sofa = torch.zeros_like(raised)
-    height = fine["height"]
-    u_long = du >= dv
-    for side in range(4):
-        out, near = [0.0] * 4, [0.0] * 4
-        out[side], near[side] = 0.2, 0.03
-        strip = (_region(cell, rect, tuple(out)) & ~_region(cell, rect, tuple(near)))
-        strip = strip.to(maps.dtype)
-        seen_s = total(seen, strip)
-        occluded |= (total(flat_high, strip) >= 0.7 * seen_s) & (seen_s > 0)
-        inside = [0.0] * 4
-        inside[side ^ 1] = 0.2 - (du if side < 2 else dv)
-        band_strip = _region(cell, rect, tuple(inside)).to(maps.dtype)
-        dim = -1 if side < 2 else -2  # mean across the strip, per position along it
-        mean_h = (height * band_strip).sum(dim) / band_strip.sum(dim).clamp(min=1)
-        present = band_strip.amax(dim)
-        share = ((mean_h >= 0.2) * present).sum(-1) / present.sum(-1).clamp(min=1)
-        is_long = ~u_long if side < 2 else u_long
-        sofa |= is_long & (share >= 0.7)
-    flags |= occluded.long() * FLAG_OCCLUDED
-    flags |= sofa.long() * FLAG_SOFA
-    return {"flags": flags, "fill": fill, "flat": flat, "drop": drop, "width": width,
-            "length": length}

@@ -1,0 +1,158 @@
+"""Bed finding, stage 3 (end): the checks of a candidate's rectangle on its fine grid.
+
+Batched torch, part of :func:`bedfit_batch.fit_beds`; flags ``bedfit_rect.FLAG_*`` where a
+check fails: size, fill, flatness, raised above its surroundings, a raised back along a long
+side (a sofa), edges hidden by something nearer the camera; and in view (corners and a strip
+3 cm beyond each edge inside the image and its valid window).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from disrt_core.geometry.bedfit_rect import (
+    CH_ALL,
+    CH_HIGH,
+    CH_HIGH_H,
+    CH_HIGH_H2,
+    CH_LEVEL,
+    CH_LOW,
+    FLAG_FILL,
+    FLAG_FLAT,
+    FLAG_OCCLUDED,
+    FLAG_RAISED,
+    FLAG_SIZE,
+    FLAG_SOFA,
+    FLAG_VIEW,
+    _region,
+)
+
+
+def size_flags(width: Tensor, length: Tensor, limits: dict) -> Tensor:
+    """``FLAG_SIZE`` where a rectangle's width or length is beyond the limits."""
+    (wlo, whi), (llo, lhi) = limits["width"], limits["length"]
+    tol = limits["size_tol"]
+    bad = (width < wlo - tol) | (width > whi + tol) | (length < llo - tol) | \
+        (length > lhi + tol)
+    return bad.long() * FLAG_SIZE
+
+
+def checks(fine: dict, rect: Tensor, lower_level: Tensor, limits: dict) -> dict:
+    """Flags [B,K] (``FLAG_*``) and the figures behind them for candidate rectangles."""
+    maps, cell = fine["maps"], fine["cell"]
+    u0, u1, v0, v1 = rect.unbind(-1)
+    du, dv = u1 - u0, v1 - v0
+    width, length = torch.minimum(du, dv), torch.maximum(du, dv)
+    flags = size_flags(width, length, limits)
+    inner = _region(cell, rect, (0.0,) * 4).to(maps.dtype)
+
+    def total(x: Tensor, where: Tensor) -> Tensor:
+        return (x * where).sum((-1, -2))
+
+    fill = total(fine["soft"], inner) / inner.sum((-1, -2)).clamp(min=1)
+    flags |= (fill < limits["min_fill"]).long() * FLAG_FILL
+    seen = (maps[:, :, CH_ALL] > 0).to(maps.dtype)
+    flat = total((maps[:, :, CH_LEVEL] > 0).to(maps.dtype), inner) / \
+        total(seen, inner).clamp(min=1)
+    flags |= (flat < limits["min_flat"]).long() * FLAG_FLAT
+    ring = (_region(cell, rect, (0.3,) * 4) & ~_region(cell, rect, (0.04,) * 4)).to(maps.dtype)
+    seen_ring = total(maps[:, :, CH_ALL], ring)
+    # The share of the ring's horizontal readings that lie lower: walls, a headboard and
+    # things above the level (many points per cell when seen at a grazing angle) are left
+    # out, or a wall behind the head end outweighs a dark floor's few readings.
+    low, level_pts = total(maps[:, :, CH_LOW], ring), total(maps[:, :, CH_LEVEL], ring)
+    drop = low / (low + level_pts).clamp(min=1)
+    drop = torch.where(low >= 20, drop, torch.zeros_like(drop))
+    # Raised: lower surfaces around it, or a floor level below, or at least no surface of
+    # its own level continuing around it where the ring is seen (a dark floor gives few
+    # readings; the floor itself, or a rug on it, continues on every side).
+    same = total(maps[:, :, CH_LEVEL], ring) / seen_ring.clamp(min=1)
+    looked = total(fine["seen"], ring) >= 0.3 * ring.sum((-1, -2))  # not beyond the image
+    raised = (drop >= 0.2) | lower_level | ((same < 0.3) & looked)
+    flags |= (~raised).long() * FLAG_RAISED
+    # Something nearer the camera than the bed band that hides the mattress is a flat top
+    # (a table): cells of high points whose heights spread little. A wall seen at a grazing
+    # angle smears over several cells in the top view, with heights of a metre's range.
+    box = fine["box"]
+    hm = box[:, :, CH_HIGH_H] / box[:, :, CH_HIGH].clamp(min=1e-9)
+    hs = (box[:, :, CH_HIGH_H2] / box[:, :, CH_HIGH].clamp(min=1e-9) - hm**2).clamp(min=0).sqrt()
+    flat_high = ((maps[:, :, CH_HIGH] > 0) & (hs <= torch.clamp(
+        2.5 * fine["sigma"], min=0.05)[..., None, None])).to(maps.dtype)
+    # Per edge: a strip 3-20 cm outside (hidden by something nearer the camera?) and, on
+    # the long sides, 20 cm inside (the raised back of a sofa?).
+    occluded = torch.zeros_like(raised)
+    sofa = torch.zeros_like(raised)
+    height = fine["height"]
+    u_long = du >= dv
+    for side in range(4):
+        out, near = [0.0] * 4, [0.0] * 4
+        out[side], near[side] = 0.2, 0.03
+        strip = (_region(cell, rect, tuple(out)) & ~_region(cell, rect, tuple(near)))
+        strip = strip.to(maps.dtype)
+        seen_s = total(seen, strip)
+        occluded |= (total(flat_high, strip) >= 0.7 * seen_s) & (seen_s > 0)
+        inside = [0.0] * 4
+        inside[side ^ 1] = 0.2 - (du if side < 2 else dv)
+        band_strip = _region(cell, rect, tuple(inside)).to(maps.dtype)
+        dim = -1 if side < 2 else -2  # mean across the strip, per position along it
+        mean_h = (height * band_strip).sum(dim) / band_strip.sum(dim).clamp(min=1)
+        present = band_strip.amax(dim)
+        share = ((mean_h >= 0.2) * present).sum(-1) / present.sum(-1).clamp(min=1)
+        is_long = ~u_long if side < 2 else u_long
+        sofa |= is_long & (share >= 0.7)
+    flags |= occluded.long() * FLAG_OCCLUDED
+    flags |= sofa.long() * FLAG_SOFA
+    return {"flags": flags, "fill": fill, "flat": flat, "drop": drop, "width": width,
+            "length": length}
+
+
+def _valid_window(valid: Tensor, stride: int) -> Tensor:
+    """Per frame the image window [B,4] (u_min, u_max, v_min, v_max) px inside the bands of
+    the border where the sensor gives no readings in 90 % of the rows (columns): a stereo
+    camera's blind left band."""
+    _B, h, w = valid.shape
+    any_row, any_col = valid.any(2), valid.any(1)
+    first_c = valid.to(torch.int8).argmax(2).to(torch.float32)
+    last_c = (w - 1 - valid.flip(2).to(torch.int8).argmax(2)).to(torch.float32)
+    first_r = valid.to(torch.int8).argmax(1).to(torch.float32)
+    last_r = (h - 1 - valid.flip(1).to(torch.int8).argmax(1)).to(torch.float32)
+
+    def band(x, ok, default, q):  # where 90 % of the rows (columns) have readings
+        x = torch.where(ok, x, torch.full_like(x, default))
+        return x.quantile(q, dim=1)
+
+    return torch.stack([band(first_c, any_row, 0, 0.1) * stride,
+                        (band(last_c, any_row, w - 1, 0.9) + 1) * stride - 1,
+                        band(first_r, any_col, 0, 0.1) * stride,
+                        (band(last_r, any_col, h - 1, 0.9) + 1) * stride - 1], -1)
+
+
+def project(K: Tensor, p: Tensor) -> Tensor:
+    """Pixels [...,2] of camera points p [B,...,3], K [B,3,3]."""
+    shape = p.shape
+    flat = p.reshape(shape[0], -1, 3) @ K.transpose(1, 2)
+    uv = flat[..., :2] / flat[..., 2:3].clamp(min=1e-6)
+    return uv.reshape(*shape[:-1], 2)
+
+
+def view_flags(corners: Tensor, K: Tensor, valid: Tensor, stride: int) -> Tensor:
+    """``FLAG_VIEW`` [B,K] where a rectangle (corners [B,K,4,3], camera frame) is not
+    completely in view: its corners and a strip 3 cm beyond each edge must project inside
+    the image's valid window (the blocks ``valid`` [B,h,w] of ``stride`` pixels) by 2 px."""
+    frac = torch.linspace(0.0, 1.0, 7, device=corners.device)[:, None]
+    out = 0.03
+    edges = []
+    for i in range(4):
+        p0, p1 = corners[:, :, i], corners[:, :, (i + 1) % 4]
+        mid = (corners.mean(2) - (p0 + p1) / 2)
+        push = -out * mid / mid.norm(dim=-1, keepdim=True).clamp(min=1e-9)
+        edges.append(p0[:, :, None] + frac * (p1 - p0)[:, :, None] + push[:, :, None])
+    samples = torch.cat([corners, *edges], 2)  # [B,K,4+28,3]
+    uv = project(K, samples)
+    win = _valid_window(valid, stride)[:, None, None]
+    margin = 2.0
+    inside = ((uv[..., 0] >= win[..., 0] + margin) & (uv[..., 0] <= win[..., 1] - margin)
+              & (uv[..., 1] >= win[..., 2] + margin) & (uv[..., 1] <= win[..., 3] - margin)
+              & (samples[..., 2] > 0))
+    return torch.where(inside.all(-1), 0, FLAG_VIEW)
