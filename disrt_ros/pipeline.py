@@ -14,7 +14,8 @@ returns, per job, a :class:`~disrt_ros.conversions.FrameResult` or a :class:`Fai
    ``Estimator.predict`` for the whole batch, on the estimator's device;
 4. joints and vertices mapped to each camera's optical frame (``label_to_camera``), root
    orientation and posture (``disrt_core.posture``), the bed's state (in_bed | empty |
-   sitting_on_edge, ``disrt_core.occupancy``) and, when the estimator computes it
+   sitting_on_edge, ``disrt_core.occupancy``, with the sitter's trunk looked for in the raw
+   frame, ``disrt_core.occupancy_raw``) and, when the estimator computes it
    (``Estimator.set_pressure``, the node's ``pressure``), the pressure map and the region
    peaks (``disrt_core.pressure``).
 
@@ -37,6 +38,7 @@ from disrt_core.geometry.bedframe import NET_SHAPE, normalize_depth
 from disrt_core.geometry.camera import label_to_camera, raw_to_network
 from disrt_core.geometry.plausibility import bed_region_problem, units_problem
 from disrt_core.occupancy import IN_BED, STATES, occupancy_state
+from disrt_core.occupancy_raw import DEFAULT_MATTRESS_M, trunk_features
 from disrt_core.posture import POSTURES, posture_from_axis_angle
 from disrt_core.pressure import REGIONS
 from disrt_ros.conversions import FrameResult, ImageFormatError, depth_to_mm
@@ -222,6 +224,7 @@ class Pipeline:
         device, bed_mm = torch.device(self.estimator.device), self.config.bed_distance_mm
         T_all = torch.from_numpy(np.stack(poses)).float().to(device)
         net_mm = torch.zeros(len(ok), *NET_SHAPE, device=device)
+        trunk = torch.full((len(ok), 4), float("nan"), device=device)
         by_shape: dict[tuple[int, int], list[int]] = {}
         for k, frame in enumerate(frames):
             by_shape.setdefault(frame.depth_mm.shape, []).append(k)
@@ -229,6 +232,10 @@ class Pipeline:
             depth = torch.from_numpy(np.stack([frames[k].depth_mm for k in group])).to(device)
             K = torch.from_numpy(np.stack([frames[k].K for k in group])).float().to(device)
             net_mm[group] = raw_to_network(depth, K, T_all[group], bed_mm)
+            if self.config.occupancy_check:  # a fixed pose has no mattress size
+                size = [getattr(self.cameras[jobs[ok[k]].key].bed, "size_m",
+                                DEFAULT_MATTRESS_M) for k in group]
+                trunk[group] = trunk_features(depth, K, T_all[group], torch.tensor(size))
         for k, problem in enumerate(bed_region_problem(net_mm, bed_mm)):
             if problem is not None:  # nonsense gets no answer (ERROR in /diagnostics)
                 results[ok[k]] = Failure("implausible_depth", f"{problem}; no pose is published")
@@ -237,14 +244,15 @@ class Pipeline:
             return results
         ok, frames, poses = [ok[k] for k in keep], [frames[k] for k in keep], \
             [poses[k] for k in keep]
-        T_all, net_mm = T_all[keep], net_mm[keep]
+        T_all, net_mm, trunk = T_all[keep], net_mm[keep], trunk[keep]
         net = normalize_depth(net_mm, bed_mm)
         t2 = time.perf_counter()
         with torch.no_grad():
             pred = self.estimator.predict(net[:, None])
             present = pred.present_prob if pred.present_prob is not None else \
                 torch.ones(len(ok), device=net.device)  # an estimator without the check
-            state = occupancy_state(present, net_mm, bed_mm) if self.config.occupancy_check \
+            state = occupancy_state(present, net_mm, bed_mm, trunk) \
+                if self.config.occupancy_check \
                 else torch.full((len(ok),), IN_BED, dtype=torch.long, device=net.device)
             joints_cam = label_to_camera(pred.joints.float(), T_all)
             vertices_cam = label_to_camera(pred.vertices.float(), T_all)

@@ -87,3 +87,29 @@ def test_nonsense_depth_is_an_error_without_a_pose(monitor, case):
     for stamp in (1, 2, 3, 9):
         assert player.stamped("camera", "pose", stamp) is None
         assert player.stamped("camera", "occupancy", stamp) is None
+
+
+def test_a_sitter_and_someone_standing_at_the_edge_from_a_camera_beside_the_bed(ros, request):
+    """The node looks for the trunk in the raw frame: a sitter the network grid misses is
+    sitting, someone standing at the edge (tall on the grid) is not."""
+    from ..core.test_occupancy_raw import BESIDE, LEANING, SITTER, scene_depth
+    from ..core.test_occupancy_raw import K as K_BESIDE
+
+    fake = FakeEstimator()
+    fake.present = 0.1  # nobody lies in the bed
+    node, player = fake_monitor(ros, request.node.name[5:30], estimator=fake, params={
+        "camera.T_cam_bed": BESIDE.double().flatten().tolist()})
+    assert wait_until(lambda: node.cameras["camera"].pubs["joints"].get_subscription_count()
+                      and player.depth_pubs["camera"].get_subscription_count())
+    K_side = K_BESIDE.numpy()
+    for stamp, boxes, expected in ((1, SITTER, "sitting_on_edge"), (2, LEANING, "empty")):
+        depth = scene_depth(boxes)[0].round().numpy().astype(np.uint16)
+
+        def answered(depth=depth, stamp=stamp):
+            player.publish("camera", depth, stamp, FRAME, K_side)
+            return player.stamped("camera", "occupancy", stamp)
+
+        assert wait_until(answered)
+        assert player.stamped("camera", "occupancy", stamp).status[0].message == expected
+    ros.remove(player)
+    ros.remove(node)
