@@ -40,6 +40,12 @@ hides a stretch of mattress behind it, and counting that as unseen let the grid'
 take a person standing at the edge for a sitter; a trunk hidden behind someone, or
 returning no readings (dark clothes to a stereo camera), is missed.
 
+What it still gets wrong (``benchmarks/bench_occupancy.py``, seeds 6 and 7): a sitter at
+the image's border whose head and shoulders are cut off while the band at 0.6 m is in view;
+a sitter against something taller than 1.1 m (a wall on the sitting side, which the
+generator allows) joins its component and is dropped; knees drawn up under a blanket to
+0.65 m near an edge read as a trunk.
+
 Cost: about 1-2 ms a frame on one CPU thread (the pixels are taken about every 2 cm at
 the bed, and only where the mattress and its margin up to 1.5 m can be seen).
 """
