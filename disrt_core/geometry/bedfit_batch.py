@@ -157,6 +157,30 @@ def _take(x: Tensor, index: Tensor) -> Tensor:
     return torch.gather(x, 1, idx)
 
 
+def _refine_some(need: Tensor, depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor,
+                 sigma: Tensor, centre: Tensor, eu: Tensor, ev: Tensor, half: Tensor) -> dict:
+    """The wide pass of :func:`bedfit_edges.refine` over the candidates ``need`` [B,C]
+    only (as many per frame as the frame of the batch that needs most); the others keep
+    their rectangle and plane, with no support (whatever the batch: a frame's fit does not
+    depend on it)."""
+    B, C = need.shape
+    count = max(1, int(need.sum(1).max()))
+    idx = torch.argsort((~need).to(torch.int8), dim=1, stable=True)[:, :count]
+    given = {"centre": centre, "eu": eu, "ev": ev, "half": half, "offset": offset,
+             "support": centre.new_zeros(B, C, 4), "seen": centre.new_zeros(B, C, 4)}
+    ref = edges_mod.refine(depth_m, K, n, *(_take(x, idx) for x in (offset, sigma, centre, eu,
+                                                                    ev, half)),
+                           passes=(edges_mod.WIDE_PASS,))
+    use = _take(need, idx)
+    out = {}
+    for key, value in given.items():
+        mask = use.reshape(*use.shape, *([1] * (value.ndim - 2)))
+        picked = torch.where(mask, ref[key], _take(value, idx))
+        index = idx.reshape(*idx.shape, *([1] * (value.ndim - 2))).expand_as(picked)
+        out[key] = value.clone().scatter_(1, index, picked)
+    return out
+
+
 def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     B, _H, _W = depth.shape
     dev = depth.device
@@ -241,7 +265,14 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
                           torch.zeros((), device=dev))
     centre_k = origin + ((u0 + u1) / 2)[..., None] * eu + ((v0 + v1) / 2)[..., None] * ev
     half_k = torch.stack([(u1 - u0) / 2, (v1 - v0) / 2], -1)
-    ref_all = edges_mod.refine(depth_m, K, n, lv, sg, centre_k, eu, ev, half_k)
+    # Not measured: duplicates, empty regions and rectangles that even the wide pass (each
+    # edge moved by up to its reach) cannot bring to a mattress's size.
+    grow = 2 * edges_mod.WIDE_PASS[0] + opt["limits"]["size_tol"]
+    (wlo, whi), (llo, lhi) = opt["limits"]["width"], opt["limits"]["length"]
+    need = (((flags & rect_mod.FLAG_EMPTY) == 0) & (chk["width"] <= whi + grow)
+            & (chk["width"] >= wlo - grow) & (chk["length"] <= lhi + grow)
+            & (chk["length"] >= llo - grow))
+    ref_all = _refine_some(need, depth_m, K, n, lv, sg, centre_k, eu, ev, half_k)
     hu, hv = ref_all["half"][..., 0:1, None], ref_all["half"][..., 1:2, None]
     sign_u = u0.new_tensor([-1.0, 1.0, 1.0, -1.0])[:, None]
     sign_v = u0.new_tensor([-1.0, -1.0, 1.0, 1.0])[:, None]
@@ -300,7 +331,12 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     inlier_fraction = inl.sum(1) / n_valid.clamp(min=1)
     rms = torch.sqrt((torch.where(inl, dist, 0.0) ** 2).sum(1) / inl.sum(1).clamp(min=1))
     # The edges and the plane measured again on the raw pixels (bedfit_edges).
-    ref = {k: v[ar, best] for k, v in ref_all.items()}
+    # The chosen rectangle's edges and plane measured finely.
+    ref = edges_mod.refine(depth_m, K, n, ref_all["offset"][ar, best, None], b_sg[:, None],
+                           ref_all["centre"][ar, best, None], ref_all["eu"][ar, best, None],
+                           ref_all["ev"][ar, best, None], ref_all["half"][ar, best, None],
+                           passes=(edges_mod.FINE_PASS,))
+    ref = {k: v[:, 0] for k, v in ref.items()}
     if opt["debug"] is not None:
         opt["debug"]["edges"] = ref
     offset, centre3, b_eu, b_ev = ref["offset"], ref["centre"], ref["eu"], ref["ev"]

@@ -41,6 +41,9 @@ STEP = 0.005  # m between the points of a line
 GAP = 0.03  # m of unknown points allowed inside a step
 RUN = 0.06  # m before a step that are mostly mattress
 SUPPORT_TOL = 0.015  # m: a step this close to the fitted edge supports it
+# (reach, step, lines) of the passes: a wide one over every candidate (an edge the grid put
+# up to 30 cm off), a fine one over the chosen rectangle.
+WIDE_PASS, FINE_PASS = (0.3, 0.01, LINES), (0.08, STEP, LINES)
 SEAM_LINES, SEAM_POINTS = 24, 81  # lines across the mattress looking for a seam, points
 
 
@@ -223,8 +226,7 @@ def fit_rectangle(pos: Tensor, t: Tensor, weight: Tensor, half: Tensor,
 
 def refine(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Tensor,
            centre: Tensor, eu: Tensor, ev: Tensor, half: Tensor,
-           passes: tuple[tuple[float, float, int], ...] = ((0.3, 0.01, LINES),
-                                                            (0.08, STEP, LINES))) -> dict:
+           passes: tuple[tuple[float, float, int], ...] = (WIDE_PASS, FINE_PASS)) -> dict:
     """Rectangles of C candidates per frame (centre [B,C,3] on their planes, axes eu, ev
     [B,C,3], half sizes [B,C,2]; planes ``n·p + offset = 0`` with n [B,3], offset and level
     noise sigma [B,C]) and their plane offsets measured again on the raw frames depth_m
