@@ -53,7 +53,7 @@ class BedFit:
     head_known: bool = True  # False: head="auto" saw no cue, the head end is head_fallback's
     head_cues: tuple[float, float, float] = (0.0, 0.0, 0.0)  # person, pillow, boards (+: head)
     noise_m: float = float("nan")  # depth noise σ at the mattress level (automatic fit)
-    weak: bool = False  # automatic fit: an edge is hardly seen, the corners may be cm off
+    weak: bool = False  # automatic fit: an edge hardly seen, a seam or a noisy level: check it
     edge_support: tuple[float, ...] = ()  # automatic fit: per edge, share of clear steps
 
     @property

@@ -22,8 +22,9 @@ view, with or without a person, pillows or a blanket on it. Stages (one module e
 The best passing candidate (largest fill, then the support of its measured edges and
 flatness) is the mattress. A frame without one gets ``ok = False`` and a ``reason``
 (:data:`REASONS`). A fit with an edge the camera hardly sees (a bed against a wall, a
-blanket over the edge, a board hiding an end) is ``weak``: its corners may be several cm
-off there, so it is worth checking or giving the corners.
+blanket over the edge, a board hiding an end), with a gap running along it (a bed and a
+same-height bench taken as one) or at a level of large depth noise is ``weak``: its
+corners may be several cm off, so it is worth checking or giving the corners.
 
 Input: ``depth_mm`` [B,H,W] (any dtype, mm along the optical axis, 0 or non-finite = no
 reading), ``K`` [B,3,3]. All frames of a call have one size. No per-frame Python loops on a
@@ -80,6 +81,9 @@ WEAK_SUPPORT = 0.1
 # mattress of the tuning rooms gave at most 0.08) may be a bed and a same-height neighbour
 # taken as one: weak.
 WEAK_SEAM = 0.3
+# A fit at a level whose depth noise σ is this large (a stereo camera far from the bed) is
+# weak: on the tuning rooms two thirds of such fits were 5 cm or more off.
+WEAK_NOISE = 0.03
 LEVELS = 5
 COARSE = 4
 FINE_CANDIDATES = 3
@@ -106,7 +110,7 @@ class BedFits:
     fill: Tensor  # [B] share of the rectangle that is bed
     edge_support: Tensor  # [B,4] share of each edge's lines with a step at it (bedfit_edges)
     seam: Tensor  # [B] share of lines across the mattress with a gap at one place in them
-    weak: Tensor  # [B] bool: an edge hardly seen (support < WEAK_SUPPORT) or a seam
+    weak: Tensor  # [B] bool: an edge hardly seen (support < WEAK_SUPPORT), a seam, or noise
     # every measured candidate, for diagnostics: [B,C,...]
     cand_corners: Tensor  # [B,C,4,3] (no head order)
     cand_size: Tensor  # [B,C,2] width, length
@@ -375,7 +379,8 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
         head_confidence=conf, head_known=known, head_cues=cues,
         inlier_fraction=inlier_fraction, rms=rms, noise=b_sg, fill=chk["fill"][ar, best],
         edge_support=ref["support"], seam=seam,
-        weak=ok & ((ref["support"].amin(-1) < WEAK_SUPPORT) | (seam >= WEAK_SEAM)),
+        weak=ok & ((ref["support"].amin(-1) < WEAK_SUPPORT) | (seam >= WEAK_SEAM)
+                   | (b_sg >= WEAK_NOISE)),
         cand_corners=corners, cand_size=torch.stack([width_k, length_k], -1),
         cand_distance=lv, cand_flags=flags, chosen=best)
 
