@@ -284,6 +284,48 @@ def trim_boards(fine: dict, rect: Tensor) -> Tensor:
                         torch.where(u_long, v0, v0n), torch.where(u_long, v1, v1n)], -1)
 
 
+def shadowed_ends(fine: dict, rect: Tensor, reach: float = 0.25) -> Tensor:
+    """Move an end of the long axis outward across a shadow up to a board or a wall: beyond
+    the end, positions along the bed without a reading across the middle 80 % of the width
+    (the strip of mattress that a tall board or wall hides from a camera beyond it), then,
+    within ``reach`` m, a position raised 10 cm or more above the level across the width
+    (the board or wall). The mattress is taken to reach that structure (it is not seen: the
+    edge stage finds no step there, so such a fit is weak)."""
+    u0, u1, v0, v1 = rect.unbind(-1)
+    cell, height, seen = fine["cell"], fine["height"], fine["seen"]
+    any_reading = (fine["maps"][:, :, CH_ALL] > 0).to(height.dtype)
+    raised = ((height >= 0.1) & (seen > 0)).to(height.dtype)
+    steps = torch.arange(1, FINE, device=cell.device)
+    steps = steps[steps * 0.02 <= reach + 1e-6]  # cells are 2 cm or more
+    out = []
+    for axis, (lo, hi, wlo, whi) in enumerate(((u0, u1, v0, v1), (v0, v1, u0, u1))):
+        dim = -2 if axis == 0 else -1  # across the bed
+        w = _overlap(cell, wlo + 0.1 * (whi - wlo), whi - 0.1 * (whi - wlo))
+        w = w[..., :, None] if axis == 0 else w[..., None, :]
+        norm = (w.sum(dim)).clamp(min=1e-6)
+        read = (any_reading * w).sum(dim) / norm  # [B,K,F] per position along the bed
+        board = (raised * w).sum(dim) / norm
+        ends = []
+        for sign, edge in ((1, hi), (-1, lo)):
+            last = torch.floor(edge / cell + FINE / 2 - sign * 0.5).long()
+            idx = last[..., None] + sign * steps
+            inside = (idx >= 0) & (idx < FINE) & (steps * cell[..., None] <= reach)
+            idx = idx.clamp(0, FINE - 1)
+            shadow = (torch.gather(read, -1, idx) <= 0.1) & inside
+            run = shadow.long().cumprod(-1).sum(-1)  # positions without readings
+            at = torch.gather(board, -1, idx)
+            hit = torch.gather(at, -1, run[..., None].clamp(max=idx.shape[-1] - 1))[..., 0]
+            hit_in = torch.gather(inside, -1, run[..., None].clamp(max=idx.shape[-1] - 1))[..., 0]
+            ok = (run >= 1) & (hit >= 0.7) & hit_in
+            moved = edge + sign * (run.to(cell.dtype) + 0.5) * cell
+            ends.append(torch.where(ok, moved, edge))
+        out.append(ends)
+    (u1n, u0n), (v1n, v0n) = out
+    u_long = (u1 - u0) >= (v1 - v0)
+    return torch.stack([torch.where(u_long, u0n, u0), torch.where(u_long, u1n, u1),
+                        torch.where(u_long, v0, v0n), torch.where(u_long, v1, v1n)], -1)
+
+
 def residual_angle(soft: Tensor, cell: Tensor, rect: Tensor) -> Tensor:
     """Turn [B,K] (rad) that aligns the grid with the rectangle's edges (see module)."""
     u0, u1, v0, v1 = rect.unbind(-1)
