@@ -284,6 +284,9 @@ def trim_boards(fine: dict, rect: Tensor) -> Tensor:
                         torch.where(u_long, v0, v0n), torch.where(u_long, v1, v1n)], -1)
 
 
+GAP_TO_BOARD = 0.02  # [choice] m: a mattress stops 0-4 cm short of the board it is pushed to
+
+
 def shadowed_ends(fine: dict, rect: Tensor, reach: float = 0.25) -> Tensor:
     """Move an end of the long axis outward across a shadow up to a board or a wall: beyond
     the end, positions along the bed without a reading across the middle 80 % of the width
@@ -317,7 +320,9 @@ def shadowed_ends(fine: dict, rect: Tensor, reach: float = 0.25) -> Tensor:
             hit = torch.gather(at, -1, run[..., None].clamp(max=idx.shape[-1] - 1))[..., 0]
             hit_in = torch.gather(inside, -1, run[..., None].clamp(max=idx.shape[-1] - 1))[..., 0]
             ok = (run >= 1) & (hit >= 0.7) & hit_in
-            moved = edge + sign * (run.to(cell.dtype) + 0.5) * cell
+            # The inner side of the board's first cell, less GAP_TO_BOARD.
+            face = (last + sign * (run + 1) - FINE / 2 + (sign < 0)).to(cell.dtype) * cell
+            moved = face - sign * GAP_TO_BOARD
             ends.append(torch.where(ok, moved, edge))
         out.append(ends)
     (u1n, u0n), (v1n, v0n) = out
