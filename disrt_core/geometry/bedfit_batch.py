@@ -10,10 +10,9 @@ view, with or without a person, pillows or a blanket on it. Stages (one module e
    above it; the two largest regions of each level are candidates, with a first rectangle;
 3. :mod:`bedfit_rect`: the three most mattress-like candidates measured on a fine grid
    aligned with them (extent, residual turn, again), and checked (:mod:`bedfit_checks`):
-   mattress-sized, full,
-   partly flat, raised, no sofa back, not hidden by something nearer the camera, and
-   completely in view (corners and a strip 3 cm beyond each edge inside the image and its
-   valid window: a stereo camera's blind left band counts as outside);
+   mattress-sized, full, partly flat, raised, no sofa back, not hidden by something nearer
+   the camera, and completely in view (corners and a strip 3 cm beyond each edge inside
+   the image and its valid window: a stereo camera's blind left band counts as outside);
 4. :mod:`bedfit_edges`: each candidate's four edges measured again on the raw pixels; the
    size and view checks use these measured rectangles;
 5. :mod:`bedfit_head`: the head end (``head="auto"``) from the person, a pillow and the
@@ -74,8 +73,8 @@ REASONS = {
     HEAD_ACROSS: "the bed's long side does not run toward the given head side",
 }
 # [choice] A fit with an edge whose lines show a step at it less often than this is weak:
-# on generated rooms of other seeds than the benchmark's (3000-3095, four sensors) this
-# flags about 60 % of the fits 5 cm or more off and under 10 % of the right ones.
+# on generated rooms of other seeds than the benchmark's (3000-3095 and 4000-4095, eight
+# sensors) this flags 70 % of the fits 5 cm or more off and 13 % of the right ones.
 WEAK_SUPPORT = 0.1
 # A rectangle with a gap running along it (in this share of the lines across it; a
 # mattress of the tuning rooms gave at most 0.08) may be a bed and a same-height neighbour
@@ -287,7 +286,8 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
                                                                 opt["limits"])
     support_k = ref_all["support"].mean(-1)
     flags = flags | checks_mod.view_flags(corners, K, valid, stride)
-    # Choose: passing candidates by fill (then flatness); else the most mattress-like.
+    # Choose: passing candidates by fill (then edge support, flatness); else the most
+    # mattress-like.
     good = flags == 0
     serious = (flags & (rect_mod.FLAG_SIZE | rect_mod.FLAG_EMPTY)) > 0
     other = (flags & ~(rect_mod.FLAG_VIEW | rect_mod.FLAG_OCCLUDED | rect_mod.FLAG_SIZE
@@ -334,8 +334,7 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     inl = vflat & (dist.abs() <= torch.clamp(2 * b_sg, min=0.01)[:, None])
     inlier_fraction = inl.sum(1) / n_valid.clamp(min=1)
     rms = torch.sqrt((torch.where(inl, dist, 0.0) ** 2).sum(1) / inl.sum(1).clamp(min=1))
-    # The edges and the plane measured again on the raw pixels (bedfit_edges).
-    # The chosen rectangle's edges and plane measured finely.
+    # The chosen rectangle's edges and plane measured again, finely, on the raw pixels.
     ref = edges_mod.refine(depth_m, K, n, ref_all["offset"][ar, best, None], b_sg[:, None],
                            ref_all["centre"][ar, best, None], ref_all["eu"][ar, best, None],
                            ref_all["ev"][ar, best, None], ref_all["half"][ar, best, None],

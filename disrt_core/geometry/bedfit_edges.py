@@ -1,4 +1,4 @@
-"""Bed finding, stage 5: the mattress edges measured on the full-resolution depth frame.
+"""Bed finding, stage 4: the mattress edges measured on the full-resolution depth frame.
 
 Batched torch, part of :func:`bedfit_batch.fit_beds`. The rectangle of stage 3 comes from a
 top-down grid of block-averaged points (cells of 2–4 cm); here each of its four edges is
@@ -17,18 +17,21 @@ valid readings of the 3×3 pixels around it) is compared with the plane point:
 
 Unlike a top view, this needs no guess of what hides what: the far side of a bed seen at
 an angle, the gap behind a headboard and a blanket hanging over the side all give the
-right answer or none. On each line the edge is the step from ``in`` to ``out`` that best
-separates the two (the maximum of the running sum of in − out); a line counts when that
-step is clear (mattress before it, free space after it, at most 3 cm of unknown between)
-and its position is the middle of the step. A rectangle (a common turn about the normal
-and four edge offsets) is fitted to the steps of all four edges at once by iteratively
-reweighted least squares (Tukey weights): a bedside table, an arm or a pillow at one
-place pulls no edge. The plane's offset is the median height of the mattress points
-within 3–``reach`` cm inside the edges (the edges sag least under a body).
+right answer or none. On each line the edge is the clear step from ``in`` to ``out`` (6 cm
+mostly mattress before it, free space right after it, at most 3 cm of unknown between,
+little free space before it) with the most mattress minus free space before it; its
+position is the middle of the step (:func:`steps`). A rectangle (a common turn about the
+normal and four edge offsets) is fitted to the steps of all four edges at once by
+iteratively reweighted least squares (Tukey weights): a bedside table, an arm or a pillow
+at one place pulls no edge. The plane's offset is the median height of the mattress points
+within 3–``reach`` cm inside the edges (the edges sag least under a body), in a band as
+deep below the plane as above it. A wide pass (30 cm each way, 1 cm steps) measures every
+candidate rectangle; a fine pass (8 cm, 5 mm) the chosen one.
 
 Per edge the **support** is the share of its lines whose step lies within 1.5 cm of the
 fitted edge: low support means an edge the camera does not see (hidden, cut by the image)
-or not straight (no mattress), see :func:`refine`.
+or not straight (no mattress), see :func:`refine`. :func:`seam` looks for a gap running
+along the rectangle (two surfaces of one height taken as one).
 """
 
 from __future__ import annotations
