@@ -15,6 +15,8 @@ summed height of the bed points above the level. From these:
   one half, interpolated (iterated: each axis measured within the other's extent);
 * the residual angle: straight lines fitted to the four edges (per row, the edge's
   position from the ramp), one turn of the grid by their mean slope, measured again;
+* the ends: trimmed past a head- or footboard (:func:`trim_boards`), or moved out across a
+  strip a tall board hides from the camera (:func:`shadowed_ends`);
 * the checks of a rectangle (``FLAG_*``) are in :mod:`bedfit_checks`.
 """
 
