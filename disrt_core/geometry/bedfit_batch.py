@@ -160,30 +160,6 @@ def _take(x: Tensor, index: Tensor) -> Tensor:
     return torch.gather(x, 1, idx)
 
 
-def _refine_some(need: Tensor, depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor,
-                 sigma: Tensor, centre: Tensor, eu: Tensor, ev: Tensor, half: Tensor) -> dict:
-    """The wide pass of :func:`bedfit_edges.refine` over the candidates ``need`` [B,C]
-    only (as many per frame as the frame of the batch that needs most); the others keep
-    their rectangle and plane, with no support (whatever the batch: a frame's fit does not
-    depend on it)."""
-    B, C = need.shape
-    count = max(1, int(need.sum(1).max()))
-    idx = torch.argsort((~need).to(torch.int8), dim=1, stable=True)[:, :count]
-    given = {"centre": centre, "eu": eu, "ev": ev, "half": half, "offset": offset,
-             "support": centre.new_zeros(B, C, 4), "seen": centre.new_zeros(B, C, 4)}
-    ref = edges_mod.refine(depth_m, K, n, *(_take(x, idx) for x in (offset, sigma, centre, eu,
-                                                                    ev, half)),
-                           passes=(edges_mod.WIDE_PASS,))
-    use = _take(need, idx)
-    out = {}
-    for key, value in given.items():
-        mask = use.reshape(*use.shape, *([1] * (value.ndim - 2)))
-        picked = torch.where(mask, ref[key], _take(value, idx))
-        index = idx.reshape(*idx.shape, *([1] * (value.ndim - 2))).expand_as(picked)
-        out[key] = value.clone().scatter_(1, index, picked)
-    return out
-
-
 def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     B, _H, _W = depth.shape
     dev = depth.device
@@ -275,7 +251,7 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     need = (((flags & rect_mod.FLAG_EMPTY) == 0) & (chk["width"] <= whi + grow)
             & (chk["width"] >= wlo - grow) & (chk["length"] <= lhi + grow)
             & (chk["length"] >= llo - grow))
-    ref_all = _refine_some(need, depth_m, K, n, lv, sg, centre_k, eu, ev, half_k)
+    ref_all = edges_mod.refine_some(need, depth_m, K, n, lv, sg, centre_k, eu, ev, half_k)
     hu, hv = ref_all["half"][..., 0:1, None], ref_all["half"][..., 1:2, None]
     sign_u = u0.new_tensor([-1.0, 1.0, 1.0, -1.0])[:, None]
     sign_v = u0.new_tensor([-1.0, -1.0, 1.0, 1.0])[:, None]
@@ -285,6 +261,13 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     flags = (flags & ~rect_mod.FLAG_SIZE) | checks_mod.size_flags(width_k, length_k,
                                                                 opt["limits"])
     support_k = ref_all["support"].mean(-1)
+    # Where every edge shows its step from the surface down to free space on the raw
+    # pixels, the surface is raised, no back stands along its side and nothing hides its
+    # edges (the grid's checks can be misled by a body along a side or a high flat top
+    # beside the bed).
+    seen_all = ref_all["support"].amin(-1) >= 0.3
+    flags = torch.where(seen_all, flags & ~(rect_mod.FLAG_OCCLUDED | rect_mod.FLAG_RAISED
+                                            | rect_mod.FLAG_SOFA), flags)
     flags = flags | checks_mod.view_flags(corners, K, valid, stride)
     # Choose: passing candidates by fill (then edge support, flatness); else the most
     # mattress-like.
