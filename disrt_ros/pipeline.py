@@ -146,13 +146,16 @@ class Pipeline:
         re-checked on a frame every ``refit_period_s`` (``bedfit.bed_change``; re-fitted when
         the bed moved). A failed re-check keeps the previous pose, with a warning. Without a
         bed the frames are refused and the bed looked for again every ``RETRY_S``; while
-        ``head_side: auto`` cannot tell the head end, it is fitted again every ``RETRY_S``."""
+        ``head_side: auto`` cannot tell the head end, or the automatic fit is ``weak`` (an
+        edge hardly seen: its corners may be cm off; a WARN names it), it is fitted again
+        every ``RETRY_S``."""
         cfg, now = cam.cfg, time.monotonic()
         if cfg.bed_region == "pose":
             return cfg.T_cam_bed
         if cam.bed is None and cam.failure is not None and now - cam.T_time < RETRY_S:
             return cam.failure  # looking for the bed costs a fit: not on every frame
-        period = cfg.refit_period_s if cam.bed is None or cam.bed.head_known else RETRY_S
+        settled = cam.bed is not None and cam.bed.head_known and not cam.bed.weak
+        period = cfg.refit_period_s if cam.bed is None or settled else RETRY_S
         due = period > 0 and now - cam.T_time >= period
         if cam.bed is not None and not due:
             return cam.bed.T_cam_bed
@@ -160,7 +163,7 @@ class Pipeline:
 
         depth, K = frame.depth_mm, frame.K
         try:
-            if cam.bed is not None and cam.bed.head_known:
+            if settled:
                 change = bedfit.bed_change(cam.bed, depth, K, full=cfg.bed_region == "auto",
                                            head=cfg.head_side)
                 cam.T_time = now
@@ -188,7 +191,7 @@ class Pipeline:
                 f"bed_region {cfg.bed_region}: re-checking the bed failed ({error}); keeping "
                 "the previous bed pose"), "warn")
             return cam.bed.T_cam_bed
-        if cam.bed is None or not cam.bed.head_known:
+        if not settled:
             head = "" if fit.head_known else (
                 f", head end unknown (nobody in bed, no pillow or board): taken toward the "
                 f"image {cfg.head_fallback}, re-decided every {RETRY_S:.0f} s")
@@ -200,6 +203,14 @@ class Pipeline:
                 "the bed's head end is unknown (nobody in bed, no pillow or board seen): "
                 f"assumed toward the image {cfg.head_fallback}; set {cfg.name}.head_side if "
                 "the bed stays empty"), "warn")
+        if fit.weak:
+            support = ", ".join(f"{v:.2f}" for v in fit.edge_support)
+            self.problems.report(cfg.name, "bed_weak", (
+                f"bed_region {cfg.bed_region}: the mattress fit is uncertain (an edge hardly "
+                f"seen, a seam along it or a noisy depth; edge support {support}): its "
+                f"corners may be several cm off. Check it with disrt-fit-bed; if it is wrong, "
+                f"set {cfg.name}.bed_region corners. Fitted again every {RETRY_S:.0f} s"),
+                "warn")
         cam.bed, cam.T_time, cam.failure = fit, now, None
         return fit.T_cam_bed
 

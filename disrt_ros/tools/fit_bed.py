@@ -292,7 +292,13 @@ def report(view: View, fit) -> str:
     lines = [f"mattress {fit.size_m[0]:.2f} x {fit.size_m[1]:.2f} m (width x length)",
              f"camera {fit.offset:.2f} m above the mattress, {distance:.2f} m from its centre, "
              f"tilted {tilt:.1f}° from looking straight down",
-             head, "corners (pixels u, v | camera frame x, y, z m):"]
+             head]
+    if fit.weak:
+        support = ", ".join(f"{v:.2f}" for v in fit.edge_support)
+        lines.append(f"WEAK FIT: an edge is hardly seen, a seam runs along the mattress or the "
+                     f"depth is noisy (edge support {support}); the corners may be several cm "
+                     f"off: compare the outline with the bed, or give the corners")
+    lines.append("corners (pixels u, v | camera frame x, y, z m):")
     lines += [f"  {n:10s} {p[0]:7.1f} {p[1]:7.1f} | {c[0]:+.3f} {c[1]:+.3f} {c[2]:+.3f}"
               for n, p, c in zip(names, uv, fit.corners)]
     lines += ["", "for config/bed_monitor.yaml:",

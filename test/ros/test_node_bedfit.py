@@ -45,13 +45,15 @@ class FakeBedfit(types.ModuleType):
         self.calls: list[tuple] = []
         self.fail = False
         self.moved = False
+        self.weak = False
 
     def _fit(self):
         if self.fail:
             raise self.BedNotFoundError("no plane found")
         T = overhead_camera_pose(2.0, BED_CENTRE_LABEL).double().numpy()
         return types.SimpleNamespace(T_cam_bed=T, size_m=(0.9, 2.0), inlier_fraction=0.8,
-                                     offset=2.0, head_known=True)
+                                     offset=2.0, head_known=True, weak=self.weak,
+                                     edge_support=(0.05, 0.8, 0.9, 0.9))
 
     def bed_from_corners(self, depth_mm, K, corners_uv, **_):
         self.calls.append(("corners", depth_mm.shape, np.asarray(corners_uv).tolist()))
@@ -137,6 +139,36 @@ def test_auto_fit_once_with_head_side(ros, bedfit):
         for stamp in (1, 2, 3):
             assert send_until(player, lambda s=stamp: player.stamped("camera", "joints", s), stamp)
         assert bedfit.calls == [("auto", (320, 240), "left")]
+    finally:
+        ros.remove(player)
+        ros.remove(monitor)
+
+
+def test_weak_auto_fit_is_warned_and_fitted_again(ros, bedfit, monkeypatch):
+    """A weak fit (an edge hardly seen) serves frames with a WARN naming disrt-fit-bed and
+    the corners, and is fitted again every RETRY_S (not refit_period_s) until one is not
+    weak; then the re-check schedule is refit_period_s's again."""
+    import disrt_ros.pipeline
+
+    monkeypatch.setattr(disrt_ros.pipeline, "RETRY_S", 0.05)
+    bedfit.weak = True
+    monitor, player = start(ros, **{"camera.bed_region": "auto", "camera.refit_period_s": 0.0})
+    problems = monitor.problems
+    try:
+        assert send_until(player, lambda: player.stamped("camera", "joints", 1), 1)
+        assert problems.snapshot("camera")[0].get("bed_weak")
+        message = problems.snapshot("camera")[1][2]
+        assert "disrt-fit-bed" in message and "corners" in message and "0.05" in message
+        assert send_until(player, lambda: sum(c[0] == "auto" for c in bedfit.calls) >= 2, 2)
+        bedfit.weak = False
+        fits = sum(c[0] == "auto" for c in bedfit.calls)
+        assert send_until(player, lambda: not monitor.cameras["camera"].bed.weak, 3)
+        settled = sum(c[0] == "auto" for c in bedfit.calls)
+        assert settled in (fits, fits + 1)  # one in flight may have read weak = False
+        for stamp in (4, 5, 6):
+            assert send_until(player, lambda s=stamp: player.stamped("camera", "joints", s),
+                              stamp)
+        assert sum(c[0] == "auto" for c in bedfit.calls) == settled  # refit_period_s 0: never
     finally:
         ros.remove(player)
         ros.remove(monitor)
