@@ -15,8 +15,10 @@ view, with or without a person, pillows or a blanket on it. Stages (one module e
    the image and its valid window: a stereo camera's blind left band counts as outside);
 4. :mod:`bedfit_edges`: each candidate's four edges measured again on the raw pixels; the
    size and view checks use these measured rectangles;
-5. :mod:`bedfit_head`: the head end (``head="auto"``) from the person, a pillow and the
-   boards, with a confidence in [0.5, 1]; or the image side the head end is on.
+5. :mod:`bedfit_headnet`: the head end (``head="auto"``) from a small classifier fitted on
+   generated rooms, on height profiles along and across the mattress and the hand-set
+   person, pillow and board cues of :mod:`bedfit_head`, with a confidence in [0.5, 1]; or
+   the image side the head end is on.
 
 The best passing candidate (largest fill, then the support of its measured edges and
 flatness) is the mattress. A frame without one gets ``ok = False`` and a ``reason``
@@ -45,6 +47,7 @@ from disrt_core.geometry import bedfit_checks as checks_mod
 from disrt_core.geometry import bedfit_edges as edges_mod
 from disrt_core.geometry import bedfit_rect as rect_mod
 from disrt_core.geometry.bedfit_head import head_cues
+from disrt_core.geometry.bedfit_headnet import head_features, head_known, head_logit, min_confidence
 from disrt_core.geometry.bedfit_levels import (
     block_points,
     choose_stride,
@@ -122,15 +125,16 @@ class BedFits:
 
 
 def fit_beds(depth_mm: Tensor, K: Tensor, head: str = "auto", *, head_fallback: str = "top",
-             min_head_confidence: float = 0.6, max_tilt_deg: float = 40.0,
+             min_head_confidence: float | None = None, max_tilt_deg: float = 40.0,
              width: tuple[float, float] = (0.7, 2.1), length: tuple[float, float] = (1.8, 2.4),
              size_tol: float = 0.03, min_fill: float = 0.8, min_flat: float = 0.1,
              stride: int | None = None, chunk: int = 128, debug: dict | None = None
              ) -> BedFits:
     """Mattress fits of raw depth frames (see the module docstring).
 
-    head: ``"auto"`` (decided from the bed, see :mod:`bedfit_head`; below
-    ``min_head_confidence`` the head end is unknown and put toward ``head_fallback``) or the
+    head: ``"auto"`` (decided from the bed, see :mod:`bedfit_headnet`; below
+    ``min_head_confidence``, default the classifier's own threshold chosen in
+    cross-validation, the head end is unknown and put toward ``head_fallback``) or the
     image side the head end is on (``top``, ``bottom``, ``left``, ``right``). ``stride``:
     block size (default: about 16,000 blocks). ``chunk``: frames processed at once.
     ``debug``: a dict to fill with the intermediate results of the last chunk (levels,
@@ -143,6 +147,8 @@ def fit_beds(depth_mm: Tensor, K: Tensor, head: str = "auto", *, head_fallback: 
     if depth_mm.ndim != 3 or K.shape != (depth_mm.shape[0], 3, 3):
         raise ValueError(f"expected depth [B,H,W] and K [B,3,3], got {tuple(depth_mm.shape)} "
                          f"and {tuple(K.shape)}")
+    if min_head_confidence is None:
+        min_head_confidence = min_confidence() if head == "auto" else 0.5
     options = {"head": head, "fallback": head_fallback, "min_conf": min_head_confidence,
                "max_tilt": max_tilt_deg, "stride": stride or choose_stride(*depth_mm.shape[1:]),
                "limits": {"width": width, "length": length, "size_tol": size_tol,
@@ -329,11 +335,16 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     du, dv = 2 * ref["half"][:, 0], 2 * ref["half"][:, 1]
     seam = edges_mod.seam(depth_m, K, normal, offset, b_sg, centre3, b_eu, b_ev, ref["half"])
     along = torch.where((du >= dv)[:, None], b_eu, b_ev)
-    logit, cues = head_cues(fine["height"][ar, best], fine["maps"][ar, best, rect_mod.CH_HIGH],
-                            fine["cell"][ar, best], b_rect, b_sg)
+    b_height, b_maps, b_cell = fine["height"][ar, best], fine["maps"][ar, best], fine["cell"][
+        ar, best]
+    cue_logit, cues = head_cues(b_height, b_maps[:, rect_mod.CH_HIGH], b_cell, b_rect, b_sg)
+    logit = torch.zeros_like(b_sg)  # a given head side needs no classifier (nor its weights)
+    if opt["head"] == "auto":
+        logit = head_logit(head_features(b_height, b_maps, fine["seen"][ar, best], b_cell,
+                                         b_rect, b_sg), cues)
     sign = torch.where(logit >= 0, 1.0, -1.0)
     conf = torch.sigmoid(logit.abs())
-    known = conf >= opt["min_conf"]
+    known = head_known(logit, cue_logit, opt["min_conf"])
     img = checks_mod.project(K, torch.stack([centre3, centre3 + 0.1 * along], 1))
     dpx = img[:, 1] - img[:, 0]
     side = opt["head"] if opt["head"] != "auto" else opt["fallback"]

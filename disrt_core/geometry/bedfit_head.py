@@ -19,6 +19,10 @@ the confidence is the larger of p and 1 − p, in [0.5, 1]: 0.5 when no cue is s
 bed without pillow or boards), in which case the head end is unknown. [choice] The weights
 and scales were set on the test scenes (test/core/geometry/bedscenes.py), where each cue
 alone gets the side right; see the bed-finding benchmark for the rate on generated rooms.
+
+:func:`bedfit_batch.fit_beds` no longer decides by these log-odds: the three cues are inputs
+of the learned classifier of :mod:`bedfit_headnet` (with the height profiles along the bed),
+which decides; they are still returned (``head_cues``) to show what the bed looks like.
 """
 
 from __future__ import annotations

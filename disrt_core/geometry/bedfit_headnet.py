@@ -1,0 +1,155 @@
+"""Bed finding, stage 4b: the head end from a small learned classifier on the height grid.
+
+The three hand-set cues of :mod:`bedfit_head` (person, pillow, boards) get a head end wrong
+where a footboard, a pile of bedding or a blanket folded at the foot outweighs them, and
+they miss what stands around the bed (a wall right behind the head end, bedside tables).
+This module reads the same fine grid of the chosen rectangle as profiles along the
+mattress's long axis and scores them with weights fitted on generated rooms
+(``training/fit_head_end.py``; ``disrt_core/weights/bedfit_head.safetensors``, 5 kB).
+
+**Features** (:func:`head_features`): the grid cells are pooled into ``S_BINS`` positions
+along the long axis (8 of a quarter of the half-length over the mattress, and 2 of 15 cm
+beyond each end, where boards and walls stand) times ``T_BANDS`` bands across it (|t|
+below 0.35, 0.35 to 0.8 and 0.8 to 1 half-widths: a head and shoulders are wide, feet
+narrow, a pillow spans the width; and a band 40 cm wide beside the mattress, where bedside
+tables stand); per pool the mean height above the mattress (less a 2σ + 1 cm noise
+allowance, points higher than the bed band counted as 0.7 m), the mean of the highest
+point across the mattress at each position, the share of cells 5 cm or more above it, the
+share of cells with readings, the spread of the height (a pillow's flat top against an
+irregular pile), the share of cells with floor readings and of cells with points higher
+than the bed band (walls, tall boards).
+
+**Score** (:func:`score`): ``g(x) − g(flip(x)) + w·cues`` with ``flip`` reversing the
+positions along the axis, ``g`` a one-hidden-layer network (tanh) on the standardised
+features and ``cues`` the hand-set cues (which change sign with the end themselves): a bed
+seen end for end gets the opposite score, and a bed that looks the same from both ends (an
+empty mattress without pillow, boards or furniture) scores 0, the head end unknown. The
+probability of the +axis end is sigmoid of the score; below the confidence stored with the
+weights (``min_conf``, chosen in cross-validation so that few confident ends are wrong) the
+head end is unknown, and also where the hand-set cues alone point the other way firmly
+(:func:`head_known`). [choice] Fitted on generated rooms only, so its rates hold for rooms
+like the generator's (see the training script's docstring for the data and the rates).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from disrt_core.geometry.bedfit_rect import CH_HIGH, CH_LOW, FINE
+
+WEIGHTS_PATH = Path(__file__).resolve().parents[1] / "weights" / "bedfit_head.safetensors"
+S_INSIDE, S_BEYOND = 8, 2
+S_BINS = S_INSIDE + 2 * S_BEYOND
+BEYOND_M = 0.15  # length of each bin beyond an end
+T_EDGES = (0.35, 0.8, 1.0)  # band limits across, in half-widths
+BESIDE_M = 0.4  # and a band beside the mattress, this wide
+T_BANDS = len(T_EDGES) + 1
+CHANNELS = 7  # mean height, mean highest, share raised, seen, spread, floor seen, high
+RAISED_M = 0.05
+CUE_VETO = 1.0  # hand-set cues' log-odds against the classifier that make the end unknown
+FEATURES = S_BINS * T_BANDS * CHANNELS
+
+
+def head_features(height: Tensor, maps: Tensor, seen: Tensor, cell: Tensor, rect: Tensor,
+                  sigma: Tensor) -> Tensor:
+    """Pooled height features [B, S_BINS, T_BANDS, CHANNELS] of the fine grid of the chosen
+    rectangle, positions from the −axis end to the +axis end of its long axis; height,
+    seen [B,F,F] and the per-cell sums maps [B,CH,F,F] (``bedfit_rect.CH_*``; rows v,
+    columns u), cell, sigma [B], rect [B,4] = (u0, u1, v0, v1)."""
+    high = maps[:, CH_HIGH]
+    B, dev, dt = height.shape[0], height.device, height.dtype
+    u0, u1, v0, v1 = rect.unbind(-1)
+    j = torch.arange(FINE, device=dev, dtype=dt)
+    cen = (j + 0.5 - FINE / 2) * cell[:, None]
+    cu = (cen - ((u0 + u1) / 2)[:, None])[:, None, :].expand(-1, FINE, -1)
+    cv = (cen - ((v0 + v1) / 2)[:, None])[:, :, None].expand(-1, -1, FINE)
+    ul = ((u1 - u0) >= (v1 - v0))[:, None, None]
+    s, t = torch.where(ul, cu, cv), torch.where(ul, cv, cu)
+    half_l = (torch.maximum(u1 - u0, v1 - v0) / 2)[:, None, None]
+    half_w = (torch.minimum(u1 - u0, v1 - v0) / 2)[:, None, None]
+    h = torch.where(high > 0, torch.full_like(height, 0.7), height)
+    above = (h - (2 * sigma + 0.01)[:, None, None]).clamp(min=0, max=0.7) * (seen > 0)
+    # position bin along: beyond the −end, over the mattress, beyond the +end
+    inner = S_BEYOND + torch.floor((s / half_l + 1) * S_INSIDE / 2).clamp(0, S_INSIDE - 1)
+    lo = S_BEYOND - 1 - torch.floor((-s - half_l) / BEYOND_M)
+    hi = S_BEYOND + S_INSIDE + torch.floor((s - half_l) / BEYOND_M)
+    sb = torch.where(s < -half_l, lo, torch.where(s > half_l, hi, inner))
+    ta = t.abs() / half_w
+    tb = torch.zeros_like(ta)
+    for edge in T_EDGES:
+        tb = tb + (ta > edge).to(dt)
+    use = (sb >= 0) & (sb < S_BINS) & (t.abs() <= half_w + BESIDE_M)
+    idx = torch.where(use, sb * T_BANDS + tb, torch.full_like(sb, S_BINS * T_BANDS)).long()
+    idx = idx.flatten(1)
+    n_pool = S_BINS * T_BANDS + 1
+
+    def pool(x: Tensor) -> Tensor:
+        out = torch.zeros(B, n_pool, device=dev, dtype=dt)
+        return out.scatter_add_(1, idx, x.flatten(1))[:, :-1]
+
+    n = pool(torch.ones_like(above)).clamp(min=1)
+    mean = pool(above) / n
+    spread = (pool(above ** 2) / n - mean ** 2).clamp(min=0).sqrt()
+    raised = pool((above >= RAISED_M).to(dt)) / n
+    seen_share = pool((seen > 0).to(dt)) / n
+    # the highest point across the bed at each position along it, averaged per pool
+    across = above * (ta <= T_EDGES[-1])
+    top = torch.where(ul, across.amax(-1, keepdim=True).expand(-1, -1, FINE),
+                      across.amax(-2, keepdim=True).expand(-1, FINE, -1))
+    highest = pool(top) / n
+    low = pool((maps[:, CH_LOW] > 0).to(dt)) / n
+    tall = pool((high > 0).to(dt)) / n
+    feats = torch.stack([mean, highest, raised, seen_share, spread, low, tall], -1)
+    return feats.view(B, S_BINS, T_BANDS, CHANNELS)
+
+
+def flip(features: Tensor) -> Tensor:
+    """The features of the same bed seen from its other end."""
+    return features.flip(1)
+
+
+def score(features: Tensor, cues: Tensor, params: dict[str, Tensor]) -> Tensor:
+    """Log-odds [B] of the head at the +axis end: g(x) − g(flip(x)) plus a weighted sum of
+    the hand-set cues [B,3] of :mod:`bedfit_head` (each already changes sign with the
+    end), see the module."""
+
+    def g(x: Tensor) -> Tensor:
+        z = (x.flatten(1) - params["mean"]) / params["std"]
+        hidden = torch.tanh(z @ params["w1"] + params["b1"])
+        return hidden @ params["w2"]
+
+    return g(features) - g(flip(features)) + cues @ params["w_cues"]
+
+
+@lru_cache(maxsize=4)
+def _load(path: str, device: str, dtype: torch.dtype) -> dict[str, Tensor]:
+    from safetensors.torch import load_file
+
+    return {k: v.to(device=device, dtype=dtype) for k, v in load_file(path).items()}
+
+
+def head_known(logit: Tensor, cue_logit: Tensor, min_conf: float) -> Tensor:
+    """[B] bool: the classifier's end is taken (confidence sigmoid(|logit|) ≥ ``min_conf``)
+    unless the hand-set cues' own log-odds ``cue_logit`` (:mod:`bedfit_head`) point the other
+    way by ``CUE_VETO`` or more. [choice] In cross-validation on the generated rooms the veto
+    turns a quarter of the confident wrong ends into unknown ones at the cost of a few right
+    ones; it guards rooms unlike the generator's, such as a free-standing bed (no wall behind
+    it) with a footboard and a heap of bedding at the foot, where the classifier alone
+    claimed the foot (test_bedfit_head) and the boards' cue did not."""
+    return (torch.sigmoid(logit.abs()) >= min_conf) & (cue_logit * torch.sign(logit) > -CUE_VETO)
+
+
+def min_confidence(path: Path | str = WEIGHTS_PATH) -> float:
+    """The confidence below which the head end is taken as unknown, chosen with the
+    weights in cross-validation (``training/fit_head_end.py``)."""
+    return float(_load(str(path), "cpu", torch.float64)["min_conf"][0])
+
+
+def head_logit(features: Tensor, cues: Tensor, path: Path | str = WEIGHTS_PATH) -> Tensor:
+    """The shipped classifier's log-odds [B] of the head at the +axis end."""
+    params = _load(str(path), str(features.device), features.dtype)
+    return score(features, cues, params)
