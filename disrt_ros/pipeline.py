@@ -191,7 +191,7 @@ class Pipeline:
                 f"bed_region {cfg.bed_region}: re-checking the bed failed ({error}); keeping "
                 "the previous bed pose"), "warn")
             return cam.bed.T_cam_bed
-        if not settled:
+        if cam.bed is None or (cam.bed.head_known, cam.bed.weak) != (fit.head_known, fit.weak):
             head = "" if fit.head_known else (
                 f", head end unknown (nobody in bed, no pillow or board): taken toward the "
                 f"image {cfg.head_fallback}, re-decided every {RETRY_S:.0f} s")
