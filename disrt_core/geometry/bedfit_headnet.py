@@ -127,9 +127,16 @@ def score(features: Tensor, cues: Tensor, params: dict[str, Tensor]) -> Tensor:
 
 @lru_cache(maxsize=4)
 def _load(path: str, device: str, dtype: torch.dtype) -> dict[str, Tensor]:
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    return {k: v.to(device=device, dtype=dtype) for k, v in load_file(path).items()}
+    try:
+        tensors = load_file(path)
+    except (OSError, SafetensorError) as err:  # ValueError: the node reports a failed fit
+        raise ValueError(f"the head-end classifier's weights {path} cannot be read ({err}); "
+                         "they ship with disrt_core: reinstall the package, or remake them "
+                         "with training/fit_head_end.py") from err
+    return {k: v.to(device=device, dtype=dtype) for k, v in tensors.items()}
 
 
 def head_known(logit: Tensor, cue_logit: Tensor, min_conf: float) -> Tensor:

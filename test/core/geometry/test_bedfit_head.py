@@ -104,3 +104,12 @@ def test_footboard_and_pile_at_the_foot_never_give_a_confident_wrong_head(
     flipped = np.linalg.norm(fit.corners[[2, 3, 0, 1]] - truth, axis=-1).max()
     assert min(err, flipped) < 0.06  # the mattress itself
     assert err < flipped or not fit.head_known  # the right end, or no claim
+
+
+def test_unreadable_classifier_weights_name_the_file_and_the_fix(tmp_path):
+    from disrt_core.geometry.bedfit_headnet import min_confidence
+
+    bad = tmp_path / "bedfit_head.safetensors"
+    bad.write_bytes(b"not a safetensors file")
+    with pytest.raises(ValueError, match=r"bedfit_head\.safetensors.*fit_head_end\.py"):
+        min_confidence(bad)
