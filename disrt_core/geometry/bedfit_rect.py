@@ -280,10 +280,7 @@ def trim_boards(fine: dict, rect: Tensor) -> Tensor:
                 ..., None])[..., 0]
             ends.append(torch.where(ok, inner, edge))
         out.append(ends)
-    (u1n, u0n), (v1n, v0n) = out
-    u_long = (u1 - u0) >= (v1 - v0)
-    return torch.stack([torch.where(u_long, u0n, u0), torch.where(u_long, u1n, u1),
-                        torch.where(u_long, v0, v0n), torch.where(u_long, v1, v1n)], -1)
+    return _long_ends(rect, out)
 
 
 GAP_TO_BOARD = 0.02  # [choice] m: a mattress stops 0-4 cm short of the board it is pushed to
@@ -327,6 +324,13 @@ def shadowed_ends(fine: dict, rect: Tensor, reach: float = 0.25) -> Tensor:
             moved = face - sign * GAP_TO_BOARD
             ends.append(torch.where(ok, moved, edge))
         out.append(ends)
+    return _long_ends(rect, out)
+
+
+def _long_ends(rect: Tensor, out: list) -> Tensor:
+    """``rect`` with the ends of its long axis replaced by ``out`` = [[u1', u0'], [v1', v0']]
+    (the new ends computed along u and along v; only the long axis's are taken)."""
+    u0, u1, v0, v1 = rect.unbind(-1)
     (u1n, u0n), (v1n, v0n) = out
     u_long = (u1 - u0) >= (v1 - v0)
     return torch.stack([torch.where(u_long, u0n, u0), torch.where(u_long, u1n, u1),
