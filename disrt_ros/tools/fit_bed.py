@@ -395,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     print(report(view, fit))
     try:
         draw(view, fit, [], args.out, f"{fit.size_m[0]:.2f} x {fit.size_m[1]:.2f} m, "
-             f"{fit.offset:.2f} m below; head {'known' if fit.head_known else 'unknown'}")
+             f"{fit.offset:.2f} m below; head {'known' if fit.head_known else 'unknown'}"
+             f"{'; WEAK fit' if fit.weak else ''}")
     except InputError as err:
         print(f"disrt-fit-bed: error: {err}", file=sys.stderr)
         return EXIT_INPUT
