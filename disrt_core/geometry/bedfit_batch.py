@@ -110,7 +110,7 @@ class BedFits:
     rms: Tensor  # [B] RMS distance of those points (m)
     noise: Tensor  # [B] depth noise σ at the mattress level (m)
     fill: Tensor  # [B] share of the rectangle that is bed
-    edge_support: Tensor  # [B,4] share of each edge's lines with a step at it (bedfit_edges)
+    edge_support: Tensor  # [B,4] share of each edge's lines with a step or a board at it
     seam: Tensor  # [B] share of lines across the mattress with a gap at one place in them
     weak: Tensor  # [B] bool: an edge hardly seen (support < WEAK_SUPPORT), a seam, or noise
     # every measured candidate, for diagnostics: [B,C,...]
@@ -359,6 +359,10 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
         reason = torch.where(ok & across, HEAD_ACROSS, reason)
         ok = ok & ~across
     cues = cues * sign[:, None]
+    # An edge is seen where its lines step down to free space at it, or where a board or
+    # a wall rises right at it (a headboard, a side against the wall).
+    support = torch.maximum(ref["support"], edges_mod.bounded(
+        depth_m, K, normal, offset, b_sg, centre3, b_eu, b_ev, ref["half"]))
     y = sign[:, None] * along
     T = _frame(centre3, y, normal)
     x_ax, y_ax = T[:, :3, 0], T[:, :3, 1]
@@ -371,8 +375,8 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
         size=torch.stack([width_, length_], -1), normal=normal, offset=offset,
         head_confidence=conf, head_known=known, head_cues=cues,
         inlier_fraction=inlier_fraction, rms=rms, noise=b_sg, fill=chk["fill"][ar, best],
-        edge_support=ref["support"], seam=seam,
-        weak=ok & ((ref["support"].amin(-1) < WEAK_SUPPORT) | (seam >= WEAK_SEAM)
+        edge_support=support, seam=seam,
+        weak=ok & ((support.amin(-1) < WEAK_SUPPORT) | (seam >= WEAK_SEAM)
                    | (b_sg >= WEAK_NOISE)),
         cand_corners=corners, cand_size=torch.stack([width_k, length_k], -1),
         cand_distance=lv, cand_flags=flags, chosen=best)

@@ -10,7 +10,8 @@ summed height of the bed points above the level. From these:
 * the bed-cell share per cell: its coverage by bed points (3×3 means), so a mattress edge
   becomes a ramp whose half-way point is the edge, to sub-cell precision; vertical
   surfaces (walls, board faces) are not bed; thin structures are removed by a 5-cell
-  opening (headboard, rails, an arm, walls); holes enclosed by bed are filled;
+  opening (headboard, rails, an arm, walls); holes enclosed by bed are filled (half, or
+  more in the depth shadow of a body or a blanket, :func:`bedfit_regions.toward_camera`);
 * the extent along each axis: where the occupancy profile across the rectangle is above
   one half, interpolated (iterated: each axis measured within the other's extent);
 * the residual angle: straight lines fitted to the four edges (per row, the edge's
@@ -32,14 +33,18 @@ from disrt_core.geometry.bedfit_regions import (
     band_tolerance,
     box_sum,
     dilate,
+    enclosed_cells,
     erode,
     run_extent,
+    toward_camera,
 )
 
 FINE = 128
 OPEN = 5
 EDGE_BIAS = 0.5  # cells: the mean outward shift of an edge whose cells count whole
 EDGE_WINDOW = 6
+SHADOW_CASTER = 0.1  # m above the level: a surface that shadows the mattress behind it
+SHADOW_REACH = 0.25  # m: how far beyond it (away from the camera) a hole is its shadow
 # The first BOXED channels also get 3×3 sums (``box``).
 (CH_ALL, CH_BAND, CH_HEIGHT, CH_HEIGHT2, CH_HIGH, CH_HIGH_H, CH_HIGH_H2, CH_LEVEL, CH_LOW,
  CH_BELOW, CH_BELOW_D) = range(11)
@@ -47,24 +52,6 @@ CHANNELS, BOXED = 11, 7
 
 FLAG_SIZE, FLAG_FILL, FLAG_FLAT, FLAG_RAISED, FLAG_SOFA, FLAG_OCCLUDED, FLAG_VIEW, \
     FLAG_EMPTY = (1 << i for i in range(8))
-
-
-def _enclosed(mask: Tensor, reach: Tensor) -> Tensor:
-    """Cells of bool grids [..., R, C] with a set cell within ``reach`` [...] cells on both
-    sides along their row or along their column (running maxima of the set cells'
-    indices)."""
-    reach = reach.ceil().to(torch.int32)[..., None, None]
-    out = []
-    for dim in (-1, -2):
-        n = mask.shape[dim]
-        shape = [1] * mask.ndim
-        shape[dim] = n
-        idx = torch.arange(n, device=mask.device, dtype=torch.int32).view(shape).expand_as(mask)
-        none = torch.full_like(idx, -10 * n)
-        last = torch.where(mask, idx, none).cummax(dim).values
-        nxt = n - 1 - torch.where(mask, n - 1 - idx, none).flip(dim).cummax(dim).values.flip(dim)
-        out.append((idx - last <= reach) & (nxt - idx <= reach))
-    return out[0] | out[1]
 
 
 def fine_maps(a: Tensor, b: Tensor, d: Tensor, valid: Tensor, phi: Tensor, centre: Tensor,
@@ -139,7 +126,7 @@ def fine_maps(a: Tensor, b: Tensor, d: Tensor, valid: Tensor, phi: Tensor, centr
     # (floor hidden beyond the bed) does not.
     reach = (0.4 / cell).clamp(min=2)
     over = box[:, :, CH_HIGH] > box[:, :, CH_BAND]  # an arm raised, a table over the bed
-    enclosed = (_enclosed(opened > 0, reach) & (~known | vertical | over) & (opened == 0)).to(
+    enclosed = (enclosed_cells(opened > 0, reach) & (~known | vertical | over) & (opened == 0)).to(
         frac.dtype)
     opened = torch.maximum(opened, enclosed)
     # The bed share of a cell is its coverage: bed points over the points a surface there
@@ -150,10 +137,16 @@ def fine_maps(a: Tensor, b: Tensor, d: Tensor, valid: Tensor, phi: Tensor, centr
     ratio = torch.where(opened > 0, n3 / (9 * expected), torch.full_like(n3, float("nan")))
     ratio = ratio.flatten(-2).nanmedian(-1).values.nan_to_num(1.0).clamp(0.3, 3.0)
     cover = (b3 / (9 * expected * ratio[..., None, None])).clamp(max=1.0)
+    # Such a hole just beyond something well above the level (a body or a blanket over it,
+    # a pillow), seen from the camera, is its depth shadow on the mattress: often a band
+    # across the whole bed where the camera looks past a covered body at the bare head
+    # end. Those cells count more than one half, so the profile runs on across the band.
+    tall = (mean_h >= SHADOW_CASTER) & (b3 >= 3) & (opened > 0)
+    shadow = toward_camera(tall, enclosed > 0, pa, pb, phi, cell, SHADOW_REACH)
     # Bed cells count whole (a sparse stretch inside is still bed): an edge cell then counts
     # whole too, which ``extents`` takes back (EDGE_BIAS).
     soft = torch.maximum(torch.maximum(cover * dilate(opened, 3), hard * opened),
-                         0.45 * enclosed)
+                         torch.maximum(0.45 * enclosed, 0.6 * shadow.to(frac.dtype)))
     count = b3 + box[:, :, CH_HIGH]
     height = (box[:, :, CH_HEIGHT] + 0.7 * box[:, :, CH_HIGH]) / count.clamp(min=1e-6)
     return {"maps": maps, "box": box, "soft": soft, "bed": opened, "cell": cell,

@@ -13,6 +13,10 @@ direction modulo 90°, so a square works as well as a long bed), its extent wher
 occupancy profile along each axis is above half its typical value (an attached bedside table
 or a person's arm does not widen it).
 
+Grid helpers shared with stage 3: dilation, erosion and box sums, the cells enclosed by a
+mask along rows or columns (:func:`enclosed_cells`) and the cells with a mask cell between
+them and the camera (:func:`toward_camera`, a depth shadow).
+
 Connected components: OpenCV on the CPU (exact, fast), label propagation on a GPU (3×3
 max-pool plus pointer jumping until nothing changes; the same regions).
 """
@@ -243,3 +247,53 @@ def coarse_rectangles(masks: Tensor, grid: dict) -> dict:
     size = torch.stack(out_s, -1) * cell[..., None]
     area = weights.sum(-1) * cell**2
     return {"phi": phi, "centre": torch.stack([a, b], -1), "size": size, "area": area}
+
+
+def enclosed_cells(mask: Tensor, reach: Tensor) -> Tensor:
+    """Cells of bool grids [..., R, C] with a set cell within ``reach`` [...] cells on both
+    sides along their row or along their column (running maxima of the set cells'
+    indices)."""
+    reach = reach.ceil().to(torch.int32)[..., None, None]
+    out = []
+    for dim in (-1, -2):
+        n = mask.shape[dim]
+        shape = [1] * mask.ndim
+        shape[dim] = n
+        idx = torch.arange(n, device=mask.device, dtype=torch.int32).view(shape).expand_as(mask)
+        none = torch.full_like(idx, -10 * n)
+        last = torch.where(mask, idx, none).cummax(dim).values
+        nxt = n - 1 - torch.where(mask, n - 1 - idx, none).flip(dim).cummax(dim).values.flip(dim)
+        out.append((idx - last <= reach) & (nxt - idx <= reach))
+    return out[0] | out[1]
+
+
+def toward_camera(mask: Tensor, where: Tensor, pa: Tensor, pb: Tensor, phi: Tensor,
+                   cell: Tensor, reach: float) -> Tensor:
+    """Cells ``where`` of fine grids [B,K,F,F] with a ``mask`` cell within ``reach`` m on the
+    straight line from them toward the camera's foot point (plane coordinates (0, 0); the
+    cells' plane coordinates pa, pb [B,K,F,F]; the grids turned by phi [B,K], cells [B,K]
+    m). Only the ``where`` cells are looked at (few: the holes of a bed)."""
+    B, K, F, _ = mask.shape
+    out = torch.zeros_like(mask)
+    sel = where.reshape(-1).nonzero()[:, 0]
+    if sel.numel() == 0:
+        return out
+    grid = sel // (F * F)  # candidate index b·K + k
+    row, col = (sel % (F * F)) // F, sel % F
+    a, b = pa.reshape(-1)[sel], pb.reshape(-1)[sel]
+    dist = torch.sqrt(a**2 + b**2).clamp(min=1e-6)
+    da, db = -a / dist, -b / dist  # unit direction toward the camera, plane coordinates
+    p = phi.reshape(-1)[grid]
+    cos, sin = torch.cos(p), torch.sin(p)
+    c_ = cell.reshape(-1)[grid]
+    du, dv = (da * cos + db * sin) / c_, (-da * sin + db * cos) / c_  # cells per metre
+    flat = mask.reshape(B * K, F * F)
+    hit = torch.zeros_like(sel, dtype=torch.bool)
+    step = float(cell.min())
+    for k in range(1, max(1, math.ceil(reach / step)) + 1):
+        r = (row + torch.round(k * step * dv)).long()
+        c = (col + torch.round(k * step * du)).long()
+        ok = (r >= 0) & (r < F) & (c >= 0) & (c < F)
+        hit |= flat[grid, r.clamp(0, F - 1) * F + c.clamp(0, F - 1)] & ok
+    out.view(-1)[sel] = hit
+    return out

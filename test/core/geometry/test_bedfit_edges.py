@@ -126,3 +126,52 @@ def test_end_hidden_by_a_tall_headboard_reaches_the_board(yaw):
         fits = fit_beds(frame.depth_raw, frame.K.float())
         assert bool(fits.ok[0]) and bool(fits.weak[0])
         assert _error(fits, frame) < TOL_M
+
+
+def _truth_rectangle(frame, head_short: float = 0.0):
+    """The true mattress of a frame as ``bounded`` takes it (centre, eu across, ev toward
+    the head, half sizes, plane n·p + offset = 0 with n toward the camera), its head end
+    moved ``head_short`` m toward the foot."""
+    c = frame.mattress_corners[0].to(torch.float32)  # head-left, head-right, foot-right, ...
+    eu, ev = c[1] - c[0], c[0] - c[3]
+    half = torch.stack([eu.norm(), ev.norm()]) / 2
+    eu, ev = eu / eu.norm(), ev / ev.norm()
+    n = torch.linalg.cross(eu, ev)
+    centre = c.mean(0)
+    n = -n if float(n @ centre) > 0 else n
+    centre = centre - ev * head_short / 2
+    half = half - torch.tensor([0.0, head_short / 2])
+    return (n[None], -(n @ centre)[None], torch.tensor([0.003]), centre[None], eu[None],
+            ev[None], half[None])
+
+
+def test_an_end_against_a_board_is_bounded_one_at_a_pillow_is_not():
+    """The issue's D455 bedroom: the mattress's head end lies against a 0.4 m headboard
+    (the ray test finds no step down there, the board hides the gap behind it). The board
+    rising right at the true head edge bounds that edge; an edge 30 cm short of it, at the
+    pillow and the sleeper's head, is not bounded; nor is the head end without a board."""
+    def head_share(room, short=0.0):
+        frame = view(room, "d455_640x360", 2.4, tilt=(0.12, -0.05), yaw=-math.pi / 2,
+                     seed=1)
+        depth = frame.depth_raw.to(torch.float32) / 1000
+        n, offset, sigma, centre, eu, ev, half = _truth_rectangle(frame, short)
+        share = bedfit_edges.bounded(depth, frame.K.float(), n, offset, sigma, centre, eu,
+                                     ev, half)
+        return share[0]  # +u, -u, +v (head), -v (foot)
+
+    boarded = head_share(bedroom(floor=0.3))
+    assert float(boarded[2]) >= 0.1
+    assert float(boarded[3]) == 0.0  # the foot end: no board, a clear drop to the floor
+    assert float(head_share(bedroom(floor=0.3), short=0.3)[2]) == 0.0
+    assert float(head_share(bedroom(floor=0.3, headboard=None))[2]) == 0.0
+
+
+def test_the_issue_bedroom_is_not_weak():
+    """The same bedroom fitted automatically: right, and not weak (every edge is seen,
+    the head end by the board it lies against), from either side of the bed."""
+    for yaw, seed in ((-math.pi / 2, 1), (-math.pi / 2, 3), (math.pi / 2, 2)):
+        frame = view(bedroom(floor=0.3), "d455_640x360", 2.4, tilt=(0.12, -0.05), yaw=yaw,
+                     seed=seed)
+        fits = fit_beds(frame.depth_raw, frame.K.float())
+        assert bool(fits.ok[0]) and _error(fits, frame) < TOL_M
+        assert not bool(fits.weak[0]), fits.edge_support[0]
