@@ -64,6 +64,17 @@ def project(K: Tensor, points_cam: Tensor) -> Tensor:
     return uvw[..., :2] / uvw[..., 2:3]
 
 
+def pixel_rays(K: Tensor, uv: Tensor) -> Tensor:
+    """Rays [B,N,3] (z = 1, camera optical frame) through pixels uv [B,N,2] of cameras K
+    [B,3,3] (upper triangular, last row 0 0 1): K⁻¹·(u, v, 1) written out, so that no
+    matrix inverse (whose error check waits for the GPU) sits in the frame path."""
+    fx, skew, cx = K[:, 0, 0, None], K[:, 0, 1, None], K[:, 0, 2, None]
+    fy, cy = K[:, 1, 1, None], K[:, 1, 2, None]
+    y = (uv[..., 1] - cy) / fy
+    x = (uv[..., 0] - cx - skew * y) / fx
+    return torch.stack([x, y, torch.ones_like(x)], -1)
+
+
 def _masked_resample(values: Tensor, valid: Tensor, resample) -> tuple[Tensor, Tensor]:
     """Resample ``values`` where ``valid``, ignoring invalid samples (normalised convolution):
     a result is valid when at least half of its interpolation weight fell on valid samples."""
@@ -110,8 +121,7 @@ def raw_to_pm_heights(depth_mm: Tensor, K: Tensor, T_cam_bed: Tensor) -> tuple[T
 
     sampled, valid = _masked_resample(depth, depth > 0, warp)
     # Back-project the sampled depth along the ray of each cell's pixel, to the bed frame.
-    pixels = torch.cat([uv, torch.ones_like(uv[..., :1])], -1)
-    rays = pixels @ torch.linalg.inv(K.to(depth)).transpose(-1, -2)  # [B, N, 3], z = 1
+    rays = pixel_rays(K.to(depth), uv)  # [B, N, 3], z = 1
     points = rays * (sampled.reshape(batch, -1, 1) / 1000.0)
     T_bed_cam = invert_rigid(T_cam_bed.to(depth))
     heights = transform_points(T_bed_cam, points)[..., 2].reshape(batch, *PM_SHAPE)

@@ -104,3 +104,18 @@ def test_rigid_helpers_round_trip_and_projection():
                                                                 [0.3, 1.4, 0.0]]]), T0[None]))
     torch.testing.assert_close(uv[0, 0], KINECT_K[:2, 2], atol=1e-4, rtol=0)
     assert uv[0, 1, 1] < uv[0, 0, 1]  # +y (head end) is up in the image
+
+
+def test_pixel_rays_are_the_inverse_intrinsics():
+    """``pixel_rays`` writes K⁻¹·(u, v, 1) out (no matrix inverse in the frame path): the
+    same rays as torch.linalg.inv, with a skewed and a plain camera."""
+    from disrt_core.geometry.camera import pixel_rays
+
+    K = torch.tensor([[[365.0, 0.7, 260.3], [0.0, 367.1, 205.2], [0.0, 0.0, 1.0]],
+                      [[610.0, 0.0, 320.0], [0.0, 612.0, 240.0], [0.0, 0.0, 1.0]]],
+                     dtype=torch.float64)
+    uv = torch.rand(2, 50, 2, generator=torch.Generator().manual_seed(0),
+                    dtype=torch.float64) * 500
+    expected = torch.cat([uv, torch.ones_like(uv[..., :1])], -1) @ torch.linalg.inv(
+        K).transpose(-1, -2)
+    torch.testing.assert_close(pixel_rays(K, uv), expected, rtol=0, atol=1e-12)
