@@ -110,7 +110,7 @@ class BedFits:
     rms: Tensor  # [B] RMS distance of those points (m)
     noise: Tensor  # [B] depth noise σ at the mattress level (m)
     fill: Tensor  # [B] share of the rectangle that is bed
-    edge_support: Tensor  # [B,4] share of each edge's lines with a step or a board at it
+    edge_support: Tensor  # [B,4] share of each edge's lines with a step (or a board) at it
     seam: Tensor  # [B] share of lines across the mattress with a gap at one place in them
     weak: Tensor  # [B] bool: an edge hardly seen (support < WEAK_SUPPORT), a seam, or noise
     # every measured candidate, for diagnostics: [B,C,...]
@@ -360,9 +360,14 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
         ok = ok & ~across
     cues = cues * sign[:, None]
     # An edge is seen where its lines step down to free space at it, or where a board or
-    # a wall rises right at it (a headboard, a side against the wall).
-    support = torch.maximum(ref["support"], edges_mod.bounded(
-        depth_m, K, normal, offset, b_sg, centre3, b_eu, b_ev, ref["half"]))
+    # a wall rises right at it (a headboard, a side against the wall); the board is looked
+    # for only where the steps alone would leave an edge unseen.
+    support = ref["support"]
+    unseen = ok & (support.amin(-1) < WEAK_SUPPORT)
+    if bool(unseen.any()):  # per frame, so that a fit does not depend on its batch
+        board = edges_mod.bounded(depth_m, K, normal, offset, b_sg, centre3, b_eu, b_ev,
+                                  ref["half"])
+        support = torch.where(unseen[:, None], torch.maximum(support, board), support)
     y = sign[:, None] * along
     T = _frame(centre3, y, normal)
     x_ax, y_ax = T[:, :3, 0], T[:, :3, 1]
