@@ -76,13 +76,34 @@ def test_covered_and_empty_beds(kind):
     if kind != "empty":  # the person under the blanket and the headboard give the head end;
         # on the empty bed the bedside table beside its head end does (bedfit_headnet)
         assert fit.head_known and corner_error(fit.corners, truth) < TOL_M
-    else:  # nothing tells the head end: unknown, put toward the fallback side
+    else:  # nothing tells the head end: unknown
         assert not fit.head_known and fit.head_confidence < 0.6
         assert min(corner_error(fit.corners, truth),
                    corner_error(fit.corners[[2, 3, 0, 1]], truth)) < TOL_M
-        head = (fit.corners[:2].mean(0) @ frame.K[0].numpy().T)
-        foot = (fit.corners[2:].mean(0) @ frame.K[0].numpy().T)
-        assert head[1] / head[2] > foot[1] / foot[2]  # the end toward the image bottom
+
+
+def _head_row_minus_foot_row(fit, K) -> float:
+    head, foot = fit.corners[:2].mean(0) @ K.T, fit.corners[2:].mean(0) @ K.T
+    return float(head[1] / head[2] - foot[1] / foot[2])
+
+
+def test_an_unknown_head_end_goes_to_the_fallback_side_or_the_likelier_end():
+    """An empty bed without pillow or board: the head end is unknown. Along the image's
+    columns it is put toward the fallback side, whichever that is; across them (the side
+    says nothing) at the classifier's likelier end, whatever the fallback side."""
+    room = bedroom(person=False, pillow=False, headboard=None, furniture=False)
+    frame = view(room, "kinect2_slp", 2.1, tilt=(0.02, -0.03), yaw=0.1, seed=3)
+    depth, K = frame.depth_raw[0].numpy(), frame.K[0].numpy()
+    down = fit_bed(depth, K, head_fallback="bottom")
+    up = fit_bed(depth, K, head_fallback="top")
+    assert not down.head_known and not up.head_known
+    assert _head_row_minus_foot_row(down, K) > 200  # px: toward the image bottom
+    assert _head_row_minus_foot_row(up, K) < -200
+    across = view(room, "tof_320x240", 2.6, tilt=(0.1, 0.05), yaw=1.4, seed=3)
+    depth, K = across.depth_raw[0].numpy(), across.K[0].numpy()
+    fits = [fit_bed(depth, K, head_fallback=side) for side in ("top", "bottom")]
+    assert not fits[0].head_known
+    np.testing.assert_allclose(fits[0].corners, fits[1].corners)
 
 
 def _floor_only() -> Room:
