@@ -13,8 +13,9 @@ Bed region of a camera (``<camera>.bed_region``):
   raised rectangle 0.7–2.1 m × 1.8–2.4 m, not the floor, a table or a sofa; with or without
   someone on it). ``head_side`` says on which image side its head end is, or ``auto``
   [default]: decided from the person lying there, a pillow and the boards; while nothing
-  tells (an empty bed without a pillow) the head end is taken toward ``head_fallback`` and
-  the bed is fitted again every few seconds until something does. No mattress: the frames
+  tells (an empty bed without a pillow) the head end is taken toward ``head_fallback`` (or,
+  where the bed runs across that image side, the likelier end) and the bed is fitted again
+  every few seconds until something does. No mattress: the frames
   are refused (ERROR in /diagnostics, the reason in its message) and it is looked for again.
 * ``corners`` [default when ``corners_px`` is given]: the four mattress-corner pixels
   ``corners_px`` = [u0, v0, ..., u3, v3] in the order head-left, head-right, foot-right,
@@ -205,7 +206,8 @@ PER_CAMERA: dict[str, tuple[Any, str, dict]] = {
                   "boards", {}),
     "head_fallback": ("top", "bed_region auto with head_side auto: the image side taken for "
                       "the head end while nothing tells (an empty bed without pillow or "
-                      "board); re-decided once someone lies there", {}),
+                      "board; where the bed runs across that side, its likelier end); "
+                      "re-decided once someone lies there", {}),
     "refit_period_s": (60.0, "bed_region corners/auto: re-check the bed every this many "
                        "seconds (re-fit if it moved); 0 = never", _float(0.0, 86400.0)),
     "intrinsics": (Parameter.Type.DOUBLE_ARRAY, "[fx, fy, cx, cy] used (with a warning) "

@@ -194,15 +194,17 @@ class Pipeline:
         if cam.bed is None or (cam.bed.head_known, cam.bed.weak) != (fit.head_known, fit.weak):
             head = "" if fit.head_known else (
                 f", head end unknown (nobody in bed, no pillow or board): taken toward the "
-                f"image {cfg.head_fallback}, re-decided every {RETRY_S:.0f} s")
+                f"image {cfg.head_fallback} (its likelier end where the bed runs across "
+                f"that side), re-decided every {RETRY_S:.0f} s")
             self.problems.log("info", (
                 f"[{cfg.name}] bed found ({cfg.bed_region}): {fit.size_m[0]:.2f} x "
                 f"{fit.size_m[1]:.2f} m, camera {fit.offset:.2f} m away{head}"))
         if not fit.head_known:
             self.problems.report(cfg.name, "head_unknown", (
                 "the bed's head end is unknown (nobody in bed, no pillow or board seen): "
-                f"assumed toward the image {cfg.head_fallback}; set {cfg.name}.head_side if "
-                "the bed stays empty"), "warn")
+                f"assumed toward the image {cfg.head_fallback} (the likelier end where the "
+                f"bed runs across that side); set {cfg.name}.head_side if the bed stays "
+                "empty"), "warn")
         if fit.weak:
             support = ", ".join(f"{v:.2f}" for v in fit.edge_support)
             self.problems.report(cfg.name, "bed_weak", (
