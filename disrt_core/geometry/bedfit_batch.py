@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from disrt_core.geometry import bedfit_boards as boards_mod
 from disrt_core.geometry import bedfit_checks as checks_mod
 from disrt_core.geometry import bedfit_edges as edges_mod
 from disrt_core.geometry import bedfit_rect as rect_mod
@@ -329,6 +330,7 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
                            ref_all["ev"][ar, best, None], ref_all["half"][ar, best, None],
                            passes=(edges_mod.FINE_PASS,))
     ref = {k: v[:, 0] for k, v in ref.items()}
+    ref = boards_mod.out_to_boards(ref, depth_m, K, normal, b_sg, ok, opt["limits"])
     if opt["debug"] is not None:
         opt["debug"]["edges"] = ref
     offset, centre3, b_eu, b_ev = ref["offset"], ref["centre"], ref["eu"], ref["ev"]
@@ -368,8 +370,10 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     support = ref["support"]
     unseen = ok & (support.amin(-1) < WEAK_SUPPORT)
     if bool(unseen.any()):  # per frame, so that a fit does not depend on its batch
-        board = edges_mod.bounded(depth_m, K, normal, offset, b_sg, centre3, b_eu, b_ev,
+        board = boards_mod.bounded(depth_m, K, normal, offset, b_sg, centre3, b_eu, b_ev,
                                   ref["half"])
+        # An end moved out to a board is inferred, not seen: it keeps its own support.
+        board = torch.where(ref["moved"], torch.zeros_like(board), board)
         support = torch.where(unseen[:, None], torch.maximum(support, board), support)
     y = sign[:, None] * along
     T = _frame(centre3, y, normal)
@@ -385,7 +389,7 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
         inlier_fraction=inlier_fraction, rms=rms, noise=b_sg, fill=chk["fill"][ar, best],
         edge_support=support, seam=seam,
         weak=ok & ((support.amin(-1) < WEAK_SUPPORT) | (seam >= WEAK_SEAM)
-                   | (b_sg >= WEAK_NOISE)),
+                   | (b_sg >= WEAK_NOISE) | ref["moved"].any(-1)),
         cand_corners=corners, cand_size=torch.stack([width_k, length_k], -1),
         cand_distance=lv, cand_flags=flags, chosen=best)
 

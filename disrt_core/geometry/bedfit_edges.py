@@ -44,10 +44,6 @@ STEP = 0.005  # m between the points of a line
 GAP = 0.03  # m of unknown points allowed inside a step
 RUN = 0.06  # m before a step that are mostly mattress
 SUPPORT_TOL = 0.015  # m: a step this close to the fitted edge supports it
-# A board or a wall bounding an edge (:func:`bounded`): at least FACE m above the mattress
-# (higher than a pillow), its face or top at most BOARD m beyond the edge (a gap of a few
-# cm and the board's thickness).
-FACE, BOARD = 0.15, 0.05
 # (reach, step, lines) of the passes: a wide one over every candidate (an edge the grid put
 # up to 30 cm off), a fine one over the chosen rectangle.
 WIDE_PASS, FINE_PASS = (0.3, 0.01, LINES), (0.08, STEP, LINES)
@@ -353,42 +349,3 @@ def _classify_candidates(depth: Tensor, K: Tensor, points: Tensor, n: Tensor, of
     out = known & (h < -below[:, None])
     return inside, out, h
 
-
-def bounded(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Tensor,
-            centre: Tensor, eu: Tensor, ev: Tensor, half: Tensor, reach: float = 0.3,
-            lines: int = LINES) -> Tensor:
-    """Per edge [B,4] (+u, −u, +v, −v) of fitted rectangles (one per frame: centre, eu, ev
-    [B,3], half [B,2]; planes ``n·p + offset = 0``, noise sigma [B]) the share of its lines
-    where something tall stands right at it: a headboard, a footboard, a rail or a wall
-    that the mattress ends against. The ray test sees no step down to free space there
-    (the board hides the gap behind it), so :func:`refine`'s support misses such an edge.
-
-    On each line, from the edge out to ``reach``, the rays' seen points are put back on
-    the plane: a surface at least ``FACE`` above the plane whose points lie 1.5 cm inside
-    to ``BOARD`` outside the edge (a board's face seen from the bed, or its top), with
-    mattress within ``RUN`` inside the edge and nothing that tall further inside on the
-    line (a body or a pile of bedding over the edge)."""
-    pts, s, _t = edge_lines(centre, eu, ev, half, reach, lines, 0.02)
-    B = pts.shape[0]
-    d, rays = _depth_at(depth_m, K, pts.reshape(B, -1, 3))
-    seen = (rays * d[..., None]).reshape(pts.shape)
-    h = (seen @ n[:, None, None, :, None])[..., 0] + offset[:, None, None, None]
-    normal = torch.stack([eu, -eu, ev, -ev], 1)  # [B,4,3] outward
-    dist = torch.stack([half[:, 0], half[:, 0], half[:, 1], half[:, 1]], 1)
-    beyond = ((seen - centre[:, None, None, None]) * normal[:, :, None, None]).sum(-1) \
-        - dist[..., None, None]
-    band = torch.clamp(2.5 * sigma, min=0.03, max=0.06)[:, None, None, None]
-    hk = torch.nan_to_num(h, nan=-1.0)
-    tall = hk >= FACE
-    at_edge = tall & (beyond >= -SUPPORT_TOL) & (beyond <= BOARD)
-    inner = tall & (beyond < -SUPPORT_TOL)
-    # Beyond a board (and a wall a few cm behind it) nothing at the mattress's height or
-    # above: a pillow, a head or a body on the bed goes on there.
-    onward = (hk > -band) & (beyond > BOARD + 0.08)
-    # The mattress right before the edge, no free space between (a gap hidden beside it).
-    before = (s >= -0.03) & (s < 0)
-    mattress = (h.abs() <= band) & before
-    gap = torch.nan_to_num(h, nan=0.0) < -band
-    good = (at_edge.any(-1) & ~inner.any(-1) & ~onward.any(-1) & mattress.any(-1)
-            & ~(gap & (s >= -RUN) & (s < 0)).any(-1))
-    return good.sum(-1).to(h.dtype) / lines

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from disrt_core.geometry import bedfit_edges
+from disrt_core.geometry import bedfit_boards, bedfit_edges
 from disrt_core.geometry.bedfit_batch import fit_beds
 from test.core.geometry.bedscenes import CX, CY, bedroom, view
 
@@ -155,7 +155,7 @@ def test_an_end_against_a_board_is_bounded_one_at_a_pillow_is_not():
                      seed=1)
         depth = frame.depth_raw.to(torch.float32) / 1000
         n, offset, sigma, centre, eu, ev, half = _truth_rectangle(frame, short)
-        share = bedfit_edges.bounded(depth, frame.K.float(), n, offset, sigma, centre, eu,
+        share = bedfit_boards.bounded(depth, frame.K.float(), n, offset, sigma, centre, eu,
                                      ev, half)
         return share[0]  # +u, -u, +v (head), -v (foot)
 
@@ -175,3 +175,22 @@ def test_the_issue_bedroom_is_not_weak():
         fits = fit_beds(frame.depth_raw, frame.K.float())
         assert bool(fits.ok[0]) and _error(fits, frame) < TOL_M
         assert not bool(fits.weak[0]), fits.edge_support[0]
+
+
+def test_an_end_left_short_in_front_of_a_headboard_moves_out_to_it():
+    """The head end fitted 25 cm short, at the front of the pillow (the sleeper's head and
+    the pillow hide the mattress's end): ``board_ends`` moves it out to the headboard (the
+    board stands 3 cm beyond the mattress here; the end stops 2 cm before the board), and
+    does not move it without a board, nor move the foot end (a clear drop to the floor)."""
+    def moves(room):
+        frame = view(room, "d455_640x360", 2.4, tilt=(0.12, -0.05), yaw=-math.pi / 2,
+                     seed=1)
+        depth = frame.depth_raw.to(torch.float32) / 1000
+        n, offset, sigma, centre, eu, ev, half = _truth_rectangle(frame, 0.25)
+        return bedfit_boards.board_ends(depth, frame.K.float(), n, offset, sigma, centre,
+                                        eu, ev, half)[0]  # +u, -u, +v (head), -v (foot)
+
+    boarded = moves(bedroom(floor=0.3))
+    assert float(boarded[2]) == pytest.approx(0.25 + 0.03 - bedfit_boards.BOARD_GAP, abs=0.03)
+    assert float(boarded[3]) == 0.0
+    assert float(moves(bedroom(floor=0.3, headboard=None))[2]) == 0.0

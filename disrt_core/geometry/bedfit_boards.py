@@ -1,0 +1,137 @@
+"""Bed finding, stage 4 (end): head- and footboards, rails and walls at the mattress's edges.
+
+Batched torch, part of :func:`bedfit_batch.fit_beds`. The ray test of :mod:`bedfit_edges`
+finds an edge where the surface steps down from the mattress to free space; a mattress that
+ends against a board or a wall shows no such step (the board hides the gap behind it). Here
+the rays' seen points along lines across each edge are put back on the mattress plane
+(their height above it and how far beyond the edge they lie):
+
+* :func:`bounded`: the share of an edge's lines where something tall stands right at it,
+  so that the edge counts as seen (not ``weak``);
+* :func:`board_ends`: for an end the fit left short (pillows and bedding in front of a
+  headboard give no step), a board standing further out with only bedding between;
+  :func:`out_to_boards` moves such ends of a fit out to their boards.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from disrt_core.geometry.bedfit_edges import RUN, SUPPORT_TOL, _depth_at, edge_lines
+
+# A board or a wall: at least FACE m above the mattress (higher than a pillow), its face or
+# top at most BOARD m beyond the edge it bounds (a gap of a few cm and the board's thickness).
+FACE, BOARD = 0.15, 0.05
+# [choice] An end moved out to a board stops BOARD_GAP short of the board's face: real
+# headboards stand 0-4 cm from the mattress (the generator's 4 cm, the frame's rim).
+BOARD_GAP = 0.02
+
+
+def bounded(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Tensor,
+            centre: Tensor, eu: Tensor, ev: Tensor, half: Tensor, reach: float = 0.3,
+            lines: int = 48) -> Tensor:
+    """Per edge [B,4] (+u, −u, +v, −v) of fitted rectangles (one per frame: centre, eu, ev
+    [B,3], half [B,2]; planes ``n·p + offset = 0``, noise sigma [B]) the share of its lines
+    where something tall stands right at it: a headboard, a footboard, a rail or a wall
+    that the mattress ends against. The ray test sees no step down to free space there
+    (the board hides the gap behind it), so :func:`refine`'s support misses such an edge.
+
+    On each line, from the edge out to ``reach``, the rays' seen points are put back on
+    the plane: a surface at least ``FACE`` above the plane whose points lie 1.5 cm inside
+    to ``BOARD`` outside the edge (a board's face seen from the bed, or its top), with
+    mattress within ``RUN`` inside the edge and nothing that tall further inside on the
+    line (a body or a pile of bedding over the edge)."""
+    s, h, beyond = _seen(depth_m, K, n, offset, centre, eu, ev, half, reach, lines, 0.02)
+    band = torch.clamp(2.5 * sigma, min=0.03, max=0.06)[:, None, None, None]
+    hk = torch.nan_to_num(h, nan=-1.0)
+    tall = hk >= FACE
+    at_edge = tall & (beyond >= -SUPPORT_TOL) & (beyond <= BOARD)
+    inner = tall & (beyond < -SUPPORT_TOL)
+    # Beyond a board (and a wall a few cm behind it) nothing at the mattress's height or
+    # above: a pillow, a head or a body on the bed goes on there.
+    onward = (hk > -band) & (beyond > BOARD + 0.08)
+    # The mattress right before the edge, no free space between (a gap hidden beside it).
+    before = (s >= -0.03) & (s < 0)
+    mattress = (h.abs() <= band) & before
+    gap = torch.nan_to_num(h, nan=0.0) < -band
+    good = (at_edge.any(-1) & ~inner.any(-1) & ~onward.any(-1) & mattress.any(-1)
+            & ~(gap & (s >= -RUN) & (s < 0)).any(-1))
+    return good.sum(-1).to(h.dtype) / lines
+
+
+def _seen(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, centre: Tensor, eu: Tensor,
+          ev: Tensor, half: Tensor, reach: float, lines: int, step: float):
+    """On lines across the four edges: the offsets s [M], heights h [B,4,N,M] above the
+    plane (nan unknown) and how far beyond the edge [B,4,N,M] the seen points lie."""
+    pts, s, _t = edge_lines(centre, eu, ev, half, reach, lines, step)
+    B = pts.shape[0]
+    d, rays = _depth_at(depth_m, K, pts.reshape(B, -1, 3))
+    seen = (rays * d[..., None]).reshape(pts.shape)
+    h = (seen @ n[:, None, None, :, None])[..., 0] + offset[:, None, None, None]
+    normal = torch.stack([eu, -eu, ev, -ev], 1)  # [B,4,3] outward
+    dist = torch.stack([half[:, 0], half[:, 0], half[:, 1], half[:, 1]], 1)
+    beyond = ((seen - centre[:, None, None, None]) * normal[:, :, None, None]).sum(-1) \
+        - dist[..., None, None]
+    return s, h, beyond
+
+
+def board_ends(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Tensor,
+               centre: Tensor, eu: Tensor, ev: Tensor, half: Tensor, reach: float = 0.45,
+               lines: int = 32) -> Tensor:
+    """How far [B,4] (m, 0 = not) each edge (+u, −u, +v, −v) of fitted rectangles (as in
+    :func:`bounded`) may move out to a board standing beyond it: on at least a quarter of its
+    lines a surface ``FACE`` above the plane 3 cm to ``reach`` beyond the edge, with only
+    bedding between (nothing below the mattress: no free space, so the mattress goes on) and
+    nothing at the mattress's height beyond the board and a wall close behind it (a head on
+    the pillow, a body: the bed goes on there); the faces of two thirds of those lines
+    within 3 cm of their median. The edge moves to ``BOARD_GAP`` before that median."""
+    _s, h, beyond = _seen(depth_m, K, n, offset, centre, eu, ev, half, reach, lines, 0.015)
+    band = torch.clamp(2.5 * sigma, min=0.03, max=0.06)[:, None, None, None]
+    hk = h
+    known = torch.isfinite(hk)
+    tall = known & (hk >= FACE) & (beyond >= 0.03)
+    far = torch.full_like(beyond, float("inf"))
+    face = torch.where(tall, beyond, far).amin(-1)  # [B,4,N] nearest tall point beyond
+    found = torch.isfinite(face) & (face <= reach)
+    f = face[..., None]
+    between = known & (beyond >= 0) & (beyond < f - 0.01)
+    drop = (between & (hk < -band)).any(-1)
+    onward = (known & (hk > -band) & (beyond > f + 0.12)).any(-1)
+    good = found & ~drop & ~onward
+    share = good.sum(-1) / lines
+    med = torch.where(good, face, torch.full_like(face, float("nan"))).nanmedian(-1).values
+    agree = (good & ((face - med[..., None]).abs() <= 0.03)).sum(-1) >= \
+        (2 / 3) * good.sum(-1).clamp(min=1)
+    move = torch.where((share >= 0.25) & agree, med - BOARD_GAP, torch.zeros_like(med))
+    return torch.nan_to_num(move).clamp(min=0)
+
+
+def out_to_boards(ref: dict, depth_m: Tensor, K: Tensor, normal: Tensor, sigma: Tensor,
+                   ok: Tensor, limits: dict) -> dict:
+    """The fitted rectangle ``ref`` (:func:`bedfit_edges.refine`, one per frame) with an
+    end of its long axis that its lines hardly see (support < 0.3: pillows, bedding or a
+    body in front of a headboard) moved out to a board standing beyond it
+    (:func:`board_ends`), where the mattress stays within the size limits;
+    ``moved`` [B,4] says which edges moved (their position is inferred: they stay unseen)."""
+    half, support = ref["half"], ref["support"]
+    u_long = half[:, 0] >= half[:, 1]
+    is_end = torch.stack([u_long, u_long, ~u_long, ~u_long], -1)
+    short = ok[:, None] & is_end & (support < 0.3)
+    if not bool(short.any()):
+        return {**ref, "moved": torch.zeros_like(short)}
+    move = board_ends(depth_m, K, normal, ref["offset"], sigma, ref["centre"],
+                                 ref["eu"], ref["ev"], half)
+    move = torch.where(short & (move >= 0.03), move, torch.zeros_like(move))
+    grow_u, grow_v = move[:, 0] + move[:, 1], move[:, 2] + move[:, 3]
+    new_half = half + torch.stack([grow_u, grow_v], -1) / 2
+    length = 2 * new_half.amax(-1)
+    fits = length <= limits["length"][1] + limits["size_tol"]
+    move = torch.where(fits[:, None], move, torch.zeros_like(move))
+    shift = ((move[:, 0] - move[:, 1]) / 2)[:, None] * ref["eu"] + \
+        ((move[:, 2] - move[:, 3]) / 2)[:, None] * ref["ev"]
+    out = dict(ref)
+    out["centre"] = ref["centre"] + shift
+    out["half"] = half + torch.stack([move[:, 0] + move[:, 1], move[:, 2] + move[:, 3]], -1) / 2
+    out["moved"] = move > 0
+    return out
