@@ -61,7 +61,7 @@ from torch import Tensor
 
 from disrt_core.geometry.bedframe import BED_CENTRE_LABEL, SLP_DANALAB_BED_MM
 from disrt_core.geometry.camera import invert_rigid, raw_to_network, transform_points
-from disrt_core.posture import posture_from_axis_angle
+from disrt_core.posture import LEFT, RIGHT, posture_from_axis_angle
 from disrt_core.sim import mattress
 from disrt_core.sim.bed_objects import bed_objects
 from disrt_core.sim.bodyparts import CHAINS, model_of, pillow_support, sunk_limbs
@@ -94,6 +94,7 @@ from disrt_core.sim.scene import (
     pillow_squash,
     render_grid,
     sample_beds,
+    side_pillows,
 )
 from disrt_core.sim.sensors import get_sensor, sample_camera_poses, sample_room_cameras
 from disrt_core.sim.shapes import body_mass, stature
@@ -290,7 +291,8 @@ class SceneGenerator:
             scale = bodies["stature"] / 1.75
         return settle_bodies(self.body, model, params, vertices, joints, support, stiffness,
                              mass, active=active, pillow_ok=pillow_ok, sitting=sitting,
-                             scale=scale, iterations=iterations)
+                             scale=scale, iterations=iterations,
+                             load=None if bodies is None else bodies.get("mattress_load"))
 
     def heightmaps(self, vertices: Tensor) -> tuple[Tensor, Tensor]:
         """Top (max z) and underside (min z) of bodies [B,V,3] on the scene grid [B,R,C];
@@ -358,6 +360,9 @@ class SceneGenerator:
                 bodies = self.sample_bodies(n, gen, posture, beds)
             else:
                 bodies = self._given_bodies(params.to(dev))
+            # Side sleepers' pillows are thicker and bunched up (scene.side_pillows).
+            side = (bodies["posture"] == LEFT) | (bodies["posture"] == RIGHT)
+            beds = side_pillows(beds, side & ~bodies["sitting"])
             covers = torch.tensor(cfg.covers, device=dev)
             drawn = covers[torch.randint(len(covers), (n,), generator=gen, device=dev)]
             if cover is not None:

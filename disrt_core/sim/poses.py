@@ -31,6 +31,8 @@ Where the body props itself is left to the settling (:mod:`disrt_core.sim.rest`)
   beside the hip; both used by :mod:`disrt_core.sim.sitting`, as are *hanging* legs),
   *cradle* (lateral lying: the lower arm forward, the elbow bent back, the hand under the
   cheek and pillow).
+  The top arm of a lateral body in the *side* class lies a little in front of the flank,
+  the hand toward the hip or thigh (``TOP_SIDE``, [choice]; same random numbers).
   Wider arm poses (a "goalpost", arms spread) do not fit on a 0.9 m mattress and are left
   out. An arm is parameterised by abduction ``alpha`` in the coronal plane (0 = down along
   the body, 90 = T-pose, 180 = overhead), forward flexion ``phi`` toward the chest side,
@@ -130,6 +132,13 @@ LEGS: dict[str, dict[str, tuple[float, float]]] = {
     "hanging": {"flex": (80, 90), "abd": (0, 12), "rot": (0, 0), "knee": (80, 105)},
 }
 ARM_CLASSES = tuple(ARMS)
+#: [choice] The top arm of a lateral body in the *side* class: along the flank a little in
+#: front of it, the elbow a little bent, so that the hand lies on the hip or thigh (or in
+#: front of them on the mattress) as a side sleeper's does; drawn from the same random
+#: numbers as *side* (only the ranges differ). Hanging straight or behind the flank, the
+#: hand reached past the hip into the air behind the buttocks where no turn within the
+#: joint limits lays it on anything (the settling swung it back against its limits).
+TOP_SIDE = {"alpha": (2, 15), "phi": (8, 25), "tau": (-30, 30), "elbow": (15, 45)}
 LEG_CLASSES = tuple(LEGS)
 
 #: Per posture: probabilities of (left arm, right arm) pairs and (left leg, right leg) pairs.
@@ -257,6 +266,8 @@ class PosePrior:
         self.turn = tuple(math.radians(a) for a in turn_deg)
         self.arm_ranges = torch.tensor([[ARMS[a][k] for k in ("alpha", "phi", "tau", "elbow")]
                                         for a in ARM_CLASSES], dtype=torch.float32)
+        self.top_side_ranges = torch.tensor([TOP_SIDE[k] for k in ("alpha", "phi", "tau",
+                                                                   "elbow")])
         self.leg_ranges = torch.tensor([[LEGS[a][k] for k in ("flex", "abd", "rot", "knee")]
                                         for a in LEG_CLASSES], dtype=torch.float32)
 
@@ -288,7 +299,11 @@ class PosePrior:
             return torch.rand(*shape, generator=gen, device=device)
 
         # Arms: parameters per side, left-side formulas, right side mirrored.
-        arm_par = _uniform(self.arm_ranges.to(device)[arm_class], gen)  # [n,2,4]
+        ranges = self.arm_ranges.to(device)[arm_class]  # [n,2,4,2]
+        top_arm = torch.stack([posture == RIGHT, posture == LEFT], 1)  # the upper side's
+        top_side = lateral[:, None] & top_arm & (arm_class == ARM_CLASSES.index("side"))
+        ranges = torch.where(top_side[..., None, None], self.top_side_ranges.to(device), ranges)
+        arm_par = _uniform(ranges, gen)  # [n,2,4]
         # Crossed arms: the second arm lies higher (more flexion) so the forearms stack.
         crossed = arm_class[:, 0] == ARM_CLASSES.index("crossed")
         arm_par[:, 1, 1] += torch.where(crossed, math.radians(20.0), 0.0)

@@ -10,7 +10,9 @@ which joints turn together and which skin is tested).
 
 1. skin the body; put it at the height where the trunk rests at its sinking depth (of
    someone sitting, carrying the whole weight; from the second round, where the springs of
-   mattress and pillow carry the whole body, as the generator's sinkage will);
+   mattress and pillow carry the whole body, or a sitter's share ``load``, as the
+   generator's sinkage will; a sitter's underside from the face centres too, module
+   notes in :func:`settle`);
 2. per part, its top surface on the 2 cm grid and how deep it sinks;
 3. for each chain of :data:`~disrt_core.sim.bodyparts.CHAINS` in turn (the head, then each
    leg, then each arm; the last round settles the left limbs once more after the right
@@ -273,6 +275,7 @@ def _whole_body_shift(under: Tensor, pillow_top: Tensor, weight: Tensor,
     whole = under.amin(1)
     on_pillow = (pillow_top > 0) & (whole >= 0.5 * pillow_top)
     b = whole - torch.where(on_pillow, pillow_top, torch.zeros_like(pillow_top))
+    b = torch.where(whole < -MAX_DEPTH, torch.full_like(b, torch.inf), b)  # down the side
     low = b.amin(-1, keepdim=True)
     b = b - low
     return -(low[:, 0] + sink_depth(b, weight, stiffness, PITCH**2))
@@ -281,7 +284,8 @@ def _whole_body_shift(under: Tensor, pillow_top: Tensor, weight: Tensor,
 def settle(body, model: RestModel, params: Tensor, vertices: Tensor, joints: Tensor,
            support: Support, stiffness: Tensor, mass: Tensor, *, active: Tensor | None = None,
            pillow_ok: Tensor | None = None, sitting: Tensor | None = None,
-           scale: Tensor | None = None, iterations: int = 3) -> Tensor:
+           scale: Tensor | None = None, load: Tensor | None = None,
+           iterations: int = 3) -> Tensor:
     """Parameters [B,P] with every chain at rest and the pelvis height (transl z) at the
     trunk's rest depth (label frame: mattress top z = 0); see the module docstring.
 
@@ -291,6 +295,8 @@ def settle(body, model: RestModel, params: Tensor, vertices: Tensor, joints: Ten
     whether the pillow supports the chain (default all). sitting [B] bool: the trunk's depth
     from every part over the mattress instead of the trunk alone (sitting on the edge).
     scale [B]: stature / 1.75 m (capsule radii of the self-intersection test; default 1).
+    load [B]: the share of m·g the mattress carries (default 1; a sitter whose feet stand
+    on the floor less), as the generator's sinkage takes it.
     """
     layout = body.param_layout
     n, dev = params.shape[0], params.device
@@ -298,6 +304,7 @@ def settle(body, model: RestModel, params: Tensor, vertices: Tensor, joints: Ten
     pillow_ok = torch.ones_like(active) if pillow_ok is None else pillow_ok
     sitting = torch.zeros(n, dtype=torch.bool, device=dev) if sitting is None else sitting
     weight = mass * GRAVITY
+    carried = weight * (1.0 if load is None else load)
     scale = torch.ones(n, device=dev) if scale is None else scale
     params = params.clone()
     z_index = layout.transl.start + 2
@@ -307,6 +314,15 @@ def settle(body, model: RestModel, params: Tensor, vertices: Tensor, joints: Ten
     for it in range(iterations):
         if it > 0:
             vertices, joints = body(params)
+        # A sitter's underside from the face centres too: where the buttocks and thighs
+        # meet the mattress the mesh's triangles are larger than the grid's cells (its
+        # vertices alone leave half the contact out and sink the body 2-7 cm too deep,
+        # so that the propping hands floated above the mattress after the generator's
+        # sinkage). Lying bodies keep the vertices (they agree within a few mm).
+        faces = getattr(body, "faces", None)
+        centres_low = None
+        if faces is not None and bool(sitting.any()):
+            centres_low = part_maps(vertices[:, faces].mean(2), 0, 1)[1]
         vertices = vertices[:, model.order]  # by segment (bodyparts.RestModel)
         p = layout.unpack(params)
         top, under = part_maps(vertices, model.part_sorted)
@@ -320,8 +336,12 @@ def settle(body, model: RestModel, params: Tensor, vertices: Tensor, joints: Ten
         sit_depth = sink_depth(seat, weight, stiffness, PITCH**2)
         dz = -(trunk_low[:, 0] + torch.where(sitting, sit_depth, sinks[:, 0]))
         if it > 0:  # the limbs placed: the whole body on the mattress and pillow springs
-            dz = torch.where(sitting, dz, _whole_body_shift(under, pillow_top, weight,
-                                                            stiffness))
+            dz = _whole_body_shift(under, pillow_top, carried, stiffness)
+            if centres_low is not None:
+                whole = torch.cat([under, torch.where(on_bed, centres_low, torch.full_like(
+                    centres_low, torch.inf))], 1)
+                dz = torch.where(sitting, _whole_body_shift(whole, pillow_top, carried,
+                                                            stiffness), dz)
         dz = torch.where(torch.isfinite(dz), dz, torch.zeros_like(dz))
         sinks = torch.minimum(sinks, sinks[:, :1])
         params[:, z_index] += dz

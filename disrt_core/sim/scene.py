@@ -19,7 +19,11 @@ the head lies on it, the shoulders below it) and its centre U[±5] cm beside the
 on the mattress, :func:`pillow_boxes`). What lies on it compresses it to ``squash`` =
 U[40, 70] % of its free height (column 6 of ``BedScene.pillow``): the head rests on the
 compressed top (:mod:`disrt_core.sim.rest`), and the visible pillow is the lower of its
-free shape and the underside of what lies on it.
+free shape and the underside of what lies on it. Under a body lying on its side (the
+pose prior's left or right class, ¾ turns included) the pillow is thicker and bunched up
+(:func:`side_pillows`, [choice]): 10–16 cm high, compressed to 55–85 %, from the same
+random numbers (side sleepers use higher pillows and push them together under the head,
+which lies a shoulder's half width above the mattress).
 """
 
 from __future__ import annotations
@@ -119,6 +123,12 @@ class BedScene:
 
 PILLOW_PROB = 0.85
 SQUASH_RANGE = (0.4, 0.7)
+HEIGHT_RANGE = (0.08, 0.14)  # m, free height of the head pillow
+#: [choice] Side sleepers use thicker pillows and bunch them up under the head (the gap
+#: between the ear and the mattress is the shoulder's half width): free height and
+#: compressed fraction of a lateral body's pillow (:func:`side_pillows`).
+SIDE_HEIGHT_RANGE = (0.10, 0.16)
+SIDE_SQUASH_RANGE = (0.55, 0.85)
 
 
 def sample_beds(n: int, gen: torch.Generator, device="cpu",
@@ -132,7 +142,8 @@ def sample_beds(n: int, gen: torch.Generator, device="cpu",
     pillow = torch.stack([
         (u[:, 8] < pillow_prob).float(), 0.1 * (u[:, 9] - 0.5),
         0.03 + 0.06 * u[:, 10], 0.25 + 0.08 * u[:, 12], 0.17 + 0.07 * u[:, 11],
-        0.08 + 0.06 * u[:, 13], lo + (hi - lo) * u[:, 16],
+        HEIGHT_RANGE[0] + (HEIGHT_RANGE[1] - HEIGHT_RANGE[0]) * u[:, 13],
+        lo + (hi - lo) * u[:, 16],
     ], -1)  # fmt: skip
     return BedScene(
         width=width, length=length,
@@ -142,6 +153,23 @@ def sample_beds(n: int, gen: torch.Generator, device="cpu",
         rails=torch.where(u[:, 14] < 0.25, 0.15 + 0.15 * u[:, 15], nan),
         pillow=pillow,
     )
+
+
+def _remap(value: Tensor, old: tuple[float, float], new: tuple[float, float]) -> Tensor:
+    return new[0] + (new[1] - new[0]) * (value - old[0]) / (old[1] - old[0])
+
+
+def side_pillows(scene: BedScene, side: Tensor) -> BedScene:
+    """The scene with the pillow of every body lying on its side (``side`` [B] bool) thicker
+    and bunched up: free height in ``SIDE_HEIGHT_RANGE``, compressed to ``SIDE_SQUASH_RANGE``
+    (module docstring), each from the same random number as the drawn one (the random
+    stream does not change)."""
+    p = scene.pillow.clone()
+    s = side.to(p.device)
+    p[:, 5] = torch.where(s, _remap(p[:, 5], HEIGHT_RANGE, SIDE_HEIGHT_RANGE), p[:, 5])
+    if p.shape[1] > 6:
+        p[:, 6] = torch.where(s, _remap(p[:, 6], SQUASH_RANGE, SIDE_SQUASH_RANGE), p[:, 6])
+    return BedScene(**{**scene.__dict__, "pillow": p})
 
 
 def bed_heightfield(scene: BedScene, grid: SceneGrid = GRID) -> Tensor:

@@ -10,13 +10,14 @@ from disrt_core.sim import SceneGenerator, SimConfig
 from disrt_core.sim.bodyparts import CHAIN, REST_CHAINS, model_of, pillow_support
 from disrt_core.sim.capsules import self_intersecting
 from disrt_core.sim.mattress import pressure_map, rest_on_mattress
-from disrt_core.sim.poses import ARM_CLASSES, JOINT_LIMITS
+from disrt_core.sim.poses import ARM_CLASSES, JOINT_LIMITS, PosePrior, forward_joints
 from disrt_core.sim.scene import (
     GRID,
     pillow_boxes,
     pillow_height_at,
     pillow_squash,
     sample_beds,
+    side_pillows,
 )
 from disrt_core.sim.support import HELD_GAP, Support, rest_gaps, resting, touching
 
@@ -107,7 +108,9 @@ def test_the_head_rests_on_the_compressed_pillow(pillow_generator, lying):
     # pillow), the pillow is pressed to about its compressed height (40-70 % of the free
     # one, drawn per bed), a little more where the neck cannot bend further; never flat.
     squash = lying["pillow_squash"]
-    assert ((squash >= 0.4) & (squash <= 0.7)).all()
+    side = (lying["posture"] == LEFT) | (lying["posture"] == RIGHT)
+    assert ((squash >= 0.4) & (squash <= 0.7))[~side].all()
+    assert ((squash >= 0.55) & (squash <= 0.85))[side].all()  # bunched up (side_pillows)
     model = model_of(pillow_generator.body)
     head = lying["vertices"][:, model.tests[CHAIN["head"]]]
     free = pillow_height_at(lying["pillow_boxes"], head[..., 0], head[..., 1])
@@ -244,3 +247,64 @@ def test_sitting_on_the_edge(anny_body):
     arms = resting(gaps, j, b["stature"] / 1.75)[:, 1:3]  # forearms: hands rest
     assert float(arms.float().mean()) >= 0.8
     assert not math.isnan(float(b["sink"].max())) and float(b["sink"].max()) < 0.25
+
+
+def test_side_sleepers_pillows_are_thicker_from_the_same_draws():
+    # Lateral bodies get a higher, bunched-up pillow (scene.side_pillows): the same random
+    # numbers mapped onto other ranges, so nothing else in the stream changes.
+    beds = sample_beds(64, torch.Generator().manual_seed(5))
+    side = torch.arange(64) % 2 == 0
+    out = side_pillows(beds, side)
+    u_h = (beds.pillow[:, 5] - 0.08) / 0.06
+    u_s = (beds.pillow[:, 6] - 0.4) / 0.3
+    torch.testing.assert_close(out.pillow[side, 5], 0.10 + 0.06 * u_h[side])
+    torch.testing.assert_close(out.pillow[side, 6], 0.55 + 0.30 * u_s[side])
+    torch.testing.assert_close(out.pillow[~side], beds.pillow[~side])
+    torch.testing.assert_close(out.width, beds.width)
+
+
+def test_side_lying_top_side_arm_lies_in_front_of_the_flank():
+    # The top arm of a lateral body in the "side" class lies along the flank a little in
+    # front of it (hand toward the hip or thigh), never behind the back where its hand
+    # hung in the air beyond the buttocks.
+    prior = PosePrior()
+    n = 256
+    posture = torch.tensor([LEFT, RIGHT] * (n // 2))
+    pose = prior.sample(n, torch.Generator().manual_seed(3), posture=posture)
+    top = torch.where(posture == LEFT, 1, 0)
+    rows = torch.arange(n)
+    side = pose.arm_class[rows, top] == ARM_CLASSES.index("side")
+    assert int(side.sum()) > 20
+    rest = torch.zeros(n, 24, 3)
+    from disrt_core.body.fixtures import FIXTURE_REST_JOINTS
+
+    rest[:] = torch.as_tensor(FIXTURE_REST_JOINTS, dtype=torch.float32)
+    joints = forward_joints(rest, pose.body_pose, torch.eye(3).expand(n, 3, 3),
+                            torch.zeros(n, 3))  # canonical frame: z out of the chest
+    hand = joints[rows, torch.where(top == 0, 22, 23)]
+    front = hand[side, 2] - joints[side, 0, 2]  # ahead of the pelvis
+    assert float(front.mean()) > 0.05 and float(front.min()) > -0.03, front
+
+
+def test_sitters_stay_where_the_settling_put_them(anny_body, monkeypatch):
+    # The settling rests a sitter at the depth the generator's springs carry it (the
+    # underside from the face centres too): the final sinkage moves it by millimetres, so
+    # the hands laid on the mattress stay there (it moved sitters up by 2-7 cm before).
+    import disrt_core.sim.generator as generator
+
+    shifts = []
+    rest = generator.mattress.rest_on_mattress
+
+    def record(*args, **kwargs):
+        contact = rest(*args, **kwargs)
+        shifts.append(contact.shift)
+        return contact
+
+    monkeypatch.setattr(generator.mattress, "rest_on_mattress", record)
+    gen = SceneGenerator(SimConfig(covers=(0,), noise=False, occupancy=(0.0, 0.0, 1.0)),
+                         anny_body, "cpu")
+    b = gen.sample(8, 21, with_mesh=True)
+    assert b["sitting"].all()
+    assert float(shifts[-1].abs().max()) < 0.015, shifts[-1]
+    gaps = _gaps(gen, b)[:, [CHAIN["left_forearm"], CHAIN["right_forearm"]]]
+    assert float(gaps.max()) <= HELD_GAP, gaps
