@@ -286,14 +286,15 @@ def toward_camera(mask: Tensor, where: Tensor, pa: Tensor, pb: Tensor, phi: Tens
     p = phi.reshape(-1)[grid]
     cos, sin = torch.cos(p), torch.sin(p)
     c_ = cell.reshape(-1)[grid]
-    du, dv = (da * cos + db * sin) / c_, (-da * sin + db * cos) / c_  # cells per metre
+    du, dv = da * cos + db * sin, -da * sin + db * cos  # cells per cell, grid axes
     flat = mask.reshape(B * K, F * F)
     hit = torch.zeros_like(sel, dtype=torch.bool)
-    step = float(cell.min())
-    for k in range(1, max(1, math.ceil(reach / step)) + 1):
-        r = (row + torch.round(k * step * dv)).long()
-        c = (col + torch.round(k * step * du)).long()
-        ok = (r >= 0) & (r < F) & (c >= 0) & (c < F)
+    # One cell at a time along the line (each grid its own cell size, so that a frame's
+    # result does not depend on its batch).
+    for k in range(1, max(1, math.ceil(reach / float(cell.min()))) + 1):
+        r = (row + torch.round(k * dv)).long()
+        c = (col + torch.round(k * du)).long()
+        ok = (r >= 0) & (r < F) & (c >= 0) & (c < F) & (k * c_ <= reach)
         hit |= flat[grid, r.clamp(0, F - 1) * F + c.clamp(0, F - 1)] & ok
     out.view(-1)[sel] = hit
     return out
