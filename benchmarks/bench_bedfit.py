@@ -24,6 +24,10 @@ raw frame goes through ``bedfit_batch.fit_beds`` (``head="auto"``) in batches on
   the right ones marked weak, are counted too; and separately a confident
   (``head_known``) wrong head end.
 
+``--bed-scenes N`` adds N SLP-like bed scenes (``SimConfig(scene="bed")``, Kinect v2 over
+the bed, the mattress filling most of the view, as in the SLP recordings), reported apart
+from the rooms: right, and confident head-end flips.
+
 **Time** (CPU, B = 1, a 640×480 frame of the D435 at 640×480): median of ``--repeat``
 calls with torch on 2 threads and on 1 thread (goal ≤ 50 ms on the 2-core development
 CPU); on CUDA also the batched rate. ``--dump DIR`` writes failing frames (npz, two
@@ -90,7 +94,8 @@ def scenes_of(gen, n: int, seed: int, cache: Path | None) -> dict:
     """A batch of room scenes (raw frames and truth), from ``cache`` when it holds them."""
     path = None
     if cache is not None:
-        path = cache / f"{gen.config.sensor}_{seed}_{n}.pt"
+        kind = "" if gen.config.scene == "room" else f"{gen.config.scene}_"
+        path = cache / f"{kind}{gen.config.sensor}_{seed}_{n}.pt"
         if path.is_file():
             return torch.load(path)
     sample = gen.sample(n, seed, with_raw=True)
@@ -103,8 +108,8 @@ def scenes_of(gen, n: int, seed: int, cache: Path | None) -> dict:
 
 
 def run_sensor(name: str, scenes: int, batch: int, body, device: str, seed: int,
-               dump: Path | None, cache: Path | None = None) -> dict:
-    gen = SceneGenerator(SimConfig(scene="room", sensor=name, occupancy=OCCUPANCY), body,
+               dump: Path | None, cache: Path | None = None, scene: str = "room") -> dict:
+    gen = SceneGenerator(SimConfig(scene=scene, sensor=name, occupancy=OCCUPANCY), body,
                          device)
     stats = {"scenes": 0, "in_view": 0, "right": 0, "geometry": 0, "refused": 0,
              "refused_partial": 0, "partial": 0, "wrong": 0, "wrong_weak": 0, "right_weak": 0,
@@ -217,6 +222,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dump", type=Path, help="write failing frames here (npz)")
     parser.add_argument("--cache", type=Path, help="keep the generated scenes here and "
                                                     "use them again (same sensors, seed)")
+    parser.add_argument("--bed-scenes", type=int, default=0,
+                        help="also this many SLP-like bed scenes (Kinect v2 over the bed, "
+                             "the mattress filling most of the view), reported apart")
     parser.add_argument("--tag", default="", help="suffix of the result's name")
     parser.add_argument("--note", default="", help="machine conditions, stored with it")
     args = parser.parse_args(argv)
@@ -305,6 +313,22 @@ def main(argv: list[str] | None = None) -> None:
               f"confident head wrong {total['head_confident_wrong']}, unknown head wrong "
               f"fallback {total['head_unknown_wrong']}, wrong unflagged {total['wrong']}, "
               f"wrong flagged weak {total['wrong_weak']}, right flagged weak {total['right_weak']}")
+        if args.bed_scenes > 0:
+            with torch.no_grad():
+                s = run_sensor("kinect2", args.bed_scenes, min(args.batch, args.bed_scenes),
+                               body, args.device, args.seed, None, args.cache, scene="bed")
+            result.rows += [
+                Row("SLP-like bed scenes (kinect2): right (corners < 5 cm, head end right)",
+                    round(100 * s["right"] / max(1, s["in_view"]), 1), "%",
+                    note=f"{s['right']}/{s['in_view']}; refused {s['refused']}, wrong "
+                         f"unflagged {s['wrong']}, wrong flagged weak {s['wrong_weak']}"),
+                Row("SLP-like bed scenes (kinect2): head end confidently wrong",
+                    s["head_confident_wrong"], "fits",
+                    note=f"head unknown with the wrong fallback {s['head_unknown_wrong']}")]
+            print(f"SLP-like bed scenes: right {s['right']}/{s['in_view']}, refused "
+                  f"{s['refused']}, wrong {s['wrong']} (+{s['wrong_weak']} weak), confident "
+                  f"head wrong {s['head_confident_wrong']}, unknown head wrong fallback "
+                  f"{s['head_unknown_wrong']}")
         if args.dump is not None:
             write_dump(args.dump, per_sensor)
     if not args.no_timing:

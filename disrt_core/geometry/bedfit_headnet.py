@@ -4,8 +4,9 @@ The three hand-set cues of :mod:`bedfit_head` (person, pillow, boards) get a hea
 where a footboard, a pile of bedding or a blanket folded at the foot outweighs them, and
 they miss what stands around the bed (a wall right behind the head end, bedside tables).
 This module reads the same fine grid of the chosen rectangle as profiles along the
-mattress's long axis and scores them with weights fitted on generated rooms
-(``training/fit_head_end.py``; ``disrt_core/weights/bedfit_head.safetensors``, 5 kB).
+mattress's long axis and scores them with weights fitted on generated rooms and SLP-like
+bed scenes (``training/fit_head_end.py``; ``disrt_core/weights/bedfit_head.safetensors``,
+5 kB).
 
 **Features** (:func:`head_features`): the grid cells are pooled into ``S_BINS`` positions
 along the long axis (8 of a quarter of the half-length over the mattress, and 2 of 15 cm
@@ -27,8 +28,9 @@ empty mattress without pillow, boards or furniture) scores 0, the head end unkno
 probability of the +axis end is sigmoid of the score; below the confidence stored with the
 weights (``min_conf``, chosen in cross-validation so that few confident ends are wrong) the
 head end is unknown, and also where the hand-set cues alone point the other way firmly
-(:func:`head_known`). [choice] Fitted on generated rooms only, so its rates hold for rooms
-like the generator's (see the training script's docstring for the data and the rates).
+(:func:`head_known`). [choice] Fitted on generated rooms and bed scenes only, so its rates
+hold for scenes like the generator's (see the training script's docstring for the data and
+the rates).
 """
 
 from __future__ import annotations
