@@ -35,7 +35,8 @@ def bounded(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Tensor
     [B,3], half [B,2]; planes ``n·p + offset = 0``, noise sigma [B]) the share of its lines
     where something tall stands right at it: a headboard, a footboard, a rail or a wall
     that the mattress ends against. The ray test sees no step down to free space there
-    (the board hides the gap behind it), so :func:`refine`'s support misses such an edge.
+    (the board hides the gap behind it), so :func:`bedfit_edges.refine`'s support misses
+    such an edge.
 
     On each line, from the edge out to ``reach``, the rays' seen points are put back on
     the plane: a surface at least ``FACE`` above the plane whose points lie 1.5 cm inside
@@ -88,8 +89,8 @@ def board_ends(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Ten
     within 3 cm of their median. The edge moves to ``BOARD_GAP`` before that median."""
     _s, h, beyond = _seen(depth_m, K, n, offset, centre, eu, ev, half, reach, lines, 0.015)
     band = torch.clamp(2.5 * sigma, min=0.03, max=0.06)[:, None, None, None]
-    hk = h
-    known = torch.isfinite(hk)
+    known = torch.isfinite(h)
+    hk = torch.nan_to_num(h, nan=0.0)  # unknown points fail every test through ``known``
     tall = known & (hk >= FACE) & (beyond >= 0.03)
     far = torch.full_like(beyond, float("inf"))
     face = torch.where(tall, beyond, far).amin(-1)  # [B,4,N] nearest tall point beyond
@@ -120,18 +121,15 @@ def out_to_boards(ref: dict, depth_m: Tensor, K: Tensor, normal: Tensor, sigma: 
     short = ok[:, None] & is_end & (support < 0.3)
     if not bool(short.any()):
         return {**ref, "moved": torch.zeros_like(short)}
-    move = board_ends(depth_m, K, normal, ref["offset"], sigma, ref["centre"],
-                                 ref["eu"], ref["ev"], half)
+    move = board_ends(depth_m, K, normal, ref["offset"], sigma, ref["centre"], ref["eu"],
+                      ref["ev"], half)
     move = torch.where(short & (move >= 0.03), move, torch.zeros_like(move))
-    grow_u, grow_v = move[:, 0] + move[:, 1], move[:, 2] + move[:, 3]
-    new_half = half + torch.stack([grow_u, grow_v], -1) / 2
-    length = 2 * new_half.amax(-1)
-    fits = length <= limits["length"][1] + limits["size_tol"]
+
+    def grown(m: Tensor) -> Tensor:  # half sizes with the edges moved by m [B,4]
+        return half + torch.stack([m[:, 0] + m[:, 1], m[:, 2] + m[:, 3]], -1) / 2
+
+    fits = 2 * grown(move).amax(-1) <= limits["length"][1] + limits["size_tol"]
     move = torch.where(fits[:, None], move, torch.zeros_like(move))
     shift = ((move[:, 0] - move[:, 1]) / 2)[:, None] * ref["eu"] + \
         ((move[:, 2] - move[:, 3]) / 2)[:, None] * ref["ev"]
-    out = dict(ref)
-    out["centre"] = ref["centre"] + shift
-    out["half"] = half + torch.stack([move[:, 0] + move[:, 1], move[:, 2] + move[:, 3]], -1) / 2
-    out["moved"] = move > 0
-    return out
+    return {**ref, "centre": ref["centre"] + shift, "half": grown(move), "moved": move > 0}
