@@ -16,8 +16,9 @@ mat columns each side outside the network image take the edge value.
 
 **Output**: two channels per mat cell, ``value`` and ``contact`` (logit of "above
 :data:`disrt_core.pressure.CONTACT_KPA`"). The map is ``softplus(value)`` kPa (never
-negative), set to 0 where ``contact < 0`` when ``gate`` is on (exact zeros off the body;
-chosen on the validation set, see the training script). Frames and units: everything in
+negative), set to 0 where ``contact < 0`` when ``gate`` is on (exact zeros off the body,
+but it cuts load where the contact logit hesitates; the shipped file has it off, see the
+training script). Frames and units: everything in
 the bed frame, kPa, no metric input other than the grids' fixed transform.
 
 Weights: one safetensors file with a JSON header under the metadata key ``disrt_pressure``
