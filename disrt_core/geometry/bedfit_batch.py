@@ -160,13 +160,6 @@ def fit_beds(depth_mm: Tensor, K: Tensor, head: str = "auto", *, head_fallback: 
                       BedFits.__dataclass_fields__})
 
 
-def _take(x: Tensor, index: Tensor) -> Tensor:
-    """x [B,C,...] at index [B,K] -> [B,K,...]."""
-    shape = index.shape + x.shape[2:]
-    idx = index.reshape(*index.shape, *([1] * (x.ndim - 2))).expand(shape)
-    return torch.gather(x, 1, idx)
-
-
 def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     B, _H, _W = depth.shape
     dev = depth.device
@@ -190,7 +183,7 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     area = comps.flatten(2).sum(-1) * grid["cell"][:, None] ** 2
     near = -(torch.log(area.clamp(min=1e-3) / 2.5)).abs()
     keep = near.topk(COARSE, dim=1).indices  # [B,COARSE]
-    comps = _take(comps, keep)
+    comps = edges_mod.take(comps, keep)
     cand_level = torch.gather(cand_level, 1, keep)
     coarse = coarse_rectangles(comps, grid)
     # Is there a floor 0.25-0.9 m below each level?
@@ -209,8 +202,8 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     lv, sg = torch.gather(levels["d"], 1, sel_level), torch.gather(levels["sigma"], 1, sel_level)
     spacing = lv * stride / K[:, 0, 0, None]
     pixel_area = stride**2 / (K[:, 0, 0] * K[:, 1, 1])
-    phi, centre, size = _take(coarse["phi"], sel), _take(coarse["centre"], sel), \
-        _take(coarse["size"], sel)
+    phi, centre, size = edges_mod.take(coarse["phi"], sel), edges_mod.take(coarse["centre"], sel), \
+        edges_mod.take(coarse["size"], sel)
     for it in range(2):
         fine = rect_mod.fine_maps(a, b, d, vflat, phi, centre, size, lv, sg, spacing,
                                   (e1, e2, n), pixel_area, deep=0.07 if it == 0 else 0.0)
@@ -225,7 +218,7 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
             phi = phi + delta
             lv = rect_mod.lower_level(fine, rect, lv)
     chk = checks_mod.checks(fine, rect, torch.gather(lower, 1, sel_level), opt["limits"])
-    flags = chk["flags"] | torch.where(_take(usable, sel), 0, rect_mod.FLAG_EMPTY)
+    flags = chk["flags"] | torch.where(edges_mod.take(usable, sel), 0, rect_mod.FLAG_EMPTY)
     # The same bed found again from another level (moved to the same mattress level):
     # keep the first (most mattress-like at the coarse stage).
     uc, vc = (rect[..., 0] + rect[..., 1]) / 2, (rect[..., 2] + rect[..., 3]) / 2

@@ -19,13 +19,11 @@ import torch
 from torch import Tensor
 
 from disrt_core.geometry.bedfit_edges import RUN, SUPPORT_TOL, _depth_at, edge_lines
+from disrt_core.geometry.bedfit_rect import GAP_TO_BOARD
 
 # A board or a wall: at least FACE m above the mattress (higher than a pillow), its face or
 # top at most BOARD m beyond the edge it bounds (a gap of a few cm and the board's thickness).
 FACE, BOARD = 0.15, 0.05
-# [choice] An end moved out to a board stops BOARD_GAP short of the board's face: real
-# headboards stand 0-4 cm from the mattress (the generator's 4 cm, the frame's rim).
-BOARD_GAP = 0.02
 
 
 def bounded(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Tensor,
@@ -86,7 +84,8 @@ def board_ends(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Ten
     bedding between (nothing below the mattress: no free space, so the mattress goes on) and
     nothing at the mattress's height beyond the board and a wall close behind it (a head on
     the pillow, a body: the bed goes on there); the faces of two thirds of those lines
-    within 3 cm of their median. The edge moves to ``BOARD_GAP`` before that median."""
+    within 3 cm of their median. The edge moves to ``bedfit_rect.GAP_TO_BOARD`` (real
+    headboards stand 0-4 cm from the mattress) before that median."""
     _s, h, beyond = _seen(depth_m, K, n, offset, centre, eu, ev, half, reach, lines, 0.015)
     band = torch.clamp(2.5 * sigma, min=0.03, max=0.06)[:, None, None, None]
     known = torch.isfinite(h)
@@ -104,7 +103,7 @@ def board_ends(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Ten
     med = torch.where(good, face, torch.full_like(face, float("nan"))).nanmedian(-1).values
     agree = (good & ((face - med[..., None]).abs() <= 0.03)).sum(-1) >= \
         (2 / 3) * good.sum(-1).clamp(min=1)
-    move = torch.where((share >= 0.25) & agree, med - BOARD_GAP, torch.zeros_like(med))
+    move = torch.where((share >= 0.25) & agree, med - GAP_TO_BOARD, torch.zeros_like(med))
     return torch.nan_to_num(move).clamp(min=0)
 
 

@@ -282,7 +282,7 @@ def refine(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Tensor,
     return {k: v.reshape(B, C, *v.shape[1:]) for k, v in out.items()}
 
 
-def _take(x: Tensor, index: Tensor) -> Tensor:
+def take(x: Tensor, index: Tensor) -> Tensor:
     """x [B,C,...] at index [B,K] -> [B,K,...]."""
     idx = index.reshape(*index.shape, *([1] * (x.ndim - 2))).expand(index.shape + x.shape[2:])
     return torch.gather(x, 1, idx)
@@ -298,13 +298,13 @@ def refine_some(need: Tensor, depth_m: Tensor, K: Tensor, n: Tensor, offset: Ten
     idx = torch.argsort((~need).to(torch.int8), dim=1, stable=True)[:, :count]
     given = {"centre": centre, "eu": eu, "ev": ev, "half": half, "offset": offset,
              "support": centre.new_zeros(B, C, 4), "seen": centre.new_zeros(B, C, 4)}
-    ref = refine(depth_m, K, n, *(_take(x, idx) for x in (offset, sigma, centre, eu, ev,
+    ref = refine(depth_m, K, n, *(take(x, idx) for x in (offset, sigma, centre, eu, ev,
                                                          half)), passes=(WIDE_PASS,))
-    use = _take(need, idx)
+    use = take(need, idx)
     out = {}
     for key, value in given.items():
         mask = use.reshape(*use.shape, *([1] * (value.ndim - 2)))
-        picked = torch.where(mask, ref[key], _take(value, idx))
+        picked = torch.where(mask, ref[key], take(value, idx))
         index = idx.reshape(*idx.shape, *([1] * (value.ndim - 2))).expand_as(picked)
         out[key] = value.clone().scatter_(1, index, picked)
     return out
@@ -348,4 +348,3 @@ def _classify_candidates(depth: Tensor, K: Tensor, points: Tensor, n: Tensor, of
     inside = known & (h >= -below[:, None]) & (h <= above[:, None])
     out = known & (h < -below[:, None])
     return inside, out, h
-

@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from disrt_core.geometry.bedfit_rect import FINE
+from disrt_core.geometry.bedfit_rect import axis_coords
 
 WEIGHTS = (0.5, 0.3, 2.0)
 
@@ -41,17 +41,7 @@ def head_cues(height: Tensor, high: Tensor, cell: Tensor, rect: Tensor, sigma: T
     three cue scores [B,3]; height [B,F,F] (3×3 mean height above the level, rows v,
     columns u), high [B,F,F] (count of points above the bed band), cell, sigma [B], rect
     [B,4] = (u0, u1, v0, v1)."""
-    u0, u1, v0, v1 = rect.unbind(-1)
-    j = torch.arange(FINE, device=height.device, dtype=height.dtype)
-    cen = (j + 0.5 - FINE / 2) * cell[:, None]  # [B,F]
-    cu = (cen - ((u0 + u1) / 2)[:, None])[:, None, :]  # [B,1,F] columns
-    cv = (cen - ((v0 + v1) / 2)[:, None])[:, :, None]  # [B,F,1] rows
-    u_long = (u1 - u0) >= (v1 - v0)
-    ul = u_long[:, None, None]
-    s = torch.where(ul, cu.expand(-1, FINE, -1), cv.expand(-1, -1, FINE))
-    t = torch.where(ul, cv.expand(-1, -1, FINE), cu.expand(-1, FINE, -1))
-    half_l = (torch.maximum(u1 - u0, v1 - v0) / 2)[:, None, None]
-    half_w = (torch.minimum(u1 - u0, v1 - v0) / 2)[:, None, None]
+    s, t, half_l, half_w, u_long = axis_coords(cell, rect)
     noise = (2 * sigma + 0.01)[:, None, None]
     above = (height - noise).clamp(min=0)
     inside = (s.abs() <= half_l) & (t.abs() <= 0.8 * half_w)

@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from disrt_core.geometry.bedfit_rect import CH_HIGH, CH_LOW, FINE
+from disrt_core.geometry.bedfit_rect import CH_HIGH, CH_LOW, FINE, axis_coords
 
 WEIGHTS_PATH = Path(__file__).resolve().parents[1] / "weights" / "bedfit_head.safetensors"
 S_INSIDE, S_BEYOND = 8, 2
@@ -64,15 +64,8 @@ def head_features(height: Tensor, maps: Tensor, seen: Tensor, cell: Tensor, rect
     columns u), cell, sigma [B], rect [B,4] = (u0, u1, v0, v1)."""
     high = maps[:, CH_HIGH]
     B, dev, dt = height.shape[0], height.device, height.dtype
-    u0, u1, v0, v1 = rect.unbind(-1)
-    j = torch.arange(FINE, device=dev, dtype=dt)
-    cen = (j + 0.5 - FINE / 2) * cell[:, None]
-    cu = (cen - ((u0 + u1) / 2)[:, None])[:, None, :].expand(-1, FINE, -1)
-    cv = (cen - ((v0 + v1) / 2)[:, None])[:, :, None].expand(-1, -1, FINE)
-    ul = ((u1 - u0) >= (v1 - v0))[:, None, None]
-    s, t = torch.where(ul, cu, cv), torch.where(ul, cv, cu)
-    half_l = (torch.maximum(u1 - u0, v1 - v0) / 2)[:, None, None]
-    half_w = (torch.minimum(u1 - u0, v1 - v0) / 2)[:, None, None]
+    s, t, half_l, half_w, u_long = axis_coords(cell, rect)
+    ul = u_long[:, None, None]
     h = torch.where(high > 0, torch.full_like(height, 0.7), height)
     above = (h - (2 * sigma + 0.01)[:, None, None]).clamp(min=0, max=0.7) * (seen > 0)
     # position bin along: beyond the −end, over the mattress, beyond the +end

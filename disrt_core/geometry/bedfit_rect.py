@@ -159,6 +159,22 @@ def _centres(cell: Tensor) -> Tensor:
     return (j + 0.5 - FINE / 2) * cell[..., None]
 
 
+def axis_coords(cell: Tensor, rect: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Per cell of fine grids [B,F,F] (rows v, columns u; cells [B] m) of rectangles rect
+    [B,4] = (u0, u1, v0, v1): the coordinates s along the rectangle's long axis and t across
+    it (m, from its centre), its half length and half width [B,1,1], and whether u is the
+    long axis [B]."""
+    u0, u1, v0, v1 = rect.unbind(-1)
+    cen = _centres(cell)  # [B,F]
+    cu = (cen - ((u0 + u1) / 2)[:, None])[:, None, :].expand(-1, FINE, -1)  # columns
+    cv = (cen - ((v0 + v1) / 2)[:, None])[:, :, None].expand(-1, -1, FINE)  # rows
+    u_long = (u1 - u0) >= (v1 - v0)
+    ul = u_long[:, None, None]
+    half_l = (torch.maximum(u1 - u0, v1 - v0) / 2)[:, None, None]
+    half_w = (torch.minimum(u1 - u0, v1 - v0) / 2)[:, None, None]
+    return torch.where(ul, cu, cv), torch.where(ul, cv, cu), half_l, half_w, u_long
+
+
 def _overlap(cell: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
     """Share [...,F] of each fine cell inside [lo, hi] (m)."""
     start = _centres(cell) - cell[..., None] / 2

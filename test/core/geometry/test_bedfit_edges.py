@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from disrt_core.geometry import bedfit_boards, bedfit_edges
+from disrt_core.geometry import bedfit_boards, bedfit_edges, bedfit_rect
 from disrt_core.geometry.bedfit_batch import fit_beds
 from test.core.geometry.bedscenes import CX, CY, bedroom, view
 
@@ -191,6 +191,6 @@ def test_an_end_left_short_in_front_of_a_headboard_moves_out_to_it():
                                         eu, ev, half)[0]  # +u, -u, +v (head), -v (foot)
 
     boarded = moves(bedroom(floor=0.3))
-    assert float(boarded[2]) == pytest.approx(0.25 + 0.03 - bedfit_boards.BOARD_GAP, abs=0.03)
+    assert float(boarded[2]) == pytest.approx(0.25 + 0.03 - bedfit_rect.GAP_TO_BOARD, abs=0.03)
     assert float(boarded[3]) == 0.0
     assert float(moves(bedroom(floor=0.3, headboard=None))[2]) == 0.0
