@@ -54,7 +54,7 @@ class BedFit:
     head_cues: tuple[float, float, float] = (0.0, 0.0, 0.0)  # person, pillow, boards (+: head)
     noise_m: float = float("nan")  # depth noise σ at the mattress level (automatic fit)
     weak: bool = False  # automatic fit: an edge hardly seen, a seam or a noisy level: check it
-    edge_support: tuple[float, ...] = ()  # automatic fit: per edge, share of clear steps
+    edge_support: tuple[float, ...] = ()  # automatic fit: per edge, share of steps or boards at it
 
     @property
     def centre(self) -> np.ndarray:
