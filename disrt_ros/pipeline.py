@@ -206,13 +206,10 @@ class Pipeline:
                 f"bed runs across that side); set {cfg.name}.head_side if the bed stays "
                 "empty"), "warn")
         if fit.weak:
-            support = ", ".join(f"{v:.2f}" for v in fit.edge_support)
             self.problems.report(cfg.name, "bed_weak", (
-                f"bed_region {cfg.bed_region}: the mattress fit is uncertain (an edge hardly "
-                f"seen, a seam along it or a noisy depth; edge support {support}): its "
-                f"corners may be several cm off. Check it with disrt-fit-bed; if it is wrong, "
-                f"set {cfg.name}.bed_region corners. Fitted again every {RETRY_S:.0f} s"),
-                "warn")
+                f"bed_region {cfg.bed_region}: {fit.weak_text()}. Check it with "
+                f"disrt-fit-bed; if it is wrong, set {cfg.name}.bed_region corners. Fitted "
+                f"again every {RETRY_S:.0f} s"), "warn")
         cam.bed, cam.T_time, cam.failure = fit, now, None
         return fit.T_cam_bed
 

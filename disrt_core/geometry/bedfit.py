@@ -55,10 +55,20 @@ class BedFit:
     noise_m: float = float("nan")  # depth noise σ at the mattress level (automatic fit)
     weak: bool = False  # automatic fit: an edge hardly seen, a seam or a noisy level: check it
     edge_support: tuple[float, ...] = ()  # automatic fit: per edge, share of steps or boards at it
+    weak_because: tuple[str, ...] = ()  # automatic fit: why it is weak (weak_text says it)
 
     @property
     def centre(self) -> np.ndarray:
         return self.corners.mean(axis=0)
+
+    def weak_text(self) -> str:
+        """Why a ``weak`` fit is uncertain, for a user: "" for a fit that is not."""
+        if not self.weak:
+            return ""
+        because = "; ".join(self.weak_because) or "an edge hardly seen"
+        support = ", ".join(f"{v:.2f}" for v in self.edge_support)
+        return (f"the mattress fit is uncertain: {because}; its corners may be several cm "
+                f"off (edge support {support})")
 
 
 class BedNotFoundError(ValueError):
@@ -282,7 +292,30 @@ def fit_bed(depth_mm: np.ndarray, K: np.ndarray, *, head: str = "auto",
                   head_confidence=float(fits.head_confidence[0]),
                   head_known=bool(fits.head_known[0]), head_cues=cues,
                   noise_m=float(fits.noise[0]), weak=bool(fits.weak[0]),
-                  edge_support=tuple(float(x) for x in arr(fits.edge_support)))
+                  edge_support=tuple(float(x) for x in arr(fits.edge_support)),
+                  weak_because=weak_because(fits, 0) if bool(fits.weak[0]) else ())
+
+
+def weak_because(fits, i: int) -> tuple[str, ...]:
+    """The causes of frame ``i``'s ``weak`` flag (``bedfit_batch``'s thresholds), in words."""
+    from disrt_core.geometry.bedfit_batch import WEAK_NOISE, WEAK_SEAM, WEAK_SUPPORT
+
+    out = []
+    unseen = int((fits.edge_support[i] < WEAK_SUPPORT).sum())
+    if unseen:
+        out.append(f"{unseen} edge{'s' if unseen > 1 else ''} hardly seen, with no step "
+                   "down from the mattress and no board at it: bedding over the edge, or a "
+                   "surface of the same height beside it")
+    if bool(fits.inferred[i]):
+        out.append("an end placed at a board, hidden by pillows or bedding")
+    if float(fits.seam[i]) >= WEAK_SEAM:
+        out.append("a gap runs along the rectangle: two surfaces of the same height "
+                   "may have been taken as one")
+    noise = float(fits.noise[i])
+    if noise >= WEAK_NOISE:
+        out.append(f"the depth at the mattress is noisy, σ {100 * noise:.1f} cm, as from "
+                   "a stereo camera far from the bed")
+    return tuple(out)
 
 
 def not_found_error(fits, i: int, options: dict | None = None) -> BedNotFoundError:

@@ -113,7 +113,9 @@ class BedFits:
     fill: Tensor  # [B] share of the rectangle that is bed
     edge_support: Tensor  # [B,4] share of each edge's lines with a step (or a board) at it
     seam: Tensor  # [B] share of lines across the mattress with a gap at one place in them
-    weak: Tensor  # [B] bool: an edge hardly seen (support < WEAK_SUPPORT), a seam, or noise
+    inferred: Tensor  # [B] bool: an end placed at a board (bedfit_boards), not seen
+    weak: Tensor  # [B] bool: an edge hardly seen (support < WEAK_SUPPORT), a seam, noise
+    #             (noise >= WEAK_NOISE) or an end inferred
     # every measured candidate, for diagnostics: [B,C,...]
     cand_corners: Tensor  # [B,C,4,3] (no head order)
     cand_size: Tensor  # [B,C,2] width, length
@@ -380,7 +382,7 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
         size=torch.stack([width_, length_], -1), normal=normal, offset=offset,
         head_confidence=conf, head_known=known, head_cues=cues,
         inlier_fraction=inlier_fraction, rms=rms, noise=b_sg, fill=chk["fill"][ar, best],
-        edge_support=support, seam=seam,
+        edge_support=support, seam=seam, inferred=ref["moved"].any(-1),
         weak=ok & ((support.amin(-1) < WEAK_SUPPORT) | (seam >= WEAK_SEAM)
                    | (b_sg >= WEAK_NOISE) | ref["moved"].any(-1)),
         cand_corners=corners, cand_size=torch.stack([width_k, length_k], -1),

@@ -294,10 +294,8 @@ def report(view: View, fit) -> str:
              f"tilted {tilt:.1f}° from looking straight down",
              head]
     if fit.weak:
-        support = ", ".join(f"{v:.2f}" for v in fit.edge_support)
-        lines.append(f"WEAK FIT: an edge is hardly seen, a seam runs along the mattress or the "
-                     f"depth is noisy (edge support {support}); the corners may be several cm "
-                     f"off: compare the outline with the bed, or give the corners")
+        lines.append(f"WEAK FIT: {fit.weak_text()}: compare the outline with the bed, or give "
+                     f"the corners")
     lines.append("corners (pixels u, v | camera frame x, y, z m):")
     lines += [f"  {n:10s} {p[0]:7.1f} {p[1]:7.1f} | {c[0]:+.3f} {c[1]:+.3f} {c[2]:+.3f}"
               for n, p, c in zip(names, uv, fit.corners)]

@@ -20,6 +20,7 @@ import torch
 from rclpy.parameter import Parameter
 
 import disrt_core.geometry
+from disrt_core.geometry.bedfit import BedFit
 from disrt_core.geometry.bedframe import BED_CENTRE_LABEL
 from disrt_core.geometry.camera import overhead_camera_pose
 from disrt_ros.markers import marker_points
@@ -51,9 +52,11 @@ class FakeBedfit(types.ModuleType):
         if self.fail:
             raise self.BedNotFoundError("no plane found")
         T = overhead_camera_pose(2.0, BED_CENTRE_LABEL).double().numpy()
-        return types.SimpleNamespace(T_cam_bed=T, size_m=(0.9, 2.0), inlier_fraction=0.8,
-                                     offset=2.0, head_known=True, weak=self.weak,
-                                     edge_support=(0.05, 0.8, 0.9, 0.9))
+        corners = np.array([[-0.45, 1.0, 2.0], [0.45, 1.0, 2.0], [0.45, -1.0, 2.0],
+                            [-0.45, -1.0, 2.0]])
+        return BedFit(T, np.array([0.0, 0.0, -1.0]), 2.0, corners, (0.9, 2.0), 0.8, 0.005,
+                      weak=self.weak, edge_support=(0.05, 0.8, 0.9, 0.9),
+                      weak_because=("1 edge hardly seen",) if self.weak else ())
 
     def bed_from_corners(self, depth_mm, K, corners_uv, **_):
         self.calls.append(("corners", depth_mm.shape, np.asarray(corners_uv).tolist()))
@@ -159,6 +162,7 @@ def test_weak_auto_fit_is_warned_and_fitted_again(ros, bedfit, monkeypatch):
         assert problems.snapshot("camera")[0].get("bed_weak")
         message = problems.snapshot("camera")[1][2]
         assert "disrt-fit-bed" in message and "corners" in message and "0.05" in message
+        assert "1 edge hardly seen" in message
         assert send_until(player, lambda: sum(c[0] == "auto" for c in bedfit.calls) >= 2, 2)
         bedfit.weak = False
         fits = sum(c[0] == "auto" for c in bedfit.calls)

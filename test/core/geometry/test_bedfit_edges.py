@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from disrt_core.geometry import bedfit_boards, bedfit_edges, bedfit_rect
+from disrt_core.geometry.bedfit import fit_bed, weak_because
 from disrt_core.geometry.bedfit_batch import fit_beds
 from test.core.geometry.bedscenes import CX, CY, bedroom, view
 
@@ -115,6 +116,22 @@ def test_a_fit_in_large_depth_noise_is_weak():
         assert float(fits.noise[0]) < 0.03 and not bool(fits.weak[0])
 
 
+def test_a_weak_fit_says_why():
+    """The user-facing reasons follow the flags that made the fit weak: the noisy
+    low-resolution D435 names the noise (and its σ), not an unseen edge; a clearly seen bed
+    has no reasons and no text."""
+    room = bedroom(0.9, 2.0, headboard=None, furniture=False)
+    frame = view(room, "d435_424x240", 3.2, offset=VIEWS[0][0], tilt=(0.05, -0.04),
+                 yaw=VIEWS[0][1], seed=0)
+    fit = fit_bed(frame.depth_raw[0].numpy(), frame.K[0].numpy())
+    assert fit.weak and len(fit.weak_because) == 1 and "noisy" in fit.weak_because[0]
+    assert f"σ {100 * fit.noise_m:.1f} cm" in fit.weak_text()
+    frame = view(room, "d455_640x360", 3.2, offset=VIEWS[0][0], tilt=(0.05, -0.04),
+                 yaw=VIEWS[0][1], seed=0)
+    fit = fit_bed(frame.depth_raw[0].numpy(), frame.K[0].numpy())
+    assert not fit.weak and fit.weak_because == () and fit.weak_text() == ""
+
+
 @pytest.mark.parametrize("yaw", [math.pi / 2, -math.pi / 2])
 def test_end_hidden_by_a_tall_headboard_reaches_the_board(yaw):
     """A camera beyond the head end: the 0.6 m headboard hides a strip of the mattress in
@@ -126,6 +143,8 @@ def test_end_hidden_by_a_tall_headboard_reaches_the_board(yaw):
         fits = fit_beds(frame.depth_raw, frame.K.float())
         assert bool(fits.ok[0]) and bool(fits.weak[0])
         assert _error(fits, frame) < TOL_M
+        because = weak_because(fits, 0)
+        assert because and all("noisy" not in b and "gap" not in b for b in because)
 
 
 def _truth_rectangle(frame, head_short: float = 0.0):
