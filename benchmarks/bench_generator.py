@@ -2,14 +2,18 @@
 
     python benchmarks/bench_generator.py [--device cpu|cuda] [--batch 64] [--batches 4]
         [--workers 2] [--threads 1] [--sensor kinect2|d435] [--body-model anny|smpl]
+        [--scene bed|room] [--bed-pose true|fit] [--profile]
 
 Every sample has a blanket or not (covers 0, 1, 2 drawn uniformly), sensor noise and the
 network-grid preprocessing, as ``disrt-generate`` makes them (without writing shards).
 One warm-up batch, then ``--batches`` timed batches; stage times are synchronised on CUDA.
 On the CPU, ``--workers`` processes (default: one per core) run one torch thread each and
 start together, as ``disrt-generate`` does; the rate is all their samples over the longest
-worker's time. Goals (issue 5): ≥ 20 samples/s on the 2-core development CPU, ≥ 2000 on
-one H100/H200.
+worker's time. ``--scene room --bed-pose fit`` times the room scenes of the rooms training
+(the bed found on every raw frame; its time is in "preprocessing"). ``--profile`` (one
+worker) records one more batch with the torch profiler and writes its operator table, by
+device time, next to the result (``<name>_profile.txt``). Goals (issue 5): ≥ 20 samples/s
+on the 2-core development CPU, ≥ 2000 on one H100/H200.
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ def run_batches(args, worker: int = 0, barrier=None) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         body = load_body_model(args.body_model, args.smpl_dir, device=args.device)
-    generator = SceneGenerator(SimConfig(sensor=args.sensor), body, args.device)
+    config = SimConfig(sensor=args.sensor, scene=args.scene, bed_pose=args.bed_pose)
+    generator = SceneGenerator(config, body, args.device)
     generator.sample(args.batch, 1000 + worker)  # warm-up (allocator, kernels)
     if barrier is not None:
         barrier.wait()
@@ -53,9 +58,37 @@ def run_batches(args, worker: int = 0, barrier=None) -> dict:
         generator.sample(args.batch, 100 * worker + i, timings=timings)
     if cuda:
         torch.cuda.synchronize()
-    return {"wall": time.perf_counter() - start, "cpu": time.process_time() - cpu_start,
-            "samples": args.batch * args.batches, "timings": timings,
-            "threads": torch.get_num_threads(), "model": body.model_id}
+    wall = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start
+    table = profile_batch(generator, args.batch, cuda) if args.profile else None
+    return {"wall": wall, "cpu": cpu, "samples": args.batch * args.batches,
+            "timings": timings, "threads": torch.get_num_threads(), "model": body.model_id,
+            "profile": table}
+
+
+def profile_batch(generator: SceneGenerator, batch: int, cuda: bool) -> str:
+    """The torch profiler's operator table of one more batch (by self device time on CUDA),
+    with the count of host synchronisations (device-to-host copies and stream waits)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=acts) as prof:
+        generator.sample(batch, 999)
+        if cuda:
+            torch.cuda.synchronize()
+    events = prof.key_averages()
+    syncs = sum(e.count for e in events if e.key in (
+        "cudaStreamSynchronize", "cudaDeviceSynchronize", "aten::_local_scalar_dense"))
+    stages = "\n".join(
+        f"  {e.key}: CPU {e.cpu_time_total / 1e3:.1f} ms"
+        + (f", device {getattr(e, 'device_time_total', e.cuda_time_total) / 1e3:.1f} ms"
+           if cuda else "")
+        for e in events if e.key.startswith("generator."))
+    ops = sum(e.count for e in events if e.key.startswith("aten::"))
+    key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    return (f"one batch of {batch}; aten calls {ops}; host synchronisations "
+            f"(aten::_local_scalar_dense and stream/device waits): {syncs}\nstages:\n{stages}\n"
+            + events.table(sort_by=key, row_limit=40))
 
 
 def _worker(args, worker, barrier, results) -> None:
@@ -74,11 +107,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sensor", default="kinect2")
     parser.add_argument("--body-model", default="anny", choices=("anny", "smpl"))
     parser.add_argument("--smpl-dir", default=None)
+    parser.add_argument("--scene", default="bed", choices=("bed", "room"))
+    parser.add_argument("--bed-pose", default="true", choices=("true", "fit"),
+                        help="room training data uses fit (the node's bed fit per raw frame)")
+    parser.add_argument("--profile", action="store_true",
+                        help="profile one more batch (one worker) and save the table")
     parser.add_argument("--note", default="", help="free text stored with the result")
     args = parser.parse_args(argv)
     cuda = args.device.startswith("cuda")
     args.batch = args.batch or (512 if cuda else 64)
-    workers = 1 if cuda else (args.workers or len(os.sched_getaffinity(0)))
+    workers = 1 if cuda or args.profile else (args.workers or len(os.sched_getaffinity(0)))
     if not cuda and args.threads is None:
         args.threads = 1
 
@@ -102,12 +140,13 @@ def main(argv: list[str] | None = None) -> None:
     staged = sum(timings.values())
     cpu_per_sample = sum(r["cpu"] for r in runs) / n
 
-    name = f"generator_{args.sensor}_{args.device.split(':')[0]}"
+    scene = "" if args.scene == "bed" else f"room_{args.bed_pose}_"
+    name = f"generator_{scene}{args.sensor}_{args.device.split(':')[0]}"
     result = Result(name, machine_info(), command_line())
     goal = ">= 2000 samples/s (H100)" if cuda else ">= 20 samples/s (2-core CPU)"
     how = f"{workers} worker{'s' if workers > 1 else ''} × {runs[0]['threads']} thread"
-    result.rows.append(Row(f"throughput, {args.sensor}, batch {args.batch}, {args.device}, "
-                           f"{how}", round(rate, 1), "samples/s", goal,
+    result.rows.append(Row(f"throughput, {args.scene} scenes, {args.sensor}, batch "
+                           f"{args.batch}, {args.device}, {how}", round(rate, 1), "samples/s", goal,
                            rate >= (2000 if cuda else 20)))
     for stage in STAGES:
         share = timings[stage] / staged
@@ -128,7 +167,13 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{rate:.1f} samples/s ({n} in {wall:.1f} s, {how}); CPU "
           f"{1000 * cpu_per_sample:.1f} ms/sample; stages: " + ", ".join(
               f"{s} {100 * timings[s] / staged:.0f}%" for s in STAGES))
-    print("wrote", save(result))
+    path = save(result)
+    print("wrote", path)
+    if runs[0]["profile"]:
+        table = path.with_name(path.stem + "_profile.txt")
+        table.write_text(result.command + "\n" + runs[0]["profile"] + "\n")
+        print(runs[0]["profile"][:3000])
+        print("wrote", table)
 
 
 if __name__ == "__main__":

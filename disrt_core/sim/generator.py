@@ -509,23 +509,25 @@ class SceneGenerator:
 
 
 class _Timer:
-    """``with timer("stage"):`` adds the stage's wall time (CUDA-synchronised) to a dict."""
+    """``with timer("stage"):`` adds the stage's wall time (CUDA-synchronised) to a dict, and
+    marks the stage for the torch profiler (``generator.<stage>``)."""
 
     def __init__(self, timings: dict[str, float] | None, device: torch.device) -> None:
         self.timings, self.cuda = timings, device.type == "cuda"
 
     @contextlib.contextmanager
     def __call__(self, name: str):
-        if self.timings is None:
+        with torch.profiler.record_function(f"generator.{name}"):
+            if self.timings is None:
+                yield
+                return
+            if self.cuda:
+                torch.cuda.synchronize()
+            start = time.perf_counter()
             yield
-            return
-        if self.cuda:
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        yield
-        if self.cuda:
-            torch.cuda.synchronize()
-        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+            if self.cuda:
+                torch.cuda.synchronize()
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
 
 _SHARD_DTYPES = {"depth": np.uint16, "bed_mm": np.float32, "params": np.float32,
