@@ -182,9 +182,12 @@ class SceneGenerator:
                       beds=None, sitting: Tensor | None = None) -> dict[str, Tensor]:
         """Shape, pose and placement of ``n`` bodies (parameters with pelvis height 0).
 
-        Lying bodies: poses that self-intersect grossly or do not fit on the mattress are
-        redrawn (same posture, only those) up to ``max_pose_tries`` times; the few left
-        after that (``pose_ok`` False, about 1 in 10⁴) are kept as they are. Sitting
+        Lying bodies: poses that self-intersect grossly, do not fit on the mattress or
+        reach into it (:func:`~disrt_core.sim.bodyparts.sunk_limbs`) are redrawn (same
+        posture, only those) up to ``max_pose_tries`` times; those left after that
+        (``pose_ok`` False: about a quarter of lying bodies, nearly all for a sunk limb,
+        which the settling lifts) keep their last draw that does not self-intersect (the
+        settling cannot pull interpenetrating limbs apart; the same random numbers). Sitting
         bodies (on the bed's edge, :mod:`disrt_core.sim.sitting`): ``sitting`` [n] bool
         forces them; otherwise each body sits with probability occupancy[2] / (occupancy[0]
         + occupancy[2]) of the config (drawn anyway, as are the sitting poses, so forcing
@@ -213,10 +216,10 @@ class SceneGenerator:
             joints = forward_joints(rest, body_pose, roma.rotvec_to_rotmat(root),
                                     torch.zeros(len(idx), 3, device=dev))
             xy, fits = place_on_mattress(joints, width[idx], length[idx], gen, scale[idx])
-            return xy, fits & ~self_intersecting(joints, scale[idx]) & ~sunk_limbs(
-                joints, scale[idx])
+            clean = ~self_intersecting(joints, scale[idx])
+            return xy, fits & clean & ~sunk_limbs(joints, scale[idx]), clean
 
-        xy, ok = check(torch.arange(n, device=dev), body_pose, root)
+        xy, ok, clean = check(torch.arange(n, device=dev), body_pose, root)
         ok |= sitting
         for _ in range(self.config.max_pose_tries):
             idx = (~ok).nonzero()[:, 0]
@@ -224,10 +227,13 @@ class SceneGenerator:
                 break
             redo = self.prior.sample(len(idx), gen, dev, pose.posture[idx], **(
                 {"pillow": pillow[idx] if pillow is not None else None} if takes_pillow else {}))
-            new_xy, new_ok = check(idx, redo.body_pose, redo.root_orient)
-            root[idx], body_pose[idx] = redo.root_orient, redo.body_pose
-            xy[idx], ok[idx] = new_xy, new_ok
-            arm[idx], leg[idx] = redo.arm_class, redo.leg_class
+            new_xy, new_ok, new_clean = check(idx, redo.body_pose, redo.root_orient)
+            # A redraw that self-intersects replaces only one that does too (docstring).
+            take = new_ok | new_clean | ~clean[idx]
+            sel = idx[take]
+            root[sel], body_pose[sel] = redo.root_orient[take], redo.body_pose[take]
+            xy[sel], ok[sel], clean[sel] = new_xy[take], new_ok[take], new_clean[take]
+            arm[sel], leg[sel] = redo.arm_class[take], redo.leg_class[take]
         s = sitting[:, None]
         root = torch.where(s, sit.root_orient, root)
         body_pose = torch.where(s, sit.body_pose, body_pose)

@@ -23,9 +23,11 @@ which joints turn together and which skin is tested).
    touches; otherwise one whose far end (hand, foot, head) is more than ``TOLERANCE`` above its
    support is lowered to the first θ where that end touches (interpolated between the
    candidates), no vertex going deeper than ``BAND``; where no θ gets there, the θ that
-   comes nearest. A rotation may not make a capsule pair of :mod:`disrt_core.sim.capsules`
-   interpenetrate more than it did (the gross self-intersection test of the pose prior);
-   the turns that would are cut off. After each part the moved part's top is remade.
+   comes nearest. A rotation may not bring a capsule pair of :mod:`disrt_core.sim.capsules`
+   closer than ``CLEARANCE`` to interpenetrating (the gross self-intersection test of the
+   pose prior), or, each pair on its own, closer than it was where it already is; the
+   turns that would are cut off, and an interpolated θ that would falls back to the
+   candidate before it. After each part the moved part's top is remade.
 
 Near a limb's root its skin sinks with the trunk, further out by the limb's own load
 (``LIMB_ROOT`` blend). The head's two chains split their turn between the neck and head
@@ -64,14 +66,21 @@ ANGLES_DEG = (1.5, 4.0, 8.0, 14.0, 22.0, 33.0, 50.0, 75.0)
 BODY_SINK = 0.005  # m a part sinks into another part it rests on
 TOLERANCE = 0.004  # m: a chain this little above its support is left alone
 BAND = 0.015  # m: nor is one sunk this much deeper than its own load would sink it
+#: m: capsule pairs a turn leaves this far clear of ``self_intersecting``'s threshold
+#: (or no closer than they were): a turn stopped exactly at it ended a hair inside it
+#: (rounding, angles interpolated between candidates), which that test counts.
+CLEARANCE = 0.001
+NOISE = 1e-6  # m: float32 rounding of an unchanged margin
 
 
-def _pick(theta: Tensor, g_all: Tensor, g_end: Tensor, valid: Tensor) -> Tensor:
+def _pick(theta: Tensor, g_all: Tensor, g_end: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
     """The chosen angle [B] from candidates θ [K] (θ[0] = 0, then +ANGLES, then −ANGLES),
     clearances [B,K] of all test vertices and of those that must rest (the far end), and
     validity [B,K] (module docstring): a chain sunk deeper than ``BAND`` anywhere is raised
     until it just touches, else one whose end is more than ``TOLERANCE`` above its support
-    lowered until the end rests, no vertex going deeper than ``BAND``."""
+    lowered until the end rests, no vertex going deeper than ``BAND``. Also the valid
+    candidate [B] to fall back on: the one before the crossing where the angle was
+    interpolated between two (validity is only known at the candidates), else the angle."""
     m = len(ANGLES_DEG)
     lift = g_all[:, :1] < -BAND
     lower = ~lift & (g_end[:, :1] > TOLERANCE)
@@ -80,6 +89,7 @@ def _pick(theta: Tensor, g_all: Tensor, g_end: Tensor, valid: Tensor) -> Tensor:
     valid = valid & (lift | (g_all >= -BAND))
     g0 = g[:, :1]
     best = torch.full_like(g0[:, 0], torch.inf)
+    safe = torch.zeros_like(best)
     reach = torch.zeros_like(valid)
     reach[:, 0] = True
     for sl in (slice(1, m + 1), slice(m + 1, 2 * m + 1)):
@@ -94,12 +104,16 @@ def _pick(theta: Tensor, g_all: Tensor, g_end: Tensor, valid: Tensor) -> Tensor:
         ta, tb = ts.gather(1, i[:, None])[:, 0], ts.gather(1, i[:, None] + 1)[:, 0]
         t = ta + (tb - ta) * ga / (ga - gb).where((ga - gb).abs() > 1e-9, torch.ones_like(ga))
         t = torch.where(first >= 0, t, torch.full_like(t, torch.inf))
-        best = torch.where(t.abs() < best.abs(), t, best)
+        nearer = t.abs() < best.abs()
+        best, safe = torch.where(nearer, t, best), torch.where(nearer, ta, safe)
     # No crossing: the reachable angle nearest the target.
     reach &= valid | (theta == 0)
     fallback = theta[torch.where(reach, g.abs(), torch.full_like(g, torch.inf)).argmin(1)]
-    chosen = torch.where(torch.isfinite(best), best, fallback)
-    return torch.where(keep[:, 0], torch.zeros_like(chosen), chosen)
+    crossed = torch.isfinite(best)
+    chosen = torch.where(crossed, best, fallback)
+    safe = torch.where(crossed, safe, fallback)
+    zero = torch.zeros_like(chosen)
+    return torch.where(keep[:, 0], zero, chosen), torch.where(keep[:, 0], zero, safe)
 
 
 @dataclass
@@ -167,18 +181,25 @@ def _candidate_joints(chain: Chain, st: _State, frames) -> Tensor:
     return joints
 
 
-def _no_new_intersection(k: int, st: _State, joints: Tensor) -> Tensor:
-    """Bool [B,K]: candidates that make no capsule pair of the chain interpenetrate more
-    than the body's start (``self_intersecting``'s test with its tolerance)."""
+def _capsule_margins(k: int, st: _State, joints: Tensor) -> Tensor:
+    """Margins [B,K,P] (m) of the capsule pairs chain ``k`` moves, of candidate joints
+    [B,K,24,3]: axis distance less ``self_intersecting``'s tolerance × the radii (negative:
+    the pair interpenetrates by that test); P = 0 where the chain moves none."""
     pairs = PAIRS[k]
     if not pairs:
-        return torch.ones(joints.shape[:2], dtype=torch.bool, device=joints.device)
+        return joints.new_zeros(*joints.shape[:2], 0)
     ends = torch.tensor([[CAPSULES[p][0], CAPSULES[p][1], CAPSULES[q][0], CAPSULES[q][1]]
                          for p, q in pairs], device=joints.device)
     radius = joints.new_tensor([CAPSULES[p][2] + CAPSULES[q][2] for p, q in pairs])
     dist = segment_distance(*(joints[:, :, ends[:, i]] for i in range(4)))  # [B,K,P]
-    margin = (dist - 0.5 * radius * st.scale[:, None, None]).amin(-1)
-    return margin >= torch.minimum(margin[:, :1], torch.zeros_like(margin[:, :1])) - 1e-4
+    return dist - 0.5 * radius * st.scale[:, None, None]
+
+
+def _margin_floor(start: Tensor) -> Tensor:
+    """The least margin [B,1,P] each pair may be left with, from its margin before the turn
+    ``start`` [B,1,P]: ``CLEARANCE``, or no less than it was where it already is less (a
+    pair is judged on its own: another pair interpenetrating does not free it)."""
+    return torch.minimum(start - NOISE, torch.full_like(start, CLEARANCE))
 
 
 def _search_chain(k: int, model: RestModel, st: _State, support: Support, others: Tensor,
@@ -226,11 +247,18 @@ def _search_chain(k: int, model: RestModel, st: _State, support: Support, others
                         torch.full_like(other, -torch.inf))
     clear = z - torch.maximum(base, other)  # [B,K,N]
     g_end = clear[..., len(model.own[k]):].amin(-1) if chain.end else clear.amin(-1)
-    chosen = _pick(theta, clear.amin(-1), g_end,
-                   _no_new_intersection(k, st, _candidate_joints(chain, st, frames)))
-    chosen = torch.where(active, chosen, torch.zeros_like(chosen))
-    step = roma.rotvec_to_rotmat(axis[:, None] * (chosen / len(chain.joints))[:, None, None])
-    frames = _motion(chain, st, step)  # K = 1
+    margin = _capsule_margins(k, st, _candidate_joints(chain, st, frames))
+    floor = _margin_floor(margin[:, :1])
+    chosen, safe = _pick(theta, clear.amin(-1), g_end, (margin >= floor).all(-1))
+    both = torch.where(active[:, None], torch.stack([chosen, safe], 1), 0.0)
+    step = roma.rotvec_to_rotmat(axis[:, None] * (both / len(chain.joints))[..., None])
+    frames = _motion(chain, st, step)  # K = 2: the chosen angle, the candidate before it
+    # An angle interpolated between two candidates can cut into a capsule pair that both
+    # leave clear (validity is known at the candidates only): then the candidate before.
+    ok = (_capsule_margins(k, st, _candidate_joints(chain, st, frames))[:, :1] >= floor)
+    col = torch.where(ok.all(-1)[:, 0], 0, 1)
+    rows = torch.arange(n, device=dev)
+    frames = [tuple(f[rows, col][:, None] for f in frame) for frame in frames]  # K = 1
     turn, pivot = frames[-1][0][:, 0], frames[-1][1][:, 0]
     old = st.joints[:, last].clone()
 

@@ -3,14 +3,16 @@
 import math
 
 import pytest
+import roma
 import torch
 
 from disrt_core.posture import LEFT, PRONE, RIGHT, SUPINE
 from disrt_core.sim import SceneGenerator, SimConfig
 from disrt_core.sim.bodyparts import CHAIN, REST_CHAINS, model_of, pillow_support
-from disrt_core.sim.capsules import self_intersecting
+from disrt_core.sim.capsules import CAPSULE_PAIRS, CAPSULES, segment_distance, self_intersecting
 from disrt_core.sim.mattress import pressure_map, rest_on_mattress
 from disrt_core.sim.poses import ARM_CLASSES, JOINT_LIMITS, PosePrior, forward_joints
+from disrt_core.sim.rest import CLEARANCE
 from disrt_core.sim.scene import (
     GRID,
     pillow_boxes,
@@ -308,3 +310,60 @@ def test_sitters_stay_where_the_settling_put_them(anny_body, monkeypatch):
     assert float(shifts[-1].abs().max()) < 0.015, shifts[-1]
     gaps = _gaps(gen, b)[:, [CHAIN["left_forearm"], CHAIN["right_forearm"]]]
     assert float(gaps.max()) <= HELD_GAP, gaps
+
+
+def _capsule_margins(joints, scale):
+    """Per body and pair of ``CAPSULE_PAIRS``: the axes' distance less the threshold of
+    ``self_intersecting`` (negative: interpenetrating by its test)."""
+    a, b = ([CAPSULES[p][i] for p, _ in CAPSULE_PAIRS] for i in (0, 1))
+    c, d = ([CAPSULES[q][i] for _, q in CAPSULE_PAIRS] for i in (0, 1))
+    radii = torch.tensor([CAPSULES[p][2] + CAPSULES[q][2] for p, q in CAPSULE_PAIRS])
+    dist = segment_distance(joints[:, a], joints[:, b], joints[:, c], joints[:, d])
+    return dist - 0.5 * radii * scale[:, None]
+
+
+def test_settling_leaves_capsule_pairs_clear(pillow_generator):
+    # Side sleepers' top arm lies in front of the flank (poses.TOP_SIDE) and is lowered onto
+    # the hip and thigh, the top leg onto the lower one: the settling stopped such limbs
+    # exactly at the capsule test's threshold and a hair beyond it (its guard let pairs
+    # come 0.1 mm inside, angles interpolated between candidates were never tested, and a
+    # pair already interpenetrating freed every other pair of the chain), which
+    # self_intersecting counts. Every pair now ends CLEARANCE clear, or no closer than it was.
+    gen = pillow_generator
+    n = 32
+    rng = torch.Generator().manual_seed(3)
+    beds = sample_beds(n, rng, pillow_prob=1.0)
+    posture = torch.tensor([LEFT, RIGHT] * (n // 2))
+    bodies = gen.sample_bodies(n, rng, posture, beds)
+    beds = side_pillows(beds, torch.ones(n, dtype=torch.bool))
+    vertices, joints = gen.body(bodies["params"])
+    bodies["pillow"] = pillow_boxes(beds, joints[:, 15, :2])
+    settled = gen.settle(bodies["params"], vertices, joints, beds, torch.full((n,), 9.0e4),
+                         bodies)
+    after = gen.body(settled)[1]
+    scale = bodies["stature"] / 1.75
+    start, end = _capsule_margins(joints, scale), _capsule_margins(after, scale)
+    floor = torch.minimum(start, torch.full_like(start, 0.5 * CLEARANCE)) - 1e-5
+    assert (end >= floor).all(), end[end < floor]
+    # ...where limbs were laid on each other (pairs far apart closed to the clearance).
+    assert int(((start > 0.01) & (end < CLEARANCE + 0.003)).sum()) >= 3
+    clean = ~self_intersecting(joints, scale)
+    assert int(clean.sum()) >= n - 2
+    assert not self_intersecting(after, scale)[clean].any()
+
+
+def test_exhausted_redraws_keep_a_pose_that_does_not_self_intersect(pillow_generator):
+    # A lying body whose redraws all fail (most often a limb reaching into the mattress,
+    # bodyparts.sunk_limbs) kept its last draw even where that one self-intersected, which
+    # the settling cannot undo; it now keeps its last draw that does not.
+    gen = pillow_generator
+    n = 200
+    rng = torch.Generator().manual_seed(7)
+    beds = sample_beds(n, rng, pillow_prob=1.0)
+    bodies = gen.sample_bodies(n, rng, None, beds)
+    assert int((~bodies["pose_ok"]).sum()) > 20  # the case is in the batch
+    p = gen.layout.unpack(bodies["params"])
+    scale = bodies["stature"] / gen.rest_stature
+    joints = forward_joints(gen.rest_joints[None] * scale[:, None, None], p.body_pose,
+                            roma.rotvec_to_rotmat(p.root_orient), torch.zeros(n, 3))
+    assert not (self_intersecting(joints, scale) & ~bodies["sitting"]).any()
