@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from disrt_core.body.base import BodyModel
+from disrt_core.body.rotations import roma_constants_outside_inference
 from disrt_core.checkpoint import CheckpointMismatchError, load_checkpoint, read_header
 from disrt_core.decoder import DecoderConfig, MeshDecoder
 from disrt_core.diffusion import GaussianDiffusion
@@ -351,6 +352,7 @@ class Estimator:
             with both genders; ignored by other body models.
         Returns a :class:`Prediction` on the estimator's device (float32, label frame, m).
         """
+        roma_constants_outside_inference(self.device)
         with self._lock, torch.inference_mode():
             depth = _as_depth_batch(depth, self.device)
             b, k, p = depth.shape[0], self.hypotheses, self.model.param_dim

@@ -46,7 +46,7 @@ from torch import Tensor
 
 from disrt_core.body.base import BodyModel
 from disrt_core.body.layout import ParamLayout
-from disrt_core.body.rotations import rotation_between
+from disrt_core.body.rotations import roma_constants_outside_inference, rotation_between
 from disrt_core.body.skeleton import SMPL_JOINT_NAMES, SMPL_PARENTS
 from disrt_core.cache import cache_dir
 from disrt_core.threads import cpu_threads
@@ -221,6 +221,7 @@ class AnnyBody(BodyModel):
         deltas = eye.repeat(batch, self.bone_count, 1, 1)
         deltas[:, self.driven_bone_index, :3, :3] = rot[:, self.driver_joint_index]
         phenotype = shape_to_phenotype(shape, self.phenotype_centre, self.phenotype_half)
+        roma_constants_outside_inference(rot.device)
         with _capture_safe(rot.device):
             out = self.anny(pose_parameters=deltas, phenotype_kwargs=phenotype)
         vertices = out["vertices"] @ c.T

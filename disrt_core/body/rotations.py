@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import roma
 import torch
 from torch import Tensor
@@ -22,3 +24,14 @@ def rotation_between(a: Tensor, b: Tensor) -> Tensor:
 def align_x(d: Tensor) -> Tensor:
     """Smallest rotations [B,3,3] taking +x onto the unit directions ``d`` [B,3]."""
     return rotation_between(torch.zeros_like(d) + d.new_tensor([1.0, 0.0, 0.0]), d)
+
+
+@functools.cache
+def roma_constants_outside_inference(device: torch.device) -> None:
+    """Make roma's per-device constant outside ``torch.inference_mode``. roma caches it
+    (``functools.lru_cache`` in ``roma.mappings``) at the first ``special_procrustes`` on a
+    device (Anny's rest model and ``average_bodies`` call it): made inside inference mode (an
+    Estimator's predict) it is an inference tensor, and every later call with autograd in
+    the same process (a training step after an evaluation) fails. Called before either."""
+    with torch.inference_mode(False):
+        roma.special_procrustes(torch.eye(3, device=device)[None])

@@ -209,3 +209,20 @@ def test_cuda_fp32_bf16_and_graphs(smpl_fixture_dir):
     assert (again.joints - fp32.joints).norm(dim=-1).max() < 0.05
     other = graphed.predict(_depth().cuda().flip(-1))  # the replay takes the new input
     assert (other.joints - again.joints).abs().max() > 0
+
+
+def test_training_after_predict_in_one_process(anny_body):
+    """A predict (inference mode; K hypotheses averaged with roma's procrustes) before any
+    forward with autograd must not leave roma a cached inference tensor that breaks the
+    training step after it (the trainer evaluates between epochs)."""
+    from disrt_core.body.rotations import roma_constants_outside_inference
+
+    roma.mappings._cached_horn_map.cache_clear()
+    roma_constants_outside_inference.cache_clear()
+    Estimator(_net(anny_body.param_dim), anny_body, hypotheses=2, seed=0).predict(_depth(1))
+    params = anny_body.zero_params(1)
+    params[:, anny_body.param_layout.shape] = -0.2  # a rest model Anny has not cached
+    params.requires_grad_()
+    vertices, _ = anny_body(params)
+    vertices.sum().backward()
+    assert params.grad.abs().sum() > 0

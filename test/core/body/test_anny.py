@@ -129,3 +129,21 @@ def test_bad_arguments_are_named():
         load_body_model(kind="smplx")
     with pytest.raises(ValueError, match="gender"):
         load_body_model(kind="anny", gender="other")
+
+
+def test_training_after_inference_in_one_process(anny_body):
+    """roma caches a constant per device at the first ``special_procrustes``: made inside
+    ``torch.inference_mode`` (an evaluation before training) it broke every later Anny
+    forward with autograd. Anny's forward makes it outside inference mode first."""
+    from disrt_core.body.rotations import roma_constants_outside_inference
+
+    roma.mappings._cached_horn_map.cache_clear()
+    roma_constants_outside_inference.cache_clear()
+    params = anny_body.zero_params(2)
+    params[:, anny_body.param_layout.shape] = 0.3  # not a rest model Anny has cached
+    with torch.inference_mode():
+        anny_body(params)
+    params = params.clone().requires_grad_()
+    vertices, joints = anny_body(params)
+    (vertices.sum() + joints.sum()).backward()
+    assert params.grad[:, anny_body.param_layout.shape].abs().sum() > 0
