@@ -247,7 +247,10 @@ class RunSection:
     None. streams: independent data streams (fixes the data order; a multiple of
     num_workers). checkpoint_every: steps between resume states (0: epoch ends only).
     threads: CPU threads (None: torch's default). dist_timeout_min: collective timeout
-    under torchrun (rank 0 evaluates and writes while the others wait)."""
+    under torchrun (rank 0 evaluates and writes while the others wait). prefetch_pools: a
+    ``generator`` source makes its next pool in the background while training runs on
+    the current one (:mod:`disrt_core.train.prefetch`; None: on CUDA only, where the two
+    share the GPU; on a few CPU cores they would share the cores)."""
 
     out_dir: str = "runs/default"
     device: str = "auto"
@@ -266,6 +269,7 @@ class RunSection:
     deterministic: bool = False
     dist_timeout_min: float = 30.0
     skip_bad: bool = False
+    prefetch_pools: bool | None = None
 
 
 @dataclass

@@ -20,7 +20,7 @@ A generator pool is made per rank (rank r generates its own 1/world of the pool)
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,7 @@ from disrt_core.data.source import NEUTRAL_GENDER, DataError, Source
 from disrt_core.geometry.bedframe import normalize_depth
 from disrt_core.train.config import ConfigError, DataSpec, RunSection, StageSection
 from disrt_core.train.distributed import DistInfo
+from disrt_core.train.prefetch import Prefetcher
 
 MAX_LISTED = 5  # files named in a missing-files error; the count covers the rest
 
@@ -225,12 +226,15 @@ def scene_generator(spec: DataSpec, body, device: torch.device, where: str, roun
     return _GENERATORS[key]
 
 
-def _generated(generator, count: int, chunk: int, seeds: list[int]) -> dict[str, torch.Tensor]:
+def _generated(generator, count: int, chunk: int, seeds: list[int],
+               stop: Callable[[], bool] | None = None) -> dict[str, torch.Tensor] | None:
     """``count`` samples in chunks of ``chunk`` (seed ``seeds[i]`` for chunk i), network
     depth normalised and stored as float16 (0.35 mm steps), labels float32.
-    ``generator(i)`` gives the SceneGenerator of chunk i."""
+    ``generator(i)`` gives the SceneGenerator of chunk i; None once ``stop()`` is true."""
     parts = []
     for i, start in enumerate(range(0, count, chunk)):
+        if stop is not None and stop():
+            return None
         out = generator(i).sample(min(chunk, count - start), seeds[i])
         depth = normalize_depth(out["depth"], out["bed_mm"][:, None, None])
         parts.append({"depth": depth[:, None].half(), "params": out["params"].float(),
@@ -248,10 +252,14 @@ def _pool_batch(pool: dict[str, torch.Tensor], idx: torch.Tensor, meta: dict) ->
 
 
 class GeneratorPool:
-    """Training batches generated on the device (see the module docstring)."""
+    """Training batches generated on the device (see the module docstring). With
+    ``prefetch``, the next round's pool is made in the background (:mod:`prefetch`) while
+    this one serves batches, up to the round of the stage's last epoch (``epochs`` and
+    ``max_steps`` of the stage; without ``epochs`` nothing is made ahead)."""
 
     def __init__(self, spec: DataSpec, body, device: torch.device, batch_size: int, seed: int,
-                 info: DistInfo, where: str) -> None:
+                 info: DistInfo, where: str, epochs: int | None = None,
+                 max_steps: int | None = None, prefetch: bool = False) -> None:
         if batch_size % info.world:
             raise ConfigError(f"{where}: batch_size {batch_size} must be a multiple of the "
                               f"number of processes ({info.world})")
@@ -270,23 +278,37 @@ class GeneratorPool:
         self.num_samples = self.local_samples * info.world
         self._round: int | None = None
         self._pool: dict[str, torch.Tensor] | None = None
+        self.last_round: int | None = None
+        if epochs:
+            steps = epochs * len(self)
+            steps = min(steps, max_steps) if max_steps else steps
+            self.last_round = (-(-steps // len(self)) - 1) // spec.refresh_every
+        self._prefetch = Prefetcher(self._make, device) if prefetch else None
 
     def __len__(self) -> int:
         return self.local_samples // self.local_batch
 
+    def _make(self, round_: int, stop: Callable[[], bool] | None = None
+              ) -> dict[str, torch.Tensor] | None:
+        chunk = self.spec.gen_batch
+        n_chunks = -(-self.local_samples // chunk)
+        seeds = [derive_seed(self.seed, self.spec.seed, round_, self.info.rank, c, 0x9E)
+                 for c in range(n_chunks)]
+
+        def generator(part: int):
+            return scene_generator(self.spec, self.body, self.device, self.where, round_,
+                                   part)
+
+        return _generated(generator, self.local_samples, chunk, seeds, stop)
+
     def pool(self, round_: int) -> dict[str, torch.Tensor]:
         if self._round != round_:
             self._pool = None  # free the old pool first
-            chunk = self.spec.gen_batch
-            n_chunks = -(-self.local_samples // chunk)
-            seeds = [derive_seed(self.seed, self.spec.seed, round_, self.info.rank, c, 0x9E)
-                     for c in range(n_chunks)]
-            def generator(part: int):
-                return scene_generator(self.spec, self.body, self.device, self.where, round_,
-                                       part)
-
-            self._pool = _generated(generator, self.local_samples, chunk, seeds)
+            made = self._prefetch.take(round_) if self._prefetch else None
+            self._pool = made if made is not None else self._make(round_)
             self._round = round_
+        if self._prefetch and self.last_round is not None and round_ < self.last_round:
+            self._prefetch.start(round_ + 1)
         return self._pool
 
     def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[dict[str, Any]]:
@@ -299,7 +321,9 @@ class GeneratorPool:
                                           "seed": batch_seed(self.seed, epoch, i)})
 
     def release(self) -> None:
-        """Free the pool (end of the stage)."""
+        """Free the pool (end of the stage) and stop one being made ahead."""
+        if self._prefetch:
+            self._prefetch.close()
         self._pool, self._round = None, None
 
     def state_dict(self) -> dict:
@@ -320,8 +344,10 @@ def build_train_data(stage: StageSection, body, device: torch.device, seed: int,
     """The training data of a stage (validated: paths, body model, non-empty)."""
     where = f"stages.{stage.name}.data"
     if stage.data[0].type == "generator":
+        prefetch = run.prefetch_pools if run.prefetch_pools is not None else \
+            device.type == "cuda"
         return GeneratorPool(stage.data[0], body, device, stage.batch_size, seed, info,
-                             f"{where}.0")
+                             f"{where}.0", stage.epochs, stage.max_steps, prefetch)
     sources = {spec.name: build_source(spec, body, f"{where}.{i}", skip_bad=run.skip_bad)
                for i, spec in enumerate(stage.data)}
     pin = run.pin_memory if run.pin_memory is not None else device.type == "cuda"
