@@ -104,8 +104,6 @@ JOINT_LIMITS = torch.tensor([
 
 J = {name: i for i, name in enumerate(SMPL_JOINT_NAMES)}
 
-J = {name: i for i, name in enumerate(SMPL_JOINT_NAMES)}
-
 #: Arm configurations: degree ranges of abduction, forward flexion, humeral twist, elbow.
 ARMS: dict[str, dict[str, tuple[float, float]]] = {
     "side": {"alpha": (2, 15), "phi": (-15, -2), "tau": (-90, 60), "elbow": (0, 25)},
@@ -116,7 +114,8 @@ ARMS: dict[str, dict[str, tuple[float, float]]] = {
     "out": {"alpha": (20, 45), "phi": (-15, -2), "tau": (80, 100), "elbow": (0, 80)},
     "forward": {"alpha": (20, 70), "phi": (45, 90), "tau": (-30, 30), "elbow": (0, 110)},
     "pillow": {"alpha": (115, 150), "phi": (-8, 0), "tau": (-95, -70), "elbow": (110, 140)},
-    "lap": {"alpha": (5, 20), "phi": (30, 50), "tau": (0, 30), "elbow": (50, 80)},
+    # The humerus turned out (τ < 0): each hand on its own thigh (sitting.py says why).
+    "lap": {"alpha": (5, 20), "phi": (35, 50), "tau": (-45, -20), "elbow": (65, 85)},
     "prop": {"alpha": (15, 30), "phi": (-30, -10), "tau": (-30, 30), "elbow": (0, 15)},
     "cradle": {"alpha": (140, 180), "phi": (70, 85), "tau": (-90, -70), "elbow": (128, 145)},
 }

@@ -12,9 +12,15 @@ steps until the sole clears the floor). The back of the knee lies at the mattres
 (the knee nearer the bed 10 cm, for a 1.75 m body, + U[0, 4] cm beyond it), the pelvis
 U[±(length/2 − 0.35 m)] along the bed. Arms:
 *prop* (hand on the mattress beside the hip, arm a little out and back) or *lap* (hand on
-the thigh), each arm on its own, equally likely; the settling (:mod:`disrt_core.sim.rest`)
-then lays the hands on the mattress or the thighs. The neck is bent forward 0–15° (looking
-down a little), the spine ±5°.
+its own thigh), each arm on its own, equally likely; the settling (:mod:`disrt_core.sim.rest`)
+then lays the hands on the mattress or the thighs. [choice] A lap arm's humerus is turned
+out (``ARMS["lap"]``: τ −45..−20°) so the forearm reaches forward along its own thigh: turned
+in (τ 0..30°), the hand lay at or across the midline and in a quarter of the lap-lap draws
+the two hands, or a hand and the other forearm, passed through each other, which the
+settling cannot undo (it keeps each capsule pair no closer than it was). φ ≥ 35° and an
+elbow of 65° or more keep the forearm above the thigh (the draws now clear every capsule
+pair of the self-intersection test). The neck is bent forward 0–15° (looking down a
+little), the spine ±5°.
 
 The mattress carries the weight less the lower legs and feet (``FEET_LOAD``, 12 % of it,
 Winter's segment masses) when the feet stand on the floor, all of it when they hang.
