@@ -66,6 +66,12 @@ def run_batches(args, worker: int = 0, barrier=None) -> dict:
             "profile": table}
 
 
+def _device_us(event) -> float:
+    """An averaged profiler event's device time in µs (the name changed in torch 2.4)."""
+    total = getattr(event, "device_time_total", None)
+    return total if total is not None else getattr(event, "cuda_time_total", 0.0)
+
+
 def profile_batch(generator: SceneGenerator, batch: int, cuda: bool) -> str:
     """The torch profiler's operator table of one more batch (by self device time on CUDA),
     with the count of host synchronisations (device-to-host copies and stream waits)."""
@@ -81,11 +87,10 @@ def profile_batch(generator: SceneGenerator, batch: int, cuda: bool) -> str:
         "cudaStreamSynchronize", "cudaDeviceSynchronize", "aten::_local_scalar_dense"))
     stages = "\n".join(
         f"  {e.key}: CPU {e.cpu_time_total / 1e3:.1f} ms"
-        + (f", device {getattr(e, 'device_time_total', e.cuda_time_total) / 1e3:.1f} ms"
-           if cuda else "")
+        + (f", device {_device_us(e) / 1e3:.1f} ms" if cuda else "")
         for e in events if e.key.startswith("generator."))
     ops = sum(e.count for e in events if e.key.startswith("aten::"))
-    key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    key = "self_device_time_total" if cuda else "self_cpu_time_total"
     return (f"one batch of {batch}; aten calls {ops}; host synchronisations "
             f"(aten::_local_scalar_dense and stream/device waits): {syncs}\nstages:\n{stages}\n"
             + events.table(sort_by=key, row_limit=40))
