@@ -297,24 +297,24 @@ def fit_bed(depth_mm: np.ndarray, K: np.ndarray, *, head: str = "auto",
 
 
 def weak_because(fits, i: int) -> tuple[str, ...]:
-    """The causes of frame ``i``'s ``weak`` flag (``bedfit_batch``'s thresholds), in words."""
-    from disrt_core.geometry.bedfit_batch import WEAK_NOISE, WEAK_SEAM, WEAK_SUPPORT
-
+    """Frame ``i``'s ``weak_causes`` (``bedfit_batch.WEAK_CAUSES``) in words."""
+    unseen_edge, inferred_end, seam, noise = (bool(c) for c in fits.weak_causes[i])
     out = []
-    unseen = int((fits.edge_support[i] < WEAK_SUPPORT).sum())
-    if unseen:
+    if unseen_edge:
+        from disrt_core.geometry.bedfit_batch import WEAK_SUPPORT
+
+        unseen = int((fits.edge_support[i] < WEAK_SUPPORT).sum())
         out.append(f"{unseen} edge{'s' if unseen > 1 else ''} hardly seen, with no step "
                    "down from the mattress and no board at it: bedding over the edge, or a "
                    "surface of the same height beside it")
-    if bool(fits.inferred[i]):
+    if inferred_end:
         out.append("an end placed at a board, hidden by pillows or bedding")
-    if float(fits.seam[i]) >= WEAK_SEAM:
+    if seam:
         out.append("a gap runs along the rectangle: two surfaces of the same height "
                    "may have been taken as one")
-    noise = float(fits.noise[i])
-    if noise >= WEAK_NOISE:
-        out.append(f"the depth at the mattress is noisy, σ {100 * noise:.1f} cm, as from "
-                   "a stereo camera far from the bed")
+    if noise:
+        out.append(f"the depth at the mattress is noisy, σ {100 * float(fits.noise[i]):.1f} "
+                   "cm, as from a stereo camera far from the bed")
     return tuple(out)
 
 

@@ -87,6 +87,10 @@ WEAK_SEAM = 0.3
 # A fit at a level whose depth noise σ is this large (a stereo camera far from the bed) is
 # weak: on the tuning rooms two thirds of such fits were 5 cm or more off.
 WEAK_NOISE = 0.03
+#: What can make a fit weak, in the order of ``BedFits.weak_causes``: an edge with support
+#: under WEAK_SUPPORT, an end placed at a board (inferred, not seen), a seam of WEAK_SEAM
+#: or more, noise σ of WEAK_NOISE or more.
+WEAK_CAUSES = ("unseen_edge", "inferred_end", "seam", "noise")
 LEVELS = 5
 COARSE = 4
 FINE_CANDIDATES = 3
@@ -113,9 +117,8 @@ class BedFits:
     fill: Tensor  # [B] share of the rectangle that is bed
     edge_support: Tensor  # [B,4] share of each edge's lines with a step (or a board) at it
     seam: Tensor  # [B] share of lines across the mattress with a gap at one place in them
-    inferred: Tensor  # [B] bool: an end placed at a board (bedfit_boards), not seen
-    weak: Tensor  # [B] bool: an edge hardly seen (support < WEAK_SUPPORT), a seam, noise
-    #             (noise >= WEAK_NOISE) or an end inferred
+    weak_causes: Tensor  # [B,4] bool, WEAK_CAUSES: what makes the fit weak
+    weak: Tensor  # [B] bool: ok and any of weak_causes
     # every measured candidate, for diagnostics: [B,C,...]
     cand_corners: Tensor  # [B,C,4,3] (no head order)
     cand_size: Tensor  # [B,C,2] width, length
@@ -370,6 +373,8 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
         # An end moved out to a board is inferred, not seen: it keeps its own support.
         board = torch.where(ref["moved"], torch.zeros_like(board), board)
         support = torch.where(unseen[:, None], torch.maximum(support, board), support)
+    causes = torch.stack([support.amin(-1) < WEAK_SUPPORT, ref["moved"].any(-1),
+                          seam >= WEAK_SEAM, b_sg >= WEAK_NOISE], -1)  # WEAK_CAUSES
     y = sign[:, None] * along
     T = _frame(centre3, y, normal)
     x_ax, y_ax = T[:, :3, 0], T[:, :3, 1]
@@ -382,9 +387,7 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
         size=torch.stack([width_, length_], -1), normal=normal, offset=offset,
         head_confidence=conf, head_known=known, head_cues=cues,
         inlier_fraction=inlier_fraction, rms=rms, noise=b_sg, fill=chk["fill"][ar, best],
-        edge_support=support, seam=seam, inferred=ref["moved"].any(-1),
-        weak=ok & ((support.amin(-1) < WEAK_SUPPORT) | (seam >= WEAK_SEAM)
-                   | (b_sg >= WEAK_NOISE) | ref["moved"].any(-1)),
+        edge_support=support, seam=seam, weak_causes=causes, weak=ok & causes.any(-1),
         cand_corners=corners, cand_size=torch.stack([width_k, length_k], -1),
         cand_distance=lv, cand_flags=flags, chosen=best)
 
