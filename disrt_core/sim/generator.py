@@ -183,8 +183,9 @@ class SceneGenerator:
         """Shape, pose and placement of ``n`` bodies (parameters with pelvis height 0).
 
         Lying bodies: poses that self-intersect grossly, do not fit on the mattress or
-        reach into it (:func:`~disrt_core.sim.bodyparts.sunk_limbs`) are redrawn (same
-        posture, only those) up to ``max_pose_tries`` times; those left after that
+        reach into it (:func:`~disrt_core.sim.bodyparts.sunk_limbs`) are replaced by the
+        first of ``max_pose_tries`` more draws (same posture, drawn for every body at once)
+        that passes; those left after that
         (``pose_ok`` False: about a quarter of lying bodies, nearly all for a sunk limb,
         which the settling lifts) keep their last draw that does not self-intersect (the
         settling cannot pull interpenetrating limbs apart; the same random numbers). Sitting
@@ -208,32 +209,37 @@ class SceneGenerator:
         drawn_sit = torch.rand(n, generator=gen, device=dev) < share
         sitting = drawn_sit if sitting is None else sitting.to(dev).bool().expand(n)
         sit = sample_sitting(n, gen, self.rest_joints, scale, width, length, floor)
-        root, arm, leg = pose.root_orient, pose.arm_class, pose.leg_class
-        body_pose = pose.body_pose
-
-        def check(idx: Tensor, body_pose: Tensor, root: Tensor) -> tuple[Tensor, Tensor]:
-            rest = self.rest_joints[None] * scale[idx, None, None]
-            joints = forward_joints(rest, body_pose, roma.rotvec_to_rotmat(root),
-                                    torch.zeros(len(idx), 3, device=dev))
-            xy, fits = place_on_mattress(joints, width[idx], length[idx], gen, scale[idx])
-            clean = ~self_intersecting(joints, scale[idx])
-            return xy, fits & clean & ~sunk_limbs(joints, scale[idx]), clean
-
-        xy, ok, clean = check(torch.arange(n, device=dev), body_pose, root)
-        ok |= sitting
-        for _ in range(self.config.max_pose_tries):
-            idx = (~ok).nonzero()[:, 0]
-            if idx.numel() == 0:
-                break
-            redo = self.prior.sample(len(idx), gen, dev, pose.posture[idx], **(
-                {"pillow": pillow[idx] if pillow is not None else None} if takes_pillow else {}))
-            new_xy, new_ok, new_clean = check(idx, redo.body_pose, redo.root_orient)
-            # A redraw that self-intersects replaces only one that does too (docstring).
-            take = new_ok | new_clean | ~clean[idx]
-            sel = idx[take]
-            root[sel], body_pose[sel] = redo.root_orient[take], redo.body_pose[take]
-            xy[sel], ok[sel], clean[sel] = new_xy[take], new_ok[take], new_clean[take]
-            arm[sel], leg[sel] = redo.arm_class[take], redo.leg_class[take]
+        # Every redraw at once, ``max_pose_tries`` per body (same posture): a few large
+        # launches instead of as many rounds of small ones (the GPU generator is bound by
+        # launches, benchmarks/NOTES.md). Candidate r of body i is row r·n + i.
+        tries = self.config.max_pose_tries
+        if tries > 0:
+            redo = self.prior.sample(tries * n, gen, dev, pose.posture.repeat(tries), **(
+                {"pillow": pillow.repeat(tries) if pillow is not None else None}
+                if takes_pillow else {}))
+            cand = [torch.cat([a, b]) for a, b in zip(
+                (pose.root_orient, pose.body_pose, pose.arm_class, pose.leg_class),
+                (redo.root_orient, redo.body_pose, redo.arm_class, redo.leg_class),
+                strict=True)]
+        else:
+            cand = [pose.root_orient, pose.body_pose, pose.arm_class, pose.leg_class]
+        k = tries + 1
+        sc = scale.repeat(k)
+        rest = self.rest_joints[None] * sc[:, None, None]
+        joints = forward_joints(rest, cand[1], roma.rotvec_to_rotmat(cand[0]),
+                                torch.zeros(k * n, 3, device=dev))
+        xy, fits = place_on_mattress(joints, width.repeat(k), length.repeat(k), gen, sc)
+        clean = (~self_intersecting(joints, sc)).view(k, n)
+        ok = (fits.view(k, n) & clean & ~sunk_limbs(joints, sc).view(k, n)) | sitting
+        # What redrawing in turn would keep: the first good draw, else the last draw that
+        # does not self-intersect, else the last draw (docstring).
+        r = torch.arange(k, device=dev)[:, None]
+        last_clean = torch.where(clean, r, -1).amax(0)
+        pick = torch.where(ok.any(0), torch.where(ok, r, k).amin(0),
+                           torch.where(last_clean >= 0, last_clean, k - 1))
+        rows = pick * n + torch.arange(n, device=dev)
+        root, body_pose, arm, leg = (c[rows] for c in cand)
+        xy, ok = xy[rows], ok.view(-1)[rows]
         s = sitting[:, None]
         root = torch.where(s, sit.root_orient, root)
         body_pose = torch.where(s, sit.body_pose, body_pose)

@@ -66,7 +66,7 @@ import torch
 from torch import Tensor
 
 from disrt_core.body.rotations import align_x
-from disrt_core.body.skeleton import SMPL_JOINT_NAMES, SMPL_PARENTS
+from disrt_core.body.skeleton import SMPL_JOINT_NAMES
 from disrt_core.posture import LEFT, POSTURES, PRONE, RIGHT, SUPINE
 from disrt_core.sim.capsules import (  # noqa: F401  (re-exported)
     CAPSULE_PAIRS,
@@ -74,6 +74,7 @@ from disrt_core.sim.capsules import (  # noqa: F401  (re-exported)
     segment_distance,
     self_intersecting,
 )
+from disrt_core.sim.kinematics import forward_joints, global_rotations  # noqa: F401  (re-exported)
 
 _T = math.pi / 3
 _C = (-1.5516, 2.2061), (-2.4557, 0.7627), (-1.5708, 2.1886)  # left collar+shoulder total
@@ -203,10 +204,14 @@ def _uniform(lo_hi: Tensor, gen: torch.Generator) -> Tensor:
 
 
 def _axis_rot(axis: int, angle: Tensor) -> Tensor:
-    """Rotation matrices [B,3,3] about a coordinate axis."""
-    rv = torch.zeros(*angle.shape, 3, device=angle.device, dtype=angle.dtype)
-    rv[..., axis] = angle
-    return roma.rotvec_to_rotmat(rv)
+    """Rotation matrices [...,3,3] by ``angle`` [...] about coordinate axis ``axis`` (right
+    hand): written out, a handful of operations where Rodrigues' formula takes dozens."""
+    c, s = angle.cos(), angle.sin()
+    i, j = ((1, 2), (2, 0), (0, 1))[axis]  # the plane it turns: e_i -> cos e_i + sin e_j
+    entries = {(axis, axis): torch.ones_like(angle), (i, i): c, (j, j): c, (i, j): -s, (j, i): s}
+    zero = torch.zeros_like(angle)
+    return torch.stack([entries.get((r, k), zero) for r in range(3) for k in range(3)],
+                       -1).view(*angle.shape, 3, 3)
 
 
 def mirror(rotvec: Tensor) -> Tensor:
@@ -379,27 +384,3 @@ class PosePrior:
                     mask |= posture == m
                 out[:] = torch.where(mask[:, None], pick, out)
         return arm, leg
-
-
-def global_rotations(root_rotmat: Tensor, body_pose: Tensor) -> Tensor:
-    """World rotations [B,24,3,3] of every joint's frame: SMPL's kinematic chain with
-    world-aligned joint rotations (as both backends use); body_pose [B,69]."""
-    local = roma.rotvec_to_rotmat(body_pose.reshape(body_pose.shape[0], 23, 3))
-    glob = [root_rotmat]
-    for j in range(1, 24):
-        glob.append(glob[SMPL_PARENTS[j]] @ local[:, j - 1])
-    return torch.stack(glob, 1)
-
-
-def forward_joints(rest: Tensor, body_pose: Tensor, root_rotmat: Tensor,
-                   transl: Tensor) -> Tensor:
-    """Posed joints [B,24,3] from rest joints [B,24,3] (canonical), body pose
-    [B,69], root rotation [B,3,3] and pelvis position [B,3], no mesh."""
-    glob = global_rotations(root_rotmat, body_pose)
-    pos = [transl]
-    for j in range(1, 24):
-        p = SMPL_PARENTS[j]
-        pos.append(pos[p] + (glob[:, p] @ (rest[:, j] - rest[:, p])[..., None])[..., 0])
-    return torch.stack(pos, 1)
-
-

@@ -105,19 +105,23 @@ def sample_sitting(n: int, gen: torch.Generator, rest_joints: Tensor, scale: Ten
     rest = rest_joints[None] * scale[:, None, None]
     pelvis_z = SEAT_PELVIS * scale - SEAT_SINK
     sole = SOLE_BELOW_ANKLE * scale
+    steps = torch.arange(7, -1, -1, device=device, dtype=knee.dtype)[:, None]  # [8,1]
+    transl = torch.stack([zero, zero, pelvis_z], -1).repeat(8, 1)
     for k, (hip, kn) in enumerate(((1, 4), (2, 5))):
         abd = torch.deg2rad(12 * u[:, 10 + k])
-        best = knee[:, k].clone()
-        for step in range(7, -1, -1):  # the most bent knee whose sole clears the floor
-            trial = (knee[:, k] - math.radians(10 * step)).clamp(min=math.radians(15))
-            h, kk = leg_rotations(flex, abd, zero, trial)
-            if k == 1:
-                h, kk = mirror(h), mirror(kk)
-            pose[:, hip - 1], pose[:, kn - 1] = h, kk
-            transl = torch.stack([zero, zero, pelvis_z], -1)
-            joints = forward_joints(rest, pose.reshape(n, 69), root, transl)
-            clear = joints[:, 7 + k, 2] - sole >= floor_z + 0.005
-            best = torch.where(clear, trial, best)
+        # The most bent knee whose sole clears the floor: the knee opened by 70, 60, ...,
+        # 0° (all eight tried at once), the last that clears kept.
+        trial = (knee[None, :, k] - steps * math.radians(10)).clamp(min=math.radians(15))
+        h, kk = leg_rotations(flex.repeat(8), abd.repeat(8), zero.repeat(8), trial.reshape(-1))
+        if k == 1:
+            h, kk = mirror(h), mirror(kk)
+        trials = pose.repeat(8, 1, 1)
+        trials[:, hip - 1], trials[:, kn - 1] = h, kk
+        joints = forward_joints(rest.repeat(8, 1, 1), trials.reshape(8 * n, 69),
+                                root.repeat(8, 1, 1), transl)
+        clear = (joints[:, 7 + k, 2] - sole.repeat(8) >= floor_z.repeat(8) + 0.005).view(8, n)
+        last = torch.where(clear, torch.arange(8, device=device)[:, None], -1).amax(0)
+        best = torch.where(last >= 0, trial.gather(0, last.clamp(min=0)[None])[0], knee[:, k])
         h, kk = leg_rotations(flex, abd, zero, best)
         if k == 1:
             h, kk = mirror(h), mirror(kk)
