@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from disrt_core.body.skeleton import SMPL_PARENTS
+from disrt_core.sim.constants import const
 from disrt_core.sim.poses import ARM_CLASSES
 
 #: Coarse parts (top surfaces, own-part exclusion) and the fine segments (name, part, bones).
@@ -193,7 +194,7 @@ def pillow_support(arm_class: Tensor) -> Tensor:
     right) goes under it."""
     under = (arm_class == ARM_CLASSES.index("pillow")) | (arm_class == ARM_CLASSES.index(
         "cradle"))
-    part = torch.tensor([c.part for c in CHAINS], device=arm_class.device)
+    part = const([c.part for c in CHAINS], arm_class.device)
     ok = torch.ones(arm_class.shape[0], len(CHAINS), dtype=torch.bool, device=arm_class.device)
     for side in (0, 1):  # parts 2, 3: the left and right arm
         ok &= ~(under[:, side, None] & (part == 2 + side)[None])
@@ -211,5 +212,5 @@ def sunk_limbs(joints: Tensor, scale: Tensor | None = None) -> Tensor:
     further than turning it within the joint limits can lift it (e.g. an arm raised on the
     lower side of a ¾-turned body); such poses are redrawn."""
     margin = SUNK_MARGIN * (scale if scale is not None else joints.new_ones(joints.shape[0]))
-    trunk = joints[:, list(TRUNK_JOINTS), 2].amin(1)
-    return (joints[:, list(LIMB_JOINTS), 2].amin(1) < trunk - margin)
+    trunk = joints[:, const(TRUNK_JOINTS, joints.device), 2].amin(1)
+    return (joints[:, const(LIMB_JOINTS, joints.device), 2].amin(1) < trunk - margin)

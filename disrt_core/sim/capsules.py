@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from disrt_core.sim.constants import const
+
 #: Capsules (joint a, joint b, radius in m for a 1.75 m adult).
 CAPSULES = {
     "trunk_low": (0, 6, 0.10), "trunk_high": (6, 12, 0.10), "head": (12, 15, 0.085),
@@ -50,12 +52,12 @@ def self_intersecting(joints: Tensor, scale: Tensor | None = None,
                       tolerance: float = 0.5) -> Tensor:
     """Bool [B]: some capsule pair of ``CAPSULE_PAIRS`` is closer than ``tolerance`` × the
     sum of their radii (scaled by ``scale`` [B], body height / 1.75 m)."""
-    a = torch.tensor([CAPSULES[p][0] for p, _ in CAPSULE_PAIRS], device=joints.device)
-    b = torch.tensor([CAPSULES[p][1] for p, _ in CAPSULE_PAIRS], device=joints.device)
-    c = torch.tensor([CAPSULES[q][0] for _, q in CAPSULE_PAIRS], device=joints.device)
-    d = torch.tensor([CAPSULES[q][1] for _, q in CAPSULE_PAIRS], device=joints.device)
-    radius = torch.tensor([CAPSULES[p][2] + CAPSULES[q][2] for p, q in CAPSULE_PAIRS],
-                          device=joints.device)
+    dev = joints.device
+    a = const([CAPSULES[p][0] for p, _ in CAPSULE_PAIRS], dev)
+    b = const([CAPSULES[p][1] for p, _ in CAPSULE_PAIRS], dev)
+    c = const([CAPSULES[q][0] for _, q in CAPSULE_PAIRS], dev)
+    d = const([CAPSULES[q][1] for _, q in CAPSULE_PAIRS], dev)
+    radius = const([CAPSULES[p][2] + CAPSULES[q][2] for p, q in CAPSULE_PAIRS], dev)
     dist = segment_distance(joints[:, a], joints[:, b], joints[:, c], joints[:, d])
     if scale is not None:
         radius = radius * scale[:, None]

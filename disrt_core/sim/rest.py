@@ -38,6 +38,7 @@ CPU thread).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import roma
@@ -47,6 +48,8 @@ from torch import Tensor
 from disrt_core.body.skeleton import SMPL_PARENTS
 from disrt_core.sim.bodyparts import CHAIN, CHAINS, Chain, RestModel, descendants
 from disrt_core.sim.capsules import CAPSULE_PAIRS, CAPSULES, segment_distance
+from disrt_core.sim.constants import const, on_device
+from disrt_core.sim.graphs import replay
 from disrt_core.sim.mattress import GRAVITY, MAX_DEPTH, sink_depth
 from disrt_core.sim.poses import JOINT_LIMITS, global_rotations
 from disrt_core.sim.scene import GRID, pillow_height_at
@@ -132,7 +135,7 @@ def _motion(chain: Chain, st: _State, rot: Tensor) -> list[tuple[Tensor, Tensor,
     """Each chain joint turned by the world rotation ``rot`` [B,K,3,3] about itself, the
     result clipped to ``JOINT_LIMITS``: per joint (world rotation of its frame [B,K,3,3],
     its new position [B,K,3], its new local rotation [B,K,3,3])."""
-    limits = JOINT_LIMITS.to(rot)
+    limits = on_device(JOINT_LIMITS, rot)
     out, acc, old_prev, new_prev = [], None, None, None
     for j in chain.joints:
         gp = st.glob[:, SMPL_PARENTS[j]][:, None]  # the parent's frame before this chain
@@ -173,6 +176,7 @@ def _candidate_joints(chain: Chain, st: _State, frames) -> Tensor:
     joints = st.joints[:, None].expand(-1, k, -1, -1).clone()
     below = sorted(descendants(chain.joints[0]) - set(chain.joints))
     if below:
+        below = const(below, st.joints.device, torch.long)
         old = st.joints[:, chain.joints[-1]][:, None, None]
         joints[:, :, below] = pivot[:, :, None] + (st.joints[:, None, below] - old
                                                    ) @ turn.transpose(-1, -2)
@@ -188,9 +192,10 @@ def _capsule_margins(k: int, st: _State, joints: Tensor) -> Tensor:
     pairs = PAIRS[k]
     if not pairs:
         return joints.new_zeros(*joints.shape[:2], 0)
-    ends = torch.tensor([[CAPSULES[p][0], CAPSULES[p][1], CAPSULES[q][0], CAPSULES[q][1]]
-                         for p, q in pairs], device=joints.device)
-    radius = joints.new_tensor([CAPSULES[p][2] + CAPSULES[q][2] for p, q in pairs])
+    ends = const([[CAPSULES[p][0], CAPSULES[p][1], CAPSULES[q][0], CAPSULES[q][1]]
+                  for p, q in pairs], joints.device)
+    radius = const([CAPSULES[p][2] + CAPSULES[q][2] for p, q in pairs], joints.device,
+                   joints.dtype)
     dist = segment_distance(*(joints[:, :, ends[:, i]] for i in range(4)))  # [B,K,P]
     return dist - 0.5 * radius * st.scale[:, None, None]
 
@@ -216,7 +221,7 @@ def _search_chain(k: int, model: RestModel, st: _State, support: Support, others
         out = st.joints[:, first] - st.joints[:, 0]
         out = torch.cat([out[:, :2], torch.zeros_like(out[:, :1])], -1)
         d = torch.where(d.norm(dim=-1, keepdim=True) > 0.02, d, out)
-        axis = torch.linalg.cross(d.new_tensor([0.0, 0.0, 1.0]).expand_as(d), d)
+        axis = torch.linalg.cross(const((0.0, 0.0, 1.0), d.device, d.dtype).expand_as(d), d)
     elif chain.axis == "long":  # the body's long axis, level
         axis = st.joints[:, 12] - st.joints[:, 0]
         axis = torch.cat([axis[:, :2], torch.zeros_like(axis[:, :1])], -1)
@@ -225,7 +230,7 @@ def _search_chain(k: int, model: RestModel, st: _State, support: Support, others
     else:
         axis = st.joints[:, chain.index] - st.joints[:, first]
     axis = axis / axis.norm(dim=-1, keepdim=True).clamp(min=1e-9)
-    angles = torch.tensor(ANGLES_DEG, device=dev).deg2rad()
+    angles = const([math.radians(a) for a in ANGLES_DEG], dev)
     theta = torch.cat([angles.new_zeros(1), angles, -angles])  # [K]
     rot = roma.rotvec_to_rotmat(axis[:, None] * (theta / len(chain.joints))[None, :, None])
     frames = _motion(chain, st, rot)
@@ -267,13 +272,32 @@ def _search_chain(k: int, model: RestModel, st: _State, support: Support, others
 
     start, end = model.moves[k]
     st.points[:, start:end] = carry(st.points[:, start:end])
-    below = sorted(descendants(first) - set(chain.joints))
+    below = const(sorted(descendants(first) - set(chain.joints)), dev, torch.long)
     st.joints[:, below] = carry(st.joints[:, below])
     st.glob[:, below] = turn[:, None] @ st.glob[:, below]
     for j, (t, p, clipped) in zip(chain.joints, frames, strict=True):
         st.local[:, j - 1] = clipped[:, 0]
         st.glob[:, j] = t[:, 0] @ st.glob[:, j]
         st.joints[:, j] = p[:, 0]
+
+
+def _chain_round(order: tuple[int, ...], model: RestModel, support: Support, tops: Tensor,
+                 sinks: Tensor, pillow_ok: Tensor, active: Tensor, points: Tensor,
+                 joints: Tensor, glob: Tensor, local: Tensor, scale: Tensor) -> list[Tensor]:
+    """One round of the settling: chains ``order`` turned to rest one after the other
+    (:func:`_search_chain`), each on the others' tops as they are then; tops [B,P,cells]
+    eroded part tops (rewritten), sinks [B,P], pillow_ok and active [B,len(CHAINS)], the
+    body as in :class:`_State`. Returns the local rotations [B,23,3,3] at rest."""
+    st = _State(points, joints, glob, local, scale)
+    for prev, k in zip([None, *order[:-1]], order, strict=True):
+        if prev is None or CHAINS[k].part != CHAINS[prev].part:
+            if prev is not None:  # remake the top of the part that moved last
+                moved = CHAINS[prev].part
+                start, end = model.part_range[moved]
+                tops[:, moved] = erode(part_maps(st.points[:, start:end], 0, 1, False)[0])[:, 0]
+            others = others_top(tops, CHAINS[k].part)
+        _search_chain(k, model, st, support, others, sinks, pillow_ok[:, k], active[:, k])
+    return [st.local]
 
 
 _ORDER = tuple(range(len(CHAINS)))
@@ -349,7 +373,8 @@ def settle(body, model: RestModel, params: Tensor, vertices: Tensor, joints: Ten
         # sinkage). Lying bodies keep the vertices (they agree within a few mm).
         faces = getattr(body, "faces", None)
         centres_low = None
-        if faces is not None and bool(sitting.any()):
+        # (Always on the GPU: the test would wait for it; the result is the same.)
+        if faces is not None and (sitting.is_cuda or bool(sitting.any())):
             centres_low = part_maps(vertices[:, faces].mean(2), 0, 1)[1]
         vertices = vertices[:, model.order]  # by segment (bodyparts.RestModel)
         p = layout.unpack(params)
@@ -377,19 +402,18 @@ def settle(body, model: RestModel, params: Tensor, vertices: Tensor, joints: Ten
         tops = erode(top + dz[:, None, None])
         glob = global_rotations(roma.rotvec_to_rotmat(p.root_orient), p.body_pose)
         local = roma.rotvec_to_rotmat(p.body_pose.reshape(n, 23, 3))
-        st = _State(vertices + shift, joints + shift, glob, local, scale)
         order = _ORDER if it < iterations - 1 else _LAST_ORDER
-        for prev, k in zip([None, *order[:-1]], order, strict=True):
-            if prev is None or CHAINS[k].part != CHAINS[prev].part:
-                if prev is not None:  # remake the top of the part that moved last
-                    moved = CHAINS[prev].part
-                    start, end = model.part_range[moved]
-                    tops[:, moved] = erode(part_maps(st.points[:, start:end], 0, 1,
-                                                     False)[0])[:, 0]
-                others = others_top(tops, CHAINS[k].part)
-            _search_chain(k, model, st, support, others, sinks, pillow_ok[:, k], active[:, k])
-        pose = roma.rotmat_to_rotvec(st.local)
-        limits = JOINT_LIMITS.to(pose)
+
+        def chains(*t: Tensor, order=order) -> list[Tensor]:
+            return _chain_round(order, model, Support(*t[:5]), *t[5:])
+
+        # One CUDA graph per round order and batch size on the GPU (disrt_core.sim.graphs).
+        local = replay(("settle", order, id(model)), chains, [
+            support.width, support.length, support.floor_z, support.pillow, support.squash,
+            tops, sinks, pillow_ok, active, vertices + shift, joints + shift, glob, local,
+            scale])[0]
+        pose = roma.rotmat_to_rotvec(local)
+        limits = on_device(JOINT_LIMITS, pose)
         pose = torch.maximum(torch.minimum(pose, limits[..., 1]), limits[..., 0])
         params = layout.pack(p.shape, params[:, layout.transl], p.root_orient,
                              pose.reshape(n, 69))

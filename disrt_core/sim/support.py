@@ -36,6 +36,7 @@ from torch import Tensor
 from disrt_core.geometry.bedframe import BED_CENTRE_LABEL
 from disrt_core.sim.bodyparts import CHAIN, CHAINS, PARTS, REST_CHAINS, RestModel
 from disrt_core.sim.capsules import CAPSULES, segment_distance
+from disrt_core.sim.constants import const
 from disrt_core.sim.mattress import sink_depth
 from disrt_core.sim.scene import GRID, pillow_height_at
 
@@ -118,7 +119,7 @@ def part_maps(vertices: Tensor, part: Tensor | int, parts: int = len(PARTS),
     part ids [V] (or one id for all)."""
     n, size = vertices.shape[0], math.prod(grid_shape())
     idx, inside = cells(vertices[..., 0], vertices[..., 1])
-    idx = idx + torch.as_tensor(part, device=idx.device) * size + (
+    idx = idx + part * size + (  # (an int part: no tensor made from it, no host copy)
         torch.arange(n, device=idx.device) * parts * size)[:, None]
     z = vertices[..., 2]
     out = []
@@ -166,7 +167,7 @@ def part_sinks(under: Tensor, weight: Tensor, stiffness: Tensor) -> Tensor:
     low = low.reshape(n * parts, -1)
     rel = low - low.amin(-1, keepdim=True)
     rel = torch.where(torch.isfinite(low), rel, torch.full_like(rel, torch.inf))
-    load = weight[:, None] * under.new_tensor(PART_LOAD)[None]
+    load = weight[:, None] * const(PART_LOAD, under.device, under.dtype)[None]
     k = stiffness[:, None].expand(n, parts).reshape(-1)
     return sink_depth(rel, load.reshape(-1), k, 4 * PITCH**2).view(n, parts)
 
@@ -244,9 +245,10 @@ def touching(joints: Tensor, scale: Tensor | None = None) -> Tensor:
     out = []
     for name in REST_CHAINS:
         pairs = [(p, q) for p in _OWN[name] for q in CAPSULES if q not in _LIMB[name]]
-        ends = torch.tensor([[CAPSULES[p][0], CAPSULES[p][1], CAPSULES[q][0], CAPSULES[q][1]]
-                             for p, q in pairs], device=joints.device)
-        radius = joints.new_tensor([CAPSULES[p][2] + CAPSULES[q][2] for p, q in pairs])
+        ends = const([[CAPSULES[p][0], CAPSULES[p][1], CAPSULES[q][0], CAPSULES[q][1]]
+                      for p, q in pairs], joints.device)
+        radius = const([CAPSULES[p][2] + CAPSULES[q][2] for p, q in pairs], joints.device,
+                       joints.dtype)
         dist = segment_distance(*(joints[:, ends[:, i]] for i in range(4)))
         out.append((dist <= radius * scale[:, None]).any(-1))
     return torch.stack(out, -1)
