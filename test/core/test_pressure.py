@@ -47,8 +47,15 @@ def test_the_mattress_carries_the_weight(batch, anny_body):
     out = bare(batch["vertices"], batch["joints"])
     weight = body_mass(batch["vertices"], anny_body.faces) * GRAVITY
     force = out.grid.flatten(1).sum(1) * 1e3 * 1e-4  # kPa over 1 cm cells -> N
-    # the whole body lies over SLP's mat window here: all its weight is on the mat
-    torch.testing.assert_close(force, weight, rtol=0.02, atol=0.0)
+    # A body whose underside lies over SLP's mat window has all its weight on the mat; one
+    # with a hand or foot beside it (a side sleeper's arm here) a little less, never more.
+    v = batch["vertices"]
+    rows, cols = label_to_pm(v[..., 0], v[..., 1])
+    low = v[..., 2] < v[..., 2].amin(1, keepdim=True) + 0.05
+    over = ~(low & ((rows < 0) | (rows > 191) | (cols < 0) | (cols > 83))).any(1)
+    assert int(over.sum()) >= 3
+    torch.testing.assert_close(force[over], weight[over], rtol=0.02, atol=0.0)
+    assert (force <= 1.02 * weight).all() and (force >= 0.9 * weight).all()
     stiffer = PressureModel(anny_body, pillow="never", stiffness=3 * bare.stiffness)
     peak = stiffer(batch["vertices"], batch["joints"]).grid.flatten(1).amax(1)
     assert (peak > out.grid.flatten(1).amax(1)).all()  # a stiffer mattress: higher peaks
