@@ -179,11 +179,13 @@ def _edges(depth: Tensor, jump: float) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def flying_pixels(noisy: Tensor, clean: Tensor, spec: SensorSpec,
-                  gen: torch.Generator) -> Tensor:
+                  gen: torch.Generator, edges: tuple[Tensor, Tensor, Tensor] | None = None
+                  ) -> Tensor:
     """Replace a fraction of the pixels at depth edges of ``clean`` by a random mix of the
-    near and far depth around them (plus the pixel's own noise)."""
+    near and far depth around them (plus the pixel's own noise). edges: ``_edges`` of
+    ``clean`` if already made."""
     ns = NOISE[spec.kind]
-    edge, near, far = _edges(clean, ns.edge_jump_m)
+    edge, near, far = edges if edges is not None else _edges(clean, ns.edge_jump_m)
     u = torch.rand(clean.shape, generator=gen, device=clean.device)
     # One uniform does both: u < p picks the pixel, u / p (uniform on [0, 1)) mixes.
     mixed = near + (u / ns.p_fly) * (far - near) + (noisy - clean)
@@ -191,10 +193,12 @@ def flying_pixels(noisy: Tensor, clean: Tensor, spec: SensorSpec,
 
 
 def dropout(depth: Tensor, clean: Tensor, theta: Tensor, spec: SensorSpec,
-            gen: torch.Generator, material: Tensor | None = None) -> Tensor:
+            gen: torch.Generator, material: Tensor | None = None,
+            edge: Tensor | None = None) -> Tensor:
     """Zero the readings a real sensor loses (see the module docstring); the geometric
     losses (grazing angle, range, stereo shadows and edges) are decided on the ``clean``
-    depth, the material losses on ``material`` (None: all matte)."""
+    depth, the material losses on ``material`` (None: all matte). edge: the edge mask of
+    ``_edges(clean)`` if already made."""
     ns = NOISE[spec.kind]
     batch, rows, cols = depth.shape
     device = depth.device
@@ -214,7 +218,8 @@ def dropout(depth: Tensor, clean: Tensor, theta: Tensor, spec: SensorSpec,
     lost |= (clean < spec.range_m[0]) | (clean > spec.range_m[1])
     if spec.kind == "stereo":
         lost |= _stereo_invalid(clean, spec)
-        edge, _, _ = _edges(clean, ns.edge_jump_m)
+        if edge is None:
+            edge = _edges(clean, ns.edge_jump_m)[0]
         lost |= edge & (torch.rand((batch, rows, cols), generator=gen, device=device) < 0.5)
     if material is not None:
         (dark_lo, dark_hi), shiny = MATERIAL_LOSS[spec.kind]
@@ -318,8 +323,11 @@ def apply_sensor_noise(depth: Tensor, K: Tensor, spec: SensorSpec, gen: torch.Ge
     noisy = add_axial_noise(depth, K, spec, gen, theta, material)
     if material is not None:
         noisy = shiny_errors(noisy, material, spec, gen)
-    noisy = flying_pixels(noisy, depth, spec, gen)
-    noisy = dropout(noisy, depth, theta, spec, gen, material)
+    edges = _edges(depth, NOISE[spec.kind].edge_jump_m)  # of the clean depth, used twice
+    noisy = flying_pixels(noisy, depth, spec, gen, edges)
+    noisy = dropout(noisy, depth, theta, spec, gen, material, edges[0])
     if smooth is not None and spec.kind == "stereo" and bool(smooth.any()):
-        noisy = torch.where(smooth[:, None, None], spatial_filter(noisy, spec), noisy)
+        # Only the frames that are filtered (half of them by default) go through it.
+        idx = smooth.nonzero()[:, 0]
+        noisy = noisy.index_copy(0, idx, spatial_filter(noisy[idx], spec))
     return quantise_mm(noisy, spec)
