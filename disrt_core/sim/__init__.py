@@ -10,9 +10,11 @@ mass), ``placement`` (on the mattress), ``scene`` (bed, frame, pillow, floor; th
 grid), ``rest`` (every limb and the head settled onto what is below it; ``bodyparts`` and
 ``support`` its parts and supports), ``mattress`` (spring-bed and pillow sinkage and the
 pressure map), ``drape`` (sheet / blanket height field), ``sensors`` and ``render`` (z-buffer
-rasteriser), ``noise`` (Kinect v2 / D435 noise), ``generator`` (the pipeline), ``cli``
+rasteriser), ``noise`` (Kinect v2 / D435 noise), ``generator`` (the pipeline; ``config`` its
+options, ``shards`` its batches as shard arrays, ``timing`` its stage timer), ``cli``
 (``disrt-generate``), ``preview`` (contact sheet), ``cloth`` (a cloth simulation the drape
-is checked against).
+is checked against). For the GPU: ``kinematics`` (the joint chain by tree level),
+``constants`` (tables made once per device) and ``graphs`` (the settling as CUDA graphs).
 """
 
 from disrt_core.sim.generator import (

@@ -48,28 +48,29 @@ the mattress's springs).
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import math
-import time
-from dataclasses import asdict, dataclass
 
-import numpy as np
 import roma
 import torch
 from torch import Tensor
 
-from disrt_core.geometry.bedframe import BED_CENTRE_LABEL, SLP_DANALAB_BED_MM
+from disrt_core.geometry.bedframe import BED_CENTRE_LABEL
 from disrt_core.geometry.camera import invert_rigid, raw_to_network, transform_points
 from disrt_core.posture import LEFT, RIGHT, posture_from_axis_angle
 from disrt_core.sim import mattress
 from disrt_core.sim.bed_objects import bed_objects
 from disrt_core.sim.bodyparts import CHAINS, model_of, pillow_support, sunk_limbs
+from disrt_core.sim.config import (  # noqa: F401  (re-exported)
+    GENERATOR_VERSION,
+    SCENES,
+    STAGES,
+    SimConfig,
+)
 from disrt_core.sim.drape import drape, sample_blankets
 from disrt_core.sim.noise import apply_sensor_noise
 from disrt_core.sim.placement import part_labels, place_on_mattress
 from disrt_core.sim.poses import (
-    DEFAULT_POSTURE_WEIGHTS,
     PosePrior,
     forward_joints,
     self_intersecting,
@@ -86,7 +87,6 @@ from disrt_core.sim.room import (
 from disrt_core.sim.room_render import render_room
 from disrt_core.sim.scene import (
     GRID,
-    PILLOW_PROB,
     bed_heightfield,
     mattress_mask,
     pillow_boxes,
@@ -98,60 +98,11 @@ from disrt_core.sim.scene import (
 )
 from disrt_core.sim.sensors import get_sensor, sample_camera_poses, sample_room_cameras
 from disrt_core.sim.shapes import body_mass, stature
+from disrt_core.sim.shards import to_shard_arrays  # noqa: F401  (re-exported)
 from disrt_core.sim.sitting import sample_sitting
 from disrt_core.sim.support import Support
+from disrt_core.sim.timing import StageTimer
 from disrt_core.threads import cpu_threads
-
-GENERATOR_VERSION = "1.0"
-STAGES = ("pose", "skinning", "sinkage", "drape", "render", "noise", "preprocessing")
-SCENES = ("bed", "room")
-
-
-@dataclass
-class SimConfig:
-    """Every generator option (stored in the dataset manifest)."""
-
-    sensor: str = "kinect2"
-    covers: tuple[int, ...] = (0, 1, 2)
-    posture_weights: tuple[float, ...] = DEFAULT_POSTURE_WEIGHTS
-    pillow_prob: float = PILLOW_PROB
-    stiffness: tuple[float, float] = mattress.STIFFNESS_RANGE
-    camera_height: tuple[float, float] = (1.9, 2.5)
-    noise: bool = True
-    bed_mm: float = SLP_DANALAB_BED_MM
-    max_pose_tries: int = 10
-    cpu_chunk: int = 16  # frames rendered at once on the CPU (memory reuse; orders the noise)
-    settle_iterations: int = 3  # rounds of limb settling (disrt_core.sim.rest)
-    #: "bed": the bed, its frame and the floor seen from above (SLP-like); "room": a whole
-    #: room around the bed seen by a ceiling camera anywhere above it (disrt_core.sim.room)
-    scene: str = "bed"
-    room_camera_height: tuple[float, float] = (1.4, 3.2)  # room scenes: above the mattress
-    max_pitch_deg: float = 30.0  # room scenes: camera pitch from looking straight down
-    #: shares of scenes with someone lying in bed, an empty bed, someone sitting on its edge
-    occupancy: tuple[float, float, float] = (1.0, 0.0, 0.0)
-    objects_on_bed: float = 0.5  # chance of each of up to three things lying on the bed
-    sdk_filter_prob: float = 0.5  # stereo frames passed through the SDK's spatial filter
-    #: the bed pose the network image is made with: "true", or "fit": found on the raw frame
-    #: as the node does (labels then in the fitted bed's frame, so fit errors are trained)
-    bed_pose: str = "true"
-
-    def __post_init__(self) -> None:
-        get_sensor(self.sensor)
-        if self.bed_pose not in ("true", "fit"):
-            raise ValueError(f"bed_pose must be 'true' or 'fit', got {self.bed_pose!r}")
-        if self.scene not in SCENES:
-            raise ValueError(f"scene must be one of {SCENES}, got {self.scene!r}")
-        self.occupancy = tuple(float(p) for p in self.occupancy)
-        if len(self.occupancy) != 3 or min(self.occupancy) < 0 or sum(self.occupancy) <= 0:
-            raise ValueError("occupancy needs three non-negative shares (in bed, empty, "
-                             f"sitting on the edge), got {self.occupancy}")
-        self.covers = tuple(int(c) for c in self.covers)
-        if not self.covers or any(c not in (0, 1, 2) for c in self.covers):
-            raise ValueError(f"covers must be a non-empty subset of 0, 1, 2 (uncover, sheet, "
-                             f"blanket), got {self.covers}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class SceneGenerator:
@@ -363,7 +314,7 @@ class SceneGenerator:
         gen = seed if isinstance(seed, torch.Generator) else torch.Generator(
             self.device).manual_seed(int(seed))
         n, dev, cfg = batch_size, self.device, self.config
-        stage = _Timer(timings, dev)
+        stage = StageTimer(timings, dev)
 
         with stage("pose"):
             beds = sample_beds(n, gen, dev, cfg.pillow_prob)
@@ -518,37 +469,3 @@ class SceneGenerator:
                        pillow_squash=pillow_squash(beds), floor_z=beds.floor_z,
                        mattress_load=bodies["mattress_load"], stiffness=stiffness)
         return out
-
-
-class _Timer:
-    """``with timer("stage"):`` adds the stage's wall time (CUDA-synchronised) to a dict, and
-    marks the stage for the torch profiler (``generator.<stage>``)."""
-
-    def __init__(self, timings: dict[str, float] | None, device: torch.device) -> None:
-        self.timings, self.cuda = timings, device.type == "cuda"
-
-    @contextlib.contextmanager
-    def __call__(self, name: str):
-        with torch.profiler.record_function(f"generator.{name}"):
-            if self.timings is None:
-                yield
-                return
-            if self.cuda:
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            yield
-            if self.cuda:
-                torch.cuda.synchronize()
-            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
-
-
-_SHARD_DTYPES = {"depth": np.uint16, "bed_mm": np.float32, "params": np.float32,
-                 "params_cam": np.float32, "joints": np.float32, "cover": np.uint8,
-                 "posture": np.uint8, "pressure": np.float16, "K": np.float32,
-                 "T_cam_bed": np.float32, "depth_raw": np.uint16}
-
-
-def to_shard_arrays(batch: dict[str, Tensor]) -> dict[str, np.ndarray]:
-    """The shard keys of a batch as numpy arrays in ``SAMPLE_SCHEMA`` dtypes."""
-    return {key: batch[key].detach().cpu().numpy().astype(dtype)
-            for key, dtype in _SHARD_DTYPES.items() if key in batch}

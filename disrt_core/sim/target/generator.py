@@ -24,7 +24,7 @@ from disrt_core.geometry.bedframe import SLP_DANALAB_BED_MM
 from disrt_core.geometry.camera import raw_to_network, transform_points
 from disrt_core.posture import posture_from_axis_angle
 from disrt_core.sim import mattress
-from disrt_core.sim.generator import SceneGenerator, SimConfig, _Timer
+from disrt_core.sim.generator import SceneGenerator, SimConfig
 from disrt_core.sim.placement import lowest_point_offset
 from disrt_core.sim.render import render_depth, render_plane
 from disrt_core.sim.scene import (
@@ -54,6 +54,7 @@ from disrt_core.sim.target.sensors import (
     apply_tof_noise,
     sample_target_camera_poses,
 )
+from disrt_core.sim.timing import StageTimer
 
 TARGET_VERSION = "target-1.0"
 
@@ -139,7 +140,7 @@ class TargetGenerator(SceneGenerator):
         gen = seed if isinstance(seed, torch.Generator) else torch.Generator(
             self.device).manual_seed(int(seed))
         n, dev, cfg = batch_size, self.device, self.config
-        stage = _Timer(timings, dev)
+        stage = StageTimer(timings, dev)
 
         with stage("pose"):
             beds = sample_beds(n, gen, dev, pillow_prob=0.0)
