@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from disrt_core.sim.graphs import replay
 from disrt_core.sim.scene import GRID, SceneGrid, dilate
 
 #: Per cover level (1 sheet, 2 blanket): thickness, sag c, fold height, fold width (m).
@@ -234,5 +235,7 @@ def drape(support: Tensor, body_top: Tensor, blankets: Blankets, mattress: Tenso
     mask = blanket_mask(blankets, grid) & mattress & covered[:, None, None]
     top = torch.maximum(support, dilate(body_top, 1))
     obstacle = top + blankets.thickness[:, None, None]
-    h = solve_membrane(obstacle, mask, blankets.sag, grid.pitch)
+    # A few thousand small launches (the sweeps): one CUDA graph on the GPU (sim/graphs.py).
+    h = replay(("membrane", grid.pitch), lambda o, m, c: [solve_membrane(o, m, c, grid.pitch)],
+               [obstacle, mask, blankets.sag])[0]
     return torch.where(mask, h + fold_relief(blankets, grid), h)

@@ -25,6 +25,7 @@ ones (walls, boxes) get their own classes.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -144,11 +145,14 @@ def rasterize_triangles(tri: Tensor, size: tuple[int, int], reduce: Sequence[str
     return image.transpose(0, 1).contiguous()
 
 
+@functools.lru_cache(maxsize=256)
 def _offsets(sw: int, sh: int, row_stride: int, device, dtype) -> tuple[Tensor, Tensor]:
-    """Candidate offsets of an sw×sh box: design [3,S] rows (ox, oy, 1), flat offset [S]."""
-    ox = torch.arange(sw, device=device).repeat(sh)
-    oy = torch.arange(sh, device=device).repeat_interleave(sw)
-    return torch.stack([ox, oy, torch.ones_like(ox)]).to(dtype), oy * row_stride + ox
+    """Candidate offsets of an sw×sh box: design [3,S] rows (ox, oy, 1), flat offset [S]
+    (made once per size, image width, device and dtype; read only)."""
+    with torch.inference_mode(False):
+        ox = torch.arange(sw, device=device).repeat(sh)
+        oy = torch.arange(sh, device=device).repeat_interleave(sw)
+        return torch.stack([ox, oy, torch.ones_like(ox)]).to(dtype), oy * row_stride + ox
 
 
 def _splat(out: Tensor, reduce: Sequence[str], coef: Tensor, corner: Tensor,
