@@ -183,6 +183,12 @@ POSTURE_TABLE: dict[str, dict[str, list[tuple[tuple[str, str], float]]]] = {
 POSTURE_ROLL = {SUPINE: 0.0, LEFT: math.pi / 2, RIGHT: -math.pi / 2, PRONE: math.pi}
 DEFAULT_POSTURE_WEIGHTS = (0.25, 0.25, 0.25, 0.25)  # supine, left, right, prone
 TURN_SHARE = 0.3  # bodies in a ¾ turn
+#: [choice] Spine flexion per joint (±, degrees) of a body lying on its back or front, whose
+#: spine lies along the mattress: ±8° at each of the three spine joints (as for a side
+#: sleeper, whose sagittal curl the mattress does not meet) bent the upper trunk up to 24°
+#: into or off the mattress, and the settling then curled the neck 50-70° to bring the head
+#: to rest (supine without a pillow: the neck-to-head line 52° above level, median).
+SPINE_FLAT_DEG = 3.0
 TURN_DEG = (30.0, 42.0)  # roll of a ¾ turn away from the posture's own
 
 
@@ -337,8 +343,9 @@ class PosePrior:
 
         # Trunk and head: small flexion, more curl when lying on the side.
         curl = torch.where(lateral, math.radians(8.0), 0.0)
+        bend = torch.deg2rad(torch.where(lateral, 8.0, SPINE_FLAT_DEG))
         for joint in (3, 6, 9):
-            pose[:, joint - 1, 0] = curl + (u(n) * 2 - 1) * math.radians(8)
+            pose[:, joint - 1, 0] = curl + (u(n) * 2 - 1) * bend
             pose[:, joint - 1, 1:] = (u(n, 2) * 2 - 1) * math.radians(4)
         for joint in (12, 15):
             pose[:, joint - 1, 0] = (u(n) * 2 - 1) * math.radians(15)

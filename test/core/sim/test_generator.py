@@ -11,7 +11,7 @@ from disrt_core.geometry.bedframe import label_to_net
 from disrt_core.geometry.camera import transform_points
 from disrt_core.posture import posture_from_axis_angle
 from disrt_core.sim import SceneGenerator, SimConfig, to_shard_arrays
-from disrt_core.sim.poses import JOINT_LIMITS
+from disrt_core.sim.poses import ARM_CLASSES, JOINT_LIMITS
 
 
 def test_batch_keys_shapes_and_schema(sim_batch, sim_generator):
@@ -60,7 +60,10 @@ def test_body_rests_in_the_mattress_and_within_limits(sim_batch, sim_generator):
     supine = sim_batch["posture"] == 0
     assert supine.sum() >= 2
     assert ((pelvis[supine, 0] - 0.347).abs() < 0.2).all()
-    assert ((pelvis[supine, 1] - 0.95).abs() < 0.2).all()
+    # (Arms over the head reach up the bed: the footprint is centred, the pelvis lies lower.)
+    overhead = (sim_batch["arm_class"] == ARM_CLASSES.index("overhead")).any(1)
+    band = torch.where(overhead, 0.4, 0.2)
+    assert ((pelvis[supine, 1] - 0.95).abs() < band[supine]).all()
     assert 40 < float(sim_batch["mass"].min()) and float(sim_batch["mass"].max()) < 160
     assert ((sim_batch["stature"] >= 1.5) & (sim_batch["stature"] <= 2.0)).all()
 
