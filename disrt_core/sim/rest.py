@@ -74,7 +74,6 @@ BAND = 0.015  # m: nor is one sunk this much deeper than its own load would sink
 #: (rounding, angles interpolated between candidates), which that test counts.
 CLEARANCE = 0.001
 NOISE = 1e-6  # m: float32 rounding of an unchanged margin
-TURN_COST = 0.01  # m per radian: what a turn must gain to be made without a crossing
 
 
 def _pick(theta: Tensor, g_all: Tensor, g_end: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
@@ -110,12 +109,9 @@ def _pick(theta: Tensor, g_all: Tensor, g_end: Tensor, valid: Tensor) -> tuple[T
         t = torch.where(first >= 0, t, torch.full_like(t, torch.inf))
         nearer = t.abs() < best.abs()
         best, safe = torch.where(nearer, t, best), torch.where(nearer, ta, safe)
-    # No crossing: the reachable angle nearest the target, each radian of turn counted as
-    # TURN_COST of distance (a turn that gains a few mm, e.g. a side sleeper's head flexed
-    # about the vertical, is not worth 75°: such heads ended flexed or extended up to 120°).
+    # No crossing: the reachable angle nearest the target.
     reach &= valid | (theta == 0)
-    cost = g.abs() + TURN_COST * theta.abs()
-    fallback = theta[torch.where(reach, cost, torch.full_like(g, torch.inf)).argmin(1)]
+    fallback = theta[torch.where(reach, g.abs(), torch.full_like(g, torch.inf)).argmin(1)]
     crossed = torch.isfinite(best)
     chosen = torch.where(crossed, best, fallback)
     safe = torch.where(crossed, safe, fallback)
