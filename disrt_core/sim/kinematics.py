@@ -9,13 +9,12 @@ product. Rotations are world-aligned, as both body-model backends use.
 
 from __future__ import annotations
 
-import functools
-
 import roma
 import torch
 from torch import Tensor
 
 from disrt_core.body.skeleton import SMPL_PARENTS
+from disrt_core.sim.constants import const
 
 
 def _depth(j: int) -> int:
@@ -28,13 +27,10 @@ LEVELS: tuple[tuple[int, ...], ...] = tuple(
     for d in range(1, 1 + max(_depth(j) for j in range(24))))
 
 
-@functools.lru_cache(maxsize=8)
 def _level_index(device: torch.device) -> tuple[tuple[Tensor, Tensor], ...]:
-    """(joints, parents) index tensors per level on ``device`` (made once: an index built
-    from a Python list is a host-to-device copy on every call)."""
-    return tuple((torch.tensor(js, device=device),
-                  torch.tensor([SMPL_PARENTS[j] for j in js], device=device))
-                 for js in LEVELS)
+    """(joints, parents) index tensors per level on ``device`` (made once, sim/constants)."""
+    return tuple((const(js, device, torch.long),
+                  const([SMPL_PARENTS[j] for j in js], device, torch.long)) for js in LEVELS)
 
 
 def global_rotations(root_rotmat: Tensor, body_pose: Tensor) -> Tensor:
