@@ -30,6 +30,7 @@ from torch import Tensor
 from disrt_core.body.base import BodyModel
 from disrt_core.body.rotations import roma_constants_outside_inference
 from disrt_core.checkpoint import CheckpointMismatchError, load_checkpoint, read_header
+from disrt_core.cuda_graphs import GraphCache
 from disrt_core.decoder import DecoderConfig, MeshDecoder
 from disrt_core.diffusion import GaussianDiffusion
 from disrt_core.diffusion_space import DiffusionSpace
@@ -163,7 +164,7 @@ class Estimator:
         # what one graph holds: "predict" (sampling + decoding) until the body model fails
         # to capture, then "sampling"
         self.graph_scope = "predict" if cuda_graphs else None
-        self._graphs: dict[tuple, tuple] = {}
+        self._graphs = GraphCache(warmup=3)  # used under self._lock
         self.seed = seed
         self.header = None  # the checkpoint header when loaded by from_checkpoint
         self._lock = threading.Lock()
@@ -303,26 +304,6 @@ class Estimator:
         """Sampling and decoding of B·K rows: (params, joints, vertices)."""
         return self._decode(self._sample(depth_rows, noise, step_noise), genders)
 
-    def _graphed(self, key: tuple, fn, args: tuple):
-        """``fn(*args)`` captured as a CUDA graph once per ``key`` and replayed with the
-        values of ``args`` (tensors, lists of tensors or None); returns copies of its output."""
-        if key not in self._graphs:
-            static = _tree_map(lambda a: a.clone(), args)
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                for _ in range(3):  # warm-up (autotuning, cuDNN plans) outside the capture
-                    fn(*static)
-            torch.cuda.current_stream().wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                out = fn(*static)
-            self._graphs[key] = (graph, static, out)
-        graph, static, out = self._graphs[key]
-        _tree_copy(static, args)
-        graph.replay()
-        return _tree_map(lambda a: a.clone(), out)
-
     def _infer_graphed(self, depth_rows: Tensor, noise: Tensor, step_noise: list[Tensor],
                        genders: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
         """:meth:`_infer` as one CUDA graph per (B·K, steps, η, gender given): sampling and
@@ -332,16 +313,14 @@ class Estimator:
         key = (depth_rows.shape[0], self.steps, self.eta, genders is None)
         if self.graph_scope == "predict":
             try:
-                return self._graphed(("predict", *key), self._infer,
-                                     (depth_rows, noise, step_noise, genders))
+                return self._graphs(("predict", *key), self._infer,
+                                    (depth_rows, noise, step_noise, genders))
             except RuntimeError as err:
-                self._graphs.pop(("predict", *key), None)
-                torch.cuda.synchronize(self.device)
                 self.graph_scope = "sampling"
                 warnings.warn(f"the body model's decoding cannot be captured in a CUDA graph "
                               f"({type(err).__name__}: {err}); graphing the sampling only",
                               RuntimeWarning, stacklevel=3)
-        x0 = self._graphed(("sampling", *key), self._sample, (depth_rows, noise, step_noise))
+        x0 = self._graphs(("sampling", *key), self._sample, (depth_rows, noise, step_noise))
         return self._decode(x0, genders)
 
     def predict(self, depth, gender: Tensor | None = None) -> Prediction:
@@ -384,24 +363,6 @@ class Estimator:
             return self._finish(Prediction(
                 params=params, joints=joints, vertices=vertices, joint_spread=spread,
                 hypotheses_joints=joints_k), depth)
-
-
-def _tree_map(fn, tree):
-    """``fn`` on every tensor of a tensor / list / tuple / None tree, same structure."""
-    if tree is None:
-        return None
-    if isinstance(tree, Tensor):
-        return fn(tree)
-    return type(tree)(_tree_map(fn, t) for t in tree)
-
-
-def _tree_copy(dst, src) -> None:
-    """Copy the tensors of ``src`` into the same-structured ``dst`` in place."""
-    if isinstance(dst, Tensor):
-        dst.copy_(src)
-    elif dst is not None:
-        for d, s_ in zip(dst, src):
-            _tree_copy(d, s_)
 
 
 def load_body_for(model_id: str, model_dir: str | Path | None = None,

@@ -7,7 +7,8 @@ batch, whose Python and dispatch overhead (~15 µs each) kept the GPU idle most 
 
 :func:`replay` runs ``fn(*tensors)`` eagerly on the CPU (and when disabled); on CUDA it
 captures it once per key and input shapes into a graph with its own static inputs, then
-copies the inputs in, replays, and returns clones of the outputs. ``fn`` must be pure
+copies the inputs in, replays, and returns clones of the outputs
+(:class:`disrt_core.cuda_graphs.GraphCache`). ``fn`` must be pure
 tensor work: no host synchronisation (``.item()``, ``bool(t)``, boolean-mask indexing), no
 tensors built from Python lists (:mod:`disrt_core.sim.constants`), no random numbers. A
 capture that fails (some operation the graph cannot hold) is logged once and that key runs
@@ -19,16 +20,17 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 
 import torch
 from torch import Tensor
 
+from disrt_core.cuda_graphs import GraphCache
+
 log = logging.getLogger(__name__)
 
 MAX_GRAPHS = 16  # kept (batch sizes × keys); each holds its own memory pool
-_GRAPHS: OrderedDict[tuple, tuple] = OrderedDict()
+_GRAPHS = GraphCache(MAX_GRAPHS)
 _FAILED: set[Hashable] = set()
 _LOCK = threading.Lock()
 
@@ -47,36 +49,9 @@ def replay(key: Hashable, fn: Callable[..., Sequence[Tensor]],
         return list(fn(*tensors))
     sig = (key, tensors[0].device, tuple((t.shape, t.dtype) for t in tensors))
     with _LOCK:
-        entry = _GRAPHS.get(sig)
-        if entry is None:
-            try:
-                entry = _capture(fn, tensors)
-            except Exception as err:  # any capture failure: run eagerly
-                _FAILED.add(key)
-                log.warning("CUDA graph capture of %s failed, running it eagerly: %s",
-                            key, err)
-                return list(fn(*tensors))
-            _GRAPHS[sig] = entry
-            while len(_GRAPHS) > MAX_GRAPHS:
-                _GRAPHS.popitem(last=False)
-        _GRAPHS.move_to_end(sig)
-        graph, static, out = entry
-        for dst, src in zip(static, tensors, strict=True):
-            dst.copy_(src)
-        graph.replay()
-        return [o.clone() for o in out]
-
-
-def _capture(fn: Callable[..., Sequence[Tensor]], tensors: Sequence[Tensor]) -> tuple:
-    static = [t.clone() for t in tensors]
-    side = torch.cuda.Stream(device=static[0].device)
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side), torch.no_grad():  # warm-up: lazy handles, autotuning
-        fn(*[t.clone() for t in static])
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    # thread_local: a training thread beside the generator's (pool prefetch) may allocate
-    # and synchronise while this one captures.
-    with torch.no_grad(), torch.cuda.graph(graph, capture_error_mode="thread_local"):
-        out = list(fn(*static))
-    return graph, static, out
+        try:
+            return list(_GRAPHS(sig, fn, list(tensors)))
+        except Exception as err:  # any capture failure: run eagerly from now on
+            _FAILED.add(key)
+            log.warning("CUDA graph capture of %s failed, running it eagerly: %s", key, err)
+    return list(fn(*tensors))
