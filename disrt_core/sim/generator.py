@@ -48,10 +48,8 @@ the mattress's springs).
 
 from __future__ import annotations
 
-import inspect
 import math
 
-import roma
 import torch
 from torch import Tensor
 
@@ -60,7 +58,8 @@ from disrt_core.geometry.camera import invert_rigid, raw_to_network, transform_p
 from disrt_core.posture import LEFT, RIGHT, posture_from_axis_angle
 from disrt_core.sim import mattress
 from disrt_core.sim.bed_objects import bed_objects
-from disrt_core.sim.bodyparts import CHAINS, model_of, pillow_support, sunk_limbs
+from disrt_core.sim.bodies import given_bodies, sample_bodies
+from disrt_core.sim.bodyparts import CHAINS, model_of, pillow_support
 from disrt_core.sim.config import (  # noqa: F401  (re-exported)
     GENERATOR_VERSION,
     SCENES,
@@ -69,12 +68,8 @@ from disrt_core.sim.config import (  # noqa: F401  (re-exported)
 )
 from disrt_core.sim.drape import drape, sample_blankets
 from disrt_core.sim.noise import apply_sensor_noise
-from disrt_core.sim.placement import part_labels, place_on_mattress
-from disrt_core.sim.poses import (
-    PosePrior,
-    forward_joints,
-    self_intersecting,
-)
+from disrt_core.sim.placement import part_labels
+from disrt_core.sim.poses import PosePrior
 from disrt_core.sim.render import grid_faces, rasterize, render_depth, render_plane
 from disrt_core.sim.rest import settle as settle_bodies
 from disrt_core.sim.room import (
@@ -99,7 +94,6 @@ from disrt_core.sim.scene import (
 from disrt_core.sim.sensors import get_sensor, sample_camera_poses, sample_room_cameras
 from disrt_core.sim.shapes import body_mass, stature
 from disrt_core.sim.shards import to_shard_arrays  # noqa: F401  (re-exported)
-from disrt_core.sim.sitting import sample_sitting
 from disrt_core.sim.support import Support
 from disrt_core.sim.timing import StageTimer
 from disrt_core.threads import cpu_threads
@@ -131,92 +125,12 @@ class SceneGenerator:
     # -- stages ------------------------------------------------------------------------
     def sample_bodies(self, n: int, gen: torch.Generator, posture: Tensor | None = None,
                       beds=None, sitting: Tensor | None = None) -> dict[str, Tensor]:
-        """Shape, pose and placement of ``n`` bodies (parameters with pelvis height 0).
-
-        Lying bodies: poses that self-intersect grossly, do not fit on the mattress or
-        reach into it (:func:`~disrt_core.sim.bodyparts.sunk_limbs`) are replaced by the
-        first of ``max_pose_tries`` more draws (same posture, drawn for every body at once)
-        that passes; those left after that
-        (``pose_ok`` False: about a quarter of lying bodies, nearly all for a sunk limb,
-        which the settling lifts) keep their last draw that does not self-intersect (the
-        settling cannot pull interpenetrating limbs apart; the same random numbers). Sitting
-        bodies (on the bed's edge, :mod:`disrt_core.sim.sitting`): ``sitting`` [n] bool
-        forces them; otherwise each body sits with probability occupancy[2] / (occupancy[0]
-        + occupancy[2]) of the config (drawn anyway, as are the sitting poses, so forcing
-        leaves the other draws unchanged)."""
-        dev = self.device
-        shape, target = self.shapes.sample(n, gen, dev)
-        scale = target / self.rest_stature
-        pillow = beds.pillow[:, 0] > 0 if beds is not None else None
-        # Priors that do not know about pillows (the target domain's) are called without.
-        takes_pillow = "pillow" in inspect.signature(self.prior.sample).parameters
-        pose = self.prior.sample(n, gen, dev, posture,
-                                 **({"pillow": pillow} if takes_pillow else {}))
-        width = beds.width if beds is not None else torch.full((n,), 0.9, device=dev)
-        length = beds.length if beds is not None else torch.full((n,), 2.0, device=dev)
-        floor = beds.floor_z if beds is not None else torch.full((n,), -0.5, device=dev)
-        occupancy = getattr(self.config, "occupancy", (1.0, 0.0, 0.0))
-        share = occupancy[2] / max(occupancy[0] + occupancy[2], 1e-12)
-        drawn_sit = torch.rand(n, generator=gen, device=dev) < share
-        sitting = drawn_sit if sitting is None else sitting.to(dev).bool().expand(n)
-        sit = sample_sitting(n, gen, self.rest_joints, scale, width, length, floor)
-        # Every redraw at once, ``max_pose_tries`` per body (same posture): a few large
-        # launches instead of as many rounds of small ones (the GPU generator is bound by
-        # launches, benchmarks/NOTES.md). Candidate r of body i is row r·n + i.
-        tries = self.config.max_pose_tries
-        if tries > 0:
-            redo = self.prior.sample(tries * n, gen, dev, pose.posture.repeat(tries), **(
-                {"pillow": pillow.repeat(tries) if pillow is not None else None}
-                if takes_pillow else {}))
-            cand = [torch.cat([a, b]) for a, b in zip(
-                (pose.root_orient, pose.body_pose, pose.arm_class, pose.leg_class),
-                (redo.root_orient, redo.body_pose, redo.arm_class, redo.leg_class),
-                strict=True)]
-        else:
-            cand = [pose.root_orient, pose.body_pose, pose.arm_class, pose.leg_class]
-        k = tries + 1
-        sc = scale.repeat(k)
-        rest = self.rest_joints[None] * sc[:, None, None]
-        joints = forward_joints(rest, cand[1], roma.rotvec_to_rotmat(cand[0]),
-                                torch.zeros(k * n, 3, device=dev))
-        xy, fits = place_on_mattress(joints, width.repeat(k), length.repeat(k), gen, sc)
-        clean = (~self_intersecting(joints, sc)).view(k, n)
-        ok = (fits.view(k, n) & clean & ~sunk_limbs(joints, sc).view(k, n)) | sitting
-        # What redrawing in turn would keep: the first good draw, else the last draw that
-        # does not self-intersect, else the last draw (docstring).
-        r = torch.arange(k, device=dev)[:, None]
-        last_clean = torch.where(clean, r, -1).amax(0)
-        pick = torch.where(ok.any(0), torch.where(ok, r, k).amin(0),
-                           torch.where(last_clean >= 0, last_clean, k - 1))
-        rows = pick * n + torch.arange(n, device=dev)
-        root, body_pose, arm, leg = (c[rows] for c in cand)
-        xy, ok = xy[rows], ok.view(-1)[rows]
-        s = sitting[:, None]
-        root = torch.where(s, sit.root_orient, root)
-        body_pose = torch.where(s, sit.body_pose, body_pose)
-        xy = torch.where(s, sit.xy, xy)
-        arm, leg = torch.where(s, sit.arm_class, arm), torch.where(s, sit.leg_class, leg)
-        load = torch.where(sitting, sit.mattress_load, torch.ones_like(sit.mattress_load))
-        transl = torch.cat([xy, torch.zeros(n, 1, device=dev)], -1)
-        params = self.layout.pack(shape, transl, root, body_pose)
-        return {"params": params, "posture": pose.posture, "arm_class": arm,
-                "leg_class": leg, "stature": target, "pose_ok": ok, "sitting": sitting,
-                "mattress_load": load}
-
-    def _given_bodies(self, params: Tensor) -> dict[str, Tensor]:
-        if params.shape[-1] != self.layout.param_dim:
-            raise ValueError(f"params have {params.shape[-1]} values, this generator's body "
-                             f"model takes {self.layout.param_dim}")
-        p = self.layout.unpack(params)
-        transl = torch.cat([p.transl[:, :2], torch.zeros_like(p.transl[:, :1])], -1)
-        n, dev = params.shape[0], params.device
-        none = torch.full((n, 2), -1, dtype=torch.long, device=dev)
-        return {"params": self.layout.pack(p.shape, transl, p.root_orient, p.body_pose),
-                "posture": posture_from_axis_angle(p.root_orient), "arm_class": none,
-                "leg_class": none, "stature": torch.full((n,), float("nan"), device=dev),
-                "pose_ok": torch.ones(n, dtype=torch.bool, device=dev),
-                "sitting": torch.zeros(n, dtype=torch.bool, device=dev),
-                "mattress_load": torch.ones(n, device=dev)}
+        """Shape, pose and placement of ``n`` bodies (:func:`disrt_core.sim.bodies.
+        sample_bodies`)."""
+        return sample_bodies(n, gen, prior=self.prior, shapes=self.shapes, config=self.config,
+                             layout=self.layout, rest_joints=self.rest_joints,
+                             rest_stature=self.rest_stature, posture=posture, beds=beds,
+                             sitting=sitting)
 
     def settle(self, params: Tensor, vertices: Tensor, joints: Tensor, beds=None,
                stiffness: Tensor | None = None, bodies: dict | None = None) -> Tensor:
@@ -322,7 +236,7 @@ class SceneGenerator:
             if params is None:
                 bodies = self.sample_bodies(n, gen, posture, beds)
             else:
-                bodies = self._given_bodies(params.to(dev))
+                bodies = given_bodies(params.to(dev), self.layout)
             # Side sleepers' pillows are thicker and bunched up (scene.side_pillows).
             side = (bodies["posture"] == LEFT) | (bodies["posture"] == RIGHT)
             beds = side_pillows(beds, side & ~bodies["sitting"])
