@@ -8,12 +8,12 @@ Batched torch (CPU or GPU), [B, ...] throughout; part of :func:`bedfit_batch.fit
   picking every s-th pixel cuts a stereo camera's noise (correlated over about 3×3 pixels)
   by ~2 at stride 4.
 * :func:`up_direction`: the normal of the horizontal surfaces (floor, mattress, table tops,
-  which are parallel). Hypotheses are planes through point triplets picked from small
-  neighbourhoods (a fixed pattern, the same for every frame, so a frame's fit does not depend
-  on its batch); those within ``max_tilt`` of facing the camera are scored by how peaked the
-  points' heights along them are (sum of squared 2.5 cm histogram counts: every horizontal
-  surface counts, not only the largest), and the best is refined by least squares on the
-  points of its two largest levels (one normal, an offset per level).
+  which are parallel): the most common local surface normal within ``max_tilt`` of facing
+  the camera (normals over 2 or over 4 blocks, whichever cluster tighter); where there is
+  none, the best of fixed point triplets far apart (the same pattern for every frame, so a
+  frame's fit does not depend on its batch), scored by the probe points on its three
+  largest levels. Refined by least squares on the points of those levels whose own
+  surfaces face within 15°, then 5° of it (one normal, an offset per level).
 * :func:`find_levels`: peaks of the 1 cm histogram of distances along the normal (smoothed):
   each horizontal surface is one; per peak its distance, its noise (from the half width at
   half maximum, so thresholds follow the sensor: a D4xx at 3 m has several cm) and mass.
@@ -33,7 +33,6 @@ from torch import Tensor
 
 HIST_BIN = 0.01  # m
 HIST_MAX = 10.0  # m: farther readings are left out of the level histogram
-_SCORE_BIN = 0.025
 
 
 def choose_stride(height: int, width: int, points: int = 16000) -> int:
@@ -117,28 +116,6 @@ def _scatter_hist(values: Tensor, weights: Tensor, bins: int, width: float) -> T
     idx = (values / width).clamp(0, bins - 1).long()
     out = torch.zeros(*values.shape[:-1], bins, device=values.device, dtype=torch.float32)
     return out.scatter_add_(-1, idx, weights.to(torch.float32))
-
-
-def _sharpness(normals: Tensor, q: Tensor, q_ok: Tensor) -> Tensor:
-    """How peaked the heights of points q [B,M,3] along each normal [B,R,3] are: the sum of
-    squared 2.5 cm histogram counts (every horizontal surface adds its squared size)."""
-    dist = -(normals @ q.transpose(1, 2))  # [B,R,M]
-    hist = _scatter_hist(dist.clamp(min=0), q_ok[:, None].expand_as(dist),
-                         int(HIST_MAX / _SCORE_BIN), _SCORE_BIN)
-    return (hist * hist).sum(-1)
-
-
-def _turned(n: Tensor, steps_deg: tuple[float, ...]) -> Tensor:
-    """Normals [B,S,3] turned from n [B,3] by every pair of the angles (about two axes ⟂ n)."""
-    a = torch.zeros_like(n)
-    a[:, 0] = 1.0
-    e1 = a - (a * n).sum(-1, keepdim=True) * n
-    e1 = e1 / e1.norm(dim=-1, keepdim=True)
-    e2 = torch.linalg.cross(n, e1)
-    t = torch.tan(torch.deg2rad(torch.tensor(steps_deg, device=n.device, dtype=n.dtype)))
-    tx, ty = torch.meshgrid(t, t, indexing="ij")
-    out = n[:, None] + tx.reshape(1, -1, 1) * e1[:, None] + ty.reshape(1, -1, 1) * e2[:, None]
-    return out / out.norm(dim=-1, keepdim=True)
 
 
 def local_normals(points: Tensor, valid: Tensor, step: int = 2) -> tuple[Tensor, Tensor]:
