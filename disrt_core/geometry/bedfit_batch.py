@@ -329,6 +329,7 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
                            passes=(edges_mod.FINE_PASS,))
     ref = {k: v[:, 0] for k, v in ref.items()}
     ref = boards_mod.out_to_boards(ref, depth_m, K, normal, b_sg, ok, opt["limits"])
+    ref = boards_mod.in_to_boards(ref, depth_m, K, normal, b_sg, ok, opt["limits"])
     if opt["debug"] is not None:
         opt["debug"]["edges"] = ref
     offset, centre3, b_eu, b_ev = ref["offset"], ref["centre"], ref["eu"], ref["ev"]

@@ -16,6 +16,7 @@ the rays' seen points along lines across each edge are put back on the mattress 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from disrt_core.geometry.bedfit_edges import RUN, SUPPORT_TOL, _depth_at, edge_lines
@@ -132,3 +133,93 @@ def out_to_boards(ref: dict, depth_m: Tensor, K: Tensor, normal: Tensor, sigma: 
     shift = ((move[:, 0] - move[:, 1]) / 2)[:, None] * ref["eu"] + \
         ((move[:, 2] - move[:, 3]) / 2)[:, None] * ref["ev"]
     return {**ref, "centre": ref["centre"] + shift, "half": grown(move), "moved": move > 0}
+
+
+# A low board inside a fitted end (a footboard 5-15 cm above the mattress, whose top a noisy
+# camera partly reads as mattress, so the ray test's step lies at its outer face).
+LOW_FACE, LOW_DEPTH = 0.04, 0.12  # m: at least this high, at most this thick
+
+
+def board_inside(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Tensor,
+                 centre: Tensor, eu: Tensor, ev: Tensor, half: Tensor,
+                 lines: int = 32) -> Tensor:
+    """How far [B,4] (m, 0 = not) each edge (+u, −u, +v, −v) of fitted rectangles (as in
+    :func:`bounded`) moves in to a low board it has taken in. On each line the strongest
+    step up between 2 cm and ``LOW_DEPTH`` inside the edge (mean height of the 4 cm after
+    it less that of the 6 cm before it) is a board's face where the step is at least
+    ``LOW_FACE`` and 1.5σ, the surface after it ``LOW_FACE`` above the plane, and before it
+    mattress on half the points (a gap to the board may lie between) and nothing high; the
+    face lies where the nearest of the step's rays that see the
+    board meet it. On at least half of the lines, two thirds of them within 3 cm of their
+    median; the edge moves to ``bedfit_rect.GAP_TO_BOARD`` before it (as
+    :func:`board_ends`). A pillow or a body at the end is deeper than
+    ``LOW_DEPTH`` (no step inside it); bedding bunched at the end rarely lies that straight."""
+    step = 0.01
+    s, h, beyond = _seen(depth_m, K, n, offset, centre, eu, ev, half, LOW_DEPTH + RUN,
+                          lines, step)
+    band = torch.clamp(2.5 * sigma, min=0.03, max=0.06)[:, None, None, None]
+    known = torch.isfinite(h).to(h.dtype)
+    hk = torch.nan_to_num(h, nan=0.0)
+    n_after, n_before = 4, round(RUN / step)
+
+    def window_mean(values: Tensor, start: int, length: int) -> tuple[Tensor, Tensor]:
+        """Mean of the known values at offsets start .. start+length−1 from each point."""
+        pad = (max(0, -start), max(0, start + length - 1))
+        v = F.pad(values * known, pad).cumsum(-1)
+        c = F.pad(known, pad).cumsum(-1)
+        v, c = F.pad(v, (1, 0)), F.pad(c, (1, 0))
+        m = values.shape[-1]
+        lo = torch.arange(m, device=values.device) + start + pad[0]
+        total, count = v[..., lo + length] - v[..., lo], c[..., lo + length] - c[..., lo]
+        return total / count.clamp(min=1), count
+
+    high_at = torch.maximum(torch.full_like(band, LOW_FACE), 1.5 * sigma[:, None, None, None])
+    after, c_after = window_mean(hk, 0, n_after)
+    before, c_before = window_mean(hk, -n_before, n_before)
+    # Before the face: mattress (and perhaps the gap to the board), nothing high.
+    flat_before, _ = window_mean((hk.abs() <= band).to(hk.dtype), -n_before, n_before)
+    high_before, _ = window_mean((hk >= high_at).to(hk.dtype), -n_before, n_before)
+    rise = after - before
+    inside = (s <= -0.02) & (s >= -LOW_DEPTH)
+    ok = (inside & (rise >= high_at) & (after >= LOW_FACE) & (flat_before >= 0.5)
+          & (high_before == 0) & (c_after >= n_after / 2) & (c_before >= n_before / 2))
+    score = torch.where(ok, rise, torch.full_like(rise, -1.0))
+    best = score.argmax(-1)
+    good = ok.any(-1)
+    # Where the first ray that sees the board meets it (rays cross a raised board at a
+    # slant, so the plane point's own offset s lies beyond its face).
+    idx = (best[..., None] + torch.arange(n_after, device=best.device)).clamp(max=s.shape[0] - 1)
+    on_board = torch.gather(hk, -1, idx) >= high_at
+    seen_at = torch.where(on_board, torch.gather(beyond, -1, idx),
+                          torch.full_like(idx, float("inf"), dtype=hk.dtype)).amin(-1)
+    good &= torch.isfinite(seen_at)
+    face = torch.where(good, seen_at, torch.full_like(seen_at, float("nan")))
+    med = face.nanmedian(-1).values
+    agree = (good & ((face - med[..., None]).abs() <= 0.03)).sum(-1) >= \
+        (2 / 3) * good.sum(-1).clamp(min=1)
+    move = torch.where((good.sum(-1) >= lines / 2) & agree, GAP_TO_BOARD - med,
+                       torch.zeros_like(med))
+    return torch.nan_to_num(move).clamp(min=0)
+
+
+def in_to_boards(ref: dict, depth_m: Tensor, K: Tensor, normal: Tensor, sigma: Tensor,
+                 ok: Tensor, limits: dict) -> dict:
+    """The fitted rectangle ``ref`` with an end of its long axis that took in a low board
+    (:func:`board_inside`) moved in to the board's face, where the mattress stays within
+    the size limits. The board is seen, so the edge keeps its support."""
+    half = ref["half"]
+    u_long = half[:, 0] >= half[:, 1]
+    is_end = torch.stack([u_long, u_long, ~u_long, ~u_long], -1) & ok[:, None] & \
+        ~ref["moved"]
+    if not bool(is_end.any()):
+        return ref
+    move = board_inside(depth_m, K, normal, ref["offset"], sigma, ref["centre"], ref["eu"],
+                        ref["ev"], half)
+    move = torch.where(is_end & (move >= 0.02), move, torch.zeros_like(move))
+    shrunk = half - torch.stack([move[:, 0] + move[:, 1], move[:, 2] + move[:, 3]], -1) / 2
+    fits = 2 * shrunk.amax(-1) >= limits["length"][0] - limits["size_tol"]
+    move = torch.where(fits[:, None], move, torch.zeros_like(move))
+    shrunk = half - torch.stack([move[:, 0] + move[:, 1], move[:, 2] + move[:, 3]], -1) / 2
+    shift = ((move[:, 1] - move[:, 0]) / 2)[:, None] * ref["eu"] + \
+        ((move[:, 3] - move[:, 2]) / 2)[:, None] * ref["ev"]
+    return {**ref, "centre": ref["centre"] + shift, "half": shrunk}

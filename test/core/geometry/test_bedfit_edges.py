@@ -213,3 +213,49 @@ def test_an_end_left_short_in_front_of_a_headboard_moves_out_to_it():
     assert float(boarded[2]) == pytest.approx(0.25 + 0.03 - bedfit_rect.GAP_TO_BOARD, abs=0.03)
     assert float(boarded[3]) == 0.0
     assert float(moves(bedroom(floor=0.3, headboard=None))[2]) == 0.0
+
+
+def _with_footboard(height: float, gap: float = 0.03, floor: float = 0.3):
+    """The issue's bedroom with a footboard ``height`` m above the mattress, 4 cm thick,
+    standing ``gap`` m beyond the mattress's foot end (3 cm: as its headboard)."""
+    room = bedroom(floor=floor)
+    x0, x1, y0 = CX - room.width / 2, CX + room.width / 2, CY - room.length / 2
+    room.box(x0 - 0.03, x1 + 0.03, y0 - gap - 0.04, y0 - gap, -floor, height)
+    return room
+
+
+def test_an_end_that_took_in_a_low_footboard_moves_in_to_it():
+    """A footboard 8 cm above the mattress: a noisy camera reads part of its top as mattress,
+    and the ray test's step lies at its outer face. ``board_inside`` moves such a foot end,
+    given 7 cm out (at the board's outer face), in to 2 cm before the board's inner face
+    (``GAP_TO_BOARD``), 1 cm from the true end here; it moves neither the head end (pillow,
+    sleeper, headboard) nor a foot end as far out over a plain drop to the floor."""
+    def moves(room):
+        frame = view(room, "d435_640x480", 2.6, tilt=(0.15, -0.05), yaw=-math.pi / 2,
+                     seed=4)
+        depth = frame.depth_raw.to(torch.float32) / 1000
+        n, offset, sigma, centre, eu, ev, half = _truth_rectangle(frame)
+        centre = centre - ev * 0.07 / 2  # the foot end 7 cm out
+        half = half + torch.tensor([0.0, 0.07 / 2])
+        return bedfit_boards.board_inside(depth, frame.K.float(), n, offset, sigma, centre,
+                                          eu, ev, half)[0]  # +u, -u, +v (head), -v (foot)
+
+    boarded = moves(_with_footboard(0.08))
+    assert float(boarded[3]) == pytest.approx(0.07 - 0.03 + bedfit_rect.GAP_TO_BOARD,
+                                              abs=0.02)
+    assert float(boarded[2]) == 0.0 and float(boarded[0]) == 0.0 and float(boarded[1]) == 0.0
+    assert float(moves(bedroom(floor=0.3))[3]) == 0.0
+
+
+def test_a_bed_with_a_low_footboard_is_fitted_to_the_mattress():
+    """The whole fit of that bedroom with a 6 cm footboard 1 cm beyond the mattress (below
+    the 15 cm a board needs to bound an edge), seen by two stereo cameras and a
+    time-of-flight one: every corner within 5 cm of the truth (the fit's foot end lay at the
+    board's outer face, 5-7 cm out, before ``board_inside``). A 12 cm board stays right."""
+    for height, sensor, seed in ((0.06, "d435_640x480", 4), (0.06, "d455_640x360", 2),
+                                 (0.06, "azure_nfov", 5), (0.12, "d435_640x480", 4)):
+        frame = view(_with_footboard(height, gap=0.01), sensor, 2.6, tilt=(0.15, -0.05),
+                     yaw=-math.pi / 2, seed=seed)
+        fits = fit_beds(frame.depth_raw, frame.K.float())
+        assert bool(fits.ok[0]), (height, sensor, fits.reason_text(0))
+        assert _error(fits, frame) < TOL_M, (height, sensor, _error(fits, frame))
