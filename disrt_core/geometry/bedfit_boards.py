@@ -10,7 +10,10 @@ the rays' seen points along lines across each edge are put back on the mattress 
   so that the edge counts as seen (not ``weak``);
 * :func:`board_ends`: for an end the fit left short (pillows and bedding in front of a
   headboard give no step), a board standing further out with only bedding between;
-  :func:`out_to_boards` moves such ends of a fit out to their boards.
+  :func:`out_to_boards` moves such ends of a fit out to their boards;
+* :func:`board_inside`: for an end the fit put too far out, over a low footboard whose top
+  a noisy camera partly reads as mattress (the step down lies at its outer face), the
+  board's face inside it; :func:`in_to_boards` moves such ends in to their boards.
 """
 
 from __future__ import annotations
@@ -144,16 +147,19 @@ def board_inside(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: T
                  centre: Tensor, eu: Tensor, ev: Tensor, half: Tensor,
                  lines: int = 32) -> Tensor:
     """How far [B,4] (m, 0 = not) each edge (+u, −u, +v, −v) of fitted rectangles (as in
-    :func:`bounded`) moves in to a low board it has taken in. On each line the strongest
-    step up between 2 cm and ``LOW_DEPTH`` inside the edge (mean height of the 4 cm after
-    it less that of the 6 cm before it) is a board's face where the step is at least
-    ``LOW_FACE`` and 1.5σ, the surface after it ``LOW_FACE`` above the plane, and before it
-    mattress on half the points (a gap to the board may lie between) and nothing high; the
-    face lies where the nearest of the step's rays that see the
-    board meet it. On at least half of the lines, two thirds of them within 3 cm of their
-    median; the edge moves to ``bedfit_rect.GAP_TO_BOARD`` before it (as
-    :func:`board_ends`). A pillow or a body at the end is deeper than
-    ``LOW_DEPTH`` (no step inside it); bedding bunched at the end rarely lies that straight."""
+    :func:`bounded`) moves in to a low board it has taken in.
+
+    On each line, the strongest step up between 2 cm and ``LOW_DEPTH`` inside the edge (the
+    mean height of the 4 cm after it less that of the 6 cm before it) is a board's face
+    where the step is at least ``LOW_FACE`` and 1.5σ, the surface after it ``LOW_FACE``
+    above the plane, and before it mattress on half the points (a gap to the board may lie
+    between) and nothing high. The face lies where the nearest of the step's rays that see
+    the board meet it (rays cross a raised board at a slant, so a plane point's own offset
+    lies beyond the face). With faces on at least half of the lines, two thirds of them
+    within 3 cm of their median, the edge moves to ``bedfit_rect.GAP_TO_BOARD`` before that
+    median (as in :func:`board_ends`). A pillow or a body at the end is deeper than
+    ``LOW_DEPTH`` (no step inside it); bedding bunched at the end rarely lies that straight.
+    """
     step = 0.01
     s, h, beyond = _seen(depth_m, K, n, offset, centre, eu, ev, half, LOW_DEPTH + RUN,
                           lines, step)
@@ -186,8 +192,6 @@ def board_inside(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: T
     score = torch.where(ok, rise, torch.full_like(rise, -1.0))
     best = score.argmax(-1)
     good = ok.any(-1)
-    # Where the first ray that sees the board meets it (rays cross a raised board at a
-    # slant, so the plane point's own offset s lies beyond its face).
     idx = (best[..., None] + torch.arange(n_after, device=best.device)).clamp(max=s.shape[0] - 1)
     on_board = torch.gather(hk, -1, idx) >= high_at
     seen_at = torch.where(on_board, torch.gather(beyond, -1, idx),
