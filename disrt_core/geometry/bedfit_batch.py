@@ -14,7 +14,8 @@ view, with or without a person, pillows or a blanket on it. Stages (one module e
    the camera, and completely in view (corners and a strip 3 cm beyond each edge inside
    the image and its valid window: a stereo camera's blind left band counts as outside);
 4. :mod:`bedfit_edges`: each candidate's four edges measured again on the raw pixels; the
-   size and view checks use these measured rectangles;
+   size and view checks use these measured rectangles; :mod:`bedfit_boards` moves the
+   chosen one's ends to the head- and footboards the ray test could not place them at;
 5. :mod:`bedfit_headnet`: the head end (``head="auto"``) from a small classifier fitted on
    generated rooms, on height profiles along and across the mattress and the hand-set
    person, pillow and board cues of :mod:`bedfit_head`, with a confidence in [0.5, 1]; or
