@@ -12,8 +12,10 @@ from disrt_core.sim.scene import PILLOW_PROB
 from disrt_core.sim.sensors import get_sensor
 
 #: 1.1 (2026-12-05): the pose redraws drawn for all bodies at once; the same seed gives other
-#: scenes than 1.0 did.
-GENERATOR_VERSION = "1.1"
+#: scenes than 1.0 did. 1.2 (2026-12-05): the bed fit of ``bed_pose: fit`` moves an end that
+#: took in a low footboard in to the board (``bedfit_boards.in_to_boards``): same scenes,
+#: some fitted beds (and so labels and network images) differ.
+GENERATOR_VERSION = "1.2"
 STAGES = ("pose", "skinning", "sinkage", "drape", "render", "noise", "preprocessing")
 SCENES = ("bed", "room")
 
