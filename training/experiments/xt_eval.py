@@ -64,6 +64,13 @@ def t0_error(est: Estimator, data: dict, n: int, seed: int = 1, t_value: int = 0
     return float(mpjpe_mm(pred, gt).mean())
 
 
+def tsweep(checkpoint: str, data: str, n: int = 128) -> dict[int, float]:
+    """MPJPE (mm) of x̂0 from the truth noised at t = 0, 10, 25, 50, 74, 99 (:func:`t0_error`)."""
+    est = Estimator.from_checkpoint(checkpoint, seed=0)
+    samples = load_set(data, est.body_model)
+    return {t: round(t0_error(est, samples, n, t_value=t), 1) for t in (0, 10, 25, 50, 74, 99)}
+
+
 def predict_all(est: Estimator, depth: torch.Tensor, batch: int = 128):
     joints, spread = [], []
     for i in range(0, len(depth), batch):

@@ -53,21 +53,11 @@ denoiser.Denoiser.forward = _patched_forward
 denoiser.Denoiser.load_state_dict = _patched_load
 
 
-def tsweep(checkpoint: str, data: str, n: int = 128) -> dict[int, float]:
-    """MPJPE (mm) of x̂0 from the truth noised at t = 0, 10, 25, 50, 74, 99."""
-    from xt_common import load_set
-    from xt_eval import t0_error
-
-    from disrt_core.infer import Estimator
-
-    est = Estimator.from_checkpoint(checkpoint, seed=0)
-    samples = load_set(data, est.body_model)
-    return {t: round(t0_error(est, samples, n, t_value=t), 1) for t in (0, 10, 25, 50, 74, 99)}
-
-
 if __name__ == "__main__":
     torch.set_num_threads(1)
     if sys.argv[1:2] == ["--tsweep"]:
+        from xt_eval import tsweep
+
         print(tsweep(*sys.argv[2:4]))
     else:
         import xt_finetune
