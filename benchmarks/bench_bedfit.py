@@ -53,6 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Result, Row, command_line, load_body, machine_info, save, time_call
 
 from disrt_core.geometry.bedfit_batch import REASONS, fit_beds
+from disrt_core.geometry.camera import median_depth
 from disrt_core.sim import SceneGenerator, SimConfig
 from disrt_core.sim.sensors import ALL_SENSORS, get_sensor
 
@@ -90,15 +91,18 @@ def partial_view(name: str, raw: torch.Tensor, K: torch.Tensor, truth: torch.Ten
 KEYS = ("depth_raw", "K", "mattress_corners", "in_view")
 
 
-def scenes_of(gen, n: int, seed: int, cache: Path | None) -> dict:
-    """A batch of room scenes (raw frames and truth), from ``cache`` when it holds them."""
+def scenes_of(gen, n: int, seed: int, cache: Path | None, noise_seed: int | None = None
+              ) -> dict:
+    """A batch of room scenes (raw frames and truth), from ``cache`` when it holds them;
+    with ``noise_seed``, another frame of the same scenes (new sensor noise)."""
     path = None
     if cache is not None:
         kind = "" if gen.config.scene == "room" else f"{gen.config.scene}_"
-        path = cache / f"{kind}{gen.config.sensor}_{seed}_{n}.pt"
+        again = "" if noise_seed is None else f"_noise{noise_seed}"
+        path = cache / f"{kind}{gen.config.sensor}_{seed}_{n}{again}.pt"
         if path.is_file():
             return torch.load(path)
-    sample = gen.sample(n, seed, with_raw=True)
+    sample = gen.sample(n, seed, with_raw=True, noise_seed=noise_seed)
     sample = {k: sample[k] for k in KEYS}
     if path is not None:
         cache.mkdir(parents=True, exist_ok=True)
@@ -108,7 +112,8 @@ def scenes_of(gen, n: int, seed: int, cache: Path | None) -> dict:
 
 
 def run_sensor(name: str, scenes: int, batch: int, body, device: str, seed: int,
-               dump: Path | None, cache: Path | None = None, scene: str = "room") -> dict:
+               dump: Path | None, cache: Path | None = None, scene: str = "room",
+               frames: int = 1) -> dict:
     gen = SceneGenerator(SimConfig(scene=scene, sensor=name, occupancy=OCCUPANCY), body,
                          device)
     stats = {"scenes": 0, "in_view": 0, "right": 0, "geometry": 0, "refused": 0,
@@ -122,6 +127,12 @@ def run_sensor(name: str, scenes: int, batch: int, body, device: str, seed: int,
         n = min(batch, scenes - start)
         sample = {k: v.to(device) for k, v in scenes_of(gen, n, seed + start, cache).items()}
         raw, K = sample["depth_raw"], sample["K"]
+        if frames > 1:  # the node's bed_fit_frames: the per-pixel median of several frames
+            more = [scenes_of(gen, n, seed + start, cache, (seed + start) * 100 + k)[
+                "depth_raw"] for k in range(1, frames)]
+            views = [raw.cpu().numpy()] + [m.cpu().numpy() for m in more]
+            raw = torch.from_numpy(np.stack([median_depth([v[i] for v in views])
+                                             for i in range(n)])).to(device)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         t0 = time.perf_counter()
@@ -225,6 +236,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bed-scenes", type=int, default=0,
                         help="also this many SLP-like bed scenes (Kinect v2 over the bed, "
                              "the mattress filling most of the view), reported apart")
+    parser.add_argument("--frames", type=int, default=1,
+                        help="fit the per-pixel median of this many frames of each scene "
+                             "(new sensor noise each), as the node's bed_fit_frames")
     parser.add_argument("--tag", default="", help="suffix of the result's name")
     parser.add_argument("--note", default="", help="machine conditions, stored with it")
     args = parser.parse_args(argv)
@@ -246,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
         for name in sensors:
             with torch.no_grad():
                 s = run_sensor(name, per, min(args.batch, per), body, args.device,
-                               args.seed, args.dump, args.cache)
+                               args.seed, args.dump, args.cache, frames=args.frames)
             per_sensor[name] = s
             for key in total:
                 total[key] += s[key]
@@ -316,7 +330,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.bed_scenes > 0:
             with torch.no_grad():
                 s = run_sensor("kinect2", args.bed_scenes, min(args.batch, args.bed_scenes),
-                               body, args.device, args.seed, None, args.cache, scene="bed")
+                               body, args.device, args.seed, None, args.cache, scene="bed",
+                               frames=args.frames)
             result.rows += [
                 Row("SLP-like bed scenes (kinect2): right (corners < 5 cm, head end right)",
                     round(100 * s["right"] / max(1, s["in_view"]), 1), "%",

@@ -40,7 +40,9 @@ default: a small CNN's map from the depth image read under the predicted body) o
 (:mod:`disrt_core.repositioning`; durations in minutes of the frames' stamps);
 ``monitor_state_file`` keeps its state across restarts.
 
-For ``corners`` and ``auto`` the bed is re-checked on a frame every ``refit_period_s``
+For ``corners`` and ``auto`` the bed is fitted on the per-pixel median of the last
+``bed_fit_frames`` frames (``geometry.camera.median_depth``; a fit from fewer, at start-up,
+is fitted again after a few seconds), re-checked the same way every ``refit_period_s``
 (``bedfit.bed_change``; 0 = never) and re-fitted when it moved; the check runs on the
 inference thread, so that frame's latency grows by the fit time (tens of ms).
 
@@ -210,6 +212,9 @@ PER_CAMERA: dict[str, tuple[Any, str, dict]] = {
                       "re-decided once someone lies there", {}),
     "refit_period_s": (60.0, "bed_region corners/auto: re-check the bed every this many "
                        "seconds (re-fit if it moved); 0 = never", _float(0.0, 86400.0)),
+    "bed_fit_frames": (5, "bed_region corners/auto: fit and re-check the bed on the "
+                       "per-pixel median of the last this many frames (a stereo camera's "
+                       "noise about halves over 5); 1 = on one frame", _int(1, 30)),
     "intrinsics": (Parameter.Type.DOUBLE_ARRAY, "[fx, fy, cx, cy] used (with a warning) "
                    "while no CameraInfo has arrived; empty = wait for CameraInfo", {}),
     "input_qos": ("", "this camera's input_qos; empty = the global input_qos", {}),
@@ -229,6 +234,7 @@ class CameraConfig:
     head_side: str
     refit_period_s: float
     K_fallback: np.ndarray | None  # [3,3] from ``intrinsics``
+    bed_fit_frames: int = 1  # frames whose per-pixel median the bed is fitted on
     input_qos: str = "reliable"  # one of INPUT_QOS
     head_fallback: str = "top"  # the image side of the head end while head_side auto cannot tell
     input_transport: str = "raw"  # one of INPUT_TRANSPORTS
@@ -375,7 +381,7 @@ def _camera(node: Node, name: str, camera_type: str, inputs: dict[str, str]) -> 
         info_topic=v["info_topic"] or f"{namespace}/{info_default}",
         frame_id=v["frame_id"], bed_region=region, T_cam_bed=T, corners_px=corners,
         head_side=head_side, head_fallback=head_fallback, refit_period_s=v["refit_period_s"],
-        K_fallback=K,
+        K_fallback=K, bed_fit_frames=v["bed_fit_frames"],
         input_qos=_choice(p + "input_qos", v["input_qos"] or inputs["input_qos"], INPUT_QOS),
         input_transport=_choice(p + "input_transport",
                                 v["input_transport"] or inputs["input_transport"],

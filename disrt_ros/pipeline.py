@@ -26,6 +26,7 @@ pose for it).
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,7 +36,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from disrt_core.geometry.bedframe import NET_SHAPE, normalize_depth
-from disrt_core.geometry.camera import label_to_camera, raw_to_network
+from disrt_core.geometry.camera import label_to_camera, median_depth, raw_to_network
 from disrt_core.geometry.plausibility import bed_region_problem, units_problem
 from disrt_core.occupancy import IN_BED, STATES, occupancy_state
 from disrt_core.occupancy_raw import DEFAULT_MATTRESS_M, trunk_features
@@ -82,6 +83,8 @@ class CameraState:
     failure: Failure | None = None  # why no bed was found, until one is (auto / corners)
     outputs: object | None = None  # disrt_ros.outputs.CameraOutputs (the node's)
     occupancy: tuple[str, float] = ("unknown", float("nan"))  # the last answered state
+    recent: deque = field(default_factory=deque)  # the last bed_fit_frames depth frames
+    fit_frames: int = 0  # how many frames the current bed was fitted on
 
 
 @dataclass
@@ -152,9 +155,15 @@ class Pipeline:
         cfg, now = cam.cfg, time.monotonic()
         if cfg.bed_region == "pose":
             return cfg.T_cam_bed
+        if cam.recent.maxlen != cfg.bed_fit_frames or (
+                cam.recent and cam.recent[-1].shape != frame.depth_mm.shape):
+            cam.recent = deque(maxlen=cfg.bed_fit_frames)
+        cam.recent.append(frame.depth_mm)
         if cam.bed is None and cam.failure is not None and now - cam.T_time < RETRY_S:
             return cam.failure  # looking for the bed costs a fit: not on every frame
-        settled = cam.bed is not None and cam.bed.head_known and not cam.bed.weak
+        # A bed fitted on fewer frames than bed_fit_frames (at start-up) is fitted again soon.
+        settled = (cam.bed is not None and cam.bed.head_known and not cam.bed.weak
+                   and cam.fit_frames >= cfg.bed_fit_frames)
         period = cfg.refit_period_s if cam.bed is None or settled else RETRY_S
         due = period > 0 and now - cam.T_time >= period
         if cam.bed is not None and not due:
@@ -162,6 +171,8 @@ class Pipeline:
         from disrt_core.geometry import bedfit
 
         depth, K = frame.depth_mm, frame.K
+        if len(cam.recent) > 1:  # the median of the last frames: less sensor noise
+            depth = median_depth(cam.recent)
         try:
             if settled:
                 change = bedfit.bed_change(cam.bed, depth, K, full=cfg.bed_region == "auto",
@@ -211,6 +222,7 @@ class Pipeline:
                 f"disrt-fit-bed; if it is wrong, set {cfg.name}.bed_region corners. Fitted "
                 f"again every {RETRY_S:.0f} s"), "warn")
         cam.bed, cam.T_time, cam.failure = fit, now, None
+        cam.fit_frames = len(cam.recent)
         return fit.T_cam_bed
 
     def run(self, jobs: list[Job]) -> list[FrameResult | Failure]:

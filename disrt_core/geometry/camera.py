@@ -27,6 +27,9 @@ than the sensor noise; the exact SLP path with its homographies is in ``geometry
 
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -165,3 +168,17 @@ def overhead_camera_pose(height_m: float, centre_xy: tuple[float, float], *,
     T_bed_cam[:3, :3] = r_bed_cam
     T_bed_cam[:3, 3] = torch.tensor([centre_xy[0], centre_xy[1], height_m])
     return invert_rigid(T_bed_cam)
+
+
+def median_depth(frames) -> np.ndarray:
+    """Per-pixel median of depth frames of one camera (numpy [H,W] each, any unit; 0 or
+    non-finite = no reading): the median of each pixel's readings where at least half of
+    the frames read it, else 0. A stereo camera's noise is largely new in every frame, so
+    over 5 frames it falls by about half (the bed fit's input, ``bed_fit_frames``)."""
+    stack = np.stack([np.asarray(f, dtype=np.float32) for f in frames])
+    valid = np.isfinite(stack) & (stack > 0)
+    enough = 2 * valid.sum(0) >= len(stack)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-nan pixels: nan, set to 0 below
+        med = np.nanmedian(np.where(valid, stack, np.nan), axis=0)
+    return np.where(enough, med, 0.0).astype(np.float32)

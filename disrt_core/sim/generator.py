@@ -212,6 +212,7 @@ class SceneGenerator:
     def sample(self, batch_size: int, seed: int | torch.Generator = 0, *,
                cover: int | Tensor | None = None, posture: Tensor | None = None,
                params: Tensor | None = None, with_raw: bool = False, with_mesh: bool = False,
+               noise_seed: int | None = None,
                timings: dict[str, float] | None = None) -> dict[str, Tensor]:
         """One batch of labelled samples (module docstring for the keys).
 
@@ -223,6 +224,8 @@ class SceneGenerator:
             limbs are not settled). With the same
             ``seed`` every call gets the same bed, camera, blanket and noise draws, so a
             sequence of slowly changing ``params`` makes a sequence of frames of one scene.
+        noise_seed: draw the sensor noise from this seed instead of ``seed``'s stream: the
+            same scenes seen in another frame of the camera (every other draw unchanged).
         timings: if given, seconds per stage (``STAGES``) are added to it.
         """
         gen = seed if isinstance(seed, torch.Generator) else torch.Generator(
@@ -328,6 +331,7 @@ class SceneGenerator:
         # and page-faulted afresh), a chunk of 16 frames does not. The chunk size orders
         # the noise draws, so it is a setting like the others (in the manifest).
         chunk = n if dev.type == "cuda" else cfg.cpu_chunk
+        noise_gen = gen if noise_seed is None else torch.Generator(dev).manual_seed(noise_seed)
         raws, nets, T_nets, fit_ok = [], [], [], []
         for s in range(0, n, chunk):
             e = min(n, s + chunk)
@@ -335,7 +339,7 @@ class SceneGenerator:
                 depth, material = self._render(points[s:e], beds.floor_z[s:e], room, s, e,
                                                K[s:e], T[s:e])
             with stage("noise"):
-                raw = apply_sensor_noise(depth, K[s:e], self.sensor, gen, cfg.noise,
+                raw = apply_sensor_noise(depth, K[s:e], self.sensor, noise_gen, cfg.noise,
                                          material=material, smooth=smooth[s:e])
             with stage("preprocessing"):
                 T_net = T[s:e]

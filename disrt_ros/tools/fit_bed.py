@@ -6,8 +6,9 @@ Sources (one of):
 * ``--bag BAG [--topic DEPTH] [--info-topic INFO]``: a rosbag2 bag (default topics: this
   project's / realsense-ros's ``/camera/camera/depth/image_rect_raw`` and the
   ``camera_info`` beside the depth topic); ``--frame N`` picks the N-th depth frame
-  (default 0) and ``--median K`` fits the per-pixel median of K frames from there (noise
-  and holes of a stereo camera average out; 0 readings are left out);
+  (default 0) and ``--median K`` fits the per-pixel median of K frames from there (default
+  5, as the node's ``bed_fit_frames``: a stereo camera's noise averages out; a pixel read
+  in fewer than half of them has no reading, ``geometry.camera.median_depth``);
 * ``--realsense [SERIAL]``: a live RealSense through pyrealsense2 (the median of
   ``--median`` frames, default 15, after 30 frames of warm-up for the auto-exposure);
 * ``--depth FILE --intrinsics FX FY CX CY`` or ``--camera-info YAML``: a depth image, a
@@ -30,12 +31,12 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from disrt_core.geometry.camera import median_depth
 from disrt_ros.bags import DEPTH_TOPIC
 
 EXIT_INPUT, EXIT_NO_BED = 1, 2
@@ -117,18 +118,6 @@ def read_depth_file(path: Path) -> tuple[np.ndarray, list[str]]:
     if depth.ndim != 2:
         raise InputError(f"{path}: a depth image must be 2-D, got shape {depth.shape}")
     return depth, notes
-
-
-def median_depth(frames: list[np.ndarray]) -> np.ndarray:
-    """Per-pixel median of frames [H,W] (mm), leaving out 0 readings (0 where all are)."""
-    if len(frames) == 1:
-        return frames[0].astype(np.float32)
-    stack = np.stack(frames).astype(np.float32)
-    stack[stack <= 0] = np.nan
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels: no reading
-        med = np.nanmedian(stack, axis=0)
-    return np.nan_to_num(med, nan=0.0).astype(np.float32)
 
 
 def read_bag(path: Path, topic: str, info_topic: str | None, frame: int, count: int) -> View:
@@ -338,7 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
                                              "the depth topic)")
     parser.add_argument("--frame", type=int, default=0, help="bag: first depth frame used")
     parser.add_argument("--median", type=int, default=None, metavar="K",
-                        help="fit the per-pixel median of K frames (bag: 1, live: 15)")
+                        help="fit the per-pixel median of K frames (bag: 5, as the node's "
+                        "bed_fit_frames; live: 15)")
     parser.add_argument("--intrinsics", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"))
     parser.add_argument("--camera-info", type=Path, help="camera info YAML for --depth")
     parser.add_argument("--head", default="auto",
@@ -350,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_view(args) -> View:
     if args.bag is not None:
-        return read_bag(args.bag, args.topic, args.info_topic, args.frame, args.median or 1)
+        return read_bag(args.bag, args.topic, args.info_topic, args.frame, args.median or 5)
     if args.realsense is not None:
         return read_realsense(args.realsense, args.median or 15)
     depth, notes = read_depth_file(args.depth)

@@ -44,6 +44,7 @@ class FakeBedfit(types.ModuleType):
     def __init__(self):
         super().__init__("disrt_core.geometry.bedfit")
         self.calls: list[tuple] = []
+        self.depths: list[np.ndarray] = []  # what fit_bed was given
         self.fail = False
         self.moved = False
         self.weak = False
@@ -64,6 +65,7 @@ class FakeBedfit(types.ModuleType):
 
     def fit_bed(self, depth_mm, K, *, head="top", **_):
         self.calls.append(("auto", depth_mm.shape, head))
+        self.depths.append(np.array(depth_mm, copy=True))
         return self._fit()
 
     def bed_change(self, reference, depth_mm, K, *, full=False, head="top", **_):
@@ -173,6 +175,41 @@ def test_weak_auto_fit_is_warned_and_fitted_again(ros, bedfit, monkeypatch):
             assert send_until(player, lambda s=stamp: player.stamped("camera", "joints", s),
                               stamp)
         assert sum(c[0] == "auto" for c in bedfit.calls) == settled  # refit_period_s 0: never
+    finally:
+        ros.remove(player)
+        ros.remove(monitor)
+
+
+def test_auto_fit_on_the_median_of_the_last_frames(ros, bedfit, monkeypatch):
+    """bed_fit_frames 3: the first fit (at start-up) takes the one frame there is, and, made
+    from fewer than 3 frames, is fitted again after RETRY_S on the per-pixel median of the
+    last 3. The frames cycle through three patterns whose median is none of them (2000 mm
+    everywhere), so only a median can give it."""
+    import disrt_ros.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "RETRY_S", 0.05)
+    base = depth_frame()
+    half = base.shape[1] // 2
+    patterns = []
+    for left, right in ((1990, 2010), (2010, 2000), (2000, 1990)):
+        frame = np.empty_like(base)
+        frame[:, :half], frame[:, half:] = left, right
+        patterns.append(frame)
+    monitor, player = start(ros, **{"camera.bed_region": "auto", "camera.head_side": "top",
+                                    "camera.bed_fit_frames": 3})
+    sent = [0]
+
+    def publish_next():
+        player.publish("camera", patterns[sent[0] % 3], 1 + sent[0], FRAME, K)
+        sent[0] += 1
+
+    def median_fit():
+        return any((d == 2000).all() for d in bedfit.depths[1:])
+
+    try:
+        assert wait_until(lambda: (publish_next(), median_fit())[1])
+        first = bedfit.depths[0]
+        assert any(np.array_equal(first, p) for p in patterns)  # one frame, not a median
     finally:
         ros.remove(player)
         ros.remove(monitor)

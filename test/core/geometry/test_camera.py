@@ -119,3 +119,25 @@ def test_pixel_rays_are_the_inverse_intrinsics():
     expected = torch.cat([uv, torch.ones_like(uv[..., :1])], -1) @ torch.linalg.inv(
         K).transpose(-1, -2)
     torch.testing.assert_close(pixel_rays(K, uv), expected, rtol=0, atol=1e-12)
+
+
+def test_median_depth_of_frames_against_numpy():
+    """Per pixel: the median of the readings where at least half the frames read it (0 or
+    nan = none), else 0; checked against a per-pixel loop with numpy's median."""
+    import numpy as np
+
+    from disrt_core.geometry.camera import median_depth
+
+    rng = np.random.default_rng(3)
+    frames = [rng.uniform(1800, 2200, (6, 7)).astype(np.float32) for _ in range(5)]
+    for k, f in enumerate(frames):
+        f[rng.random((6, 7)) < 0.35] = 0.0 if k % 2 else np.nan
+    got = median_depth(frames)
+    stack = np.stack(frames)
+    for r in range(6):
+        for c in range(7):
+            read = [v for v in stack[:, r, c] if np.isfinite(v) and v > 0]
+            want = np.median(read) if 2 * len(read) >= len(frames) else 0.0
+            assert got[r, c] == np.float32(want), (r, c, read)
+    assert got.dtype == np.float32 and got.shape == (6, 7)
+    assert (median_depth(frames[:1]) == np.nan_to_num(frames[0])).all()  # one frame: itself
