@@ -80,11 +80,15 @@ class Denoiser(nn.Module):
         """x_t [N,P], t [N] integer timesteps (0..T−1), depth [N,1,128,54] in [0,1] -> x̂0 [N,P]."""
         if x_t.ndim != 2 or x_t.shape[-1] != self.param_dim:
             raise ValueError(f"x_t must be [N, {self.param_dim}], got {tuple(x_t.shape)}")
-        emb = self.embed(x_t, t)
+        return self.head(self.trunk_features(self.embed(x_t, t), depth))
+
+    def trunk_features(self, emb: Tensor, depth: Tensor) -> Tensor:
+        """The trunk's output [N, trunk_out_dim] for embeddings ``emb`` [N, emb_dim] and depth
+        [N,1,128,54]: what the head reads."""
         h = self.prepare_input(depth)
         for block in self.blocks:
             h = block(h, emb) if isinstance(block, EmbBlock) else block(h)
-        return self.head(self.trunk_out(h))
+        return self.trunk_out(h)
 
 
 def initialize_weights(model: Denoiser) -> None:

@@ -57,3 +57,45 @@ def joints_of(decoder: MeshDecoder, x: torch.Tensor, is_gt: bool = False,
 def mpjpe_mm(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     """Per-sample MPJPE [N] in mm (no alignment)."""
     return 1000.0 * torch.linalg.vector_norm(pred - gt, dim=-1).mean(dim=-1)
+
+
+def patch_denoiser(name: str, width, forward) -> None:
+    """Give :class:`~disrt_core.model.denoiser.Denoiser` (in this process only) a
+    zero-initialised ``Linear(param_dim, width(config))`` named ``name`` and ``forward`` as
+    its forward, so that a fine-tune starts from the loaded network exactly; weights without
+    the layer (the shipped ones) load with it at zero. For the x_t experiments of
+    docs/diffusion_xt.md, section 7."""
+    import disrt_core.model.denoiser as denoiser
+
+    init, load = denoiser.Denoiser.__init__, denoiser.Denoiser.load_state_dict
+
+    def patched_init(self, config, param_dim):
+        init(self, config, param_dim)
+        layer = torch.nn.Linear(param_dim, width(config))
+        torch.nn.init.zeros_(layer.weight)
+        torch.nn.init.zeros_(layer.bias)
+        setattr(self, name, layer)
+
+    def patched_load(self, state, strict=True, **kwargs):
+        state = dict(state)
+        for part in ("weight", "bias"):
+            state.setdefault(f"{name}.{part}",
+                             torch.zeros_like(getattr(getattr(self, name), part)))
+        return load(self, state, strict=strict, **kwargs)
+
+    denoiser.Denoiser.__init__ = patched_init
+    denoiser.Denoiser.forward = forward
+    denoiser.Denoiser.load_state_dict = patched_load
+
+
+def experiment_main(argv: list[str]) -> None:
+    """``--tsweep CHECKPOINT DATA`` (:func:`xt_eval.tsweep`) or an :mod:`xt_finetune` run."""
+    torch.set_num_threads(1)
+    if argv[:1] == ["--tsweep"]:
+        from xt_eval import tsweep
+
+        print(tsweep(*argv[1:3]))
+    else:
+        import xt_finetune
+
+        xt_finetune.main(argv)

@@ -17,49 +17,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import torch
-from torch import nn
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import disrt_core.model.denoiser as denoiser
-
-_init, _load = denoiser.Denoiser.__init__, denoiser.Denoiser.load_state_dict
+from xt_common import experiment_main, patch_denoiser
 
 
-def _patched_init(self, config, param_dim):
-    _init(self, config, param_dim)
-    self.xt_head = nn.Linear(param_dim, config.trunk_out_dim)
-    nn.init.zeros_(self.xt_head.weight)
-    nn.init.zeros_(self.xt_head.bias)
+def _forward(self, x_t, t, depth):
+    return self.head(self.trunk_features(self.embed(x_t, t), depth) + self.xt_head(x_t))
 
 
-def _patched_forward(self, x_t, t, depth):
-    emb = self.embed(x_t, t)
-    h = self.prepare_input(depth)
-    for block in self.blocks:
-        h = block(h, emb) if isinstance(block, denoiser.EmbBlock) else block(h)
-    return self.head(self.trunk_out(h) + self.xt_head(x_t))
-
-
-def _patched_load(self, state, strict=True, **kwargs):
-    state = dict(state)  # weights without the new layer (the shipped ones): it starts at 0
-    for name in ("weight", "bias"):
-        state.setdefault(f"xt_head.{name}", torch.zeros_like(getattr(self.xt_head, name)))
-    return _load(self, state, strict=strict, **kwargs)
-
-
-denoiser.Denoiser.__init__ = _patched_init
-denoiser.Denoiser.forward = _patched_forward
-denoiser.Denoiser.load_state_dict = _patched_load
-
+patch_denoiser("xt_head", lambda config: config.trunk_out_dim, _forward)
 
 if __name__ == "__main__":
-    torch.set_num_threads(1)
-    if sys.argv[1:2] == ["--tsweep"]:
-        from xt_eval import tsweep
-
-        print(tsweep(*sys.argv[2:4]))
-    else:
-        import xt_finetune
-
-        xt_finetune.main(sys.argv[1:])
+    experiment_main(sys.argv[1:])

@@ -19,38 +19,24 @@ import sys
 from pathlib import Path
 
 import torch
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import disrt_core.model.denoiser as denoiser
-
-_init, _load = denoiser.Denoiser.__init__, denoiser.Denoiser.load_state_dict
-
-
-def _patched_init(self, config, param_dim):
-    _init(self, config, param_dim)
-    self.sc_embed = nn.Linear(param_dim, config.emb_dim)
-    nn.init.zeros_(self.sc_embed.weight)
-    nn.init.zeros_(self.sc_embed.bias)
-    self._sc = None  # (t of the previous call, its output): the sampler's previous step
+from xt_common import experiment_main, patch_denoiser
 
 
 def _pass(self, x_t, t, depth, sc):
-    emb = self.embed(x_t, t) + self.sc_embed(sc)
-    h = self.prepare_input(depth)
-    for block in self.blocks:
-        h = block(h, emb) if isinstance(block, denoiser.EmbBlock) else block(h)
-    return self.head(self.trunk_out(h))
+    return self.head(self.trunk_features(self.embed(x_t, t) + self.sc_embed(sc), depth))
 
 
-def _patched_forward(self, x_t, t, depth):
+def _forward(self, x_t, t, depth):
     zeros = torch.zeros_like(x_t)
     if self.training:
         with torch.no_grad():
             first = _pass(self, x_t, t, depth, zeros)
         use = (torch.rand(x_t.shape[0], 1, device=x_t.device) < 0.5).to(x_t.dtype)
         return _pass(self, x_t, t, depth, first.detach() * use)
-    prev = self._sc
+    # Sampling: the previous call's (t, output), the DDIM step before (t falls each step).
+    prev = getattr(self, "_sc", None)
     sc = zeros
     if prev is not None and prev[1].shape == x_t.shape and int(t[0]) < prev[0]:
         sc = prev[1].to(x_t.dtype)
@@ -59,25 +45,7 @@ def _patched_forward(self, x_t, t, depth):
     return out
 
 
-def _patched_load(self, state, strict=True, **kwargs):
-    state = dict(state)  # weights without the new layer (the shipped ones): it starts at 0
-    for name in ("weight", "bias"):
-        state.setdefault(f"sc_embed.{name}", torch.zeros_like(getattr(self.sc_embed, name)))
-    return _load(self, state, strict=strict, **kwargs)
-
-
-denoiser.Denoiser.__init__ = _patched_init
-denoiser.Denoiser.forward = _patched_forward
-denoiser.Denoiser.load_state_dict = _patched_load
-
+patch_denoiser("sc_embed", lambda config: config.emb_dim, _forward)
 
 if __name__ == "__main__":
-    torch.set_num_threads(1)
-    if sys.argv[1:2] == ["--tsweep"]:
-        from xt_eval import tsweep
-
-        print(tsweep(*sys.argv[2:4]))
-    else:
-        import xt_finetune
-
-        xt_finetune.main(sys.argv[1:])
+    experiment_main(sys.argv[1:])
