@@ -2,8 +2,10 @@
 stride-2 downsampling convolution and an AdaLN-zero self-attention block.
 
 Every block that takes ``emb`` [N, emb_dim] (the summed time and parameter embeddings) is an
-:class:`EmbBlock`. Zero initialisation of the output layers lives in
-:func:`disrt_core.model.denoiser.initialize_weights`, not here.
+:class:`EmbBlock`: ``forward(h, emb)`` is ``forward_mod(h, modulation(emb))``, so that the
+denoiser can compute every block's ``Linear(SiLU(emb))`` in one matrix product
+(:meth:`disrt_core.model.denoiser.Denoiser.block_modulations`). Zero initialisation of the
+output layers lives in :func:`disrt_core.model.denoiser.initialize_weights`, not here.
 """
 
 from __future__ import annotations
@@ -27,15 +29,37 @@ def group_norm(channels: int, groups: int) -> nn.GroupNorm:
 
 
 class EmbBlock(nn.Module):
-    """A block whose forward takes the conditioning embedding: ``forward(h, emb)``."""
+    """A block whose forward takes the conditioning embedding: ``forward(h, emb)``.
 
-    def forward(self, h: Tensor, emb: Tensor) -> Tensor:  # pragma: no cover - interface
+    Subclasses hold ``Sequential(SiLU, Linear(emb_dim, 2C))`` as the attribute named by
+    ``MODULATION`` and implement ``forward_mod(h, mod)`` for ``mod`` = its output [N, 2C]
+    (scale | shift).
+    """
+
+    MODULATION = ""  # attribute name of the Sequential(SiLU, Linear); its keys are the state's
+
+    @property
+    def modulation(self) -> nn.Linear:
+        """The Linear of ``Linear(SiLU(emb))`` (scale | shift)."""
+        return getattr(self, self.MODULATION)[1]
+
+    def forward(self, h: Tensor, emb: Tensor) -> Tensor:
+        return self.forward_mod(h, getattr(self, self.MODULATION)(emb))
+
+    def forward_mod(self, h: Tensor, mod: Tensor) -> Tensor:  # pragma: no cover - interface
         raise NotImplementedError
 
 
 class ResBlock(EmbBlock):
     """GN→SiLU→Conv3×3, then ``GN(h)·(1+s)+b`` with ``[s,b] = Linear(SiLU(emb))``, SiLU,
-    Dropout, Conv3×3 (zero-initialised); skip = identity or Conv1×1 (SPEC §3)."""
+    Dropout, Conv3×3 (zero-initialised); skip = identity or Conv1×1 (SPEC §3).
+
+    ``pre(h)`` is the part that does not depend on ``emb`` (the input layers and the skip),
+    ``post(pre(h), mod)`` the rest: a sampler can run ``pre`` on the depth trunk's first
+    block once per image instead of once per step.
+    """
+
+    MODULATION = "emb_layers"
 
     def __init__(self, cin: int, cout: int, emb_dim: int, dropout: float, groups: int) -> None:
         super().__init__()
@@ -47,11 +71,17 @@ class ResBlock(EmbBlock):
                                         nn.Conv2d(cout, cout, 3, padding=1))
         self.skip = nn.Identity() if cin == cout else nn.Conv2d(cin, cout, 1)
 
-    def forward(self, h: Tensor, emb: Tensor) -> Tensor:
-        out = self.in_layers(h)
-        scale, shift = self.emb_layers(emb).to(out.dtype)[..., None, None].chunk(2, dim=1)
-        out = self.out_layers(modulate(self.out_norm(out), shift, scale))
-        return self.skip(h) + out
+    def pre(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        """(skip(h), in_layers(h)): what ``emb`` does not change."""
+        return self.skip(h), self.in_layers(h)
+
+    def post(self, pre: tuple[Tensor, Tensor], mod: Tensor) -> Tensor:
+        skip, out = pre
+        scale, shift = mod.to(out.dtype)[..., None, None].chunk(2, dim=1)
+        return skip + self.out_layers(modulate(self.out_norm(out), shift, scale))
+
+    def forward_mod(self, h: Tensor, mod: Tensor) -> Tensor:
+        return self.post(self.pre(h), mod)
 
 
 class Downsample(nn.Module):
@@ -75,6 +105,8 @@ class AttentionBlock(EmbBlock):
     output projection, added to the input.
     """
 
+    MODULATION = "ada"
+
     def __init__(self, channels: int, emb_dim: int, head_channels: int,
                  use_checkpoint: bool = False) -> None:
         super().__init__()
@@ -85,15 +117,15 @@ class AttentionBlock(EmbBlock):
         self.proj_out = nn.Linear(channels, channels)
         self.use_checkpoint = use_checkpoint
 
-    def forward(self, h: Tensor, emb: Tensor) -> Tensor:
+    def forward_mod(self, h: Tensor, mod: Tensor) -> Tensor:
         if self.use_checkpoint and self.training:
-            return checkpoint(self._forward, h, emb, use_reentrant=False)
-        return self._forward(h, emb)
+            return checkpoint(self._forward, h, mod, use_reentrant=False)
+        return self._forward(h, mod)
 
-    def _forward(self, h: Tensor, emb: Tensor) -> Tensor:
+    def _forward(self, h: Tensor, mod: Tensor) -> Tensor:
         b, c, height, width = h.shape
         tokens = h.flatten(2).transpose(1, 2)  # [B, L, C]
-        scale, shift = self.ada(emb).to(tokens.dtype)[:, None].chunk(2, dim=-1)
+        scale, shift = mod.to(tokens.dtype)[:, None].chunk(2, dim=-1)
         x = modulate(self.norm(tokens), shift, scale)
         qkv = self.qkv(x).view(b, -1, self.heads, 3, c // self.heads)
         q, k, v = qkv.permute(3, 0, 2, 1, 4).unbind(0)  # each [B, heads, L, ch]

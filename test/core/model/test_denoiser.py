@@ -162,3 +162,42 @@ def test_config_round_trip_and_errors():
         net(torch.zeros(1, 88), torch.zeros(1, dtype=torch.long), torch.rand(1, 1, 128, 54))
     with pytest.raises(ValueError, match="depth must be"):
         net(torch.zeros(1, 84), torch.zeros(1, dtype=torch.long), torch.rand(1, 128, 54))
+
+
+def _block_by_block(net: Denoiser, x_t, t, depth):
+    """The trunk written out as SPEC §3 chains it: every block from the depth, each
+    computing its own Linear(SiLU(emb))."""
+    emb = net.time_embed(t) + net.param_embed(x_t)
+    h = net.prepare_input(depth)
+    for block in net.blocks:
+        h = block(h, emb) if isinstance(block, (ResBlock, AttentionBlock)) else block(h)
+    return net.head(net.trunk_out(h))
+
+
+def test_encoded_forward_and_fused_modulations_give_the_block_by_block_result():
+    torch.manual_seed(3)
+    net = Denoiser(small().replace(dropout=0.0), param_dim=84).eval()
+    for p in net.parameters():  # away from the zero init, so that every block acts
+        torch.nn.init.normal_(p, mean=0.0, std=0.08)
+    x_t, t, depth = torch.randn(3, 84), torch.tensor([0, 40, 99]), torch.rand(3, 1, 128, 54)
+    with torch.no_grad():
+        expected = _block_by_block(net, x_t, t, depth)
+        code = net.encode_depth(depth)
+        assert expected.abs().mean() > 0.1  # not the zero-init constant
+        torch.testing.assert_close(net(x_t, t, depth), expected, atol=1e-5, rtol=1e-4)
+        # the code is reused across steps: other x_t and t, same depth
+        x2, t2 = torch.randn(3, 84), torch.tensor([7, 7, 7])
+        torch.testing.assert_close(net.forward_encoded(x2, t2, code),
+                                   _block_by_block(net, x2, t2, depth), atol=1e-5, rtol=1e-4)
+    mods = net.block_modulations(net.embed(x_t, t))
+    blocks = [b for b in net.blocks if isinstance(b, (ResBlock, AttentionBlock))]
+    assert len(mods) == len(blocks) > 10
+    emb = net.embed(x_t, t)
+    for mod, block in zip(mods, blocks):
+        own = block.emb_layers(emb) if isinstance(block, ResBlock) else block.ada(emb)
+        torch.testing.assert_close(mod, own, atol=1e-5, rtol=1e-4)
+
+
+def test_a_trunk_without_a_first_res_block_is_refused():
+    with pytest.raises(ValueError, match="num_res_blocks"):
+        Denoiser(small().replace(num_res_blocks=0), param_dim=84)
