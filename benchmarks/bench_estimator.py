@@ -15,7 +15,11 @@ prints the top operators of one call.
 
 FLOPs are counted with ``torch.utils.flop_counter`` on one fp32 forward with the math
 attention kernel (the fused CPU/GPU kernels are not counted by the flop counter); per image =
-steps × forward (the decoder's few MFLOP are left out). On a GPU the achieved fraction of
+steps × forward − (steps − 1) × the depth-only start that the estimator runs once (the
+decoder's few MFLOP are left out). The network's convolution and Linear weights are stored in
+the compute precision as ``Estimator.from_checkpoint`` does (``--no-cast-weights``: cast by
+autocast at every forward instead). ``--trace FILE`` keeps the profiler's Chrome trace of one
+call (with ``--profile``; gzipped when FILE ends in .gz). On a GPU the achieved fraction of
 its dense bf16 peak is reported (H100 SXM / H200: 989 TFLOP/s, H100 PCIe: 756; override with
 ``--peak-tflops``). Peak memory: CUDA ``max_memory_allocated`` of the case; CPU the peak
 RSS of the whole process so far (Python, torch, the body model and every earlier case: an
@@ -63,16 +67,20 @@ def gpu_peak_tflops(name: str | None) -> float | None:
     return None
 
 
-def count_flops(config_name: str, param_dim: int) -> float:
-    """FLOPs of one fp32 forward at batch 1 (math attention so that it is counted)."""
+def count_flops(config_name: str, param_dim: int) -> tuple[float, float]:
+    """FLOPs of one fp32 forward at batch 1 (math attention so that it is counted), and of
+    its depth-only start (``Denoiser.encode_depth``), which the estimator runs once per call
+    instead of once per step."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
     net = Denoiser(preset(config_name), param_dim).eval()
     x, t, d = torch.zeros(1, param_dim), torch.zeros(1, dtype=torch.long), torch.rand(1, 1, 128, 54)
     with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as fc:
-        net(x, t, d)
-    return float(fc.get_total_flops())
+        code = net.encode_depth(d)
+        encode = float(fc.get_total_flops())
+        net.forward_encoded(x, t, code)
+    return float(fc.get_total_flops()), encode
 
 
 def _peak_rss_mb() -> float:
@@ -86,14 +94,15 @@ def run_case(args, body, name, batch, precision, compile_mode, graphs, flops):
     est = Estimator.from_model(net, body, device=args.device, steps=args.steps,
                                hypotheses=args.hypotheses, seed=0, precision=precision,
                                compile=compile_mode, cuda_graphs=graphs,
-                               channels_last=not args.no_channels_last)
+                               channels_last=not args.no_channels_last,
+                               cast_weights=not args.no_cast_weights)
     depth = torch.rand(batch, 1, 128, 54, device=args.device)
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     repeat, warmup = args.repeat, args.warmup
     if not cuda:  # about 30 s per case at ~60 GFLOP/s
-        seconds = batch * args.hypotheses * flops * args.steps / 60e9
+        seconds = batch * args.hypotheses * flops[0] * args.steps / 60e9
         repeat = max(3, min(repeat, int(30 / max(seconds, 1e-3))))
         warmup = min(warmup, max(1, repeat // 5))
     times = time_call(lambda: est.predict(depth), warmup=warmup, repeat=repeat, cuda=cuda)
@@ -117,11 +126,14 @@ def run_case(args, body, name, batch, precision, compile_mode, graphs, flops):
                 torch.cuda.synchronize()
         key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
         print(prof.key_averages().table(sort_by=key, row_limit=15))
+        if args.trace:
+            _export_trace(prof, Path(args.trace))
     p50 = statistics.median(times)
     return {
         "p50_ms": 1e3 * p50, "p99_ms": 1e3 * percentile(times, 99), "min_ms": 1e3 * min(times),
         "images_per_s": batch / p50, "forward_ms": 1e3 * statistics.median(fwd),
-        "peak_mb": peak, "flops_per_image": flops * args.steps * args.hypotheses,
+        "peak_mb": peak,
+        "flops_per_image": (flops[0] * args.steps - flops[1] * (args.steps - 1)) * args.hypotheses,
     }
 
 
@@ -145,7 +157,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--peak-tflops", type=float, default=None)
     parser.add_argument("--no-cudnn-benchmark", action="store_true")
     parser.add_argument("--no-channels-last", action="store_true")
+    parser.add_argument("--no-cast-weights", action="store_true")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--trace", default=None, help="with --profile: Chrome trace file")
     parser.add_argument("--tag", default="",
                         help="suffix of the result name, so that runs with different options "
                              "on one machine do not overwrite each other")
@@ -184,10 +198,13 @@ def main(argv: list[str] | None = None) -> None:
         params = count_parameters(Denoiser(preset(name), body.param_dim))
         result.rows.append(Row(f"{name}: parameters ({body.model_id})", round(params / 1e6, 3),
                                "M"))
-        result.rows.append(Row(f"{name}: FLOPs per forward", round(flops / 1e9, 3), "GFLOP"))
-        print(f"{name}: {params:,} parameters, {flops / 1e9:.3f} GFLOP per forward")
+        result.rows.append(Row(f"{name}: FLOPs per forward", round(flops[0] / 1e9, 3), "GFLOP"))
+        result.rows.append(Row(f"{name}: FLOPs of the depth-only start", round(flops[1] / 1e9, 3),
+                               "GFLOP", note="run once per call, not per step"))
+        print(f"{name}: {params:,} parameters, {flops[0] / 1e9:.3f} GFLOP per forward, "
+              f"{flops[1] / 1e9:.3f} of them depth-only")
         for batch in batches:
-            call_gflop = batch * args.hypotheses * args.steps * flops / 1e9
+            call_gflop = batch * args.hypotheses * args.steps * flops[0] / 1e9
             if not cuda and call_gflop > args.cpu_max_gflop:
                 print(f"  skip {name} batch {batch} on the CPU ({call_gflop:.0f} GFLOP per "
                       "call > --cpu-max-gflop)")
@@ -210,6 +227,23 @@ def main(argv: list[str] | None = None) -> None:
                         _report(result, tag, name, batch, r, cuda, peak_tflops)
                         save(result)  # a run stopped at a time limit keeps its cases
     print("wrote", save(result))
+
+
+def _export_trace(prof, path: Path) -> None:
+    """The profiler's Chrome trace at ``path`` (gzipped for a .gz name)."""
+    import gzip
+    import shutil
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix != ".gz":
+        prof.export_chrome_trace(str(path))
+        return
+    raw = path.with_suffix("")
+    prof.export_chrome_trace(str(raw))
+    with raw.open("rb") as src, gzip.open(path, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    raw.unlink()
+    print("trace written to", path)
 
 
 def _report(result, tag, name, batch, r, cuda, peak_tflops):

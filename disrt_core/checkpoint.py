@@ -31,11 +31,13 @@ the linear schedule exists, :func:`disrt_core.diffusion.linear_betas`), weights 
 fit the network the header describes, NaN or infinite weights. A checkpoint made for
 another body model or parameter layout raises :class:`CheckpointMismatchError` (a
 ``CheckpointError``) naming both. A missing file is a ``FileNotFoundError``.
+:func:`load_body_for` loads the body model a header names.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +46,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 
 from disrt_core.atomic import atomic_write
+from disrt_core.body.base import BodyModel
 from disrt_core.body.layout import ParamLayout
 from disrt_core.decoder import DecoderConfig
 from disrt_core.diffusion import check_timesteps
@@ -342,3 +345,25 @@ def _string(value, key: str) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"{key} must be a non-empty string, got {value!r}")
     return value
+
+
+def load_body_for(model_id: str, model_dir: str | Path | None = None,
+                  device: str = "cpu") -> BodyModel:
+    """The body model a checkpoint names: ``smpl-<gender>`` (needs the SMPL files) or
+    ``anny-<version>``; the loaded model must report the same ``model_id``."""
+    from disrt_core.body import load_body_model
+
+    if model_id.startswith("smpl-"):
+        gender = model_id.split("-", 1)[1]
+        body = load_body_model("smpl", model_dir, gender=gender, device=device)
+    elif model_id.startswith("anny"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            body = load_body_model("anny", device=device)
+    else:
+        raise ValueError(f"checkpoint names an unknown body model {model_id!r}")
+    if body.model_id != model_id:
+        raise CheckpointMismatchError(
+            f"checkpoint was trained for body model {model_id!r}, but the installed one is "
+            f"{body.model_id!r}; install the version pinned in constraints.txt")
+    return body

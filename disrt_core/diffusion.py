@@ -7,7 +7,8 @@ follow the papers (β_t, ᾱ_t = ``alphas_cumprod``). Timesteps are 0-based inte
 with fewer steps.
 
 The sampler takes any ``model_fn(x_t [N,P], t [N] long, cond) -> x̂0 [N,P]``, so the same
-code drives the real denoiser, a compiled one, or a toy in the tests.
+code drives the real denoiser, a compiled one, or a toy in the tests; ``cond`` is passed
+through untouched (a depth batch, or the estimator's encoded depth).
 
 Sampler timesteps: the SPEC's rule round(linspace(T−1, 0, N)) unless the diffusion is built
 with a checkpoint's own ``timesteps`` (chosen on a validation set and stored in its header,
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-ModelFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+ModelFn = Callable[[Tensor, Tensor, object], Tensor]  # (x_t, t, cond) -> x̂0; cond is the caller's
 
 
 def linear_betas(num_timesteps: int) -> np.ndarray:
@@ -150,7 +151,7 @@ class GaussianDiffusion:
     def ddim_sample(
         self,
         model_fn: ModelFn,
-        cond: Tensor,
+        cond,
         shape: Sequence[int],
         steps: int = 5,
         eta: float = 0.0,
@@ -161,11 +162,12 @@ class GaussianDiffusion:
         """DDIM with x0 prediction: x_T ~ N(0, I) -> x̂0 [N, P] (SPEC §2).
 
         model_fn(x_t, t, cond) -> x̂0; ``cond`` has N rows (repeat it for K hypotheses, see
-        :meth:`sample_hypotheses`). ``noise`` is x_T (else drawn with ``generator``);
+        :meth:`sample_hypotheses`); it may be any object when ``noise`` is given (the device is
+        then the noise's). ``noise`` is x_T (else drawn with ``generator``);
         ``step_noise`` the z of each step but the last (η > 0; else drawn). Deterministic for
         η = 0 and fixed ``noise``. Arithmetic runs in float32 whatever the network's dtype.
         """
-        device = cond.device
+        device = (cond if noise is None else noise).device
         shape = tuple(shape)
         if noise is None:
             noise = torch.randn(shape, device=device, generator=generator)

@@ -29,13 +29,20 @@ from torch import Tensor
 
 from disrt_core.body.base import BodyModel
 from disrt_core.body.rotations import roma_constants_outside_inference
-from disrt_core.checkpoint import CheckpointMismatchError, load_checkpoint, read_header
+from disrt_core.checkpoint import (
+    CheckpointMismatchError,
+    load_body_for,
+    load_checkpoint,
+    read_header,
+)
 from disrt_core.cuda_graphs import GraphCache
 from disrt_core.decoder import DecoderConfig, MeshDecoder
 from disrt_core.diffusion import GaussianDiffusion
 from disrt_core.diffusion_space import DiffusionSpace
 from disrt_core.geometry.bedframe import NET_SHAPE
 from disrt_core.model import Denoiser
+from disrt_core.model.denoiser import cast_matmul_weights
+from disrt_core.occupancy import presence_probability
 from disrt_core.prediction import Prediction, average_bodies, with_presence
 
 __all__ = ["COMPILE_MODES", "PRECISIONS", "PRESSURE_METHODS", "Estimator", "Prediction",
@@ -62,8 +69,7 @@ def _as_depth_batch(depth, device: torch.device) -> Tensor:
             f"{NET_SHAPE[1]}] on the network grid, got {tuple(depth.shape)}; resample camera "
             "frames with disrt_core.geometry.camera.raw_to_network first")
     depth = depth.to(device=device, dtype=torch.float32, non_blocking=True)
-    lo, hi = torch.aminmax(depth)
-    lo, hi = float(lo), float(hi)
+    lo, hi = torch.stack(torch.aminmax(depth)).tolist()  # one wait for the device, not two
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError("depth holds NaN or infinite values; set missing readings to 0 "
                          "before normalising")
@@ -91,7 +97,10 @@ class Estimator:
     batched kernels). Without a seed, each row's noise is drawn from the device's global RNG.
 
     Speed options (CUDA): ``precision`` ``"auto"`` (bf16 autocast on CUDA, fp32 on CPU),
-    ``"fp32"``, ``"bf16"``, ``"fp16"``; ``channels_last`` (on by default in
+    ``"fp32"``, ``"bf16"``, ``"fp16"``; ``cast_weights`` stores the convolution and Linear
+    weights in that precision once (what autocast would otherwise cast at every forward, one
+    kernel per weight; the same values, so the same results; on by default in
+    :meth:`from_checkpoint`, off for an in-memory network); ``channels_last`` (on by default in
     :meth:`from_checkpoint`; off for an in-memory network, which it would convert in place);
     ``compile`` a
     ``torch.compile`` mode (``"max-autotune-no-cudagraphs"`` pairs with ``cuda_graphs``,
@@ -121,6 +130,7 @@ class Estimator:
         compile: str | None = None,
         cuda_graphs: bool = False,
         channels_last: bool = False,
+        cast_weights: bool = False,
         num_timesteps: int = 100,
         space: DiffusionSpace | None = None,
         timesteps: dict | None = None,
@@ -153,13 +163,18 @@ class Estimator:
             raise CheckpointMismatchError(
                 f"diffusion space has {len(self.space.mean)} values, the network predicts "
                 f"{model.param_dim}")
-        self._space_fn = self.space.wrap(self._model_fn, torch.as_tensor(
+        self._space_fn = self.space.wrap(self._step_fn, torch.as_tensor(
             self.diffusion.alphas_cumprod, dtype=torch.float32, device=self.device))
         self.model = model.to(self.device)  # predict() switches to eval and back
         if channels_last:  # faster inference on both: ~30% for `small` on 2 CPU cores
             self.model = self.model.to(memory_format=torch.channels_last)
-        self._net = torch.compile(self.model, mode=compile, dynamic=False) if compile else \
-            self.model
+        if cast_weights and PRECISIONS[precision] != torch.float32:
+            cast_matmul_weights(self.model, PRECISIONS[precision])
+        # the depth-only start of the trunk once per call, the rest at every step
+        self._encode_net, self._step_net = self.model.encode_depth, self.model.forward_encoded
+        if compile:
+            self._encode_net = torch.compile(self._encode_net, mode=compile, dynamic=False)
+            self._step_net = torch.compile(self._step_net, mode=compile, dynamic=False)
         self.cuda_graphs = cuda_graphs
         # what one graph holds: "predict" (sampling + decoding) until the body model fails
         # to capture, then "sampling"
@@ -190,6 +205,7 @@ class Estimator:
         body_model: BodyModel | None = None,
         model_dir: str | Path | None = None,
         channels_last: bool = True,
+        cast_weights: bool = True,
         **kwargs,
     ) -> Estimator:
         """Load a checkpoint (see :mod:`disrt_core.checkpoint`) and the body model it was
@@ -205,7 +221,7 @@ class Estimator:
         kwargs.setdefault("timesteps", header.diffusion.get("timesteps"))
         est = cls(model, body_model, decoder_config=header.decoder, device=device, steps=steps,
                   hypotheses=hypotheses, eta=eta, seed=seed, num_timesteps=steps_trained,
-                  channels_last=channels_last, **kwargs)
+                  channels_last=channels_last, cast_weights=cast_weights, **kwargs)
         est.header = header
         return est
 
@@ -265,13 +281,26 @@ class Estimator:
             pred.region_pressure = out.regions
         return pred
 
-    def _model_fn(self, x_t: Tensor, t: Tensor, depth: Tensor) -> Tensor:
+    def _autocast(self) -> torch.autocast:
         dtype = PRECISIONS[self.precision]
-        # no weight-cast cache: it would outlive a CUDA-graph capture (and a call uses each
-        # weight once per forward anyway)
-        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32,
-                            cache_enabled=False):
-            return self._net(x_t, t, depth).float()
+        # no weight-cast cache: it would outlive a CUDA-graph capture (weights that are cast
+        # for good, ``cast_weights``, need none)
+        return torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32,
+                              cache_enabled=False)
+
+    def _encode(self, depth: Tensor) -> tuple[Tensor, Tensor]:
+        """The network's depth-only start (:meth:`Denoiser.encode_depth`), once per call."""
+        with self._autocast():
+            return self._encode_net(depth)
+
+    def _step_fn(self, x_t: Tensor, t: Tensor, code: tuple[Tensor, Tensor]) -> Tensor:
+        """One sampling step's network call: x̂0 (float32) from x_t, t and the depth's code."""
+        with self._autocast():
+            return self._step_net(x_t, t, code).float()
+
+    def _model_fn(self, x_t: Tensor, t: Tensor, depth: Tensor) -> Tensor:
+        """One whole network forward from depth (benchmarks, experiments)."""
+        return self._step_fn(x_t, t, self._encode(depth))
 
     def _noise(self, images: int, generator) -> tuple[Tensor, list[Tensor]]:
         """Initial and per-step noise for ``images``·K rows (image-major, hypotheses of one
@@ -290,7 +319,8 @@ class Estimator:
 
     def _sample(self, depth_rows: Tensor, noise: Tensor, step_noise: list[Tensor]) -> Tensor:
         """DDIM in the diffusion space; returns x̂0 in the network's (offset) space."""
-        z0 = self.diffusion.ddim_sample(self._space_fn, depth_rows, tuple(noise.shape),
+        z0 = self.diffusion.ddim_sample(self._space_fn, self._encode(depth_rows),
+                                        tuple(noise.shape),
                                         self.steps, self.eta, noise=noise,
                                         step_noise=step_noise or None)
         return self.space.from_z(z0)
@@ -300,17 +330,22 @@ class Estimator:
         return decoded.params, decoded.joints, decoded.vertices
 
     def _infer(self, depth_rows: Tensor, noise: Tensor, step_noise: list[Tensor],
-               genders: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-        """Sampling and decoding of B·K rows: (params, joints, vertices)."""
-        return self._decode(self._sample(depth_rows, noise, step_noise), genders)
+               genders: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        """Sampling and decoding of B·K rows: (params, joints, vertices, presence probability
+        [B] for K = 1; None for K > 1, where it is judged on the averaged body)."""
+        params, joints, vertices = self._decode(self._sample(depth_rows, noise, step_noise),
+                                                genders)
+        present = presence_probability(depth_rows, vertices) if self.hypotheses == 1 else None
+        return params, joints, vertices, present
 
     def _infer_graphed(self, depth_rows: Tensor, noise: Tensor, step_noise: list[Tensor],
-                       genders: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-        """:meth:`_infer` as one CUDA graph per (B·K, steps, η, gender given): sampling and
-        the body model's many small kernels replay without a launch each. A body model
+                       genders: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        """:meth:`_infer` as one CUDA graph per (B·K, K, steps, η, gender given): sampling,
+        the body model's many small kernels and the presence decision replay without a
+        launch each. A body model
         that cannot be captured (a host synchronisation inside) falls back, once and with
         a warning, to a graph of the sampling loop alone."""
-        key = (depth_rows.shape[0], self.steps, self.eta, genders is None)
+        key = (depth_rows.shape[0], self.hypotheses, self.steps, self.eta, genders is None)
         if self.graph_scope == "predict":
             try:
                 return self._graphs(("predict", *key), self._infer,
@@ -321,7 +356,7 @@ class Estimator:
                               f"({type(err).__name__}: {err}); graphing the sampling only",
                               RuntimeWarning, stacklevel=3)
         x0 = self._graphs(("sampling", *key), self._sample, (depth_rows, noise, step_noise))
-        return self._decode(x0, genders)
+        return (*self._decode(x0, genders), None)
 
     def predict(self, depth, gender: Tensor | None = None) -> Prediction:
         """Estimate bodies from network-ready depth (see the module docstring).
@@ -348,13 +383,14 @@ class Estimator:
             self.model.eval()
             try:
                 infer = self._infer_graphed if self.cuda_graphs else self._infer
-                params_k, joints_k, vertices_k = infer(rows, noise, step_noise, genders)
+                params_k, joints_k, vertices_k, present = infer(rows, noise, step_noise,
+                                                                genders)
             finally:
                 self.model.train(was_training)
             if k == 1:
                 return self._finish(Prediction(
                     params=params_k, joints=joints_k, vertices=vertices_k,
-                    joint_spread=joints_k.new_zeros(b, 24)), depth)
+                    joint_spread=joints_k.new_zeros(b, 24), present_prob=present), depth)
             joints_k = joints_k.view(b, k, 24, 3)
             mean_joints = joints_k.mean(dim=1)
             spread = ((joints_k - mean_joints[:, None]) ** 2).sum(dim=-1).mean(dim=1).sqrt()
@@ -363,25 +399,3 @@ class Estimator:
             return self._finish(Prediction(
                 params=params, joints=joints, vertices=vertices, joint_spread=spread,
                 hypotheses_joints=joints_k), depth)
-
-
-def load_body_for(model_id: str, model_dir: str | Path | None = None,
-                  device: str = "cpu") -> BodyModel:
-    """The body model a checkpoint names: ``smpl-<gender>`` (needs the SMPL files) or
-    ``anny-<version>``; the loaded model must report the same ``model_id``."""
-    from disrt_core.body import load_body_model
-
-    if model_id.startswith("smpl-"):
-        gender = model_id.split("-", 1)[1]
-        body = load_body_model("smpl", model_dir, gender=gender, device=device)
-    elif model_id.startswith("anny"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            body = load_body_model("anny", device=device)
-    else:
-        raise ValueError(f"checkpoint names an unknown body model {model_id!r}")
-    if body.model_id != model_id:
-        raise CheckpointMismatchError(
-            f"checkpoint was trained for body model {model_id!r}, but the installed one is "
-            f"{body.model_id!r}; install the version pinned in constraints.txt")
-    return body

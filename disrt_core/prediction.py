@@ -65,7 +65,9 @@ def average_bodies(params: Tensor, layout: ParamLayout) -> Tensor:
 
 
 def with_presence(pred: Prediction, depth: Tensor) -> Prediction:
-    """``pred`` with ``present_prob`` and ``present`` (:mod:`disrt_core.occupancy`)."""
-    pred.present_prob = presence_probability(depth, pred.vertices)
+    """``pred`` with ``present_prob`` (:mod:`disrt_core.occupancy`; computed unless already
+    there) and ``present``."""
+    if pred.present_prob is None:
+        pred.present_prob = presence_probability(depth, pred.vertices)
     pred.present = pred.present_prob >= 0.5
     return pred

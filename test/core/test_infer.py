@@ -53,8 +53,8 @@ def test_constant_network_gives_the_decoded_vector(smpl_body):
 
 def test_hypotheses_answer_one_body_and_their_spread(smpl_body):
     est = Estimator(_net(), smpl_body, hypotheses=4, seed=1)
-    net = est._net  # x̂0 echoes part of x_t: hypotheses that differ by decimetres
-    est._net = lambda x, t, d: net(x, t, d) + 0.2 * x
+    net = est._step_net  # x̂0 echoes part of x_t: hypotheses that differ by decimetres
+    est._step_net = lambda x, t, code: net(x, t, code) + 0.2 * x
     pred = est.predict(_depth(3))
     hyp = pred.hypotheses_joints
     assert pred.params.shape == (3, 88) and pred.vertices.shape == (3, 6890, 3)
@@ -124,8 +124,8 @@ def test_seed_makes_calls_repeatable_and_inputs_are_flexible(smpl_body):
 def test_sampling_settings(smpl_body):
     calls = []
     est = Estimator(_net(), smpl_body, seed=0)
-    original = est._net
-    est._net = lambda x, t, d: calls.append(int(t[0])) or original(x, t, d)
+    original = est._step_net
+    est._step_net = lambda x, t, code: calls.append(int(t[0])) or original(x, t, code)
     est.predict(_depth(1))
     assert calls == [99, 74, 50, 25, 0]
     calls.clear()
@@ -190,6 +190,29 @@ def test_training_mode_is_restored(smpl_body):
     assert net.training
 
 
+def test_weights_cast_once_give_what_autocast_gives(smpl_body):
+    # bf16 autocast casts every convolution and Linear weight at every forward; storing
+    # them in bf16 once must give the very same numbers (norms stay float32)
+    depth = _depth(2, seed=4)
+    cast = Estimator(_net(), smpl_body, seed=2, precision="bf16", cast_weights=True)
+    assert cast.model.blocks[0].weight.dtype == torch.bfloat16
+    assert cast.model.head[0].weight.dtype == torch.float32  # the head's LayerNorm
+    autocast = Estimator(_net(), smpl_body, seed=2, precision="bf16")
+    assert autocast.model.blocks[0].weight.dtype == torch.float32
+    a, b = cast.predict(depth), autocast.predict(depth)
+    torch.testing.assert_close(a.params, b.params, atol=1e-6, rtol=0)
+    fp32 = Estimator(_net(), smpl_body, seed=2).predict(depth)
+    assert (fp32.params - a.params).abs().max() > 1e-4  # bf16 really ran
+
+
+def test_one_depth_encoding_per_call_whatever_the_steps(smpl_body):
+    est = Estimator(_net(), smpl_body, steps=5, seed=0)
+    encodings, encode = [], est._encode_net
+    est._encode_net = lambda depth: encodings.append(len(depth)) or encode(depth)
+    est.predict(_depth(3))
+    assert encodings == [3]
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_fp32_bf16_and_graphs(smpl_fixture_dir):
@@ -209,6 +232,10 @@ def test_cuda_fp32_bf16_and_graphs(smpl_fixture_dir):
     assert (again.joints - fp32.joints).norm(dim=-1).max() < 0.05
     other = graphed.predict(_depth().cuda().flip(-1))  # the replay takes the new input
     assert (other.joints - again.joints).abs().max() > 0
+    # weights stored in bf16 once (as from_checkpoint does) give what autocast gives
+    cast = Estimator(_net(), body, device="cuda", seed=0, precision="bf16", cuda_graphs=True,
+                     cast_weights=True).predict(_depth().cuda())
+    assert (cast.joints - again.joints).abs().max() < 1e-4
 
 
 def test_training_after_predict_in_one_process(anny_body):

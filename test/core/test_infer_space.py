@@ -32,8 +32,8 @@ def _depth(b=2):
 
 
 def _spy(est):
-    calls, net = [], est._net
-    est._net = lambda x, t, d: calls.append(int(t[0])) or net(x, t, d)
+    calls, net = [], est._step_net
+    est._step_net = lambda x, t, code: calls.append(int(t[0])) or net(x, t, code)
     return calls
 
 

@@ -57,7 +57,7 @@ def t0_error(est: Estimator, data: dict, n: int, seed: int = 1, t_value: int = 0
     t = torch.full((len(z0),), t_value, dtype=torch.long)
     z_t = est.diffusion.q_sample(z0, t, eps)
     est.model.eval()
-    out = torch.cat([est._space_fn(z_t[i:i + 128], t[i:i + 128], depth[i:i + 128])
+    out = torch.cat([est._space_fn(z_t[i:i + 128], t[i:i + 128], est._encode(depth[i:i + 128]))
                      for i in range(0, len(z0), 128)])
     pred = joints_of(est.decoder, est.space.from_z(out))
     gt = joints_of(est.decoder, x0, is_gt=True)
