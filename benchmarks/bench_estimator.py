@@ -19,7 +19,8 @@ steps × forward − (steps − 1) × the depth-only start that the estimator ru
 decoder's few MFLOP are left out). The network's convolution and Linear weights are stored in
 the compute precision as ``Estimator.from_checkpoint`` does (``--no-cast-weights``: cast by
 autocast at every forward instead). ``--trace FILE`` keeps the profiler's Chrome trace of one
-call (with ``--profile``; gzipped when FILE ends in .gz). On a GPU the achieved fraction of
+call per batch size (with ``--profile``; FILE's name gets ``_b<batch>`` before .json;
+gzipped when FILE ends in .gz). On a GPU the achieved fraction of
 its dense bf16 peak is reported (H100 SXM / H200: 989 TFLOP/s, H100 PCIe: 756; override with
 ``--peak-tflops``). Peak memory: CUDA ``max_memory_allocated`` of the case; CPU the peak
 RSS of the whole process so far (Python, torch, the body model and every earlier case: an
@@ -90,7 +91,7 @@ def _peak_rss_mb() -> float:
 def run_case(args, body, name, batch, precision, compile_mode, graphs, flops):
     cuda = args.device.startswith("cuda")
     torch.manual_seed(0)
-    net = Denoiser(preset(name), body.param_dim)
+    net = Denoiser(preset(name), body.param_dim).eval()  # as from_checkpoint loads it
     est = Estimator.from_model(net, body, device=args.device, steps=args.steps,
                                hypotheses=args.hypotheses, seed=0, precision=precision,
                                compile=compile_mode, cuda_graphs=graphs,
@@ -126,8 +127,9 @@ def run_case(args, body, name, batch, precision, compile_mode, graphs, flops):
                 torch.cuda.synchronize()
         key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
         print(prof.key_averages().table(sort_by=key, row_limit=15))
-        if args.trace:
-            _export_trace(prof, Path(args.trace))
+        if args.trace:  # one file per batch size: name_b<batch>.json[.gz]
+            path = Path(args.trace)
+            _export_trace(prof, path.with_name(path.name.replace(".json", f"_b{batch}.json")))
     p50 = statistics.median(times)
     return {
         "p50_ms": 1e3 * p50, "p99_ms": 1e3 * percentile(times, 99), "min_ms": 1e3 * min(times),

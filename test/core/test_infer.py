@@ -190,6 +190,17 @@ def test_training_mode_is_restored(smpl_body):
     assert net.training
 
 
+def test_a_network_in_training_mode_predicts_without_dropout(smpl_body):
+    torch.manual_seed(0)
+    net = Denoiser(small().replace(dropout=0.5), 88)
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    est = Estimator.from_model(net.train(), smpl_body, seed=0)
+    a, b = est.predict(_depth(1)), est.predict(_depth(1))
+    assert torch.equal(a.params, b.params)  # dropout would draw new masks
+    assert net.training and all(m.training for m in net.modules())
+
+
 def test_weights_cast_once_give_what_autocast_gives(smpl_body):
     # bf16 autocast casts every convolution and Linear weight at every forward; storing
     # them in bf16 once must give the very same numbers (norms stay float32)
