@@ -41,7 +41,17 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Result, Row, command_line, load_body, machine_info, percentile, save, time_call
+from common import (
+    Result,
+    Row,
+    command_line,
+    export_trace,
+    load_body,
+    machine_info,
+    percentile,
+    save,
+    time_call,
+)
 
 from disrt_core.infer import Estimator
 from disrt_core.model import Denoiser, count_parameters, preset
@@ -129,7 +139,7 @@ def run_case(args, body, name, batch, precision, compile_mode, graphs, flops):
         print(prof.key_averages().table(sort_by=key, row_limit=15))
         if args.trace:  # one file per batch size: name_b<batch>.json[.gz]
             path = Path(args.trace)
-            _export_trace(prof, path.with_name(path.name.replace(".json", f"_b{batch}.json")))
+            export_trace(prof, path.with_name(path.name.replace(".json", f"_b{batch}.json")))
     p50 = statistics.median(times)
     return {
         "p50_ms": 1e3 * p50, "p99_ms": 1e3 * percentile(times, 99), "min_ms": 1e3 * min(times),
@@ -229,23 +239,6 @@ def main(argv: list[str] | None = None) -> None:
                         _report(result, tag, name, batch, r, cuda, peak_tflops)
                         save(result)  # a run stopped at a time limit keeps its cases
     print("wrote", save(result))
-
-
-def _export_trace(prof, path: Path) -> None:
-    """The profiler's Chrome trace at ``path`` (gzipped for a .gz name)."""
-    import gzip
-    import shutil
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix != ".gz":
-        prof.export_chrome_trace(str(path))
-        return
-    raw = path.with_suffix("")
-    prof.export_chrome_trace(str(raw))
-    with raw.open("rb") as src, gzip.open(path, "wb") as dst:
-        shutil.copyfileobj(src, dst)
-    raw.unlink()
-    print("trace written to", path)
 
 
 def _report(result, tag, name, batch, r, cuda, peak_tflops):

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Result, Row, command_line, machine_info, save
+from common import Result, Row, command_line, export_trace, machine_info, save
 
 from disrt_core.model import count_parameters
 from disrt_core.train.config import load_config
@@ -49,7 +49,7 @@ PAPER_SCHEDULE = 50 * 97_495 + 15 * 10_665  # samples of the paper's two stages
 
 
 def _config(preset: str, batch: int, precision: str, compile_mode: str | None, device: str,
-            body: str, smpl_dir: str | None, out: str) -> dict:
+            body: str, smpl_dir: str | None, out: str, channels_last: bool = True) -> dict:
     return {
         "name": "bench", "seed": 0,
         "body": {"kind": "smpl", "smpl_dir": smpl_dir, "gender": "both"}
@@ -60,7 +60,7 @@ def _config(preset: str, batch: int, precision: str, compile_mode: str | None, d
                     "batch_size": batch}],
         "run": {"out_dir": out, "device": device, "precision": precision,
                 "compile": compile_mode, "num_workers": 0, "streams": 1,
-                "checkpoint_every": 0, "progress": False},
+                "checkpoint_every": 0, "progress": False, "channels_last": channels_last},
     }
 
 
@@ -84,8 +84,10 @@ def _sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def time_steps(trainer, batch: int, steps: int, warmup: int, loss: str) -> tuple[float, float]:
-    """(samples/s, peak GiB) of ``steps`` timed steps after ``warmup`` steps."""
+def time_steps(trainer, batch: int, steps: int, warmup: int, loss: str,
+               trace: Path | None = None) -> tuple[float, float]:
+    """(samples/s, peak GiB) of ``steps`` timed steps after ``warmup`` steps; with ``trace``,
+    two more steps are profiled (top operators printed, Chrome trace written there)."""
     data = _batches(trainer, batch, 2)
     if loss == "network":
         def step(b):
@@ -110,6 +112,18 @@ def time_steps(trainer, batch: int, steps: int, warmup: int, loss: str) -> tuple
     _sync(trainer.device)
     elapsed = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated() / 2**30 if trainer.device.type == "cuda" else 0.0
+    if trace is not None:  # two more steps under the profiler, after the timed ones
+        from torch.profiler import ProfilerActivity, profile
+
+        cuda = trainer.device.type == "cuda"
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+        with profile(activities=acts) as prof:
+            for i in range(2):
+                step(data[i % 2])
+            _sync(trainer.device)
+        key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+        print(prof.key_averages().table(sort_by=key, row_limit=25))
+        export_trace(prof, trace)
     return batch * steps / elapsed, peak
 
 
@@ -119,13 +133,19 @@ def run_case(args, preset: str, batch: int, precision: str, compile_mode: str | 
 
     with tempfile.TemporaryDirectory() as out:
         config = load_config(None, base=_config(preset, batch, precision, compile_mode,
-                                                args.device, args.body, smpl_dir, out))
+                                                args.device, args.body, smpl_dir, out,
+                                                not args.no_channels_last))
         trainer = Trainer(config)
         trainer.begin_stage(0)
         try:
             steps = args.steps if args.device == "cuda" else max(1, args.steps // 10)
             warmup = args.warmup + (2 if compile_mode else 0)
-            rate, peak = time_steps(trainer, batch, steps, warmup, loss)
+            trace = None
+            if args.trace:  # name_<preset>_b<batch>_<compile>_<loss>.json[.gz]
+                path = Path(args.trace)
+                trace = path.with_name(path.name.replace(
+                    ".json", f"_{preset}_b{batch}_{compile_mode or 'eager'}_{loss}.json"))
+            rate, peak = time_steps(trainer, batch, steps, warmup, loss, trace)
             return rate, peak, count_parameters(trainer.model)
         finally:
             trainer.close()
@@ -213,7 +233,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-batch", type=int, default=4096)
     p.add_argument("--workers", type=int, default=2, help="pipeline workers to measure")
     p.add_argument("--no-data", action="store_true", help="skip the data-rate figures")
+    p.add_argument("--no-channels-last", action="store_true",
+                   help="train with the default memory format (run.channels_last false)")
     p.add_argument("--note", default="")
+    p.add_argument("--trace", default=None, help="profile two steps of each case: Chrome "
+                   "trace file (the case is added to its name; gzipped for .json.gz)")
     p.add_argument("--tag", default="", help="suffix of the result name (runs with other "
                    "options on one machine then do not overwrite each other)")
     args = p.parse_args(argv)

@@ -131,3 +131,20 @@ def load_body(kind: str, device: str):
             write_fake_smpl_pickle(Path(tmp) / "SMPL_NEUTRAL.pkl")
             return load_body_model("smpl", tmp, device=device)
         return load_body_model("anny", device=device)
+
+
+def export_trace(prof, path: Path) -> None:
+    """The profiler's Chrome trace at ``path`` (gzipped for a .gz name)."""
+    import gzip
+    import shutil
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix != ".gz":
+        prof.export_chrome_trace(str(path))
+        return
+    raw = path.with_suffix("")
+    prof.export_chrome_trace(str(raw))
+    with raw.open("rb") as src, gzip.open(path, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    raw.unlink()
+    print("trace written to", path)
