@@ -288,10 +288,12 @@ class Estimator:
         return torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32,
                               cache_enabled=False)
 
-    def _encode(self, depth: Tensor) -> tuple[Tensor, Tensor]:
-        """The network's depth-only start (:meth:`Denoiser.encode_depth`), once per call."""
+    def _encode(self, depth: Tensor, repeats: int = 1) -> tuple[Tensor, ...]:
+        """The network's depth-only start (:meth:`Denoiser.encode_depth`), once per call and
+        image; each image's rows repeated ``repeats`` times (its K hypotheses)."""
         with self._autocast():
-            return self._encode_net(depth)
+            code = self._encode_net(depth)
+        return tuple(c.repeat_interleave(repeats, dim=0) for c in code) if repeats > 1 else code
 
     def _step_fn(self, x_t: Tensor, t: Tensor, code: tuple[Tensor, Tensor]) -> Tensor:
         """One sampling step's network call: x̂0 (float32) from x_t, t and the depth's code."""
@@ -317,10 +319,11 @@ class Estimator:
                  for _ in range(1 + n_step)]
         return draws[0], draws[1:]
 
-    def _sample(self, depth_rows: Tensor, noise: Tensor, step_noise: list[Tensor]) -> Tensor:
-        """DDIM in the diffusion space; returns x̂0 in the network's (offset) space."""
-        z0 = self.diffusion.ddim_sample(self._space_fn, self._encode(depth_rows),
-                                        tuple(noise.shape),
+    def _sample(self, depth: Tensor, noise: Tensor, step_noise: list[Tensor]) -> Tensor:
+        """DDIM in the diffusion space for B images [B,1,128,54] and B·K noise rows; returns
+        x̂0 [B·K, P] in the network's (offset) space."""
+        code = self._encode(depth, self.hypotheses)
+        z0 = self.diffusion.ddim_sample(self._space_fn, code, tuple(noise.shape),
                                         self.steps, self.eta, noise=noise,
                                         step_noise=step_noise or None)
         return self.space.from_z(z0)
@@ -329,32 +332,31 @@ class Estimator:
         decoded = self.decoder(x0, genders, is_gt=False)
         return decoded.params, decoded.joints, decoded.vertices
 
-    def _infer(self, depth_rows: Tensor, noise: Tensor, step_noise: list[Tensor],
+    def _infer(self, depth: Tensor, noise: Tensor, step_noise: list[Tensor],
                genders: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
-        """Sampling and decoding of B·K rows: (params, joints, vertices, presence probability
-        [B] for K = 1; None for K > 1, where it is judged on the averaged body)."""
-        params, joints, vertices = self._decode(self._sample(depth_rows, noise, step_noise),
-                                                genders)
-        present = presence_probability(depth_rows, vertices) if self.hypotheses == 1 else None
+        """Sampling and decoding of B images' B·K rows: (params, joints, vertices, presence
+        probability [B] for K = 1; None for K > 1, where it is judged on the averaged body)."""
+        params, joints, vertices = self._decode(self._sample(depth, noise, step_noise), genders)
+        present = presence_probability(depth, vertices) if self.hypotheses == 1 else None
         return params, joints, vertices, present
 
-    def _infer_graphed(self, depth_rows: Tensor, noise: Tensor, step_noise: list[Tensor],
+    def _infer_graphed(self, depth: Tensor, noise: Tensor, step_noise: list[Tensor],
                        genders: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
-        """:meth:`_infer` as one CUDA graph per (B·K, K, steps, η, gender given): sampling,
+        """:meth:`_infer` as one CUDA graph per (B, K, steps, η, gender given): sampling,
         the body model's many small kernels and the presence decision replay without a
         launch each. A body model that cannot be captured (a host synchronisation inside)
         falls back, once and with a warning, to a graph of the sampling loop alone."""
-        key = (depth_rows.shape[0], self.hypotheses, self.steps, self.eta, genders is None)
+        key = (depth.shape[0], self.hypotheses, self.steps, self.eta, genders is None)
         if self.graph_scope == "predict":
             try:
                 return self._graphs(("predict", *key), self._infer,
-                                    (depth_rows, noise, step_noise, genders))
+                                    (depth, noise, step_noise, genders))
             except RuntimeError as err:
                 self.graph_scope = "sampling"
                 warnings.warn(f"the body model's decoding cannot be captured in a CUDA graph "
                               f"({type(err).__name__}: {err}); graphing the sampling only",
                               RuntimeWarning, stacklevel=3)
-        x0 = self._graphs(("sampling", *key), self._sample, (depth_rows, noise, step_noise))
+        x0 = self._graphs(("sampling", *key), self._sample, (depth, noise, step_noise))
         return (*self._decode(x0, genders), None)
 
     def predict(self, depth, gender: Tensor | None = None) -> Prediction:
@@ -374,7 +376,6 @@ class Estimator:
             generator = None
             if self.seed is not None:
                 generator = torch.Generator().manual_seed(self.seed)
-            rows = depth.repeat_interleave(k, dim=0) if k > 1 else depth
             noise, step_noise = self._noise(b, generator)
             genders = gender.repeat_interleave(k, dim=0) if gender is not None and k > 1 \
                 else gender
@@ -385,7 +386,7 @@ class Estimator:
                 self.model.eval()
             try:
                 infer = self._infer_graphed if self.cuda_graphs else self._infer
-                params_k, joints_k, vertices_k, present = infer(rows, noise, step_noise,
+                params_k, joints_k, vertices_k, present = infer(depth, noise, step_noise,
                                                                 genders)
             finally:
                 if was_training:

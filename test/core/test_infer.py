@@ -216,12 +216,20 @@ def test_weights_cast_once_give_what_autocast_gives(smpl_body):
     assert (fp32.params - a.params).abs().max() > 1e-4  # bf16 really ran
 
 
-def test_one_depth_encoding_per_call_whatever_the_steps(smpl_body):
-    est = Estimator(_net(), smpl_body, steps=5, seed=0)
+def test_one_depth_encoding_per_call_and_image_whatever_the_steps_and_hypotheses(smpl_body):
+    est = Estimator(_net(), smpl_body, steps=5, hypotheses=3, seed=0)
     encodings, encode = [], est._encode_net
     est._encode_net = lambda depth: encodings.append(len(depth)) or encode(depth)
-    est.predict(_depth(3))
-    assert encodings == [3]
+    pred = est.predict(_depth(2))
+    assert encodings == [2]
+    # each image's 3 hypotheses: what the images' repeated rows give
+    est._encode_net = encode
+    rows = Estimator(_net(), smpl_body, steps=5, hypotheses=1, seed=0)
+    noise, _ = est._noise(2, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        x0 = rows._sample(_depth(2).repeat_interleave(3, dim=0), noise, [])
+    torch.testing.assert_close(pred.hypotheses_joints,
+                               est._decode(x0, None)[1].view(2, 3, 24, 3))
 
 
 @pytest.mark.cuda
