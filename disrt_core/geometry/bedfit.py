@@ -36,6 +36,10 @@ import numpy as np
 from disrt_core.geometry.bedframe import BED_CENTRE_LABEL
 
 HEAD_SIDES = ("top", "bottom", "left", "right")
+# [choice] A refusal with this share of the frame's blocks unread (BedFits.unread) hints at a
+# bed beyond the range: generated Azure Kinect rooms with the mattress past its 3.86 m gave
+# 0.32-0.69, frames of the other sensors (scattered stereo holes) at most 0.24.
+UNREAD_HINT = 0.3
 
 
 @dataclass
@@ -353,6 +357,11 @@ def not_found_error(fits, i: int, options: dict | None = None) -> BedNotFoundErr
         return BedNotFoundError(f"{text}. {advice}", reason, surfaces, one)
     text = (f"no mattress-sized horizontal surface ({wlo:g}–{whi:g} × {llo:g}–{lhi:g} m) "
             "raised above the floor")
+    if float(fits.unread[i]) >= UNREAD_HINT:  # beyond the range reads as nothing, not as far
+        advice = (f"{100 * float(fits.unread[i]):.0f} % of the frame reads no depth at all (the "
+                  f"farthest reading is {float(fits.farthest[i]):.2f} m): a bed beyond the "
+                  "camera's range (Azure Kinect NFOV about 3.9 m, Kinect v2 4.5 m) or under a "
+                  "cover it cannot measure reads as nothing; mount it nearer. " + advice)
     if surfaces:
         big = max(surfaces, key=lambda s: s[0] * s[1])
         lowest = max(s[2] for s in surfaces)

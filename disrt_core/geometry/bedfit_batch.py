@@ -42,6 +42,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from disrt_core.geometry import bedfit_boards as boards_mod
@@ -126,6 +127,8 @@ class BedFits:
     cand_distance: Tensor  # [B,C] level distance from the camera
     cand_flags: Tensor  # [B,C] bedfit_rect.FLAG_* bits that failed
     chosen: Tensor  # [B] index into the candidates (the best failing one when not ok)
+    unread: Tensor  # [B] share of the frame's blocks without a reading (for the refusals)
+    farthest: Tensor  # [B] the farthest reading (m; 0 when none)
 
     def reason_text(self, i: int) -> str:
         return REASONS[int(self.reason[i])]
@@ -169,6 +172,12 @@ def fit_beds(depth_mm: Tensor, K: Tensor, head: str = "auto", *, head_fallback: 
 def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     B, _H, _W = depth.shape
     dev = depth.device
+    # Unread: the share of blocks (1/80 of the width) without a single reading; a stereo
+    # camera's scattered holes leave few, a surface beyond the range leaves many.
+    read = torch.isfinite(depth) & (depth > 0)
+    block = max(2, -(-depth.shape[-1] // 80))
+    unread = 1.0 - F.max_pool2d(read[:, None].float(), block, ceil_mode=True).flatten(1).mean(1)
+    farthest = torch.where(read, depth.float(), 0.0).flatten(1).amax(1) / 1000.0
     stride = opt["stride"]
     K = K.to(torch.float32)
     points, valid = block_points(depth, K, stride)
@@ -391,7 +400,7 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
         inlier_fraction=inlier_fraction, rms=rms, noise=b_sg, fill=chk["fill"][ar, best],
         edge_support=support, seam=seam, weak_causes=causes, weak=ok & causes.any(-1),
         cand_corners=corners, cand_size=torch.stack([width_k, length_k], -1),
-        cand_distance=lv, cand_flags=flags, chosen=best)
+        cand_distance=lv, cand_flags=flags, chosen=best, unread=unread, farthest=farthest)
 
 
 def _frame(centre: Tensor, y_axis: Tensor, normal: Tensor) -> Tensor:

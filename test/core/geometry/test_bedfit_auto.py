@@ -139,6 +139,21 @@ def test_refusals_say_why(case, match):
     assert info.value.fits is not None and not bool(info.value.fits.ok[0])
 
 
+def test_a_frame_mostly_unread_hints_at_a_bed_beyond_the_range():
+    # a room whose far half reads nothing (a bed beyond the range reads as no
+    # surface at all) against the same room with as many pixels lost to scattered holes
+    frame = view(_floor_only(), "tof_320x240", 2.0, seed=4)
+    depth, K = frame.depth_raw[0].numpy(), frame.K[0].numpy()
+    beyond, holes = depth.copy(), depth.copy()
+    beyond[:, depth.shape[1] // 2:] = 0
+    holes[np.random.default_rng(0).random(depth.shape) < 0.5] = 0
+    with pytest.raises(BedNotFoundError, match=r"5\d % of the frame reads no depth at all"):
+        fit_bed(beyond, K)
+    with pytest.raises(BedNotFoundError) as info:
+        fit_bed(holes, K)
+    assert "reads no depth at all" not in str(info.value)
+
+
 def test_batched_and_single_fits_agree(d455):
     """A frame's fit does not depend on the batch it comes in (fixed hypotheses)."""
     frames = torch.cat([d455.depth_raw, d455.depth_raw.flip(-1), torch.zeros_like(
