@@ -66,10 +66,13 @@ def test_node_serves_the_checkpoint_estimate(checkpoint, smpl_fixture_dir, devic
                                              monkeypatch):
     # A random network's body lies nowhere near the box it is shown: counted as present
     # here, since this test is about serving the estimate, not about occupancy.
+    import disrt_core.infer
     import disrt_core.prediction
 
-    monkeypatch.setattr(disrt_core.prediction, "presence_probability",
-                        lambda depth, vertices: torch.ones(len(depth), device=depth.device))
+    # K = 1 decides inside the estimator's sampling (its CUDA graph), K > 1 on the average
+    for module in (disrt_core.infer, disrt_core.prediction):
+        monkeypatch.setattr(module, "presence_probability",
+                            lambda depth, vertices: torch.ones(len(depth), device=depth.device))
     ros = Ros()
     params = {"checkpoint": str(checkpoint), "device": device,
               "body_model_dir": str(smpl_fixture_dir), "seed": SEED, "ddim_steps": 3,
