@@ -93,8 +93,11 @@ def serve(args) -> None:
     with cpu_threads("cpu", 1):  # torch's CPU pool is the inference thread's (node.py)
         estimator = build_estimator(args)
     names = [f"cam{i}" for i in range(args.cameras)]
+    # occupancy_check off: a random network's body does not lie where the box is, so the
+    # node would judge the bed empty and clear the markers the probe times (since the
+    # presence gate); the estimator still computes the presence probability, in its graph
     params = {"cameras": names, "max_batch": max(1, args.cameras), "diagnostics_period_s": 0.5,
-              "cpu_threads": args.threads,
+              "cpu_threads": args.threads, "occupancy_check": False,
               "input_qos": "sensor_data"}  # the probe publishes best effort, as when measured
     for name in names:
         params[f"{name}.camera_height_m"] = CAMERA_HEIGHT_M
