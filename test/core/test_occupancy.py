@@ -89,3 +89,13 @@ def test_the_bed_state_sitting_in_bed_or_empty():
     net[2, :10] = 0  # no readings are not tall things
     assert tall_shares(net, bed_mm)[2].tolist() == [0, 0, 0]
     assert sitting_probability(present, net, bed_mm)[2] < 0.5
+
+
+def test_box_max_is_the_square_pool():
+    from disrt_core.occupancy import _box_max
+
+    x = (torch.rand(2, 1, 128, 54, generator=torch.Generator().manual_seed(0)) > 0.9).float()
+    x[0, 0, 0, 0] = 1.0  # a corner cell: the padding must not shift it
+    for k in (3, 9, 21):
+        expected = torch.nn.functional.max_pool2d(x, k, stride=1, padding=k // 2)
+        assert torch.equal(_box_max(x, k), expected)
