@@ -56,13 +56,13 @@ seed 6: in bed 97.6 %, empty 98.6 %, sitting 99.1 %, ``present`` 95.6 %; BENCHMA
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from disrt_core.constants import const
 from disrt_core.geometry.bedframe import (
     DEPTH_RANGE_MM,
     NET_PITCH_X,
@@ -162,21 +162,13 @@ def occupancy_features(depth: Tensor, vertices: Tensor) -> Tensor:
     return torch.stack([agreement, inside - around, raised, volume * cell, shape_error], -1)
 
 
-@functools.lru_cache(maxsize=16)
-def _constant(values: tuple[float, ...], device: torch.device) -> Tensor:
-    """``values`` as a float32 tensor on ``device``, made once: a copy from the host at every
-    call would wait for the GPU and could not be captured in a CUDA graph (the estimator
-    captures the presence decision with the sampling). Made outside inference mode, so that
-    the cached tensor also serves calls with autograd."""
-    with torch.inference_mode(False):
-        return torch.tensor(values, dtype=torch.float32, device=device)
-
-
 def presence_probability(depth: Tensor, vertices: Tensor,
                          coefficients=COEFFICIENTS) -> Tensor:
     """Probability [B] that a person lies on the mattress (see the module docstring)."""
     features = occupancy_features(depth, vertices)
-    coef = _constant(tuple(float(c) for c in coefficients), features.device)
+    # made once per device: a copy from the host could not be captured in the estimator's
+    # CUDA graph
+    coef = const(tuple(float(c) for c in coefficients), features.device, torch.float32)
     return torch.sigmoid(features @ coef[:-1] + coef[-1])
 
 

@@ -13,8 +13,9 @@ pressure map), ``drape`` (sheet / blanket height field), ``sensors`` and ``rende
 rasteriser), ``noise`` (Kinect v2 / D435 noise), ``generator`` (the pipeline; ``config`` its
 options, ``shards`` its batches as shard arrays, ``timing`` its stage timer), ``cli``
 (``disrt-generate``), ``preview`` (contact sheet), ``cloth`` (a cloth simulation the drape
-is checked against). For the GPU: ``kinematics`` (the joint chain by tree level),
-``constants`` (tables made once per device) and ``graphs`` (the settling as CUDA graphs).
+is checked against). For the GPU: ``kinematics`` (the joint chain by tree level) and
+``graphs`` (the settling as CUDA graphs), with tables made once per device by
+:mod:`disrt_core.constants`.
 """
 
 from disrt_core.sim.generator import (

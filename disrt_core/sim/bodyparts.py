@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from disrt_core.body.skeleton import SMPL_PARENTS
-from disrt_core.sim.constants import const
+from disrt_core.constants import const
 from disrt_core.sim.poses import ARM_CLASSES
 
 #: Coarse parts (top surfaces, own-part exclusion) and the fine segments (name, part, bones).

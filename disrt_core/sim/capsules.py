@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from disrt_core.sim.constants import const
+from disrt_core.constants import const
 
 #: Capsules (joint a, joint b, radius in m for a 1.75 m adult).
 CAPSULES = {

@@ -10,7 +10,7 @@ captures it once per key and input shapes into a graph with its own static input
 copies the inputs in, replays, and returns clones of the outputs
 (:class:`disrt_core.cuda_graphs.GraphCache`). ``fn`` must be pure
 tensor work: no host synchronisation (``.item()``, ``bool(t)``, boolean-mask indexing), no
-tensors built from Python lists (:mod:`disrt_core.sim.constants`), no random numbers. A
+tensors built from Python lists (:mod:`disrt_core.constants`), no random numbers. A
 capture that fails (some operation the graph cannot hold) is logged once and that key runs
 eagerly from then on. ``DISRT_CUDA_GRAPHS=0`` turns graphs off.
 """

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from disrt_core.body.skeleton import SMPL_PARENTS
-from disrt_core.sim.constants import const
+from disrt_core.constants import const
 
 
 def _depth(j: int) -> int:
@@ -28,7 +28,7 @@ LEVELS: tuple[tuple[int, ...], ...] = tuple(
 
 
 def _level_index(device: torch.device) -> tuple[tuple[Tensor, Tensor], ...]:
-    """(joints, parents) index tensors per level on ``device`` (made once, sim/constants)."""
+    """(joints, parents) index tensors per level on ``device`` (made once, disrt_core.constants)."""
     return tuple((const(js, device, torch.long),
                   const([SMPL_PARENTS[j] for j in js], device, torch.long)) for js in LEVELS)
 

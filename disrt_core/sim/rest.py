@@ -46,9 +46,9 @@ import torch
 from torch import Tensor
 
 from disrt_core.body.skeleton import SMPL_PARENTS
+from disrt_core.constants import const, on_device
 from disrt_core.sim.bodyparts import CHAIN, CHAINS, Chain, RestModel, descendants
 from disrt_core.sim.capsules import CAPSULE_PAIRS, CAPSULES, segment_distance
-from disrt_core.sim.constants import const, on_device
 from disrt_core.sim.graphs import replay
 from disrt_core.sim.mattress import GRAVITY, MAX_DEPTH, sink_depth
 from disrt_core.sim.poses import JOINT_LIMITS, global_rotations

@@ -33,10 +33,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from disrt_core.constants import const
 from disrt_core.geometry.bedframe import BED_CENTRE_LABEL
 from disrt_core.sim.bodyparts import CHAIN, CHAINS, PARTS, REST_CHAINS, RestModel
 from disrt_core.sim.capsules import CAPSULES, segment_distance
-from disrt_core.sim.constants import const
 from disrt_core.sim.mattress import sink_depth
 from disrt_core.sim.scene import GRID, pillow_height_at
 

@@ -1,5 +1,6 @@
-"""The generator's launch-saving pieces: the kinematic chain by tree level, constant tables
-made once per device, and CUDA-graph replay (its eager path here; on CUDA against eager)."""
+"""The generator's launch-saving pieces: the kinematic chain by tree level and CUDA-graph
+replay (its eager path here; on CUDA against eager); the tables made once per device are in
+test/core/test_constants.py."""
 
 import math
 import os
@@ -10,9 +11,8 @@ import torch
 
 from disrt_core.body.skeleton import SMPL_PARENTS
 from disrt_core.sim import graphs
-from disrt_core.sim.constants import const, on_device
 from disrt_core.sim.kinematics import LEVELS, forward_joints, global_rotations
-from disrt_core.sim.poses import JOINT_LIMITS, _axis_rot
+from disrt_core.sim.poses import _axis_rot
 
 
 def _chain_joint_by_joint(rest, body_pose, root, transl):
@@ -51,19 +51,6 @@ def test_axis_rotations_are_rodrigues_about_each_axis():
         rotvec = torch.zeros(2, 2, 3)
         rotvec[..., axis] = angle
         assert torch.allclose(_axis_rot(axis, angle), roma.rotvec_to_rotmat(rotvec), atol=1e-6)
-
-
-def test_constants_are_made_once_and_are_normal_tensors():
-    with torch.inference_mode():
-        a = const([[1, 2], [3, 4]], "cpu")
-    assert not a.is_inference()  # usable where autograd saves it
-    assert const(((1, 2), (3, 4)), torch.device("cpu")) is a  # lists and tuples alike
-    assert a.tolist() == [[1, 2], [3, 4]] and a.dtype == torch.long
-    assert const([1, 2], "cpu", torch.float32).dtype == torch.float32
-    like = torch.zeros(1, dtype=torch.float64)
-    limits = on_device(JOINT_LIMITS, like)
-    assert limits.dtype == torch.float64 and on_device(JOINT_LIMITS, like) is limits
-    assert torch.equal(limits.float(), JOINT_LIMITS)
 
 
 def test_replay_runs_eagerly_off_cuda_and_leaves_the_inputs_alone():

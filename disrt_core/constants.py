@@ -3,7 +3,8 @@
 ``torch.tensor(python_list, device="cuda")`` is a copy from pageable host memory, which
 waits for the GPU's queue to drain: in the settling's inner loop such index and radius
 tables were most of the generator's ~1,700 host synchronisations per batch (benchmarks/
-NOTES.md), and a CUDA graph cannot hold them at all. Tables are keyed by their values, so
+NOTES.md), and a CUDA graph cannot hold them at all (the estimator captures the presence
+decision, :mod:`disrt_core.occupancy`, in its graph). Tables are keyed by their values, so
 each is built once per device and dtype.
 """
 
