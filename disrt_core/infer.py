@@ -55,8 +55,9 @@ COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune",
                  "max-autotune-no-cudagraphs")
 
 
-def _as_depth_batch(depth, device: torch.device) -> Tensor:
-    """[B,1,128,54] float32 on ``device`` from a tensor or array [B,1,128,54] or [B,128,54]."""
+def _as_depth_batch(depth, device: torch.device, check: bool = True) -> Tensor:
+    """[B,1,128,54] float32 on ``device`` from a tensor or array [B,1,128,54] or [B,128,54];
+    ``check``: refuse values outside [0, 1] (one wait for the device)."""
     if isinstance(depth, np.ndarray):
         depth = torch.from_numpy(np.ascontiguousarray(depth))
     if not isinstance(depth, Tensor):
@@ -69,6 +70,8 @@ def _as_depth_batch(depth, device: torch.device) -> Tensor:
             f"{NET_SHAPE[1]}] on the network grid, got {tuple(depth.shape)}; resample camera "
             "frames with disrt_core.geometry.camera.raw_to_network first")
     depth = depth.to(device=device, dtype=torch.float32, non_blocking=True)
+    if not check:
+        return depth
     lo, hi = torch.stack(torch.aminmax(depth)).tolist()  # one wait for the device, not two
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError("depth holds NaN or infinite values; set missing readings to 0 "
@@ -359,17 +362,19 @@ class Estimator:
         x0 = self._graphs(("sampling", *key), self._sample, (depth, noise, step_noise))
         return (*self._decode(x0, genders), None)
 
-    def predict(self, depth, gender: Tensor | None = None) -> Prediction:
+    def predict(self, depth, gender: Tensor | None = None, check: bool = True) -> Prediction:
         """Estimate bodies from network-ready depth (see the module docstring).
 
         depth: normalised depth in [0, 1] on the 128×54 grid, tensor or array [B,1,128,54]
             or [B,128,54]. gender: [B,2] one-hot ([1,0] female, [0,1] male) for SMPL loaded
-            with both genders; ignored by other body models.
+            with both genders; ignored by other body models. check: refuse NaN and values
+            outside [0, 1] with a clear error; False skips it (and its wait for the device)
+            for depth that ``normalize_depth`` made (the node's frame path).
         Returns a :class:`Prediction` on the estimator's device (float32, label frame, m).
         """
         roma_constants_outside_inference(self.device)
         with self._lock, torch.inference_mode():
-            depth = _as_depth_batch(depth, self.device)
+            depth = _as_depth_batch(depth, self.device, check)
             b, k, p = depth.shape[0], self.hypotheses, self.model.param_dim
             if gender is not None:
                 gender = torch.as_tensor(gender, dtype=torch.float32, device=self.device)

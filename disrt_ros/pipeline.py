@@ -8,16 +8,20 @@ returns, per job, a :class:`~disrt_ros.conversions.FrameResult` or a :class:`Fai
    keeps the executor thread free;
 2. the bed pose ``T_cam_bed`` of each camera (fixed, from corner pixels, or fitted; see
    :mod:`disrt_ros.params`; no bed found: the frame is refused);
-3. ``raw_to_network`` (disrt_core, batched per image size); a bed region that makes no sense
-   for that pose (mostly beyond or in front of the mattress plane, or without readings:
-   ``geometry.plausibility``) refuses the frame; ``normalize_depth`` -> one
-   ``Estimator.predict`` for the whole batch, on the estimator's device;
+3. per image size, ``geometry.resample.FrameResampler``: ``raw_to_network``,
+   ``normalize_depth`` and the bed region's statistics (``geometry.plausibility``), one CUDA
+   graph per batch shape with the node's ``cuda_graphs`` -> one ``Estimator.predict`` for
+   the whole batch, on the estimator's device, without its range check (nothing between
+   the upload and the answer waits for the device); meanwhile the sitter's trunk is
+   looked for in the raw frames on the CPU (``disrt_core.occupancy_raw``). A bed region
+   that makes no sense for its pose (mostly beyond or in front of the mattress plane, or
+   without readings) refuses the frame when the answers come back: it is computed, never
+   published;
 4. joints and vertices mapped to each camera's optical frame (``label_to_camera``), root
    orientation and posture (``disrt_core.posture``), the bed's state (in_bed | empty |
-   sitting_on_edge, ``disrt_core.occupancy``, with the sitter's trunk looked for in the raw
-   frame, ``disrt_core.occupancy_raw``) and, when the estimator computes it
-   (``Estimator.set_pressure``, the node's ``pressure``), the pressure map and the region
-   peaks (``disrt_core.pressure``).
+   sitting_on_edge, ``disrt_core.occupancy``, with the trunk evidence) and, when the
+   estimator computes it (``Estimator.set_pressure``, the node's ``pressure``), the
+   pressure map and the region peaks (``disrt_core.pressure``).
 
 A refused frame is a :class:`Failure` at ERROR level (the node reports it and publishes no
 pose for it).
@@ -34,10 +38,11 @@ import roma
 import torch
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
+from torch import Tensor
 
-from disrt_core.geometry.bedframe import NET_SHAPE, normalize_depth
-from disrt_core.geometry.camera import label_to_camera, median_depth, raw_to_network
-from disrt_core.geometry.plausibility import bed_region_problem, units_problem
+from disrt_core.geometry.camera import label_to_camera, median_depth
+from disrt_core.geometry.plausibility import region_problems, units_problem
+from disrt_core.geometry.resample import FrameResampler
 from disrt_core.occupancy import IN_BED, STATES, occupancy_state
 from disrt_core.occupancy_raw import DEFAULT_MATTRESS_M, trunk_features
 from disrt_core.posture import POSTURES, posture_from_axis_angle
@@ -104,6 +109,18 @@ class Pipeline:
         self.layout = estimator.body_model.param_layout
         self.hypotheses = config.hypotheses
         self.stage_times = {stage: LatencyWindow(200) for stage in STAGES}  # s per batch
+        self.resampler = FrameResampler(estimator.device, config.cuda_graphs)
+
+    def _trunk(self, groups: list, ok: list[int], jobs: list[Job]) -> Tensor:
+        """[B,4] the sitter's trunk evidence (``occupancy_raw.trunk_features``) of the
+        batch's frames, computed on the CPU; ``groups``: (slice, depth, K, T_cam_bed) per
+        frame size, CPU tensors."""
+        parts = []
+        for group, depth, K, T in groups:
+            size = [getattr(self.cameras[jobs[i].key].bed, "size_m", DEFAULT_MATTRESS_M)
+                    for i in ok[group]]  # a fixed pose has no mattress size
+            parts.append(trunk_features(depth, K, T, torch.tensor(size)))
+        return torch.cat(parts)
 
     def prepare(self, cam: CameraState, msg: Image) -> Frame | Failure:
         """Decode and check one depth message."""
@@ -243,39 +260,41 @@ class Pipeline:
         if not ok:
             return results
         t1 = time.perf_counter()
-        device, bed_mm = torch.device(self.estimator.device), self.config.bed_distance_mm
-        T_all = torch.from_numpy(np.stack(poses)).float().to(device)
-        net_mm = torch.zeros(len(ok), *NET_SHAPE, device=device)
-        trunk = torch.full((len(ok), 4), float("nan"), device=device)
+        # frames of one size side by side: each size is resampled as one batch
         by_shape: dict[tuple[int, int], list[int]] = {}
         for k, frame in enumerate(frames):
             by_shape.setdefault(frame.depth_mm.shape, []).append(k)
-        for group in by_shape.values():
-            depth = torch.from_numpy(np.stack([frames[k].depth_mm for k in group])).to(device)
-            K = torch.from_numpy(np.stack([frames[k].K for k in group])).float().to(device)
-            net_mm[group] = raw_to_network(depth, K, T_all[group], bed_mm)
-            if self.config.occupancy_check:  # a fixed pose has no mattress size
-                size = [getattr(self.cameras[jobs[ok[k]].key].bed, "size_m",
-                                DEFAULT_MATTRESS_M) for k in group]
-                trunk[group] = trunk_features(depth, K, T_all[group], torch.tensor(size))
-        for k, problem in enumerate(bed_region_problem(net_mm, bed_mm)):
-            if problem is not None:  # nonsense gets no answer (ERROR in /diagnostics)
-                results[ok[k]] = Failure("implausible_depth", f"{problem}; no pose is published")
-        keep = [k for k, i in enumerate(ok) if results[i] is None]
-        if not keep:
-            return results
-        ok, frames, poses = [ok[k] for k in keep], [frames[k] for k in keep], \
-            [poses[k] for k in keep]
-        T_all, net_mm, trunk = T_all[keep], net_mm[keep], trunk[keep]
-        net = normalize_depth(net_mm, bed_mm)
+        order = [k for group in by_shape.values() for k in group]
+        ok, frames, poses = [ok[k] for k in order], [frames[k] for k in order], \
+            [poses[k] for k in order]
+        device, bed_mm = torch.device(self.estimator.device), self.config.bed_distance_mm
+        groups, parts, start = [], [], 0
+        for size in by_shape.values():
+            group = slice(start, start + len(size))
+            start = group.stop
+            depth = torch.from_numpy(np.stack([f.depth_mm for f in frames[group]]))
+            K = torch.from_numpy(np.stack([f.K for f in frames[group]])).float()
+            T = torch.from_numpy(np.stack(poses[group])).float()
+            groups.append((group, depth, K, T))
+            parts.append(self.resampler(depth, K, T, bed_mm))
+        net_mm, net, region = (torch.cat(x) if len(x) > 1 else x[0] for x in zip(
+            *[(part.net_mm, part.net, part.region) for part in parts]))
+        T_all = torch.from_numpy(np.stack(poses)).float().to(device, non_blocking=True)
         t2 = time.perf_counter()
         with torch.no_grad():
-            pred = self.estimator.predict(net[:, None])
+            # no check of the depth's range: normalize_depth made it (the check waits for
+            # the device); implausible frames are answered and dropped below
+            pred = self.estimator.predict(net[:, None], check=False)
             present = pred.present_prob if pred.present_prob is not None else \
                 torch.ones(len(ok), device=net.device)  # an estimator without the check
-            state = occupancy_state(present, net_mm, bed_mm, trunk) \
-                if self.config.occupancy_check \
-                else torch.full((len(ok),), IN_BED, dtype=torch.long, device=net.device)
+            if self.config.occupancy_check:
+                # on the CPU from the frames at hand, while the device runs the network
+                trunk = self._trunk(groups, ok, jobs)
+                if device.type == "cuda":  # pinned: an upload that does not wait for the GPU
+                    trunk = trunk.pin_memory().to(device, non_blocking=True)
+                state = occupancy_state(present, net_mm, bed_mm, trunk)
+            else:
+                state = torch.full((len(ok),), IN_BED, dtype=torch.long, device=net.device)
             joints_cam = label_to_camera(pred.joints.float(), T_all)
             vertices_cam = label_to_camera(pred.vertices.float(), T_all)
             root = self.layout.unpack(pred.params.float()).root_orient
@@ -283,14 +302,17 @@ class Pipeline:
             quat = roma.rotmat_to_unitquat(T_all[:, :3, :3] @ roma.rotvec_to_rotmat(root))
         arrays = [t.detach().cpu().numpy() for t in (
             pred.joints, joints_cam, vertices_cam, pred.joint_spread, pred.params, quat, net,
-            posture, state, present)]
+            posture, state, present, region)]
         # the pressure under the body, when the estimator computes it (the node's `pressure`)
         pressure = getattr(pred, "pressure", None)
         pressure = pressure.detach().float().cpu().numpy() if pressure is not None else None
         regions = getattr(pred, "region_pressure", None)
         regions = regions.detach().float().cpu().numpy() if regions is not None else None
         t3 = time.perf_counter()
-        for k, i in enumerate(ok):
+        for k, (i, problem) in enumerate(zip(ok, region_problems(arrays[10]))):
+            if problem is not None:  # nonsense gets no answer (ERROR in /diagnostics)
+                results[i] = Failure("implausible_depth", f"{problem}; no pose is published")
+                continue
             results[i] = FrameResult(
                 camera=jobs[i].key, header=frames[k].header, joints_bed=arrays[0][k],
                 joints_cam=arrays[1][k], vertices_cam=arrays[2][k], joint_spread=arrays[3][k],

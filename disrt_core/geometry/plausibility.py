@@ -47,20 +47,29 @@ def units_problem(values: np.ndarray, encoding: str) -> str | None:
     return None
 
 
-def bed_region_problem(net_mm: Tensor, bed_mm: float) -> list[str | None]:
-    """Per frame of the network grid [B,128,54] (mm, SLP convention, unclipped), None or
-    what is wrong with the bed region (see the module docstring)."""
+def bed_region_stats(net_mm: Tensor, bed_mm: float) -> Tensor:
+    """[B,4] float: per frame of the network grid [B,128,54] (mm, SLP convention,
+    unclipped) the share of the grid with readings, the shares of the readings more than
+    10 cm below and more than 0.75 m above the mattress plane, and their median height (m;
+    0 without readings). Tensor work without a host synchronisation (it runs inside the
+    node's preprocessing graph, :class:`disrt_core.geometry.resample.FrameResampler`)."""
     x = net_mm.reshape(net_mm.shape[0], -1).float()
     valid = x > 0
-    coverage = valid.float().mean(1)
     height = (bed_mm - x) / 1000.0
     n = valid.sum(1).clamp(min=1)
     below = ((height < BELOW_M) & valid).sum(1) / n
     above = ((height > ABOVE_M) & valid).sum(1) / n
-    med = torch.stack([h[v].median() if bool(v.any()) else h.new_tensor(0.0)
-                       for h, v in zip(height, valid)])
+    med = torch.nanmedian(torch.where(valid, height, torch.full_like(height, float("nan"))),
+                          dim=1).values.nan_to_num(0.0)
+    return torch.stack([valid.float().mean(1), below, above, med], -1)
+
+
+def region_problems(stats) -> list[str | None]:
+    """None or what is wrong with each frame's bed region (see the module docstring), from
+    :func:`bed_region_stats` (a tensor or its ``tolist()``)."""
+    rows = stats.tolist() if isinstance(stats, Tensor) else stats
     problems: list[str | None] = []
-    for c, b, a, m in zip(coverage.tolist(), below.tolist(), above.tolist(), med.tolist()):
+    for c, b, a, m in rows:
         if c < MIN_COVERAGE:
             problems.append(
                 f"only {c:.0%} of the bed region has depth readings: the bed is not where its "
@@ -81,3 +90,9 @@ def bed_region_problem(net_mm: Tensor, bed_mm: float) -> list[str | None]:
         else:
             problems.append(None)
     return problems
+
+
+def bed_region_problem(net_mm: Tensor, bed_mm: float) -> list[str | None]:
+    """Per frame of the network grid [B,128,54] (mm, SLP convention, unclipped), None or
+    what is wrong with the bed region (see the module docstring)."""
+    return region_problems(bed_region_stats(net_mm, bed_mm))

@@ -28,7 +28,7 @@ class BusyEstimator(FakeEstimator):
         super().__init__()
         self.busy_s = [warmup_s, predict_s]
 
-    def predict(self, depth):
+    def predict(self, depth, check: bool = True):
         seconds = self.busy_s[0]
         self.busy_s[0] = self.busy_s[1]
         print("busy predict started", flush=True)
@@ -36,7 +36,7 @@ class BusyEstimator(FakeEstimator):
         a = torch.rand(400, 400)
         while time.monotonic() < end:
             a = torch.tanh(a @ a)
-        return super().predict(depth)
+        return super().predict(depth, check)
 
 
 if __name__ == "__main__":

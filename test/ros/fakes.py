@@ -82,7 +82,7 @@ class FakeEstimator:
             if value is not None:
                 self.sampling[key] = value
 
-    def predict(self, depth) -> Prediction:
+    def predict(self, depth, check: bool = True) -> Prediction:
         depth = torch.as_tensor(depth, dtype=torch.float32)
         if depth.ndim == 3:
             depth = depth[:, None]
