@@ -188,6 +188,7 @@ class Estimator:
         self._lock = threading.Lock()
         self.pressure_model = None  # set_pressure
         self.pressure_net, self.pressure_method = None, "learned"
+        self._pressure_version = 0
         self.steps, self.hypotheses, self.eta = 5, 1, 0.0
         self.set_sampling(steps, hypotheses, eta)
 
@@ -270,19 +271,27 @@ class Estimator:
         with self._lock:
             self.pressure_model = PressureModel(self.body_model) if enabled else None
             self.pressure_net, self.pressure_method = net, method
+            self._pressure_version += 1  # a graph holds the pressure net it was made with
 
-    def _finish(self, pred: Prediction, depth: Tensor) -> Prediction:
-        """``pred`` with presence and, when on, pressure."""
+    def _finish(self, pred: Prediction, depth: Tensor, pressure=None) -> Prediction:
+        """``pred`` with presence and, when on, pressure (``pressure``: the learned one's
+        (map, per vertex, per region), already computed in :meth:`_infer`)."""
         pred = with_presence(pred, depth)
-        if self.pressure_net is not None:
-            pred.pressure = self.pressure_net.pressure(depth)
-            pred.vertex_pressure, pred.region_pressure = self.pressure_model.read(
-                pred.vertices, pred.pressure)
+        if pressure is None and self.pressure_net is not None:
+            pressure = self._learned_pressure(depth, pred.vertices)
+        if pressure is not None:
+            pred.pressure, pred.vertex_pressure, pred.region_pressure = pressure
         elif self.pressure_model is not None:
             out = self.pressure_model(pred.vertices, pred.joints)
             pred.pressure, pred.vertex_pressure = out.grid, out.vertex
             pred.region_pressure = out.regions
         return pred
+
+    def _learned_pressure(self, depth: Tensor, vertices: Tensor) -> tuple[Tensor, ...]:
+        """The learned map [B,192,84] and its reading per vertex and per region; with CUDA
+        graphs in the capturable form (fixed shapes, no host synchronisation)."""
+        mat = self.pressure_net.pressure(depth)
+        return (mat, *self.pressure_model.read(vertices, mat, capturable=self.cuda_graphs))
 
     def _autocast(self) -> torch.autocast:
         dtype = PRECISIONS[self.precision]
@@ -336,20 +345,26 @@ class Estimator:
         return decoded.params, decoded.joints, decoded.vertices
 
     def _infer(self, depth: Tensor, noise: Tensor, step_noise: list[Tensor],
-               genders: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+               genders: Tensor | None) -> tuple:
         """Sampling and decoding of B images' B·K rows: (params, joints, vertices, presence
-        probability [B] for K = 1; None for K > 1, where it is judged on the averaged body)."""
+        probability [B], learned pressure (:meth:`_learned_pressure`)); for K = 1 only, the
+        last two (else None: judged on the averaged body)."""
         params, joints, vertices = self._decode(self._sample(depth, noise, step_noise), genders)
-        present = presence_probability(depth, vertices) if self.hypotheses == 1 else None
-        return params, joints, vertices, present
+        if self.hypotheses > 1:
+            return params, joints, vertices, None, None
+        pressure = self._learned_pressure(depth, vertices) if self.pressure_net is not None \
+            else None
+        return params, joints, vertices, presence_probability(depth, vertices), pressure
 
     def _infer_graphed(self, depth: Tensor, noise: Tensor, step_noise: list[Tensor],
-                       genders: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
-        """:meth:`_infer` as one CUDA graph per (B, K, steps, η, gender given): sampling,
-        the body model's many small kernels and the presence decision replay without a
-        launch each. A body model that cannot be captured (a host synchronisation inside)
-        falls back, once and with a warning, to a graph of the sampling loop alone."""
-        key = (depth.shape[0], self.hypotheses, self.steps, self.eta, genders is None)
+                       genders: Tensor | None) -> tuple:
+        """:meth:`_infer` as one CUDA graph per (B, K, steps, η, gender given, pressure net):
+        sampling, the body model's many small kernels, the presence decision and the learned
+        pressure replay without a launch each. A body model (or pressure reading) that cannot
+        be captured (a host synchronisation inside) falls back, once and with a warning, to a
+        graph of the sampling loop alone."""
+        key = (depth.shape[0], self.hypotheses, self.steps, self.eta, genders is None,
+               self._pressure_version)
         if self.graph_scope == "predict":
             try:
                 return self._graphs(("predict", *key), self._infer,
@@ -360,7 +375,7 @@ class Estimator:
                               f"({type(err).__name__}: {err}); graphing the sampling only",
                               RuntimeWarning, stacklevel=3)
         x0 = self._graphs(("sampling", *key), self._sample, (depth, noise, step_noise))
-        return (*self._decode(x0, genders), None)
+        return (*self._decode(x0, genders), None, None)
 
     def predict(self, depth, gender: Tensor | None = None, check: bool = True) -> Prediction:
         """Estimate bodies from network-ready depth (see the module docstring).
@@ -391,15 +406,16 @@ class Estimator:
                 self.model.eval()
             try:
                 infer = self._infer_graphed if self.cuda_graphs else self._infer
-                params_k, joints_k, vertices_k, present = infer(depth, noise, step_noise,
-                                                                genders)
+                params_k, joints_k, vertices_k, present, pressure = infer(
+                    depth, noise, step_noise, genders)
             finally:
                 if was_training:
                     self.model.train()
             if k == 1:
                 return self._finish(Prediction(
                     params=params_k, joints=joints_k, vertices=vertices_k,
-                    joint_spread=joints_k.new_zeros(b, 24), present_prob=present), depth)
+                    joint_spread=joints_k.new_zeros(b, 24), present_prob=present), depth,
+                    pressure)
             joints_k = joints_k.view(b, k, 24, 3)
             mean_joints = joints_k.mean(dim=1)
             spread = ((joints_k - mean_joints[:, None]) ** 2).sum(dim=-1).mean(dim=1).sqrt()

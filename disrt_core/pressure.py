@@ -72,7 +72,7 @@ import torch
 from torch import Tensor
 
 from disrt_core.sim import mattress
-from disrt_core.sim.render import rasterize
+from disrt_core.sim.render import rasterize, rasterize_fixed
 from disrt_core.sim.scene import (
     GRID,
     SQUASH_RANGE,
@@ -89,6 +89,7 @@ REGIONS: tuple[str, ...] = (
 )  # fmt: skip
 CONTACT_KPA = 1.0  # a cell or vertex is in contact above this
 UNDERSIDE_TOL_M = 0.015
+MAX_BOX = 16  # cells: the largest fixed box of the capturable underside (B·F·box² tests)
 PILLOW_HEAD_M = 0.02
 PILLOW_MODES = ("auto", "always", "never")
 STIFFNESS = sum(mattress.STIFFNESS_RANGE) / 2  # N/m³
@@ -173,6 +174,12 @@ class PressureModel:
         with torch.no_grad():
             vertices, joints = body_model(body_model.zero_params(1).to(device))
         regions = region_vertices(vertices[0], joints[0])
+        # The fixed box of the capturable underside (:meth:`underside`): the zero body's
+        # longest edge in grid cells, half again for the stretch of posed skin, plus one;
+        # None (no capturable form) for a mesh of triangles too large for it to pay.
+        edges = vertices[0, self.faces.long()] - vertices[0, self.faces.long().roll(1, 1)]
+        box = math.ceil(1.5 * float(edges.norm(dim=-1).max()) / GRID.pitch) + 1
+        self.box = box if box <= MAX_BOX else None
         self.region_index = torch.cat(list(regions.values()))
         self.region_id = torch.cat([torch.full_like(idx, r) for r, idx in
                                     enumerate(regions.values())])
@@ -183,11 +190,18 @@ class PressureModel:
             setattr(self, name, getattr(self, name).to(device))
         return self
 
-    def underside(self, vertices: Tensor) -> Tensor:
+    def underside(self, vertices: Tensor, capturable: bool = False) -> Tensor:
         """The lowest point (m) of bodies [B,V,3] over each scene-grid cell, [B,230,120];
-        +inf where the body is not above a cell (as the generator's ``heightmaps``)."""
+        +inf where the body is not above a cell (as the generator's ``heightmaps``).
+        ``capturable``: fixed shapes, no host synchronisation (:func:`rasterize_fixed` with
+        the body's box, ``self.box`` cells: the same map unless the skin stretches a
+        triangle past it), for a CUDA graph; a mesh without a box (``self.box`` None)
+        takes the general rasteriser, which a graph cannot hold."""
         col, row = GRID.to_cells(vertices[..., 0], vertices[..., 1])
         uv = torch.stack([col, row], -1)
+        if capturable and self.box is not None:
+            return rasterize_fixed(uv, vertices[..., 2:3], self.faces, GRID.shape, ("amin",),
+                                   self.box)[:, 0]
         return rasterize(uv, vertices[..., 2:3], self.faces, GRID.shape, ("amin",))[:, 0]
 
     def assumed_pillow(self, vertices: Tensor, head_xy: Tensor) -> tuple[Tensor, Tensor]:
@@ -272,17 +286,19 @@ class PressureModel:
         return torch.where(finite[:, None, None], self.body(settled)[0], vertices)
 
     @torch.no_grad()
-    def read(self, vertices: Tensor, mat: Tensor) -> tuple[Tensor, Tensor]:
+    def read(self, vertices: Tensor, mat: Tensor, capturable: bool = False
+             ) -> tuple[Tensor, Tensor]:
         """Per-vertex pressure [B,V] and peak / mean per region [B,R,2] (kPa) of a given mat
         map ``mat`` [B,192,84] (kPa, SLP's grid, e.g. the learned one,
         :mod:`disrt_core.model.pressure_net`) under bodies ``vertices`` [B,V,3] (bed frame,
         m): the map read as :meth:`__call__` reads its skin pressure, at the cells under
-        the bodies' underside vertices (0 off the mat and for a body that is not finite)."""
+        the bodies' underside vertices (0 off the mat and for a body that is not finite);
+        ``capturable`` as in :meth:`underside`."""
         vertices = vertices.float()
         finite = torch.isfinite(vertices).all(-1).all(-1)
         vertices = torch.where(finite[:, None, None], vertices, torch.zeros_like(vertices))
         skin = mat_on_scene_grid(mat.float())
-        cells, lowest = underside_cells(vertices, self.underside(vertices))
+        cells, lowest = underside_cells(vertices, self.underside(vertices, capturable))
         lowest = lowest & finite[:, None]
         vertex = per_vertex(skin, cells, lowest)
         return vertex, region_pressure(skin, cells, lowest, self.region_index, self.region_id)

@@ -95,22 +95,7 @@ def rasterize_triangles(tri: Tensor, size: tuple[int, int], reduce: Sequence[str
     x0, y0, x1, y1, area = packed[:, 3 * k:].unbind(-1)
     bw = (x1 - x0).long() + 1
     bh = (y1 - y0).long() + 1
-    inv_area = 1.0 / area
-    # Barycentric coordinates as affine functions of the pixel offset (ox, oy) from the box
-    # corner (x0, y0): l_k = a_k·ox + b_k·oy + c_k, with the corner folded into c_k.
-    a0 = (y[:, 1] - y[:, 2]) * inv_area
-    b0 = (x[:, 2] - x[:, 1]) * inv_area
-    c0 = (x[:, 1] * y[:, 2] - x[:, 2] * y[:, 1]) * inv_area + a0 * x0 + b0 * y0
-    a1 = (y[:, 2] - y[:, 0]) * inv_area
-    b1 = (x[:, 0] - x[:, 2]) * inv_area
-    c1 = (x[:, 2] * y[:, 0] - x[:, 0] * y[:, 2]) * inv_area + a1 * x0 + b1 * y0
-    # The interpolated value is affine too: v = v2 + l0·(v0 − v2) + l1·(v1 − v2).
-    d0, d1 = val[:, 0] - val[:, 2], val[:, 1] - val[:, 2]  # [T,C]
-    rows = [torch.stack([a0, b0, c0], 1), torch.stack([a1, b1, c1], 1)]
-    rows += [torch.stack([a0 * d0[:, c] + a1 * d1[:, c], b0 * d0[:, c] + b1 * d1[:, c],
-                          c0 * d0[:, c] + c1 * d1[:, c] + val[:, 2, c]], 1)
-             for c in range(channels)]
-    coef = torch.stack(rows, 1)  # [T, 2+C, 3]
+    coef = _coefficients(x, y, val, x0, y0, area)  # [T, 2+C, 3]
     # Size class: the smallest listed box size that holds the extent, per direction.
     sizes = torch.tensor(_SIZES, device=device)
     cw = torch.searchsorted(sizes, bw)
@@ -142,6 +127,68 @@ def rasterize_triangles(tri: Tensor, size: tuple[int, int], reduce: Sequence[str
             _splat(buffer, reduce, coef[s:e], corner[s:e], offsets)
         start += n
     image = buffer.view(channels, batch, hp, wp)[:, :, :height, :width]
+    return image.transpose(0, 1).contiguous()
+
+
+def _coefficients(x: Tensor, y: Tensor, val: Tensor, x0: Tensor, y0: Tensor,
+                  area: Tensor) -> Tensor:
+    """[T, 2+C, 3]: the barycentric coordinates l0, l1 and the C interpolated values of T
+    triangles (corners x, y [T,3], values val [T,3,C], signed double area [T]) as affine
+    functions a·ox + b·oy + c of the pixel offset (ox, oy) from the box corner (x0, y0)."""
+    inv_area = 1.0 / area
+    a0 = (y[:, 1] - y[:, 2]) * inv_area
+    b0 = (x[:, 2] - x[:, 1]) * inv_area
+    c0 = (x[:, 1] * y[:, 2] - x[:, 2] * y[:, 1]) * inv_area + a0 * x0 + b0 * y0
+    a1 = (y[:, 2] - y[:, 0]) * inv_area
+    b1 = (x[:, 0] - x[:, 2]) * inv_area
+    c1 = (x[:, 2] * y[:, 0] - x[:, 0] * y[:, 2]) * inv_area + a1 * x0 + b1 * y0
+    # The interpolated value is affine too: v = v2 + l0·(v0 − v2) + l1·(v1 − v2).
+    d0, d1 = val[:, 0] - val[:, 2], val[:, 1] - val[:, 2]  # [T,C]
+    rows = [torch.stack([a0, b0, c0], 1), torch.stack([a1, b1, c1], 1)]
+    rows += [torch.stack([a0 * d0[:, c] + a1 * d1[:, c], b0 * d0[:, c] + b1 * d1[:, c],
+                          c0 * d0[:, c] + c1 * d1[:, c] + val[:, 2, c]], 1)
+             for c in range(val.shape[-1])]
+    return torch.stack(rows, 1)
+
+
+def rasterize_fixed(uv: Tensor, values: Tensor, faces: Tensor, size: tuple[int, int],
+                    reduce: Sequence[str], box: int) -> Tensor:
+    """:func:`rasterize` with fixed shapes and no host synchronisation, so that it can run
+    inside a CUDA graph: every triangle of every sample is tested on the same ``box`` ×
+    ``box`` pixels from its bounding box's corner (no selection of the triangles to draw,
+    no size classes). Equal to :func:`rasterize` for triangles whose pixel bounding box
+    fits in the box; a larger one is drawn only within it, so ``box`` must bound the mesh's
+    triangles at the grid's scale (a body on the 1 cm bed grid: a few cells). Costs B·F·box²
+    candidates whatever the mesh covers."""
+    tri = torch.cat([uv, values], -1)[:, faces]  # [B,F,3,2+C]
+    batch, n_faces, _, k = tri.shape
+    height, width = size
+    x, y = tri[..., 0], tri[..., 1]
+    x0 = x.amin(-1).ceil().clamp(min=0)
+    x1 = x.amax(-1).floor().clamp(max=width - 1)
+    y0 = y.amin(-1).ceil().clamp(min=0)
+    y1 = y.amax(-1).floor().clamp(max=height - 1)
+    area = (x[..., 1] - x[..., 0]) * (y[..., 2] - y[..., 0]) - (
+        x[..., 2] - x[..., 0]) * (y[..., 1] - y[..., 0])
+    keep = ((x1 >= x0) & (y1 >= y0) & (area.abs() > 1e-12) & torch.isfinite(area)).flatten()
+    # a triangle not drawn: its corner inside the image and an area of 1, then every
+    # candidate made outside (l0 = −1)
+    x0, y0 = x0.clamp(max=width - 1).flatten(), y0.clamp(max=height - 1).flatten()
+    area = torch.where(keep, area.flatten(), torch.ones_like(x0))
+    corners = torch.where(keep[:, None, None], tri.flatten(0, 1), torch.zeros_like(
+        tri.flatten(0, 1)))
+    coef = _coefficients(corners[..., 0], corners[..., 1], corners[..., 2:], x0, y0, area)
+    coef[:, 0] = torch.where(keep[:, None], coef[:, 0], coef.new_tensor([0.0, 0.0, -1.0]))
+    hp, wp = height + box, width + box  # candidates past the border land in the padding
+    buffer = torch.stack([torch.full((batch * hp * wp,), _FILL[r], dtype=tri.dtype,
+                                     device=tri.device) for r in reduce])
+    sample = torch.arange(batch, device=tri.device).repeat_interleave(n_faces)
+    corner = sample * (hp * wp) + y0.long() * wp + x0.long()
+    offsets = _offsets(box, box, wp, tri.device, tri.dtype)
+    per_chunk = max(1, (1 << 26) // (box * box))
+    for s in range(0, len(coef), per_chunk):
+        _splat(buffer, reduce, coef[s:s + per_chunk], corner[s:s + per_chunk], offsets)
+    image = buffer.view(k - 2, batch, hp, wp)[:, :, :height, :width]
     return image.transpose(0, 1).contiguous()
 
 

@@ -152,6 +152,18 @@ def test_reading_a_given_map_is_the_models_own_reading(batch, anny_body):
     assert regions[0].abs().max() > CONTACT_KPA
 
 
+
+def test_the_capturable_underside_is_the_same_map(batch, model):
+    """The fixed-box rasteriser a CUDA graph can hold gives the same underside, and the
+    same reading, for generated bodies at rest in every posture (the box: a few cells)."""
+    vertices = batch["vertices"]
+    assert 3 <= model.box <= 12
+    torch.testing.assert_close(model.underside(vertices, capturable=True),
+                               model.underside(vertices))
+    mat = torch.rand(len(POSTURE), 192, 84, generator=torch.Generator().manual_seed(1))
+    for got, want in zip(model.read(vertices, mat, capturable=True), model.read(vertices, mat)):
+        torch.testing.assert_close(got, want)
+
 def test_the_estimator_answers_pressure_when_asked(smpl_fixture_dir):
     from disrt_core.body import load_body_model
     from disrt_core.infer import Estimator
@@ -183,3 +195,33 @@ def test_the_estimator_answers_pressure_when_asked(smpl_fixture_dir):
         est.set_pressure(True, method="guess")
     est.set_pressure(False)
     assert est.predict(depth).region_pressure is None
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_the_learned_pressure_replays_in_the_cuda_graph():
+    """With CUDA graphs the learned pressure is read inside the estimator's graph (the
+    capturable underside): the same answers as the estimator without graphs, for a new
+    input after the capture."""
+    import copy
+
+    from disrt_core.body import load_body_model
+    from disrt_core.infer import Estimator
+    from disrt_core.model import Denoiser, small
+
+    body = load_body_model(kind="anny", device="cuda")
+    torch.manual_seed(0)
+    net = Denoiser(small().replace(dropout=0.0), body.param_dim).eval()
+    answers = []
+    for graphs in (True, False):
+        est = Estimator(copy.deepcopy(net), body, device="cuda", seed=0, precision="fp32",
+                        cuda_graphs=graphs)
+        est.set_pressure(True)
+        depth = torch.rand(2, 1, 128, 54, generator=torch.Generator().manual_seed(0))
+        est.predict(depth.cuda())  # captures
+        answers.append(est.predict(depth.flip(-1).cuda()))
+        assert est.graph_scope == ("predict" if graphs else None)
+    graphed, eager = answers
+    for name in ("pressure", "vertex_pressure", "region_pressure", "present_prob"):
+        torch.testing.assert_close(getattr(graphed, name), getattr(eager, name),
+                                   rtol=1e-4, atol=1e-4)

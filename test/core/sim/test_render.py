@@ -129,3 +129,25 @@ def test_batched_camera_poses_equal_overhead_camera_pose():
     cam = transform_points(overhead_camera_poses(h[:1], centre[:1], torch.zeros(1, 2),
                                                  torch.zeros(1)), bed_point[None])
     torch.testing.assert_close(cam[0, 0], torch.tensor([0.0, 0.0, 2.1]), atol=1e-6, rtol=0)
+
+
+def test_fixed_box_rasterizer_equals_the_general_one_where_triangles_fit():
+    """A random mesh of small triangles (some off the grid, some degenerate), two samples:
+    the same top and underside maps as rasterize; a triangle wider than the box is drawn
+    only within it."""
+    from disrt_core.sim.render import rasterize_fixed
+
+    g = torch.Generator().manual_seed(3)
+    centres = torch.rand(2, 300, 1, 2, generator=g) * torch.tensor([70.0, 40.0]) - 5
+    corners = centres + torch.rand(2, 300, 3, 2, generator=g) * 4 - 2  # boxes ≤ 4 px
+    corners[:, 7, 1] = corners[:, 7, 0]  # degenerate: two equal corners
+    uv = corners.reshape(2, 900, 2)
+    values = torch.rand(2, 900, 2, generator=g)
+    faces = torch.arange(900).reshape(300, 3)
+    want = rasterize(uv, values, faces, (60, 30), ("amax", "amin"))
+    got = rasterize_fixed(uv, values, faces, (60, 30), ("amax", "amin"), box=5)
+    torch.testing.assert_close(got, want)
+    big = torch.tensor([[[0.0, 0.0], [20.0, 0.0], [0.0, 20.0]]])
+    one = rasterize_fixed(big, torch.ones(1, 3, 1), torch.tensor([[0, 1, 2]]), (30, 30),
+                          ("amax",), box=5)[0, 0]
+    assert torch.isfinite(one).sum() == 25 and torch.isfinite(one[:5, :5]).all()
