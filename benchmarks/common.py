@@ -119,17 +119,20 @@ def command_line() -> str:
 
 def load_body(kind: str, device: str):
     """The body model of a benchmark: ``anny`` (the default model's) or ``smpl-fixture``
-    (SMPL's sizes, 6,890 vertices, from a fixture file: SMPL itself needs licensed files)."""
+    (SMPL's sizes, 6,890 vertices and 13,776 faces, from a fixture file: SMPL itself needs
+    licensed files; its faces made local, :func:`disrt_core.body.fixtures.local_faces`)."""
     from disrt_core.body import load_body_model
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if kind == "smpl-fixture":
-            from disrt_core.body.fixtures import write_fake_smpl_pickle
+            from disrt_core.body.fixtures import local_faces, write_fake_smpl_pickle
 
             tmp = tempfile.mkdtemp()
             write_fake_smpl_pickle(Path(tmp) / "SMPL_NEUTRAL.pkl")
-            return load_body_model("smpl", tmp, device=device)
+            body = load_body_model("smpl", tmp, device=device)
+            body.faces = local_faces(body).to(device)
+            return body
         return load_body_model("anny", device=device)
 
 

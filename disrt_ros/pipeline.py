@@ -109,7 +109,10 @@ class Pipeline:
         self.layout = estimator.body_model.param_layout
         self.hypotheses = config.hypotheses
         self.stage_times = {stage: LatencyWindow(200) for stage in STAGES}  # s per batch
-        self.resampler = FrameResampler(estimator.device, config.cuda_graphs)
+        # graphs for the resampling where the estimator replays its own (the node's
+        # cuda_graphs, or an estimator made with them)
+        self.resampler = FrameResampler(estimator.device, bool(getattr(
+            estimator, "cuda_graphs", False)))
 
     def _trunk(self, groups: list, ok: list[int], jobs: list[Job]) -> Tensor:
         """[B,4] the sitter's trunk evidence (``occupancy_raw.trunk_features``) of the

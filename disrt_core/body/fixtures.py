@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from disrt_core.body.skeleton import SMPL_PARENTS
 
@@ -121,3 +122,19 @@ def write_fake_smpl_pickle(path: str | Path, seed: int = 0) -> Path:
     with _fake_modules([ch_cls, csc_cls]), path.open("wb") as f:
         pickle.dump(data, f, protocol=2)
     return path
+
+
+def local_faces(body) -> torch.Tensor:
+    """[13,776, 3] faces between near vertices of a fixture body's zero pose, for what
+    rasterises the mesh (the pressure reading's underside) in benchmarks and tests: the
+    fixture's own faces join random vertices across the body, triangles a metre wide that
+    no real mesh has. Each vertex with its 1st and 2nd, and with its 2nd and 3rd nearest
+    neighbours (the clusters' scattered points make them larger than SMPL's: ~15 cells of
+    the 1 cm bed grid against Anny's ≤ 12)."""
+    with torch.no_grad():
+        rest = body(body.zero_params(1).to(body.faces.device))[0][0].cpu()
+    near = torch.cdist(rest, rest).topk(4, largest=False).indices[:, 1:]  # [V,3]
+    i = torch.arange(len(rest))
+    faces = torch.cat([torch.stack([i, near[:, 0], near[:, 1]], 1),
+                       torch.stack([i, near[:, 1], near[:, 2]], 1)])
+    return faces[:NUM_FACES]

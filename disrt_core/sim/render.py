@@ -178,7 +178,9 @@ def rasterize_fixed(uv: Tensor, values: Tensor, faces: Tensor, size: tuple[int, 
     corners = torch.where(keep[:, None, None], tri.flatten(0, 1), torch.zeros_like(
         tri.flatten(0, 1)))
     coef = _coefficients(corners[..., 0], corners[..., 1], corners[..., 2:], x0, y0, area)
-    coef[:, 0] = torch.where(keep[:, None], coef[:, 0], coef.new_tensor([0.0, 0.0, -1.0]))
+    never = torch.zeros_like(coef[:, 0])  # made on the device: no copy in a graph
+    never[:, 2] = -1.0
+    coef[:, 0] = torch.where(keep[:, None], coef[:, 0], never)
     hp, wp = height + box, width + box  # candidates past the border land in the padding
     buffer = torch.stack([torch.full((batch * hp * wp,), _FILL[r], dtype=tri.dtype,
                                      device=tri.device) for r in reduce])
