@@ -18,8 +18,8 @@ view, with or without a person, pillows or a blanket on it. Stages (one module e
    chosen one's ends to the head- and footboards the ray test could not place them at;
 5. :mod:`bedfit_headnet`: the head end (``head="auto"``) from a small classifier fitted on
    generated rooms, on height profiles along and across the mattress and the hand-set
-   person, pillow and board cues of :mod:`bedfit_head`, with a confidence in [0.5, 1]; or
-   the image side the head end is on.
+   person, pillow and board cues of :mod:`bedfit_head`, with a confidence in [0.5, 1] (the
+   end unknown where a head-like bump lies at the other end); or the image side given.
 
 The best passing candidate (largest fill, then the support of its measured edges and
 flatness) is the mattress. A frame without one gets ``ok = False`` and a ``reason``
@@ -49,7 +49,7 @@ from disrt_core.geometry import bedfit_boards as boards_mod
 from disrt_core.geometry import bedfit_checks as checks_mod
 from disrt_core.geometry import bedfit_edges as edges_mod
 from disrt_core.geometry import bedfit_rect as rect_mod
-from disrt_core.geometry.bedfit_head import head_cues
+from disrt_core.geometry.bedfit_head import head_bump, head_cues
 from disrt_core.geometry.bedfit_headnet import head_features, head_known, head_logit, min_confidence
 from disrt_core.geometry.bedfit_levels import (
     block_points,
@@ -355,7 +355,8 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
                                          b_rect, b_sg), cues)
     sign = torch.where(logit >= 0, 1.0, -1.0)
     conf = torch.sigmoid(logit.abs())
-    known = head_known(logit, cue_logit, opt["min_conf"])
+    known = head_known(logit, cue_logit, opt["min_conf"], head_bump(
+        b_height, fine["seen"][ar, best], b_cell, b_rect, b_sg))
     img = checks_mod.project(K, torch.stack([centre3, centre3 + 0.1 * along], 1))
     dpx = img[:, 1] - img[:, 0]
     side = opt["head"] if opt["head"] != "auto" else opt["fallback"]

@@ -23,6 +23,20 @@ alone gets the side right; see the bed-finding benchmark for the rate on generat
 :func:`bedfit_batch.fit_beds` no longer decides by these log-odds: the three cues are inputs
 of the learned classifier of :mod:`bedfit_headnet` (with the height profiles along the bed),
 which decides; they are still returned (``head_cues``) to show what the bed looks like.
+
+**The head itself** (:func:`head_bump`): none of the three cues looks for the head, so raised
+knees under a blanket (a bulky, high foot half) can outweigh them. A head is a round bump of
+15-20 cm, 10-20 cm high, usually uncovered, lying within 60 cm of its end: per cell the
+lowest height within 5 cm of it, less the height of 8 points on a ring of 14 cm round it,
+6 of which must be lower (the neck and a shoulder may not). [choice] A bump of
+``HEAD_MIN_M`` = 13 cm or more at the end the classifier did not choose, 8 cm higher than
+at its end, makes the head end unknown (:func:`bedfit_headnet.head_known`); it never
+chooses the end itself. On the tuning rooms (seeds 3000-3047, median of 5 frames, 8
+sensors) it turns 1 of 6 confident wrong ends into unknown and no right one (10 cm turned a
+right one on an L515 unknown); on the tuning bed scenes (seeds 9000-9095 with Anny bodies,
+9000-9063 with the SMPL fixture) it changes nothing. The benchmark's bodies (the SMPL
+fixture: blobs of points round the joints) have no head-shaped head, so it is measured on
+Anny bodies too (see the bed-finding benchmark's notes).
 """
 
 from __future__ import annotations
@@ -79,3 +93,75 @@ def head_cues(height: Tensor, high: Tensor, cell: Tensor, rect: Tensor, sigma: T
     cues = torch.stack([person, pillow, boards], -1)
     logit = (cues * cues.new_tensor(WEIGHTS)).sum(-1)
     return logit, cues
+
+
+HEAD_RING_M = 0.14  # ring radius: beyond a head's 15-20 cm, short of the shoulders
+HEAD_CORE_M = 0.05  # a head's top is high this far round its centre (a foot's is not)
+HEAD_ZONE_M = 0.6  # a head on the pillow lies within this of its end
+HEAD_TOP_M = (0.08, 0.5)  # height of a head's top over the mattress
+HEAD_SIDES = 6  # of the 8 ring points must lie lower (the neck and a shoulder may not)
+HEAD_SEEN = 5  # of the 8 ring points must have readings
+HEAD_MIN_M = 0.13  # a bump this high at the end the classifier did not choose ...
+HEAD_MARGIN_M = 0.08  # ... and this much higher than at its end makes the end unknown
+
+
+def _ring(x: Tensor, known: Tensor, cell: Tensor, radius: float
+          ) -> tuple[list[Tensor], list[Tensor]]:
+    """The values of x [B,F,F] at 8 points on a circle of ``radius`` m round each cell
+    (cells [B] m), and whether each was seen (and on the grid)."""
+    B, F_, _ = x.shape
+    j = torch.arange(F_, device=x.device)
+    r, c = j[:, None].expand(F_, F_), j[None, :].expand(F_, F_)
+    values, seen = [], []
+    for k in range(8):
+        ang = torch.tensor(k * torch.pi / 4, dtype=cell.dtype)
+        rr = r + torch.round(torch.sin(ang) * radius / cell).long()[:, None, None]
+        cc = c + torch.round(torch.cos(ang) * radius / cell).long()[:, None, None]
+        on = (rr >= 0) & (rr < F_) & (cc >= 0) & (cc < F_)
+        idx = (rr.clamp(0, F_ - 1) * F_ + cc.clamp(0, F_ - 1)).flatten(1)
+        values.append(x.flatten(1).gather(1, idx).view(B, F_, F_))
+        seen.append(known.flatten(1).gather(1, idx).view(B, F_, F_) & on)
+    return values, seen
+
+
+def head_bump(height: Tensor, seen: Tensor, cell: Tensor, rect: Tensor, sigma: Tensor
+              ) -> Tensor:
+    """Heights [B,2] of the most head-like bump within ``HEAD_ZONE_M`` of the −axis and of
+    the +axis end (0: none); height, seen [B,F,F] (3×3 mean height above the level, rows v,
+    columns u), cell, sigma [B], rect [B,4] = (u0, u1, v0, v1).
+
+    A head is a round bump of 15-20 cm, 10-20 cm high, usually uncovered: per cell, the
+    lowest height ("core") within ``HEAD_CORE_M`` of it (a foot or a hand is narrower and
+    falls off within it), less the height of 8 points on a ring of ``HEAD_RING_M``; the
+    bump is the drop that ``HEAD_SIDES`` of the 8 reach (the neck and a raised shoulder
+    may not be lower). An unseen ring point counts as the mattress (the head's depth
+    shadow), and at least ``HEAD_SEEN`` of them must be seen."""
+    s, t, half_l, half_w, _ = axis_coords(cell, rect)
+    known = seen > 0
+    h = torch.where(known, height, torch.zeros_like(height))
+    core_h, core_k = _ring(h, known, cell, HEAD_CORE_M)
+    core = torch.stack([torch.where(k, v, torch.zeros_like(v)) for v, k in zip(core_h, core_k)]
+                       + [h], -1).amin(-1)
+    ring_h, ring_k = _ring(h, known, cell, HEAD_RING_M)
+    # an unseen ring point counts as the mattress (a depth shadow reaches no lower)
+    drops = torch.stack([torch.where(k, core - v, core) for v, k in zip(ring_h, ring_k)], -1)
+    drop = drops.sort(-1).values[..., 8 - HEAD_SIDES]  # [B,F,F]
+    # and most of the ring must be seen: a lone reading amid holes is no head
+    drop = torch.where(torch.stack(ring_k, -1).sum(-1) >= HEAD_SEEN, drop, torch.zeros_like(drop))
+    lo, hi = HEAD_TOP_M
+    top = known & (core >= lo + (2 * sigma + 0.01)[:, None, None]) & (h <= hi) & (
+        t.abs() <= 0.8 * half_w)
+    out = []
+    for sign in (-1.0, 1.0):
+        zone = top & (sign * s <= half_l) & (sign * s >= half_l - HEAD_ZONE_M)
+        out.append(torch.where(zone, drop, torch.zeros_like(drop)).flatten(1).amax(1))
+    return torch.stack(out, -1)
+
+
+def head_against(bump: Tensor, logit: Tensor) -> Tensor:
+    """[B] bool: the head-like bump (:func:`head_bump`, [B,2]) at the end that ``logit``
+    [B] (log-odds of the +axis end) did not choose is at least ``HEAD_MIN_M`` high and
+    ``HEAD_MARGIN_M`` higher than the one at the chosen end."""
+    chosen = torch.where(logit >= 0, bump[:, 1], bump[:, 0])
+    other = torch.where(logit >= 0, bump[:, 0], bump[:, 1])
+    return (other >= HEAD_MIN_M) & (other - chosen >= HEAD_MARGIN_M)

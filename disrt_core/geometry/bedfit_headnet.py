@@ -41,6 +41,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from disrt_core.geometry.bedfit_head import head_against
 from disrt_core.geometry.bedfit_rect import CH_HIGH, CH_LOW, FINE, axis_coords
 
 WEIGHTS_PATH = Path(__file__).resolve().parents[1] / "weights" / "bedfit_head.safetensors"
@@ -134,15 +135,18 @@ def _load(path: str, device: str, dtype: torch.dtype) -> dict[str, Tensor]:
     return {k: v.to(device=device, dtype=dtype) for k, v in tensors.items()}
 
 
-def head_known(logit: Tensor, cue_logit: Tensor, min_conf: float) -> Tensor:
+def head_known(logit: Tensor, cue_logit: Tensor, min_conf: float, bump: Tensor | None = None
+               ) -> Tensor:
     """[B] bool: the classifier's end is taken (confidence sigmoid(|logit|) ≥ ``min_conf``)
     unless the hand-set cues' own log-odds ``cue_logit`` (:mod:`bedfit_head`) point the other
-    way by ``CUE_VETO`` or more. [choice] In cross-validation on the generated rooms the veto
-    turns a quarter of the confident wrong ends into unknown ones at the cost of a few right
-    ones; it guards rooms unlike the generator's, such as a free-standing bed (no wall behind
-    it) with a footboard and a heap of bedding at the foot, where the classifier alone
-    claimed the foot (test_bedfit_head) and the boards' cue did not."""
-    return (torch.sigmoid(logit.abs()) >= min_conf) & (cue_logit * torch.sign(logit) > -CUE_VETO)
+    way by ``CUE_VETO`` or more, or a head-like bump lies at the other end (``bump`` [B,2],
+    :func:`bedfit_head.head_against`). [choice] In cross-validation on the generated rooms
+    the cues' veto turns a quarter of the confident wrong ends into unknown ones at the cost
+    of a few right ones; it guards rooms unlike the generator's, such as a free-standing bed
+    (no wall behind it) with a footboard and a heap of bedding at the foot, where the
+    classifier alone claimed the foot (test_bedfit_head) and the boards' cue did not."""
+    known = (torch.sigmoid(logit.abs()) >= min_conf) & (cue_logit * torch.sign(logit) > -CUE_VETO)
+    return known if bump is None else known & ~head_against(bump, logit)
 
 
 def min_confidence(path: Path | str = WEIGHTS_PATH) -> float:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from disrt_core.geometry import bedfit_head
 from disrt_core.geometry import bedfit_headnet as net
 from disrt_core.geometry.bedfit import fit_bed
 from disrt_core.geometry.bedfit_rect import CH_HIGH, CH_LOW, CHANNELS, FINE
@@ -113,3 +114,36 @@ def test_unreadable_classifier_weights_name_the_file_and_the_fix(tmp_path):
     bad.write_bytes(b"not a safetensors file")
     with pytest.raises(ValueError, match=r"bedfit_head\.safetensors.*fit_head_end\.py"):
         min_confidence(bad)
+
+
+def _with_disc(grid, s0: float, t0: float, radius: float, h: float):
+    """The grid of :func:`_grid` with a disc (a head seen from above) at (s0, t0)."""
+    height, *rest = grid
+    j = (torch.arange(FINE, dtype=torch.float64) + 0.5 - FINE / 2) * CELL
+    s, t = j[None, :].expand(FINE, -1), j[:, None].expand(-1, FINE)
+    disc = (s - s0) ** 2 + (t - t0) ** 2 <= radius**2
+    return (torch.where(disc[None], torch.full_like(height, h), height), *rest)
+
+
+def test_a_head_on_the_pillow_is_a_bump_feet_and_a_blanket_are_not():
+    """A round head (18 cm, 15 cm over a 10 cm pillow) at the +end is found; at the −end two
+    feet 7 cm wide poking up 18 cm and a broad blanket ridge over the knees are not heads."""
+    grid = _grid([(0.62, 0.95, -0.3, 0.3, 0.10),  # pillow
+                  (-0.2, 0.55, -0.22, 0.22, 0.12),  # torso under the blanket
+                  (-0.7, -0.3, -0.3, 0.3, 0.25),  # raised knees: a broad ridge
+                  (-0.95, -0.85, 0.05, 0.12, 0.18), (-0.95, -0.85, -0.12, -0.05, 0.18)])
+    height, _maps, seen, cell, rect, sigma = _with_disc(grid, 0.78, 0.0, 0.09, 0.25)
+    bump = bedfit_head.head_bump(height, seen, cell, rect, sigma)
+    assert float(bump[0, 1]) >= bedfit_head.HEAD_MIN_M
+    assert float(bump[0, 0]) < 0.05
+
+
+def test_a_head_at_the_other_end_makes_a_confident_end_unknown():
+    """The classifier claims the −end confidently; a head-like bump at the +end (none at
+    the −end) makes the end unknown, one at the −end or none leaves it known."""
+    logit, cues = torch.tensor([-3.0]), torch.tensor([0.0])
+    against = torch.tensor([[0.0, 0.15]])
+    assert not bool(net.head_known(logit, cues, 0.85, against)[0])
+    assert bool(net.head_known(logit, cues, 0.85, against.flip(-1))[0])
+    assert bool(net.head_known(logit, cues, 0.85, torch.zeros(1, 2))[0])
+    assert bool(net.head_known(logit, cues, 0.85)[0])
