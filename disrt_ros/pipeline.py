@@ -272,8 +272,8 @@ class Pipeline:
             [poses[k] for k in order]
         device, bed_mm = torch.device(self.estimator.device), self.config.bed_distance_mm
         groups, parts, start = [], [], 0
-        for size in by_shape.values():
-            group = slice(start, start + len(size))
+        for members in by_shape.values():
+            group = slice(start, start + len(members))
             start = group.stop
             depth = torch.from_numpy(np.stack([f.depth_mm for f in frames[group]]))
             K = torch.from_numpy(np.stack([f.K for f in frames[group]])).float()
@@ -282,7 +282,7 @@ class Pipeline:
             parts.append(self.resampler(depth, K, T, bed_mm))
         net_mm, net, region = (torch.cat(x) if len(x) > 1 else x[0] for x in zip(
             *[(part.net_mm, part.net, part.region) for part in parts]))
-        T_all = torch.from_numpy(np.stack(poses)).float().to(device, non_blocking=True)
+        T_all = torch.cat([T for *_, T in groups]).to(device, non_blocking=True)
         t2 = time.perf_counter()
         with torch.no_grad():
             # no check of the depth's range: normalize_depth made it (the check waits for

@@ -346,3 +346,39 @@ def test_unexpected_callback_error_is_reported_not_fatal(setup, monkeypatch):
                                monitor.problems.snapshot("bed1")[0].get("internal"))[1])
     assert "meter broke" in monitor.problems.last_error
     serve(tester, "bed1", stamps)  # the executor kept spinning
+
+
+def test_frames_of_two_sizes_in_one_batch_keep_their_own_answers(setup):
+    """The pipeline resamples each image size as its own batch and predicts them together:
+    every answer goes back to its own job (frames of sizes A, B, A), and a frame whose depth
+    makes no sense for its pose is refused without taking another frame's place."""
+    from disrt_ros.conversions import array_to_image
+    from disrt_ros.worker import Job
+
+    monitor = setup[0]
+    cams = monitor.cameras
+    saved = {name: cams[name].intrinsics for name in ("bed1", "bed2")}
+    K2 = K.copy()
+    K2[:2] *= 2
+    K2[:2, 2] += 0.5  # the same camera at twice the resolution
+    small = depth_frame(CAM_HEIGHT, body_mm=250.0)
+    frames = [np.kron(depth_frame(CAM_HEIGHT, body_mm=300.0), np.ones((2, 2), np.uint16)),
+              depth_frame(3.3, body_mm=250.0),  # the camera 3.3 m up, configured at 2.0
+              np.kron(small, np.ones((2, 2), np.uint16))]
+    try:
+        cams["bed1"].intrinsics = (K2, (2 * WIDTH, 2 * HEIGHT))
+        cams["bed2"].intrinsics = (K, (WIDTH, HEIGHT))
+        jobs = [Job(name, array_to_image(depth, "16UC1"))
+                for name, depth in zip(("bed1", "bed2", "bed1"), frames)]
+        results = monitor.pipeline.run(jobs)
+    finally:
+        for name, value in saved.items():
+            cams[name].intrinsics = value
+    assert results[1].kind == "implausible_depth" and "farther" in results[1].message
+    for k in (0, 2):
+        T = torch.from_numpy(results[k].T_cam_bed).float()[None]
+        net_mm = raw_to_network(torch.from_numpy(frames[k].astype(np.float32))[None],
+                                torch.from_numpy(K2).float()[None], T, 2101.0)
+        np.testing.assert_allclose(results[k].net_image, normalize_depth(net_mm, 2101.0)[0],
+                                   atol=1e-5)
+    assert results[0].joints_cam[0, 2] != pytest.approx(results[2].joints_cam[0, 2])
