@@ -105,22 +105,21 @@ HEAD_MIN_M = 0.13  # a bump this high at the end the classifier did not choose .
 HEAD_MARGIN_M = 0.08  # ... and this much higher than at its end makes the end unknown
 
 
-def _ring(x: Tensor, known: Tensor, cell: Tensor, radius: float
-          ) -> tuple[list[Tensor], list[Tensor]]:
-    """The values of x [B,F,F] at 8 points on a circle of ``radius`` m round each cell
-    (cells [B] m), and whether each was seen (and on the grid)."""
+def _ring(x: Tensor, known: Tensor, cell: Tensor, radius: float) -> tuple[Tensor, Tensor]:
+    """The values [8,B,F,F] of x [B,F,F] at 8 points on a circle of ``radius`` m round each
+    cell (cells [B] m), and whether each was seen (and on the grid); the 8 at once, few
+    operations on a small grid."""
     B, F_, _ = x.shape
+    ang = torch.arange(8, device=x.device, dtype=cell.dtype) * (torch.pi / 4)
+    step = radius / cell  # [B] cells
+    dr = torch.round(torch.sin(ang)[:, None] * step).long()[..., None, None]  # [8,B,1,1]
+    dc = torch.round(torch.cos(ang)[:, None] * step).long()[..., None, None]
     j = torch.arange(F_, device=x.device)
-    r, c = j[:, None].expand(F_, F_), j[None, :].expand(F_, F_)
-    values, seen = [], []
-    for k in range(8):
-        ang = torch.tensor(k * torch.pi / 4, dtype=cell.dtype)
-        rr = r + torch.round(torch.sin(ang) * radius / cell).long()[:, None, None]
-        cc = c + torch.round(torch.cos(ang) * radius / cell).long()[:, None, None]
-        on = (rr >= 0) & (rr < F_) & (cc >= 0) & (cc < F_)
-        idx = (rr.clamp(0, F_ - 1) * F_ + cc.clamp(0, F_ - 1)).flatten(1)
-        values.append(x.flatten(1).gather(1, idx).view(B, F_, F_))
-        seen.append(known.flatten(1).gather(1, idx).view(B, F_, F_) & on)
+    rr, cc = j[:, None] + dr, j[None, :] + dc  # [8,B,F,1], [8,B,1,F]
+    on = ((rr >= 0) & (rr < F_)) & ((cc >= 0) & (cc < F_))
+    idx = (rr.clamp(0, F_ - 1) * F_ + cc.clamp(0, F_ - 1)).reshape(8, B, -1)
+    values = x.flatten(1)[None].expand(8, -1, -1).gather(2, idx).view(8, B, F_, F_)
+    seen = known.flatten(1)[None].expand(8, -1, -1).gather(2, idx).view(8, B, F_, F_) & on
     return values, seen
 
 
@@ -140,14 +139,13 @@ def head_bump(height: Tensor, seen: Tensor, cell: Tensor, rect: Tensor, sigma: T
     known = seen > 0
     h = torch.where(known, height, torch.zeros_like(height))
     core_h, core_k = _ring(h, known, cell, HEAD_CORE_M)
-    core = torch.stack([torch.where(k, v, torch.zeros_like(v)) for v, k in zip(core_h, core_k)]
-                       + [h], -1).amin(-1)
+    core = torch.minimum(torch.where(core_k, core_h, 0.0).amin(0), h)
     ring_h, ring_k = _ring(h, known, cell, HEAD_RING_M)
     # an unseen ring point counts as the mattress (a depth shadow reaches no lower)
-    drops = torch.stack([torch.where(k, core - v, core) for v, k in zip(ring_h, ring_k)], -1)
-    drop = drops.sort(-1).values[..., 8 - HEAD_SIDES]  # [B,F,F]
+    drops = torch.where(ring_k, core - ring_h, core)
+    drop = drops.topk(9 - HEAD_SIDES, 0, largest=False).values[-1]  # [B,F,F]
     # and most of the ring must be seen: a lone reading amid holes is no head
-    drop = torch.where(torch.stack(ring_k, -1).sum(-1) >= HEAD_SEEN, drop, torch.zeros_like(drop))
+    drop = torch.where(ring_k.sum(0) >= HEAD_SEEN, drop, torch.zeros_like(drop))
     lo, hi = HEAD_TOP_M
     top = known & (core >= lo + (2 * sigma + 0.01)[:, None, None]) & (h <= hi) & (
         t.abs() <= 0.8 * half_w)
