@@ -10,6 +10,7 @@ output layers lives in :func:`disrt_core.model.denoiser.initialize_weights`, not
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
@@ -26,6 +27,41 @@ def group_norm(channels: int, groups: int) -> nn.GroupNorm:
     if channels % groups:
         raise ValueError(f"{channels} channels do not split into {groups} norm groups")
     return nn.GroupNorm(groups, channels, eps=1e-5)
+
+
+class StatsGroupNorm(nn.GroupNorm):
+    """:class:`nn.GroupNorm` computed from each channel's mean and mean square over H, W,
+    then pooled per group (var = E[x²] − E[x]², float32), applied as one per-channel scale
+    and shift, output in the input's dtype. The same function to float round-off; written
+    for speed [experiment, issue 23]: with channels-last activations the per-channel sums
+    reduce along the tensor's contiguous channel rows, where GroupNorm's own reduction over
+    (C/G, H, W) strides across them (the compiled training step's GroupNorm statistics ran
+    at ~10 % of the memory bandwidth, benchmarks/NOTES.md). :func:`use_stats_group_norm`
+    switches a network's GroupNorms to it in place (``bench_train.py --gn-stats``)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, c, g = x.shape[0], x.shape[1], self.num_groups
+        xf = x.float()
+        mean_c, sq_c = xf.mean((2, 3)), (xf * xf).mean((2, 3))  # [N, C]
+        mean = mean_c.view(n, g, -1).mean(-1)
+        var = (sq_c.view(n, g, -1).mean(-1) - mean * mean).clamp(min=0)
+        rstd = torch.rsqrt(var + self.eps).repeat_interleave(c // g, 1)  # [N, C]
+        scale = rstd * self.weight if self.affine else rstd
+        shift = -mean.repeat_interleave(c // g, 1) * scale
+        if self.affine:
+            shift = shift + self.bias
+        return x * scale[..., None, None].to(x.dtype) + shift[..., None, None].to(x.dtype)
+
+
+def use_stats_group_norm(model: nn.Module) -> int:
+    """Turn every :class:`nn.GroupNorm` of ``model`` into a :class:`StatsGroupNorm` in place
+    (same parameters, same optimiser state); returns how many."""
+    count = 0
+    for module in model.modules():
+        if type(module) is nn.GroupNorm:
+            module.__class__ = StatsGroupNorm
+            count += 1
+    return count
 
 
 class EmbBlock(nn.Module):

@@ -201,3 +201,32 @@ def test_encoded_forward_and_fused_modulations_give_the_block_by_block_result():
 def test_a_trunk_without_a_first_res_block_is_refused():
     with pytest.raises(ValueError, match="num_res_blocks"):
         Denoiser(small().replace(num_res_blocks=0), param_dim=84)
+
+
+def test_stats_group_norm_is_group_norm():
+    """The per-channel-sums GroupNorm gives GroupNorm's values (random affine, an offset
+    mean, channels-last too), keeps the parameters when switched in, and a switched network
+    answers as before."""
+    from torch import nn
+
+    from disrt_core.model.blocks import StatsGroupNorm, use_stats_group_norm
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 64, 16, 7, generator=g) * 2 + 0.5
+    ref = nn.GroupNorm(32, 64)
+    with torch.no_grad():
+        ref.weight.normal_(generator=g)
+        ref.bias.normal_(generator=g)
+    mine = StatsGroupNorm(32, 64)
+    mine.load_state_dict(ref.state_dict())
+    for inp in (x, x.to(memory_format=torch.channels_last)):
+        torch.testing.assert_close(mine(inp), ref(inp), rtol=1e-4, atol=1e-4)
+    torch.manual_seed(0)
+    net = Denoiser(small().replace(dropout=0.0), 84).eval()
+    depth, x_t, t = torch.rand(2, 1, 128, 54), torch.randn(2, 84), torch.tensor([3, 60])
+    before = net(x_t, t, depth)
+    weights = [p for p in net.parameters()]
+    assert use_stats_group_norm(net) > 0
+    assert [p for p in net.parameters()] == weights
+    assert not any(type(m) is nn.GroupNorm for m in net.modules())
+    torch.testing.assert_close(net(x_t, t, depth), before, rtol=1e-4, atol=1e-4)
