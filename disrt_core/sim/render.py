@@ -72,15 +72,7 @@ def rasterize_triangles(tri: Tensor, size: tuple[int, int], reduce: Sequence[str
     if max_candidates is None:
         max_candidates = 1 << (20 if device.type == "cpu" else 26)
 
-    x, y = tri[..., 0], tri[..., 1]
-    # Pixel-centre bounding box (integers), clipped to the image.
-    x0 = x.amin(-1).ceil().clamp(min=0)
-    x1 = x.amax(-1).floor().clamp(max=width - 1)
-    y0 = y.amin(-1).ceil().clamp(min=0)
-    y1 = y.amax(-1).floor().clamp(max=height - 1)
-    area = (x[..., 1] - x[..., 0]) * (y[..., 2] - y[..., 0]) - (
-        x[..., 2] - x[..., 0]) * (y[..., 1] - y[..., 0])
-    keep = (x1 >= x0) & (y1 >= y0) & (area.abs() > 1e-12) & torch.isfinite(area)
+    x0, y0, x1, y1, area, keep = _boxes(tri, size)
     if face_mask is not None:
         keep &= face_mask
     b_idx, f_idx = keep.nonzero(as_tuple=True)
@@ -130,6 +122,22 @@ def rasterize_triangles(tri: Tensor, size: tuple[int, int], reduce: Sequence[str
     return image.transpose(0, 1).contiguous()
 
 
+def _boxes(tri: Tensor, size: tuple[int, int]) -> tuple[Tensor, ...]:
+    """Per triangle [B,F,3,2+C] its pixel-centre bounding box clipped to the image (x0, y0,
+    x1, y1, integers as floats), its signed double area, and whether it covers a pixel
+    centre at all (a box, a non-zero finite area), each [B,F]."""
+    height, width = size
+    x, y = tri[..., 0], tri[..., 1]
+    x0 = x.amin(-1).ceil().clamp(min=0)
+    x1 = x.amax(-1).floor().clamp(max=width - 1)
+    y0 = y.amin(-1).ceil().clamp(min=0)
+    y1 = y.amax(-1).floor().clamp(max=height - 1)
+    area = (x[..., 1] - x[..., 0]) * (y[..., 2] - y[..., 0]) - (
+        x[..., 2] - x[..., 0]) * (y[..., 1] - y[..., 0])
+    keep = (x1 >= x0) & (y1 >= y0) & (area.abs() > 1e-12) & torch.isfinite(area)
+    return x0, y0, x1, y1, area, keep
+
+
 def _coefficients(x: Tensor, y: Tensor, val: Tensor, x0: Tensor, y0: Tensor,
                   area: Tensor) -> Tensor:
     """[T, 2+C, 3]: the barycentric coordinates l0, l1 and the C interpolated values of T
@@ -163,14 +171,8 @@ def rasterize_fixed(uv: Tensor, values: Tensor, faces: Tensor, size: tuple[int, 
     tri = torch.cat([uv, values], -1)[:, faces]  # [B,F,3,2+C]
     batch, n_faces, _, k = tri.shape
     height, width = size
-    x, y = tri[..., 0], tri[..., 1]
-    x0 = x.amin(-1).ceil().clamp(min=0)
-    x1 = x.amax(-1).floor().clamp(max=width - 1)
-    y0 = y.amin(-1).ceil().clamp(min=0)
-    y1 = y.amax(-1).floor().clamp(max=height - 1)
-    area = (x[..., 1] - x[..., 0]) * (y[..., 2] - y[..., 0]) - (
-        x[..., 2] - x[..., 0]) * (y[..., 1] - y[..., 0])
-    keep = ((x1 >= x0) & (y1 >= y0) & (area.abs() > 1e-12) & torch.isfinite(area)).flatten()
+    x0, y0, _, _, area, keep = _boxes(tri, size)
+    keep = keep.flatten()
     # a triangle not drawn: its corner inside the image and an area of 1, then every
     # candidate made outside (l0 = −1)
     x0, y0 = x0.clamp(max=width - 1).flatten(), y0.clamp(max=height - 1).flatten()
