@@ -6,10 +6,10 @@ convention), :func:`~disrt_core.geometry.bedframe.normalize_depth` (the network'
 input) and :func:`~disrt_core.geometry.plausibility.bed_region_stats` (what the bed
 region's depth says about the pose). On the CPU it calls them. On a CUDA device with
 ``cuda_graphs`` it replays them as one graph per (batch, height, width, dtype, bed_mm):
-about 140 small operations and 60 kernels, ~2.4 ms of launches eager at batch 1 (the
-node's ``preprocess`` stage on an H200, 2026-12-03), then a single launch, and nothing in
-them waits for the device, so the frame goes from upload to answer without a host
-synchronisation. A new size is captured on its first batch (three eager runs and the
+about 140 small operations and 60 kernels, launched one by one otherwise (the node's
+``preprocess`` stage on an H200: 2.4 ms eager, 0.7 ms with the graph, benchmarks/NOTES.md),
+and nothing in them waits for the device, so the frame goes from upload to answer without
+a host synchronisation. A new size is captured on its first batch (three eager runs and the
 capture: milliseconds, as no network is in it).
 
 Frames: ``depth_mm`` [B,H,W] (mm along the optical axis, 0 = no reading; any real dtype,
