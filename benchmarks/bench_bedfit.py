@@ -35,8 +35,12 @@ from the rooms: right, and confident head-end flips.
 calls with torch on 2 threads and on 1 thread (goal ≤ 50 ms on the 2-core development
 CPU); on CUDA also the batched rate. ``--dump DIR`` writes failing frames (npz, two
 sensors a file) and the head cues to look at; ``--cache DIR`` keeps the generated scenes to
-measure a changed fitter on the same scenes. The body is SMPL-sized from a fixture
-(``--body-model``): a body's detail does not change where the mattress is.
+measure a changed fitter on the same scenes. The bodies are the default model's, Anny
+(``--body-model``, rooms and bed scenes alike): real beds hold real-shaped people. A body's
+detail does not move the mattress's corners, but it decides the head end (a head-shaped
+head, shoulders) and what the fit takes as mattress under a body; ``smpl-fixture`` (SMPL's
+sizes, random points around each joint, no head shape) measured the results before
+2026-12-05's ``bedfit_support`` re-run.
 """
 
 from __future__ import annotations
@@ -251,7 +255,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=8, help="scenes generated at once")
     parser.add_argument("--seed", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=30, help="timed CPU calls")
-    parser.add_argument("--body-model", default="smpl-fixture")
+    parser.add_argument("--body-model", default="anny", choices=("anny", "smpl-fixture"),
+                        help="the bodies of the scenes (not of --timing-only)")
     parser.add_argument("--timing-only", action="store_true", help="only the CPU timing")
     parser.add_argument("--no-timing", action="store_true", help="skip the CPU timing")
     parser.add_argument("--dump", type=Path, help="write failing frames here (npz)")
