@@ -74,9 +74,11 @@ TOL_M = 0.15
 THRESHOLDS = (0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 
 
-def generate(folder: Path, first: int, last: int, scene: str = "room") -> None:
+def generate(folder: Path, first: int, last: int, scene: str = "room",
+             body_model: str = "anny") -> None:
     """Room scenes of seeds first..last (8 a file) for every sensor, or SLP-like bed scenes
-    (``scene="bed"``, Kinect v2), cached as the benchmark does."""
+    (``scene="bed"``, Kinect v2), cached as the benchmark does, with ``body_model``'s bodies
+    (``benchmarks/common.load_body``: ``anny`` or ``smpl-fixture``)."""
     import bench_bedfit
     from common import load_body
 
@@ -85,7 +87,7 @@ def generate(folder: Path, first: int, last: int, scene: str = "room") -> None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        body = load_body("smpl-fixture", "cpu")
+        body = load_body(body_model, "cpu")
     for sensor in ALL_SENSORS if scene == "room" else ("kinect2",):
         gen = SceneGenerator(SimConfig(scene=scene, sensor=sensor,
                                        occupancy=bench_bedfit.OCCUPANCY), body, "cpu")
@@ -200,6 +202,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--generate", help="A:B, make the rooms of seeds A..B first")
     parser.add_argument("--generate-bed", help="A:B, make SLP-like bed scenes of seeds A..B "
                                                "into the last --scenes folder first")
+    parser.add_argument("--body-model", default="anny", choices=("anny", "smpl-fixture"),
+                        help="the bodies of the scenes --generate and --generate-bed make")
     parser.add_argument("--features", type=Path, default=Path("/tmp/hd/feat"))
     parser.add_argument("--hidden", default="1,2,4", help="hidden widths to compare")
     parser.add_argument("--decay", default="1e-3,1e-2", help="weight decays to compare")
@@ -211,10 +215,10 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     if args.generate:
         first, last = (int(v) for v in args.generate.split(":"))
-        generate(args.scenes[0], first, last)
+        generate(args.scenes[0], first, last, body_model=args.body_model)
     if args.generate_bed:
         first, last = (int(v) for v in args.generate_bed.split(":"))
-        generate(args.scenes[-1], first, last, scene="bed")
+        generate(args.scenes[-1], first, last, scene="bed", body_model=args.body_model)
     data = load_samples(args.scenes, args.features)
     x = torch.from_numpy(data["x"]).double()
     cues = torch.from_numpy(data["cues"]).double()
