@@ -31,6 +31,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from disrt_core.constants import const
+
 _FILL = {"amax": float("-inf"), "amin": float("inf")}
 #: Box sizes of the size classes (about ×1.5 apart, so that little of a box is wasted).
 _SIZES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024,
@@ -180,8 +182,7 @@ def rasterize_fixed(uv: Tensor, values: Tensor, faces: Tensor, size: tuple[int, 
     corners = torch.where(keep[:, None, None], tri.flatten(0, 1), torch.zeros_like(
         tri.flatten(0, 1)))
     coef = _coefficients(corners[..., 0], corners[..., 1], corners[..., 2:], x0, y0, area)
-    never = torch.zeros_like(coef[:, 0])  # made on the device: no copy in a graph
-    never[:, 2] = -1.0
+    never = const((0.0, 0.0, -1.0), coef.device, coef.dtype)  # no host copy in a graph
     coef[:, 0] = torch.where(keep[:, None], coef[:, 0], never)
     hp, wp = height + box, width + box  # candidates past the border land in the padding
     buffer = torch.stack([torch.full((batch * hp * wp,), _FILL[r], dtype=tri.dtype,
