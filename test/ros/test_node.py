@@ -377,8 +377,9 @@ def test_frames_of_two_sizes_in_one_batch_keep_their_own_answers(setup):
     assert results[1].kind == "implausible_depth" and "farther" in results[1].message
     for k in (0, 2):
         T = torch.from_numpy(results[k].T_cam_bed).float()[None]
+        bed_mm = monitor.config.bed_distance_mm
         net_mm = raw_to_network(torch.from_numpy(frames[k].astype(np.float32))[None],
-                                torch.from_numpy(K2).float()[None], T, 2101.0)
-        np.testing.assert_allclose(results[k].net_image, normalize_depth(net_mm, 2101.0)[0],
+                                torch.from_numpy(K2).float()[None], T, bed_mm)
+        np.testing.assert_allclose(results[k].net_image, normalize_depth(net_mm, bed_mm)[0],
                                    atol=1e-5)
     assert results[0].joints_cam[0, 2] != pytest.approx(results[2].joints_cam[0, 2])
