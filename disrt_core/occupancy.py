@@ -175,7 +175,10 @@ def presence_probability(depth: Tensor, vertices: Tensor,
 def tall_shares(net_mm: Tensor, bed_mm: float | Tensor) -> Tensor:
     """[B, 3]: shares of the network grid (mm, SLP convention, unclipped; 0 = no reading)
     seen more than each of :data:`SITTING_HEIGHTS_M` above the mattress."""
-    bed = torch.as_tensor(bed_mm, dtype=torch.float32, device=net_mm.device).reshape(-1, 1, 1)
+    # a number stays a number: a tensor made from it would be a copy to the device (not
+    # capturable in a CUDA graph, frame_outputs)
+    bed = bed_mm.to(net_mm.device).reshape(-1, 1, 1) if isinstance(bed_mm, Tensor) \
+        else float(bed_mm)
     x = net_mm.reshape(net_mm.shape[0], *NET_SHAPE).float()
     height = torch.where(x > 0, (bed - x) / 1000.0, torch.full_like(x, -1.0))
     return torch.stack([(height > h).flatten(1).float().mean(1) for h in SITTING_HEIGHTS_M],
@@ -190,13 +193,13 @@ def sitting_from(shares: Tensor, present_prob: Tensor, trunk: Tensor | None = No
     trunk evidence [B,4] (:func:`disrt_core.occupancy_raw.trunk_features`; rows of NaN for
     frames without one); see the module docstring."""
     x = torch.cat([shares.float(), present_prob.float()[:, None].to(shares.device)], -1)
-    coef = torch.as_tensor(coefficients, dtype=x.dtype, device=x.device)
+    coef = const(coefficients, x.device, x.dtype)
     p = torch.sigmoid(x @ coef[:-1] + coef[-1])
     if trunk is None:
         return p
     trunk = trunk.to(x)
     areas_dm2 = 100.0 * torch.nan_to_num(trunk[:, :3], nan=0.0)
-    raw = torch.as_tensor(raw_coefficients, dtype=x.dtype, device=x.device)
+    raw = const(raw_coefficients, x.device, x.dtype)
     p_raw = torch.sigmoid(torch.cat([x, areas_dm2], -1) @ raw[:-1] + raw[-1])
     seen = trunk[:, 3] >= MIN_COVERAGE  # NaN (no raw frame) is not seen
     return torch.where(seen, p_raw, torch.maximum(p, p_raw))

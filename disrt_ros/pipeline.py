@@ -34,18 +34,18 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
-import roma
 import torch
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from torch import Tensor
 
-from disrt_core.geometry.camera import label_to_camera, median_depth
+from disrt_core.frame_outputs import OutputPacker
+from disrt_core.geometry.camera import median_depth
 from disrt_core.geometry.plausibility import region_problems, units_problem
 from disrt_core.geometry.resample import FrameResampler
-from disrt_core.occupancy import IN_BED, STATES, occupancy_state
+from disrt_core.occupancy import STATES
 from disrt_core.occupancy_raw import DEFAULT_MATTRESS_M, trunk_features
-from disrt_core.posture import POSTURES, posture_from_axis_angle
+from disrt_core.posture import POSTURES
 from disrt_core.pressure import REGIONS
 from disrt_ros.conversions import FrameResult, ImageFormatError, depth_to_mm
 from disrt_ros.diagnostics import ProblemLog, RateMeter
@@ -111,8 +111,9 @@ class Pipeline:
         self.stage_times = {stage: LatencyWindow(200) for stage in STAGES}  # s per batch
         # graphs for the resampling where the estimator replays its own (the node's
         # cuda_graphs, or an estimator made with them)
-        self.resampler = FrameResampler(estimator.device, bool(getattr(
-            estimator, "cuda_graphs", False)))
+        graphs = bool(getattr(estimator, "cuda_graphs", False))
+        self.resampler = FrameResampler(estimator.device, graphs)
+        self.outputs = OutputPacker(self.layout, estimator.device, graphs)
 
     def _trunk(self, groups: list, ok: list[int], jobs: list[Job]) -> Tensor:
         """[B,4] the sitter's trunk evidence (``occupancy_raw.trunk_features``) of the
@@ -290,39 +291,36 @@ class Pipeline:
             pred = self.estimator.predict(net[:, None], check=False)
             present = pred.present_prob if pred.present_prob is not None else \
                 torch.ones(len(ok), device=net.device)  # an estimator without the check
+            trunk = None
             if self.config.occupancy_check:
                 # on the CPU from the frames at hand, while the device runs the network
                 trunk = self._trunk(groups, ok, jobs)
                 if device.type == "cuda":  # pinned: an upload that does not wait for the GPU
                     trunk = trunk.pin_memory().to(device, non_blocking=True)
-                state = occupancy_state(present, net_mm, bed_mm, trunk)
-            else:
-                state = torch.full((len(ok),), IN_BED, dtype=torch.long, device=net.device)
-            joints_cam = label_to_camera(pred.joints.float(), T_all)
-            vertices_cam = label_to_camera(pred.vertices.float(), T_all)
-            root = self.layout.unpack(pred.params.float()).root_orient
-            posture = posture_from_axis_angle(root)
-            quat = roma.rotmat_to_unitquat(T_all[:, :3, :3] @ roma.rotvec_to_rotmat(root))
-        arrays = [t.detach().cpu().numpy() for t in (
-            pred.joints, joints_cam, vertices_cam, pred.joint_spread, pred.params, quat, net,
-            posture, state, present, region)]
-        # the pressure under the body, when the estimator computes it (the node's `pressure`)
-        pressure = getattr(pred, "pressure", None)
-        pressure = pressure.detach().float().cpu().numpy() if pressure is not None else None
-        regions = getattr(pred, "region_pressure", None)
-        regions = regions.detach().float().cpu().numpy() if regions is not None else None
+            # camera frames, posture, quaternion and the bed's state, as one graph with the
+            # node's cuda_graphs, and everything to the host in one copy
+            arrays = self.outputs(dict(
+                joints=pred.joints, vertices=pred.vertices, params=pred.params,
+                spread=pred.joint_spread, present=present, net_mm=net_mm, net=net,
+                region=region, T_cam_bed=T_all, trunk=trunk,
+                pressure=getattr(pred, "pressure", None),
+                region_pressure=getattr(pred, "region_pressure", None)),
+                bed_mm, self.config.occupancy_check)
+        pressure, regions = arrays.get("pressure"), arrays.get("region_pressure")
         t3 = time.perf_counter()
-        for k, (i, problem) in enumerate(zip(ok, region_problems(arrays[10]))):
+        for k, (i, problem) in enumerate(zip(ok, region_problems(arrays["region"]))):
             if problem is not None:  # nonsense gets no answer (ERROR in /diagnostics)
                 results[i] = Failure("implausible_depth", f"{problem}; no pose is published")
                 continue
             results[i] = FrameResult(
-                camera=jobs[i].key, header=frames[k].header, joints_bed=arrays[0][k],
-                joints_cam=arrays[1][k], vertices_cam=arrays[2][k], joint_spread=arrays[3][k],
-                params=arrays[4][k], root_quat_cam=arrays[5][k],
-                posture=POSTURES[int(arrays[7][k])], hypotheses=self.hypotheses,
-                T_cam_bed=poses[k], net_image=arrays[6][k],
-                occupancy=STATES[int(arrays[8][k])], present_prob=float(arrays[9][k]),
+                camera=jobs[i].key, header=frames[k].header,
+                joints_bed=arrays["joints_bed"][k], joints_cam=arrays["joints_cam"][k],
+                vertices_cam=arrays["vertices_cam"][k], joint_spread=arrays["joint_spread"][k],
+                params=arrays["params"][k], root_quat_cam=arrays["root_quat_cam"][k],
+                posture=POSTURES[int(arrays["posture"][k])], hypotheses=self.hypotheses,
+                T_cam_bed=poses[k], net_image=arrays["net_image"][k],
+                occupancy=STATES[int(arrays["state"][k])],
+                present_prob=float(arrays["present_prob"][k]),
                 pressure=pressure[k] if pressure is not None else None,
                 region_pressure=None if regions is None else {
                     name: (float(regions[k, r, 0]), float(regions[k, r, 1]))

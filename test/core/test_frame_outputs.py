@@ -1,0 +1,83 @@
+"""frame_outputs / OutputPacker: the node's per-frame outputs, packed and copied once."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.transform import Rotation
+
+from disrt_core.body.layout import ParamLayout
+from disrt_core.frame_outputs import OutputPacker
+from disrt_core.occupancy import EMPTY, IN_BED
+from disrt_core.posture import POSTURES
+
+LAYOUT = ParamLayout(shape_dim=10)
+
+
+def _inputs(b: int = 3, v: int = 50, seed: int = 0, device: str = "cpu") -> dict:
+    g = torch.Generator().manual_seed(seed)
+    root = torch.randn(b, 3, generator=g)
+    # frame 0 lies on its back (a turn about the bed's normal), frame 1 on its front
+    root[0], root[1] = torch.tensor([0.0, 0.0, 0.2]), torch.tensor([0.0, math.pi - 0.1, 0.0])
+    params = LAYOUT.pack(torch.randn(b, 10, generator=g), torch.randn(b, 3, generator=g),
+                         root, torch.randn(b, 69, generator=g) * 0.3)
+    T = torch.eye(4).repeat(b, 1, 1)
+    for i in range(b):
+        T[i, :3, :3] = torch.from_numpy(Rotation.random(random_state=i).as_matrix()).float()
+        T[i, :3, 3] = torch.randn(3, generator=g)
+    net_mm = torch.full((b, 128, 54), 2100.0)
+    x = {
+        "joints": torch.randn(b, 24, 3, generator=g), "vertices": torch.randn(b, v, 3, generator=g),
+        "params": params, "spread": torch.rand(b, 24, generator=g),
+        "present": torch.tensor([0.9, 0.1, 0.7])[:b], "net_mm": net_mm,
+        "net": torch.rand(b, 128, 54, generator=g), "region": torch.rand(b, 4, generator=g),
+        "T_cam_bed": T, "trunk": None, "pressure": torch.rand(b, 192, 84, generator=g),
+        "region_pressure": None,
+    }
+    return {k: (t.to(device) if t is not None else None) for k, t in x.items()}
+
+
+def _check_against_numpy(x: dict, out: dict) -> None:
+    T = x["T_cam_bed"].cpu().numpy().astype(np.float64)
+    for key, pts in (("joints_cam", "joints"), ("vertices_cam", "vertices")):
+        p = x[pts].cpu().numpy().astype(np.float64)
+        want = np.einsum("bij,bnj->bni", T[:, :3, :3], p) + T[:, None, :3, 3]
+        np.testing.assert_allclose(out[key], want, atol=1e-5)
+    np.testing.assert_array_equal(out["joints_bed"], x["joints"].cpu().numpy())
+    np.testing.assert_array_equal(out["net_image"], x["net"].cpu().numpy())
+    np.testing.assert_array_equal(out["pressure"], x["pressure"].cpu().numpy())
+    p = x["params"].cpu().numpy().astype(np.float64)
+    root = np.arctan2(p[:, LAYOUT.root_sin], p[:, LAYOUT.root_cos])
+    for i, quat in enumerate(out["root_quat_cam"]):  # (x, y, z, w), either sign
+        want = Rotation.from_matrix(T[i, :3, :3] @ Rotation.from_rotvec(root[i]).as_matrix())
+        assert abs(abs(np.dot(quat, want.as_quat())) - 1.0) < 1e-5
+    assert POSTURES[out["posture"][0]] == "supine" and POSTURES[out["posture"][1]] == "prone"
+    assert out["posture"].dtype == np.int64 and out["state"].dtype == np.int64
+    # nobody sits on a flat bed: the state follows the presence probability
+    assert list(out["state"]) == [IN_BED, EMPTY, IN_BED]
+    assert "region_pressure" not in out
+
+
+def test_packed_outputs_match_independent_values_on_the_cpu():
+    x = _inputs()
+    out = OutputPacker(LAYOUT)(x, 2100.0, occupancy=True)
+    _check_against_numpy(x, out)
+    # occupancy_check off: every frame in bed, whatever the presence says
+    off = OutputPacker(LAYOUT)(x, 2100.0, occupancy=False)
+    assert list(off["state"]) == [IN_BED] * 3
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_graph_packs_new_frames_like_the_cpu():
+    packer = OutputPacker(LAYOUT, "cuda", cuda_graphs=True)
+    packer(_inputs(seed=1, device="cuda"), 2100.0, occupancy=True)  # captured here
+    x = _inputs(seed=2, device="cuda")
+    out = packer(x, 2100.0, occupancy=True)  # replayed with new values
+    assert len(packer._graphs) == 1
+    _check_against_numpy(x, out)
+    cpu = OutputPacker(LAYOUT)({k: (t.cpu() if t is not None else None) for k, t in x.items()},
+                               2100.0, occupancy=True)
+    for key, value in cpu.items():
+        np.testing.assert_allclose(out[key], value, atol=1e-5, err_msg=key)
