@@ -89,7 +89,13 @@ def patch_denoiser(name: str, width, forward) -> None:
 
 
 def experiment_main(argv: list[str]) -> None:
-    """``--tsweep CHECKPOINT DATA`` (:func:`xt_eval.tsweep`) or an :mod:`xt_finetune` run."""
+    """``--tsweep CHECKPOINT DATA`` (:func:`xt_eval.tsweep`), ``--train <training/train.py
+    arguments>`` (a whole training run with the patched denoiser, e.g. a GPU config), or an
+    :mod:`xt_finetune` run."""
+    if argv[:1] == ["--train"]:
+        from disrt_core.train.cli import train_main
+
+        raise SystemExit(train_main(argv[1:]))
     torch.set_num_threads(1)
     if argv[:1] == ["--tsweep"]:
         from xt_eval import tsweep

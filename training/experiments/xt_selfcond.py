@@ -11,6 +11,12 @@ previous answer: zeros):
         --spread-n 128 --sets test_k2 --name selfcond_sd_inv600 optim.lr=2.0e-4 \\
         diffusion.space=normalised diffusion.parametrisation=skip \\
         diffusion.invert_bounds=true loss.lambda_x0=1.0 diffusion.sigma_data=residual
+
+At a GPU run's length (a whole training config with the patched denoiser; ``--resume``
+continues it):
+
+    python training/experiments/xt_selfcond.py --train --config config/train_rooms_xt.yaml \
+        run.out_dir=runs/rooms_xt_sc
 """
 
 from __future__ import annotations
