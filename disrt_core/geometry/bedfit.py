@@ -302,7 +302,7 @@ def fit_bed(depth_mm: np.ndarray, K: np.ndarray, *, head: str = "auto",
 
 def weak_because(fits, i: int) -> tuple[str, ...]:
     """Frame ``i``'s ``weak_causes`` (``bedfit_batch.WEAK_CAUSES``) in words."""
-    unseen_edge, inferred_end, seam, noise = (bool(c) for c in fits.weak_causes[i])
+    unseen_edge, inferred_end, seam, noise, unread = (bool(c) for c in fits.weak_causes[i])
     out = []
     if unseen_edge:
         from disrt_core.geometry.bedfit_batch import WEAK_SUPPORT
@@ -319,6 +319,9 @@ def weak_because(fits, i: int) -> tuple[str, ...]:
     if noise:
         out.append(f"the depth at the mattress is noisy, σ {100 * float(fits.noise[i]):.1f} "
                    "cm, as from a stereo camera far from the bed")
+    if unread:
+        out.append("the floor round the bed hardly reads (dark, or beyond the range), so "
+                   "that the mattress stands above it is not seen")
     return tuple(out)
 
 

@@ -70,6 +70,15 @@ def checks(fine: dict, rect: Tensor, lower_level: Tensor, limits: dict) -> dict:
     same = total(maps[:, :, CH_LEVEL], ring) / seen_ring.clamp(min=1)
     looked = total(fine["seen"], ring) >= 0.3 * ring.sum((-1, -2))  # not beyond the image
     raised = (drop >= 0.2) | lower_level | ((same < 0.3) & looked)
+    # Surroundings that hardly read (a dark floor, one beyond the range): nothing says a
+    # mattress-sized surface is not raised (a floor is always there, it just does not
+    # read), so it passes, but such a fit is weak (``unread_ring``): what stands it above
+    # the floor is not seen. Others (a floor or a wall seen in part, a speck) do not pass.
+    (wlo, whi), (llo, lhi) = limits["width"], limits["length"]
+    sized = (width >= wlo - 0.3) & (width <= whi + 0.3) & (length >= llo - 0.3) & (
+        length <= lhi + 0.3)
+    unread_ring = ~raised & ~looked & (same < 0.3) & sized
+    raised = raised | unread_ring
     flags |= (~raised).long() * FLAG_RAISED
     # Something nearer the camera than the bed band that hides the mattress is a flat top
     # (a table): cells of high points whose heights spread little. A wall seen at a grazing
@@ -104,7 +113,7 @@ def checks(fine: dict, rect: Tensor, lower_level: Tensor, limits: dict) -> dict:
     flags |= occluded.long() * FLAG_OCCLUDED
     flags |= sofa.long() * FLAG_SOFA
     return {"flags": flags, "fill": fill, "flat": flat, "drop": drop, "width": width,
-            "length": length}
+            "length": length, "unread_ring": unread_ring}
 
 
 def _valid_window(valid: Tensor, stride: int) -> Tensor:

@@ -1,0 +1,94 @@
+"""Finding the mattress where parts of the room read poorly (issue #19 part 2): a body or
+speckled bedding across the mattress does not cut the rectangle short, and a mattress whose
+floor reads nothing (dark, or beyond the range) is found but flagged weak."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from disrt_core.geometry import bedfit_rect
+from disrt_core.geometry.bedfit import weak_because
+from disrt_core.geometry.bedfit_batch import WEAK_CAUSES, fit_beds
+from disrt_core.geometry.bedfit_regions import bridge_dips
+from test.core.geometry.bedscenes import bedroom, view
+
+TOL_M = 0.05
+VIEWS = (((0.1, 0.1), 0.3), ((-0.1, 0.0), 1.4))  # (offset, yaw) of a camera 3.2 m up
+
+
+def test_a_partial_dip_is_bridged_a_gap_and_an_end_are_not():
+    cell = torch.tensor([0.02])
+    one = torch.ones(40)
+    # 16 cm of a body's steep sides (bed share 0.35) across the mattress: bridged.
+    body = torch.cat([one, torch.full((8,), 0.35), one])[None]
+    assert torch.equal(bridge_dips(body, cell, 0.3, 0.3), torch.ones_like(body))
+    # The floor between a bed and a table (nothing of the level there): left as it is.
+    gap = torch.cat([one, torch.zeros(8), one])[None]
+    assert torch.equal(bridge_dips(gap, cell, 0.3, 0.3), gap)
+    # A dip wider than the reach still ends a run (its first and last cells stay low), and
+    # the ramp at an end with nothing beyond is unchanged.
+    wide = bridge_dips(torch.cat([one, torch.full((20,), 0.35), one])[None], cell, 0.3, 0.3)
+    assert float(wide[0, 40]) == pytest.approx(0.35) and float(wide[0, 59]) == pytest.approx(0.35)
+    end = torch.cat([one, torch.tensor([0.6, 0.35, 0.3]), torch.zeros(10)])[None]
+    assert torch.equal(bridge_dips(end, cell, 0.3, 0.3), end)
+
+
+def test_the_extent_runs_across_a_body_lying_across_the_mattress():
+    """A fine grid of a 0.9 × 2.0 m mattress (2 cm cells) with a 16 cm band across it where
+    the bed share is 0.4 (a body's sides, not bed; its holes counted 0.45): the extent is
+    the whole mattress, not the half the search started in."""
+    F = bedfit_rect.FINE
+    cell = torch.tensor([[0.02]])
+    centres = (torch.arange(F) + 0.5 - F / 2) * 0.02
+    across = (centres.abs() <= 0.45).float()
+    along = (centres.abs() <= 1.0).float()
+    soft = along[:, None] * across[None, :]  # rows v: along the bed; columns u: across
+    band = (centres >= 0.3) & (centres < 0.46)
+    soft[band] = soft[band] * 0.4
+    rect = bedfit_rect.extents(soft[None, None], cell, torch.tensor([[[0.9, 1.1]]]))[0, 0]
+    u0, u1, v0, v1 = rect.tolist()
+    assert u1 - u0 == pytest.approx(0.9, abs=0.04)
+    assert v1 - v0 == pytest.approx(2.0, abs=0.04)
+
+
+def _heights(frame) -> torch.Tensor:
+    """Height (m) of every pixel's reading above the true mattress plane."""
+    raw = frame.depth_raw[0].double() / 1000
+    K, C = frame.K[0].double(), frame.mattress_corners[0].double()
+    n = torch.linalg.cross(C[1] - C[0], C[3] - C[0])
+    n = n / n.norm()
+    n = -n if float(n @ C[0]) > 0 else n  # toward the camera
+    H, W = raw.shape
+    v, u = torch.meshgrid(torch.arange(H, dtype=torch.float64),
+                          torch.arange(W, dtype=torch.float64), indexing="ij")
+    pts = torch.stack([(u - K[0, 2]) / K[0, 0] * raw, (v - K[1, 2]) / K[1, 1] * raw, raw], -1)
+    return pts @ n - n @ C.mean(0)
+
+
+def _error(fits, frame) -> float:
+    fit, truth = fits.corners[0].double(), frame.mattress_corners[0].double()
+    return float(torch.minimum((fit - truth).norm(dim=-1).amax(),
+                               (fit[[2, 3, 0, 1]] - truth).norm(dim=-1).amax()))
+
+
+def test_a_bed_on_a_floor_that_reads_nothing_is_found_and_weak():
+    """A dark floor (or one beyond the range) gives no readings round the bed, so the test
+    that the surface stands above its surroundings finds nothing to stand above: the bed
+    is found (it was refused as 'no mattress-sized surface raised above the floor'), and
+    the fit is weak, saying why."""
+    room = bedroom(0.9, 2.0, headboard=None, furniture=False)
+    for seed, (offset, yaw) in enumerate(VIEWS):
+        frame = view(room, "tof_320x240", 3.2, offset=offset, tilt=(0.05, -0.04), yaw=yaw,
+                     seed=seed)
+        depth = frame.depth_raw[0]
+        dark = torch.where(_heights(frame) < -0.1, torch.zeros_like(depth), depth)
+        fits = fit_beds(dark[None], frame.K.float())
+        assert bool(fits.ok[0]) and _error(fits, frame) < TOL_M
+        assert bool(fits.weak[0])
+        assert bool(fits.weak_causes[0, WEAK_CAUSES.index("unread_ring")])
+        assert any("floor round the bed hardly reads" in w for w in weak_because(fits, 0))
+        # The same bed on a floor that reads is not weak for it.
+        fits = fit_beds(depth[None], frame.K.float())
+        assert bool(fits.ok[0]) and not bool(fits.weak_causes[0, WEAK_CAUSES.index(
+            "unread_ring")])
