@@ -11,7 +11,7 @@ from disrt_core.geometry import bedfit_rect
 from disrt_core.geometry.bedfit import weak_because
 from disrt_core.geometry.bedfit_batch import WEAK_CAUSES, fit_beds
 from disrt_core.geometry.bedfit_regions import bridge_dips
-from test.core.geometry.bedscenes import bedroom, view
+from test.core.geometry.bedscenes import CX, CY, bedroom, view
 
 TOL_M = 0.05
 VIEWS = (((0.1, 0.1), 0.3), ((-0.1, 0.0), 1.4))  # (offset, yaw) of a camera 3.2 m up
@@ -92,3 +92,30 @@ def test_a_bed_on_a_floor_that_reads_nothing_is_found_and_weak():
         fits = fit_beds(depth[None], frame.K.float())
         assert bool(fits.ok[0]) and not bool(fits.weak_causes[0, WEAK_CAUSES.index(
             "unread_ring")])
+
+
+@pytest.mark.parametrize("sensor", ["tof_320x240", "d455_640x360"])
+def test_a_mattress_half_that_reads_as_speckle_is_found_whole(sensor):
+    """Dark bedding over the foot half: a stereo camera loses most of its pixels (here 80 %
+    of the mattress's, at random, in the foot half), so few blocks there had half of their
+    pixels read and the fit kept the head half, about 1 m long, and refused it as too
+    short. The readings that are left lie on the mattress plane: the whole mattress is
+    found."""
+    room = bedroom(0.9, 2.0, headboard=None, furniture=False)
+    for seed, (offset, yaw) in enumerate(VIEWS):
+        frame = view(room, sensor, 3.2, offset=offset, tilt=(0.05, -0.04), yaw=yaw, seed=seed)
+        raw = frame.depth_raw[0]
+        H, W = raw.shape
+        depth_m, K, T = raw.double() / 1000, frame.K[0].double(), frame.T_cam_bed[0].double()
+        v, u = torch.meshgrid(torch.arange(H, dtype=torch.float64),
+                              torch.arange(W, dtype=torch.float64), indexing="ij")
+        pts = torch.stack([(u - K[0, 2]) / K[0, 0] * depth_m, (v - K[1, 2]) / K[1, 1] * depth_m,
+                           depth_m], -1)
+        bed = (pts - T[:3, 3]) @ T[:3, :3]  # in the bed frame: y toward the head end
+        foot = (bed[..., 1] < CY) & (bed[..., 0] - CX).abs().lt(0.5) & (
+            _heights(frame).abs() < 0.05)
+        lost = foot & (torch.rand(H, W, generator=torch.Generator().manual_seed(seed),
+                                  dtype=torch.float64) < 0.8)
+        fits = fit_beds(torch.where(lost, torch.zeros_like(raw), raw)[None], frame.K.float())
+        assert bool(fits.ok[0]) and _error(fits, frame) < TOL_M
+        assert float(fits.size[0, 1]) == pytest.approx(2.0, abs=0.05)
