@@ -18,6 +18,7 @@ and are exact.
 from __future__ import annotations
 
 import threading
+import warnings
 
 import numpy as np
 import roma
@@ -112,9 +113,16 @@ class OutputPacker:
             if layout is None:  # names and shapes, from one eager run (on any device)
                 layout = [(n, tuple(v.shape[1:])) for n, v in run(*args).items()]
                 self._shapes[key] = layout
+            packed = None
             if self.cuda_graphs:
-                packed = self._graphs(key, lambda *a: _pack(run(*a)), args)
-            else:
+                try:
+                    packed = self._graphs(key, lambda *a: _pack(run(*a)), args)
+                except RuntimeError as err:  # a host synchronisation inside: run it eagerly
+                    self.cuda_graphs = False
+                    warnings.warn(f"the frame outputs cannot be captured in a CUDA graph "
+                                  f"({type(err).__name__}: {err}); running them eagerly",
+                                  RuntimeWarning, stacklevel=2)
+            if packed is None:
                 packed = _pack(run(*args))
             if packed.device.type == "cuda":
                 host = torch.empty(packed.shape, dtype=packed.dtype, pin_memory=True)
