@@ -302,7 +302,8 @@ def fit_bed(depth_mm: np.ndarray, K: np.ndarray, *, head: str = "auto",
 
 def weak_because(fits, i: int) -> tuple[str, ...]:
     """Frame ``i``'s ``weak_causes`` (``bedfit_batch.WEAK_CAUSES``) in words."""
-    unseen_edge, inferred_end, seam, noise, unread = (bool(c) for c in fits.weak_causes[i])
+    unseen_edge, inferred_end, seam, noise, unread, past = (bool(c) for c in
+                                                           fits.weak_causes[i])
     out = []
     if unseen_edge:
         from disrt_core.geometry.bedfit_batch import WEAK_SUPPORT
@@ -322,6 +323,9 @@ def weak_because(fits, i: int) -> tuple[str, ...]:
     if unread:
         out.append("the floor round the bed hardly reads (dark, or beyond the range), so "
                    "that the mattress stands above it is not seen")
+    if past:
+        out.append("an end reaches past a board standing across it: the mattress may end "
+                   "before the board")
     return tuple(out)
 
 

@@ -92,8 +92,9 @@ WEAK_SEAM = 0.3
 WEAK_NOISE = 0.019
 #: What can make a fit weak, in the order of ``BedFits.weak_causes``: an edge with support
 #: under WEAK_SUPPORT, an end placed at a board (inferred, not seen), a seam of WEAK_SEAM
-#: or more, noise σ of WEAK_NOISE or more, surroundings too unread to show it raised.
-WEAK_CAUSES = ("unseen_edge", "inferred_end", "seam", "noise", "unread_ring")
+#: or more, noise σ of WEAK_NOISE or more, surroundings too unread to show it raised, an
+#: end past a board (``bedfit_boards.board_past``).
+WEAK_CAUSES = ("unseen_edge", "inferred_end", "seam", "noise", "unread_ring", "past_board")
 LEVELS = 5
 COARSE = 4
 FINE_CANDIDATES = 3
@@ -120,7 +121,7 @@ class BedFits:
     fill: Tensor  # [B] share of the rectangle that is bed
     edge_support: Tensor  # [B,4] share of each edge's lines with a step (or a board) at it
     seam: Tensor  # [B] share of lines across the mattress with a gap at one place in them
-    weak_causes: Tensor  # [B,5] bool, WEAK_CAUSES: what makes the fit weak
+    weak_causes: Tensor  # [B,6] bool, WEAK_CAUSES: what makes the fit weak
     weak: Tensor  # [B] bool: ok and any of weak_causes
     # every measured candidate, for diagnostics: [B,C,...]
     cand_corners: Tensor  # [B,C,4,3] (no head order)
@@ -388,7 +389,9 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
         support = torch.where(unseen[:, None], torch.maximum(support, board), support)
     causes = torch.stack([support.amin(-1) < WEAK_SUPPORT, ref["moved"].any(-1),
                           seam >= WEAK_SEAM, b_sg >= WEAK_NOISE,
-                          chk["unread_ring"][ar, best]], -1)  # WEAK_CAUSES
+                          chk["unread_ring"][ar, best], boards_mod.board_past(
+                              depth_m, K, normal, offset, centre3, b_eu, b_ev, ref["half"])],
+                         -1)  # WEAK_CAUSES
     y = sign[:, None] * along
     T = _frame(centre3, y, normal)
     x_ax, y_ax = T[:, :3, 0], T[:, :3, 1]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from disrt_core.geometry import bedfit_rect
+from disrt_core.geometry import bedfit_boards, bedfit_rect
 from disrt_core.geometry.bedfit import weak_because
 from disrt_core.geometry.bedfit_batch import WEAK_CAUSES, fit_beds
 from disrt_core.geometry.bedfit_regions import bridge_dips
@@ -119,3 +119,26 @@ def test_a_mattress_half_that_reads_as_speckle_is_found_whole(sensor):
         fits = fit_beds(torch.where(lost, torch.zeros_like(raw), raw)[None], frame.K.float())
         assert bool(fits.ok[0]) and _error(fits, frame) < TOL_M
         assert float(fits.size[0, 1]) == pytest.approx(2.0, abs=0.05)
+
+
+def test_an_end_past_a_headboard_is_told_from_one_before_it():
+    """``board_past`` on the true rectangle of a bed with a 40 cm headboard (someone on the
+    pillow) is false; on the same rectangle with its head end 12 cm further out, past the
+    board (where a fit ends when the gap before the board lies in its shadow and the board's
+    far face reads at the mattress's height), it is true, and such a fit is weak."""
+    room = bedroom(0.9, 2.0, headboard=0.4, furniture=False)
+    for seed, (offset, yaw) in enumerate(VIEWS):
+        frame = view(room, "tof_320x240", 3.2, offset=offset, tilt=(0.05, -0.04), yaw=yaw,
+                     seed=seed, noise=False)
+        T = frame.T_cam_bed[0].float()
+        n, eu, ev = T[:3, 2][None], T[:3, 0][None], T[:3, 1][None]
+        centre = (T[:3, :3] @ torch.tensor([CX, CY, 0.0]) + T[:3, 3])[None]
+        offset_ = -(n * centre).sum(-1)
+        depth_m = frame.depth_raw.float() / 1000
+        K = frame.K.float()
+        half = torch.tensor([[0.45, 1.0]])
+        assert not bool(bedfit_boards.board_past(depth_m, K, n, offset_, centre, eu, ev, half)[0])
+        past = torch.tensor([[0.45, 1.06]])
+        assert bool(bedfit_boards.board_past(depth_m, K, n, offset_, centre + 0.06 * ev, eu, ev,
+                                             past)[0])
+    assert "past_board" in WEAK_CAUSES
