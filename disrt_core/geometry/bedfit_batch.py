@@ -224,7 +224,8 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     for it in range(2):
         fine = rect_mod.fine_maps(a, b, d, vflat, phi, centre, size, lv, sg, spacing,
                                   (e1, e2, n), pixel_area, deep=0.07 if it == 0 else 0.0)
-        rect = rect_mod.extents(fine["soft"], fine["cell"], size)
+        rect = rect_mod.extents(fine["soft"], fine["cell"], size, counts=(
+            fine["box"][:, :, rect_mod.CH_BAND], fine["box"][:, :, rect_mod.CH_ALL]))
         rect = rect_mod.shadowed_ends(fine, rect_mod.trim_boards(fine, rect))
         if it == 0:  # re-centre, turn by the edges' residual angle, measure again
             delta = rect_mod.residual_angle(fine["soft"], fine["cell"], rect)

@@ -213,13 +213,14 @@ def run_extent(profile: Tensor, start: Tensor, threshold: Tensor | float
     return torch.where(ok, lo, centre), torch.where(ok, hi, centre)
 
 
-def bridge_dips(profile: Tensor, cell: Tensor, width: float, floor: float) -> Tensor:
+def bridge_dips(profile: Tensor, cell: Tensor, width: float, floor: float,
+                also: Tensor | None = None) -> Tensor:
     """Profiles [...,n] (bins of ``cell`` [...] m) with their dips bridged: a bin at ``floor``
     or more is raised to the lower of the highest values within ``width`` m on its either
     side. A dip where something is partly there (a body's steep sides lying across a
     mattress, speckled dark bedding) no longer ends a run, while a gap that reads as
     nothing (the floor between a bed and a table, below ``floor``) still does, and an end
-    (nothing high beyond it) does not move."""
+    (nothing high beyond it) does not move. ``also`` [...,n]: more bins that may be raised."""
     r = max(1, int(torch.ceil((width / cell.clamp(min=1e-3)).amax())))
     k = torch.arange(-r, r + 1, device=profile.device)
     window = F.pad(profile, (r, r)).unfold(-1, 2 * r + 1, 1)  # [...,n,2r+1]
@@ -228,7 +229,8 @@ def bridge_dips(profile: Tensor, cell: Tensor, width: float, floor: float) -> Te
     left = torch.where(near & (k <= 0), window, zero).amax(-1)
     right = torch.where(near & (k >= 0), window, zero).amax(-1)
     bridged = torch.maximum(profile, torch.minimum(left, right))
-    return torch.where(profile >= floor, bridged, profile)
+    may = profile >= floor if also is None else (profile >= floor) | also
+    return torch.where(may, bridged, profile)
 
 
 def coarse_rectangles(masks: Tensor, grid: dict) -> dict:

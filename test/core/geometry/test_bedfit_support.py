@@ -142,3 +142,26 @@ def test_an_end_past_a_headboard_is_told_from_one_before_it():
         assert bool(bedfit_boards.board_past(depth_m, K, n, offset_, centre + 0.06 * ev, eu, ev,
                                              past)[0])
     assert "past_board" in WEAK_CAUSES
+
+
+def test_the_extent_runs_across_steep_cells_that_lie_on_the_bed():
+    """A 24 cm band across the mattress that is not bed at all (a body's hips: their
+    heights spread, so the cells are 'vertical') stops the run, unless the points there lie
+    in the band (``counts``): then it is on the bed and the run goes on; where the band's
+    points are the floor's (a gap), it still stops."""
+    F = bedfit_rect.FINE
+    cell = torch.tensor([[0.02]])
+    centres = (torch.arange(F) + 0.5 - F / 2) * 0.02
+    across = (centres.abs() <= 0.45).float()
+    along = (centres.abs() <= 1.0).float()
+    soft = along[:, None] * across[None, :]
+    band = (centres >= 0.3) & (centres < 0.54)
+    soft[band] = 0.0
+    everything = torch.full((F, F), 9.0)
+    on_bed = (everything, everything)
+    on_floor = (torch.zeros(F, F), everything)
+    size = torch.tensor([[[0.9, 1.1]]])
+    for counts, length in ((None, 1.3), (on_floor, 1.3), (on_bed, 2.0)):
+        counts = None if counts is None else tuple(c[None, None] for c in counts)
+        rect = bedfit_rect.extents(soft[None, None], cell, size, counts=counts)[0, 0]
+        assert float(rect[3] - rect[2]) == pytest.approx(length, abs=0.05)
