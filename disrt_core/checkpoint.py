@@ -63,7 +63,7 @@ DIFFUSION_DEFAULTS = {"num_timesteps": 100, "schedule": "linear"}
 #: Optional diffusion keys (issue 21): absent means the SPEC's raw space, x0 output and the
 #: round(linspace(T−1, 0, N)) timesteps.
 DIFFUSION_OPTIONAL = ("space", "parametrisation", "mean", "std", "timesteps", "invert_bounds",
-                      "sigma_data")
+                      "sigma_data", "interval")  # interval: disrt_core.uncertainty
 SUPPORTED_SCHEDULES = ("linear",)  # GaussianDiffusion builds linear_betas only
 
 
@@ -110,6 +110,13 @@ def check_diffusion(settings, path: str | Path = "checkpoint") -> dict:
         raise CheckpointError(path, f"diffusion settings: {err}") from err
     if out["timesteps"] is None:
         del out["timesteps"]
+    if "interval" in out:
+        from disrt_core.uncertainty import check_interval
+
+        try:
+            check_interval(out["interval"])
+        except ValueError as err:
+            raise CheckpointError(path, f"diffusion settings: {err}") from err
     if not isinstance(out.get("invert_bounds", False), bool):
         raise CheckpointError(path, f"diffusion invert_bounds must be true or false, got "
                               f"{out['invert_bounds']!r}")

@@ -36,7 +36,8 @@ def frame_outputs(joints: Tensor, vertices: Tensor, params: Tensor, spread: Tens
                   present: Tensor, net_mm: Tensor, net: Tensor, region: Tensor,
                   T_cam_bed: Tensor, trunk: Tensor | None, layout: ParamLayout,
                   bed_mm: float, occupancy: bool, pressure: Tensor | None = None,
-                  region_pressure: Tensor | None = None) -> dict[str, Tensor]:
+                  region_pressure: Tensor | None = None,
+                  interval: Tensor | None = None) -> dict[str, Tensor]:
     """Per-frame outputs, each [B, ...] (pure tensor work, capturable).
 
     joints [B,24,3], vertices [B,V,3], params [B,P]: the answer (label frame, m);
@@ -45,7 +46,8 @@ def frame_outputs(joints: Tensor, vertices: Tensor, params: Tensor, spread: Tens
     raw frame's trunk evidence or None; ``occupancy`` False: every frame ``in_bed``.
     Returns joints in the bed and camera frames, vertices in the camera frame, spread,
     params, the root quaternion (x, y, z, w) in the camera frame, the network image,
-    posture and state indices, presence, region statistics and, when given, pressure.
+    posture and state indices, presence, region statistics and, when given, pressure and
+    the joint intervals [B,24] (``Prediction.joint_interval``).
     """
     T = T_cam_bed.float()
     root = layout.unpack(params.float()).root_orient
@@ -70,6 +72,8 @@ def frame_outputs(joints: Tensor, vertices: Tensor, params: Tensor, spread: Tens
         out["pressure"] = pressure.float()
     if region_pressure is not None:
         out["region_pressure"] = region_pressure.float()
+    if interval is not None:
+        out["joint_interval"] = interval.float()
     return out
 
 
@@ -96,17 +100,17 @@ class OutputPacker:
     def __call__(self, tensors: dict[str, Tensor | None], bed_mm: float,
                  occupancy: bool) -> dict[str, np.ndarray]:
         """``tensors``: :func:`frame_outputs`' tensor arguments by name (``trunk``,
-        ``pressure`` and ``region_pressure`` may be None); returns its outputs as numpy
-        arrays [B, ...] (float32; ``posture`` and ``state`` as int64)."""
+        ``pressure``, ``region_pressure`` and ``interval`` may be None); returns its outputs
+        as numpy arrays [B, ...] (float32; ``posture`` and ``state`` as int64)."""
         names = ("joints", "vertices", "params", "spread", "present", "net_mm", "net",
-                 "region", "T_cam_bed", "trunk", "pressure", "region_pressure")
+                 "region", "T_cam_bed", "trunk", "pressure", "region_pressure", "interval")
         args = tuple(tensors.get(n) for n in names)
         key = (tuple(None if a is None else (*a.shape, a.dtype) for a in args),
                float(bed_mm), bool(occupancy))
 
         def run(*a):
             return frame_outputs(*a[:9], a[9], self.layout, float(bed_mm), bool(occupancy),
-                                 a[10], a[11])
+                                 a[10], a[11], a[12])
 
         with self._lock, torch.inference_mode():
             layout = self._shapes.get(key)

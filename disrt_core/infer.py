@@ -44,6 +44,7 @@ from disrt_core.model import Denoiser
 from disrt_core.model.denoiser import cast_matmul_weights
 from disrt_core.occupancy import presence_probability
 from disrt_core.prediction import Prediction, average_bodies, with_presence
+from disrt_core.uncertainty import joint_interval
 
 __all__ = ["COMPILE_MODES", "PRECISIONS", "PRESSURE_METHODS", "Estimator", "Prediction",
            "average_bodies", "load_body_for"]
@@ -277,6 +278,11 @@ class Estimator:
         """``pred`` with presence and, when on, pressure (``pressure``: the learned one's
         (map, per vertex, per region), already computed in :meth:`_infer`)."""
         pred = with_presence(pred, depth)
+        # the calibrated radius, where the checkpoint has one for this K and step count
+        interval = (self.header.diffusion.get("interval", {}) if self.header is not None
+                    else {}).get(str(self.hypotheses))
+        if interval is not None and interval.get("steps", self.steps) == self.steps:
+            pred.joint_interval = joint_interval(pred.joint_spread, interval)
         if pressure is None and self.pressure_net is not None:
             pressure = self._learned_pressure(depth, pred.vertices)
         if pressure is not None:

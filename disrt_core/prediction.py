@@ -39,6 +39,10 @@ class Prediction:
     pressure: Tensor | None = None
     vertex_pressure: Tensor | None = None
     region_pressure: Tensor | None = None
+    #: [B, 24] radius (m) around each joint that holds the true joint with the probability
+    #: the checkpoint's calibration for this K states (``disrt_core.uncertainty``; header
+    #: ``diffusion.interval``); None where the checkpoint has none for this K.
+    joint_interval: Tensor | None = None
 
 
 def average_bodies(params: Tensor, layout: ParamLayout) -> Tensor:

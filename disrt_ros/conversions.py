@@ -321,6 +321,10 @@ class FrameResult:
     pressure: np.ndarray | None = None
     region_pressure: dict[str, tuple[float, float]] | None = None
     monitor: dict | None = None  # the repositioning monitor after this frame (its summary)
+    #: [24] m: the radius around each joint that holds the true joint with probability
+    #: ``interval_level`` (the weights' calibration, disrt_core.uncertainty), if any
+    joint_interval: np.ndarray | None = None
+    interval_level: float | None = None
 
 
 def pose_array(result: FrameResult) -> PoseArray:
@@ -354,7 +358,8 @@ def pressure_summary(result: FrameResult) -> dict | None:
 
 def pose_json(result: FrameResult, joint_names: Sequence[str], model_id: str) -> String:
     """``~/pose_json``: one JSON object per frame (see the node's docstring for the keys;
-    schema 2 added ``pressure`` and ``monitor``, null when not computed)."""
+    schema 2 added ``pressure``, ``monitor`` and ``joint_interval`` with its level, null when
+    not computed)."""
     stamp = result.header.stamp
     payload = {
         "schema": "disrt_ros/pose/2",
@@ -372,6 +377,9 @@ def pose_json(result: FrameResult, joint_names: Sequence[str], model_id: str) ->
         "T_cam_bed": np.round(result.T_cam_bed, 6).reshape(-1).tolist(),
         "pressure": pressure_summary(result),
         "monitor": result.monitor,
+        "joint_interval": None if result.joint_interval is None else
+        np.round(result.joint_interval, 4).tolist(),
+        "joint_interval_level": result.interval_level,
     }
     return String(data=json.dumps(payload, separators=(",", ":")))
 

@@ -126,6 +126,13 @@ class Pipeline:
             parts.append(trunk_features(depth, K, T, torch.tensor(size)))
         return torch.cat(parts)
 
+    def _interval_level(self) -> float | None:
+        """The level of the estimator's joint intervals for its K (header calibration)."""
+        header = getattr(self.estimator, "header", None)
+        entry = (header.diffusion.get("interval", {}) if header is not None else {}).get(
+            str(self.hypotheses))
+        return None if entry is None else float(entry["level"])
+
     def prepare(self, cam: CameraState, msg: Image) -> Frame | Failure:
         """Decode and check one depth message."""
         name = cam.cfg.name
@@ -303,10 +310,12 @@ class Pipeline:
                 joints=pred.joints, vertices=pred.vertices, params=pred.params,
                 spread=pred.joint_spread, present=present, net_mm=net_mm, net=net,
                 region=region, T_cam_bed=T_all, trunk=trunk,
+                interval=getattr(pred, "joint_interval", None),
                 pressure=getattr(pred, "pressure", None),
                 region_pressure=getattr(pred, "region_pressure", None)),
                 bed_mm, self.config.occupancy_check)
         pressure, regions = arrays.get("pressure"), arrays.get("region_pressure")
+        interval, level = arrays.get("joint_interval"), self._interval_level()
         t3 = time.perf_counter()
         for k, (i, problem) in enumerate(zip(ok, region_problems(arrays["region"]))):
             if problem is not None:  # nonsense gets no answer (ERROR in /diagnostics)
@@ -322,6 +331,8 @@ class Pipeline:
                 occupancy=STATES[int(arrays["state"][k])],
                 present_prob=float(arrays["present_prob"][k]),
                 pressure=pressure[k] if pressure is not None else None,
+                joint_interval=interval[k] if interval is not None else None,
+                interval_level=level,
                 region_pressure=None if regions is None else {
                     name: (float(regions[k, r, 0]), float(regions[k, r, 1]))
                     for r, name in enumerate(REGIONS)})

@@ -19,7 +19,12 @@ pose_json        std_msgs/String                 JSON: schema, stamp, frame_id, 
                                                  pressure (max_kpa, contact_cm2, regions:
                                                  peak_kpa / mean_kpa each; null with
                                                  ``pressure`` off) and monitor (the
-                                                 repositioning monitor's state)
+                                                 repositioning monitor's state), and
+                                                 joint_interval (m, per joint: the radius
+                                                 that holds the true joint with probability
+                                                 joint_interval_level, from the weights'
+                                                 calibration; null without one for this
+                                                 hypotheses / ddim_steps)
 posture          diagnostic_msgs/DiagnosticArray the frame's header; one OK status named
                                                  "posture": message (and value "posture") =
                                                  supine | left | right | prone, hardware_id =

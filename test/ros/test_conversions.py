@@ -164,6 +164,11 @@ def test_pose_array_and_json():
     np.testing.assert_allclose(payload["joints"], joints_cam, atol=1e-5)
     np.testing.assert_allclose(payload["joints_bed"], joints_cam + 1, atol=1e-5)
     assert len(payload["params"]) == 84 and len(payload["T_cam_bed"]) == 16
+    assert payload["joint_interval"] is None and payload["joint_interval_level"] is None
+    result.joint_interval, result.interval_level = np.linspace(0.1, 0.33, 24), 0.9
+    payload = json.loads(pose_json(result, names, "m1").data)
+    np.testing.assert_allclose(payload["joint_interval"], np.linspace(0.1, 0.33, 24), atol=1e-4)
+    assert payload["joint_interval_level"] == 0.9
 
 
 def _png16(pixels) -> bytes:

@@ -37,6 +37,7 @@ pytestmark = pytest.mark.ros
 FRAME = "camera_depth_optical_frame"
 HEIGHT_M = 2.0
 SEED = 3
+INTERVAL = [round(0.1 + 0.01 * j, 3) for j in range(24)]
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +45,11 @@ def checkpoint(tmp_path_factory, smpl_fixture_dir):
     body = load_body_model("smpl", smpl_fixture_dir)
     torch.manual_seed(0)
     net = Denoiser(small().replace(dropout=0.0), body.param_dim)
+    # a calibration of the joint intervals for the node's K = 1 and 3 steps
+    interval = {"1": {"level": 0.9, "steps": 3, "offset_m": INTERVAL, "scale": [0.0] * 24}}
     path = save_checkpoint(tmp_path_factory.mktemp("ckpt") / "small.safetensors", net,
-                           body.model_id, body.param_layout, MeshDecoder(body).config)
+                           body.model_id, body.param_layout, MeshDecoder(body).config,
+                           diffusion={"interval": interval})
     return path
 
 
@@ -117,6 +121,8 @@ def test_node_serves_the_checkpoint_estimate(checkpoint, smpl_fixture_dir, devic
         root = layout.unpack(pred.params.float().cpu()).root_orient
         assert payload["posture"] == POSTURES[int(posture_from_axis_angle(root)[0])]
         assert payload["model_id"] == "smpl-neutral" and len(payload["params"]) == 88
+        np.testing.assert_allclose(payload["joint_interval"], INTERVAL, atol=1e-6)
+        assert payload["joint_interval_level"] == 0.9
     finally:
         ros.remove(player)
         ros.remove(monitor)
