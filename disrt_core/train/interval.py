@@ -1,7 +1,7 @@
 """Calibrate a checkpoint's joint intervals on a validation set and record them in its header
 (issue 21; :mod:`disrt_core.uncertainty`): ``training/calibrate_interval.py``.
 
-    python training/calibrate_interval.py runs/x/model.safetensors --data data/val \
+    python training/calibrate_interval.py runs/x/model.safetensors --data data/val [...] \
         [--hypotheses 1,8] [--steps 5] [--level 0.9] [--out calibrated.safetensors]
 
 For each number of hypotheses K in ``--hypotheses`` the checkpoint answers every validation
@@ -58,7 +58,8 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description="calibrate the joint intervals on a validation "
                                 "set and write them into a checkpoint's header")
     p.add_argument("checkpoint")
-    p.add_argument("--data", required=True, help="validation shard folder (disrt-generate)")
+    p.add_argument("--data", required=True, nargs="+",
+                   help="validation shard folders (disrt-generate), fitted together")
     p.add_argument("--hypotheses", default="1,8", help="numbers of hypotheses K to fit")
     p.add_argument("--steps", type=int, default=5, help="DDIM steps (the node's ddim_steps)")
     p.add_argument("--level", type=float, default=0.9, help="share of true joints inside")
@@ -67,13 +68,14 @@ def main(argv=None) -> None:
     p.add_argument("--out", default=None, help="output checkpoint (default: in place)")
     p.add_argument("--dry-run", action="store_true", help="print the fit, write nothing")
     args = p.parse_args(argv)
-    spec = DataSpec(type="shards", path=args.data)
     interval = dict(read_header(args.checkpoint).diffusion.get("interval", {}))
     for k in (int(v) for v in args.hypotheses.split(",")):
-        err, spread = errors_and_spread(args.checkpoint, spec, k, args.steps,
-                                        max_samples=args.max_samples, device=args.device)
+        parts = [errors_and_spread(args.checkpoint, DataSpec(type="shards", path=folder), k,
+                                   args.steps, max_samples=args.max_samples,
+                                   device=args.device) for folder in args.data]
+        err, spread = (np.concatenate(x) for x in zip(*parts))
         entry = fit_interval(err, spread, args.level)
-        entry.update(steps=args.steps, data=args.data, samples=len(err),
+        entry.update(steps=args.steps, data=", ".join(args.data), samples=len(err),
                      mean_radius_m=round(float(np.mean(
                          np.array(entry["offset_m"]) + np.array(entry["scale"]) * spread)), 4))
         interval[str(k)] = entry
