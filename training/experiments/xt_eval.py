@@ -12,7 +12,10 @@ The interval from the spread: ``joint_spread`` s is the RMS 3D distance of the K
 joints from their mean. Read as an isotropic Gaussian with per-axis σ = s/√3 (widened by
 √(1 + 1/K) for the error of a mean of K draws), the true joint lies within
 ``r_p = σ·√(χ²₃⁻¹(p))`` of the answer with probability p (r_90 = 1.443·s·√(1+1/K)).
-Coverage = the fraction of true joints inside r_p.
+Coverage = the fraction of true joints inside r_p. Where the checkpoint's header has a
+calibration of the joint intervals (:mod:`disrt_core.uncertainty`) for K = 1 or K, the share
+of true joints inside ``Prediction.joint_interval`` is reported too (``interval_5_k1``,
+``spread.calibrated``).
 """
 
 from __future__ import annotations
@@ -72,12 +75,25 @@ def tsweep(checkpoint: str, data: str, n: int = 128) -> dict[int, float]:
 
 
 def predict_all(est: Estimator, depth: torch.Tensor, batch: int = 128):
-    joints, spread = [], []
+    """Joints [N,24,3], spread [N,24] and the calibrated joint intervals [N,24] (None
+    without a calibration for the estimator's K and steps) of every frame."""
+    joints, spread, interval = [], [], []
     for i in range(0, len(depth), batch):
         p = est.predict(depth[i:i + batch])
         joints.append(p.joints)
         spread.append(p.joint_spread)
-    return torch.cat(joints), torch.cat(spread)
+        interval.append(p.joint_interval)
+    calibrated = None if interval[0] is None else torch.cat(interval)
+    return torch.cat(joints), torch.cat(spread), calibrated
+
+
+def interval_coverage(joints, gt, interval) -> dict | None:
+    """Share of true joints inside the calibrated radius, and the mean radius (mm)."""
+    if interval is None:
+        return None
+    err = torch.linalg.vector_norm(joints - gt, dim=-1)
+    return {"coverage": float((err <= interval).float().mean()),
+            "mean_radius_mm": float(1000 * interval.mean())}
 
 
 def scorecard(path: str, data_dir: str, n: int = 512, spread_n: int = 256, k: int = 8,
@@ -98,19 +114,22 @@ def scorecard(path: str, data_dir: str, n: int = 512, spread_n: int = 256, k: in
                                if k_ not in ("mean", "std")}}
     for s in steps:
         est.set_sampling(steps=s, hypotheses=1)
-        joints, _ = predict_all(est, data["depth"])
+        joints, _, interval = predict_all(est, data["depth"])
         out[f"mpjpe_{s}"] = float(mpjpe_mm(joints, gt).mean())
+        if interval is not None:  # the checkpoint's calibration for K = 1 (header)
+            out[f"interval_{s}_k1"] = interval_coverage(joints, gt, interval)
         out[f"timesteps_{s}"] = est.diffusion.ddim_timesteps(s)
     out["t0_truth"] = t0_error(est, data, n)
     m = min(spread_n, n)
     est.set_sampling(steps=5, hypotheses=k)
-    joints, spread = predict_all(est, data["depth"][:m], batch=32)
+    joints, spread, interval = predict_all(est, data["depth"][:m], batch=32)
     err = 1000 * torch.linalg.vector_norm(joints - gt[:m], dim=-1).numpy().ravel()
     spr = 1000 * spread.numpy().ravel()
     out["spread"] = {"k": k, "n": m, "mpjpe_5_k": float(err.mean()),
                      "mean_spread_mm": float(spr.mean()),
                      "spearman": float(spearmanr(spr, err).statistic),
-                     "coverage": coverage(err, spr, k)}
+                     "coverage": coverage(err, spr, k),
+                     "calibrated": interval_coverage(joints, gt[:m], interval)}
     # the scale that would make the 90 % interval exact on this set (for calibration on a
     # validation set): the 90th percentile of err / r_90(spread = 1)
     unit = math.sqrt(chi2.ppf(0.9, 3) / 3 * (1 + 1 / k))
