@@ -135,11 +135,9 @@ def run_case(args, preset: str, batch: int, precision: str, compile_mode: str | 
         config = load_config(None, base=_config(preset, batch, precision, compile_mode,
                                                 args.device, args.body, smpl_dir, out,
                                                 not args.no_channels_last))
+        # the trainer's run.stats_group_norm: auto (None) = on CUDA only
+        config.run.stats_group_norm = {"auto": None, "on": True, "off": False}[args.gn_stats]
         trainer = Trainer(config)
-        if args.gn_stats:  # before the first (compiled) step traces the network
-            from disrt_core.model.blocks import use_stats_group_norm
-
-            use_stats_group_norm(trainer.model)
         trainer.begin_stage(0)
         try:
             steps = args.steps if args.device == "cuda" else max(1, args.steps // 10)
@@ -239,9 +237,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-data", action="store_true", help="skip the data-rate figures")
     p.add_argument("--no-channels-last", action="store_true",
                    help="train with the default memory format (run.channels_last false)")
-    p.add_argument("--gn-stats", action="store_true",
-                   help="the network's GroupNorms as StatsGroupNorm (per-channel sums; an "
-                        "experiment of issue 23, model/blocks.py)")
+    p.add_argument("--gn-stats", choices=("auto", "on", "off"), default="auto",
+                   help="the network's GroupNorms as StatsGroupNorm (per-channel sums, "
+                        "model/blocks.py; the trainer's run.stats_group_norm): auto = on "
+                        "CUDA only (the trainer's default since 2026-12-05; before it, "
+                        "'off' was what a run without this option measured)")
     p.add_argument("--note", default="")
     p.add_argument("--trace", default=None, help="profile two steps of each case: Chrome "
                    "trace file (the case is added to its name; gzipped for .json.gz)")

@@ -45,6 +45,7 @@ from disrt_core.diffusion import GaussianDiffusion
 from disrt_core.diffusion_space import DiffusionSpace
 from disrt_core.losses import LossConfig, diffusion_loss, normalisers_from_data
 from disrt_core.model import Denoiser, DenoiserConfig, preset
+from disrt_core.model.blocks import use_stats_group_norm
 from disrt_core.train import distributed
 from disrt_core.train import state as st
 from disrt_core.train.config import ConfigError, TrainConfig, resume_conflicts
@@ -153,6 +154,9 @@ class Trainer:
         self.model = Denoiser(self.net_config, self.body.param_dim).to(self.device)
         if cfg.run.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        stats_gn = cfg.run.stats_group_norm
+        if stats_gn or (stats_gn is None and self.device.type == "cuda"):
+            use_stats_group_norm(self.model)  # the same function, faster statistics on a GPU
         self.decoder = MeshDecoder(self.body).to(self.device)
         self.diffusion = GaussianDiffusion(cfg.diffusion.num_timesteps)
         self.ema = None

@@ -187,3 +187,18 @@ def test_epoch_end_state_carries_that_epochs_eval(make_config, keep_threads, tmp
     assert [e["tag"] for e in end] == ["synth-epoch1", "synth-end"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["evals"] == end
+
+
+def test_stats_group_norm_is_on_where_asked_and_on_cuda_only_by_default(
+        make_config, keep_threads, tmp_path):
+    from disrt_core.model.blocks import StatsGroupNorm
+
+    def count(**run) -> tuple[int, int]:
+        raw = make_config(tmp_path / f"run{len(run)}", **run)
+        with Trainer(load_config(None, base=raw)) as trainer:
+            kinds = [type(m) for m in trainer.model.modules()]
+        return kinds.count(StatsGroupNorm), kinds.count(torch.nn.GroupNorm)
+
+    stats, plain = count()  # auto on the CPU: PyTorch's own GroupNorm
+    assert stats == 0 and plain > 0
+    assert count(stats_group_norm=True) == (plain, 0)
