@@ -278,10 +278,8 @@ class Estimator:
         """``pred`` with presence and, when on, pressure (``pressure``: the learned one's
         (map, per vertex, per region), already computed in :meth:`_infer`)."""
         pred = with_presence(pred, depth)
-        # the calibrated radius, where the checkpoint has one for this K and step count
-        interval = (self.header.diffusion.get("interval", {}) if self.header is not None
-                    else {}).get(str(self.hypotheses))
-        if interval is not None and interval.get("steps", self.steps) == self.steps:
+        interval = self.interval_calibration
+        if interval is not None:
             pred.joint_interval = joint_interval(pred.joint_spread, interval)
         if pressure is None and self.pressure_net is not None:
             pressure = self._learned_pressure(depth, pred.vertices)
@@ -292,6 +290,15 @@ class Estimator:
             pred.pressure, pred.vertex_pressure = out.grid, out.vertex
             pred.region_pressure = out.regions
         return pred
+
+    @property
+    def interval_calibration(self) -> dict | None:
+        """The checkpoint's joint-interval calibration (:mod:`disrt_core.uncertainty`) for
+        this K and step count, or None."""
+        entry = (self.header.diffusion.get("interval", {}) if self.header is not None
+                 else {}).get(str(self.hypotheses))
+        return entry if entry is not None and entry.get("steps", self.steps) == self.steps \
+            else None
 
     def _learned_pressure(self, depth: Tensor, vertices: Tensor) -> tuple[Tensor, ...]:
         """The learned map [B,192,84] and its reading per vertex and per region; with CUDA

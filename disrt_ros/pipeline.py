@@ -126,13 +126,6 @@ class Pipeline:
             parts.append(trunk_features(depth, K, T, torch.tensor(size)))
         return torch.cat(parts)
 
-    def _interval_level(self) -> float | None:
-        """The level of the estimator's joint intervals for its K (header calibration)."""
-        header = getattr(self.estimator, "header", None)
-        entry = (header.diffusion.get("interval", {}) if header is not None else {}).get(
-            str(self.hypotheses))
-        return None if entry is None else float(entry["level"])
-
     def prepare(self, cam: CameraState, msg: Image) -> Frame | Failure:
         """Decode and check one depth message."""
         name = cam.cfg.name
@@ -315,7 +308,9 @@ class Pipeline:
                 region_pressure=getattr(pred, "region_pressure", None)),
                 bed_mm, self.config.occupancy_check)
         pressure, regions = arrays.get("pressure"), arrays.get("region_pressure")
-        interval, level = arrays.get("joint_interval"), self._interval_level()
+        interval = arrays.get("joint_interval")
+        calibration = getattr(self.estimator, "interval_calibration", None)
+        level = None if interval is None else float(calibration["level"])
         t3 = time.perf_counter()
         for k, (i, problem) in enumerate(zip(ok, region_problems(arrays["region"]))):
             if problem is not None:  # nonsense gets no answer (ERROR in /diagnostics)
