@@ -102,6 +102,10 @@ def run_case(args, body, name, batch, precision, compile_mode, graphs, flops):
     cuda = args.device.startswith("cuda")
     torch.manual_seed(0)
     net = Denoiser(preset(name), body.param_dim).eval()  # as from_checkpoint loads it
+    if args.gn_stats:  # an experiment (issue 23): GroupNorm from per-channel sums
+        from disrt_core.model.blocks import use_stats_group_norm
+
+        use_stats_group_norm(net)
     est = Estimator.from_model(net, body, device=args.device, steps=args.steps,
                                hypotheses=args.hypotheses, seed=0, precision=precision,
                                compile=compile_mode, cuda_graphs=graphs,
@@ -170,6 +174,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-cudnn-benchmark", action="store_true")
     parser.add_argument("--no-channels-last", action="store_true")
     parser.add_argument("--no-cast-weights", action="store_true")
+    parser.add_argument("--gn-stats", action="store_true",
+                        help="the network's GroupNorms as StatsGroupNorm (model/blocks.py; "
+                             "the trainer's default on CUDA), not measured for inference yet")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--trace", default=None, help="with --profile: Chrome trace file")
     parser.add_argument("--tag", default="",
