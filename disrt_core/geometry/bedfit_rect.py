@@ -90,8 +90,9 @@ def fine_maps(a: Tensor, b: Tensor, d: Tensor, valid: Tensor, phi: Tensor, centr
     iv = torch.floor((rb * cos - ra * sin) / cell[..., None] + FINE / 2)
     inside = valid[:, None] & (iu >= 0) & (iu < FINE) & (iv >= 0) & (iv < FINE)
     index = (iv.clamp(0, FINE - 1) * FINE + iu.clamp(0, FINE - 1)).long()
-    lv, tol = level[..., None], band_tolerance(sigma)[..., None]
-    h = lv - d[:, None]  # height above the level [B,K,N]
+    # Only points on a grid are summed: the same additions in the same order, the same sums.
+    tol = band_tolerance(sigma)[..., None].expand(-1, -1, a.shape[1])[inside]
+    h = (level[..., None] - d[:, None])[inside]  # height above the level [M]
     zero = torch.zeros_like(h)
     band = (h <= BAND_ABOVE) & (h >= -tol - deep)
     below = (h < -tol) & (h >= -tol - 0.08)
@@ -101,12 +102,12 @@ def fine_maps(a: Tensor, b: Tensor, d: Tensor, valid: Tensor, phi: Tensor, centr
     vals = torch.stack([torch.ones_like(h), band.to(h.dtype), hb, hb * hb, high.to(h.dtype),
                         hh, hh * hh, (h.abs() <= tol).to(h.dtype),
                         (h < -torch.clamp(tol + 0.05, min=0.15)).to(h.dtype), below.to(h.dtype),
-                        torch.where(below, -h, zero)], 2)
-    # Points off the grid go to one extra cell, dropped after.
-    index = torch.where(inside, index, FINE * FINE)
-    out = torch.zeros(B, K, CHANNELS, FINE * FINE + 1, device=a.device, dtype=h.dtype)
-    out.scatter_add_(3, index[:, :, None].expand(-1, -1, CHANNELS, -1).contiguous(), vals)
-    maps = out[..., :-1].reshape(B, K, CHANNELS, FINE, FINE)  # rows v, columns u
+                        torch.where(below, -h, zero)])  # [C,M]
+    flat = (torch.arange(B * K, device=a.device).view(B, K, 1) * CHANNELS * FINE**2 + index)[
+        inside] + torch.arange(0, CHANNELS * FINE**2, FINE**2, device=a.device)[:, None]
+    out = torch.zeros(B * K * CHANNELS * FINE * FINE, device=a.device, dtype=h.dtype)
+    out.scatter_add_(0, flat.flatten(), vals.flatten())
+    maps = out.reshape(B, K, CHANNELS, FINE, FINE)  # rows v, columns u
     box = box_sum(maps[:, :, :BOXED], 3)
     n3, b3 = box[:, :, CH_ALL], box[:, :, CH_BAND]
     e1, e2, n = basis
