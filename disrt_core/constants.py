@@ -17,6 +17,8 @@ from torch import Tensor
 
 
 def _frozen(values):
+    if hasattr(values, "tolist"):  # a numpy array or CPU tensor of the values: its numbers
+        values = values.tolist()
     if isinstance(values, (list, tuple)):
         return tuple(_frozen(v) for v in values)
     return values
