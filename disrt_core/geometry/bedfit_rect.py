@@ -90,21 +90,21 @@ def fine_maps(a: Tensor, b: Tensor, d: Tensor, valid: Tensor, phi: Tensor, centr
     iv = torch.floor((rb * cos - ra * sin) / cell[..., None] + FINE / 2)
     inside = valid[:, None] & (iu >= 0) & (iu < FINE) & (iv >= 0) & (iv < FINE)
     index = (iv.clamp(0, FINE - 1) * FINE + iu.clamp(0, FINE - 1)).long()
-    # Only points on a grid are summed: the same additions in the same order, the same sums.
-    tol = band_tolerance(sigma)[..., None].expand(-1, -1, a.shape[1])[inside]
-    h = (level[..., None] - d[:, None])[inside]  # height above the level [M]
-    zero = torch.zeros_like(h)
+    # Only points on a grid are summed (same additions, same order); grid: b·K + k [M]
+    grid, N = (ids := inside.view(-1).nonzero()[:, 0]) // a.shape[1], a.shape[1]
+    tol, h = band_tolerance(sigma).reshape(-1)[grid], level.reshape(-1)[grid] - d.reshape(-1)[
+        grid // K * N + ids % N]  # height above the level [M]
     band = (h <= BAND_ABOVE) & (h >= -tol - deep)
     below = (h < -tol) & (h >= -tol - 0.08)
     high = h > BAND_ABOVE
-    hb = torch.where(band, h.clamp(0, BAND_ABOVE), zero)
-    hh = torch.where(high, h, zero)
+    hb = torch.where(band, h.clamp(0, BAND_ABOVE), 0.0)
+    hh = torch.where(high, h, 0.0)
     vals = torch.stack([torch.ones_like(h), band.to(h.dtype), hb, hb * hb, high.to(h.dtype),
                         hh, hh * hh, (h.abs() <= tol).to(h.dtype),
                         (h < -torch.clamp(tol + 0.05, min=0.15)).to(h.dtype), below.to(h.dtype),
-                        torch.where(below, -h, zero)])  # [C,M]
-    flat = (torch.arange(B * K, device=a.device).view(B, K, 1) * CHANNELS * FINE**2 + index)[
-        inside] + torch.arange(0, CHANNELS * FINE**2, FINE**2, device=a.device)[:, None]
+                        torch.where(below, -h, 0.0)])  # [C,M]
+    flat = (grid * (CHANNELS * FINE**2) + index.view(-1)[ids]) + torch.arange(
+        0, CHANNELS * FINE**2, FINE**2, device=a.device)[:, None]
     out = torch.zeros(B * K * CHANNELS * FINE * FINE, device=a.device, dtype=h.dtype)
     out.scatter_add_(0, flat.flatten(), vals.flatten())
     maps = out.reshape(B, K, CHANNELS, FINE, FINE)  # rows v, columns u

@@ -315,13 +315,13 @@ def toward_camera(mask: Tensor, where: Tensor, pa: Tensor, pb: Tensor, phi: Tens
     c_ = cell.reshape(-1)[grid]
     du, dv = da * cos + db * sin, -da * sin + db * cos  # cells per cell, grid axes
     flat = mask.reshape(B * K, F * F)
-    hit = torch.zeros_like(sel, dtype=torch.bool)
-    # One cell at a time along the line (each grid its own cell size, so that a frame's
-    # result does not depend on its batch).
-    for k in range(1, max(1, math.ceil(reach / float(cell.min()))) + 1):
-        r = (row + torch.round(k * dv)).long()
-        c = (col + torch.round(k * du)).long()
-        ok = (r >= 0) & (r < F) & (c >= 0) & (c < F) & (k * c_ <= reach)
-        hit |= flat[grid, r.clamp(0, F - 1) * F + c.clamp(0, F - 1)] & ok
-    out.view(-1)[sel] = hit
+    # Every step along the line at once (steps [S,1] × cells: the same float products as
+    # one step at a time, ~10× fewer small ops); each grid its own cell size, so that a
+    # frame's result does not depend on its batch.
+    steps = math.ceil(reach / float(cell.min()))
+    k = torch.arange(1, max(1, steps) + 1, device=mask.device, dtype=dv.dtype)[:, None]
+    r = (row + torch.round(k * dv)).long()
+    c = (col + torch.round(k * du)).long()
+    ok = (r >= 0) & (r < F) & (c >= 0) & (c < F) & (k * c_ <= reach)
+    out.view(-1)[sel] = (flat[grid, r.clamp(0, F - 1) * F + c.clamp(0, F - 1)] & ok).any(0)
     return out
