@@ -79,3 +79,24 @@ def keep_threads():
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path, smpl_both, data_root):
+    """(checkpoint path, data spec): a tiny randomly initialised network saved for the SMPL
+    fixture body, and the BodyPressureSD fixture to run it on."""
+    import torch
+
+    from disrt_core.checkpoint import save_checkpoint
+    from disrt_core.decoder import MeshDecoder
+    from disrt_core.model import Denoiser, DenoiserConfig
+    from disrt_core.train.config import TINY_NETWORK, DataSpec
+
+    torch.manual_seed(0)
+    net = Denoiser(DenoiserConfig.from_dict(TINY_NETWORK), smpl_both.param_dim).eval()
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    path = save_checkpoint(tmp_path / "m.safetensors", net, smpl_both.model_id,
+                           smpl_both.param_layout, MeshDecoder(smpl_both).config)
+    return path, DataSpec(type="bodypressure", path=str(data_root["root"]),
+                          stems=list(BP_STEMS))

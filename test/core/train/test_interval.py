@@ -4,25 +4,15 @@ on a data set (disrt_core.train.interval, issue 21)."""
 import numpy as np
 import torch
 
-from disrt_core.checkpoint import read_header, rewrite_header, save_checkpoint
-from disrt_core.decoder import MeshDecoder
+from disrt_core.checkpoint import read_header, rewrite_header
 from disrt_core.infer import Estimator
-from disrt_core.model import Denoiser, DenoiserConfig
-from disrt_core.train.config import TINY_NETWORK, DataSpec
 from disrt_core.train.data import eval_batches
 from disrt_core.train.interval import errors_and_spread
 from disrt_core.uncertainty import fit_interval
-from test.core.train.conftest import BP_STEMS
 
 
-def test_errors_and_spread_of_a_checkpoint(tmp_path, smpl_both, data_root):
-    torch.manual_seed(0)
-    net = Denoiser(DenoiserConfig.from_dict(TINY_NETWORK), 88).eval()
-    for p in net.parameters():
-        torch.nn.init.normal_(p, std=0.05)
-    path = save_checkpoint(tmp_path / "m.safetensors", net, smpl_both.model_id,
-                           smpl_both.param_layout, MeshDecoder(smpl_both).config)
-    spec = DataSpec(type="bodypressure", path=str(data_root["root"]), stems=list(BP_STEMS))
+def test_errors_and_spread_of_a_checkpoint(tmp_path, smpl_both, tiny_checkpoint):
+    path, spec = tiny_checkpoint
     err, spread = errors_and_spread(path, spec, hypotheses=3, steps=2, body=smpl_both,
                                     max_samples=4)
     assert err.shape == spread.shape == (4, 24) and spread.min() > 0

@@ -106,21 +106,11 @@ def test_choose_timesteps_picks_the_best_range_per_count():
     assert choose({1: {0: 3.0}})["by_steps"] == {"1": [99]}
 
 
-def test_score_candidates_on_a_checkpoint(tmp_path, smpl_both, data_root):
-    from disrt_core.checkpoint import read_header, rewrite_header, save_checkpoint
-    from disrt_core.decoder import MeshDecoder
-    from disrt_core.model import DenoiserConfig
-    from disrt_core.train.config import TINY_NETWORK, DataSpec
+def test_score_candidates_on_a_checkpoint(tmp_path, smpl_both, tiny_checkpoint):
+    from disrt_core.checkpoint import read_header, rewrite_header
     from disrt_core.train.timesteps import choose, score_candidates
-    from test.core.train.conftest import BP_STEMS
 
-    torch.manual_seed(0)
-    net = Denoiser(DenoiserConfig.from_dict(TINY_NETWORK), 88).eval()
-    for p in net.parameters():
-        torch.nn.init.normal_(p, std=0.05)
-    path = save_checkpoint(tmp_path / "m.safetensors", net, smpl_both.model_id,
-                           smpl_both.param_layout, MeshDecoder(smpl_both).config)
-    spec = DataSpec(type="bodypressure", path=str(data_root["root"]), stems=list(BP_STEMS))
+    path, spec = tiny_checkpoint
     scores = score_candidates(path, spec, steps=(2, 52), lasts=(0, 50), body=smpl_both,
                               max_samples=4)
     assert set(scores[2]) == {0, 50} and set(scores[52]) == {0}  # 99..50 has only 50 steps
