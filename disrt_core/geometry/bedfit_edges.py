@@ -39,6 +39,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from disrt_core.constants import const
+
 LINES = 48  # lines across each edge
 STEP = 0.005  # m between the points of a line
 GAP = 0.03  # m of unknown points allowed inside a step
@@ -90,8 +92,9 @@ def _depth_at(depth: Tensor, K: Tensor, points: Tensor) -> tuple[Tensor, Tensor]
     wp = W + 4
     flat = torch.nn.functional.pad(depth, (2, 2, 2, 2)).reshape(B, -1)
     base = (vi.clamp(-1, H) + 2) * wp + ui.clamp(-1, W) + 2
-    offsets = torch.tensor([dv * wp + du for dv in (-1, 0, 1) for du in (-1, 0, 1)],
-                           device=depth.device)  # the nine neighbours in one gather
+    # the nine neighbours in one gather (offsets made once per frame width and device)
+    offsets = const(tuple(dv * wp + du for dv in (-1, 0, 1) for du in (-1, 0, 1)),
+                    depth.device)
     d = torch.gather(flat, 1, (base[:, None] + offsets[:, None]).reshape(B, -1)).reshape(
         B, 9, -1).transpose(0, 1)  # [9,B,S]
     d = torch.where(near, _median9_stacked(d, ~(d > 0)), torch.full_like(z, float("nan")))

@@ -90,10 +90,11 @@ def fine_maps(a: Tensor, b: Tensor, d: Tensor, valid: Tensor, phi: Tensor, centr
     iv = torch.floor((rb * cos - ra * sin) / cell[..., None] + FINE / 2)
     inside = valid[:, None] & (iu >= 0) & (iu < FINE) & (iv >= 0) & (iv < FINE)
     index = (iv.clamp(0, FINE - 1) * FINE + iu.clamp(0, FINE - 1)).long()
-    # Only points on a grid are summed (same additions, same order); grid: b·K + k [M]
-    grid, N = (ids := inside.view(-1).nonzero()[:, 0]) // a.shape[1], a.shape[1]
-    tol, h = band_tolerance(sigma).reshape(-1)[grid], level.reshape(-1)[grid] - d.reshape(-1)[
-        grid // K * N + ids % N]  # height above the level [M]
+    # Only points on a grid are summed (same additions, same order): ids = (b·K + k)·N + i
+    N, ids = a.shape[1], inside.view(-1).nonzero()[:, 0]
+    grid = ids // N  # b·K + k [M]
+    tol = band_tolerance(sigma).reshape(-1)[grid]
+    h = level.reshape(-1)[grid] - d.reshape(-1)[grid // K * N + ids % N]  # above the level
     band = (h <= BAND_ABOVE) & (h >= -tol - deep)
     below = (h < -tol) & (h >= -tol - 0.08)
     high = h > BAND_ABOVE
