@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -25,9 +24,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-from scipy.stats import chi2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from xt_eval import coverage
+
 from disrt_core.uncertainty import fit_interval
 
 LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
@@ -59,8 +60,7 @@ def main(argv=None) -> None:
         e, s, k = per_joint(path)
         observed = [float(np.mean(e <= np.array(f["offset_m"]) + np.array(f["scale"]) * s))
                     for f in fits.values()]
-        raw = [float(np.mean(e <= s / math.sqrt(3) * math.sqrt(1 + 1 / k)
-                             * math.sqrt(chi2.ppf(lv, 3)))) for lv in LEVELS]
+        raw = list(coverage(e.ravel(), s.ravel(), k, LEVELS).values())
         colour = f"C{i}"
         ax.plot(LEVELS, observed, "o-", color=colour, label=f"{label}: calibrated")
         ax.plot(LEVELS, raw, "x--", color=colour, alpha=0.6, label=f"{label}: raw spread")
