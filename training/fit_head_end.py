@@ -188,13 +188,15 @@ def fit(x: torch.Tensor, cues: torch.Tensor, y: torch.Tensor, hidden: int, decay
     return {k: v.detach().clone() for k, v in params().items()}
 
 
-def rates(logit: torch.Tensor, y: torch.Tensor, cue_logit: torch.Tensor) -> dict:
+def rates(logit: torch.Tensor, y: torch.Tensor, cue_logit: torch.Tensor, pillow: torch.Tensor
+          ) -> dict:
     """Accuracy, and per threshold the shares of confident wrong and of unknown ends (the
-    hand-set cues' veto included, :func:`bedfit_headnet.head_known`)."""
+    hand-set cues' veto included, :func:`bedfit_headnet.head_known`; ``pillow`` the pillow
+    cue)."""
     wrong = (logit > 0) != y
     out = {"acc": float((~wrong).double().mean())}
     for th in THRESHOLDS:
-        known = head_known(logit, cue_logit, th)
+        known = head_known(logit, cue_logit, pillow, th)
         out[th] = (float((known & wrong).double().mean()), float((~known).double().mean()))
     return out
 
@@ -244,7 +246,7 @@ def main(argv: list[str] | None = None) -> None:
                        np.arange(len(rooms)) % 5))
     fold = torch.tensor([fold_of[r] for r in data["room"]])
     old = (cues * cues.new_tensor(CUE_WEIGHTS)).sum(-1)
-    show("hand-set cues", rates(old, y, old))
+    show("hand-set cues", rates(old, y, old, cues[:, 1]))
     best = None
     for hidden in (int(h) for h in args.hidden.split(",")):
         for decay in (float(d) for d in args.decay.split(",")):
@@ -253,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
                 tr = fold != k
                 p = fit(x[tr], cues[tr], y[tr], hidden, decay, args.seed)
                 logit[~tr] = score(x[~tr].view(-1, *SHAPE), cues[~tr], p)
-            r = rates(logit, y, old)
+            r = rates(logit, y, old, cues[:, 1])
             show(f"h {hidden} decay {decay:g}", r)
             ok = [th for th in THRESHOLDS if r[th][0] <= args.max_confident_wrong]
             if ok:
@@ -269,7 +271,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{100 * r[th][1]:.1f} %")
     for name in np.unique(data["sensor"]):
         m = torch.from_numpy(data["sensor"] == name)
-        show(f"  {name}", rates(logit[m], y[m], old[m]))
+        show(f"  {name}", rates(logit[m], y[m], old[m], cues[m, 1]))
     if args.out is not None:
         from safetensors.torch import save_file
 

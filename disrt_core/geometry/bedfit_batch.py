@@ -358,7 +358,7 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
                                          b_rect, b_sg), cues)
     sign = torch.where(logit >= 0, 1.0, -1.0)
     conf = torch.sigmoid(logit.abs())
-    known = head_known(logit, cue_logit, opt["min_conf"], head_bump(
+    known = head_known(logit, cue_logit, cues[:, 1], opt["min_conf"], head_bump(
         b_height, fine["seen"][ar, best], b_cell, b_rect, b_sg))
     img = checks_mod.project(K, torch.stack([centre3, centre3 + 0.1 * along], 1))
     dpx = img[:, 1] - img[:, 0]

@@ -141,9 +141,22 @@ def test_a_head_on_the_pillow_is_a_bump_feet_and_a_blanket_are_not():
 def test_a_head_at_the_other_end_makes_a_confident_end_unknown():
     """The classifier claims the −end confidently; a head-like bump at the +end (none at
     the −end) makes the end unknown, one at the −end or none leaves it known."""
-    logit, cues = torch.tensor([-3.0]), torch.tensor([0.0])
+    logit, cues, pillow = torch.tensor([-3.0]), torch.tensor([0.0]), torch.tensor([0.0])
     against = torch.tensor([[0.0, 0.15]])
-    assert not bool(net.head_known(logit, cues, 0.85, against)[0])
-    assert bool(net.head_known(logit, cues, 0.85, against.flip(-1))[0])
-    assert bool(net.head_known(logit, cues, 0.85, torch.zeros(1, 2))[0])
-    assert bool(net.head_known(logit, cues, 0.85)[0])
+    assert not bool(net.head_known(logit, cues, pillow, 0.85, against)[0])
+    assert bool(net.head_known(logit, cues, pillow, 0.85, against.flip(-1))[0])
+    assert bool(net.head_known(logit, cues, pillow, 0.85, torch.zeros(1, 2))[0])
+    assert bool(net.head_known(logit, cues, pillow, 0.85)[0])
+
+
+def test_the_cues_veto_a_confident_end_only_with_the_pillow_against_it():
+    """The classifier claims the +end confidently and the hand-set cues point the other way
+    (a footboard higher than what stands at the head end): with the pillow cue for the +end
+    the end stays known, with it against the +end (a heap of bedding at the −end, as in
+    the footboard-and-pile rooms) the end is unknown; a weak claim stays unknown."""
+    logit, cue_logit = torch.tensor([3.0, 3.0, 3.0, 1.0]), torch.tensor([-1.5, -1.5, -0.5, -1.5])
+    pillow = torch.tensor([0.8, -0.4, -0.4, 0.8])
+    known = net.head_known(logit, cue_logit, pillow, 0.85).tolist()
+    assert known == [True, False, True, False]
+    # the same seen from the other end
+    assert net.head_known(-logit, -cue_logit, -pillow, 0.85).tolist() == known
