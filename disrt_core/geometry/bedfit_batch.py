@@ -177,12 +177,14 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     # Unread: the share of blocks (1/80 of the width) without a single reading; a stereo
     # camera's scattered holes leave few, a surface beyond the range leaves many.
     read = torch.isfinite(depth) & (depth > 0)
+    # The frame in metres (0 = no reading), made once for the blocks and the edge stages.
+    depth_m = torch.where(read, depth.to(torch.float32) / 1000, torch.zeros((), device=dev))
     block = max(2, -(-depth.shape[-1] // 80))
     unread = 1.0 - F.max_pool2d(read[:, None].float(), block, ceil_mode=True).flatten(1).mean(1)
-    farthest = torch.where(read, depth.float(), 0.0).flatten(1).amax(1) / 1000.0
+    farthest = depth_m.flatten(1).amax(1)  # (x / 1000 rounds monotonically: the same maximum)
     stride = opt["stride"]
     K = K.to(torch.float32)
-    points, valid = block_points(depth, K, stride)
+    points, valid = block_points(depth_m, K, stride)
     flat, vflat = points.reshape(B, -1, 3), valid.reshape(B, -1)
     n_valid = vflat.sum(1)
     n, found = up_direction(points, valid, max_tilt_deg=opt["max_tilt"])
@@ -258,8 +260,6 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     # view checks use the measured rectangle (a grid rectangle cut short by a blanket or
     # lengthened by a board is often mattress-sized once its edges are seen), and the
     # edges' support ranks the passing candidates.
-    depth_m = torch.where(torch.isfinite(depth) & (depth > 0), depth.to(torch.float32) / 1000,
-                          torch.zeros((), device=dev))
     centre_k = origin + ((u0 + u1) / 2)[..., None] * eu + ((v0 + v1) / 2)[..., None] * ev
     half_k = torch.stack([(u1 - u0) / 2, (v1 - v0) / 2], -1)
     # Not measured: duplicates, empty regions and rectangles that even the wide pass (each

@@ -52,9 +52,9 @@ def choose_stride(height: int, width: int, points: int = 16000) -> int:
 BLOCK_READ = 4
 
 
-def block_points(depth_mm: Tensor, K: Tensor, stride: int) -> tuple[Tensor, Tensor]:
-    """Camera points [B,h,w,3] (m) of ``stride``-blocks of a depth frame [B,H,W] (mm, 0 or
-    non-finite = no reading) and their validity [B,h,w].
+def block_points(depth: Tensor, K: Tensor, stride: int) -> tuple[Tensor, Tensor]:
+    """Camera points [B,h,w,3] (m) of ``stride``-blocks of a depth frame [B,H,W] (float32 m,
+    0 = no reading) and their validity [B,h,w].
 
     A block's depth is the mean of its valid readings (valid: at least 1/``BLOCK_READ`` of
     them, see there), except
@@ -62,9 +62,6 @@ def block_points(depth_mm: Tensor, K: Tensor, stride: int) -> tuple[Tensor, Tens
     range at that distance, which scales with z² like stereo noise), the mean of the larger
     of its near and far halves, so no phantom surface appears between two surfaces (a
     headboard and the wall behind it, a mattress edge and the floor)."""
-    depth = depth_mm.to(torch.float32) / 1000.0
-    valid = torch.isfinite(depth) & (depth > 0)
-    depth = torch.where(valid, depth, torch.zeros_like(depth))
     B, H, W = depth.shape
     rows, cols = H // stride, W // stride
     # [B, rows, cols, stride²]: each block's pixels along the last axis (one copy).
