@@ -132,7 +132,8 @@ def _load(path: str, device: str, dtype: torch.dtype) -> dict[str, Tensor]:
         raise ValueError(f"the head-end classifier's weights {path} cannot be read ({err}); "
                          "they ship with disrt_core: reinstall the package, or remake them "
                          "with training/fit_head_end.py") from err
-    return {k: v.to(device=device, dtype=dtype) for k, v in tensors.items()}
+    with torch.inference_mode(False):  # normal tensors, also when first loaded in a fit
+        return {k: v.to(device=device, dtype=dtype) for k, v in tensors.items()}
 
 
 def head_known(logit: Tensor, cue_logit: Tensor, pillow: Tensor, min_conf: float,

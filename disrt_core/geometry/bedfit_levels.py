@@ -101,24 +101,26 @@ def block_points(depth: Tensor, K: Tensor, stride: int) -> tuple[Tensor, Tensor]
 def _pattern(rows: int, cols: int, count: int) -> tuple[Tensor, Tensor]:
     """Fixed triplets [count,3] of flat grid indices (a centre and two points up to a sixth
     or a third of the grid away from it, at least 70° apart as seen from it) and 1024 probe
-    indices: the same for every frame, so a frame's fit does not depend on its batch."""
-    gen = torch.Generator().manual_seed(1234)
-    # Half the triplets span a sixth of the grid (likely all on one surface), half a third
-    # (a more precise plane when they are).
-    r = torch.where(torch.arange(count) % 2 == 0, max(2, min(rows, cols) // 6),
-                    max(2, min(rows, cols) // 3))[:, None]
-    centre = torch.stack([torch.randint(0, rows, (count,), generator=gen),
-                          torch.randint(0, cols, (count,), generator=gen)], -1)
-    angle = torch.rand(count, 2, generator=gen) * 2 * math.pi
-    radius = (0.5 + 0.5 * torch.rand(count, 2, generator=gen)) * r
-    angle[:, 1] = angle[:, 0] + (0.4 + 0.6 * torch.rand(count, generator=gen)) * math.pi
-    off = torch.stack([radius * torch.sin(angle), radius * torch.cos(angle)], -1).round().long()
-    pts = (centre[:, None] + off).clamp(min=0)
-    pts[..., 0] = pts[..., 0].clamp(max=rows - 1)
-    pts[..., 1] = pts[..., 1].clamp(max=cols - 1)
-    flat = torch.cat([centre[:, None], pts], 1)
-    probe = torch.randperm(rows * cols, generator=gen)[:1024]
-    return flat[..., 0] * cols + flat[..., 1], probe
+    indices: the same for every frame, so a frame's fit does not depend on its batch.
+    Normal tensors, also when first made under the fit's inference mode."""
+    with torch.inference_mode(False):
+        gen = torch.Generator().manual_seed(1234)
+        # Half the triplets span a sixth of the grid (likely all on one surface), half a third
+        # (a more precise plane when they are).
+        r = torch.where(torch.arange(count) % 2 == 0, max(2, min(rows, cols) // 6),
+                        max(2, min(rows, cols) // 3))[:, None]
+        centre = torch.stack([torch.randint(0, rows, (count,), generator=gen),
+                              torch.randint(0, cols, (count,), generator=gen)], -1)
+        angle = torch.rand(count, 2, generator=gen) * 2 * math.pi
+        radius = (0.5 + 0.5 * torch.rand(count, 2, generator=gen)) * r
+        angle[:, 1] = angle[:, 0] + (0.4 + 0.6 * torch.rand(count, generator=gen)) * math.pi
+        off = torch.stack([radius * torch.sin(angle), radius * torch.cos(angle)], -1).round().long()
+        pts = (centre[:, None] + off).clamp(min=0)
+        pts[..., 0] = pts[..., 0].clamp(max=rows - 1)
+        pts[..., 1] = pts[..., 1].clamp(max=cols - 1)
+        flat = torch.cat([centre[:, None], pts], 1)
+        probe = torch.randperm(rows * cols, generator=gen)[:1024]
+        return flat[..., 0] * cols + flat[..., 1], probe
 
 
 def _scatter_hist(values: Tensor, weights: Tensor, bins: int, width: float) -> Tensor:

@@ -169,6 +169,16 @@ def test_batched_and_single_fits_agree(d455):
         assert bool(one.head_known[0]) == bool(batch.head_known[i])
 
 
+def test_results_are_normal_tensors(d455):
+    """The fit runs under inference mode; its results and the debug dict's leave it as
+    normal tensors (a caller may write into them or use them with autograd)."""
+    debug: dict = {}
+    fits = bedfit_batch.fit_beds(d455.depth_raw, d455.K.float(), debug=debug)
+    assert not any(getattr(fits, k).is_inference() for k in fits.__dataclass_fields__)
+    assert not debug["fine"]["maps"].is_inference() and not debug["n"].is_inference()
+    fits.corners += 0.0  # in place: not allowed on an inference tensor
+
+
 def test_gpu_component_labelling_matches_opencv():
     gen = torch.Generator().manual_seed(0)
     noise = torch.rand(3, 2, bedfit_regions.GRID, bedfit_regions.GRID, generator=gen)
