@@ -29,6 +29,7 @@ import math
 import torch
 from torch import Tensor
 
+from disrt_core.constants import const, on_device
 from disrt_core.geometry.bedfit_regions import (
     BAND_ABOVE,
     band_tolerance,
@@ -168,10 +169,13 @@ def fine_maps(a: Tensor, b: Tensor, d: Tensor, valid: Tensor, phi: Tensor, centr
             "sigma": sigma, "height": height, "seen": (count > 0).to(h.dtype)}
 
 
+# Cell-centre coordinates in cells (exact in float32): made once, not ~70 times a fit.
+_CENTRES = torch.arange(FINE, dtype=torch.float32) + 0.5 - FINE / 2
+
+
 def _centres(cell: Tensor) -> Tensor:
     """Cell-centre coordinates [...,F] (m) of the fine grid for cell sizes [...]."""
-    j = torch.arange(FINE, device=cell.device, dtype=cell.dtype)
-    return (j + 0.5 - FINE / 2) * cell[..., None]
+    return on_device(_CENTRES, cell) * cell[..., None]
 
 
 def axis_coords(cell: Tensor, rect: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
@@ -208,27 +212,23 @@ def extents(soft: Tensor, cell: Tensor, size: Tensor, iterations: int = 3,
     so not bed, but on it)."""
     u0, u1 = -size[..., 0] / 2, size[..., 0] / 2
     v0, v1 = -size[..., 1] / 2, size[..., 1] / 2
+    grids = soft[:, :, None] if counts is None else torch.stack([soft, *counts], 2)
     for _ in range(iterations):
         for axis in (0, 1):
-            if axis == 0:
-                pad = 0.05 * (v1 - v0)
-                w = _overlap(cell, v0 + pad, v1 - pad)  # rows
-                occ = (soft * w[..., :, None]).sum(-2) / w.sum(-1, keepdim=True).clamp(min=1e-6)
-                sums = None if counts is None else [(c * w[..., :, None]).sum(-2) for c in counts]
-                mid = (u0 + u1) / 2
-            else:
-                pad = 0.05 * (u1 - u0)
-                w = _overlap(cell, u0 + pad, u1 - pad)  # columns
-                occ = (soft * w[..., None, :]).sum(-1) / w.sum(-1, keepdim=True).clamp(min=1e-6)
-                sums = None if counts is None else [(c * w[..., None, :]).sum(-1) for c in counts]
-                mid = (v0 + v1) / 2
-            # Start from the fullest position of the middle half (the middle itself may be
-            # a hole: a body's shadow, something over the bed).
-            lo_m, hi_m = (u0, u1) if axis == 0 else (v0, v1)
-            quarter = (hi_m - lo_m) / 4
-            middle = _overlap(cell, mid - quarter, mid + quarter) > 0
-            start = torch.where(middle, occ, torch.full_like(occ, -1.0)).argmax(-1)
-            on_bed = None if sums is None else sums[0] >= BRIDGE_BAND * sums[1].clamp(min=1e-6)
+            lo_m, hi_m, lo_o, hi_o = (u0, u1, v0, v1) if axis == 0 else (v0, v1, u0, u1)
+            pad = 0.05 * (hi_o - lo_o)
+            mid, quarter = (lo_m + hi_m) / 2, (hi_m - lo_m) / 4
+            # At once: the weights of the other axis's inner 90 % and this axis's middle
+            # half, from which the run starts at the fullest position (the middle itself
+            # may be a hole: a body's shadow, something over the bed).
+            w, middle = _overlap(cell[..., None], torch.stack([lo_o + pad, mid - quarter], -1),
+                                 torch.stack([hi_o - pad, mid + quarter], -1)).unbind(-2)
+            prof = (grids * (w[..., None, :, None] if axis == 0 else w[..., None, None, :])).sum(
+                -2 if axis == 0 else -1)  # [B,K,1 or 3,F]: occupancy, band and all points
+            occ = prof[:, :, 0] / w.sum(-1, keepdim=True).clamp(min=1e-6)
+            start = torch.where(middle > 0, occ, torch.full_like(occ, -1.0)).argmax(-1)
+            on_bed = None if counts is None else \
+                prof[:, :, 1] >= BRIDGE_BAND * prof[:, :, 2].clamp(min=1e-6)
             lo, hi = run_extent(bridge_dips(occ, cell, BRIDGE, BRIDGE_FLOOR, on_bed), start, 0.5)
             lo, hi = (lo - FINE / 2 + EDGE_BIAS) * cell, (hi - FINE / 2 - EDGE_BIAS) * cell
             if axis == 0:
@@ -238,22 +238,33 @@ def extents(soft: Tensor, cell: Tensor, size: Tensor, iterations: int = 3,
     return torch.stack([u0, u1, v0, v1], -1)
 
 
-def _edge_fit(soft: Tensor, cell: Tensor, edge: Tensor, lo: Tensor, hi: Tensor,
-              inside_after: bool) -> tuple[Tensor, Tensor]:
-    """Slope and weight [B,K] of a straight edge near ``edge`` (m, along the columns of
-    ``soft`` [B,K,rows,cols]), fitted to its per-row position, rows within [lo, hi]."""
+def _edge_fits(soft: Tensor, cell: Tensor, rect: Tensor) -> tuple[Tensor, Tensor]:
+    """Slopes and weights [B,K,4] of straight edges near the rectangle's u0, u1, v0, v1 (m)
+    in ``soft`` [B,K,F(v),F(u)], each fitted to its per-row (per-column) position over the
+    inner 80 % of the other axis: the four edges in one pass (a window of columns for the u
+    edges, of rows for the v edges, gathered from the one grid)."""
     w = EDGE_WINDOW
-    c0 = torch.floor(edge / cell + FINE / 2).long()
+    u0, u1, v0, v1 = rect.unbind(-1)
+    edge = rect  # [B,K,4]
+    lv, hv = v0 + 0.1 * (v1 - v0), v1 - 0.1 * (v1 - v0)
+    lu, hu = u0 + 0.1 * (u1 - u0), u1 - 0.1 * (u1 - u0)
+    lo, hi = torch.stack([lv, lv, lu, lu], -1), torch.stack([hv, hv, hu, hu], -1)
+    c0 = torch.floor(edge / cell[..., None] + FINE / 2).long()
     cols = (c0[..., None] + torch.arange(-w, w + 1, device=soft.device)).clamp(0, FINE - 1)
-    win = torch.gather(soft, 3, cols[..., None, :].expand(-1, -1, FINE, -1))  # [B,K,F,2w+1]
-    total = win.sum(-1) * cell[..., None]
-    if inside_after:
-        pos = (c0 + w + 1 - FINE / 2)[..., None] * cell[..., None] - total
-        good = (win[..., 0] < 0.25) & (win[..., -1] > 0.75)
-    else:
-        pos = (c0 - w - FINE / 2)[..., None] * cell[..., None] + total
-        good = (win[..., 0] > 0.75) & (win[..., -1] < 0.25)
-    y = _centres(cell)
+    line = torch.arange(FINE, device=soft.device)[:, None]  # rows (u edges), columns (v)
+    u_edge = const((True, True, False, False), soft.device)[:, None, None]
+    flat = torch.where(u_edge, line * FINE + cols[..., None, :], cols[..., None, :] * FINE + line)
+    win = torch.gather(soft.flatten(-2), -1, flat.flatten(-3)).reshape(
+        *flat.shape)  # [B,K,4,F,2w+1]
+    total = win.sum(-1) * cell[..., None, None]
+    # The bed lies after the u0 and v0 edges, before u1 and v1.
+    after = const((True, False, True, False), soft.device)
+    pos = (c0 + const((w + 1, -w) * 2, soft.device) - FINE / 2)[..., None] \
+        * cell[..., None, None] + const((-1.0, 1.0) * 2, soft.device)[:, None] * total
+    first, last = win[..., 0], win[..., -1]
+    good = (torch.where(after[:, None], first, last) < 0.25) & (
+        torch.where(after[:, None], last, first) > 0.75)
+    y = _centres(cell)[..., None, :]
     good &= (y >= lo[..., None]) & (y <= hi[..., None])
     for _ in range(2):
         wt = good.to(soft.dtype)
@@ -263,7 +274,7 @@ def _edge_fit(soft: Tensor, cell: Tensor, edge: Tensor, lo: Tensor, hi: Tensor,
         var = (wt * (y - my[..., None]) ** 2).sum(-1).clamp(min=1e-9)
         slope = cov / var
         resid = pos - (mp[..., None] + slope[..., None] * (y - my[..., None]))
-        good &= resid.abs() <= 1.5 * cell[..., None]
+        good &= resid.abs() <= 1.5 * cell[..., None, None]
     count = good.sum(-1).to(soft.dtype)
     return slope, torch.where(count >= 6, count, torch.zeros_like(count))
 
@@ -282,36 +293,36 @@ def trim_boards(fine: dict, rect: Tensor) -> Tensor:
     height, seen = fine["height"], fine["seen"]  # 3×3 means: the grids beat, rows are empty
     window = 12  # positions looked at from each end (20-40 cm)
     steps = torch.arange(window, device=maps.device)
-    base = torch.clamp(2 * sigma, min=0.04)
+    base = torch.clamp(2 * sigma, min=0.04)[..., None]
     centres = _centres(cell)
+    weighted = height * seen
+    # Both ends at once: [..., 2] = (the +end hi, its sign +1; the −end lo, sign −1).
+    sign = const((1, -1), maps.device)
     out = []
     for axis, (lo, hi, wlo, whi) in enumerate(((u0, u1, v0, v1), (v0, v1, u0, u1))):
         dim = -2 if axis == 0 else -1  # across the bed
-
-        def zone(w_lo, w_hi, dim=dim, axis=axis):
-            w = _overlap(cell, w_lo, w_hi)
-            w = w[..., :, None] if axis == 0 else w[..., None, :]
-            return (height * seen * w).sum(dim) / (seen * w).sum(dim).clamp(min=1e-6)
-
-        edges = torch.minimum(zone(wlo + 0.02, wlo + 0.09), zone(whi - 0.09, whi - 0.02))
-        ends = []
-        for sign, edge in ((1, hi), (-1, lo)):
-            inside = _overlap(cell, edge - 0.4, edge - 0.2) if sign > 0 else \
-                _overlap(cell, edge + 0.2, edge + 0.4)
-            ref = (edges * inside).sum(-1) / inside.sum(-1).clamp(min=1e-6)
-            thr = torch.maximum(base, ref + 0.04)
-            board = (edges >= thr[..., None]).to(torch.int64)
-            last = torch.floor(edge / cell + FINE / 2 - sign * 0.5).long()
-            idx = (last[..., None] - sign * steps).clamp(0, FINE - 1)
-            run_b = torch.gather(board, -1, idx)  # from the end inward
-            run0 = run_b.cumprod(-1).sum(-1)
-            run1 = run_b[..., 1:].cumprod(-1).sum(-1)
-            run = torch.where((run0 == 0) & (run1 > 0), run1 + 1, run0)
-            ok = (run >= 1) & (run.to(cell.dtype) * cell <= 0.14)
-            inner = torch.gather(centres, -1, (last - sign * (run - 1)).clamp(0, FINE - 1)[
-                ..., None])[..., 0]
-            ends.append(torch.where(ok, inner, edge))
-        out.append(ends)
+        # The two zones inside the long edges at once: w [B,K,2,F].
+        w = _overlap(cell[..., None], torch.stack([wlo + 0.02, whi - 0.09], -1),
+                     torch.stack([wlo + 0.09, whi - 0.02], -1))
+        w = w[..., :, None] if axis == 0 else w[..., None, :]
+        zones = (weighted[:, :, None] * w).sum(dim) / (seen[:, :, None] * w).sum(dim).clamp(
+            min=1e-6)
+        edges = torch.minimum(zones[:, :, 0], zones[:, :, 1])[:, :, None]  # [B,K,1,F]
+        edge = torch.stack([hi, lo], -1)
+        inside = _overlap(cell[..., None], torch.stack([hi - 0.4, lo + 0.2], -1),
+                          torch.stack([hi - 0.2, lo + 0.4], -1))
+        ref = (edges * inside).sum(-1) / inside.sum(-1).clamp(min=1e-6)
+        thr = torch.maximum(base, ref + 0.04)
+        board = (edges >= thr[..., None]).to(torch.int64)
+        last = torch.floor(edge / cell[..., None] + FINE / 2 - sign * 0.5).long()
+        idx = (last[..., None] - sign[:, None] * steps).clamp(0, FINE - 1)
+        run_b = torch.gather(board, -1, idx)  # from the end inward
+        run0 = run_b.cumprod(-1).sum(-1)
+        run1 = run_b[..., 1:].cumprod(-1).sum(-1)
+        run = torch.where((run0 == 0) & (run1 > 0), run1 + 1, run0)
+        ok = (run >= 1) & (run.to(cell.dtype) * cell[..., None] <= 0.14)
+        inner = torch.gather(centres, -1, (last - sign * (run - 1)).clamp(0, FINE - 1))
+        out.append(torch.where(ok, inner, edge).unbind(-1))
     return _long_ends(rect, out)
 
 
@@ -331,6 +342,8 @@ def shadowed_ends(fine: dict, rect: Tensor, reach: float = 0.25) -> Tensor:
     raised = ((height >= 0.1) & (seen > 0)).to(height.dtype)
     steps = torch.arange(1, FINE, device=cell.device)
     steps = steps[steps * 0.02 <= reach + 1e-6]  # cells are 2 cm or more
+    # Both ends at once: [..., 2] = (the +end hi, its sign +1; the −end lo, sign −1).
+    sign = const((1, -1), cell.device)
     out = []
     for axis, (lo, hi, wlo, whi) in enumerate(((u0, u1, v0, v1), (v0, v1, u0, u1))):
         dim = -2 if axis == 0 else -1  # across the bed
@@ -339,23 +352,21 @@ def shadowed_ends(fine: dict, rect: Tensor, reach: float = 0.25) -> Tensor:
         norm = (w.sum(dim)).clamp(min=1e-6)
         read = (any_reading * w).sum(dim) / norm  # [B,K,F] per position along the bed
         board = (raised * w).sum(dim) / norm
-        ends = []
-        for sign, edge in ((1, hi), (-1, lo)):
-            last = torch.floor(edge / cell + FINE / 2 - sign * 0.5).long()
-            idx = last[..., None] + sign * steps
-            inside = (idx >= 0) & (idx < FINE) & (steps * cell[..., None] <= reach)
-            idx = idx.clamp(0, FINE - 1)
-            shadow = (torch.gather(read, -1, idx) <= 0.1) & inside
-            run = shadow.long().cumprod(-1).sum(-1)  # positions without readings
-            at = torch.gather(board, -1, idx)
-            hit = torch.gather(at, -1, run[..., None].clamp(max=idx.shape[-1] - 1))[..., 0]
-            hit_in = torch.gather(inside, -1, run[..., None].clamp(max=idx.shape[-1] - 1))[..., 0]
-            ok = (run >= 1) & (hit >= 0.7) & hit_in
-            # The inner side of the board's first cell, less GAP_TO_BOARD.
-            face = (last + sign * (run + 1) - FINE / 2 + (sign < 0)).to(cell.dtype) * cell
-            moved = face - sign * GAP_TO_BOARD
-            ends.append(torch.where(ok, moved, edge))
-        out.append(ends)
+        edge = torch.stack([hi, lo], -1)
+        last = torch.floor(edge / cell[..., None] + FINE / 2 - sign * 0.5).long()
+        idx = last[..., None] + sign[:, None] * steps  # [B,K,2,S]
+        inside = (idx >= 0) & (idx < FINE) & (steps * cell[..., None, None] <= reach)
+        idx = idx.clamp(0, FINE - 1).flatten(-2)
+        shadow = (torch.gather(read, -1, idx).view(inside.shape) <= 0.1) & inside
+        run = shadow.long().cumprod(-1).sum(-1)  # positions without readings
+        at = torch.gather(board, -1, idx).view(inside.shape)
+        hit = torch.gather(at, -1, run[..., None].clamp(max=steps.shape[0] - 1))[..., 0]
+        hit_in = torch.gather(inside, -1, run[..., None].clamp(max=steps.shape[0] - 1))[..., 0]
+        ok = (run >= 1) & (hit >= 0.7) & hit_in
+        # The inner side of the board's first cell, less GAP_TO_BOARD.
+        face = (last + sign * (run + 1) - FINE / 2 + (sign < 0)).to(cell.dtype) * cell[..., None]
+        moved = face - sign * GAP_TO_BOARD
+        out.append(torch.where(ok, moved, edge).unbind(-1))
     return _long_ends(rect, out)
 
 
@@ -371,15 +382,8 @@ def _long_ends(rect: Tensor, out: list) -> Tensor:
 
 def residual_angle(soft: Tensor, cell: Tensor, rect: Tensor) -> Tensor:
     """Turn [B,K] (rad) that aligns the grid with the rectangle's edges (see module)."""
-    u0, u1, v0, v1 = rect.unbind(-1)
-    lv, hv = v0 + 0.1 * (v1 - v0), v1 - 0.1 * (v1 - v0)
-    lu, hu = u0 + 0.1 * (u1 - u0), u1 - 0.1 * (u1 - u0)
-    trans = soft.transpose(-1, -2)
-    fits = [_edge_fit(soft, cell, u0, lv, hv, True), _edge_fit(soft, cell, u1, lv, hv, False),
-            _edge_fit(trans, cell, v0, lu, hu, True), _edge_fit(trans, cell, v1, lu, hu, False)]
-    angle = torch.stack([-torch.atan(fits[0][0]), -torch.atan(fits[1][0]),
-                         torch.atan(fits[2][0]), torch.atan(fits[3][0])], -1)
-    weight = torch.stack([f[1] for f in fits], -1)
+    slope, weight = _edge_fits(soft, cell, rect)
+    angle = torch.atan(slope) * const((-1.0, -1.0, 1.0, 1.0), soft.device)
     mean = (angle * weight).sum(-1) / weight.sum(-1).clamp(min=1e-6)
     weight = weight * ((angle - mean[..., None]).abs() < math.radians(1.5))
     mean2 = (angle * weight).sum(-1) / weight.sum(-1).clamp(min=1e-6)
