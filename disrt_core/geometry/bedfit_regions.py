@@ -207,13 +207,11 @@ def run_extent(profile: Tensor, start: Tensor, threshold: Tensor | float
     right = torch.where(below & (idx > s), idx, torch.full_like(idx, n)).amin(-1)
     first, last = left + 1, right - 1
     ok = ~torch.gather(below, -1, s.clamp(0, n - 1))[..., 0]
-
-    def value(i):
-        return torch.gather(profile, -1, i.clamp(0, n - 1)[..., None])[..., 0]
-
-    lo_in, hi_in = value(first), value(last)
-    lo_out = torch.where(left >= 0, value(left), torch.zeros_like(lo_in))
-    hi_out = torch.where(right < n, value(right), torch.zeros_like(hi_in))
+    # The four values in one gather.
+    lo_in, hi_in, lo_out, hi_out = torch.gather(profile, -1, torch.stack(
+        [first, last, left, right], -1).clamp(0, n - 1)).unbind(-1)
+    lo_out = torch.where(left >= 0, lo_out, torch.zeros_like(lo_in))
+    hi_out = torch.where(right < n, hi_out, torch.zeros_like(hi_in))
     lo = first.to(profile.dtype) + 0.5 - (lo_in - thr) / (lo_in - lo_out).clamp(min=1e-6)
     hi = last.to(profile.dtype) + 0.5 + (hi_in - thr) / (hi_in - hi_out).clamp(min=1e-6)
     centre = start.to(profile.dtype) + 0.5
@@ -278,20 +276,24 @@ def coarse_rectangles(masks: Tensor, grid: dict) -> dict:
 
 def enclosed_cells(mask: Tensor, reach: Tensor) -> Tensor:
     """Cells of bool grids [..., R, C] with a set cell within ``reach`` [...] cells on both
-    sides along their row or along their column (running maxima of the set cells'
-    indices)."""
-    reach = reach.ceil().to(torch.int32)[..., None, None]
-    out = []
+    sides along their row or along their column (counts of the set cells in the windows,
+    from running sums: cheaper than running maxima of their indices)."""
+    reach = reach.ceil().to(torch.int64)[..., None, None]
+    out = None
     for dim in (-1, -2):
         n = mask.shape[dim]
         shape = [1] * mask.ndim
         shape[dim] = n
-        idx = torch.arange(n, device=mask.device, dtype=torch.int32).view(shape).expand_as(mask)
-        none = torch.full_like(idx, -10 * n)
-        last = torch.where(mask, idx, none).cummax(dim).values
-        nxt = n - 1 - torch.where(mask, n - 1 - idx, none).flip(dim).cummax(dim).values.flip(dim)
-        out.append((idx - last <= reach) & (nxt - idx <= reach))
-    return out[0] | out[1]
+        idx = torch.arange(n, device=mask.device).view(shape)
+        # before[i]: set cells before i; upto[i]: up to and including i
+        total = F.pad(mask.to(torch.int32).cumsum(dim, dtype=torch.int32),
+                      (1, 0) if dim == -1 else (0, 0, 1, 0))
+        before, upto = total.narrow(dim, 0, n), total.narrow(dim, 1, n)
+        lo = (idx - reach).clamp(min=0).expand(mask.shape)
+        hi = (idx + reach + 1).clamp(max=n).expand(mask.shape)
+        both = (upto > torch.gather(total, dim, lo)) & (torch.gather(total, dim, hi) > before)
+        out = both if out is None else out | both
+    return out
 
 
 def toward_camera(mask: Tensor, where: Tensor, pa: Tensor, pb: Tensor, phi: Tensor,
