@@ -189,11 +189,12 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     dev = depth.device
     # Unread: the share of blocks (1/80 of the width) without a single reading; a stereo
     # camera's scattered holes leave few, a surface beyond the range leaves many.
-    read = torch.isfinite(depth) & (depth > 0)
-    # The frame in metres (0 = no reading), made once for the blocks and the edge stages.
-    depth_m = torch.where(read, depth.to(torch.float32) / 1000, torch.zeros((), device=dev))
+    # The frame in metres, 0 where there is no reading (0, negative or not finite): made
+    # once for the blocks and the edge stages (fewer passes over the frame than a mask).
+    depth_m = (depth.to(torch.float32) / 1000).nan_to_num(0.0, 0.0, 0.0).clamp(min=0)
     block = max(2, -(-depth.shape[-1] // 80))
-    unread = 1.0 - F.max_pool2d(read[:, None].float(), block, ceil_mode=True).flatten(1).mean(1)
+    unread = 1.0 - (F.max_pool2d(depth_m[:, None], block, ceil_mode=True) > 0).flatten(1).to(
+        torch.float32).mean(1)
     farthest = depth_m.flatten(1).amax(1)  # (x / 1000 rounds monotonically: the same maximum)
     stride = opt["stride"]
     K = K.to(torch.float32)
