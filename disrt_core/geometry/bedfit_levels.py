@@ -331,9 +331,10 @@ def find_levels(d: Tensor, valid: Tensor, count: int = 5, min_share: float = 0.0
     model = s_ref * (level / d_ref.clamp(min=0.1)) ** 2
     sigma = torch.minimum(sigma, 1.5 * model + 0.003)
     # Refine the level: mean distance of the points within 1.5σ of it.
-    near = ((d[:, :, None] - level[:, None]).abs() <= (1.5 * sigma + HIST_BIN)[:, None]) \
-        & valid[..., None]
+    # [B,L,N]: the sums run along the points' contiguous axis (faster than across).
+    near = ((d[:, None] - level[..., None]).abs() <= (1.5 * sigma + HIST_BIN)[..., None]) \
+        & valid[:, None]
     nw = near.to(torch.float32)
-    mass = nw.sum(1)
-    level = torch.where(mass > 0, (nw * d[..., None]).sum(1) / mass.clamp(min=1), level)
+    mass = nw.sum(-1)
+    level = torch.where(mass > 0, (nw * d[:, None]).sum(-1) / mass.clamp(min=1), level)
     return {"d": level, "sigma": sigma, "mass": mass, "ok": ok}
