@@ -89,27 +89,28 @@ def checks(fine: dict, rect: Tensor, lower_level: Tensor, limits: dict) -> dict:
     flat_high = ((maps[:, :, CH_HIGH] > 0) & (hs <= torch.clamp(
         2.5 * fine["sigma"], min=0.05)[..., None, None])).to(maps.dtype)
     # Per edge: a strip 3-20 cm outside (hidden by something nearer the camera?) and, on
-    # the long sides, 20 cm inside (the raised back of a sofa?).
-    occluded = torch.zeros_like(raised)
-    sofa = torch.zeros_like(raised)
-    height = fine["height"]
-    u_long = du >= dv
-    for side in range(4):
-        out, near = [0.0] * 4, [0.0] * 4
-        out[side], near[side] = 0.2, 0.03
-        strip = (_region(cell, rect, tuple(out)) & ~_region(cell, rect, tuple(near)))
-        strip = strip.to(maps.dtype)
-        seen_s = total(seen, strip)
-        occluded |= (total(flat_high, strip) >= 0.7 * seen_s) & (seen_s > 0)
-        inside = [0.0] * 4
-        inside[side ^ 1] = 0.2 - (du if side < 2 else dv)
-        band_strip = _region(cell, rect, tuple(inside)).to(maps.dtype)
-        dim = -1 if side < 2 else -2  # mean across the strip, per position along it
-        mean_h = (height * band_strip).sum(dim) / band_strip.sum(dim).clamp(min=1)
-        present = band_strip.amax(dim)
-        share = ((mean_h >= 0.2) * present).sum(-1) / present.sum(-1).clamp(min=1)
-        is_long = ~u_long if side < 2 else u_long
-        sofa |= is_long & (share >= 0.7)
+    # the long sides, 20 cm inside (the raised back of a sofa?). The four edges (+u, −u's
+    # order of ``_region``'s growths: u0, u1, v0, v1) at once: [B,K,4,F,F].
+    side = torch.arange(4, device=maps.device)
+    grown = [(side == i).to(maps.dtype) for i in range(4)]  # edge i grows component i
+    cell4, rect4 = cell[..., None], rect[:, :, None, :]
+    strip = (_region(cell4, rect4, tuple(0.2 * g for g in grown))
+             & ~_region(cell4, rect4, tuple(0.03 * g for g in grown))).to(maps.dtype)
+    seen_s = total(seen[:, :, None], strip)
+    occluded = ((total(flat_high[:, :, None], strip) >= 0.7 * seen_s) & (seen_s > 0)).any(-1)
+    # 20 cm inside the opposite edge: edge 0 grows component 1 by 0.2 − du, and so on.
+    depth_in = torch.stack([du, du, dv, dv], -1)
+    band_strip = _region(cell4, rect4, tuple((0.2 - depth_in) * grown[i ^ 1] for i in range(4))
+                         ).to(maps.dtype)
+    height = fine["height"][:, :, None]
+    u_sides, v_sides = band_strip[:, :, :2], band_strip[:, :, 2:]  # the means across them
+    mean_h = torch.cat([(height * u_sides).sum(-1) / u_sides.sum(-1).clamp(min=1),
+                        (height * v_sides).sum(-2) / v_sides.sum(-2).clamp(min=1)], 2)
+    present = torch.cat([u_sides.amax(-1), v_sides.amax(-2)], 2)
+    share = ((mean_h >= 0.2) * present).sum(-1) / present.sum(-1).clamp(min=1)
+    u_long = (du >= dv)[..., None]
+    is_long = torch.where(side < 2, ~u_long, u_long)
+    sofa = (is_long & (share >= 0.7)).any(-1)
     flags |= occluded.long() * FLAG_OCCLUDED
     flags |= sofa.long() * FLAG_SOFA
     return {"flags": flags, "fill": fill, "flat": flat, "drop": drop, "width": width,

@@ -236,18 +236,18 @@ def fit_rectangle(pos: Tensor, t: Tensor, weight: Tensor, half: Tensor,
         -1).values
     start = torch.where(torch.isfinite(med), med, prior)
     theta = torch.cat([start, torch.zeros(B, 1, device=dev, dtype=dt)], -1)
+    # The prior's terms and the flat design, made once for all iterations.
+    reg = torch.full((5,), prior_w, device=dev, dtype=dt)
+    reg_lhs = torch.diag_embed(reg.expand(B, 5))
+    reg_rhs = reg * torch.cat([prior, torch.zeros(B, 1, device=dev, dtype=dt)], -1)
+    A, flat_value = design.reshape(B, -1, 5), value.reshape(B, -1)
     for it in range(iterations):
         resid = value - (design @ theta[:, None, :, None])[..., 0]
         c = (0.06, 0.04, 0.03, 0.025, 0.02)[min(it, 4)]
         w = weight * _tukey(resid, c)
-        A = design.reshape(B, -1, 5)
         ww = w.reshape(B, -1)
-        lhs = torch.einsum("bn,bni,bnj->bij", ww, A, A)
-        rhs = torch.einsum("bn,bni,bn->bi", ww, A, value.reshape(B, -1))
-        reg = torch.cat([torch.full((4,), prior_w, device=dev, dtype=dt),
-                         torch.full((1,), prior_w, device=dev, dtype=dt)])
-        lhs = lhs + torch.diag_embed(reg.expand(B, 5))
-        rhs = rhs + reg * torch.cat([prior, torch.zeros(B, 1, device=dev, dtype=dt)], -1)
+        lhs = torch.einsum("bn,bni,bnj->bij", ww, A, A) + reg_lhs
+        rhs = torch.einsum("bn,bni,bn->bi", ww, A, flat_value) + reg_rhs
         theta = torch.linalg.solve(lhs, rhs)
     resid = value - (design @ theta[:, None, :, None])[..., 0]
     return theta[:, :4], theta[:, 4], weight * (resid.abs() <= SUPPORT_TOL)
