@@ -67,6 +67,23 @@ def t0_error(est: Estimator, data: dict, n: int, seed: int = 1, t_value: int = 0
     return float(mpjpe_mm(pred, gt).mean())
 
 
+def t0_floor(est: Estimator, data: dict, n: int, seed: int = 1) -> dict[str, float]:
+    """What no network can beat at t = 0 in this checkpoint's space (docs/diffusion_xt.md,
+    section 9): MPJPE (mm) of answering the true z0 itself, and of answering x_t (the Bayes
+    answer where the image adds little to x_t), both decoded as predictions. In the raw space
+    the decoder's bounds move the truth, and the t = 0 noise (√(1 − ᾱ₀) = 0.03 per entry)
+    is 3 cm of translation per axis."""
+    x0 = data["params"][:n].float()
+    shift = est.decoder.transl_shift
+    inverse = est.header is not None and est.header.diffusion.get("invert_bounds", False)
+    z0 = est.space.to_z(est.decoder.invert(x0) if inverse else x0 - shift)
+    eps = torch.randn(z0.shape, generator=torch.Generator().manual_seed(seed))
+    z_t = est.diffusion.q_sample(z0, torch.zeros(len(z0), dtype=torch.long), eps)
+    gt = joints_of(est.decoder, x0, is_gt=True)
+    return {name: float(mpjpe_mm(joints_of(est.decoder, est.space.from_z(z)), gt).mean())
+            for name, z in (("truth", z0), ("x_t", z_t))}
+
+
 def tsweep(checkpoint: str, data: str, n: int = 128) -> dict[int, float]:
     """MPJPE (mm) of x̂0 from the truth noised at t = 0, 10, 25, 50, 74, 99 (:func:`t0_error`)."""
     est = Estimator.from_checkpoint(checkpoint, seed=0)
@@ -120,6 +137,7 @@ def scorecard(path: str, data_dir: str, n: int = 512, spread_n: int = 256, k: in
             out[f"interval_{s}_k1"] = interval_coverage(joints, gt, interval)
         out[f"timesteps_{s}"] = est.diffusion.ddim_timesteps(s)
     out["t0_truth"] = t0_error(est, data, n)
+    out["t0_floor"] = t0_floor(est, data, n)
     m = min(spread_n, n)
     est.set_sampling(steps=5, hypotheses=k)
     joints, spread, interval = predict_all(est, data["depth"][:m], batch=32)
