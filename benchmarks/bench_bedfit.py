@@ -59,7 +59,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Result, Row, command_line, load_body, machine_info, save, time_call
 
-from disrt_core.geometry.bedfit_batch import REASONS, fit_beds
+from disrt_core.geometry.bedfit_batch import fit_beds
+from disrt_core.geometry.bedfit_result import REASONS
 from disrt_core.geometry.camera import median_depth
 from disrt_core.sim import SceneGenerator, SimConfig
 from disrt_core.sim.sensors import ALL_SENSORS, get_sensor

@@ -75,7 +75,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
 from disrt_core.geometry import bedfit_rect  # noqa: E402
-from disrt_core.geometry.bedfit_batch import HEAD_ACROSS, fit_beds  # noqa: E402
+from disrt_core.geometry.bedfit_batch import fit_beds  # noqa: E402
 from disrt_core.geometry.bedfit_head import WEIGHTS as CUE_WEIGHTS  # noqa: E402
 from disrt_core.geometry.bedfit_head import head_cues  # noqa: E402
 from disrt_core.geometry.bedfit_headnet import (  # noqa: E402
@@ -84,6 +84,7 @@ from disrt_core.geometry.bedfit_headnet import (  # noqa: E402
     head_known,
     score,
 )
+from disrt_core.geometry.bedfit_result import HEAD_ACROSS  # noqa: E402
 
 TOL_M = 0.15
 THRESHOLDS = (0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)

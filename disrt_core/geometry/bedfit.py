@@ -77,7 +77,7 @@ class BedFit:
 
 class BedNotFoundError(ValueError):
     """No mattress in the frame; the message says what was seen and what to do.
-    ``reason``: a ``bedfit_batch.REASONS`` key; ``surfaces``: the horizontal surfaces
+    ``reason``: a ``bedfit_result.REASONS`` key; ``surfaces``: the horizontal surfaces
     measured, ``(width, length, distance)`` m, most mattress-like first; ``fits``: the
     frame's ``BedFits`` (batch of one, on the CPU) with the candidates measured."""
 
@@ -265,8 +265,9 @@ def fit_bed(depth_mm: np.ndarray, K: np.ndarray, *, head: str = "auto",
     """
     import torch
 
-    from disrt_core.geometry.bedfit_batch import HEAD_ACROSS, fit_beds
-    from disrt_core.geometry.bedfit_batch import HEAD_SIDES as SIDES
+    from disrt_core.geometry.bedfit_batch import fit_beds
+    from disrt_core.geometry.bedfit_result import HEAD_ACROSS
+    from disrt_core.geometry.bedfit_result import HEAD_SIDES as SIDES
 
     if head != "auto" and head not in SIDES:
         raise ValueError(f"head must be one of {('auto', *SIDES)}, got {head!r}")
@@ -301,12 +302,12 @@ def fit_bed(depth_mm: np.ndarray, K: np.ndarray, *, head: str = "auto",
 
 
 def weak_because(fits, i: int) -> tuple[str, ...]:
-    """Frame ``i``'s ``weak_causes`` (``bedfit_batch.WEAK_CAUSES``) in words."""
+    """Frame ``i``'s ``weak_causes`` (``bedfit_result.WEAK_CAUSES``) in words."""
     unseen_edge, inferred_end, seam, noise, unread, past = (bool(c) for c in
                                                            fits.weak_causes[i])
     out = []
     if unseen_edge:
-        from disrt_core.geometry.bedfit_batch import WEAK_SUPPORT
+        from disrt_core.geometry.bedfit_result import WEAK_SUPPORT
 
         unseen = int((fits.edge_support[i] < WEAK_SUPPORT).sum())
         out.append(f"{unseen} edge{'s' if unseen > 1 else ''} hardly seen, with no step "
@@ -334,7 +335,7 @@ def not_found_error(fits, i: int, options: dict | None = None) -> BedNotFoundErr
     from dataclasses import fields
 
     from disrt_core.geometry import bedfit_rect as r
-    from disrt_core.geometry.bedfit_batch import HIDDEN, NO_DEPTH, NO_PLANE, PARTIAL, REASONS
+    from disrt_core.geometry.bedfit_result import HIDDEN, NO_DEPTH, NO_PLANE, PARTIAL, REASONS
 
     options = options or {}
     (wlo, whi), (llo, lhi) = options.get("width", (0.7, 2.1)), options.get("length", (1.8, 2.4))

@@ -23,7 +23,7 @@ view, with or without a person, pillows or a blanket on it. Stages (one module e
 
 The best passing candidate (largest fill, then the support of its measured edges and
 flatness) is the mattress. A frame without one gets ``ok = False`` and a ``reason``
-(:data:`REASONS`). A fit with an edge the camera hardly sees (a bed against a wall, a
+(:data:`bedfit_result.REASONS`). A fit with an edge the camera hardly sees (a bed against a wall, a
 blanket over the edge, a board hiding an end), with a gap running along it (a bed and a
 same-height bench taken as one) or at a level of large depth noise is ``weak``: its
 corners may be several cm off, so it is worth checking or giving the corners.
@@ -38,8 +38,6 @@ of SPEC §1.4 as in :mod:`disrt_core.geometry.bedfit` (centre at ``BED_CENTRE_LA
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -65,75 +63,26 @@ from disrt_core.geometry.bedfit_regions import (
     level_masks,
     plane_basis,
 )
+from disrt_core.geometry.bedfit_result import (
+    HEAD_ACROSS,
+    HEAD_SIDES,
+    HIDDEN,
+    NO_DEPTH,
+    NO_MATTRESS,
+    NO_PLANE,
+    OK,
+    PARTIAL,
+    WEAK_NOISE,
+    WEAK_SEAM,
+    WEAK_SUPPORT,
+    BedFits,
+)
 from disrt_core.geometry.bedframe import BED_CENTRE_LABEL
 
-HEAD_SIDES = ("top", "bottom", "left", "right")
-OK, NO_DEPTH, NO_PLANE, NO_MATTRESS, PARTIAL, HIDDEN, HEAD_ACROSS = range(7)
-REASONS = {
-    OK: "ok",
-    NO_DEPTH: "too little valid depth",
-    NO_PLANE: "no horizontal surface facing the camera",
-    NO_MATTRESS: "no mattress-sized horizontal surface raised above the floor",
-    PARTIAL: "the mattress is not completely in view",
-    HIDDEN: "the mattress is partly hidden by something nearer the camera",
-    HEAD_ACROSS: "the bed's long side does not run toward the given head side",
-}
-# [choice] A fit with an edge whose lines show a step at it less often than this is weak:
-# on generated rooms of other seeds than the benchmark's (3000-3095 and 4000-4095, eight
-# sensors) this flags 70 % of the fits 5 cm or more off and 13 % of the right ones.
-WEAK_SUPPORT = 0.1
-# A rectangle with a gap running along it (in this share of the lines across it; a
-# mattress of the tuning rooms gave at most 0.08) may be a bed and a same-height neighbour
-# taken as one: weak.
-WEAK_SEAM = 0.3
-# [choice] A fit at a level whose depth noise σ is this large (a stereo camera far off) is
-# weak; set on the node's median of 5 frames (tuning rooms: 3 of 4 unflagged wrong D435
-# 424×240 fits, 7 of 268 right ones newly; 0.03 before, set on single frames).
-WEAK_NOISE = 0.019
-#: What can make a fit weak, in the order of ``BedFits.weak_causes``: an edge with support
-#: under WEAK_SUPPORT, an end placed at a board (inferred, not seen), a seam of WEAK_SEAM
-#: or more, noise σ of WEAK_NOISE or more, surroundings too unread to show it raised, an
-#: end past a board (``bedfit_boards.board_past``).
-WEAK_CAUSES = ("unseen_edge", "inferred_end", "seam", "noise", "unread_ring", "past_board")
 LEVELS = 5
 COARSE = 4
 FINE_CANDIDATES = 3
 _IMAGE_DIRS = {"top": (0.0, -1.0), "bottom": (0.0, 1.0), "left": (-1.0, 0.0), "right": (1.0, 0.0)}
-
-
-@dataclass
-class BedFits:
-    """Fits of a batch (tensors on the input's device; camera optical frame, metres)."""
-
-    ok: Tensor  # [B] bool
-    reason: Tensor  # [B] int64, a REASONS key
-    T_cam_bed: Tensor  # [B,4,4]
-    corners: Tensor  # [B,4,3] head-left, head-right, foot-right, foot-left
-    size: Tensor  # [B,2] width, length
-    normal: Tensor  # [B,3] unit, pointing at the camera
-    offset: Tensor  # [B] plane n·p + offset = 0 (camera distance)
-    head_confidence: Tensor  # [B] in [0.5, 1]; 1 for a given head side
-    head_known: Tensor  # [B] bool: confidence >= min_head_confidence (or given)
-    head_cues: Tensor  # [B,3] person, pillow, boards scores (+: the chosen head end)
-    inlier_fraction: Tensor  # [B] share of valid points on the mattress plane
-    rms: Tensor  # [B] RMS distance of those points (m)
-    noise: Tensor  # [B] depth noise σ at the mattress level (m)
-    fill: Tensor  # [B] share of the rectangle that is bed
-    edge_support: Tensor  # [B,4] share of each edge's lines with a step (or a board) at it
-    seam: Tensor  # [B] share of lines across the mattress with a gap at one place in them
-    weak_causes: Tensor  # [B,6] bool, WEAK_CAUSES: what makes the fit weak
-    weak: Tensor  # [B] bool: ok and any of weak_causes
-    # every measured candidate, for diagnostics: [B,C,...]
-    cand_corners: Tensor  # [B,C,4,3] (no head order)
-    cand_size: Tensor  # [B,C,2] width, length
-    cand_distance: Tensor  # [B,C] level distance from the camera
-    cand_flags: Tensor  # [B,C] bedfit_rect.FLAG_* bits that failed
-    chosen: Tensor  # [B] index into the candidates (the best failing one when not ok)
-    unread: Tensor  # [B] share of the frame's blocks without a reading (for the refusals)
-    farthest: Tensor  # [B] the farthest reading (m; 0 when none)
-
-    def reason_text(self, i: int) -> str:
-        return REASONS[int(self.reason[i])]
 
 
 def fit_beds(depth_mm: Tensor, K: Tensor, head: str = "auto", *, head_fallback: str = "top",

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from disrt_core.geometry import bedfit_batch, bedfit_regions
+from disrt_core.geometry import bedfit_batch, bedfit_regions, bedfit_result
 from disrt_core.geometry.bedfit import BedNotFoundError, fit_bed
 from test.core.geometry.bedscenes import CX, CY, Room, bedroom, view
 
@@ -162,7 +162,7 @@ def test_batched_and_single_fits_agree(d455):
     K[1, 0, 2] = frames.shape[-1] - 1 - K[1, 0, 2]  # the mirrored frame's centre
     batch = bedfit_batch.fit_beds(frames, K)
     assert batch.ok.tolist() == [True, True, False]
-    assert batch.reason[2] == bedfit_batch.NO_DEPTH
+    assert batch.reason[2] == bedfit_result.NO_DEPTH
     for i in range(2):
         one = bedfit_batch.fit_beds(frames[i:i + 1], K[i:i + 1])
         torch.testing.assert_close(one.corners[0], batch.corners[i], atol=1e-4, rtol=0)

@@ -10,7 +10,8 @@ import torch
 
 from disrt_core.geometry import bedfit_boards, bedfit_edges, bedfit_rect
 from disrt_core.geometry.bedfit import fit_bed, weak_because
-from disrt_core.geometry.bedfit_batch import WEAK_CAUSES, WEAK_NOISE, fit_beds
+from disrt_core.geometry.bedfit_batch import fit_beds
+from disrt_core.geometry.bedfit_result import WEAK_CAUSES, WEAK_NOISE
 from disrt_core.geometry.camera import median_depth
 from test.core.geometry.bedscenes import CX, CY, bedroom, view
 

@@ -9,8 +9,9 @@ import torch
 
 from disrt_core.geometry import bedfit_boards, bedfit_rect
 from disrt_core.geometry.bedfit import weak_because
-from disrt_core.geometry.bedfit_batch import WEAK_CAUSES, fit_beds
+from disrt_core.geometry.bedfit_batch import fit_beds
 from disrt_core.geometry.bedfit_regions import bridge_dips
+from disrt_core.geometry.bedfit_result import WEAK_CAUSES
 from test.core.geometry.bedscenes import CX, CY, bedroom, view
 
 TOL_M = 0.05
