@@ -107,10 +107,10 @@ def board_ends(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Ten
     onward = (known & (hk > -band) & (beyond > f + 0.12)).any(-1)
     good = found & ~drop & ~onward
     share = good.sum(-1) / lines
-    med = torch.where(good, face, torch.full_like(face, float("nan"))).nanmedian(-1).values
+    med = torch.where(good, face, float("nan")).nanmedian(-1).values
     agree = (good & ((face - med[..., None]).abs() <= 0.03)).sum(-1) >= \
         (2 / 3) * good.sum(-1).clamp(min=1)
-    move = torch.where((share >= 0.25) & agree, med - GAP_TO_BOARD, torch.zeros_like(med))
+    move = torch.where((share >= 0.25) & agree, med - GAP_TO_BOARD, 0.0)
     return torch.nan_to_num(move).clamp(min=0)
 
 
@@ -129,13 +129,13 @@ def out_to_boards(ref: dict, depth_m: Tensor, K: Tensor, normal: Tensor, sigma: 
         return {**ref, "moved": torch.zeros_like(short)}
     move = board_ends(depth_m, K, normal, ref["offset"], sigma, ref["centre"], ref["eu"],
                       ref["ev"], half)
-    move = torch.where(short & (move >= 0.03), move, torch.zeros_like(move))
+    move = torch.where(short & (move >= 0.03), move, 0.0)
 
     def grown(m: Tensor) -> Tensor:  # half sizes with the edges moved by m [B,4]
         return half + torch.stack([m[:, 0] + m[:, 1], m[:, 2] + m[:, 3]], -1) / 2
 
     fits = 2 * grown(move).amax(-1) <= limits["length"][1] + limits["size_tol"]
-    move = torch.where(fits[:, None], move, torch.zeros_like(move))
+    move = torch.where(fits[:, None], move, 0.0)
     shift = ((move[:, 0] - move[:, 1]) / 2)[:, None] * ref["eu"] + \
         ((move[:, 2] - move[:, 3]) / 2)[:, None] * ref["ev"]
     return {**ref, "centre": ref["centre"] + shift, "half": grown(move), "moved": move > 0}
@@ -192,20 +192,20 @@ def board_inside(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: T
     inside = (s <= -0.02) & (s >= -LOW_DEPTH)
     ok = (inside & (rise >= high_at) & (after >= LOW_FACE) & (flat_before >= 0.5)
           & (high_before == 0) & (c_after >= n_after / 2) & (c_before >= n_before / 2))
-    score = torch.where(ok, rise, torch.full_like(rise, -1.0))
+    score = torch.where(ok, rise, -1.0)
     best = score.argmax(-1)
     good = ok.any(-1)
     idx = (best[..., None] + torch.arange(n_after, device=best.device)).clamp(max=s.shape[0] - 1)
     on_board = torch.gather(hk, -1, idx) >= high_at
     seen_at = torch.where(on_board, torch.gather(beyond, -1, idx),
-                          torch.full_like(idx, float("inf"), dtype=hk.dtype)).amin(-1)
+                          float("inf")).amin(-1)
     good &= torch.isfinite(seen_at)
-    face = torch.where(good, seen_at, torch.full_like(seen_at, float("nan")))
+    face = torch.where(good, seen_at, float("nan"))
     med = face.nanmedian(-1).values
     agree = (good & ((face - med[..., None]).abs() <= 0.03)).sum(-1) >= \
         (2 / 3) * good.sum(-1).clamp(min=1)
     move = torch.where((good.sum(-1) >= lines / 2) & agree, GAP_TO_BOARD - med,
-                       torch.zeros_like(med))
+                       0.0)
     return torch.nan_to_num(move).clamp(min=0)
 
 
@@ -222,10 +222,10 @@ def in_to_boards(ref: dict, depth_m: Tensor, K: Tensor, normal: Tensor, sigma: T
         return ref
     move = board_inside(depth_m, K, normal, ref["offset"], sigma, ref["centre"], ref["eu"],
                         ref["ev"], half)
-    move = torch.where(is_end & (move >= 0.02), move, torch.zeros_like(move))
+    move = torch.where(is_end & (move >= 0.02), move, 0.0)
     shrunk = half - torch.stack([move[:, 0] + move[:, 1], move[:, 2] + move[:, 3]], -1) / 2
     fits = 2 * shrunk.amax(-1) >= limits["length"][0] - limits["size_tol"]
-    move = torch.where(fits[:, None], move, torch.zeros_like(move))
+    move = torch.where(fits[:, None], move, 0.0)
     shrunk = half - torch.stack([move[:, 0] + move[:, 1], move[:, 2] + move[:, 3]], -1) / 2
     shift = ((move[:, 1] - move[:, 0]) / 2)[:, None] * ref["eu"] + \
         ((move[:, 3] - move[:, 2]) / 2)[:, None] * ref["ev"]

@@ -63,7 +63,7 @@ def checks(fine: dict, rect: Tensor, lower_level: Tensor, limits: dict) -> dict:
     # out, or a wall behind the head end outweighs a dark floor's few readings.
     low, level_pts = total(maps[:, :, CH_LOW], ring), total(maps[:, :, CH_LEVEL], ring)
     drop = low / (low + level_pts).clamp(min=1)
-    drop = torch.where(low >= 20, drop, torch.zeros_like(drop))
+    drop = torch.where(low >= 20, drop, 0.0)
     # Raised: lower surfaces around it, or a floor level below, or at least no surface of
     # its own level continuing around it where the ring is seen (a dark floor gives few
     # readings; the floor itself, or a rug on it, continues on every side).
@@ -129,7 +129,7 @@ def _valid_window(valid: Tensor, stride: int) -> Tensor:
     last_r = (h - 1 - valid.flip(1).to(torch.int8).argmax(1)).to(torch.float32)
 
     def band(x, ok, default, q):  # where 90 % of the rows (columns) have readings
-        x = torch.where(ok, x, torch.full_like(x, default))
+        x = torch.where(ok, x, default)
         return x.quantile(q, dim=1)
 
     return torch.stack([band(first_c, any_row, 0, 0.1) * stride,

@@ -86,7 +86,8 @@ def _median9_stacked(x: Tensor, bad: Tensor) -> Tensor:
     """:func:`_nanmedian9` of x [9,...] with the missing values ``bad`` [9,...]: the
     replacements in one pass over the stack (not nine small ones), the same network."""
     count = bad.to(torch.int8).cumsum(0, dtype=torch.int8)
-    x = torch.where(bad, torch.where((count & 1).bool(), -torch.inf, torch.inf), x)
+    # ±inf as (1 − 2·odd)·inf: a where of two scalars costs as much as the outer one
+    x = torch.where(bad, (1 - 2 * (count & 1)).to(x.dtype) * torch.inf, x)
     p = list(x.unbind(0))
     for a, b, need_min, need_max in _MEDIAN9_LIVE:
         lo, hi = p[a], p[b]
@@ -94,7 +95,7 @@ def _median9_stacked(x: Tensor, bad: Tensor) -> Tensor:
             p[a] = torch.minimum(lo, hi)
         if need_max:
             p[b] = torch.maximum(lo, hi)
-    return torch.where(count[-1] >= 9, torch.full_like(p[4], float("nan")), p[4])
+    return torch.where(count[-1] >= 9, float("nan"), p[4])
 
 
 def _depth_at(depth: Tensor, K: Tensor, points: Tensor) -> tuple[Tensor, Tensor]:
@@ -117,7 +118,7 @@ def _depth_at(depth: Tensor, K: Tensor, points: Tensor) -> tuple[Tensor, Tensor]
                     depth.device)
     d = torch.gather(flat, 1, (base[:, None] + offsets[:, None]).reshape(B, -1)).reshape(
         B, 9, -1).transpose(0, 1)  # [9,B,S]
-    d = torch.where(near, _median9_stacked(d, ~(d > 0)), torch.full_like(z, float("nan")))
+    d = torch.where(near, _median9_stacked(d, ~(d > 0)), float("nan"))
     rays = torch.stack([(u - K[:, 0, 2, None]) / K[:, 0, 0, None],
                         (v - K[:, 1, 2, None]) / K[:, 1, 1, None], torch.ones_like(u)], -1)
     return d, rays
@@ -203,7 +204,7 @@ def steps(inside: Tensor, out: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
              & (count(co, li + 1, b) == 0) & (count(ci, b, fo) == 0)
              & (n_in >= need) & (n_out >= need) & (wrong <= 0.25 * (n_in + n_out))
              & (run_in >= 0.75) & (after_out >= 0.75))
-    score = torch.where(valid, ci - co, torch.full_like(ci, -10 * m))
+    score = torch.where(valid, ci - co, -10 * m)
     best = torch.where(score >= score.amax(-1, keepdim=True), b, m + 1).amin(-1, keepdim=True)
     pos = (s[torch.gather(li, -1, best)[..., 0]] + s[torch.gather(fo, -1, best)[..., 0]]) / 2
     return pos, torch.gather(valid, -1, best)[..., 0]
@@ -232,7 +233,7 @@ def fit_rectangle(pos: Tensor, t: Tensor, weight: Tensor, half: Tensor,
     prior_w = 0.5
     w = weight
     # Start from the median of each edge's steps (robust), then reweight.
-    med = torch.where(weight > 0, value, torch.full_like(value, float("nan"))).nanmedian(
+    med = torch.where(weight > 0, value, float("nan")).nanmedian(
         -1).values
     start = torch.where(torch.isfinite(med), med, prior)
     theta = torch.cat([start, torch.zeros(B, 1, device=dev, dtype=dt)], -1)
@@ -289,7 +290,7 @@ def refine(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Tensor,
             hs = h - shift[:, None, None, None]
             inner = (s <= -0.03) & (hs >= -below[:, None, None, None]) & (
                 hs <= below[:, None, None, None])
-            hh = torch.where(inner, h, torch.full_like(h, float("nan"))).reshape(B * C, -1)
+            hh = torch.where(inner, h, float("nan")).reshape(B * C, -1)
             enough = inner.reshape(B * C, -1).sum(-1) >= 50
             shift = torch.where(enough, hh.nanmedian(-1).values, torch.zeros_like(shift))
         offset = offset - shift

@@ -76,12 +76,12 @@ def head_cues(height: Tensor, high: Tensor, cell: Tensor, rect: Tensor, sigma: T
 
     pillow = torch.tanh((mean(end & (s > 0)) - mean(end & (s < 0))) / 0.03)
 
-    board_h = torch.where(high > 0, torch.full_like(height, 0.7), height)
+    board_h = torch.where(high > 0, 0.7, height)
     across = t.abs() <= 0.9 * half_w
 
     def board(sign):
         strip = across & (sign * s > half_l) & (sign * s <= half_l + 0.15)
-        top = torch.where(strip, board_h, torch.zeros_like(board_h))
+        top = torch.where(strip, board_h, 0.0)
         # highest point per position across the bed, averaged over the width
         per = torch.where(u_long[:, None], top.amax(-1), top.amax(-2))  # [B,F]
         pos = torch.where(u_long[:, None], strip.any(-1), strip.any(-2)).to(per.dtype)
@@ -89,7 +89,7 @@ def head_cues(height: Tensor, high: Tensor, cell: Tensor, rect: Tensor, sigma: T
 
     b_plus, b_minus = board(1.0), board(-1.0)
     boards = torch.where(torch.maximum(b_plus, b_minus) >= 0.1,
-                         torch.tanh((b_plus - b_minus) / 0.1), torch.zeros_like(b_plus))
+                         torch.tanh((b_plus - b_minus) / 0.1), 0.0)
     cues = torch.stack([person, pillow, boards], -1)
     logit = (cues * cues.new_tensor(WEIGHTS)).sum(-1)
     return logit, cues
@@ -151,7 +151,7 @@ def head_bump(height: Tensor, seen: Tensor, cell: Tensor, rect: Tensor, sigma: T
     shadow), and at least ``HEAD_SEEN`` of them must be seen."""
     s, t, half_l, half_w, _ = axis_coords(cell, rect)
     known = seen > 0
-    h = torch.where(known, height, torch.zeros_like(height))
+    h = torch.where(known, height, 0.0)
     core_h, core_k = _ring(h, known, cell, HEAD_CORE_M)
     core = torch.minimum(torch.where(core_k, core_h, 0.0).amin(0), h)
     ring_h, ring_k = _ring(h, known, cell, HEAD_RING_M)
@@ -159,14 +159,14 @@ def head_bump(height: Tensor, seen: Tensor, cell: Tensor, rect: Tensor, sigma: T
     drops = torch.where(ring_k, core - ring_h, core)
     drop = _kth_smallest(drops, 9 - HEAD_SIDES)  # [B,F,F]
     # and most of the ring must be seen: a lone reading amid holes is no head
-    drop = torch.where(ring_k.sum(0) >= HEAD_SEEN, drop, torch.zeros_like(drop))
+    drop = torch.where(ring_k.sum(0) >= HEAD_SEEN, drop, 0.0)
     lo, hi = HEAD_TOP_M
     top = known & (core >= lo + (2 * sigma + 0.01)[:, None, None]) & (h <= hi) & (
         t.abs() <= 0.8 * half_w)
     out = []
     for sign in (-1.0, 1.0):
         zone = top & (sign * s <= half_l) & (sign * s >= half_l - HEAD_ZONE_M)
-        out.append(torch.where(zone, drop, torch.zeros_like(drop)).flatten(1).amax(1))
+        out.append(torch.where(zone, drop, 0.0).flatten(1).amax(1))
     return torch.stack(out, -1)
 
 

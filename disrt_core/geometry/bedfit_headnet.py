@@ -67,7 +67,7 @@ def head_features(height: Tensor, maps: Tensor, seen: Tensor, cell: Tensor, rect
     B, dev, dt = height.shape[0], height.device, height.dtype
     s, t, half_l, half_w, u_long = axis_coords(cell, rect)
     ul = u_long[:, None, None]
-    h = torch.where(high > 0, torch.full_like(height, 0.7), height)
+    h = torch.where(high > 0, 0.7, height)
     above = (h - (2 * sigma + 0.01)[:, None, None]).clamp(min=0, max=0.7) * (seen > 0)
     # position bin along: beyond the −end, over the mattress, beyond the +end
     inner = S_BEYOND + torch.floor((s / half_l + 1) * S_INSIDE / 2).clamp(0, S_INSIDE - 1)
@@ -79,7 +79,7 @@ def head_features(height: Tensor, maps: Tensor, seen: Tensor, cell: Tensor, rect
     for edge in T_EDGES:
         tb = tb + (ta > edge).to(dt)
     use = (sb >= 0) & (sb < S_BINS) & (t.abs() <= half_w + BESIDE_M)
-    idx = torch.where(use, sb * T_BANDS + tb, torch.full_like(sb, S_BINS * T_BANDS)).long()
+    idx = torch.where(use, sb * T_BANDS + tb, S_BINS * T_BANDS).long()
     idx = idx.flatten(1)
     n_pool = S_BINS * T_BANDS + 1
 

@@ -74,9 +74,9 @@ def block_points(depth: Tensor, K: Tensor, stride: int) -> tuple[Tensor, Tensor]
     z = total / count.clamp(min=1)
     if stride > 1:
         hi = x.amax(-1)
-        lo = torch.where(v, x, torch.full_like(x, 1e3)).amin(-1)
+        lo = torch.where(v, x, 1e3).amin(-1)
         spread = hi - lo
-        rel = torch.where(ok, spread / (z * z).clamp(min=1e-6), torch.full_like(z, float("nan")))
+        rel = torch.where(ok, spread / (z * z).clamp(min=1e-6), float("nan"))
         typical = rel.reshape(B, -1).nanmedian(1).values.nan_to_num(0.0)
         edge = ok & (spread > torch.clamp(3 * typical[:, None, None] * z * z, min=0.05))
         near = v & (x < ((hi + lo) / 2)[..., None])
@@ -85,7 +85,7 @@ def block_points(depth: Tensor, K: Tensor, stride: int) -> tuple[Tensor, Tensor]
         pick = torch.where(n_near * 2 >= count, s_near / n_near.clamp(min=1),
                            (total - s_near) / (count - n_near).clamp(min=1))
         z = torch.where(edge, pick, z)
-    z = torch.where(ok, z, torch.zeros_like(z))
+    z = torch.where(ok, z, 0.0)
     dev = depth.device
     v = torch.arange(rows, device=dev, dtype=torch.float32) * stride + (stride - 1) / 2
     u = torch.arange(cols, device=dev, dtype=torch.float32) * stride + (stride - 1) / 2
@@ -164,7 +164,7 @@ def _normal_mode(normals: Tensor, ok: Tensor, weight: Tensor, max_tilt_deg: floa
     n = normals
     limit = math.sin(math.radians(max_tilt_deg))
     ok = ok & ((n[..., 0] ** 2 + n[..., 1] ** 2) <= limit**2)
-    weight = torch.where(ok, weight, torch.zeros_like(weight))
+    weight = torch.where(ok, weight, 0.0)
     bins, width = 2 * math.ceil(limit / 0.02), 0.02
     ix = ((n[..., 0] + limit) / width).long().clamp(0, bins - 1)
     iy = ((n[..., 1] + limit) / width).long().clamp(0, bins - 1)
@@ -193,7 +193,7 @@ def noise_scale(points: Tensor, valid: Tensor) -> Tensor:
     ok = valid[:, :, 2:] & valid[:, :, 1:-1] & valid[:, :, :-2]
     second = (z[:, :, 2:] - 2 * z[:, :, 1:-1] + z[:, :, :-2]).abs() / z[:, :, 1:-1].clamp(
         min=0.1) ** 2
-    second = torch.where(ok, second, torch.full_like(second, float("nan"))).flatten(1)
+    second = torch.where(ok, second, float("nan")).flatten(1)
     return second.nanmedian(1).values.nan_to_num(0.001) / (0.6745 * math.sqrt(6))
 
 
@@ -222,8 +222,8 @@ def up_direction(points: Tensor, valid: Tensor, *, max_tilt_deg: float = 40.0,
     # Local normals over 2 blocks, or over 4 where they cluster tighter (the noise of a
     # stereo camera at low resolution and 3 m): per frame, so batches do not matter.
     a = noise_scale(points, valid)
-    z_med = torch.where(valid, points[..., 2], torch.full_like(points[..., 2], float(
-        "nan"))).flatten(1).nanmedian(1).values.nan_to_num(2.5)
+    z_med = torch.where(valid, points[..., 2], float("nan")).flatten(1).nanmedian(
+        1).values.nan_to_num(2.5)
     n2, ok2 = local_normals(points, valid, 2)
     n4, ok4 = local_normals(points, valid, 4)
     n2, ok2, n4, ok4 = n2.reshape(B, -1, 3), ok2.reshape(B, -1), n4.reshape(B, -1, 3), \
@@ -261,7 +261,7 @@ def up_direction(points: Tensor, valid: Tensor, *, max_tilt_deg: float = 40.0,
         count = count + top
         near = (torch.arange(bins, device=dev) - at[..., None]).abs() <= 2
         hist = hist.masked_fill(near, 0.0)
-    count = torch.where(ok, count, torch.full_like(count, -1.0))
+    count = torch.where(ok, count, -1.0)
     best = count.argmax(1)
     ar = torch.arange(B, device=dev)
     # The normals' mode is the start; the best triplet plane only where there is none.
@@ -279,7 +279,7 @@ def up_direction(points: Tensor, valid: Tensor, *, max_tilt_deg: float = 40.0,
 
 def _pooled_normal(flat: Tensor, d: Tensor, valid: Tensor, levels: dict, n0: Tensor) -> Tensor:
     """Least-squares normal of points near several parallel levels (own offset each)."""
-    band = torch.maximum(2.0 * levels["sigma"], torch.full_like(levels["sigma"], 0.015))
+    band = (2.0 * levels["sigma"]).clamp(min=0.015)
     w = ((d[:, :, None] - levels["d"][:, None]).abs() <= band[:, None]) & valid[..., None]
     w = (w & levels["ok"][:, None]).to(flat.dtype)  # [B,N,L]
     count = w.sum(1).clamp(min=1.0)  # [B,L]
@@ -296,7 +296,7 @@ def find_levels(d: Tensor, valid: Tensor, count: int = 5, min_share: float = 0.0
     """The ``count`` largest peaks of the distance histogram of points [B,N]: ``d`` [B,L]
     (m), ``sigma`` [B,L] (noise, m), ``mass`` [B,L] (points within 1.5σ), ``ok`` [B,L]."""
     bins = int(HIST_MAX / HIST_BIN)
-    hist = _scatter_hist(torch.where(valid, d, torch.full_like(d, HIST_MAX + 1)).clamp(min=0),
+    hist = _scatter_hist(torch.where(valid, d, HIST_MAX + 1).clamp(min=0),
                          valid & (d < HIST_MAX), bins, HIST_BIN)
     t = torch.arange(-5, 6, device=d.device, dtype=torch.float32)
     kernel = torch.exp(-0.5 * (t / 1.5) ** 2)
@@ -305,7 +305,7 @@ def find_levels(d: Tensor, valid: Tensor, count: int = 5, min_share: float = 0.0
     peak = smooth == F.max_pool1d(smooth[:, None], 11, 1, 5)[:, 0]
     floor = (min_share * valid.sum(1, keepdim=True)).clamp(min=3.0) / 10.0
     value, pos = torch.where(peak & (smooth >= floor), smooth,
-                             torch.zeros_like(smooth)).topk(count, dim=1)
+                             0.0).topk(count, dim=1)
     ok = value > 0
     # Half width at half maximum from the smoothed histogram around each peak.
     win = 30
@@ -323,10 +323,10 @@ def find_levels(d: Tensor, valid: Tensor, count: int = 5, min_share: float = 0.0
     # large level predicts for its distance (stereo noise grows with z², ToF's slower).
     # The reference: of the levels at least a fifth as large (peak area) as the largest, the
     # one with the least noise for its distance (a floor or a bare mattress, not a blanket).
-    area = torch.where(ok, value * sigma, torch.zeros_like(value))
+    area = torch.where(ok, value * sigma, 0.0)
     large = ok & (area >= 0.2 * area.amax(1, keepdim=True))
     rel = sigma / level.clamp(min=0.1) ** 2
-    ref = torch.where(large, rel, torch.full_like(rel, float("inf"))).argmin(1, keepdim=True)
+    ref = torch.where(large, rel, float("inf")).argmin(1, keepdim=True)
     s_ref, d_ref = torch.gather(sigma, 1, ref), torch.gather(level, 1, ref)
     model = s_ref * (level / d_ref.clamp(min=0.1)) ** 2
     sigma = torch.minimum(sigma, 1.5 * model + 0.003)

@@ -123,7 +123,7 @@ def fine_maps(a: Tensor, b: Tensor, d: Tensor, valid: Tensor, phi: Tensor, centr
     expected = cell[..., None, None] ** 2 * level[..., None, None] / (
         pixel_area[:, None, None, None] * z**3)
     known = n3 >= 0.3 * 9 * expected
-    frac = torch.where(known, b3 / n3.clamp(min=1e-9), torch.zeros_like(n3))
+    frac = torch.where(known, b3 / n3.clamp(min=1e-9), 0.0)
     # Vertical surfaces (walls, the faces of boards and furniture) put points of many
     # heights into the same few cells: not bed, so that a wall, the gap behind a headboard
     # and the board do not make one thick block with the mattress that the opening keeps.
@@ -150,7 +150,7 @@ def fine_maps(a: Tensor, b: Tensor, d: Tensor, valid: Tensor, phi: Tensor, centr
     # on the bed). At an edge it falls from 1 to 0 across the edge cell in proportion to
     # the part of it on the bed, whether or not the floor beyond is seen (often it is
     # hidden behind the mattress), so the profile's half-way point is the edge.
-    ratio = torch.where(opened > 0, n3 / (9 * expected), torch.full_like(n3, float("nan")))
+    ratio = torch.where(opened > 0, n3 / (9 * expected), float("nan"))
     ratio = ratio.flatten(-2).nanmedian(-1).values.nan_to_num(1.0).clamp(0.3, 3.0)
     cover = (b3 / (9 * expected * ratio[..., None, None])).clamp(max=1.0)
     # Such a hole just beyond something well above the level (a body or a blanket over it,
@@ -226,7 +226,7 @@ def extents(soft: Tensor, cell: Tensor, size: Tensor, iterations: int = 3,
             prof = (grids * (w[..., None, :, None] if axis == 0 else w[..., None, None, :])).sum(
                 -2 if axis == 0 else -1)  # [B,K,1 or 3,F]: occupancy, band and all points
             occ = prof[:, :, 0] / w.sum(-1, keepdim=True).clamp(min=1e-6)
-            start = torch.where(middle > 0, occ, torch.full_like(occ, -1.0)).argmax(-1)
+            start = torch.where(middle > 0, occ, -1.0).argmax(-1)
             on_bed = None if counts is None else \
                 prof[:, :, 1] >= BRIDGE_BAND * prof[:, :, 2].clamp(min=1e-6)
             lo, hi = run_extent(bridge_dips(occ, cell, BRIDGE, BRIDGE_FLOOR, on_bed), start, 0.5)
@@ -276,7 +276,7 @@ def _edge_fits(soft: Tensor, cell: Tensor, rect: Tensor) -> tuple[Tensor, Tensor
         resid = pos - (mp[..., None] + slope[..., None] * (y - my[..., None]))
         good &= resid.abs() <= 1.5 * cell[..., None, None]
     count = good.sum(-1).to(soft.dtype)
-    return slope, torch.where(count >= 6, count, torch.zeros_like(count))
+    return slope, torch.where(count >= 6, count, 0.0)
 
 
 def trim_boards(fine: dict, rect: Tensor) -> Tensor:
@@ -387,7 +387,7 @@ def residual_angle(soft: Tensor, cell: Tensor, rect: Tensor) -> Tensor:
     mean = (angle * weight).sum(-1) / weight.sum(-1).clamp(min=1e-6)
     weight = weight * ((angle - mean[..., None]).abs() < math.radians(1.5))
     mean2 = (angle * weight).sum(-1) / weight.sum(-1).clamp(min=1e-6)
-    return torch.where(weight.sum(-1) > 0, mean2, torch.zeros_like(mean2)).clamp(
+    return torch.where(weight.sum(-1) > 0, mean2, 0.0).clamp(
         -math.radians(8), math.radians(8))
 
 

@@ -86,13 +86,12 @@ def erode(mask: Tensor, k: int) -> Tensor:
 
 def coarse_grid(a: Tensor, b: Tensor, d: Tensor, valid: Tensor, levels: dict) -> dict:
     """Top-down grid of the points (plane coordinates a, b [B,N], distance d [B,N])."""
-    inf = torch.full_like(d, float("inf"))
-    deepest = torch.where(levels["ok"], levels["d"], torch.zeros_like(levels["d"])).amax(1)
+    deepest = torch.where(levels["ok"], levels["d"], 0.0).amax(1)
     use = valid & (d <= deepest[:, None] + 0.2)
-    lo_a = torch.where(use, a, inf).amin(1)
-    hi_a = torch.where(use, a, -inf).amax(1)
-    lo_b = torch.where(use, b, inf).amin(1)
-    hi_b = torch.where(use, b, -inf).amax(1)
+    lo_a = torch.where(use, a, float("inf")).amin(1)
+    hi_a = torch.where(use, a, float("-inf")).amax(1)
+    lo_b = torch.where(use, b, float("inf")).amin(1)
+    hi_b = torch.where(use, b, float("-inf")).amax(1)
     any_use = use.any(1)
     zero = torch.zeros_like(lo_a)
     ca = torch.where(any_use, (lo_a + hi_a) / 2, zero)
@@ -104,7 +103,7 @@ def coarse_grid(a: Tensor, b: Tensor, d: Tensor, valid: Tensor, levels: dict) ->
     inside = use & (ia >= 0) & (ia < GRID) & (ib >= 0) & (ib < GRID)
     index = (ib.clamp(0, GRID - 1) * GRID + ia.clamp(0, GRID - 1)).long()
     top = torch.full((a.shape[0], GRID * GRID), float("inf"), device=a.device)
-    top.scatter_reduce_(1, index, torch.where(inside, d, inf), "amin")
+    top.scatter_reduce_(1, index, torch.where(inside, d, float("inf")), "amin")
     return {"top": top.reshape(-1, GRID, GRID), "centre": torch.stack([ca, cb], -1),
             "cell": cell}
 
@@ -203,15 +202,15 @@ def run_extent(profile: Tensor, start: Tensor, threshold: Tensor | float
     thr = thr.expand(profile.shape[:-1])
     below = profile < thr[..., None]
     s = start[..., None]
-    left = torch.where(below & (idx < s), idx, torch.full_like(idx, -1)).amax(-1)
-    right = torch.where(below & (idx > s), idx, torch.full_like(idx, n)).amin(-1)
+    left = torch.where(below & (idx < s), idx, -1).amax(-1)
+    right = torch.where(below & (idx > s), idx, n).amin(-1)
     first, last = left + 1, right - 1
     ok = ~torch.gather(below, -1, s.clamp(0, n - 1))[..., 0]
     # The four values in one gather.
     lo_in, hi_in, lo_out, hi_out = torch.gather(profile, -1, torch.stack(
         [first, last, left, right], -1).clamp(0, n - 1)).unbind(-1)
-    lo_out = torch.where(left >= 0, lo_out, torch.zeros_like(lo_in))
-    hi_out = torch.where(right < n, hi_out, torch.zeros_like(hi_in))
+    lo_out = torch.where(left >= 0, lo_out, 0.0)
+    hi_out = torch.where(right < n, hi_out, 0.0)
     lo = first.to(profile.dtype) + 0.5 - (lo_in - thr) / (lo_in - lo_out).clamp(min=1e-6)
     hi = last.to(profile.dtype) + 0.5 + (hi_in - thr) / (hi_in - hi_out).clamp(min=1e-6)
     centre = start.to(profile.dtype) + 0.5
