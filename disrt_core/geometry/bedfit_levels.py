@@ -280,12 +280,15 @@ def up_direction(points: Tensor, valid: Tensor, *, max_tilt_deg: float = 40.0,
 def _pooled_normal(flat: Tensor, d: Tensor, valid: Tensor, levels: dict, n0: Tensor) -> Tensor:
     """Least-squares normal of points near several parallel levels (own offset each)."""
     band = (2.0 * levels["sigma"]).clamp(min=0.015)
-    w = ((d[:, :, None] - levels["d"][:, None]).abs() <= band[:, None]) & valid[..., None]
-    w = (w & levels["ok"][:, None]).to(flat.dtype)  # [B,N,L]
-    count = w.sum(1).clamp(min=1.0)  # [B,L]
-    mean = torch.einsum("bnl,bnc->blc", w, flat) / count[..., None]
-    centred = flat[:, :, None] - mean[:, None]  # [B,N,L,3]
-    cov = torch.einsum("bnl,bnlc,bnld->bcd", w, centred, centred)
+    # [B,L,N], level-major: the products below need no transposed copies (the einsums over
+    # [B,N,L] made them), and the covariance sums in the same order as they did.
+    w = ((d[:, None] - levels["d"][..., None]).abs() <= band[..., None]) & valid[:, None]
+    w = (w & levels["ok"][..., None]).to(flat.dtype)
+    count = w.sum(2).clamp(min=1.0)  # [B,L]
+    mean = torch.bmm(w, flat) / count[..., None]  # [B,L,3]
+    centred = flat[:, None] - mean[:, :, None]  # [B,L,N,3]
+    cov = torch.bmm((w[..., None] * centred).flatten(1, 2).transpose(1, 2),
+                    centred.flatten(1, 2))  # [B,3,3]
     n = torch.linalg.eigh(cov.double())[1][..., 0].to(flat.dtype)
     n = torch.where((n * n0).sum(-1, keepdim=True) < 0, -n, n)
     enough = w.sum((1, 2)) >= 20
