@@ -144,11 +144,22 @@ def local_normals(points: Tensor, valid: Tensor, step: int = 2) -> tuple[Tensor,
     around = (p[:, step:-step, 2 * step:] + p[:, step:-step, :-2 * step]
               + p[:, 2 * step:, step:-step] + p[:, :-2 * step, step:-step]) / 4
     ok &= (centre - around).norm(dim=-1) <= 0.02 + 0.01 * centre[..., 2] ** 2
-    n = torch.linalg.cross(tx, ty)
+    n = _cross(tx, ty)
     n = n / n.norm(dim=-1, keepdim=True).clamp(min=1e-12)
     n = torch.where(n[..., 2:] > 0, -n, n)  # toward the camera (the points lie at z > 0)
     pad = (0, 0, step, step, step, step)
     return F.pad(n, pad), F.pad(ok, pad[2:])
+
+
+def _cross(a: Tensor, b: Tensor) -> Tensor:
+    """``torch.linalg.cross(a, b)`` of [...,3] from slices: 0.31 -> 0.17 ms on the strided
+    [1,116,156,3] differences (1 thread). Each component as a fused multiply-add, as the
+    vectorised CPU kernel of linalg.cross computes it: bitwise equal to it on the x86 CPU
+    that tuned the fit (a plain a·b − c·d is not)."""
+    a0, a1, a2 = a.unbind(-1)
+    b0, b1, b2 = b.unbind(-1)
+    return torch.stack([torch.addcmul(-(a2 * b1), a1, b2), torch.addcmul(-(a0 * b2), a2, b0),
+                        torch.addcmul(-(a1 * b0), a0, b1)], -1)
 
 
 def _normal_mode(normals: Tensor, ok: Tensor, weight: Tensor, max_tilt_deg: float
