@@ -101,14 +101,14 @@ def fine_maps(a: Tensor, b: Tensor, d: Tensor, valid: Tensor, phi: Tensor, centr
     high = h > BAND_ABOVE
     hb = torch.where(band, h.clamp(0, BAND_ABOVE), 0.0)
     hh = torch.where(high, h, 0.0)
-    vals = torch.stack([torch.ones_like(h), band.to(h.dtype), hb, hb * hb, high.to(h.dtype),
-                        hh, hh * hh, (h.abs() <= tol).to(h.dtype),
-                        (h < -torch.clamp(tol + 0.05, min=0.15)).to(h.dtype), below.to(h.dtype),
-                        torch.where(below, -h, 0.0)])  # [C,M]
-    flat = (grid * (CHANNELS * FINE**2) + index.view(-1)[ids]) + torch.arange(
-        0, CHANNELS * FINE**2, FINE**2, device=a.device)[:, None]
+    vals = (torch.ones_like(h), band.to(h.dtype), hb, hb * hb, high.to(h.dtype),
+            hh, hh * hh, (h.abs() <= tol).to(h.dtype),
+            (h < -torch.clamp(tol + 0.05, min=0.15)).to(h.dtype), below.to(h.dtype),
+            torch.where(below, -h, 0.0))  # the C channels' values [M]
+    at = grid * (CHANNELS * FINE**2) + index.view(-1)[ids]  # each point's cell in channel 0
     out = torch.zeros(B * K * CHANNELS * FINE * FINE, device=a.device, dtype=h.dtype)
-    out.scatter_add_(0, flat.flatten(), vals.flatten())
+    for c, v in enumerate(vals):  # a scatter per channel: no [C,M] index and values stack
+        out[c * FINE**2:].scatter_add_(0, at, v)
     maps = out.reshape(B, K, CHANNELS, FINE, FINE)  # rows v, columns u
     box = box_sum(maps[:, :, :BOXED], 3)
     n3, b3 = box[:, :, CH_ALL], box[:, :, CH_BAND]
