@@ -35,6 +35,7 @@ from disrt_core.geometry.bedfit_regions import (
     band_tolerance,
     box_sum,
     bridge_dips,
+    bridge_reach,
     dilate,
     enclosed_cells,
     erode,
@@ -213,6 +214,7 @@ def extents(soft: Tensor, cell: Tensor, size: Tensor, iterations: int = 3,
     u0, u1 = -size[..., 0] / 2, size[..., 0] / 2
     v0, v1 = -size[..., 1] / 2, size[..., 1] / 2
     grids = soft[:, :, None] if counts is None else torch.stack([soft, *counts], 2)
+    reach = bridge_reach(cell, BRIDGE)  # the same cells in all passes
     for _ in range(iterations):
         for axis in (0, 1):
             lo_m, hi_m, lo_o, hi_o = (u0, u1, v0, v1) if axis == 0 else (v0, v1, u0, u1)
@@ -229,12 +231,10 @@ def extents(soft: Tensor, cell: Tensor, size: Tensor, iterations: int = 3,
             start = torch.where(middle > 0, occ, -1.0).argmax(-1)
             on_bed = None if counts is None else \
                 prof[:, :, 1] >= BRIDGE_BAND * prof[:, :, 2].clamp(min=1e-6)
-            lo, hi = run_extent(bridge_dips(occ, cell, BRIDGE, BRIDGE_FLOOR, on_bed), start, 0.5)
+            lo, hi = run_extent(bridge_dips(occ, cell, BRIDGE, BRIDGE_FLOOR, on_bed, reach),
+                                start, 0.5)
             lo, hi = (lo - FINE / 2 + EDGE_BIAS) * cell, (hi - FINE / 2 - EDGE_BIAS) * cell
-            if axis == 0:
-                u0, u1 = lo, hi
-            else:
-                v0, v1 = lo, hi
+            u0, u1, v0, v1 = (lo, hi, v0, v1) if axis == 0 else (u0, u1, lo, hi)
     return torch.stack([u0, u1, v0, v1], -1)
 
 

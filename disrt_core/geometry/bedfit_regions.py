@@ -217,21 +217,31 @@ def run_extent(profile: Tensor, start: Tensor, threshold: Tensor | float
     return torch.where(ok, lo, centre), torch.where(ok, hi, centre)
 
 
+def bridge_reach(cell: Tensor, width: float) -> tuple[Tensor, Tensor]:
+    """The windows [...,1,2r+1] of :func:`bridge_dips` for cells [...]: its bins within
+    ``width`` m on the left and on the right (made once where several profiles share the
+    cells: the extents' six passes)."""
+    r = max(1, int(torch.ceil((width / cell.clamp(min=1e-3)).amax())))
+    k = torch.arange(-r, r + 1, device=cell.device)
+    near = (k.abs() * cell[..., None, None]) <= width + 1e-6  # [...,1,2r+1]
+    return near & (k <= 0), near & (k >= 0)
+
+
 def bridge_dips(profile: Tensor, cell: Tensor, width: float, floor: float,
-                also: Tensor | None = None) -> Tensor:
+                also: Tensor | None = None,
+                reach: tuple[Tensor, Tensor] | None = None) -> Tensor:
     """Profiles [...,n] (bins of ``cell`` [...] m) with their dips bridged: a bin at ``floor``
     or more is raised to the lower of the highest values within ``width`` m on its either
     side. A dip where something is partly there (a body's steep sides lying across a
     mattress, speckled dark bedding) no longer ends a run, while a gap that reads as
     nothing (the floor between a bed and a table, below ``floor``) still does, and an end
-    (nothing high beyond it) does not move. ``also`` [...,n]: more bins that may be raised."""
-    r = max(1, int(torch.ceil((width / cell.clamp(min=1e-3)).amax())))
-    k = torch.arange(-r, r + 1, device=profile.device)
+    (nothing high beyond it) does not move. ``also`` [...,n]: more bins that may be raised;
+    ``reach``: :func:`bridge_reach` of ``cell`` and ``width`` where made already."""
+    on_left, on_right = bridge_reach(cell, width) if reach is None else reach
+    r = on_left.shape[-1] // 2
     window = F.pad(profile, (r, r)).unfold(-1, 2 * r + 1, 1)  # [...,n,2r+1]
-    near = (k.abs() * cell[..., None, None]) <= width + 1e-6  # [...,1,2r+1]
-    zero = torch.zeros((), device=profile.device, dtype=profile.dtype)
-    left = torch.where(near & (k <= 0), window, zero).amax(-1)
-    right = torch.where(near & (k >= 0), window, zero).amax(-1)
+    left = torch.where(on_left, window, 0.0).amax(-1)
+    right = torch.where(on_right, window, 0.0).amax(-1)
     bridged = torch.maximum(profile, torch.minimum(left, right))
     may = profile >= floor if also is None else (profile >= floor) | also
     return torch.where(may, bridged, profile)
