@@ -198,9 +198,9 @@ def run_extent(profile: Tensor, start: Tensor, threshold: Tensor | float
     between bin centres; an empty run gives lo = hi = start + 0.5."""
     n = profile.shape[-1]
     idx = torch.arange(n, device=profile.device)
-    thr = torch.as_tensor(threshold, device=profile.device, dtype=profile.dtype)
-    thr = thr.expand(profile.shape[:-1])
-    below = profile < thr[..., None]
+    # A number stays one (no tensor of it: the extents' 12 calls a fit pass 0.5).
+    thr = threshold if isinstance(threshold, float) else threshold.to(profile.dtype)
+    below = profile < (thr if isinstance(thr, float) else thr[..., None])
     s = start[..., None]
     left = torch.where(below & (idx < s), idx, -1).amax(-1)
     right = torch.where(below & (idx > s), idx, n).amin(-1)
