@@ -102,15 +102,13 @@ def run_case(args, body, name, batch, precision, compile_mode, graphs, flops):
     cuda = args.device.startswith("cuda")
     torch.manual_seed(0)
     net = Denoiser(preset(name), body.param_dim).eval()  # as from_checkpoint loads it
-    if args.gn_stats:  # an experiment (issue 23): GroupNorm from per-channel sums
-        from disrt_core.model.blocks import use_stats_group_norm
-
-        use_stats_group_norm(net)
     est = Estimator.from_model(net, body, device=args.device, steps=args.steps,
                                hypotheses=args.hypotheses, seed=0, precision=precision,
                                compile=compile_mode, cuda_graphs=graphs,
                                channels_last=not args.no_channels_last,
-                               cast_weights=not args.no_cast_weights)
+                               cast_weights=not args.no_cast_weights,
+                               stats_group_norm={"auto": None, "on": True, "off": False}[
+                                   args.gn_stats])
     depth = torch.rand(batch, 1, 128, 54, device=args.device)
     if cuda:
         torch.cuda.synchronize()
@@ -174,9 +172,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-cudnn-benchmark", action="store_true")
     parser.add_argument("--no-channels-last", action="store_true")
     parser.add_argument("--no-cast-weights", action="store_true")
-    parser.add_argument("--gn-stats", action="store_true",
-                        help="the network's GroupNorms as StatsGroupNorm (model/blocks.py; "
-                             "the trainer's default on CUDA), not measured for inference yet")
+    parser.add_argument("--gn-stats", default="auto", choices=("auto", "on", "off"),
+                        help="GroupNorms as StatsGroupNorm (model/blocks.py): auto = the "
+                             "Estimator's default (on for a compiled network on CUDA); the "
+                             "runs of 2026-12-06 named --gn-stats are 'on', those without "
+                             "it 'off'")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--trace", default=None, help="with --profile: Chrome trace file")
     parser.add_argument("--tag", default="",

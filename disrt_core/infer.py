@@ -41,6 +41,7 @@ from disrt_core.diffusion import GaussianDiffusion
 from disrt_core.diffusion_space import DiffusionSpace
 from disrt_core.geometry.bedframe import NET_SHAPE
 from disrt_core.model import Denoiser
+from disrt_core.model.blocks import use_stats_group_norm
 from disrt_core.model.denoiser import cast_matmul_weights
 from disrt_core.occupancy import presence_probability
 from disrt_core.prediction import Prediction, average_bodies, with_presence
@@ -111,8 +112,12 @@ class Estimator:
     ``"reduce-overhead"`` brings its own graphs); ``cuda_graphs`` captures the whole
     ``steps``-step sampling loop and the decoding to joints and mesh per batch shape and
     replays it (static shapes: one graph per (B·K, steps, η); the sampling loop alone when
-    the body model cannot be captured, see ``graph_scope``). The DDIM arithmetic and the
-    decoder run in float32.
+    the body model cannot be captured, see ``graph_scope``); ``stats_group_norm`` computes
+    the GroupNorms from per-channel sums (:class:`~disrt_core.model.blocks.StatsGroupNorm`,
+    the same function, switched in place). [choice] Its default ``None`` turns it on for a
+    compiled network on CUDA: the paper network at batch 256 (H100, bf16) went 606 → 1,107
+    images/s with it; eager, or at batch 1, it was not measured for inference. The DDIM
+    arithmetic and the decoder run in float32.
 
     ``predict`` and ``set_sampling`` hold a lock: one worker thread may call them while
     another reconfigures. The constructor moves the network and the body model to ``device``
@@ -138,6 +143,7 @@ class Estimator:
         num_timesteps: int = 100,
         space: DiffusionSpace | None = None,
         timesteps: dict | None = None,
+        stats_group_norm: bool | None = None,
     ) -> None:
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
@@ -170,6 +176,9 @@ class Estimator:
         self._space_fn = self.space.wrap(self._step_fn, torch.as_tensor(
             self.diffusion.alphas_cumprod, dtype=torch.float32, device=self.device))
         self.model = model.to(self.device)  # predict() runs a training-mode network in eval
+        if stats_group_norm or (stats_group_norm is None and compile
+                                and self.device.type == "cuda"):
+            use_stats_group_norm(self.model)
         if channels_last:  # faster inference on both: ~30% for `small` on 2 CPU cores
             self.model = self.model.to(memory_format=torch.channels_last)
         if cast_weights and PRECISIONS[precision] != torch.float32:

@@ -216,6 +216,19 @@ def test_weights_cast_once_give_what_autocast_gives(smpl_body):
     assert (fp32.params - a.params).abs().max() > 1e-4  # bf16 really ran
 
 
+def test_stats_group_norm_is_opt_in_on_the_cpu_and_gives_the_same_bodies(smpl_body):
+    from disrt_core.model.blocks import StatsGroupNorm
+
+    depth = _depth(2, seed=5)
+    plain = Estimator(_net(), smpl_body, seed=1)  # default: off on the CPU (eager, not CUDA)
+    assert not any(isinstance(m, StatsGroupNorm) for m in plain.model.modules())
+    stats = Estimator(_net(), smpl_body, seed=1, stats_group_norm=True)
+    assert sum(isinstance(m, StatsGroupNorm) for m in stats.model.modules()) > 4
+    a, b = plain.predict(depth), stats.predict(depth)
+    torch.testing.assert_close(b.params, a.params, atol=2e-4, rtol=0)
+    torch.testing.assert_close(b.joints, a.joints, atol=2e-4, rtol=0)
+
+
 def test_one_depth_encoding_per_call_and_image_whatever_the_steps_and_hypotheses(smpl_body):
     est = Estimator(_net(), smpl_body, steps=5, hypotheses=3, seed=0)
     encodings, encode = [], est._encode_net
