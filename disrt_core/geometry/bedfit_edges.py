@@ -73,18 +73,12 @@ def _live(network: tuple[tuple[int, int], ...], out: int
 _MEDIAN9_LIVE = _live(_MEDIAN9, 4)
 
 
-def _nanmedian9(values: list[Tensor]) -> Tensor:
-    """The lower median of the non-nan values among nine tensors of one shape (nan where all
-    are nan), as ``torch.stack(values, -1).nanmedian(-1)`` but several times faster: the
-    k missing values become −inf and +inf in turn (−inf first), which leaves the lower
-    median of the others at the middle of the nine."""
-    x = torch.stack(values)
-    return _median9_stacked(x, torch.isnan(x))
-
-
-def _median9_stacked(x: Tensor, bad: Tensor) -> Tensor:
-    """:func:`_nanmedian9` of x [9,...] with the missing values ``bad`` [9,...]: the
-    replacements in one pass over the stack (not nine small ones), the same network."""
+def _nanmedian9(x: Tensor, bad: Tensor) -> Tensor:
+    """The lower median of the good values among nine, x [9,...] with the missing ones
+    ``bad`` [9,...] (nan where all nine are missing), as ``x.nanmedian(0)`` with them set to
+    nan but several times faster: the k missing values become −inf and +inf in turn (−inf
+    first), which leaves the lower median of the others at the middle of the nine; the
+    replacements in one pass over the stack."""
     count = bad.to(torch.int8).cumsum(0, dtype=torch.int8)
     # ±inf as (1 − 2·odd)·inf: a where of two scalars costs as much as the outer one
     x = torch.where(bad, (1 - 2 * (count & 1)).to(x.dtype) * torch.inf, x)
@@ -118,7 +112,7 @@ def _depth_at(depth: Tensor, K: Tensor, points: Tensor) -> tuple[Tensor, Tensor]
                     depth.device)
     d = torch.gather(flat, 1, (base[:, None] + offsets[:, None]).reshape(B, -1)).reshape(
         B, 9, -1).transpose(0, 1)  # [9,B,S]
-    d = torch.where(near, _median9_stacked(d, ~(d > 0)), float("nan"))
+    d = torch.where(near, _nanmedian9(d, ~(d > 0)), float("nan"))
     rays = torch.stack([(u - K[:, 0, 2, None]) / K[:, 0, 0, None],
                         (v - K[:, 1, 2, None]) / K[:, 1, 1, None], torch.ones_like(u)], -1)
     return d, rays
