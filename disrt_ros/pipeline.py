@@ -7,7 +7,9 @@ returns, per job, a :class:`~disrt_ros.conversions.FrameResult` or a :class:`Fai
    image holding millimetres is refused): frames the worker drops are never decoded, which
    keeps the executor thread free;
 2. the bed pose ``T_cam_bed`` of each camera (fixed, from corner pixels, or fitted; see
-   :mod:`disrt_ros.params`; no bed found: the frame is refused);
+   :mod:`disrt_ros.params`; no bed found: the frame is refused). Where the automatic fit
+   cannot tell the head end, the network also sees each frame turned end for end and
+   votes on it (``disrt_core.head_end``); once decided, the bed is turned or kept;
 3. per image size, ``geometry.resample.FrameResampler``: ``raw_to_network``,
    ``normalize_depth`` and the bed region's statistics (``geometry.plausibility``), one CUDA
    graph per batch shape with the node's ``cuda_graphs`` -> one ``Estimator.predict`` for
@@ -29,6 +31,7 @@ pose for it).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -39,6 +42,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from torch import Tensor
 
+from disrt_core import head_end
 from disrt_core.frame_outputs import OutputPacker
 from disrt_core.geometry.camera import median_depth
 from disrt_core.geometry.plausibility import region_problems, units_problem
@@ -90,6 +94,8 @@ class CameraState:
     occupancy: tuple[str, float] = ("unknown", float("nan"))  # the last answered state
     recent: deque = field(default_factory=deque)  # the last bed_fit_frames depth frames
     fit_frames: int = 0  # how many frames the current bed was fitted on
+    head_vote: head_end.HeadVote | None = None  # the person's votes on an unknown head end
+    head_told: tuple[np.ndarray | None, float] = (None, 1.0)  # (head-end centre, confidence)
 
 
 @dataclass
@@ -223,6 +229,8 @@ class Pipeline:
                 f"bed_region {cfg.bed_region}: re-checking the bed failed ({error}); keeping "
                 "the previous bed pose"), "warn")
             return cam.bed.T_cam_bed
+        if cfg.bed_region == "auto":  # a re-fit keeps the head end the person told
+            fit = head_end.remembered(fit, *cam.head_told)
         if cam.bed is None or (cam.bed.head_known, cam.bed.weak) != (fit.head_known, fit.weak):
             head = "" if fit.head_known else (
                 f", head end unknown (nobody in bed, no pillow or board): taken toward the "
@@ -245,6 +253,38 @@ class Pipeline:
         cam.bed, cam.T_time, cam.failure = fit, now, None
         cam.fit_frames = len(cam.recent)
         return fit.T_cam_bed
+
+    def _head_vote(self, cam: CameraState) -> head_end.HeadVote | None:
+        """The votes on the head end of an automatic fit that could not tell it (while
+        ``head_side`` is ``auto``), started afresh for a fit the votes are not about."""
+        bed = cam.bed
+        if cam.cfg.bed_region != "auto" or cam.cfg.head_side != "auto" or bed is None \
+                or bed.head_known:
+            return None
+        if cam.head_vote is None or not cam.head_vote.about(bed):
+            cam.head_vote = head_end.HeadVote(head_end.head_end_point(bed))
+        return cam.head_vote
+
+    def _count_head_vote(self, cam: CameraState, T: np.ndarray, present: float,
+                         turned: float) -> None:
+        """One frame's vote (``disrt_core.head_end``); once decided the bed is turned or
+        kept, its head end known, and a re-fit of the same bed keeps it."""
+        vote = cam.head_vote
+        if vote is None or cam.bed is None or not np.array_equal(T, cam.bed.T_cam_bed):
+            return  # the bed changed since this frame was resampled
+        evidence = head_end.head_evidence(torch.tensor([present]), torch.tensor([turned]))
+        vote.add(float(evidence[0]), present, turned)
+        decided = vote.decision()
+        if not decided:
+            return
+        confidence = vote.confidence()
+        cam.bed = (head_end.turned_fit(cam.bed, confidence) if decided < 0 else
+                   dataclasses.replace(cam.bed, head_known=True, head_confidence=confidence))
+        cam.head_told, cam.head_vote = (head_end.head_end_point(cam.bed), confidence), None
+        self.problems.log("info", (
+            f"[{cam.cfg.name}] head end decided from the person lying there (pose network, "
+            f"{vote.frames} frames, log-odds {vote.mean:+.1f}): the assumed end was "
+            f"{'right' if decided > 0 else 'the foot end, the bed is turned'}"))
 
     def run(self, jobs: list[Job]) -> list[FrameResult | Failure]:
         """One batch: decode, bed poses, preprocess by image size, one predict, map back."""
@@ -291,6 +331,10 @@ class Pipeline:
             pred = self.estimator.predict(net[:, None], check=False)
             present = pred.present_prob if pred.present_prob is not None else \
                 torch.ones(len(ok), device=net.device)  # an estimator without the check
+            voting = [k for k, i in enumerate(ok) if pred.present_prob is not None
+                      and self._head_vote(self.cameras[jobs[i].key])]
+            turned = None if not voting else self.estimator.predict(
+                head_end.turned_image(net[voting])[:, None], check=False).present_prob
             trunk = None
             if self.config.occupancy_check:
                 # on the CPU from the frames at hand, while the device runs the network
@@ -312,7 +356,12 @@ class Pipeline:
         calibration = getattr(self.estimator, "interval_calibration", None)
         level = None if interval is None else float(calibration["level"])
         t3 = time.perf_counter()
-        for k, (i, problem) in enumerate(zip(ok, region_problems(arrays["region"]))):
+        problems = region_problems(arrays["region"])
+        for j, k in enumerate(voting):
+            if problems[k] is None:  # a refused frame does not vote
+                self._count_head_vote(self.cameras[jobs[ok[k]].key], poses[k], float(
+                    arrays["present_prob"][k]), float(turned[j]))
+        for k, (i, problem) in enumerate(zip(ok, problems)):
             if problem is not None:  # nonsense gets no answer (ERROR in /diagnostics)
                 results[i] = Failure("implausible_depth", f"{problem}; no pose is published")
                 continue

@@ -59,6 +59,7 @@ class FakeEstimator:
         self.batch_sizes: list[int] = []
         self.fail_next = False
         self.present = 1.0  # the present_prob it answers (an empty bed: below 0.5)
+        self.present_fn = None  # or a function of the images [B,1,128,54] -> present_prob [B]
         self.pressure = False  # set_pressure: answer pressure too
         self.sacrum_kpa = 5.0  # the sacrum's peak it answers then (the others: 2 kPa)
         self.entered = threading.Event()  # set when a predict call starts
@@ -113,7 +114,8 @@ class FakeEstimator:
         remaining = self.delay_s - (time.perf_counter() - start)
         if remaining > 0:
             time.sleep(remaining)
-        present = torch.full((batch,), float(self.present))
+        present = torch.full((batch,), float(self.present)) if self.present_fn is None \
+            else self.present_fn(depth).float()
         pred = Prediction(params=params, joints=joints, vertices=vertices,
                           joint_spread=spread.clone(), present_prob=present,
                           present=present >= 0.5)

@@ -48,6 +48,7 @@ class FakeBedfit(types.ModuleType):
         self.fail = False
         self.moved = False
         self.weak = False
+        self.head_known = True
 
     def _fit(self):
         if self.fail:
@@ -57,6 +58,8 @@ class FakeBedfit(types.ModuleType):
                             [-0.45, -1.0, 2.0]])
         return BedFit(T, np.array([0.0, 0.0, -1.0]), 2.0, corners, (0.9, 2.0), 0.8, 0.005,
                       weak=self.weak, edge_support=(0.05, 0.8, 0.9, 0.9),
+                      head_known=self.head_known,
+                      head_confidence=1.0 if self.head_known else 0.5,
                       weak_because=("1 edge hardly seen",) if self.weak else ())
 
     def bed_from_corners(self, depth_mm, K, corners_uv, **_):
@@ -224,6 +227,53 @@ def test_auto_fit_on_the_median_of_the_last_frames(ros, bedfit, monkeypatch):
         assert wait_until(lambda: (publish_next(), median_fit())[1])
         first = bedfit.depths[0]
         assert any(np.array_equal(first, p) for p in patterns)  # one frame, not a median
+    finally:
+        ros.remove(player)
+        ros.remove(monitor)
+
+
+def test_head_end_told_by_the_person(ros, bedfit, monkeypatch):
+    """An automatic fit that cannot tell the head end, someone lying with the head at the
+    assumed foot end: the pose network's presence (here a stand-in that is high only for a
+    body in the top half of its image) on the network image and on it turned votes; after
+    head_end.MIN_FRAMES frames the bed is turned, its head end known, and a weak fit's
+    re-fits (every RETRY_S, again with the head end unknown) keep the turned bed."""
+    import disrt_ros.pipeline
+    from disrt_core.geometry.camera import raw_to_network
+
+    monkeypatch.setattr(disrt_ros.pipeline, "RETRY_S", 0.05)
+    bedfit.head_known, bedfit.weak = False, True
+    assumed = bedfit._fit()
+
+    def body_at_top(T: np.ndarray, frame: np.ndarray) -> bool:
+        net = raw_to_network(torch.from_numpy(frame.astype(np.float32))[None],
+                             torch.from_numpy(K)[None].float(),
+                             torch.from_numpy(T)[None].float())[0]
+        return bool(net[:64].mean() < net[64:].mean())  # raised: nearer, fewer mm
+
+    frames = []
+    for rows in (slice(20, 120), slice(200, 300)):
+        frame = np.full((320, 240), 2000, np.uint16)
+        frame[rows, 80:160] = 1750
+        frames.append(frame)
+    frame = next(f for f in frames if not body_at_top(assumed.T_cam_bed, f))
+    monitor, player = start(ros, **{"camera.bed_region": "auto", "camera.refit_period_s": 0.0,
+                                    "camera.bed_fit_frames": 1})
+    monitor.estimator.present_fn = lambda depth: torch.where(
+        depth[:, 0, :64].mean((1, 2)) < depth[:, 0, 64:].mean((1, 2)), 0.97, 0.03)
+    camera = monitor.cameras["camera"]
+    stamp = iter(range(1, 10_000))
+    try:
+        assert wait_until(lambda: (player.publish("camera", frame, next(stamp), FRAME, K),
+                                   camera.bed is not None and camera.bed.head_known)[1])
+        np.testing.assert_allclose(camera.bed.corners, assumed.corners[[2, 3, 0, 1]])
+        assert body_at_top(camera.bed.T_cam_bed, frame)  # the head now at the network's top
+        assert 0.99 < camera.bed.head_confidence < 1
+        fits = sum(c[0] == "auto" for c in bedfit.calls)
+        assert wait_until(lambda: (player.publish("camera", frame, next(stamp), FRAME, K),
+                                   sum(c[0] == "auto" for c in bedfit.calls) >= fits + 2)[1])
+        assert camera.bed.head_known and camera.bed.weak  # a re-fit, turned as told
+        np.testing.assert_allclose(camera.bed.corners, assumed.corners[[2, 3, 0, 1]])
     finally:
         ros.remove(player)
         ros.remove(monitor)

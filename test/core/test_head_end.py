@@ -1,0 +1,101 @@
+"""The head end from the person (``disrt_core.head_end``): the turn of the bed frame against
+the resampling, the votes, and a re-fit that keeps what the person told."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from disrt_core import head_end
+from disrt_core.geometry.bedfit import BedFit
+from disrt_core.geometry.camera import raw_to_network, transform_points
+
+from .geometry.bedscenes import bedroom, mattress_corners, view
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return view(bedroom(), "tof_320x240", 2.4, tilt=(0.1, 0.05), yaw=0.3, noise=False)
+
+
+def _fit(scene, head_known: bool = False) -> BedFit:
+    T = scene.T_cam_bed[0].double().numpy()
+    corners = scene.mattress_corners[0].double().numpy()
+    return BedFit(T, np.array([0.0, 0.0, -1.0]), 2.4, corners, (0.9, 2.0), 0.8, 0.005,
+                  head_known=head_known, head_confidence=0.5, head_cues=(0.1, -0.2, 0.3))
+
+
+def test_turned_pose_resamples_the_turned_image(scene):
+    """The network image made with the turned bed pose is the image turned 180°: the grid
+    is centred on the mattress (checked through the whole resampling, not the formula)."""
+    depth, K, T = scene.depth_raw, scene.K, scene.T_cam_bed
+    net = raw_to_network(depth, K, T)
+    turned = torch.from_numpy(head_end.turn_bed_pose(T[0].double().numpy()))[None].float()
+    net_turned = raw_to_network(depth, K, turned)
+    assert (net > 0).float().mean() > 0.9  # the bed is seen
+    assert not torch.allclose(net, net.flip(-1, -2), atol=5.0)  # and not symmetric
+    torch.testing.assert_close(net_turned, head_end.turned_image(net), atol=0.5, rtol=0)
+
+
+def test_turned_fit_swaps_the_ends(scene):
+    fit = _fit(scene)
+    turned = head_end.turned_fit(fit, 0.97)
+    assert turned.head_known and turned.head_confidence == 0.97
+    assert turned.head_cues == (-0.1, 0.2, -0.3)
+    # the turned pose puts the label frame's head corners on the old foot corners
+    label = mattress_corners(scene.rooms[0])[None]
+    cam = transform_points(torch.from_numpy(turned.T_cam_bed)[None], label)[0].numpy()
+    np.testing.assert_allclose(cam, turned.corners, atol=1e-6)
+    np.testing.assert_allclose(turned.corners, fit.corners[[2, 3, 0, 1]])
+    back = head_end.turned_fit(turned, 0.97)
+    np.testing.assert_allclose(back.T_cam_bed, fit.T_cam_bed, atol=1e-12)
+
+
+def test_evidence_is_the_difference_of_log_odds():
+    e = head_end.head_evidence(torch.tensor([0.9, 0.5, 0.2]), torch.tensor([0.1, 0.5, 0.8]))
+    np.testing.assert_allclose(e.numpy(), [2 * math.log(9), 0.0, -2 * math.log(4)], rtol=1e-5)
+    assert torch.isfinite(head_end.head_evidence(torch.tensor([1.0]), torch.tensor([0.0]))).all()
+
+
+def test_vote_decides_after_enough_frames_with_someone_in_bed():
+    vote = head_end.HeadVote(np.zeros(3))
+    for _ in range(10):  # an empty bed says nothing, however it looks
+        vote.add(-8.0, 0.1, 0.2)
+    assert vote.frames == 0 and vote.decision() == 0
+    for _ in range(head_end.MIN_FRAMES):
+        assert vote.decision() == 0
+        vote.add(-(head_end.DECIDE_LOGIT + 1), 0.02, 0.9)
+    assert vote.decision() == -1 and 0.9 < vote.confidence() < 1
+    weak = head_end.HeadVote(np.zeros(3))
+    for _ in range(20):  # one-sided but too weak: never decided
+        weak.add(head_end.DECIDE_LOGIT - 0.5, 0.9, 0.2)
+    assert weak.decision() == 0
+    mixed = head_end.HeadVote(np.zeros(3))
+    for k in range(20):  # strong votes that disagree cancel out
+        mixed.add(6.0 if k % 2 else -6.0, 0.9, 0.9)
+    assert mixed.decision() == 0
+
+
+def test_refit_keeps_what_the_person_told(scene):
+    fit = _fit(scene)
+    told = head_end.turned_fit(fit, 0.99)
+    point = head_end.head_end_point(told)
+    # the same bed fitted again with the same (wrong) end assumed: turned
+    again = head_end.remembered(fit, point, 0.99)
+    assert again.head_known and again.head_confidence == 0.99
+    np.testing.assert_allclose(again.corners, told.corners)
+    # fitted the right way round: only the head end becomes known
+    right = head_end.remembered(told.__class__(**{**told.__dict__, "head_known": False}),
+                                point, 0.99)
+    assert right.head_known
+    np.testing.assert_allclose(right.T_cam_bed, told.T_cam_bed)
+    # a bed elsewhere, a fit that knows its head end, or nothing told: unchanged
+    assert head_end.remembered(fit, point + np.array([2.0, 0, 0]), 0.99) is fit
+    known = _fit(scene, head_known=True)
+    assert head_end.remembered(known, point, 0.99) is known
+    assert head_end.remembered(fit, None, 1.0) is fit
+    vote = head_end.HeadVote(head_end.head_end_point(fit))
+    assert vote.about(fit) and not vote.about(told)
