@@ -276,7 +276,8 @@ def report(view: View, fit) -> str:
             f"person {fit.head_cues[0]:+.2f}, pillow {fit.head_cues[1]:+.2f}, boards "
             f"{fit.head_cues[2]:+.2f})" if fit.head_known else
             f"head end unknown (no person, pillow or headboard seen): taken toward the image "
-            f"{side}; the node decides again once someone lies in the bed")
+            f"{side}; the node decides again once someone lies in the bed, also from the "
+            f"pose network's body (it logs 'head end decided from the person lying there')")
     names = ("head-left", "head-right", "foot-right", "foot-left")
     lines = [f"mattress {fit.size_m[0]:.2f} x {fit.size_m[1]:.2f} m (width x length)",
              f"camera {fit.offset:.2f} m above the mattress, {distance:.2f} m from its centre, "
