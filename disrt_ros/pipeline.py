@@ -96,6 +96,7 @@ class CameraState:
     fit_frames: int = 0  # how many frames the current bed was fitted on
     head_vote: head_end.HeadVote | None = None  # the person's votes on an unknown head end
     head_told: tuple[np.ndarray | None, float] = (None, 1.0)  # (head-end centre, confidence)
+    head_checked: bool = False  # the bed's head end was told or confirmed by the person
 
 
 @dataclass
@@ -251,19 +252,22 @@ class Pipeline:
                 f"disrt-fit-bed; if it is wrong, set {cfg.name}.bed_region corners. Fitted "
                 f"again every {RETRY_S:.0f} s"), "warn")
         cam.bed, cam.T_time, cam.failure = fit, now, None
+        cam.head_checked = head_end.at_head_end(fit, cam.head_told[0])
         cam.fit_frames = len(cam.recent)
         return fit.T_cam_bed
 
     def _head_vote(self, cam: CameraState) -> head_end.HeadVote | None:
-        """The votes on the head end of an automatic fit that could not tell it (while
-        ``head_side`` is ``auto``), started afresh for a fit the votes are not about."""
+        """The votes on the head end of an automatic fit (while ``head_side`` is ``auto``)
+        that could not tell it, or that told it and no one in bed confirmed it yet; started
+        afresh for a fit the votes are not about; None for a frame not to ask about."""
         bed = cam.bed
         if cam.cfg.bed_region != "auto" or cam.cfg.head_side != "auto" or bed is None \
-                or bed.head_known:
+                or (bed.head_known and cam.head_checked):
             return None
         if cam.head_vote is None or not cam.head_vote.about(bed):
-            cam.head_vote = head_end.HeadVote(head_end.head_end_point(bed))
-        return cam.head_vote
+            cam.head_vote = head_end.HeadVote(head_end.head_end_point(bed),
+                                              checking=bed.head_known)
+        return cam.head_vote if cam.head_vote.due() else None
 
     def _count_head_vote(self, cam: CameraState, T: np.ndarray, present: float,
                          turned: float) -> None:
@@ -277,14 +281,24 @@ class Pipeline:
         decided = vote.decision()
         if not decided:
             return
-        confidence = vote.confidence()
-        cam.bed = (head_end.turned_fit(cam.bed, confidence) if decided < 0 else
-                   dataclasses.replace(cam.bed, head_known=True, head_confidence=confidence))
+        confidence, was = vote.confidence(), cam.bed
+        if decided < 0:
+            cam.bed = head_end.turned_fit(was, confidence)
+        elif not was.head_known:
+            cam.bed = dataclasses.replace(was, head_known=True, head_confidence=confidence)
         cam.head_told, cam.head_vote = (head_end.head_end_point(cam.bed), confidence), None
-        self.problems.log("info", (
-            f"[{cam.cfg.name}] head end decided from the person lying there (pose network, "
-            f"{vote.frames} frames, log-odds {vote.mean:+.1f}): the assumed end was "
-            f"{'right' if decided > 0 else 'the foot end, the bed is turned'}"))
+        cam.head_checked = True
+        said = f"pose network, {vote.frames} frames, log-odds {vote.mean:+.1f}"
+        if vote.checking and decided < 0:
+            self.problems.report(cam.cfg.name, "head_turned", (
+                f"the bed fit's head end (confidence {was.head_confidence:.2f}) disagrees "
+                f"with the person lying there ({said}): the bed is turned; if that is wrong, "
+                f"set {cam.cfg.name}.head_side"), "warn")
+        elif not vote.checking:
+            self.problems.log("info", (
+                f"[{cam.cfg.name}] head end decided from the person lying there ({said}): "
+                f"the assumed end was "
+                f"{'right' if decided > 0 else 'the foot end, the bed is turned'}"))
 
     def run(self, jobs: list[Job]) -> list[FrameResult | Failure]:
         """One batch: decode, bed poses, preprocess by image size, one predict, map back."""

@@ -92,10 +92,31 @@ def test_refit_keeps_what_the_person_told(scene):
                                 point, 0.99)
     assert right.head_known
     np.testing.assert_allclose(right.T_cam_bed, told.T_cam_bed)
-    # a bed elsewhere, a fit that knows its head end, or nothing told: unchanged
-    assert head_end.remembered(fit, point + np.array([2.0, 0, 0]), 0.99) is fit
+    # a fit that tells the other end itself: the person's end wins
     known = _fit(scene, head_known=True)
-    assert head_end.remembered(known, point, 0.99) is known
+    np.testing.assert_allclose(head_end.remembered(known, point, 0.99).corners, told.corners)
+    assert head_end.remembered(told, point, 0.5) is told  # agrees: its own confidence
+    # a bed elsewhere, or nothing told: unchanged
+    assert head_end.remembered(fit, point + np.array([2.0, 0, 0]), 0.99) is fit
     assert head_end.remembered(fit, None, 1.0) is fit
     vote = head_end.HeadVote(head_end.head_end_point(fit))
-    assert vote.about(fit) and not vote.about(told)
+    assert vote.about(fit) and not vote.about(told) and not vote.about(known)
+
+
+def test_a_head_end_the_fit_told_is_checked_on_some_frames_and_turned_only_firmly():
+    vote = head_end.HeadVote(np.zeros(3), checking=True)
+    asked = [vote.due() for _ in range(3 * head_end.CHECK_EVERY)]
+    assert sum(asked) == 3 and asked[0]
+    between = -(head_end.DECIDE_LOGIT + head_end.CHECK_LOGIT) / 2  # turns an unknown end
+    for _ in range(head_end.MIN_FRAMES):
+        vote.add(between, 0.1, 0.9)
+    assert vote.decision() == 0
+    for _ in range(3 * head_end.MIN_FRAMES):
+        vote.add(-(head_end.CHECK_LOGIT + 2), 0.02, 0.9)
+    assert vote.decision() == -1
+    agree = head_end.HeadVote(np.zeros(3), checking=True)
+    for _ in range(head_end.MIN_FRAMES):
+        agree.add(head_end.DECIDE_LOGIT + 0.1, 0.9, 0.1)
+    assert agree.decision() == 1
+    unknown = head_end.HeadVote(np.zeros(3))
+    assert all(unknown.due() for _ in range(25))

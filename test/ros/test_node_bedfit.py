@@ -232,6 +232,32 @@ def test_auto_fit_on_the_median_of_the_last_frames(ros, bedfit, monkeypatch):
         ros.remove(monitor)
 
 
+def body_at_top(T: np.ndarray, frame: np.ndarray) -> bool:
+    """Whether the raised box of ``frame`` lies in the top half of the network image made
+    with ``T`` (resampled independently of the node)."""
+    from disrt_core.geometry.camera import raw_to_network
+
+    net = raw_to_network(torch.from_numpy(frame.astype(np.float32))[None],
+                         torch.from_numpy(K)[None].float(), torch.from_numpy(T)[None].float())[0]
+    return bool(net[:64].mean() < net[64:].mean())  # raised: nearer, fewer mm
+
+
+def body_frames() -> list[np.ndarray]:
+    """Two frames of a 25 cm box lying at one end of the bed or at the other."""
+    frames = []
+    for rows in (slice(20, 120), slice(200, 300)):
+        frame = np.full((320, 240), 2000, np.uint16)
+        frame[rows, 80:160] = 1750
+        frames.append(frame)
+    return frames
+
+
+def present_if_body_at_top(depth: torch.Tensor) -> torch.Tensor:
+    """A stand-in network's presence: high only for a body in the top half of its image."""
+    return torch.where(depth[:, 0, :64].mean((1, 2)) < depth[:, 0, 64:].mean((1, 2)),
+                       0.97, 0.03)
+
+
 def test_head_end_told_by_the_person(ros, bedfit, monkeypatch):
     """An automatic fit that cannot tell the head end, someone lying with the head at the
     assumed foot end: the pose network's presence (here a stand-in that is high only for a
@@ -239,28 +265,15 @@ def test_head_end_told_by_the_person(ros, bedfit, monkeypatch):
     head_end.MIN_FRAMES frames the bed is turned, its head end known, and a weak fit's
     re-fits (every RETRY_S, again with the head end unknown) keep the turned bed."""
     import disrt_ros.pipeline
-    from disrt_core.geometry.camera import raw_to_network
 
     monkeypatch.setattr(disrt_ros.pipeline, "RETRY_S", 0.05)
     bedfit.head_known, bedfit.weak = False, True
     assumed = bedfit._fit()
 
-    def body_at_top(T: np.ndarray, frame: np.ndarray) -> bool:
-        net = raw_to_network(torch.from_numpy(frame.astype(np.float32))[None],
-                             torch.from_numpy(K)[None].float(),
-                             torch.from_numpy(T)[None].float())[0]
-        return bool(net[:64].mean() < net[64:].mean())  # raised: nearer, fewer mm
-
-    frames = []
-    for rows in (slice(20, 120), slice(200, 300)):
-        frame = np.full((320, 240), 2000, np.uint16)
-        frame[rows, 80:160] = 1750
-        frames.append(frame)
-    frame = next(f for f in frames if not body_at_top(assumed.T_cam_bed, f))
+    frame = next(f for f in body_frames() if not body_at_top(assumed.T_cam_bed, f))
     monitor, player = start(ros, **{"camera.bed_region": "auto", "camera.refit_period_s": 0.0,
                                     "camera.bed_fit_frames": 1})
-    monitor.estimator.present_fn = lambda depth: torch.where(
-        depth[:, 0, :64].mean((1, 2)) < depth[:, 0, 64:].mean((1, 2)), 0.97, 0.03)
+    monitor.estimator.present_fn = present_if_body_at_top
     camera = monitor.cameras["camera"]
     stamp = iter(range(1, 10_000))
     try:
@@ -274,6 +287,30 @@ def test_head_end_told_by_the_person(ros, bedfit, monkeypatch):
                                    sum(c[0] == "auto" for c in bedfit.calls) >= fits + 2)[1])
         assert camera.bed.head_known and camera.bed.weak  # a re-fit, turned as told
         np.testing.assert_allclose(camera.bed.corners, assumed.corners[[2, 3, 0, 1]])
+    finally:
+        ros.remove(player)
+        ros.remove(monitor)
+
+
+def test_head_end_the_fit_told_is_checked_by_the_person(ros, bedfit, monkeypatch):
+    """A fit sure of its head end, someone lying the other way round: checked (here on every
+    frame), the bed is turned at the firmer threshold, with a WARN that names head_side."""
+    from disrt_core import head_end
+
+    monkeypatch.setattr(head_end, "CHECK_EVERY", 1)
+    assumed = bedfit._fit()
+    frame = next(f for f in body_frames() if not body_at_top(assumed.T_cam_bed, f))
+    monitor, player = start(ros, **{"camera.bed_region": "auto", "camera.refit_period_s": 0.0,
+                                    "camera.bed_fit_frames": 1})
+    monitor.estimator.present_fn = present_if_body_at_top
+    camera, problems = monitor.cameras["camera"], monitor.problems
+    stamp = iter(range(1, 10_000))
+    try:
+        assert wait_until(lambda: (player.publish("camera", frame, next(stamp), FRAME, K),
+                                   problems.snapshot("camera")[0].get("head_turned"))[1])
+        assert "head_side" in problems.snapshot("camera")[1][2]
+        np.testing.assert_allclose(camera.bed.corners, assumed.corners[[2, 3, 0, 1]])
+        assert body_at_top(camera.bed.T_cam_bed, frame) and camera.head_checked
     finally:
         ros.remove(player)
         ros.remove(monitor)

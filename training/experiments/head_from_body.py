@@ -12,7 +12,8 @@ Per scene, as the node does it (``--rooms CACHE``): the room scenes cached by
 ``benchmarks/bench_bedfit.py --cache CACHE --frames 5`` (its seeds and sensors), the bed
 fitted on the median of the 5 frames; for every fit whose corners are right either way
 round, the vote of :class:`~disrt_core.head_end.HeadVote` over the 5 frames resampled with
-the fitted pose; counted apart for fits whose head end the fit could not tell.
+the fitted pose; counted apart for fits whose head end the fit could not tell (decided)
+and for those it told itself (checked: turned only at ``CHECK_LOGIT``).
 
     .venv/bin/python training/experiments/head_from_body.py --rooms /tmp/bf/cache_anny \\
         [--seed 500 --scenes 256 --bed-scenes 96]
@@ -81,7 +82,7 @@ def rooms(est: Estimator, cache: Path, seed: int, scenes: int, bed_scenes: int) 
         evidence = head_evidence(a, b).view(FRAMES, -1)
         a, b = a.view(FRAMES, -1), b.view(FRAMES, -1)
         for j, i in enumerate(idx.tolist()):
-            vote = HeadVote(np.zeros(3))
+            vote = HeadVote(np.zeros(3), checking=bool(fits.head_known[i]))
             for f in range(FRAMES):
                 vote.add(float(evidence[f, j]), float(a[f, j]), float(b[f, j]))
             group = f"{'bed scenes' if kind else 'rooms'}, head end " + (
