@@ -29,12 +29,13 @@ hence 2 rather than 3. Weights other than the shipped ones keep the rule (it use
 presence output) but not these rates.
 
 **Check** of a head end the fit told itself (``checking``): on every ``CHECK_EVERY``-th
-frame until a vote of ``DECIDE_LOGIT`` confirms it; a vote of −``CHECK_LOGIT`` turns the bed
-(the node says so at WARN). [choice] Of the 439 fits of the tuning and test scenes above
-whose confident head end was right, none had a mean vote below −0.7; of the 4 confident
-wrong ones (test scenes) 2 reached −4.0 and are turned, the other 2 had too few frames with
-someone seen. Once the person told or confirmed a head end, re-fits of the same bed keep
-it (:func:`remembered`), also against a re-fit's own head end.
+frame until a vote of ``DECIDE_LOGIT`` confirms it or ``CHECK_FRAMES`` frames with someone
+seen leave it undecided (the fit's end stands); a vote of −``CHECK_LOGIT`` turns the bed (the
+node says so at WARN). [choice] Of the 439 fits of the tuning and test scenes above whose
+confident head end was right, none had a mean vote below −0.7; of the 4 confident wrong ones
+(test scenes) 2 reached −4.0 and are turned, the other 2 had too few frames with someone
+seen. Once the person told or confirmed a head end, re-fits of the same bed keep it
+(:func:`remembered`), also against a re-fit's own head end.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ DECIDE_LOGIT = 2.0  # |mean evidence| that decides the head end
 MIN_FRAMES = 5  # frames with someone on the bed before deciding
 CHECK_LOGIT = 3.0  # |mean evidence| against a head end the fit told that turns the bed
 CHECK_EVERY = 10  # a head end the fit told is checked on every 10th frame until confirmed
+CHECK_FRAMES = 30  # ... or until this many frames with someone in bed left it undecided
 MIN_PRESENT = 0.5  # a frame counts when either orientation's presence reaches this
 SAME_END_M = 0.5  # a re-fitted bed keeps the votes where its head end moved less than this
 
@@ -129,6 +131,11 @@ class HeadVote:
                                             self.mean <= -against):
             return 0
         return 1 if self.mean > 0 else -1
+
+    def given_up(self) -> bool:
+        """A check (``checking``) that ``CHECK_FRAMES`` frames with someone in bed left
+        undecided: the fit's own head end stands, and the checks stop."""
+        return self.checking and self.frames >= CHECK_FRAMES and not self.decision()
 
     def confidence(self) -> float:
         """sigmoid(|mean|), in [0.5, 1)."""

@@ -31,10 +31,9 @@ pose for it).
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -280,14 +279,16 @@ class Pipeline:
         vote.add(float(evidence[0]), present, turned)
         decided = vote.decision()
         if not decided:
+            if vote.given_up():  # the fit's own end stands; no more checks of this bed
+                cam.head_checked, cam.head_vote = True, None
             return
         confidence, was = vote.confidence(), cam.bed
         if decided < 0:
             cam.bed = head_end.turned_fit(was, confidence)
         elif not was.head_known:
-            cam.bed = dataclasses.replace(was, head_known=True, head_confidence=confidence)
-        cam.head_told, cam.head_vote = (head_end.head_end_point(cam.bed), confidence), None
-        cam.head_checked = True
+            cam.bed = replace(was, head_known=True, head_confidence=confidence)
+        cam.head_told = (head_end.head_end_point(cam.bed), confidence)
+        cam.head_vote, cam.head_checked = None, True
         said = f"pose network, {vote.frames} frames, log-odds {vote.mean:+.1f}"
         if vote.checking and decided < 0:
             self.problems.report(cam.cfg.name, "head_turned", (
@@ -296,9 +297,8 @@ class Pipeline:
                 f"set {cam.cfg.name}.head_side"), "warn")
         elif not vote.checking:
             self.problems.log("info", (
-                f"[{cam.cfg.name}] head end decided from the person lying there ({said}): "
-                f"the assumed end was "
-                f"{'right' if decided > 0 else 'the foot end, the bed is turned'}"))
+                f"[{cam.cfg.name}] head end decided from the person lying there ({said}): the "
+                f"assumed end was {'right' if decided > 0 else 'the foot end, the bed is turned'}"))
 
     def run(self, jobs: list[Job]) -> list[FrameResult | Failure]:
         """One batch: decode, bed poses, preprocess by image size, one predict, map back."""

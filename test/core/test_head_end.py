@@ -120,3 +120,9 @@ def test_a_head_end_the_fit_told_is_checked_on_some_frames_and_turned_only_firml
     assert agree.decision() == 1
     unknown = head_end.HeadVote(np.zeros(3))
     assert all(unknown.due() for _ in range(25))
+    unsure = head_end.HeadVote(np.zeros(3), checking=True)
+    for _ in range(head_end.CHECK_FRAMES):
+        assert not unsure.given_up()
+        unsure.add(1.0, 0.9, 0.5)
+        unknown.add(1.0, 0.9, 0.5)
+    assert unsure.given_up() and not unknown.given_up()  # an unknown end is never given up
