@@ -104,18 +104,21 @@ class HeadVote:
     frames: int = 0
     total: float = 0.0
     asked: int = 0
+    seen: bool = True  # whether the last frame asked about showed someone on the bed
 
     def due(self) -> bool:
-        """Whether to ask the network about this frame: every frame for a fit that cannot
-        tell its head end, every ``CHECK_EVERY``-th for one that can (a tenth more work
-        until someone in bed confirms it)."""
+        """Whether to ask the network about this frame (it costs a second inference): every
+        frame for a fit that cannot tell its head end while someone is seen on the bed,
+        else every ``CHECK_EVERY``-th (an empty bed, or a head end the fit told: a tenth more
+        work until someone in bed confirms it)."""
         self.asked += 1
-        return not self.checking or (self.asked - 1) % CHECK_EVERY == 0
+        return (self.seen and not self.checking) or (self.asked - 1) % CHECK_EVERY == 0
 
     def add(self, evidence: float, present: float, present_turned: float) -> None:
         """One frame's :func:`head_evidence`; frames where neither orientation sees anyone
         on the bed (an empty bed) say nothing and are skipped."""
-        if max(present, present_turned) >= MIN_PRESENT and np.isfinite(evidence):
+        self.seen = max(present, present_turned) >= MIN_PRESENT
+        if self.seen and np.isfinite(evidence):
             self.frames += 1
             self.total += float(evidence)
 

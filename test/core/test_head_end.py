@@ -120,6 +120,10 @@ def test_a_head_end_the_fit_told_is_checked_on_some_frames_and_turned_only_firml
     assert agree.decision() == 1
     unknown = head_end.HeadVote(np.zeros(3))
     assert all(unknown.due() for _ in range(25))
+    unknown.add(0.0, 0.1, 0.2)  # an empty bed: asked about a tenth of the frames
+    assert sum(unknown.due() for _ in range(3 * head_end.CHECK_EVERY)) == 3
+    unknown.add(0.0, 0.9, 0.2)  # someone again: every frame
+    assert all(unknown.due() for _ in range(5))
     unsure = head_end.HeadVote(np.zeros(3), checking=True)
     for _ in range(head_end.CHECK_FRAMES):
         assert not unsure.given_up()
