@@ -73,15 +73,24 @@ def _live(network: tuple[tuple[int, int], ...], out: int
 _MEDIAN9_LIVE = _live(_MEDIAN9, 4)
 
 
-def _nanmedian9(x: Tensor, bad: Tensor) -> Tensor:
-    """The lower median of the good values among nine, x [9,...] with the missing ones
-    ``bad`` [9,...] (nan where all nine are missing), as ``x.nanmedian(0)`` with them set to
-    nan but several times faster: the k missing values become −inf and +inf in turn (−inf
-    first), which leaves the lower median of the others at the middle of the nine; the
-    replacements in one pass over the stack."""
-    count = bad.to(torch.int8).cumsum(0, dtype=torch.int8)
-    # ±inf as (1 − 2·odd)·inf: a where of two scalars costs as much as the outer one
-    x = torch.where(bad, (1 - 2 * (count & 1)).to(x.dtype) * torch.inf, x)
+def _nanmedian9(x: Tensor) -> Tensor:
+    """The lower median of the good values among nine, x [9,...] (a missing value is 0 and
+    the good ones positive, no nan; overwritten), nan where all nine are missing: as
+    ``x.nanmedian(0)`` with the missing ones set to nan but several times faster. The k
+    missing values become −inf and +inf in turn (−inf first), which leaves the lower median
+    of the others at the middle of the nine: the running count of missing values by eight
+    row additions in int8, and each missing value as ∓1/0, in place (a where, a cumsum along
+    the nine and each float temporary of the stack cost more than the passes)."""
+    good = x.sign()  # 1 or 0 (missing)
+    bad = good.to(torch.int8).neg_().add_(1)
+    count = bad.clone()  # missing ones so far
+    for i in range(1, 9):
+        torch.add(count[i], count[i - 1], out=count[i])
+    none = count[-1] >= 9
+    # odd count -> +1, even -> −1, good -> 0: a missing value −1/0 = −inf, +1/0 = +inf,
+    # a good one x/1 = x
+    sign = count.bitwise_and_(1).mul_(2).sub_(1).mul_(bad)
+    x = x.sub_(sign).div_(good)
     p = list(x.unbind(0))
     for a, b, need_min, need_max in _MEDIAN9_LIVE:
         lo, hi = p[a], p[b]
@@ -89,7 +98,19 @@ def _nanmedian9(x: Tensor, bad: Tensor) -> Tensor:
             p[a] = torch.minimum(lo, hi)
         if need_max:
             p[b] = torch.maximum(lo, hi)
-    return torch.where(count[-1] >= 9, float("nan"), p[4])
+    return torch.where(none, float("nan"), p[4])
+
+
+def _padded(depth: Tensor) -> Tensor:
+    """The depth frame [B,H,W] for :func:`_depth_at`, flat [B,(H+4)·(W+4)]: two pixels of
+    padding, a missing reading (0, negative, nan) as 0. Made once per frame tensor and kept
+    on it (the fit reads its frame five times; the frame is not changed in place)."""
+    got = getattr(depth, "_bedfit_padded", None)
+    if got is None:
+        clean = depth.nan_to_num(0.0, float("inf"), 0.0).clamp(min=0)
+        got = torch.nn.functional.pad(clean, (2, 2, 2, 2)).reshape(depth.shape[0], -1)
+        depth._bedfit_padded = got
+    return got
 
 
 def _depth_at(depth: Tensor, K: Tensor, points: Tensor) -> tuple[Tensor, Tensor]:
@@ -105,14 +126,14 @@ def _depth_at(depth: Tensor, K: Tensor, points: Tensor) -> tuple[Tensor, Tensor]
     # image still reads its neighbours inside, and no index needs a bounds test.
     near = (ui >= -1) & (ui <= W) & (vi >= -1) & (vi <= H) & (points[..., 2] > 0)
     wp = W + 4
-    flat = torch.nn.functional.pad(depth, (2, 2, 2, 2)).reshape(B, -1)
+    flat = _padded(depth)
     base = (vi.clamp(-1, H) + 2) * wp + ui.clamp(-1, W) + 2
     # the nine neighbours in one gather (offsets made once per frame width and device)
     offsets = const(tuple(dv * wp + du for dv in (-1, 0, 1) for du in (-1, 0, 1)),
                     depth.device)
     d = torch.gather(flat, 1, (base[:, None] + offsets[:, None]).reshape(B, -1)).reshape(
         B, 9, -1).transpose(0, 1)  # [9,B,S]
-    d = torch.where(near, _nanmedian9(d, ~(d > 0)), float("nan"))
+    d = torch.where(near, _nanmedian9(d), float("nan"))
     rays = torch.stack([(u - K[:, 0, 2, None]) / K[:, 0, 0, None],
                         (v - K[:, 1, 2, None]) / K[:, 1, 1, None], torch.ones_like(u)], -1)
     return d, rays
