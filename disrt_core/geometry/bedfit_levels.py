@@ -54,7 +54,7 @@ BLOCK_READ = 4
 
 def block_points(depth: Tensor, K: Tensor, stride: int) -> tuple[Tensor, Tensor]:
     """Camera points [B,h,w,3] (m) of ``stride``-blocks of a depth frame [B,H,W] (float32 m,
-    0 = no reading) and their validity [B,h,w].
+    0 = no reading, no negative or nan) and their validity [B,h,w].
 
     A block's depth is the mean of its valid readings (valid: at least 1/``BLOCK_READ`` of
     them, see there), except
@@ -67,19 +67,21 @@ def block_points(depth: Tensor, K: Tensor, stride: int) -> tuple[Tensor, Tensor]
     # [B, rows, cols, stride²]: each block's pixels along the last axis (one copy).
     x = depth[:, :rows * stride, :cols * stride].reshape(B, rows, stride, cols, stride).permute(
         0, 1, 3, 2, 4).reshape(B, rows, cols, stride * stride)
-    v = x > 0
+    # Validity and the near half as float 0/1 (x >= 0): bool masks, where and their sums
+    # cost several times more over the [B,h,w,stride²] blocks than float passes.
+    v = x.sign()
     count = v.sum(-1)
     ok = count * BLOCK_READ >= stride * stride
     total = x.sum(-1)
     z = total / count.clamp(min=1)
     if stride > 1:
-        hi = x.amax(-1)
-        lo = torch.where(v, x, 1e3).amin(-1)
+        hi = _halving(x, torch.maximum)
+        lo = _halving((1 - v).mul_(1e3).add_(x), torch.minimum)  # invalid as 1e3
         spread = hi - lo
         rel = torch.where(ok, spread / (z * z).clamp(min=1e-6), float("nan"))
         typical = rel.reshape(B, -1).nanmedian(1).values.nan_to_num(0.0)
         edge = ok & (spread > torch.clamp(3 * typical[:, None, None] * z * z, min=0.05))
-        near = v & (x < ((hi + lo) / 2)[..., None])
+        near = (((hi + lo) / 2)[..., None] - x).sign_().clamp_(min=0).mul_(v)  # valid, x < mid
         n_near = near.sum(-1)
         s_near = (x * near).sum(-1)
         pick = torch.where(n_near * 2 >= count, s_near / n_near.clamp(min=1),
@@ -95,6 +97,16 @@ def block_points(depth: Tensor, K: Tensor, stride: int) -> tuple[Tensor, Tensor]
             + kinv[:, i, 2, None, None] for i in range(3)]
     points = torch.stack([r * z for r in rays], -1)
     return points, ok
+
+
+def _halving(x: Tensor, op) -> Tensor:
+    """``op`` (maximum or minimum) over the last axis of x [...,2^k] by halving it: about
+    half the time of amax/amin over such a short axis."""
+    n = x.shape[-1]
+    while n > 1 and n % 2 == 0:
+        n //= 2
+        x = op(x[..., :n], x[..., n:2 * n])
+    return x[..., 0] if n == 1 else (x.amax(-1) if op is torch.maximum else x.amin(-1))
 
 
 @functools.lru_cache(maxsize=16)
