@@ -219,12 +219,12 @@ def run_extent(profile: Tensor, start: Tensor, threshold: Tensor | float
 
 def bridge_reach(cell: Tensor, width: float) -> tuple[Tensor, Tensor]:
     """The windows [...,1,2r+1] of :func:`bridge_dips` for cells [...]: its bins within
-    ``width`` m on the left and on the right (made once where several profiles share the
-    cells: the extents' six passes)."""
+    ``width`` m on the left and on the right, as 0/1 of the cells' dtype (made once where
+    several profiles share the cells: the extents' six passes)."""
     r = max(1, int(torch.ceil((width / cell.clamp(min=1e-3)).amax())))
     k = torch.arange(-r, r + 1, device=cell.device)
     near = (k.abs() * cell[..., None, None]) <= width + 1e-6  # [...,1,2r+1]
-    return near & (k <= 0), near & (k >= 0)
+    return (near & (k <= 0)).to(cell.dtype), (near & (k >= 0)).to(cell.dtype)
 
 
 def bridge_dips(profile: Tensor, cell: Tensor, width: float, floor: float,
@@ -240,8 +240,9 @@ def bridge_dips(profile: Tensor, cell: Tensor, width: float, floor: float,
     on_left, on_right = bridge_reach(cell, width) if reach is None else reach
     r = on_left.shape[-1] // 2
     window = F.pad(profile, (r, r)).unfold(-1, 2 * r + 1, 1)  # [...,n,2r+1]
-    left = torch.where(on_left, window, 0.0).amax(-1)
-    right = torch.where(on_right, window, 0.0).amax(-1)
+    # the windows as 0/1 factors (the profiles are >= 0): a product, not a where
+    left = (window * on_left).amax(-1)
+    right = (window * on_right).amax(-1)
     bridged = torch.maximum(profile, torch.minimum(left, right))
     may = profile >= floor if also is None else (profile >= floor) | also
     return torch.where(may, bridged, profile)
