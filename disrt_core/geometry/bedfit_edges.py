@@ -128,11 +128,13 @@ def _depth_at(depth: Tensor, K: Tensor, points: Tensor) -> tuple[Tensor, Tensor]
     wp = W + 4
     flat = _padded(depth)
     base = (vi.clamp(-1, H) + 2) * wp + ui.clamp(-1, W) + 2
-    # the nine neighbours in one gather (offsets made once per frame width and device)
-    offsets = const(tuple(dv * wp + du for dv in (-1, 0, 1) for du in (-1, 0, 1)),
-                    depth.device)
-    d = torch.gather(flat, 1, (base[:, None] + offsets[:, None]).reshape(B, -1)).reshape(
-        B, 9, -1).transpose(0, 1)  # [9,B,S]
+    # The nine neighbours in one gather from three views of the frame a pixel apart, with
+    # an index of the three rows only (their offsets made once per frame width and device;
+    # the order of the nine is the median's no matter).
+    rows = const((-wp - 1, -1, wp - 1), depth.device)
+    shifted = flat.as_strided((B, 3, flat.shape[1] - 2), (flat.stride(0), 1, 1))
+    index = (base[:, None] + rows[:, None]).reshape(B, 1, -1).expand(B, 3, -1)
+    d = torch.gather(shifted, 2, index).reshape(B, 9, -1).transpose(0, 1)  # [9,B,S]
     d = torch.where(near, _nanmedian9(d), float("nan"))
     rays = torch.stack([(u - K[:, 0, 2, None]) / K[:, 0, 0, None],
                         (v - K[:, 1, 2, None]) / K[:, 1, 1, None], torch.ones_like(u)], -1)
