@@ -197,8 +197,10 @@ def steps(inside: Tensor, out: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
     need = max(2, round(0.02 / step))
     run = max(need, round(RUN / step))
     zero = torch.zeros_like(inside[..., :1], dtype=torch.int64)
-    ci = torch.cat([zero, inside.long().cumsum(-1)], -1)  # [...,M+1]: inside before b
-    co = torch.cat([zero, out.long().cumsum(-1)], -1)
+    # [...,M+1]: inside (out) before b, counted in int32 (half the bytes of the indices)
+    zero32 = torch.zeros_like(inside[..., :1], dtype=torch.int32)
+    ci = torch.cat([zero32, inside.to(torch.int32).cumsum(-1, dtype=torch.int32)], -1)
+    co = torch.cat([zero32, out.to(torch.int32).cumsum(-1, dtype=torch.int32)], -1)
     idx = torch.arange(m, device=s.device).expand_as(inside)
     last_in = torch.cat([zero - 1, torch.where(inside, idx, -1).cummax(-1).values], -1)
     first_out = torch.where(out, idx, m).flip(-1).cummin(-1).values.flip(-1)
@@ -206,19 +208,20 @@ def steps(inside: Tensor, out: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
     b = torch.arange(m + 1, device=s.device).expand_as(ci)
     li, fo = last_in.clamp(min=0), first_out.clamp(max=m - 1)
 
-    def count(c: Tensor, lo: Tensor, hi: Tensor) -> Tensor:  # points in [lo, hi)
-        return torch.gather(c, -1, hi.clamp(0, m)) - torch.gather(c, -1, lo.clamp(0, m))
+    def count(c: Tensor, lo: Tensor, hi: Tensor) -> Tensor:  # points in [lo, hi), 0 <= lo, hi <= m
+        return torch.gather(c, -1, hi) - torch.gather(c, -1, lo)
 
+    # (c gathered at b is c itself)
     n_in, n_out = ci, co[..., -1:] - co
+    hi_out = (fo + need).clamp(max=m)
     # Free space before the step contradicts it; mattress-level readings after the free
     # space do not (a wall's foot, a neighbour of the same height beyond a gap).
-    wrong = co + count(ci, b, (fo + need).clamp(max=m))
+    wrong = co + (torch.gather(ci, -1, hi_out) - ci)
     lo_run = (li + 1 - run).clamp(min=0)
     run_in = count(ci, lo_run, li + 1) / (li + 1 - lo_run).clamp(min=1)
-    hi_out = (fo + need).clamp(max=m)
     after_out = count(co, fo, hi_out) / (hi_out - fo).clamp(min=1)
     valid = ((last_in >= 0) & (first_out < m) & ((first_out - last_in) * step <= GAP + 1e-6)
-             & (count(co, li + 1, b) == 0) & (count(ci, b, fo) == 0)
+             & (co == torch.gather(co, -1, li + 1)) & (torch.gather(ci, -1, fo) == ci)
              & (n_in >= need) & (n_out >= need) & (wrong <= 0.25 * (n_in + n_out))
              & (run_in >= 0.75) & (after_out >= 0.75))
     score = torch.where(valid, ci - co, -10 * m)
