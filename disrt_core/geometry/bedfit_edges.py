@@ -266,9 +266,11 @@ def fit_rectangle(pos: Tensor, t: Tensor, weight: Tensor, half: Tensor,
         resid = value - (design @ theta[:, None, :, None])[..., 0]
         c = (0.06, 0.04, 0.03, 0.025, 0.02)[min(it, 4)]
         w = weight * _tukey(resid, c)
-        ww = w.reshape(B, -1)
-        lhs = torch.einsum("bn,bni,bnj->bij", ww, A, A) + reg_lhs
-        rhs = torch.einsum("bn,bni,bn->bi", ww, A, flat_value) + reg_rhs
+        # the einsums bn,bni,bnj->bij and bn,bni,bn->bi as they contract (the same sums),
+        # the weighted design made once for both
+        wa = (w.reshape(B, -1)[..., None] * A).transpose(1, 2)
+        lhs = torch.bmm(wa, A) + reg_lhs
+        rhs = torch.bmm(wa, flat_value[..., None])[..., 0] + reg_rhs
         theta = torch.linalg.solve(lhs, rhs)
     resid = value - (design @ theta[:, None, :, None])[..., 0]
     return theta[:, :4], theta[:, 4], weight * (resid.abs() <= SUPPORT_TOL)
