@@ -314,7 +314,8 @@ def weak_because(fits, i: int) -> tuple[str, ...]:
                    "down from the mattress and no board at it: bedding over the edge, or a "
                    "surface of the same height beside it")
     if inferred_end:
-        out.append("an end placed at a board, hidden by pillows or bedding")
+        out.append("an end placed at a board, not seen: hidden by pillows or bedding, or "
+                   "in the board's shadow from the camera")
     if seam:
         out.append("a gap runs along the rectangle: two surfaces of the same height "
                    "may have been taken as one")

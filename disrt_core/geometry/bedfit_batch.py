@@ -47,6 +47,7 @@ from disrt_core.geometry import bedfit_boards as boards_mod
 from disrt_core.geometry import bedfit_checks as checks_mod
 from disrt_core.geometry import bedfit_edges as edges_mod
 from disrt_core.geometry import bedfit_rect as rect_mod
+from disrt_core.geometry import bedfit_shadow as shadow_mod
 from disrt_core.geometry.bedfit_head import head_bump, head_cues
 from disrt_core.geometry.bedfit_headnet import head_features, head_known, head_logit, min_confidence
 from disrt_core.geometry.bedfit_levels import (
@@ -233,6 +234,8 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
             & (chk["width"] >= wlo - grow) & (chk["length"] <= lhi + grow)
             & (chk["length"] >= llo - grow))
     ref_all = edges_mod.refine_some(need, depth_m, K, n, lv, sg, centre_k, eu, ev, half_k)
+    ref_all, rect, inferred, ends = shadow_mod.shadow_ends(
+        need, flags, ref_all, fine, rect, centre, phi, lv, (origin, eu, ev), opt["limits"])
     hu, hv = ref_all["half"][..., 0:1, None], ref_all["half"][..., 1:2, None]
     sign_u = u0.new_tensor([-1.0, 1.0, 1.0, -1.0])[:, None]
     sign_v = u0.new_tensor([-1.0, -1.0, 1.0, 1.0])[:, None]
@@ -306,6 +309,9 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     ref = {k: v[:, 0] for k, v in ref.items()}
     ref = boards_mod.out_to_boards(ref, depth_m, K, normal, b_sg, ok, opt["limits"])
     ref = boards_mod.in_to_boards(ref, depth_m, K, normal, b_sg, ok, opt["limits"])
+    ref, ok = shadow_mod.keep_ends(ref, inferred[ar, best] & ok,
+                                   tuple(x[ar, best] for x in ends), ok, opt["limits"])
+    reason = torch.where(ok | (reason != OK), reason, NO_MATTRESS)
     if opt["debug"] is not None:
         opt["debug"]["edges"] = ref
     offset, centre3, b_eu, b_ev = ref["offset"], ref["centre"], ref["eu"], ref["ev"]

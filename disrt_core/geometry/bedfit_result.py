@@ -34,7 +34,8 @@ WEAK_SEAM = 0.3
 # 424×240 fits, 7 of 268 right ones newly; 0.03 before, set on single frames).
 WEAK_NOISE = 0.019
 #: What can make a fit weak, in the order of ``BedFits.weak_causes``: an edge with support
-#: under WEAK_SUPPORT, an end placed at a board (inferred, not seen), a seam of WEAK_SEAM
+#: under WEAK_SUPPORT, an end placed at a board (inferred, not seen: pillows in front of it,
+#: ``bedfit_boards.out_to_boards``, or the board's shadow, ``bedfit_shadow``), a seam of WEAK_SEAM
 #: or more, noise σ of WEAK_NOISE or more, surroundings too unread to show it raised, an
 #: end past a board (``bedfit_boards.board_past``).
 WEAK_CAUSES = ("unseen_edge", "inferred_end", "seam", "noise", "unread_ring", "past_board")
