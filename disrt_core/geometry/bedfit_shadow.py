@@ -72,7 +72,7 @@ def _shadow_runs(fine: dict, rect: Tensor, centre: Tensor, phi: Tensor, level: T
         # before them, pillows or bedding (raised on part of the width, not a board).
         dark = ((seq <= 0.1) | ((steps == 1) & (seq < 0.5))) & inside
         covered = (part >= PILLOW_SHARE) & (part < BOARD_SHARE) & inside
-        lead = covered.long().cumprod(-1).sum(-1)  # pillow positions right after the end
+        lead = (covered | ((steps == 1) & dark)).long().cumprod(-1).sum(-1)  # pillows here
         pos = torch.arange(steps.shape[0], device=cell.device)
         run = ((dark | (pos < lead[..., None])) & inside).long().cumprod(-1).sum(-1)
         unread = (run - lead).clamp(min=0)
