@@ -127,3 +127,26 @@ def test_node_serves_the_checkpoint_estimate(checkpoint, smpl_fixture_dir, devic
         ros.remove(player)
         ros.remove(monitor)
         ros.close()
+
+
+def test_compiled_estimator_for_single_images_keeps_the_plain_group_norm(monkeypatch):
+    """A compiled network answering one image a batch (one camera, one hypothesis) keeps
+    the plain GroupNorm (faster at batch 1); more images a batch get the Estimator's own
+    default (per-channel sums on CUDA); an uncompiled one is not told either way."""
+    import types
+
+    import disrt_core.infer
+    from disrt_ros.node import load_estimator
+
+    calls = []
+    monkeypatch.setattr(disrt_core.infer.Estimator, "from_checkpoint",
+                        classmethod(lambda cls, path, **kw: calls.append(kw) or kw))
+    base = dict(checkpoint="w.safetensors", device="cuda", precision="auto", compile="default",
+                cuda_graphs=True, ddim_steps=5, hypotheses=1, eta=0.0, seed=0,
+                body_model_dir="", cameras=("one",))
+    load_estimator(types.SimpleNamespace(**base))
+    load_estimator(types.SimpleNamespace(**{**base, "cameras": ("a", "b")}))
+    load_estimator(types.SimpleNamespace(**{**base, "hypotheses": 4}))
+    load_estimator(types.SimpleNamespace(**{**base, "compile": ""}))
+    assert calls[0]["stats_group_norm"] is False and calls[0]["compile"] == "default"
+    assert all("stats_group_norm" not in kw for kw in calls[1:])
