@@ -303,8 +303,8 @@ def fit_bed(depth_mm: np.ndarray, K: np.ndarray, *, head: str = "auto",
 
 def weak_because(fits, i: int) -> tuple[str, ...]:
     """Frame ``i``'s ``weak_causes`` (``bedfit_result.WEAK_CAUSES``) in words."""
-    unseen_edge, inferred_end, seam, noise, unread, past = (bool(c) for c in
-                                                           fits.weak_causes[i])
+    unseen_edge, inferred_end, seam, noise, unread, past, grazing = (
+        bool(c) for c in fits.weak_causes[i])
     out = []
     if unseen_edge:
         from disrt_core.geometry.bedfit_result import WEAK_SUPPORT
@@ -328,6 +328,9 @@ def weak_because(fits, i: int) -> tuple[str, ...]:
     if past:
         out.append("an end reaches past a board standing across it: the mattress may end "
                    "before the board")
+    if grazing:
+        out.append("an edge is seen at a grazing angle from beyond it: the mattress's side "
+                   "face reads as its top, and the edge may lie too far out")
     return tuple(out)
 
 

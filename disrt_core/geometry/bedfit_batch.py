@@ -73,6 +73,7 @@ from disrt_core.geometry.bedfit_result import (
     NO_PLANE,
     OK,
     PARTIAL,
+    WEAK_GRAZING,
     WEAK_NOISE,
     WEAK_SEAM,
     WEAK_SUPPORT,
@@ -360,7 +361,9 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     causes = torch.stack([support.amin(-1) < WEAK_SUPPORT, ref["moved"].any(-1),
                           seam >= WEAK_SEAM, b_sg >= WEAK_NOISE,
                           chk["unread_ring"][ar, best], boards_mod.board_past(
-                              depth_m, K, normal, offset, centre3, b_eu, b_ev, ref["half"])],
+                              depth_m, K, normal, offset, centre3, b_eu, b_ev, ref["half"]),
+                          checks_mod.grazing(normal, offset, edges_mod.below_band(b_sg), centre3,
+                                             b_eu, b_ev, ref["half"]).amax(-1) >= WEAK_GRAZING],
                          -1)  # WEAK_CAUSES
     y = sign[:, None] * along
     T = _frame(centre3, y, normal)

@@ -166,3 +166,21 @@ def view_flags(corners: Tensor, K: Tensor, valid: Tensor, stride: int) -> Tensor
               & (uv[..., 1] >= win[..., 2] + margin) & (uv[..., 1] <= win[..., 3] - margin)
               & (samples[..., 2] > 0))
     return torch.where(inside.all(-1), 0, FLAG_VIEW)
+
+
+def grazing(normal: Tensor, offset: Tensor, below: Tensor, centre: Tensor, eu: Tensor,
+            ev: Tensor, half: Tensor) -> Tensor:
+    """How far out (m) each edge (+u, −u, +v, −v) of rectangles (centre [B,3] on the planes
+    ``n·p + offset = 0``, n [B,3] toward the camera, unit axes eu, ev [B,3], half sizes
+    [B,2]) may have been measured where the camera sees the mattress's side below it.
+
+    Beyond an edge on the camera's side, a ray through a plane point s out meets the side
+    face s·h/d below the plane (h: the camera's height over the plane, d: its distance
+    out past the edge, across it); while that is within the mattress band ``below`` [B]
+    (:func:`bedfit_edges.below_band`) the point reads as mattress, so a camera low and far
+    out sees the edge up to below·d/h too far out. 0 for an edge the camera is inside of."""
+    outward = torch.stack([eu, -eu, ev, -ev], 1)  # [B,4,3]
+    dist = torch.stack([half[:, 0], half[:, 0], half[:, 1], half[:, 1]], 1)
+    mid = centre[:, None] + outward * dist[..., None]
+    d = -(mid * outward).sum(-1)  # the camera (origin) past the edge, across it
+    return below[:, None] * d.clamp(min=0) / offset.clamp(min=0.1)[:, None]

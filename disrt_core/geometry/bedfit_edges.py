@@ -141,6 +141,11 @@ def _depth_at(depth: Tensor, K: Tensor, points: Tensor) -> tuple[Tensor, Tensor]
     return d, rays
 
 
+def below_band(sigma: Tensor) -> Tensor:
+    """How far below the plane (m) a surface still reads as mattress (``in``): 2.5σ, 3–6 cm."""
+    return torch.clamp(2.5 * sigma, min=0.03, max=0.06)
+
+
 def edge_lines(centre: Tensor, eu: Tensor, ev: Tensor, half: Tensor, reach: float,
                lines: int = LINES, step: float = STEP) -> tuple[Tensor, Tensor, Tensor]:
     """Plane points [B,4,N,M,3] on lines across the edges (+u, −u, +v, −v) of rectangles
@@ -288,7 +293,7 @@ def refine(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Tensor,
     (share of lines with a step within 1.5 cm of the fitted edge) and the ``seen`` share
     of lines with a clear step."""
     B, C = offset.shape
-    below = torch.clamp(2.5 * sigma, min=0.03, max=0.06).reshape(B * C)
+    below = below_band(sigma).reshape(B * C)
     above = torch.clamp(2.5 * sigma, min=0.035, max=0.08).reshape(B * C)
     nn_ = n[:, None].expand(B, C, 3).reshape(B * C, 3)
     centre, eu, ev = centre.reshape(B * C, 3), eu.reshape(B * C, 3), ev.reshape(B * C, 3)
