@@ -330,7 +330,8 @@ def weak_because(fits, i: int) -> tuple[str, ...]:
                    "before the board")
     if grazing:
         out.append("an edge is seen at a grazing angle from beyond it: the mattress's side "
-                   "face reads as its top, and the edge may lie too far out")
+                   "face reads as its top; the edge was pulled in by most of that, but may "
+                   "still lie out")
     return tuple(out)
 
 

@@ -358,13 +358,15 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
         # An end moved out to a board is inferred, not seen: it keeps its own support.
         board = torch.where(ref["moved"], torch.zeros_like(board), board)
         support = torch.where(unseen[:, None], torch.maximum(support, board), support)
+    grazing = checks_mod.grazing(normal, offset, edges_mod.below_band(b_sg), centre3, b_eu,
+                                 b_ev, ref["half"])
     causes = torch.stack([support.amin(-1) < WEAK_SUPPORT, ref["moved"].any(-1),
                           seam >= WEAK_SEAM, b_sg >= WEAK_NOISE,
                           chk["unread_ring"][ar, best], boards_mod.board_past(
                               depth_m, K, normal, offset, centre3, b_eu, b_ev, ref["half"]),
-                          checks_mod.grazing(normal, offset, edges_mod.below_band(b_sg), centre3,
-                                             b_eu, b_ev, ref["half"]).amax(-1) >= WEAK_GRAZING],
+                          grazing.amax(-1) >= WEAK_GRAZING],
                          -1)  # WEAK_CAUSES
+    centre3, du, dv = checks_mod.pull_in(centre3, b_eu, b_ev, du, dv, grazing * ok[:, None])
     y = sign[:, None] * along
     T = _frame(centre3, y, normal)
     x_ax, y_ax = T[:, :3, 0], T[:, :3, 1]
