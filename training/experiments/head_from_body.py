@@ -88,13 +88,15 @@ def rooms(est: Estimator, cache: Path, seed: int, scenes: int, bed_scenes: int) 
             group = f"{'bed scenes' if kind else 'rooms'}, head end " + (
                 "known to the fit" if bool(fits.head_known[i]) else "unknown to the fit")
             c = counts.setdefault(group, {"fits": 0, "fit's end wrong": 0, "vote right": 0,
-                                          "vote wrong": 0, "undecided": 0})
+                                          "of them turned": 0, "vote wrong": 0,
+                                          "undecided": 0})
             right_way = float(ordered[i]) < bb.TOL_M
             c["fits"] += 1
             c["fit's end wrong"] += int(not right_way)
             d = vote.decision()
             c["undecided" if d == 0 else "vote right" if (d > 0) == right_way
               else "vote wrong"] += 1
+            c["of them turned"] += int(d < 0 and not right_way)
         print(name, flush=True)
     return counts
 
