@@ -21,7 +21,7 @@ bed scenes and 86.7 % of the SIM2REAL target domain; at |evidence| ≥ 3 it deci
 Frames of one scene err together, so the threshold is set on single frames, and the mean
 over frames only averages the sensor's noise. Per scene as the node votes (``--rooms``: the
 bed-fit benchmark's cached scenes, seed 500, 8 sensors, 5 frames), at 2 the vote took no
-wrong end among 303 fits right either way round, and turned 9 of the 13 beds whose head end
+wrong end among 305 fits right either way round, and turned 9 of the 13 beds whose head end
 the fit could not tell and whose fallback end was wrong (4 at 3); on the tuning rooms
 (seeds 3000-3047, 310 fits) none wrong either, 7 of 13 turned. It is only asked where the
 fit cannot tell, where the fallback end is a guess (wrong for 13 of the 18 such room fits),
