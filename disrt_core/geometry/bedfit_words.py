@@ -1,0 +1,38 @@
+"""What makes an automatic bed fit weak, in words for a user (``BedFit.weak_because``, the
+node's WARN, ``disrt-fit-bed``). Pure Python: :mod:`bedfit` imports it without torch."""
+
+from __future__ import annotations
+
+
+def weak_because(fits, i: int) -> tuple[str, ...]:
+    """Frame ``i``'s ``weak_causes`` (``bedfit_result.WEAK_CAUSES``) in words."""
+    unseen_edge, inferred_end, seam, noise, unread, past, grazing = (
+        bool(c) for c in fits.weak_causes[i])
+    out = []
+    if unseen_edge:
+        from disrt_core.geometry.bedfit_result import WEAK_SUPPORT
+
+        unseen = int((fits.edge_support[i] < WEAK_SUPPORT).sum())
+        out.append(f"{unseen} edge{'s' if unseen > 1 else ''} hardly seen, with no step "
+                   "down from the mattress and no board at it: bedding over the edge, or a "
+                   "surface of the same height beside it")
+    if inferred_end:
+        out.append("an end placed at a board, not seen: hidden by pillows or bedding, or "
+                   "in the board's shadow from the camera")
+    if seam:
+        out.append("a gap runs along the rectangle: two surfaces of the same height "
+                   "may have been taken as one")
+    if noise:
+        out.append(f"the depth at the mattress is noisy, σ {100 * float(fits.noise[i]):.1f} "
+                   "cm, as from a stereo camera far from the bed")
+    if unread:
+        out.append("the floor round the bed hardly reads (dark, or beyond the range), so "
+                   "that the mattress stands above it is not seen")
+    if past:
+        out.append("an end reaches past a board standing across it: the mattress may end "
+                   "before the board")
+    if grazing:
+        out.append("an edge is seen at a grazing angle from beyond it: the mattress's side "
+                   "face reads as its top; the edge was pulled in by most of that, but may "
+                   "still lie out")
+    return tuple(out)
