@@ -131,14 +131,19 @@ def out_to_boards(ref: dict, depth_m: Tensor, K: Tensor, normal: Tensor, sigma: 
                       ref["ev"], half)
     move = torch.where(short & (move >= 0.03), move, 0.0)
 
-    def grown(m: Tensor) -> Tensor:  # half sizes with the edges moved by m [B,4]
-        return half + torch.stack([m[:, 0] + m[:, 1], m[:, 2] + m[:, 3]], -1) / 2
-
-    fits = 2 * grown(move).amax(-1) <= limits["length"][1] + limits["size_tol"]
+    fits = 2 * _moved(ref, move)[1].amax(-1) <= limits["length"][1] + limits["size_tol"]
     move = torch.where(fits[:, None], move, 0.0)
-    shift = ((move[:, 0] - move[:, 1]) / 2)[:, None] * ref["eu"] + \
-        ((move[:, 2] - move[:, 3]) / 2)[:, None] * ref["ev"]
-    return {**ref, "centre": ref["centre"] + shift, "half": grown(move), "moved": move > 0}
+    centre, grown = _moved(ref, move)
+    return {**ref, "centre": centre, "half": grown, "moved": move > 0}
+
+
+def _moved(ref: dict, out: Tensor) -> tuple[Tensor, Tensor]:
+    """(centre [B,3], half sizes [B,2]) of the rectangle ``ref`` with its edges (+u, −u,
+    +v, −v) moved outward by ``out`` [B,4] (m; negative: inward)."""
+    half = ref["half"] + torch.stack([out[:, 0] + out[:, 1], out[:, 2] + out[:, 3]], -1) / 2
+    shift = ((out[:, 0] - out[:, 1]) / 2)[:, None] * ref["eu"] + \
+        ((out[:, 2] - out[:, 3]) / 2)[:, None] * ref["ev"]
+    return ref["centre"] + shift, half
 
 
 # A low board inside a fitted end (a footboard 5-15 cm above the mattress, whose top a noisy
@@ -223,13 +228,9 @@ def in_to_boards(ref: dict, depth_m: Tensor, K: Tensor, normal: Tensor, sigma: T
     move = board_inside(depth_m, K, normal, ref["offset"], sigma, ref["centre"], ref["eu"],
                         ref["ev"], half)
     move = torch.where(is_end & (move >= 0.02), move, 0.0)
-    shrunk = half - torch.stack([move[:, 0] + move[:, 1], move[:, 2] + move[:, 3]], -1) / 2
-    fits = 2 * shrunk.amax(-1) >= limits["length"][0] - limits["size_tol"]
-    move = torch.where(fits[:, None], move, 0.0)
-    shrunk = half - torch.stack([move[:, 0] + move[:, 1], move[:, 2] + move[:, 3]], -1) / 2
-    shift = ((move[:, 1] - move[:, 0]) / 2)[:, None] * ref["eu"] + \
-        ((move[:, 3] - move[:, 2]) / 2)[:, None] * ref["ev"]
-    return {**ref, "centre": ref["centre"] + shift, "half": shrunk}
+    fits = 2 * _moved(ref, -move)[1].amax(-1) >= limits["length"][0] - limits["size_tol"]
+    centre, shrunk = _moved(ref, torch.where(fits[:, None], -move, 0.0))
+    return {**ref, "centre": centre, "half": shrunk}
 
 
 # [choice] An end with a surface FACE or more above the plane 1-12 cm inside it on this share

@@ -77,7 +77,7 @@ def _shadow_runs(fine: dict, rect: Tensor, centre: Tensor, phi: Tensor, level: T
         run = ((dark | (pos < lead[..., None])) & inside).long().cumprod(-1).sum(-1)
         unread = (run - lead).clamp(min=0)
         at = run[..., None].clamp(max=steps.shape[0] - 1)
-        hit = torch.gather(torch.gather(board, -1, idx).view(inside.shape), -1, at)[..., 0]
+        hit = torch.gather(part, -1, at)[..., 0]
         hit_in = torch.gather(inside, -1, at)[..., 0]
         # The board's height: the highest of its first three positions (the grid's heights
         # are means over its top and face, lower than its top).
