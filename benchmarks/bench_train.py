@@ -137,6 +137,7 @@ def run_case(args, preset: str, batch: int, precision: str, compile_mode: str | 
                                                 not args.no_channels_last))
         # the trainer's run.stats_group_norm: auto (None) = on CUDA only
         config.run.stats_group_norm = {"auto": None, "on": True, "off": False}[args.gn_stats]
+        config.run.compile_loss = args.compile_loss
         trainer = Trainer(config)
         trainer.begin_stage(0)
         try:
@@ -242,6 +243,9 @@ def main(argv: list[str] | None = None) -> None:
                         "model/blocks.py; the trainer's run.stats_group_norm): auto = on "
                         "CUDA only (the trainer's default since 2026-12-05; before it, "
                         "'off' was what a run without this option measured)")
+    p.add_argument("--compile-loss", action="store_true", help="compiled cases also compile "
+                   "the body model's decoding and the mesh loss (the trainer's "
+                   "run.compile_loss)")
     p.add_argument("--note", default="")
     p.add_argument("--trace", default=None, help="profile two steps of each case: Chrome "
                    "trace file (the case is added to its name; gzipped for .json.gz)")

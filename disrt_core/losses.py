@@ -23,6 +23,7 @@ model (Anny: 6 shape values, other mesh) can put its own, recomputed from its da
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
 import torch
@@ -98,6 +99,17 @@ def mesh_loss(pred: DecodedBody, gt: DecodedBody, config: LossConfig | None = No
     return terms
 
 
+def decoded_terms(decoder: MeshDecoder, x0_pred: Tensor, x0: Tensor, gender: Tensor | None,
+                  config: LossConfig | None = None) -> dict[str, Tensor]:
+    """:func:`mesh_loss` of the prediction x̂0 (prediction branch) against the truth x0 (GT
+    branch, no gradient), both decoded through the body model. Its own function so the
+    trainer can compile the body model and the loss as one graph (``run.compile_loss``)."""
+    pred = decoder(x0_pred.float(), gender, is_gt=False)
+    with torch.no_grad():
+        gt = decoder(x0, gender, is_gt=True)
+    return mesh_loss(pred, gt, config)
+
+
 def diffusion_loss(
     model,
     diffusion: GaussianDiffusion,
@@ -114,6 +126,7 @@ def diffusion_loss(
     lambda_x0: float = 0.0,
     min_snr_gamma: float = 5.0,
     invert_bounds: bool = False,
+    mesh_terms: Callable[..., dict[str, Tensor]] | None = None,
 ) -> tuple[dict[str, Tensor], Tensor]:
     """One training evaluation (SPEC §2, §4): t ~ U{0..T−1}, x_t = q_sample(x0, t, ε),
     x̂0 = model(x_t, t, depth), loss between decoder(x̂0) and decoder(x0, GT branch, no grad).
@@ -126,10 +139,12 @@ def diffusion_loss(
     (:mod:`disrt_core.diffusion_space`). ``invert_bounds``: the diffused truth is
     ``decoder.invert(x0)``, the prediction-branch input that decodes to x0 (squash and
     bounds undone; always consistent), so x_t, x̂0 and the decoder agree on one space.
-    ``lambda_x0`` weights the direct ``x0`` term.
+    ``lambda_x0`` weights the direct ``x0`` term. ``mesh_terms`` (default
+    :func:`decoded_terms`): the decoding and mesh terms, e.g. that function compiled.
     Returns (terms, x̂0 in the network's offset space, the decoder's prediction input).
     """
     space = space or DiffusionSpace()
+    mesh_terms = mesh_terms or decoded_terms
     b = x0.shape[0]
     if t is None:
         t = diffusion.sample_timesteps(b, device=x0.device, generator=generator)
@@ -145,10 +160,7 @@ def diffusion_loss(
                                      device=x0.device)
     z0_pred = space.x0_from_output(model(z_t, t, depth).float(), z_t, t, alphas_cumprod)
     x0_pred = space.from_z(z0_pred)
-    pred = decoder(x0_pred.float(), gender, is_gt=False)
-    with torch.no_grad():
-        gt = decoder(x0, gender, is_gt=True)
-    terms = mesh_loss(pred, gt, config)
+    terms = mesh_terms(decoder, x0_pred, x0, gender, config)
     weight = min_snr_weight(alphas_cumprod, t, min_snr_gamma)
     terms["x0"] = (weight * ((z0_pred - target) ** 2).mean(dim=-1)).mean()
     if lambda_x0:

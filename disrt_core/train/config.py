@@ -254,7 +254,9 @@ class RunSection:
     network's GroupNorms computed from per-channel sums (:class:`~disrt_core.model.blocks.
     StatsGroupNorm`, the same function; None: on CUDA only, where it measured 1.3x the
     compiled and 1.1x the eager training rate of the paper network on an H100, benchmarks/
-    NOTES.md; the weights and checkpoints are the same either way)."""
+    NOTES.md; the weights and checkpoints are the same either way). compile_loss: with
+    ``compile`` set, the body model's decoding and the mesh loss (``losses.decoded_terms``)
+    compiled too, as their own graph (off by default: a new compile of the body model)."""
 
     out_dir: str = "runs/default"
     device: str = "auto"
@@ -275,6 +277,7 @@ class RunSection:
     skip_bad: bool = False
     prefetch_pools: bool | None = None
     stats_group_norm: bool | None = None
+    compile_loss: bool = False
 
 
 @dataclass
@@ -313,7 +316,8 @@ class TrainConfig:
 #: Values that may change when a run is resumed (they do not change what is computed).
 RESUME_FREE = {"run.out_dir", "run.num_workers", "run.pin_memory", "run.checkpoint_every",
                "run.keep_checkpoints", "run.log_every", "run.progress", "run.tensorboard",
-               "run.dist_timeout_min", "eval", "name", "run.device", "run.compile"}
+               "run.dist_timeout_min", "eval", "name", "run.device", "run.compile",
+               "run.compile_loss"}
 
 
 # --- conversion from plain data -------------------------------------------------------------

@@ -43,7 +43,7 @@ from disrt_core.data.source import DataError, check_body_model
 from disrt_core.decoder import MeshDecoder
 from disrt_core.diffusion import GaussianDiffusion
 from disrt_core.diffusion_space import DiffusionSpace
-from disrt_core.losses import LossConfig, diffusion_loss, normalisers_from_data
+from disrt_core.losses import LossConfig, decoded_terms, diffusion_loss, normalisers_from_data
 from disrt_core.model import Denoiser, DenoiserConfig, preset
 from disrt_core.model.blocks import use_stats_group_norm
 from disrt_core.train import distributed
@@ -399,7 +399,8 @@ class Trainer:
                                   consistent_translation=cfg.diffusion.consistent_translation,
                                   space=self.space, lambda_x0=cfg.loss.lambda_x0,
                                   min_snr_gamma=cfg.loss.min_snr_gamma,
-                                  invert_bounds=cfg.diffusion.invert_bounds)
+                                  invert_bounds=cfg.diffusion.invert_bounds,
+                                  mesh_terms=self.mesh_terms)
         self.optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         grad_norm = None
@@ -455,9 +456,12 @@ class Trainer:
         if self.info.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             net = DistributedDataParallel(self.model, device_ids=ids)
+        self.mesh_terms = decoded_terms
         if cfg.run.compile:
-            net = torch.compile(net, mode=None if cfg.run.compile == "default"
-                                else cfg.run.compile)
+            mode = None if cfg.run.compile == "default" else cfg.run.compile
+            net = torch.compile(net, mode=mode)
+            if cfg.run.compile_loss:  # the body model and loss: ~1/6 of a compiled step
+                self.mesh_terms = torch.compile(decoded_terms, mode=mode)
         self.net = net
         self.model.train()
 

@@ -8,6 +8,7 @@ from disrt_core.decoder import DecodedBody, MeshDecoder
 from disrt_core.diffusion import GaussianDiffusion
 from disrt_core.losses import (
     LossConfig,
+    decoded_terms,
     diffusion_loss,
     joint_distance,
     mesh_loss,
@@ -109,3 +110,32 @@ def test_normalisers_from_data(smpl_fixture_dir):
     assert cfg.norm_root == pytest.approx(math.sqrt(24 * 0.25 / 23))
     assert cfg.norm_angles == 0.0 and cfg.lambda_v2v == 0.25
     assert cfg.norm_joints == cfg.norm_v2v > 0
+
+
+def test_diffusion_loss_through_given_mesh_terms(smpl_fixture_dir):
+    """``mesh_terms`` replaces the decoding and mesh loss (the trainer passes them compiled):
+    the default is ``decoded_terms``, and dynamo traces it to the same terms."""
+    torch.manual_seed(0)
+    body = load_body_model("smpl", smpl_fixture_dir)
+    decoder, d = MeshDecoder(body), GaussianDiffusion()
+    x0 = body.zero_params(3) + 0.05 * torch.randn(3, 88)
+    depth, t, noise = torch.rand(3, 1, 128, 54), torch.tensor([0, 40, 99]), torch.randn(3, 88)
+
+    def net(x_t, t, depth):
+        return 0.5 * x_t + depth.mean(dim=(1, 2, 3))[:, None]
+
+    calls = []
+
+    def spy(*args):
+        calls.append(args)
+        return decoded_terms(*args)
+
+    plain, _ = diffusion_loss(net, d, decoder, depth, x0, t=t, noise=noise)
+    spied, _ = diffusion_loss(net, d, decoder, depth, x0, t=t, noise=noise, mesh_terms=spy)
+    traced, _ = diffusion_loss(net, d, decoder, depth, x0, t=t, noise=noise,
+                               mesh_terms=torch.compile(decoded_terms, backend="eager"))
+    assert len(calls) == 1 and calls[0][2] is x0  # the truth is decoded by mesh_terms
+    for key in ("joints", "v2v", "total"):
+        assert plain[key] > 0
+        torch.testing.assert_close(spied[key], plain[key], rtol=0, atol=0)
+        torch.testing.assert_close(traced[key], plain[key])

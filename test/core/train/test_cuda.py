@@ -37,16 +37,18 @@ def test_two_stage_bf16_on_cuda(make_config, keep_threads, smpl_both):
 
 def test_compiled_steps_follow_eager(make_config, keep_threads, tmp_path):
     losses = {}
-    for mode in (None, "default"):
-        raw = make_config(tmp_path / str(mode), device="cuda", precision="fp32", threads=None,
-                          compile=mode)
+    for mode, with_loss in ((None, False), ("default", False), ("default", True)):
+        raw = make_config(tmp_path / f"{mode}{with_loss}", device="cuda", precision="fp32",
+                          threads=None, compile=mode, compile_loss=with_loss)
         raw["stages"] = raw["stages"][:1]
         raw["stages"][0]["max_steps"] = 4
         trainer = Trainer(load_config(None, base=raw))
         trainer.fit()
         trainer.close()
-        losses[mode] = [float(r["loss"]) for r in read_log(trainer.out_dir / "log.csv")]
-    assert losses[None] == pytest.approx(losses["default"], rel=1e-3)
+        losses[mode, with_loss] = [float(r["loss"])
+                                   for r in read_log(trainer.out_dir / "log.csv")]
+    assert losses[None, False] == pytest.approx(losses["default", False], rel=1e-3)
+    assert losses[None, False] == pytest.approx(losses["default", True], rel=1e-3)
 
 
 def test_generator_pool_on_cuda(tmp_path, keep_threads):

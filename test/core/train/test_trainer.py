@@ -202,3 +202,33 @@ def test_stats_group_norm_is_on_where_asked_and_on_cuda_only_by_default(
     stats, plain = count()  # auto on the CPU: PyTorch's own GroupNorm
     assert stats == 0 and plain > 0
     assert count(stats_group_norm=True) == (plain, 0)
+
+
+def test_compile_loss_compiles_the_decoding_and_loss_only_when_asked(
+        make_config, keep_threads, tmp_path, monkeypatch):
+    import disrt_core.train.trainer as trainer_module
+    from disrt_core.losses import decoded_terms
+
+    compiled, seen = [], []
+
+    def spy(*args, **kwargs):  # the train step's decoding and loss, counted
+        seen.append(1)
+        return decoded_terms(*args, **kwargs)
+
+    def fake_compile(fn, mode=None):  # records what the trainer compiles, runs it eagerly
+        compiled.append((fn, mode))
+        return fn
+
+    monkeypatch.setattr(trainer_module.torch, "compile", fake_compile)
+    for flag in (False, True):
+        compiled.clear()
+        seen.clear()
+        raw = make_config(tmp_path / f"run{flag}", compile="default", compile_loss=flag)
+        with Trainer(load_config(None, base=raw)) as trainer:
+            trainer.begin_stage(0)
+            assert [f is decoded_terms for f, _ in compiled] == [False] + [True] * flag
+            assert trainer.mesh_terms is decoded_terms
+            trainer.mesh_terms = spy
+            batch = next(iter(trainer.data[0].epoch(0)))
+            terms, _, _ = trainer.train_step(batch, 0)
+            assert seen == [1] and torch.isfinite(terms["total"])
