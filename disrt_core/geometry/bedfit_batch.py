@@ -10,9 +10,10 @@ view, with or without a person, pillows or a blanket on it. Stages (one module e
    above it; the two largest regions of each level are candidates, with a first rectangle;
 3. :mod:`bedfit_rect`: the three most mattress-like candidates measured on a fine grid
    aligned with them (extent, residual turn, again), and checked (:mod:`bedfit_checks`):
-   mattress-sized, full, partly flat, raised, no sofa back, not hidden by something nearer
-   the camera, and completely in view (corners and a strip 3 cm beyond each edge inside
-   the image and its valid window: a stereo camera's blind left band counts as outside);
+   mattress-sized, full (what a person on it hides counts), partly flat, raised, no sofa
+   back, not hidden by something nearer the camera, and completely in view (corners and a
+   strip 3 cm beyond each edge inside the image and its valid window: a stereo camera's
+   blind left band counts as outside);
 4. :mod:`bedfit_edges`: each candidate's four edges measured again on the raw pixels; the
    size and view checks use these measured rectangles; :mod:`bedfit_boards` moves the
    chosen one's ends to the head- and footboards the ray test could not place them at;

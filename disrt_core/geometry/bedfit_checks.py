@@ -1,9 +1,10 @@
 """Bed finding, stage 3 (end): the checks of a candidate's rectangle on its fine grid.
 
 Batched torch, part of :func:`bedfit_batch.fit_beds`; flags ``bedfit_rect.FLAG_*`` where a
-check fails: size, fill, flatness, raised above its surroundings, a raised back along a long
-side (a sofa), edges hidden by something nearer the camera; and in view (corners and a strip
-3 cm beyond each edge inside the image and its valid window).
+check fails: size, fill (cells hidden from the camera behind something on the mattress count
+as filled, :mod:`bedfit_hidden`), flatness, raised above its surroundings, a raised back along
+a long side (a sofa), edges hidden by something nearer the camera; and in view (corners and a
+strip 3 cm beyond each edge inside the image and its valid window).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from disrt_core.geometry.bedfit_hidden import hidden_cells
 from disrt_core.geometry.bedfit_rect import (
     CH_ALL,
     CH_HIGH,
@@ -51,7 +53,13 @@ def checks(fine: dict, rect: Tensor, lower_level: Tensor, limits: dict) -> dict:
         return (x * where).sum((-1, -2))
 
     fill = total(fine["soft"], inner) / inner.sum((-1, -2)).clamp(min=1)
-    flags |= (fill < limits["min_fill"]).long() * FLAG_FILL
+    # Cells without readings that something on the mattress hides from the camera count as
+    # filled (bedfit_hidden: a person's shadow reaching an edge is not enclosed by bed).
+    hidden = hidden_cells(fine["height"], (inner > 0) & ~fine["known"] & (fine["soft"] < 1),
+                          fine["pa"], fine["pb"], fine["phi"], cell, fine["level"])
+    fill_all = total(torch.maximum(fine["soft"], hidden.to(maps.dtype)), inner) / \
+        inner.sum((-1, -2)).clamp(min=1)
+    flags |= (fill_all < limits["min_fill"]).long() * FLAG_FILL
     seen = (maps[:, :, CH_ALL] > 0).to(maps.dtype)
     flat = total((maps[:, :, CH_LEVEL] > 0).to(maps.dtype), inner) / \
         total(seen, inner).clamp(min=1)
@@ -114,7 +122,7 @@ def checks(fine: dict, rect: Tensor, lower_level: Tensor, limits: dict) -> dict:
     flags |= occluded.long() * FLAG_OCCLUDED
     flags |= sofa.long() * FLAG_SOFA
     return {"flags": flags, "fill": fill, "flat": flat, "drop": drop, "width": width,
-            "length": length, "unread_ring": unread_ring}
+            "length": length, "unread_ring": unread_ring, "fill_all": fill_all}
 
 
 def _valid_window(valid: Tensor, stride: int) -> Tensor:

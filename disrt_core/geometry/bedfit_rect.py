@@ -166,8 +166,9 @@ def fine_maps(a: Tensor, b: Tensor, d: Tensor, valid: Tensor, phi: Tensor, centr
                          torch.maximum(0.45 * enclosed, 0.6 * shadow.to(frac.dtype)))
     count = b3 + box[:, :, CH_HIGH]
     height = (box[:, :, CH_HEIGHT] + 0.7 * box[:, :, CH_HIGH]) / count.clamp(min=1e-6)
-    return {"maps": maps, "box": box, "soft": soft, "bed": opened, "cell": cell,
-            "sigma": sigma, "height": height, "seen": (count > 0).to(h.dtype)}
+    return {"maps": maps, "box": box, "soft": soft, "bed": opened, "cell": cell, "sigma": sigma,
+            "height": height, "seen": (count > 0).to(h.dtype), "known": known, "pa": pa,
+            "pb": pb, "phi": phi, "level": level}
 
 
 # Cell-centre coordinates in cells (exact in float32): made once, not ~70 times a fit.
