@@ -367,11 +367,11 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
                               depth_m, K, normal, offset, centre3, b_eu, b_ev, ref["half"]),
                           grazing.amax(-1) >= WEAK_GRAZING],
                          -1)  # WEAK_CAUSES
-    centre3, du, dv = checks_mod.pull_in(centre3, b_eu, b_ev, du, dv, grazing * ok[:, None])
+    centre3, half = checks_mod.pull_in(ref, grazing * ok[:, None])
     y = sign[:, None] * along
     T = _frame(centre3, y, normal)
     x_ax, y_ax = T[:, :3, 0], T[:, :3, 1]
-    width_, length_ = torch.minimum(du, dv), torch.maximum(du, dv)
+    width_, length_ = 2 * half.amin(-1), 2 * half.amax(-1)
     hx, hy = (width_ / 2)[:, None], (length_ / 2)[:, None]
     ordered = torch.stack([centre3 - hx * x_ax + hy * y_ax, centre3 + hx * x_ax + hy * y_ax,
                            centre3 + hx * x_ax - hy * y_ax, centre3 - hx * x_ax - hy * y_ax], 1)

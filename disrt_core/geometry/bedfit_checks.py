@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from disrt_core.geometry.bedfit_boards import _moved
 from disrt_core.geometry.bedfit_hidden import hidden_cells
 from disrt_core.geometry.bedfit_rect import (
     CH_ALL,
@@ -202,11 +203,8 @@ def grazing(normal: Tensor, offset: Tensor, below: Tensor, centre: Tensor, eu: T
 GRAZING_PULL = 0.8
 
 
-def pull_in(centre: Tensor, eu: Tensor, ev: Tensor, du: Tensor, dv: Tensor,
-            grazing_m: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """The rectangle (centre [B,3], axes eu, ev, sizes du, dv [B]) with each edge (+u, −u,
-    +v, −v) pulled in by GRAZING_PULL of its ``grazing_m`` [B,4] (:func:`grazing`)."""
-    g = (GRAZING_PULL * grazing_m).clamp(max=0.05)
-    centre = centre + ((g[:, 1] - g[:, 0]) / 2)[:, None] * eu + (
-        (g[:, 3] - g[:, 2]) / 2)[:, None] * ev
-    return centre, du - (g[:, 0] + g[:, 1]), dv - (g[:, 2] + g[:, 3])
+def pull_in(ref: dict, grazing_m: Tensor) -> tuple[Tensor, Tensor]:
+    """(centre [B,3], half sizes [B,2]) of the rectangle ``ref`` (centre, axes eu, ev, half
+    sizes ``half``) with each edge (+u, −u, +v, −v) pulled in by GRAZING_PULL of its
+    ``grazing_m`` [B,4] (:func:`grazing`), at most 5 cm (:func:`bedfit_boards._moved`)."""
+    return _moved(ref, -(GRAZING_PULL * grazing_m).clamp(max=0.05))
