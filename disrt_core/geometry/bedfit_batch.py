@@ -47,6 +47,7 @@ from torch import Tensor
 from disrt_core.geometry import bedfit_boards as boards_mod
 from disrt_core.geometry import bedfit_checks as checks_mod
 from disrt_core.geometry import bedfit_edges as edges_mod
+from disrt_core.geometry import bedfit_range as range_mod
 from disrt_core.geometry import bedfit_rect as rect_mod
 from disrt_core.geometry import bedfit_shadow as shadow_mod
 from disrt_core.geometry.bedfit_head import head_bump, head_cues
@@ -238,6 +239,8 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     ref_all = edges_mod.refine_some(need, depth_m, K, n, lv, sg, centre_k, eu, ev, half_k)
     ref_all, rect, inferred, ends = shadow_mod.shadow_ends(
         need, flags, ref_all, fine, rect, centre, phi, lv, (origin, eu, ev), opt["limits"])
+    ref_all, ranged = range_mod.range_ends(shadow_mod.too_short(need, flags, ref_all, opt[
+        "limits"]) & ~inferred, ref_all, flat, vflat)
     hu, hv = ref_all["half"][..., 0:1, None], ref_all["half"][..., 1:2, None]
     sign_u = u0.new_tensor([-1.0, 1.0, 1.0, -1.0])[:, None]
     sign_v = u0.new_tensor([-1.0, -1.0, 1.0, 1.0])[:, None]
@@ -254,16 +257,17 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     seen_all = ref_all["support"].amin(-1) >= 0.3
     flags = torch.where(seen_all, flags & ~(rect_mod.FLAG_OCCLUDED | rect_mod.FLAG_RAISED
                                             | rect_mod.FLAG_SOFA), flags)
-    flags = flags | checks_mod.view_flags(corners, K, valid, stride)
-    # Choose: passing candidates by fill (then edge support, flatness); else the most
-    # mattress-like.
+    flags = flags | checks_mod.view_flags(corners, K, valid, stride, ranged)
+    # Choose: passing candidates by fill (then edge support, flatness; those with a far end
+    # assumed, bedfit_range, after the others); else the most mattress-like.
     good = flags == 0
     serious = (flags & (rect_mod.FLAG_SIZE | rect_mod.FLAG_EMPTY)) > 0
     other = (flags & ~(rect_mod.FLAG_VIEW | rect_mod.FLAG_OCCLUDED | rect_mod.FLAG_SIZE
                        | rect_mod.FLAG_EMPTY)) > 0
     partial = ((flags & rect_mod.FLAG_VIEW) > 0) & ((flags & (
         rect_mod.FLAG_RAISED | rect_mod.FLAG_EMPTY)) == 0)
-    rank = torch.where(good, 10.0 + chk["fill"] + 0.1 * chk["flat"] + 0.5 * support_k,
+    rank = torch.where(good, 10.0 + chk["fill"] + 0.1 * chk["flat"] + 0.5 * support_k
+                       - 1.0 * ranged,
                        -2.0 * serious - 1.0 * other + 0.01 * chk["fill"] + 2.5 * partial)
     if opt["debug"] is not None:
         opt["debug"].update(levels=levels, grid=grid, comps=comps, coarse=coarse, sel=sel,
@@ -313,6 +317,8 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     ref = boards_mod.in_to_boards(ref, depth_m, K, normal, b_sg, ok, opt["limits"])
     ref, ok = shadow_mod.keep_ends(ref, inferred[ar, best] & ok,
                                    tuple(x[ar, best] for x in ends), ok, opt["limits"])
+    ranged = ranged[ar, best] & ok
+    ref, far_end = range_mod.keep_nominal(ref, ranged)
     reason = torch.where(ok | (reason != OK), reason, NO_MATTRESS)
     if opt["debug"] is not None:
         opt["debug"]["edges"] = ref
@@ -361,11 +367,11 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
         support = torch.where(unseen[:, None], torch.maximum(support, board), support)
     grazing = checks_mod.grazing(normal, offset, edges_mod.below_band(b_sg), centre3, b_eu,
                                  b_ev, ref["half"])
-    causes = torch.stack([support.amin(-1) < WEAK_SUPPORT, ref["moved"].any(-1),
+    causes = torch.stack([support.amin(-1) < WEAK_SUPPORT, (ref["moved"] & ~far_end).any(-1),
                           seam >= WEAK_SEAM, b_sg >= WEAK_NOISE,
                           chk["unread_ring"][ar, best], boards_mod.board_past(
                               depth_m, K, normal, offset, centre3, b_eu, b_ev, ref["half"]),
-                          grazing.amax(-1) >= WEAK_GRAZING],
+                          grazing.amax(-1) >= WEAK_GRAZING, ranged],
                          -1)  # WEAK_CAUSES
     centre3, half = checks_mod.pull_in(ref, grazing * ok[:, None])
     y = sign[:, None] * along

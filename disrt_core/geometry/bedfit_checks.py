@@ -155,10 +155,13 @@ def project(K: Tensor, p: Tensor) -> Tensor:
     return uv.reshape(*shape[:-1], 2)
 
 
-def view_flags(corners: Tensor, K: Tensor, valid: Tensor, stride: int) -> Tensor:
+def view_flags(corners: Tensor, K: Tensor, valid: Tensor, stride: int,
+               whole: Tensor | None = None) -> Tensor:
     """``FLAG_VIEW`` [B,K] where a rectangle (corners [B,K,4,3], camera frame) is not
     completely in view: its corners and a strip 3 cm beyond each edge must project inside
-    the image's valid window (the blocks ``valid`` [B,h,w] of ``stride`` pixels) by 2 px."""
+    the image's valid window (the blocks ``valid`` [B,h,w] of ``stride`` pixels) by 2 px;
+    the ``whole`` [B,K] ones inside the image (an end beyond a time-of-flight camera's
+    range, :mod:`bedfit_range`: the rows past it read nothing, yet are in view)."""
     frac = torch.linspace(0.0, 1.0, 7, device=corners.device)[:, None]
     out = 0.03
     edges = []
@@ -170,6 +173,10 @@ def view_flags(corners: Tensor, K: Tensor, valid: Tensor, stride: int) -> Tensor
     samples = torch.cat([corners, *edges], 2)  # [B,K,4+28,3]
     uv = project(K, samples)
     win = _valid_window(valid, stride)[:, None, None]
+    if whole is not None:
+        image = win.new_tensor([0.0, valid.shape[2] * stride - 1, 0.0,
+                                valid.shape[1] * stride - 1])
+        win = torch.where(whole[..., None, None], image, win)
     margin = 2.0
     inside = ((uv[..., 0] >= win[..., 0] + margin) & (uv[..., 0] <= win[..., 1] - margin)
               & (uv[..., 1] >= win[..., 2] + margin) & (uv[..., 1] <= win[..., 3] - margin)

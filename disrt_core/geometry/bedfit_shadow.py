@@ -157,6 +157,17 @@ def place_ends(ref: dict, use: Tensor, point: Tensor, direction: Tensor) -> dict
     return out
 
 
+def too_short(need: Tensor, flags: Tensor, ref: dict, limits: dict) -> Tensor:
+    """[B,K]: measured candidates ``ref`` (``need``: measured) whose only failing check
+    (``flags``) is a length too short, their width within the limits."""
+    half = ref["half"]
+    width, length = 2 * half.amin(-1), 2 * half.amax(-1)
+    (wlo, whi), (llo, _lhi) = limits["width"], limits["length"]
+    tol = limits["size_tol"]
+    return (need & ((flags & ~FLAG_SIZE) == 0) & (length < llo - tol)
+            & (width >= wlo - tol) & (width <= whi + tol))
+
+
 def shadow_ends(need: Tensor, flags: Tensor, ref: dict, fine: dict, rect: Tensor,
                 centre: Tensor, phi: Tensor, level: Tensor, grid_axes: tuple,
                 limits: dict) -> tuple[dict, Tensor, Tensor, tuple]:
@@ -165,12 +176,7 @@ def shadow_ends(need: Tensor, flags: Tensor, ref: dict, fine: dict, rect: Tensor
     ``need``ing measuring whose only failing check, ``flags``, is a length too short);
     which [B,K] and the placed ends (points and outward directions [B,K,3]) for
     :func:`keep_ends`. ``grid_axes`` = (origin, eu, ev) [B,K,3] of the grids."""
-    half = ref["half"]
-    width, length = 2 * half.amin(-1), 2 * half.amax(-1)
-    (wlo, whi), (llo, _lhi) = limits["width"], limits["length"]
-    tol = limits["size_tol"]
-    short = (need & ((flags & ~FLAG_SIZE) == 0) & (length < llo - tol)
-             & (width >= wlo - tol) & (width <= whi + tol))
+    short = too_short(need, flags, ref, limits)
     none = torch.zeros_like(need)
     if not bool(short.any()):  # one host sync; the rest only for such candidates
         return ref, rect, none, ()

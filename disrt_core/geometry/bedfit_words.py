@@ -6,7 +6,7 @@ from __future__ import annotations
 
 def weak_because(fits, i: int) -> tuple[str, ...]:
     """Frame ``i``'s ``weak_causes`` (``bedfit_result.WEAK_CAUSES``) in words."""
-    unseen_edge, inferred_end, seam, noise, unread, past, grazing = (
+    unseen_edge, inferred_end, seam, noise, unread, past, grazing, beyond = (
         bool(c) for c in fits.weak_causes[i])
     out = []
     if unseen_edge:
@@ -35,4 +35,9 @@ def weak_because(fits, i: int) -> tuple[str, ...]:
         out.append("an edge is seen at a grazing angle from beyond it: the mattress's side "
                    "face reads as its top; the edge was pulled in by most of that, but may "
                    "still lie out")
+    if beyond:
+        from disrt_core.geometry.bedfit_range import NOMINAL
+
+        out.append("the far end lies beyond the camera's range and reads nothing: it is put "
+                   f"{NOMINAL:.1f} m from the near end, a usual mattress length, not measured")
     return tuple(out)
