@@ -29,10 +29,10 @@ unchanged (94 and 93 of 96).
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
+
+from disrt_core.geometry.bedfit_regions import ray_cells
 
 CASTER = 0.1  # m above the level: a surface that can cast a shadow on the mattress
 # [choice] The 3×3-mean height of a caster's cells is below its ridge (a body's top is
@@ -51,27 +51,11 @@ def hidden_cells(height: Tensor, where: Tensor, pa: Tensor, pb: Tensor, phi: Ten
     Only the ``where`` cells are looked at."""
     B, K, F, _ = height.shape
     out = torch.zeros_like(where)
-    sel = where.reshape(-1).nonzero()[:, 0]
-    if sel.numel() == 0:
+    rays = ray_cells(where, pa, pb, phi, cell, reach)
+    if rays is None:
         return out
-    grid = sel // (F * F)  # candidate index b·K + k
-    row, col = (sel % (F * F)) // F, sel % F
-    a, b = pa.reshape(-1)[sel], pb.reshape(-1)[sel]
-    dist = torch.sqrt(a**2 + b**2).clamp(min=1e-6)
-    da, db = -a / dist, -b / dist  # unit direction toward the camera, plane coordinates
-    p = phi.reshape(-1)[grid]
-    cos, sin = torch.cos(p), torch.sin(p)
-    c_ = cell.reshape(-1)[grid]
-    du, dv = da * cos + db * sin, -da * sin + db * cos  # cells per cell, grid axes
-    H = level.reshape(-1)[grid]
-    flat = height.reshape(B * K, F * F)
-    steps = math.ceil(reach / float(cell.min()))
-    k = torch.arange(1, max(1, steps) + 1, device=height.device, dtype=dv.dtype)[:, None]
-    r = (row + torch.round(k * dv)).long()
-    c = (col + torch.round(k * du)).long()
-    s = k * c_  # m back toward the camera [S,M]
-    ok = (r >= 0) & (r < F) & (c >= 0) & (c < F) & (s <= reach) & (s < dist)
-    h = flat[grid, r.clamp(0, F - 1) * F + c.clamp(0, F - 1)]
-    need = torch.clamp(SLACK * H * s / dist, min=CASTER)
-    out.view(-1)[sel] = (ok & (h >= need)).any(0)
+    sel, grid, idx, ok, s, dist = rays
+    h = height.reshape(B * K, F * F)[grid, idx]
+    need = torch.clamp(SLACK * level.reshape(-1)[grid] * s / dist, min=CASTER)
+    out.view(-1)[sel] = (ok & (s < dist) & (h >= need)).any(0)
     return out

@@ -306,17 +306,19 @@ def enclosed_cells(mask: Tensor, reach: Tensor) -> Tensor:
     return out
 
 
-def toward_camera(mask: Tensor, where: Tensor, pa: Tensor, pb: Tensor, phi: Tensor,
-                   cell: Tensor, reach: float) -> Tensor:
-    """Cells ``where`` of fine grids [B,K,F,F] with a ``mask`` cell within ``reach`` m on the
-    straight line from them toward the camera's foot point (plane coordinates (0, 0); the
-    cells' plane coordinates pa, pb [B,K,F,F]; the grids turned by phi [B,K], cells [B,K]
-    m). Only the ``where`` cells are looked at (few: the holes of a bed)."""
-    B, K, F, _ = mask.shape
-    out = torch.zeros_like(mask)
+def ray_cells(where: Tensor, pa: Tensor, pb: Tensor, phi: Tensor, cell: Tensor,
+              reach: float) -> tuple[Tensor, ...] | None:
+    """The cells on the straight lines from the ``where`` cells of fine grids [B,K,F,F]
+    toward the camera's foot point (plane coordinates (0, 0); the cells' plane coordinates
+    pa, pb [B,K,F,F]; the grids turned by phi [B,K], cells [B,K] m), up to ``reach`` m:
+    (sel [M] the ``where`` cells' flat indices, grid [M] their candidate b·K + k, idx [S,M]
+    the line's cells in their grid (flat F·F index), ok [S,M] inside the grid and within
+    reach, s [S,M] m back toward the camera, dist [M] m to the foot point); None where no
+    cell is looked at. Shared by :func:`toward_camera` and :func:`bedfit_hidden.hidden_cells`."""
+    F = where.shape[-1]
     sel = where.reshape(-1).nonzero()[:, 0]
     if sel.numel() == 0:
-        return out
+        return None
     grid = sel // (F * F)  # candidate index b·K + k
     row, col = (sel % (F * F)) // F, sel % F
     a, b = pa.reshape(-1)[sel], pb.reshape(-1)[sel]
@@ -326,14 +328,28 @@ def toward_camera(mask: Tensor, where: Tensor, pa: Tensor, pb: Tensor, phi: Tens
     cos, sin = torch.cos(p), torch.sin(p)
     c_ = cell.reshape(-1)[grid]
     du, dv = da * cos + db * sin, -da * sin + db * cos  # cells per cell, grid axes
-    flat = mask.reshape(B * K, F * F)
     # Every step along the line at once (steps [S,1] × cells: the same float products as
     # one step at a time, ~10× fewer small ops); each grid its own cell size, so that a
     # frame's result does not depend on its batch.
     steps = math.ceil(reach / float(cell.min()))
-    k = torch.arange(1, max(1, steps) + 1, device=mask.device, dtype=dv.dtype)[:, None]
+    k = torch.arange(1, max(1, steps) + 1, device=where.device, dtype=dv.dtype)[:, None]
     r = (row + torch.round(k * dv)).long()
     c = (col + torch.round(k * du)).long()
-    ok = (r >= 0) & (r < F) & (c >= 0) & (c < F) & (k * c_ <= reach)
-    out.view(-1)[sel] = (flat[grid, r.clamp(0, F - 1) * F + c.clamp(0, F - 1)] & ok).any(0)
+    s = k * c_  # m back toward the camera
+    ok = (r >= 0) & (r < F) & (c >= 0) & (c < F) & (s <= reach)
+    return sel, grid, r.clamp(0, F - 1) * F + c.clamp(0, F - 1), ok, s, dist
+
+
+def toward_camera(mask: Tensor, where: Tensor, pa: Tensor, pb: Tensor, phi: Tensor,
+                  cell: Tensor, reach: float) -> Tensor:
+    """Cells ``where`` of fine grids [B,K,F,F] with a ``mask`` cell within ``reach`` m on the
+    straight line from them toward the camera's foot point (:func:`ray_cells`). Only the
+    ``where`` cells are looked at (few: the holes of a bed)."""
+    B, K, F, _ = mask.shape
+    out = torch.zeros_like(mask)
+    rays = ray_cells(where, pa, pb, phi, cell, reach)
+    if rays is None:
+        return out
+    sel, grid, idx, ok, _s, _dist = rays
+    out.view(-1)[sel] = (mask.reshape(B * K, F * F)[grid, idx] & ok).any(0)
     return out
