@@ -131,13 +131,13 @@ def out_to_boards(ref: dict, depth_m: Tensor, K: Tensor, normal: Tensor, sigma: 
                       ref["ev"], half)
     move = torch.where(short & (move >= 0.03), move, 0.0)
 
-    fits = 2 * _moved(ref, move)[1].amax(-1) <= limits["length"][1] + limits["size_tol"]
+    fits = 2 * moved_edges(ref, move)[1].amax(-1) <= limits["length"][1] + limits["size_tol"]
     move = torch.where(fits[:, None], move, 0.0)
-    centre, grown = _moved(ref, move)
+    centre, grown = moved_edges(ref, move)
     return {**ref, "centre": centre, "half": grown, "moved": move > 0}
 
 
-def _moved(ref: dict, out: Tensor) -> tuple[Tensor, Tensor]:
+def moved_edges(ref: dict, out: Tensor) -> tuple[Tensor, Tensor]:
     """(centre [B,3], half sizes [B,2]) of the rectangle ``ref`` with its edges (+u, −u,
     +v, −v) moved outward by ``out`` [B,4] (m; negative: inward)."""
     half = ref["half"] + torch.stack([out[:, 0] + out[:, 1], out[:, 2] + out[:, 3]], -1) / 2
@@ -228,8 +228,8 @@ def in_to_boards(ref: dict, depth_m: Tensor, K: Tensor, normal: Tensor, sigma: T
     move = board_inside(depth_m, K, normal, ref["offset"], sigma, ref["centre"], ref["eu"],
                         ref["ev"], half)
     move = torch.where(is_end & (move >= 0.02), move, 0.0)
-    fits = 2 * _moved(ref, -move)[1].amax(-1) >= limits["length"][0] - limits["size_tol"]
-    centre, shrunk = _moved(ref, torch.where(fits[:, None], -move, 0.0))
+    fits = 2 * moved_edges(ref, -move)[1].amax(-1) >= limits["length"][0] - limits["size_tol"]
+    centre, shrunk = moved_edges(ref, torch.where(fits[:, None], -move, 0.0))
     return {**ref, "centre": centre, "half": shrunk}
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from disrt_core.geometry.bedfit_boards import _moved
+from disrt_core.geometry.bedfit_boards import moved_edges
 from disrt_core.geometry.bedfit_hidden import hidden_cells
 from disrt_core.geometry.bedfit_rect import (
     CH_ALL,
@@ -123,7 +123,7 @@ def checks(fine: dict, rect: Tensor, lower_level: Tensor, limits: dict) -> dict:
     flags |= occluded.long() * FLAG_OCCLUDED
     flags |= sofa.long() * FLAG_SOFA
     return {"flags": flags, "fill": fill, "flat": flat, "drop": drop, "width": width,
-            "length": length, "unread_ring": unread_ring, "fill_all": fill_all}
+            "length": length, "unread_ring": unread_ring}
 
 
 def _valid_window(valid: Tensor, stride: int) -> Tensor:
@@ -213,5 +213,5 @@ GRAZING_PULL = 0.8
 def pull_in(ref: dict, grazing_m: Tensor) -> tuple[Tensor, Tensor]:
     """(centre [B,3], half sizes [B,2]) of the rectangle ``ref`` (centre, axes eu, ev, half
     sizes ``half``) with each edge (+u, −u, +v, −v) pulled in by GRAZING_PULL of its
-    ``grazing_m`` [B,4] (:func:`grazing`), at most 5 cm (:func:`bedfit_boards._moved`)."""
-    return _moved(ref, -(GRAZING_PULL * grazing_m).clamp(max=0.05))
+    ``grazing_m`` [B,4] (:func:`grazing`), at most 5 cm (:func:`bedfit_boards.moved_edges`)."""
+    return moved_edges(ref, -(GRAZING_PULL * grazing_m).clamp(max=0.05))
