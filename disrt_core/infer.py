@@ -109,7 +109,9 @@ class Estimator:
     :meth:`from_checkpoint`; off for an in-memory network, which it would convert in place);
     ``compile`` a
     ``torch.compile`` mode (``"max-autotune-no-cudagraphs"`` pairs with ``cuda_graphs``,
-    ``"reduce-overhead"`` brings its own graphs); ``cuda_graphs`` captures the whole
+    ``"reduce-overhead"`` brings its own graphs; on CUDA it compiles the decoding, presence
+    and learned pressure of one-hypothesis batches too, eager again with a warning where
+    they cannot be compiled); ``cuda_graphs`` captures the whole
     ``steps``-step sampling loop and the decoding to joints and mesh per batch shape and
     replays it (static shapes: one graph per (B·K, steps, η); the sampling loop alone when
     the body model cannot be captured, see ``graph_scope``); ``stats_group_norm`` computes
@@ -188,6 +190,15 @@ class Estimator:
         if compile:
             self._encode_net = torch.compile(self._encode_net, mode=compile, dynamic=False)
             self._step_net = torch.compile(self._step_net, mode=compile, dynamic=False)
+        # [choice] on CUDA the decoding, presence and learned pressure of one-hypothesis
+        # batches are compiled with the network: eager they are ~630 small kernels; compiled,
+        # ~210, and a 1-image predict took 5.40 instead of 6.35 ms (paper, H100,
+        # benchmarks/profile_node.py, benchmarks/NOTES.md); on the CPU they are a few large
+        # operations and stay eager. Shapes static for the first
+        # batch size, dynamic from the second: one more compile, not one per camera count
+        self._tail_compiled = None
+        if compile and self.device.type == "cuda":
+            self._tail_compiled = torch.compile(self._tail_eager, mode=compile, dynamic=None)
         self.cuda_graphs = cuda_graphs
         # what one graph holds: "predict" (sampling + decoding) until the body model fails
         # to capture, then "sampling"
@@ -371,9 +382,22 @@ class Estimator:
         """Sampling and decoding of B images' B·K rows: (params, joints, vertices, presence
         probability [B], learned pressure (:meth:`_learned_pressure`)); for K = 1 only, the
         last two (else None: judged on the averaged body)."""
-        params, joints, vertices = self._decode(self._sample(depth, noise, step_noise), genders)
+        x0 = self._sample(depth, noise, step_noise)
         if self.hypotheses > 1:
-            return params, joints, vertices, None, None
+            return (*self._decode(x0, genders), None, None)
+        if self._tail_compiled is not None:
+            try:
+                return self._tail_compiled(x0, depth, genders)
+            except Exception as err:  # dynamo's and inductor's errors share no base class
+                self._tail_compiled = None
+                warnings.warn(f"the decoding and pressure could not be compiled "
+                              f"({type(err).__name__}: {err}); they run eagerly",
+                              RuntimeWarning, stacklevel=2)
+        return self._tail_eager(x0, depth, genders)
+
+    def _tail_eager(self, x0: Tensor, depth: Tensor, genders: Tensor | None) -> tuple:
+        """One-hypothesis rows' decoding, presence probability and learned pressure."""
+        params, joints, vertices = self._decode(x0, genders)
         pressure = self._learned_pressure(depth, vertices) if self.pressure_net is not None \
             else None
         return params, joints, vertices, presence_probability(depth, vertices), pressure

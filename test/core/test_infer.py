@@ -245,6 +245,49 @@ def test_one_depth_encoding_per_call_and_image_whatever_the_steps_and_hypotheses
                                est._decode(x0, None)[1].view(2, 3, 24, 3))
 
 
+def test_one_hypothesis_rows_are_decoded_through_the_compiled_tail(smpl_body):
+    """With K = 1 the decoding, presence and pressure go through ``_tail_compiled`` (set
+    on CUDA with ``compile``); a failing one is dropped once, with a warning, for the eager
+    path, which gives the same bodies."""
+    plain = Estimator(_net(), smpl_body, seed=0).predict(_depth())
+    est = Estimator(_net(), smpl_body, seed=0)
+    assert est._tail_compiled is None  # the CPU keeps it eager
+    calls = []
+    est._tail_compiled = lambda *args: calls.append(len(args[0])) or est._tail_eager(*args)
+    torch.testing.assert_close(est.predict(_depth()).joints, plain.joints)
+    assert calls == [2]
+    est.set_sampling(hypotheses=3)
+    est.predict(_depth())
+    assert calls == [2]  # K > 1: the averaged body is decoded after sampling
+
+    def broken(*args):
+        raise RuntimeError("dynamo cannot trace this body model")
+
+    est.set_sampling(hypotheses=1)
+    est._tail_compiled = broken
+    with pytest.warns(RuntimeWarning, match="could not be compiled.*dynamo cannot trace"):
+        pred = est.predict(_depth())
+    torch.testing.assert_close(pred.joints, plain.joints)
+    torch.testing.assert_close(pred.present_prob, plain.present_prob)
+    assert est._tail_compiled is None
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_compiled_estimator_with_graphs_follows_eager(smpl_fixture_dir):
+    body = load_body_model("smpl", smpl_fixture_dir, device="cuda")
+    eager = Estimator(_net(), body, device="cuda", seed=0, cuda_graphs=True)
+    eager.set_pressure(True)
+    compiled = Estimator(_net(), body, device="cuda", seed=0, cuda_graphs=True,
+                         compile="default")
+    compiled.set_pressure(True)
+    a, b = eager.predict(_depth().cuda()), compiled.predict(_depth().cuda())
+    assert compiled._tail_compiled is not None and compiled.graph_scope == "predict"
+    assert (a.joints - b.joints).norm(dim=-1).max() < 0.01
+    torch.testing.assert_close(a.present_prob, b.present_prob, atol=1e-3, rtol=0)
+    torch.testing.assert_close(a.pressure, b.pressure, atol=0.05, rtol=0.02)
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_fp32_bf16_and_graphs(smpl_fixture_dir):
