@@ -416,6 +416,12 @@ class Estimator:
                 return self._graphs(("predict", *key), self._infer,
                                     (depth, noise, step_noise, genders))
             except RuntimeError as err:
+                if self._tail_compiled is not None:  # first the eager tail, in the graph
+                    self._tail_compiled = None
+                    warnings.warn(f"the compiled decoding cannot be captured in a CUDA graph "
+                                  f"({type(err).__name__}: {err}); it runs eagerly in the "
+                                  "graph", RuntimeWarning, stacklevel=3)
+                    return self._infer_graphed(depth, noise, step_noise, genders)
                 self.graph_scope = "sampling"
                 warnings.warn(f"the body model's decoding cannot be captured in a CUDA graph "
                               f"({type(err).__name__}: {err}); graphing the sampling only",

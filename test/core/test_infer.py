@@ -272,6 +272,29 @@ def test_one_hypothesis_rows_are_decoded_through_the_compiled_tail(smpl_body):
     assert est._tail_compiled is None
 
 
+def test_a_compiled_tail_that_cannot_be_captured_runs_eagerly_in_the_graph(smpl_body):
+    """The graph path (faked on the CPU: a cache that refuses to capture the compiled tail)
+    keeps the whole predict in one graph with the eager tail, not the sampling alone."""
+    plain = Estimator(_net(), smpl_body, seed=0).predict(_depth())
+    est = Estimator(_net(), smpl_body, seed=0)
+    est._tail_compiled = lambda *args: est._tail_eager(*args)
+    captured = []
+
+    def graphs(key, fn, args):
+        captured.append((key[0], est._tail_compiled is not None))
+        if est._tail_compiled is not None:
+            raise RuntimeError("operation not permitted when stream is capturing")
+        return fn(*args)
+
+    est.cuda_graphs, est.graph_scope, est._graphs = True, "predict", graphs
+    with pytest.warns(RuntimeWarning, match="compiled decoding cannot be captured"):
+        pred = est.predict(_depth())
+    assert captured == [("predict", True), ("predict", False)]
+    assert est.graph_scope == "predict"
+    torch.testing.assert_close(pred.joints, plain.joints)
+    torch.testing.assert_close(pred.present_prob, plain.present_prob)
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_compiled_estimator_with_graphs_follows_eager(smpl_fixture_dir):
