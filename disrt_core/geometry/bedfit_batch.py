@@ -14,6 +14,8 @@ view, with or without a person, pillows or a blanket on it. Stages (one module e
    back, not hidden by something nearer the camera, and completely in view (corners and a
    strip 3 cm beyond each edge inside the image and its valid window: a stereo camera's
    blind left band counts as outside);
+   a refused frame is fitted once more with thin lines without readings bridged for the
+   fine grid's opening (:mod:`bedfit_gaps`);
 4. :mod:`bedfit_edges`: each candidate's four edges measured again on the raw pixels; the
    size and view checks use these measured rectangles; :mod:`bedfit_boards` moves the
    chosen one's ends to the head- and footboards the ray test could not place them at;
@@ -47,6 +49,7 @@ from torch import Tensor
 from disrt_core.geometry import bedfit_boards as boards_mod
 from disrt_core.geometry import bedfit_checks as checks_mod
 from disrt_core.geometry import bedfit_edges as edges_mod
+from disrt_core.geometry import bedfit_gaps as gaps_mod
 from disrt_core.geometry import bedfit_range as range_mod
 from disrt_core.geometry import bedfit_rect as rect_mod
 from disrt_core.geometry import bedfit_shadow as shadow_mod
@@ -122,7 +125,8 @@ def fit_beds(depth_mm: Tensor, K: Tensor, head: str = "auto", *, head_fallback: 
     # version-counter bookkeeping (~10 % less CPU time); torch.cat outside it makes the
     # results normal tensors again, and the debug dict's are copied out.
     with torch.inference_mode():
-        parts = [_fit(depth_mm[i:i + chunk], K[i:i + chunk].to(depth_mm.device), options)
+        parts = [gaps_mod.refit_refused(_fit, depth_mm[i:i + chunk],
+                                        K[i:i + chunk].to(depth_mm.device), options)
                  for i in range(0, depth_mm.shape[0], chunk)]
     if debug is not None:
         debug.update(_normal(debug))
@@ -192,7 +196,8 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
         edges_mod.take(coarse["size"], sel)
     for it in range(2):
         fine = rect_mod.fine_maps(a, b, d, vflat, phi, centre, size, lv, sg, spacing,
-                                  (e1, e2, n), pixel_area, deep=0.07 if it == 0 else 0.0)
+                                  (e1, e2, n), pixel_area, deep=0.07 if it == 0 else 0.0,
+                                  bridge=opt.get("bridge", False))
         rect = rect_mod.extents(fine["soft"], fine["cell"], size, counts=(
             fine["box"][:, :, rect_mod.CH_BAND], fine["box"][:, :, rect_mod.CH_ALL]))
         rect = rect_mod.shadowed_ends(fine, rect_mod.trim_boards(fine, rect))

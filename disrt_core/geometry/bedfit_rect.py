@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from disrt_core.constants import const, on_device
+from disrt_core.geometry import bedfit_gaps as gaps_mod
 from disrt_core.geometry.bedfit_regions import (
     BAND_ABOVE,
     band_tolerance,
@@ -71,13 +72,14 @@ FLAG_SIZE, FLAG_FILL, FLAG_FLAT, FLAG_RAISED, FLAG_SOFA, FLAG_OCCLUDED, FLAG_VIE
 
 def fine_maps(a: Tensor, b: Tensor, d: Tensor, valid: Tensor, phi: Tensor, centre: Tensor,
               size: Tensor, level: Tensor, sigma: Tensor, spacing: Tensor, basis: tuple,
-              pixel_area: Tensor, deep: float = 0.0) -> dict:
+              pixel_area: Tensor, deep: float = 0.0, bridge: bool = False) -> dict:
     """Per-cell sums ``maps`` [B,K,C,F,F] (channels ``CH_*``) of the points (a, b, d [B,N])
     around candidates (phi [B,K], centre [B,K,2], size [B,K,2] along (u, v); level, sigma,
     spacing [B,K]), their 3×3 sums ``box``, the bed share ``soft`` and mask ``bed`` [B,K,F,F],
     the smoothed height ``height`` and the cell size [B,K]. ``deep``: how much deeper (m)
     than its tolerance the band reaches below the level. ``basis`` = (e1, e2, n) [B,3] each;
-    ``pixel_area`` [B]: the solid angle of a block, (stride²/fx·fy).
+    ``pixel_area`` [B]: the solid angle of a block, (stride²/fx·fy). ``bridge``: the opening
+    keeps strips cut off by thin unread lines (:mod:`bedfit_gaps`).
 
     A cell counts as seen when its 3×3 neighbourhood holds at least 30 % of the points a
     surface at the level would give there (one block covers (stride·z/f)²·cos α / cos θ of
@@ -133,6 +135,8 @@ def fine_maps(a: Tensor, b: Tensor, d: Tensor, valid: Tensor, phi: Tensor, centr
     vertical = (spread > torch.clamp(2.5 * sigma, min=0.08)[..., None, None]) & (b3 >= 3)
     hard = ((frac > 0.5) & ~vertical).to(frac.dtype)
     opened = dilate(erode(hard, OPEN), OPEN)
+    if bridge:  # thin unread lines do not cut the mattress into strips (bedfit_gaps)
+        opened = gaps_mod.kept(hard, opened, known, cell, OPEN)
     # A larger hole without readings (dropout, the mattress hidden behind a body from an
     # oblique camera), with steep surfaces (a blanket's fold, a body's side) or with things
     # higher than the band (a raised arm, an overbed table) is probably
