@@ -8,8 +8,9 @@ The true posture is the shard's label (``disrt_core.posture`` on the true root);
 predicted one is the same function on the predicted root (one hypothesis, 5 DDIM steps,
 sampling seed 0, through ``Estimator.from_checkpoint``). Distance to a boundary: the angle
 between the chest's direction and the vertical, against 45° and 135° (the supine | lateral
-| prone limits); ``clear_15deg`` is the accuracy on the bodies at least 15° from both. Roll error: the difference of the chest's direction about the body's long
-axis, true against predicted, in [0°, 180°]; a left-right or front-back flip is ~180°.
+| prone limits); ``clear_15deg`` is the accuracy on the bodies at least 15° from both.
+Roll error: the difference of the chest's direction about the body's long axis, true
+against predicted, in [0°, 180°]; a left-right or front-back flip is ~180°.
 """
 
 from __future__ import annotations
