@@ -14,19 +14,21 @@ Contract (the node, the bag tools and evaluate.py are written against it):
   re-exported here.
 * ``set_sampling(steps=None, hypotheses=None, eta=None)`` changes the sampler between calls
   (dynamic reconfiguration in the node). ``predict`` is safe to call from one worker thread.
+
+The estimator holds the state; option rules, inputs (depth, noise) and pressure plumbing are in
+:mod:`disrt_core.infer_options`, :mod:`disrt_core.infer_inputs`, :mod:`disrt_core.infer_pressure`.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor
 
+from disrt_core import infer_inputs, infer_options, infer_pressure
 from disrt_core.body.base import BodyModel
 from disrt_core.body.rotations import roma_constants_outside_inference
 from disrt_core.checkpoint import (
@@ -39,50 +41,15 @@ from disrt_core.cuda_graphs import GraphCache
 from disrt_core.decoder import DecoderConfig, MeshDecoder
 from disrt_core.diffusion import GaussianDiffusion
 from disrt_core.diffusion_space import DiffusionSpace
-from disrt_core.geometry.bedframe import NET_SHAPE
+from disrt_core.infer_options import COMPILE_MODES, PRECISIONS
+from disrt_core.infer_pressure import PRESSURE_METHODS
 from disrt_core.model import Denoiser
-from disrt_core.model.blocks import use_stats_group_norm
-from disrt_core.model.denoiser import cast_matmul_weights
 from disrt_core.occupancy import presence_probability
 from disrt_core.prediction import Prediction, average_bodies, with_presence
 from disrt_core.uncertainty import joint_interval
 
 __all__ = ["COMPILE_MODES", "PRECISIONS", "PRESSURE_METHODS", "Estimator", "Prediction",
            "average_bodies", "load_body_for"]
-
-
-PRESSURE_METHODS = ("learned", "physical")  # Estimator.set_pressure
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune",
-                 "max-autotune-no-cudagraphs")
-
-
-def _as_depth_batch(depth, device: torch.device, check: bool = True) -> Tensor:
-    """[B,1,128,54] float32 on ``device`` from a tensor or array [B,1,128,54] or [B,128,54];
-    ``check``: refuse values outside [0, 1] (one wait for the device)."""
-    if isinstance(depth, np.ndarray):
-        depth = torch.from_numpy(np.ascontiguousarray(depth))
-    if not isinstance(depth, Tensor):
-        raise TypeError(f"depth must be a torch tensor or numpy array, got {type(depth).__name__}")
-    if depth.ndim == 3:
-        depth = depth[:, None]
-    if depth.ndim != 4 or depth.shape[1] != 1 or tuple(depth.shape[-2:]) != NET_SHAPE:
-        raise ValueError(
-            f"depth must be [B,1,{NET_SHAPE[0]},{NET_SHAPE[1]}] or [B,{NET_SHAPE[0]},"
-            f"{NET_SHAPE[1]}] on the network grid, got {tuple(depth.shape)}; resample camera "
-            "frames with disrt_core.geometry.camera.raw_to_network first")
-    depth = depth.to(device=device, dtype=torch.float32, non_blocking=True)
-    if not check:
-        return depth
-    lo, hi = torch.stack(torch.aminmax(depth)).tolist()  # one wait for the device, not two
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise ValueError("depth holds NaN or infinite values; set missing readings to 0 "
-                         "before normalising")
-    if lo < -1e-3 or hi > 1.0 + 1e-3:
-        raise ValueError(
-            f"depth must be normalised to [0, 1] (bed = 1), got values in [{lo:g}, {hi:g}]; "
-            "millimetres go through disrt_core.geometry.bedframe.normalize_depth first")
-    return depth
 
 
 class Estimator:
@@ -154,18 +121,8 @@ class Estimator:
             raise CheckpointMismatchError(
                 f"network predicts {model.param_dim} values, body model {body_model.model_id!r}"
                 f" takes {body_model.param_dim}")
-        if precision == "auto":
-            precision = "bf16" if self.device.type == "cuda" else "fp32"
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be auto, {', '.join(PRECISIONS)}; got {precision!r}")
-        if compile not in COMPILE_MODES:
-            raise ValueError(f"compile must be one of {COMPILE_MODES}, got {compile!r}")
-        if cuda_graphs and self.device.type != "cuda":
-            raise ValueError("cuda_graphs needs device='cuda'")
-        if cuda_graphs and compile in ("reduce-overhead", "max-autotune"):
-            raise ValueError(f"compile mode {compile!r} brings its own CUDA graphs; pair "
-                             "cuda_graphs=True with 'default' or 'max-autotune-no-cudagraphs'")
-        self.precision = precision
+        self.precision = precision = infer_options.check_options(
+            self.device, precision, compile, cuda_graphs)
         self.body_model = body_model.to(self.device).eval()
         self.model_id = body_model.model_id
         self.decoder = MeshDecoder(self.body_model, decoder_config).to(self.device)
@@ -177,19 +134,9 @@ class Estimator:
                 f"{model.param_dim}")
         self._space_fn = self.space.wrap(self._step_fn, torch.as_tensor(
             self.diffusion.alphas_cumprod, dtype=torch.float32, device=self.device))
-        self.model = model.to(self.device)  # predict() runs a training-mode network in eval
-        if stats_group_norm or (stats_group_norm is None and compile
-                                and self.device.type == "cuda"):
-            use_stats_group_norm(self.model)
-        if channels_last:  # faster inference on both: ~30% for `small` on 2 CPU cores
-            self.model = self.model.to(memory_format=torch.channels_last)
-        if cast_weights and PRECISIONS[precision] != torch.float32:
-            cast_matmul_weights(self.model, PRECISIONS[precision])
-        # the depth-only start of the trunk once per call, the rest at every step
-        self._encode_net, self._step_net = self.model.encode_depth, self.model.forward_encoded
-        if compile:
-            self._encode_net = torch.compile(self._encode_net, mode=compile, dynamic=False)
-            self._step_net = torch.compile(self._step_net, mode=compile, dynamic=False)
+        self.model, self._encode_net, self._step_net = infer_options.prepare_network(
+            model, self.device, precision, compile, channels_last, cast_weights,
+            stats_group_norm)
         # [choice] on CUDA the decoding, presence and learned pressure of one-hypothesis
         # batches are compiled with the network: eager they are ~630 small kernels; compiled,
         # ~210, and a 1-image predict took 5.40 instead of 6.35 ms (paper, H100,
@@ -281,14 +228,7 @@ class Estimator:
         """
         from disrt_core.pressure import PressureModel
 
-        if method not in PRESSURE_METHODS:
-            raise ValueError(f"pressure method must be one of {PRESSURE_METHODS}, got "
-                             f"{method!r}")
-        net = None
-        if enabled and method == "learned":
-            from disrt_core.model.pressure_net import load_pressure_net
-
-            net = load_pressure_net(weights, self.device)[0]
+        net = infer_pressure.load_pressure_net_for(enabled, method, weights, self.device)
         with self._lock:
             self.pressure_model = PressureModel(self.body_model) if enabled else None
             self.pressure_net, self.pressure_method = net, method
@@ -303,13 +243,7 @@ class Estimator:
             pred.joint_interval = joint_interval(pred.joint_spread, interval)
         if pressure is None and self.pressure_net is not None:
             pressure = self._learned_pressure(depth, pred.vertices)
-        if pressure is not None:
-            pred.pressure, pred.vertex_pressure, pred.region_pressure = pressure
-        elif self.pressure_model is not None:
-            out = self.pressure_model(pred.vertices, pred.joints)
-            pred.pressure, pred.vertex_pressure = out.grid, out.vertex
-            pred.region_pressure = out.regions
-        return pred
+        return infer_pressure.attach_pressure(pred, pressure, self.pressure_model)
 
     @property
     def interval_calibration(self) -> dict | None:
@@ -321,17 +255,13 @@ class Estimator:
             else None
 
     def _learned_pressure(self, depth: Tensor, vertices: Tensor) -> tuple[Tensor, ...]:
-        """The learned map [B,192,84] and its reading per vertex and per region; with CUDA
-        graphs in the capturable form (fixed shapes, no host synchronisation)."""
-        mat = self.pressure_net.pressure(depth)
-        return (mat, *self.pressure_model.read(vertices, mat, capturable=self.cuda_graphs))
+        """The learned map [B,192,84] and its readings, capturable with CUDA graphs."""
+        return infer_pressure.learned_pressure(self.pressure_net, self.pressure_model, depth,
+                                               vertices, self.cuda_graphs)
 
     def _autocast(self) -> torch.autocast:
-        dtype = PRECISIONS[self.precision]
-        # no weight-cast cache: it would outlive a CUDA-graph capture (weights that are cast
-        # for good, ``cast_weights``, need none)
-        return torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32,
-                              cache_enabled=False)
+        """The autocast of one network call (:func:`disrt_core.infer_options.autocast`)."""
+        return infer_options.autocast(self.device, self.precision)
 
     def _encode(self, depth: Tensor, repeats: int = 1) -> tuple[Tensor, ...]:
         """The network's depth-only start (:meth:`Denoiser.encode_depth`), once per call and
@@ -350,19 +280,10 @@ class Estimator:
         return self._step_fn(x_t, t, self._encode(depth))
 
     def _noise(self, images: int, generator) -> tuple[Tensor, list[Tensor]]:
-        """Initial and per-step noise for ``images``·K rows (image-major, hypotheses of one
-        image adjacent). With a (seeded) generator: [K, P] drawn on the CPU and repeated for
-        every image, so an image's noise depends neither on the batch size nor on its
-        position, nor on the device. Without one: every row drawn on the device from its
-        global RNG."""
-        k, p = self.hypotheses, self.model.param_dim
-        n_step = self.steps - 1 if self.eta > 0 else 0
-        if generator is None:
-            return (torch.randn(images * k, p, device=self.device),
-                    [torch.randn(images * k, p, device=self.device) for _ in range(n_step)])
-        draws = [torch.randn(k, p, generator=generator).to(self.device).repeat(images, 1)
-                 for _ in range(1 + n_step)]
-        return draws[0], draws[1:]
+        """Initial and per-step noise for ``images``·K rows at the current K, steps and η
+        (:func:`~disrt_core.infer_inputs.draw_noise`)."""
+        return infer_inputs.draw_noise(images, self.hypotheses, self.model.param_dim,
+                                       self.steps, self.eta, self.device, generator)
 
     def _sample(self, depth: Tensor, noise: Tensor, step_noise: list[Tensor]) -> Tensor:
         """DDIM in the diffusion space for B images [B,1,128,54] and B·K noise rows; returns
@@ -441,7 +362,7 @@ class Estimator:
         """
         roma_constants_outside_inference(self.device)
         with self._lock, torch.inference_mode():
-            depth = _as_depth_batch(depth, self.device, check)
+            depth = infer_inputs.as_depth_batch(depth, self.device, check)
             b, k, p = depth.shape[0], self.hypotheses, self.model.param_dim
             if gender is not None:
                 gender = torch.as_tensor(gender, dtype=torch.float32, device=self.device)
