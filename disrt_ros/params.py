@@ -119,7 +119,8 @@ GLOBAL: dict[str, tuple[Any, str, dict]] = {
                        "$DISRT_SMPL_DIR (Anny checkpoints need none)", {}),
     "precision": ("auto", "network precision: auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 "
                   "or fp16", {}),
-    "compile": ("", "torch.compile mode of the network; empty = eager (e.g. "
+    "compile": ("", "torch.compile mode of the network (on CUDA also of the decoding, "
+                "presence and learned pressure); empty = eager (e.g. "
                 "max-autotune-no-cudagraphs with cuda_graphs)", {}),
     "cuda_graphs": (False, "replay each predict (DDIM loop and decoding) as a CUDA graph "
                     "(CUDA only; one graph per batch size, captured at start-up)", {}),
