@@ -32,7 +32,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from disrt_core.geometry.bedfit_regions import ray_cells
+from disrt_core.geometry.bedfit_regions import any_on_ray
 
 CASTER = 0.1  # m above the level: a surface that can cast a shadow on the mattress
 # [choice] The 3×3-mean height of a caster's cells is below its ridge (a body's top is
@@ -50,12 +50,10 @@ def hidden_cells(height: Tensor, where: Tensor, pa: Tensor, pb: Tensor, phi: Ten
     the line toward the camera stands high enough to hide (see the module docstring).
     Only the ``where`` cells are looked at."""
     B, K, F, _ = height.shape
-    out = torch.zeros_like(where)
-    rays = ray_cells(where, pa, pb, phi, cell, reach)
-    if rays is None:
-        return out
-    sel, grid, idx, ok, s, dist = rays
-    h = height.reshape(B * K, F * F)[grid, idx]
-    need = torch.clamp(SLACK * level.reshape(-1)[grid] * s / dist, min=CASTER)
-    out.view(-1)[sel] = (ok & (s < dist) & (h >= need)).any(0)
-    return out
+    flat, lv = height.reshape(B * K, F * F), level.reshape(-1)
+
+    def hides(grid: Tensor, idx: Tensor, s: Tensor, dist: Tensor) -> Tensor:
+        need = torch.clamp(SLACK * lv[grid] * s / dist, min=CASTER)
+        return (s < dist) & (flat[grid, idx] >= need)
+
+    return any_on_ray(where, pa, pb, phi, cell, reach, hides)

@@ -24,6 +24,7 @@ max-pool plus pointer jumping until nothing changes; the same regions).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -306,19 +307,21 @@ def enclosed_cells(mask: Tensor, reach: Tensor) -> Tensor:
     return out
 
 
-def ray_cells(where: Tensor, pa: Tensor, pb: Tensor, phi: Tensor, cell: Tensor,
-              reach: float) -> tuple[Tensor, ...] | None:
-    """The cells on the straight lines from the ``where`` cells of fine grids [B,K,F,F]
-    toward the camera's foot point (plane coordinates (0, 0); the cells' plane coordinates
-    pa, pb [B,K,F,F]; the grids turned by phi [B,K], cells [B,K] m), up to ``reach`` m:
-    (sel [M] the ``where`` cells' flat indices, grid [M] their candidate b·K + k, idx [S,M]
-    the line's cells in their grid (flat F·F index), ok [S,M] inside the grid and within
-    reach, s [S,M] m back toward the camera, dist [M] m to the foot point); None where no
-    cell is looked at. Shared by :func:`toward_camera` and :func:`bedfit_hidden.hidden_cells`."""
+def any_on_ray(where: Tensor, pa: Tensor, pb: Tensor, phi: Tensor, cell: Tensor,
+               reach: float, hit: Callable[..., Tensor]) -> Tensor:
+    """[B,K,F,F] bool: the ``where`` cells of fine grids [B,K,F,F] with a cell on the straight
+    line from them toward the camera's foot point (plane coordinates (0, 0); the cells' plane
+    coordinates pa, pb [B,K,F,F]; the grids turned by phi [B,K], cells [B,K] m), up to
+    ``reach`` m, for which ``hit(grid, idx, s, dist)`` holds: grid [M] the ``where`` cells'
+    candidate b·K + k, idx [S,M] the line's cells in their grid (flat F·F index), s [S,M] m
+    back toward the camera, dist [M] m to the foot point; it returns [S,M] bool. Only the
+    ``where`` cells are looked at. Shared by :func:`toward_camera` and
+    :func:`bedfit_hidden.hidden_cells`."""
+    out = torch.zeros(where.shape, dtype=torch.bool, device=where.device)
     F = where.shape[-1]
     sel = where.reshape(-1).nonzero()[:, 0]
     if sel.numel() == 0:
-        return None
+        return out
     grid = sel // (F * F)  # candidate index b·K + k
     row, col = (sel % (F * F)) // F, sel % F
     a, b = pa.reshape(-1)[sel], pb.reshape(-1)[sel]
@@ -337,19 +340,17 @@ def ray_cells(where: Tensor, pa: Tensor, pb: Tensor, phi: Tensor, cell: Tensor,
     c = (col + torch.round(k * du)).long()
     s = k * c_  # m back toward the camera
     ok = (r >= 0) & (r < F) & (c >= 0) & (c < F) & (s <= reach)
-    return sel, grid, r.clamp(0, F - 1) * F + c.clamp(0, F - 1), ok, s, dist
+    idx = r.clamp(0, F - 1) * F + c.clamp(0, F - 1)
+    out.view(-1)[sel] = (ok & hit(grid, idx, s, dist)).any(0)
+    return out
 
 
 def toward_camera(mask: Tensor, where: Tensor, pa: Tensor, pb: Tensor, phi: Tensor,
                   cell: Tensor, reach: float) -> Tensor:
     """Cells ``where`` of fine grids [B,K,F,F] with a ``mask`` cell within ``reach`` m on the
-    straight line from them toward the camera's foot point (:func:`ray_cells`). Only the
+    straight line from them toward the camera's foot point (:func:`any_on_ray`). Only the
     ``where`` cells are looked at (few: the holes of a bed)."""
     B, K, F, _ = mask.shape
-    out = torch.zeros_like(mask)
-    rays = ray_cells(where, pa, pb, phi, cell, reach)
-    if rays is None:
-        return out
-    sel, grid, idx, ok, _s, _dist = rays
-    out.view(-1)[sel] = (mask.reshape(B * K, F * F)[grid, idx] & ok).any(0)
-    return out
+    flat = mask.reshape(B * K, F * F)
+    return any_on_ray(where, pa, pb, phi, cell, reach,
+                      lambda grid, idx, _s, _dist: flat[grid, idx])
