@@ -310,11 +310,16 @@ class Estimator:
             try:
                 return self._tail_compiled(x0, depth, genders)
             except Exception as err:  # dynamo's and inductor's errors share no base class
+                if self._capturing():  # a capture failed: _infer_graphed retries it eagerly
+                    raise
                 self._tail_compiled = None
                 warnings.warn(f"the decoding and pressure could not be compiled "
                               f"({type(err).__name__}: {err}); they run eagerly",
                               RuntimeWarning, stacklevel=2)
         return self._tail_eager(x0, depth, genders)
+
+    def _capturing(self) -> bool:
+        return self.device.type == "cuda" and torch.cuda.is_current_stream_capturing()
 
     def _tail_eager(self, x0: Tensor, depth: Tensor, genders: Tensor | None) -> tuple:
         """One-hypothesis rows' decoding, presence probability and learned pressure."""

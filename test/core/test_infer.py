@@ -273,19 +273,30 @@ def test_one_hypothesis_rows_are_decoded_through_the_compiled_tail(smpl_body):
 
 
 def test_a_compiled_tail_that_cannot_be_captured_runs_eagerly_in_the_graph(smpl_body):
-    """The graph path (faked on the CPU: a cache that refuses to capture the compiled tail)
-    keeps the whole predict in one graph with the eager tail, not the sampling alone."""
+    """The graph path (faked on the CPU: a cache whose capture the compiled tail cannot
+    enter) keeps the whole predict in one graph with the eager tail, not the sampling
+    alone: the failed capture is not swallowed inside it but retried once without it."""
     plain = Estimator(_net(), smpl_body, seed=0).predict(_depth())
     est = Estimator(_net(), smpl_body, seed=0)
-    est._tail_compiled = lambda *args: est._tail_eager(*args)
+    capturing = [False]
+
+    def compiled(*args):
+        if capturing[0]:
+            raise RuntimeError("operation not permitted when stream is capturing")
+        return est._tail_eager(*args)
+
     captured = []
 
     def graphs(key, fn, args):
         captured.append((key[0], est._tail_compiled is not None))
-        if est._tail_compiled is not None:
-            raise RuntimeError("operation not permitted when stream is capturing")
-        return fn(*args)
+        fn(*args)  # the warm-up, outside the capture
+        capturing[0] = True
+        try:
+            return fn(*args)
+        finally:
+            capturing[0] = False
 
+    est._tail_compiled, est._capturing = compiled, lambda: capturing[0]
     est.cuda_graphs, est.graph_scope, est._graphs = True, "predict", graphs
     with pytest.warns(RuntimeWarning, match="compiled decoding cannot be captured"):
         pred = est.predict(_depth())
