@@ -59,7 +59,9 @@ def depth_frame() -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------ node side
-def build_estimator(args):
+def build_estimator(args, checkpoint_layout: bool = True):
+    """The node's estimator (module docstring); ``checkpoint_layout`` False leaves a random
+    network as an in-memory one (profile_node.py's comparison)."""
     import torch
 
     if args.fake_ms is not None:
@@ -83,8 +85,8 @@ def build_estimator(args):
     # laid out as from_checkpoint lays out the node's weights (channels-last, convolution
     # and Linear weights stored in the compute precision); without it every forward casts
     # each weight again (predict 8.66 against 6.35 ms, paper, H100, 2026-12-06)
-    return Estimator.from_model(net, body, device=args.device, channels_last=True,
-                                cast_weights=True, **options)
+    return Estimator.from_model(net, body, device=args.device, channels_last=checkpoint_layout,
+                                cast_weights=checkpoint_layout, **options)
 
 
 def serve(args) -> None:

@@ -55,20 +55,10 @@ def timed(fn, sync, runs: int) -> list[float]:
 
 
 def build(args):
-    from common import load_body
-
-    from disrt_core.infer import Estimator
-    from disrt_core.model import Denoiser, preset
-
-    options = {"cuda_graphs": args.device == "cuda", "compile": args.compile}
-    if args.layout == "checkpoint":
-        return bench_node.build_estimator(argparse.Namespace(
-            fake_ms=None, device=args.device, checkpoint=None, body=args.body,
-            preset=args.preset, **options))
-    body = load_body(args.body, args.device)
-    torch.manual_seed(0)
-    net = Denoiser(preset(args.preset), body.param_dim).eval()
-    return Estimator.from_model(net, body, device=args.device, **options)
+    return bench_node.build_estimator(argparse.Namespace(
+        fake_ms=None, device=args.device, checkpoint=None, body=args.body, preset=args.preset,
+        cuda_graphs=args.device == "cuda", compile=args.compile),
+        checkpoint_layout=args.layout == "checkpoint")
 
 
 def main(argv: list[str] | None = None) -> None:
