@@ -225,6 +225,13 @@ class Probe:
         return out, index
 
 
+def dropped_counts(diagnostics: dict, cameras: list[str]) -> dict[str, int]:
+    """Per camera, the frames the node dropped so far (replaced in the camera's newest-frame
+    slot by a newer one before inference took them)."""
+    return {n: int(diagnostics[n].get("dropped_frames", 0)) for n in cameras
+            if n in diagnostics}
+
+
 def batch_counts(diagnostics: dict, cameras: list[str]) -> tuple[int, int]:
     """(inference batches, frames published over all cameras) in the node's diagnostics."""
     published = sum(int(d.get("frames_published", 0)) for n, d in diagnostics.items()
@@ -258,8 +265,11 @@ def measure(args) -> None:
         cpu_per_frame = (cpu_seconds(child.pid) - cpu0) / max(1, steady[0]["received"])
         flood, index = probe.run(1, FLOOD_HZ, args.seconds, index)
         before = batch_counts(probe.diagnostics, probe.names)  # up to 0.5 s old
+        dropped0 = dropped_counts(probe.diagnostics, probe.names)
         multi, index = probe.run(args.cameras, args.rate, args.seconds, index)
         after = batch_counts(probe.diagnostics, probe.names)
+        dropped = {n: d - dropped0.get(n, 0)
+                   for n, d in dropped_counts(probe.diagnostics, probe.names).items()}
         internal = dict(probe.diagnostics.get("inference", {}))
         # Share of each camera's frames that reached the node (cam0 is in every phase).
         reach = {n: int(probe.diagnostics[n]["frames_received"]) / (
@@ -279,7 +289,8 @@ def measure(args) -> None:
     options = "".join(("_smplfix" if args.body == "smpl-fixture" else "",
                        "_graphs" if args.cuda_graphs else "",
                        "_compiled" if args.compile else "",
-                       f"_t{args.threads}" if args.threads else ""))
+                       f"_t{args.threads}" if args.threads else "",
+                       f"_{args.tag}" if args.tag else ""))
     result = Result(f"node_{what.replace(' ', '')}_{args.device.split(':')[0]}{options}", info,
                     command_line())
     s, f = steady[0], flood[0]
@@ -306,7 +317,16 @@ def measure(args) -> None:
                 else "", (min(rates) >= 0.95 * 30) if gpu and args.cameras >= 8 else None),
             Row(f"latency p99, {args.cameras} cameras", round(1e3 * max(
                 m["p99"] for m in multi.values()), 2), "ms"),
+            # the player's own rate: a slowest-camera rate below it is the node's doing
+            Row(f"frames sent per camera, {args.cameras} cameras (slowest)", round(min(
+                m["sent"] for m in multi.values()) / args.seconds, 2), "Hz",
+                note="the camera player's rate; below --rate the player is the limit"),
         ]
+        if dropped:
+            result.rows.append(Row(
+                f"frames dropped by the node, {args.cameras} cameras (worst camera)",
+                max(dropped.values()), "frames", note="replaced in the newest-frame slot "
+                "before inference took them (diagnostics, up to 0.5 s old)"))
     if reach:
         result.rows.append(Row("frames that reached the node (worst camera)", round(
             100 * min(reach.values()), 1), "%", note="the rest was lost in transport"))
@@ -357,6 +377,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--all-outputs", action="store_true")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads in the node process (0 = torch's default)")
+    parser.add_argument("--tag", default="", help="suffix of the result's name (runs with "
+                        "other settings than the name tells, e.g. more cameras)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     serve(args) if args.serve else measure(args)
