@@ -48,6 +48,7 @@ from torch import Tensor
 
 from disrt_core.geometry import bedfit_boards as boards_mod
 from disrt_core.geometry import bedfit_checks as checks_mod
+from disrt_core.geometry import bedfit_cover as cover_mod
 from disrt_core.geometry import bedfit_edges as edges_mod
 from disrt_core.geometry import bedfit_gaps as gaps_mod
 from disrt_core.geometry import bedfit_range as range_mod
@@ -372,12 +373,11 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
         support = torch.where(unseen[:, None], torch.maximum(support, board), support)
     grazing = checks_mod.grazing(normal, offset, edges_mod.below_band(b_sg), centre3, b_eu,
                                  b_ev, ref["half"])
+    rect3 = (depth_m, K, normal, offset, centre3, b_eu, b_ev, ref["half"])
     causes = torch.stack([support.amin(-1) < WEAK_SUPPORT, (ref["moved"] & ~far_end).any(-1),
-                          seam >= WEAK_SEAM, b_sg >= WEAK_NOISE,
-                          chk["unread_ring"][ar, best], boards_mod.board_past(
-                              depth_m, K, normal, offset, centre3, b_eu, b_ev, ref["half"]),
-                          grazing.amax(-1) >= WEAK_GRAZING, ranged],
-                         -1)  # WEAK_CAUSES
+                          seam >= WEAK_SEAM, b_sg >= WEAK_NOISE, chk["unread_ring"][ar, best],
+                          boards_mod.board_past(*rect3), grazing.amax(-1) >= WEAK_GRAZING,
+                          ranged, *cover_mod.causes(*rect3)], -1)  # WEAK_CAUSES
     centre3, half = checks_mod.pull_in(ref, grazing * ok[:, None])
     y = sign[:, None] * along
     T = _frame(centre3, y, normal)

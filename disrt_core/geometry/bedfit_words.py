@@ -6,7 +6,7 @@ from __future__ import annotations
 
 def weak_because(fits, i: int) -> tuple[str, ...]:
     """Frame ``i``'s ``weak_causes`` (``bedfit_result.WEAK_CAUSES``) in words."""
-    unseen_edge, inferred_end, seam, noise, unread, past, grazing, beyond = (
+    unseen_edge, inferred_end, seam, noise, unread, past, grazing, beyond, board = (
         bool(c) for c in fits.weak_causes[i])
     out = []
     if unseen_edge:
@@ -40,4 +40,7 @@ def weak_because(fits, i: int) -> tuple[str, ...]:
 
         out.append("the far end lies beyond the camera's range and reads nothing: it is put "
                    f"{NOMINAL:.1f} m from the near end, a usual mattress length, not measured")
+    if board:
+        out.append("a low ridge runs across an end just inside it, as a footboard's top: the "
+                   "mattress may end several cm before the fitted end, at the board")
     return tuple(out)

@@ -1,0 +1,90 @@
+"""Bed finding (weak cause): an end over a low board.
+
+Batched torch, part of :func:`bedfit_batch.fit_beds`. A way a fit goes several cm wrong
+with every edge clearly seen (a step down at each), found on the tuning rooms' unflagged
+wrong fits; on lines across the fitted rectangle's edges the rays' seen points are put back
+on the mattress plane (:func:`bedfit_boards._seen`: their height above it and how far
+beyond the edge they lie):
+
+* :func:`low_board`: an end that took in a low footboard (5-30 cm above the mattress,
+  often under the blanket's drape): the board's top, a few cm above the plane, lies just
+  inside the end straight across the whole width and the step down that the ray test
+  found is at its outer face (``bedfit_boards.in_to_boards`` moves such an end in where it
+  sees the board's inner face; these are the ends where it did not: the face lay in the
+  board's shadow, or deeper than it looks);
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from disrt_core.geometry.bedfit_boards import _seen
+
+# Lines across each edge (a board is measured per line), from REACH inside to REACH beyond
+# it, STEP apart.
+LINES, REACH, STEP = 32, 0.25, 0.01
+# [choice] A low board inside an end: seen points RIDGE m or more above the plane, lying 1-12
+# cm inside the end (a board stands 0-5 cm beyond the mattress and is 2-6 cm thick), and
+# further in (up to BEHIND m) the surface DIP m or more below that top again (a board is
+# narrow: a blanket or a cover lying level over the whole foot end is not one), on
+# RIDGE_SHARE of the end's lines, whose tops spread (interquartile range) at most
+# RIDGE_SPREAD m: a board's top is straight and level; feet, a pillow or bunched bedding
+# cover part of the width, at heights of their own. Set on the tuning rooms 3000-3047 and
+# 4000-4095 (median of 5 frames; 5 of their 11 unflagged wrong fits had an end 7-12 cm out
+# over a footboard): 3 of them, no right fit (in the fit and offline on the fitted
+# rectangles; offline DIP 1.5-3 cm, BEHIND 0.2-0.3 m, spread 1.5-2 cm alike; 0.75 of the
+# lines: 4 and one right fit; without the dip 3 and 9, a blanket 3-5 cm thick lying level
+# over the foot end). The other two: the top under 3 cm, or feet hide it on a third of the
+# lines. A board seen from beyond it, its face within the 12 cm, spreads more: a synthetic
+# 12 cm board 2-2.5 cm (missed), 6-8 cm ones 0.1-1.7 cm.
+RIDGE, RIDGE_IN, RIDGE_SHARE, RIDGE_SPREAD = 0.03, (0.01, 0.12), 0.85, 0.02
+DIP, BEHIND = 0.025, 0.25
+
+def profiles(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, centre: Tensor,
+             eu: Tensor, ev: Tensor, half: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Offsets s [M] (+ outward) of the plane points on lines across the four edges (+u,
+    −u, +v, −v) of fitted rectangles (centre, eu, ev [B,3], half [B,2]; planes
+    ``n·p + offset = 0``), the heights h [B,4,N,M] (nan unknown) of what their rays see and
+    how far beyond the edge [B,4,N,M] it lies (see :func:`bedfit_boards._seen`)."""
+    return _seen(depth_m, K, n, offset, centre, eu, ev, half, REACH, LINES, STEP)
+
+
+def _ends(x: Tensor, half: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-edge values x [B,4,...] (+u, −u, +v, −v) split into the long axis's ends and the
+    long sides, [B,2,...] each."""
+    u_long = (half[:, 0] >= half[:, 1]).reshape(-1, *([1] * (x.dim() - 1)))
+    return torch.where(u_long, x[:, :2], x[:, 2:]), torch.where(u_long, x[:, 2:], x[:, :2])
+
+
+def ridge(h: Tensor, beyond: Tensor) -> tuple[Tensor, Tensor]:
+    """Per edge [B,4]: the share of its lines with a low board's top inside it (a seen point
+    ``RIDGE`` above the plane ``RIDGE_IN`` inside the edge, and further in, up to ``BEHIND``,
+    one ``DIP`` below that line's top) and the interquartile range (m; inf without such
+    lines) of those lines' top heights (the median of their points at the top), from
+    :func:`profiles`' h and beyond."""
+    hk = torch.nan_to_num(h, nan=-1.0)
+    hit = (beyond >= -RIDGE_IN[1]) & (beyond <= -RIDGE_IN[0]) & (hk >= RIDGE)
+    top = torch.where(hit, hk, float("nan")).nanmedian(-1).values  # [B,4,N] per line
+    behind = (torch.isfinite(h) & (beyond >= -BEHIND) & (beyond <= -0.03)
+              & (h <= top[..., None] - DIP))
+    line = hit.any(-1) & behind.any(-1)
+    q = torch.nanquantile(torch.where(line, top, float("nan")), torch.tensor(
+        [0.25, 0.75], dtype=h.dtype, device=h.device), dim=-1)
+    return line.to(h.dtype).mean(-1), torch.nan_to_num(q[1] - q[0], nan=float("inf"))
+
+
+def low_board(h: Tensor, beyond: Tensor, half: Tensor) -> Tensor:
+    """[B] bool: an end of the rectangles (half sizes [B,2]) with a low board's top inside
+    it on ``RIDGE_SHARE`` of its lines, level within ``RIDGE_SPREAD`` (:func:`ridge`)."""
+    share, spread = ridge(h, beyond)
+    ends, _ = _ends(((share >= RIDGE_SHARE) & (spread <= RIDGE_SPREAD)).to(h.dtype), half)
+    return ends.amax(-1) > 0
+
+
+def causes(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, centre: Tensor,
+           eu: Tensor, ev: Tensor, half: Tensor) -> tuple[Tensor]:
+    """``(low_board,)`` [B] bool (``bedfit_result.WEAK_CAUSES``) of fitted rectangles (one
+    per frame, as in :func:`profiles`)."""
+    _s, h, beyond = profiles(depth_m, K, n, offset, centre, eu, ev, half)
+    return (low_board(h, beyond, half),)
