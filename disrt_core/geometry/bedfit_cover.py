@@ -1,6 +1,6 @@
-"""Bed finding (weak cause): an end over a low board.
+"""Bed finding (weak causes): an end over a low board, and a cover domed over both sides.
 
-Batched torch, part of :func:`bedfit_batch.fit_beds`. A way a fit goes several cm wrong
+Batched torch, part of :func:`bedfit_batch.fit_beds`. Two ways a fit goes several cm wrong
 with every edge clearly seen (a step down at each), found on the tuning rooms' unflagged
 wrong fits; on lines across the fitted rectangle's edges the rays' seen points are put back
 on the mattress plane (:func:`bedfit_boards._seen`: their height above it and how far
@@ -12,6 +12,10 @@ beyond the edge they lie):
   found is at its outer face (``bedfit_boards.in_to_boards`` moves such an end in where it
   sees the board's inner face; these are the ends where it did not: the face lay in the
   board's shadow, or deeper than it looks);
+* :func:`domed`: a thick cover (a blanket over a person on a narrow mattress) that touches
+  the mattress nowhere: the surface slopes down to both long sides, so the plane is the
+  cover's level near the edges, several cm above the mattress top, and each edge is where
+  the cover bends over the mattress's rounded edge, some cm inside it.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ from torch import Tensor
 
 from disrt_core.geometry.bedfit_boards import _seen
 
-# Lines across each edge (a board is measured per line), from REACH inside to REACH beyond
-# it, STEP apart.
+# Lines across each edge (a board and a slope are measured per line), from REACH inside to
+# REACH beyond it, STEP apart.
 LINES, REACH, STEP = 32, 0.25, 0.01
 # [choice] A low board inside an end: seen points RIDGE m or more above the plane, lying 1-12
 # cm inside the end (a board stands 0-5 cm beyond the mattress and is 2-6 cm thick), and
@@ -40,6 +44,13 @@ LINES, REACH, STEP = 32, 0.25, 0.01
 # 12 cm board 2-2.5 cm (missed), 6-8 cm ones 0.1-1.7 cm.
 RIDGE, RIDGE_IN, RIDGE_SHARE, RIDGE_SPREAD = 0.03, (0.01, 0.12), 0.85, 0.02
 DIP, BEHIND = 0.025, 0.25
+# [choice] A domed cover: on both long sides the surface 13-17 cm inside the edge lies DOME
+# m or more above that 1-5 cm inside it (median over the side's lines). Tuning rooms: the
+# fits of one scene seen by four cameras (corners 7-8 cm off, 5 cm of it the plane's
+# height) at 6.1-6.3 cm, no right fit of the rooms above 5.2 cm, one right bed scene at 6.0
+# (0.05: one more right fit; 0.04: a fifth wrong fit, at 4.1 cm, and 9 right ones).
+DOME, DOME_OUT, DOME_IN = 0.055, (0.13, 0.17), (0.01, 0.05)
+
 
 def profiles(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, centre: Tensor,
              eu: Tensor, ev: Tensor, half: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -82,9 +93,21 @@ def low_board(h: Tensor, beyond: Tensor, half: Tensor) -> Tensor:
     return ends.amax(-1) > 0
 
 
+def domed(s: Tensor, h: Tensor, half: Tensor) -> Tensor:
+    """[B] bool: rectangles (half sizes [B,2]) whose surface slopes down to both long sides
+    by ``DOME`` or more (module docstring), from :func:`profiles`' s and h."""
+    def level(band: tuple[float, float]) -> Tensor:  # per line [B,4,N]
+        at = (s >= -band[1] - 1e-6) & (s <= -band[0] + 1e-6)
+        return h[..., at].nanmedian(-1).values
+
+    slope = (level(DOME_OUT) - level(DOME_IN)).nanmedian(-1).values  # [B,4]
+    _, sides = _ends(torch.nan_to_num(slope, nan=-1.0), half)
+    return sides.amin(-1) >= DOME
+
+
 def causes(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, centre: Tensor,
-           eu: Tensor, ev: Tensor, half: Tensor) -> tuple[Tensor]:
-    """``(low_board,)`` [B] bool (``bedfit_result.WEAK_CAUSES``) of fitted rectangles (one
-    per frame, as in :func:`profiles`)."""
-    _s, h, beyond = profiles(depth_m, K, n, offset, centre, eu, ev, half)
-    return (low_board(h, beyond, half),)
+           eu: Tensor, ev: Tensor, half: Tensor) -> tuple[Tensor, Tensor]:
+    """``(low_board, domed_cover)`` [B] bool each (``bedfit_result.WEAK_CAUSES``) of fitted
+    rectangles (one per frame, as in :func:`profiles`)."""
+    s, h, beyond = profiles(depth_m, K, n, offset, centre, eu, ev, half)
+    return low_board(h, beyond, half), domed(s, h, half)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 def weak_because(fits, i: int) -> tuple[str, ...]:
     """Frame ``i``'s ``weak_causes`` (``bedfit_result.WEAK_CAUSES``) in words."""
-    unseen_edge, inferred_end, seam, noise, unread, past, grazing, beyond, board = (
+    unseen_edge, inferred_end, seam, noise, unread, past, grazing, beyond, board, dome = (
         bool(c) for c in fits.weak_causes[i])
     out = []
     if unseen_edge:
@@ -43,4 +43,8 @@ def weak_because(fits, i: int) -> tuple[str, ...]:
     if board:
         out.append("a low ridge runs across an end just inside it, as a footboard's top: the "
                    "mattress may end several cm before the fitted end, at the board")
+    if dome:
+        out.append("the bedding slopes down to both long sides and nowhere shows the "
+                   "mattress top: the fit lies on the bedding, several cm above the mattress, "
+                   "and its sides may lie some cm inside the mattress's")
     return tuple(out)

@@ -1,5 +1,5 @@
-"""Weak cause of ``bedfit_cover``: an end fitted over a low footboard (issue #19 part 2: a wrong
-fit must not go unflagged)."""
+"""Weak causes of ``bedfit_cover``: an end fitted over a low footboard, and a cover domed over
+both long sides (issue #19 part 2: a wrong fit must not go unflagged)."""
 
 from __future__ import annotations
 
@@ -40,8 +40,34 @@ def test_an_end_over_a_low_footboard_is_flagged_the_true_end_is_not(sensor, heig
     assert not _low_board(bedroom(floor=0.3), sensor, 0.07)
 
 
+def _profiles(left: float, right: float, ends: float = 0.0):
+    """Profiles as ``bedfit_cover.profiles`` gives them of a 0.9 × 2 m rectangle (u across,
+    v along) whose surface rises linearly inward from each edge: ``left`` (−u), ``right``
+    (+u), ``ends`` (±v) m per 0.1 m, flat at the plane at the edge and beyond it the floor."""
+    lines, m = bedfit_cover.LINES, round(2 * bedfit_cover.REACH / bedfit_cover.STEP) + 1
+    s = torch.linspace(-bedfit_cover.REACH, bedfit_cover.REACH, m)
+    rise = torch.tensor([right, left, ends, ends])[:, None, None] * (-s / 0.1)
+    h = torch.where(s <= 0, rise, torch.full_like(rise, -0.5)).expand(4, lines, m)
+    return s, h[None], torch.tensor([[0.45, 1.0]])
+
+
+def test_a_cover_sloping_down_to_both_long_sides_is_domed_one_side_is_not():
+    """The tuning rooms' one scene (four cameras) of a thick blanket over a person on a
+    narrow mattress: the surface sloped down to both long sides by 6 cm over the last
+    13-17 cm, so the plane was the cover's, 5 cm above the mattress, and the sides 3-4 cm in.
+    A body along one side slopes that side only; a pillow and feet slope the ends only."""
+    s, h, half = _profiles(0.06, 0.06)
+    assert bool(bedfit_cover.domed(s, h, half)[0])
+    for left, right, ends in ((0.06, 0.0, 0.0), (0.0, 0.06, 0.06), (0.02, 0.02, 0.1)):
+        s, h, half = _profiles(left, right, ends)
+        assert not bool(bedfit_cover.domed(s, h, half)[0]), (left, right, ends)
+    # The long axis along u: the sides are then the ±v edges.
+    s, h, _ = _profiles(0.0, 0.0, 0.06)
+    assert bool(bedfit_cover.domed(s, h, torch.tensor([[1.0, 0.45]]))[0])
+
+
 def test_the_new_causes_say_why():
-    for name, words in (("low_board", "footboard"),):
+    for name, words in (("low_board", "footboard"), ("domed_cover", "slopes down")):
         causes = torch.zeros(1, len(WEAK_CAUSES), dtype=torch.bool)
         causes[0, WEAK_CAUSES.index(name)] = True
         fits = SimpleNamespace(weak_causes=causes, edge_support=torch.ones(1, 4),
