@@ -93,12 +93,14 @@ def low_board(h: Tensor, beyond: Tensor, half: Tensor) -> Tensor:
     return ends.amax(-1) > 0
 
 
-def domed(s: Tensor, h: Tensor, half: Tensor) -> Tensor:
+def domed(h: Tensor, half: Tensor) -> Tensor:
     """[B] bool: rectangles (half sizes [B,2]) whose surface slopes down to both long sides
-    by ``DOME`` or more (module docstring), from :func:`profiles`' s and h."""
+    by ``DOME`` or more (module docstring), from :func:`profiles`' h."""
     def level(band: tuple[float, float]) -> Tensor:  # per line [B,4,N]
-        at = (s >= -band[1] - 1e-6) & (s <= -band[0] + 1e-6)
-        return h[..., at].nanmedian(-1).values
+        # the points band[1] .. band[0] inside the edge (s = −REACH + STEP·index): a slice,
+        # no mask (no host synchronisation on a GPU)
+        lo, hi = round((REACH - band[1]) / STEP), round((REACH - band[0]) / STEP) + 1
+        return h[..., lo:hi].nanmedian(-1).values
 
     slope = (level(DOME_OUT) - level(DOME_IN)).nanmedian(-1).values  # [B,4]
     _, sides = _ends(torch.nan_to_num(slope, nan=-1.0), half)
@@ -109,5 +111,5 @@ def causes(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, centre: Tensor
            eu: Tensor, ev: Tensor, half: Tensor) -> tuple[Tensor, Tensor]:
     """``(low_board, domed_cover)`` [B] bool each (``bedfit_result.WEAK_CAUSES``) of fitted
     rectangles (one per frame, as in :func:`profiles`)."""
-    s, h, beyond = profiles(depth_m, K, n, offset, centre, eu, ev, half)
-    return low_board(h, beyond, half), domed(s, h, half)
+    _s, h, beyond = profiles(depth_m, K, n, offset, centre, eu, ev, half)
+    return low_board(h, beyond, half), domed(h, half)
