@@ -48,7 +48,7 @@ def bounded(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Tensor
     to ``BOARD`` outside the edge (a board's face seen from the bed, or its top), with
     mattress within ``RUN`` inside the edge and nothing that tall further inside on the
     line (a body or a pile of bedding over the edge)."""
-    s, h, beyond = _seen(depth_m, K, n, offset, centre, eu, ev, half, reach, lines, 0.02)
+    s, h, beyond = seen_across(depth_m, K, n, offset, centre, eu, ev, half, reach, lines, 0.02)
     band = torch.clamp(2.5 * sigma, min=0.03, max=0.06)[:, None, None, None]
     hk = torch.nan_to_num(h, nan=-1.0)
     tall = hk >= FACE
@@ -66,8 +66,8 @@ def bounded(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Tensor
     return good.sum(-1).to(h.dtype) / lines
 
 
-def _seen(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, centre: Tensor, eu: Tensor,
-          ev: Tensor, half: Tensor, reach: float, lines: int, step: float):
+def seen_across(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, centre: Tensor,
+                eu: Tensor, ev: Tensor, half: Tensor, reach: float, lines: int, step: float):
     """On lines across the four edges: the offsets s [M], heights h [B,4,N,M] above the
     plane (nan unknown) and how far beyond the edge [B,4,N,M] the seen points lie."""
     pts, s, _t = edge_lines(centre, eu, ev, half, reach, lines, step)
@@ -93,7 +93,7 @@ def board_ends(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Ten
     the pillow, a body: the bed goes on there); the faces of two thirds of those lines
     within 3 cm of their median. The edge moves to ``bedfit_rect.GAP_TO_BOARD`` (real
     headboards stand 0-4 cm from the mattress) before that median."""
-    _s, h, beyond = _seen(depth_m, K, n, offset, centre, eu, ev, half, reach, lines, 0.015)
+    _s, h, beyond = seen_across(depth_m, K, n, offset, centre, eu, ev, half, reach, lines, 0.015)
     band = torch.clamp(2.5 * sigma, min=0.03, max=0.06)[:, None, None, None]
     known = torch.isfinite(h)
     hk = torch.nan_to_num(h, nan=0.0)  # unknown points fail every test through ``known``
@@ -169,7 +169,7 @@ def board_inside(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: T
     ``LOW_DEPTH`` (no step inside it); bedding bunched at the end rarely lies that straight.
     """
     step = 0.01
-    s, h, beyond = _seen(depth_m, K, n, offset, centre, eu, ev, half, LOW_DEPTH + RUN,
+    s, h, beyond = seen_across(depth_m, K, n, offset, centre, eu, ev, half, LOW_DEPTH + RUN,
                           lines, step)
     band = torch.clamp(2.5 * sigma, min=0.03, max=0.06)[:, None, None, None]
     known = torch.isfinite(h).to(h.dtype)
@@ -248,7 +248,7 @@ def board_past(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, centre: Te
     it; a pillow or a head covers part of the width only. Seen from beyond the board, the
     gap in front of it lies in its shadow and the step down that the ray test finds is
     the one at the board's far face or a wall's foot, read at the mattress's height."""
-    _s, h, beyond = _seen(depth_m, K, n, offset, centre, eu, ev, half, 0.2, lines, 0.01)
+    _s, h, beyond = seen_across(depth_m, K, n, offset, centre, eu, ev, half, 0.2, lines, 0.01)
     tall = (torch.nan_to_num(h, nan=-1.0) >= FACE) & (beyond >= -0.12) & (beyond <= -0.01)
     share = tall.any(-1).to(h.dtype).mean(-1)  # [B,4]
     u_long = half[:, 0] >= half[:, 1]

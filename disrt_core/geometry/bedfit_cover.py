@@ -3,7 +3,7 @@
 Batched torch, part of :func:`bedfit_batch.fit_beds`. Two ways a fit goes several cm wrong
 with every edge clearly seen (a step down at each), found on the tuning rooms' unflagged
 wrong fits; on lines across the fitted rectangle's edges the rays' seen points are put back
-on the mattress plane (:func:`bedfit_boards._seen`: their height above it and how far
+on the mattress plane (:func:`bedfit_boards.seen_across`: their height above it and how far
 beyond the edge they lie):
 
 * :func:`low_board`: an end that took in a low footboard (5-30 cm above the mattress,
@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from disrt_core.geometry.bedfit_boards import _seen
+from disrt_core.geometry.bedfit_boards import seen_across
 
 # Lines across each edge (a board and a slope are measured per line), from REACH inside to
 # REACH beyond it, STEP apart.
@@ -57,8 +57,8 @@ def profiles(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, centre: Tens
     """Offsets s [M] (+ outward) of the plane points on lines across the four edges (+u,
     −u, +v, −v) of fitted rectangles (centre, eu, ev [B,3], half [B,2]; planes
     ``n·p + offset = 0``), the heights h [B,4,N,M] (nan unknown) of what their rays see and
-    how far beyond the edge [B,4,N,M] it lies (see :func:`bedfit_boards._seen`)."""
-    return _seen(depth_m, K, n, offset, centre, eu, ev, half, REACH, LINES, STEP)
+    how far beyond the edge [B,4,N,M] it lies (see :func:`bedfit_boards.seen_across`)."""
+    return seen_across(depth_m, K, n, offset, centre, eu, ev, half, REACH, LINES, STEP)
 
 
 def _ends(x: Tensor, half: Tensor) -> tuple[Tensor, Tensor]:
