@@ -14,7 +14,8 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseArray
 from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
+from rclpy.exceptions import InvalidHandle
+from rclpy.executors import ExternalShutdownException, ShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
@@ -51,8 +52,21 @@ class Ros:
         self.context = Context()
         rclpy.init(context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
-        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
+
+    def _spin(self) -> None:
+        """``executor.spin()``, except that a node destroyed by :meth:`remove` while the
+        executor was collecting its entities (InvalidHandle) ends that one wait, not the
+        thread: a dead spin thread would leave every later test of the session without
+        messages (seen with a short GIL switch interval, i.e. on a loaded machine)."""
+        while self.context.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.1)
+            except InvalidHandle:
+                continue
+            except (ShutdownException, ExternalShutdownException):
+                return
 
     def add(self, node: Node) -> Node:
         self.executor.add_node(node)
