@@ -4,6 +4,7 @@ received, in two processes (a camera player and the node), as in a deployment.
     python benchmarks/bench_node.py [--preset small|paper_native|paper] [--device cpu|cuda]
         [--checkpoint PATH] [--fake-ms MS] [--cameras N] [--rate HZ] [--seconds S]
         [--cuda-graphs] [--compile MODE] [--all-outputs] [--body anny|smpl-fixture]
+        [--gil-switch-ms MS] [--tag NAME]
 
 The node runs the real Estimator: from ``--checkpoint``, else a randomly initialised network
 of ``--preset`` with the default body model or ``--body smpl-fixture`` (SMPL's sizes, the
@@ -109,6 +110,8 @@ def serve(args) -> None:
     for name in names:
         params[f"{name}.camera_height_m"] = CAMERA_HEIGHT_M
         params[f"{name}.bed_region"] = "pose"
+    if args.gil_switch_ms:
+        sys.setswitchinterval(args.gil_switch_ms / 1000.0)
     rclpy.init()
     node = BedMonitorNode(estimator=estimator, parameter_overrides=[
         Parameter(k, value=v) for k, v in params.items()])
@@ -290,6 +293,7 @@ def measure(args) -> None:
                        "_graphs" if args.cuda_graphs else "",
                        "_compiled" if args.compile else "",
                        f"_t{args.threads}" if args.threads else "",
+                       f"_gil{args.gil_switch_ms:g}ms" if args.gil_switch_ms else "",
                        f"_{args.tag}" if args.tag else ""))
     result = Result(f"node_{what.replace(' ', '')}_{args.device.split(':')[0]}{options}", info,
                     command_line())
@@ -377,6 +381,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--all-outputs", action="store_true")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads in the node process (0 = torch's default)")
+    parser.add_argument("--gil-switch-ms", type=float, default=0.0,
+                        help="the node process's GIL switch interval (0 = Python's 5 ms): "
+                             "its executor, inference and display threads share the GIL, and "
+                             "one that wants it back waits up to this long")
     parser.add_argument("--tag", default="", help="suffix of the result's name (runs with "
                         "other settings than the name tells, e.g. more cameras)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
