@@ -2,7 +2,12 @@
 ground truth, from the synthetic generator (``disrt_core.sim``).
 
 **The night** [choice]: one fixed overhead camera (pose drawn once, as the generator draws
-cameras) watches a bed at ``--rate`` (30 Hz). The night is cut into still periods of
+cameras) watches a bed at ``--rate`` (30 Hz): with ``--scene bed`` (default) from above the
+mattress, which fills most of the frame (SLP's set-up); with ``--scene room`` a whole room
+(floor, walls, furniture, the bed anywhere in the frame at any angle, the camera 1.4-3.2 m
+above the mattress, pitched), as a camera mounted in a bedroom sees it: the node has to
+find the bed itself (``bed_region: auto``). ``--sensor`` is any of the generator's sensors
+at its native size and noise (``disrt_core.sim``). The night is cut into still periods of
 random length (exponential, mean ``--mean-still`` seconds, at least half a second); at each
 cut the sleeper may turn to another posture (supine, left, right, now and then prone) and
 the blanket may come on or go off (a night uses either the thin sheet or the blanket).
@@ -21,7 +26,8 @@ Written in :mod:`disrt_ros.bags`' layout: raw depth (16UC1 mm, the sensor's raw 
 intrinsics), CameraInfo, ground-truth joints (MarkerArray, camera frame) and the
 :class:`~disrt_ros.bags.GroundTruth` JSON (joints in the bed frame, body-model parameters
 with the generator's ``model_id``, posture, cover, the camera pose ``T_cam_bed``;
-``subject`` = occupant, ``pose`` = still period, both 1-based).
+``subject`` = occupant, ``pose`` = still period, both 1-based; ``extra``: the sensor, the
+scene, ``bed_in_view`` (the whole mattress in the frame), the frame index, the person's seed).
 """
 
 from __future__ import annotations
@@ -150,6 +156,7 @@ class NightRenderer:
             self._scenes[key] = {
                 "depth": out["depth_raw"], "T_cam_bed": out["T_cam_bed"], "K": out["K"],
                 "params": out["params"][0].double().cpu().numpy(),
+                "in_view": bool(out["in_view"][0]),
                 "joints": out["joints"][0].double().cpu().numpy(),
                 "posture": POSTURES[int(out["posture"][0])]}
         return self._scenes[key]
@@ -201,6 +208,8 @@ def write_night(out: str | Path, renderer: NightRenderer, periods: list[Period],
                                   f"period{number:04d}/frame{frame:07d}",
                         body_model=model_id, body_params=scene["params"],
                         extra={"sensor": renderer.sensor.name, "frame": frame,
+                               "scene": renderer.gen.config.scene,
+                               "bed_in_view": scene["in_view"],
                                "person_seed": renderer.person_seed(period.person)})
                     bag.write(DEPTH_INFO_TOPIC, stamp,
                               bag_msgs.camera_info(K, cols, rows, stamp, DEPTH_FRAME_ID))
@@ -224,7 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mean-still", type=float, default=10.0,
                         help="mean seconds between posture/blanket changes (default 10)")
     parser.add_argument("--people", type=int, default=1, help="occupants, one after the other")
-    parser.add_argument("--sensor", default="kinect2", help="kinect2 or d435")
+    parser.add_argument("--scene", default="bed", choices=("bed", "room"),
+                        help="bed: the mattress fills the view (SLP's set-up); room: a whole "
+                             "room with the bed somewhere in it (module docstring)")
+    parser.add_argument("--sensor", default="kinect2",
+                        help="kinect2, d435 (848x480), d435_640x480, d435_424x240, "
+                             "d435_1280x720, d455_640x360, azure_nfov or l515")
     parser.add_argument("--body-model", default="auto", choices=("auto", "anny", "smpl"))
     parser.add_argument("--smpl-dir", default=None, help="folder of the SMPL .pkl files")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
@@ -245,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
 
         periods = plan_night(args.n_frames, rate=args.rate, mean_still_s=args.mean_still,
                              people=args.people, seed=args.seed)
-        config = SimConfig(sensor=args.sensor, noise=not args.no_noise)
+        config = SimConfig(scene=args.scene, sensor=args.sensor, noise=not args.no_noise)
         with warnings.catch_warnings():
             if args.quiet:
                 warnings.simplefilter("ignore", BodyModelFallbackWarning)
@@ -267,6 +281,9 @@ def main(argv: list[str] | None = None) -> int:
         changes = len(periods) - 1
         print(f"[disrt-synth2bag] wrote {frames} frames ({frames / args.rate:.0f} s, "
               f"{changes} changes, {args.people} occupant(s)) to {args.out}")
+        if not renderer.scene(0, "supine", 0)["in_view"]:
+            print("[disrt-synth2bag] the bed is not completely in the camera's view in this "
+                  "night: the node will refuse its frames (try another --seed)")
     return 0
 
 

@@ -47,13 +47,17 @@ def test_plan_covers_the_night_in_still_periods():
         plan_night(10, people=11)
 
 
-@pytest.fixture(scope="module")
-def night(tmp_path_factory, anny_body):
+@pytest.fixture(scope="module", params=[("bed", "kinect2"), ("room", "d455_640x360")],
+                ids=["bed-kinect2", "room-d455"])
+def night(request, tmp_path_factory, anny_body):
+    """A short night of SLP's set-up, and one in a whole room (the bed somewhere in a D455's
+    640x360 frame; seed 3 puts all of it in view)."""
     from disrt_core.sim import SimConfig
 
+    scene, sensor = request.param
     periods = [Period(0, 5, 0, "supine", 0), Period(5, 9, 0, "left", 2),
                Period(9, 12, 1, "supine", 2)]
-    renderer = NightRenderer(anny_body, SimConfig(sensor="kinect2"), seed=3)
+    renderer = NightRenderer(anny_body, SimConfig(scene=scene, sensor=sensor), seed=3)
     path = tmp_path_factory.mktemp("synth") / "night"
     assert write_night(path, renderer, periods, start_ns=START) == 12
     return path, periods, renderer
@@ -69,11 +73,19 @@ def test_night_bag_layout_and_ground_truth(night):
         truths = [GroundTruth.from_json(m.data) for _, m in bag.read(GT_POSE_TOPIC, STRING)]
         markers = [m for _, m in bag.read(GT_JOINTS_TOPIC, MARKER_ARRAY)]
     K = bag_msgs.camera_info_K(infos[0])
-    np.testing.assert_allclose(K, [[367.8, 0, 208.1], [0, 367.8, 259.7], [0, 0, 1]], rtol=1e-6)
+    scene = renderer.gen.config.scene
+    if scene == "bed":  # SLP's Kinect v2 (SPEC §7.2)
+        np.testing.assert_allclose(K, [[367.8, 0, 208.1], [0, 367.8, 259.7], [0, 0, 1]],
+                                   rtol=1e-6)
+        size = (512, 424)
+    else:  # the D455 at 640x360
+        np.testing.assert_allclose(K, [[320, 0, 320], [0, 320, 180], [0, 0, 1]], rtol=1e-6)
+        size = (360, 640)
     by_frame = [p for p in periods for _ in range(p.start, p.stop)]
     for i, (image, gt, period) in enumerate(zip(images, truths, by_frame)):
         assert bag_msgs.stamp_ns(image.header) == gt.stamp_ns == START + round(i * 1e9 / 30)
-        assert (image.encoding, image.height, image.width) == ("16UC1", 512, 424)
+        assert (image.encoding, image.height, image.width) == ("16UC1", *size)
+        assert gt.extra["scene"] == scene and gt.extra["bed_in_view"] is True
         assert gt.cover == ("uncover", "cover1", "cover2")[period.cover]
         assert gt.posture == period.posture and gt.subject == period.person + 1
         assert gt.body_model == renderer.gen.body.model_id and gt.source == "synthetic"
@@ -118,3 +130,21 @@ def test_cli_refuses_bad_arguments(tmp_path, capsys):
     assert main(["--n-frames", "5", "--people", "6", "--out", str(tmp_path / "b")]) == 1
     assert "--people must be 1..5" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+    assert main(["--n-frames", "5", "--sensor", "d999", "--out", str(tmp_path / "b")]) == 1
+    assert "unknown sensor 'd999'" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_writes_a_room_night(tmp_path, capsys):
+    """--scene room --sensor: the room's frames at the sensor's native size."""
+    from disrt_ros.tools.synth2bag import main
+
+    out = tmp_path / "room"
+    assert main(["--n-frames", "3", "--scene", "room", "--sensor", "d435_424x240", "--seed",
+                 "3", "--body-model", "anny", "--out", str(out), "--quiet"]) == 0
+    with BagReader(out) as bag:
+        images = [m for _, m in bag.read(DEPTH_TOPIC, IMAGE)]
+        truths = [GroundTruth.from_json(m.data) for _, m in bag.read(GT_POSE_TOPIC, STRING)]
+    assert [(m.height, m.width) for m in images] == [(240, 424)] * 3
+    assert {(gt.extra["scene"], gt.extra["sensor"]) for gt in truths} == {
+        ("room", "d435_424x240")}
