@@ -4,7 +4,8 @@ What it does, in order:
 
 1. **The night** (set-up, a few seconds): the synthetic generator (``disrt_core.sim``, via
    :class:`disrt_ros.tools.synth2bag.NightRenderer`) renders one bed seen by one fixed
-   Kinect v2 from above, with a sleeper who turns now and then; every frame gets fresh
+   Kinect v2 from above (``--scene room --sensor S``: a whole bedroom seen by that camera,
+   whose bed the node must find), with a sleeper who turns now and then; every frame gets fresh
    sensor noise. All frames are made before streaming starts, so that the node has the CPU
    to itself while it runs. The body model is the checkpoint's (Anny for the default
    weights), so ground truth and predictions are meshes of one model.
@@ -183,16 +184,19 @@ def make_night(renderer, periods: list) -> Night:
 
 
 # ------------------------------------------------------------------------- node process
-def node_parameters(checkpoint: Path, device: str, seed: int, T_cam_bed: np.ndarray,
+def node_parameters(checkpoint: Path, device: str, seed: int, T_cam_bed: np.ndarray | None,
                     bed_mm: float) -> dict:
     """The node's parameters (a ``--params-file`` YAML dict): the camera pose of the night
-    (bed frame -> optical frame, [4,4]) and the bed distance the night was rendered for."""
+    (bed frame -> optical frame, [4,4]) and the bed distance the night was rendered for;
+    without a pose (``--scene room``) the node finds the bed itself (``bed_region: auto``,
+    the head end from the person lying there), as a user's node in a bedroom does."""
+    camera = {"namespace": "/camera/camera", "bed_region": "auto"} if T_cam_bed is None else {
+        "namespace": "/camera/camera", "bed_region": "pose",
+        "T_cam_bed": [float(v) for v in np.asarray(T_cam_bed).reshape(-1)]}
     return {"/**": {"ros__parameters": {
         "checkpoint": str(checkpoint.resolve()), "device": device, "seed": seed,
         "bed_distance_mm": float(bed_mm), "display_rate_hz": DISPLAY_RATE_HZ,
-        **monitor_parameters(), "cameras": ["camera"],
-        "camera": {"namespace": "/camera/camera", "bed_region": "pose",
-                   "T_cam_bed": [float(v) for v in np.asarray(T_cam_bed).reshape(-1)]}}}}
+        **monitor_parameters(), "cameras": ["camera"], "camera": camera}}}
 
 
 def monitor_parameters() -> dict:
@@ -272,15 +276,22 @@ def _run(args, checkpoint: Path, domain_id: int) -> int:
         except (FileNotFoundError, ValueError) as error:
             raise DemoError(f"checkpoint {checkpoint} needs body model {header.model_id}: "
                             f"{error}") from error
-    renderer = NightRenderer(body, SimConfig(), device, seed=args.seed)
+    try:
+        config = SimConfig(scene=args.scene, sensor=args.sensor)
+    except ValueError as error:
+        raise DemoError(str(error)) from error
+    renderer = NightRenderer(body, config, device, seed=args.seed)
+    if not renderer.scene(0, "supine", 0)["in_view"]:
+        raise DemoError(f"seed {args.seed}: the {args.sensor} camera of this room does not see "
+                        "the whole bed (the node would refuse every frame); try another --seed")
     n_frames = max(1, round(args.seconds * args.rate))
     periods = plan_demo_night(n_frames, args.rate, args.seed)
     out: Path = args.out
     (out / "overlays").mkdir(parents=True, exist_ok=True)
     for old in (out / "overlays").glob("*.png"):
         old.unlink()
-    params = node_parameters(checkpoint, device, args.seed,
-                             renderer.T[0].double().cpu().numpy(), renderer.gen.config.bed_mm)
+    pose = renderer.T[0].double().cpu().numpy() if args.scene == "bed" else None
+    params = node_parameters(checkpoint, device, args.seed, pose, renderer.gen.config.bed_mm)
     (out / "node_params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     print(f"[demo] ROS domain {domain_id} (localhost only); starting the bed monitor node "
           f"on {device} with {checkpoint}")
@@ -345,6 +356,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", type=Path, default=None, help="model to run "
                         "(default: the embedded default weights)")
     parser.add_argument("--seed", type=int, default=0, help="night and sampler seed")
+    parser.add_argument("--scene", default="bed", choices=("bed", "room"), help="bed (default): "
+                        "the mattress fills the view and the node is given the camera pose; "
+                        "room: a whole bedroom, and the node finds the bed itself")
+    parser.add_argument("--sensor", default="kinect2", help="the camera (default kinect2; "
+                        "e.g. d455_640x360, d435_640x480; see disrt-synth2bag --help)")
     parser.add_argument("--domain-id", type=int, default=None, help="ROS domain id "
                         "(default: a random one, so the demo is alone on its graph)")
     return parser

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
 
 pytest.importorskip("rclpy")
 
@@ -123,6 +124,27 @@ def test_report_agrees_with_the_bag(demo_run, anny_body):
     assert report["latency_ms"]["p50"] == pytest.approx(np.percentile(latency, 50))
     assert report["latency_ms"]["p99"] == pytest.approx(np.percentile(latency, 99))
     assert 0 < report["latency_ms"]["p50"] < 10_000
+
+
+@pytest.mark.slow  # ~40 s on 2 cores
+def test_a_room_demo_finds_the_bed_itself(tmp_path):
+    """--scene room: a bedroom seen by a D455 at 640x360 (seed 3: the whole bed in view),
+    the node given no camera pose: it fits the bed (bed_region auto) and its answers, in its
+    own fitted bed frame, lie on the generator's labels."""
+    out = tmp_path / "room"
+    proc = subprocess.run(
+        [sys.executable, "-m", "disrt_ros.demo", "--seconds", "5", "--rate", "10", "--out",
+         str(out), "--seed", "3", "--scene", "room", "--sensor", "d455_640x360"],
+        env=dict(os.environ), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    camera = yaml.safe_load((out / "node_params.yaml").read_text())["/**"][
+        "ros__parameters"]["camera"]
+    assert camera["bed_region"] == "auto" and "T_cam_bed" not in camera
+    assert "bed found (auto)" in (out / "node.log").read_text()
+    report = json.loads((out / "report.json").read_text())
+    assert report["settings"]["sensor"] == "d455_640x360"
+    every = report["per_cover"]["all"]
+    assert every["frames_answered"] > 0 and every["mpjpe_mm"] < 150
 
 
 def test_night_plan_shows_every_cover_level():
