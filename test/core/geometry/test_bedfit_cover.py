@@ -6,14 +6,16 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
 from disrt_core.geometry import bedfit_cover
+from disrt_core.geometry.bedfit_batch import fit_beds
 from disrt_core.geometry.bedfit_result import WEAK_CAUSES
 from disrt_core.geometry.bedfit_words import weak_because
-from test.core.geometry.bedscenes import bedroom, view
-from test.core.geometry.test_bedfit_edges import _truth_rectangle, _with_footboard
+from test.core.geometry.bedscenes import BLANKET_GRID, CX, CY, bedroom, view
+from test.core.geometry.test_bedfit_edges import _error, _truth_rectangle, _with_footboard
 
 
 def _low_board(room, sensor: str, out: float) -> bool:
@@ -64,6 +66,48 @@ def test_a_cover_sloping_down_to_both_long_sides_is_domed_one_side_is_not():
     # The long axis along u: the sides are then the ±v edges.
     h, _ = _profiles(0.0, 0.0, 0.06)
     assert bool(bedfit_cover.domed(h, torch.tensor([[1.0, 0.45]]))[0])
+
+
+def _duvet(width: float, dome: float, thick: float = 0.02):
+    """An empty bed (no person, no pillow) under a duvet ``thick`` m thick and domed by
+    ``dome`` m across (``thick + dome·(1 − u²)``, u from the middle to the long sides), hanging
+    down over the sides and the foot end from ``thick`` beyond them."""
+    room = bedroom(width, person=False, pillow=False, furniture=False)
+    xs = np.linspace(CX - width / 2 - thick, CX + width / 2 + thick, BLANKET_GRID[0])
+    ys = np.linspace(CY - room.length / 2 - thick, CY + room.length / 2, BLANKET_GRID[1])
+    u = np.clip(np.abs(xs - CX) / (width / 2), 0, 1)[:, None]
+    top = thick + dome * (1 - u ** 2) + np.zeros((1, len(ys)))
+    room.blanket = {"xs": xs, "ys": ys, "top": top, "hang": 0.3}
+    return room
+
+
+DUVET_VIEWS = {"d435_640x480": (2.6, (-0.1, 0.0), 1.4), "tof_320x240": (3.2, (0.1, 0.1), 0.3)}
+
+
+def _duvet_fit(width: float, dome: float, sensor: str):
+    height, offset, yaw = DUVET_VIEWS[sensor]
+    frame = view(_duvet(width, dome), sensor, height, offset=offset, tilt=(0.05, -0.04),
+                 yaw=yaw, seed=1)
+    return fit_beds(frame.depth_raw, frame.K.float()), frame
+
+
+@pytest.mark.parametrize(("width", "sensor"), [(0.9, "d435_640x480"), (1.4, "d435_640x480"),
+                                               (1.4, "tof_320x240")])
+def test_an_empty_bed_under_a_thick_domed_duvet_is_flagged(width, sensor):
+    """An empty bed under a duvet domed by 12 cm: the plane is the dome's, the long sides
+    where it has fallen a noise band below it, 6-15 cm inside the mattress, and the cover
+    goes on sloping down beyond them (``shoulder``). The fit is 11-17 cm off: not refused
+    (there is no other bed to find), but flagged ``domed_cover`` (before it was not weak)."""
+    fits, frame = _duvet_fit(width, 0.12, sensor)
+    assert bool(fits.ok[0]) and _error(fits, frame) >= 0.05
+    assert bool(fits.weak_causes[0, WEAK_CAUSES.index("domed_cover")])
+
+
+@pytest.mark.parametrize(("width", "sensor"), [(0.9, "d435_640x480"), (1.4, "tof_320x240")])
+def test_an_empty_bed_under_a_flat_cover_is_right_and_not_flagged(width, sensor):
+    """The same bed under a flat cover 2 cm thick: right, not weak (its edge drops at once)."""
+    fits, frame = _duvet_fit(width, 0.0, sensor)
+    assert bool(fits.ok[0]) and _error(fits, frame) < 0.05 and not bool(fits.weak[0])
 
 
 def test_the_new_causes_say_why():
