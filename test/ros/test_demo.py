@@ -20,6 +20,7 @@ import yaml
 
 pytest.importorskip("rclpy")
 
+from disrt_core.geometry.bedframe import BED_CENTRE_LABEL
 from disrt_ros import demo, demo_report
 from disrt_ros.bags import GT_POSE_TOPIC, BagReader, GroundTruth
 
@@ -129,8 +130,10 @@ def test_report_agrees_with_the_bag(demo_run, anny_body):
 @pytest.mark.slow  # ~40 s on 2 cores
 def test_a_room_demo_finds_the_bed_itself(tmp_path):
     """--scene room: a bedroom seen by a D455 at 640x360 (seed 3: the whole bed in view),
-    the node given no camera pose: it fits the bed (bed_region auto) and its answers, in its
-    own fitted bed frame, lie on the generator's labels."""
+    the node given no camera pose: it fits the bed (bed_region auto) and answers in that
+    frame, which is the true mattress's up to the head end (the head end is decided from the
+    person over the frames the node happens to answer, so it is not asserted here; MPJPE in
+    rooms is benchmarks/bench_room_node.py's)."""
     out = tmp_path / "room"
     proc = subprocess.run(
         [sys.executable, "-m", "disrt_ros.demo", "--seconds", "5", "--rate", "10", "--out",
@@ -141,10 +144,18 @@ def test_a_room_demo_finds_the_bed_itself(tmp_path):
         "ros__parameters"]["camera"]
     assert camera["bed_region"] == "auto" and "T_cam_bed" not in camera
     assert "bed found (auto)" in (out / "node.log").read_text()
-    report = json.loads((out / "report.json").read_text())
-    assert report["settings"]["sensor"] == "d455_640x360"
-    every = report["per_cover"]["all"]
-    assert every["frames_answered"] > 0 and every["mpjpe_mm"] < 150
+    assert json.loads((out / "report.json").read_text())["settings"]["sensor"] == "d455_640x360"
+    with BagReader(out / "outputs") as reader:
+        truth = GroundTruth.from_json(next(reader.read(GT_POSE_TOPIC, "std_msgs/msg/String"))[
+            1].data).T_cam_bed
+        fitted = [np.array(json.loads(m.data)["T_cam_bed"]).reshape(4, 4)
+                  for _, m in reader.read(POSE_TOPIC, "std_msgs/msg/String")]
+    assert fitted  # answers came, in the node's own bed frame
+    centre = np.array([*BED_CENTRE_LABEL, 0.0, 1.0])  # the mattress's centre, label frame
+    for T in fitted:  # the same mattress whichever end is taken for the head
+        assert np.linalg.norm((T @ centre - truth @ centre)[:3]) < 0.05
+        assert T[:3, 2] @ truth[:3, 2] > np.cos(np.radians(3))  # its plane
+        assert abs(T[:3, 1] @ truth[:3, 1]) > np.cos(np.radians(3))  # its long axis
 
 
 def test_night_plan_shows_every_cover_level():
