@@ -281,7 +281,7 @@ def _run(args, checkpoint: Path, domain_id: int) -> int:
     except ValueError as error:
         raise DemoError(str(error)) from error
     renderer = NightRenderer(body, config, device, seed=args.seed)
-    if not renderer.scene(0, "supine", 0)["in_view"]:
+    if not renderer.in_view:
         raise DemoError(f"seed {args.seed}: the {args.sensor} camera of this room does not see "
                         "the whole bed (the node would refuse every frame); try another --seed")
     n_frames = max(1, round(args.seconds * args.rate))

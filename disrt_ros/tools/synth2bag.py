@@ -125,7 +125,8 @@ class NightRenderer:
         self._scenes: dict[tuple[int, str, int], dict] = {}
         self._noise = torch.Generator(self.device).manual_seed(seed + 1)
         first = self.scene(0, "supine", 0)
-        self.T, self.K = first["T_cam_bed"], first["K"]
+        # the night's camera, and whether it sees the whole bed (every scene shares them)
+        self.T, self.K, self.in_view = first["T_cam_bed"], first["K"], first["in_view"]
 
     def person_seed(self, person: int) -> int:
         return self.seed * 1000 + 17 + person
@@ -281,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         changes = len(periods) - 1
         print(f"[disrt-synth2bag] wrote {frames} frames ({frames / args.rate:.0f} s, "
               f"{changes} changes, {args.people} occupant(s)) to {args.out}")
-        if not renderer.scene(0, "supine", 0)["in_view"]:
+        if not renderer.in_view:
             print("[disrt-synth2bag] the bed is not completely in the camera's view in this "
                   "night: the node will refuse its frames (try another --seed)")
     return 0
