@@ -34,14 +34,35 @@ scenes it turned only 5 of 15 wrong fallback ends at 2; hence 1.5, the same oper
 9 of 15 turned there, 7 of 13 on the tuning rooms, no wrong vote on either (also none
 among the checked ends).
 
-**Check** of a head end the fit told itself (``checking``): on every ``CHECK_EVERY``-th
-frame until a vote of ``DECIDE_LOGIT`` confirms it or ``CHECK_FRAMES`` frames with someone
-seen leave it undecided (the fit's end stands); a vote of −``CHECK_LOGIT`` turns the bed (the
-node says so at WARN). [choice] Of the 439 fits of the tuning and test scenes above whose
-confident head end was right, none had a mean vote below −0.7; of the 4 confident wrong ones
-(test scenes) 2 reached −4.0 and are turned, the other 2 had too few frames with someone
-seen. Once the person told or confirmed a head end, re-fits of the same bed keep it
-(:func:`remembered`), also against a re-fit's own head end.
+**Check** of a head end the fit told itself (``checking``): on every frame with someone seen
+until ``MIN_FRAMES`` are in, and on while their mean is against the fit, else on every
+``CHECK_EVERY``-th frame, until a vote of ``DECIDE_LOGIT`` confirms it or ``CHECK_FRAMES``
+frames with someone seen leave it undecided (the fit's end stands); a mean vote against it
+that outweighs the fit's own log-odds, logit(``fit_confidence``) kept within
+``DECIDE_LOGIT`` .. ``TURN_MAX_LOGIT`` (a fit's confidence near 1 is no certainty), turns
+the bed (the node says so at WARN). [choice, 2026-12-06, fourth session] Before, a fixed
+−3.0 on every 10th frame: in generated rooms (``bench_room_node``, Kinect v2 seed 7) a fit
+confidently wrong at 0.86 from the person's shape under a sheet stayed unturned through a 12
+s run; its frames vote about −1 under the sheet and −7 once the person lies on the side
+under a blanket, and a vote on every 10th frame averaged too few of them. With the shipped
+default (``training/experiments/head_from_body.py``: ``--rooms``, the bed-fit benchmark's
+cached scenes, seed 500, and the tuning rooms 3000-3047, 5 frames each; ``--nights``, 19
+demo room nights of 12 s, 5 sensors, seeds 4-7, a vote on every other frame; replayed the
+same way offline, single frames of the validation rooms 6000-6095 and tuning rooms
+4000-4095): a vote of −1.5 or below comes in 0.2-1.4 % of the frames of right fits and in
+43-90 % of those of wrong ones, so a fit's mean vote against it is strong evidence, but a
+few right fits of one scene vote steadily about −2.2 (the presence saturated both ways
+round, 0.9 against 0.99) at confidence 0.96-0.98. In the 19 room nights the two confident
+wrong fits (seed 7, Kinect v2 at 0.86 and Azure NFOV at 0.90) are turned at frames 26 and 30
+(within 3 s; neither within the 12 s with the old rule), the 17 right ones confirmed at frame
+8, none turned; checking every frame while the votes doubt the fit does most of it. Weighing
+the fit's confidence also turns 4 of the 10 confident wrong fits of the single-frame
+validation rooms (0 at −3.0), and of the benchmark's 4 with 5 frames the same 2; it turns no
+right fit among the 1,914 right fits the fit told in all sets but the one the old rule turns
+too (a single frame of the rooms 4000-4095 at −4.3, confidence 0.98). Checking every frame
+while the votes doubt the fit costs a second inference on those frames only. Once the person
+told or confirmed a head end, re-fits of the same bed keep it (:func:`remembered`), also
+against a re-fit's own head end.
 """
 
 from __future__ import annotations
@@ -57,7 +78,7 @@ from disrt_core.geometry.bedframe import BED_CENTRE_LABEL
 
 DECIDE_LOGIT = 1.5  # |mean evidence| that decides the head end (module docstring)
 MIN_FRAMES = 5  # frames with someone on the bed before deciding
-CHECK_LOGIT = 3.0  # |mean evidence| against a head end the fit told that turns the bed
+TURN_MAX_LOGIT = 4.0  # the most |mean evidence| that turns a head end the fit told
 CHECK_EVERY = 10  # a head end the fit told is checked on every 10th frame until confirmed
 CHECK_FRAMES = 30  # ... or until this many frames with someone in bed left it undecided
 MIN_PRESENT = 0.5  # a frame counts when either orientation's presence reaches this
@@ -111,14 +132,18 @@ class HeadVote:
     total: float = 0.0
     asked: int = 0
     seen: bool = True  # whether the last frame asked about showed someone on the bed
+    fit_confidence: float = 0.5  # the fit's own confidence in its head end (``checking``)
 
     def due(self) -> bool:
         """Whether to ask the network about this frame (it costs a second inference): every
-        frame for a fit that cannot tell its head end while someone is seen on the bed,
-        else every ``CHECK_EVERY``-th (an empty bed, or a head end the fit told: a tenth more
-        work until someone in bed confirms it)."""
+        frame while someone is seen on the bed, for a fit that cannot tell its head end, or
+        that told it while fewer than ``MIN_FRAMES`` frames are in or their votes are against
+        it; else every ``CHECK_EVERY``-th (an empty bed, or a head end the fit told and the
+        person does not doubt: a tenth more work until someone in bed confirms it)."""
         self.asked += 1
-        return (self.seen and not self.checking) or (self.asked - 1) % CHECK_EVERY == 0
+        doubt = self.frames < MIN_FRAMES or self.total < 0
+        return ((self.seen and (not self.checking or doubt))
+                or (self.asked - 1) % CHECK_EVERY == 0)
 
     def add(self, evidence: float, present: float, present_turned: float) -> None:
         """One frame's :func:`head_evidence`; frames where neither orientation sees anyone
@@ -134,12 +159,22 @@ class HeadVote:
 
     def decision(self) -> int:
         """+1: the head end taken now is right; −1: it is the foot end; 0: not yet. A head
-        end the fit told itself (``checking``) is turned only at ``CHECK_LOGIT``."""
-        against = CHECK_LOGIT if self.checking else DECIDE_LOGIT
+        end the fit told itself (``checking``) is turned only where the votes outweigh its
+        confidence (:meth:`turn_logit`)."""
+        against = self.turn_logit()
         if self.frames < MIN_FRAMES or not (self.mean >= DECIDE_LOGIT or
                                             self.mean <= -against):
             return 0
         return 1 if self.mean > 0 else -1
+
+    def turn_logit(self) -> float:
+        """|mean evidence| against the head end taken now that turns it: ``DECIDE_LOGIT``
+        for an end the fit could not tell, the fit's own log-odds within ``DECIDE_LOGIT`` ..
+        ``TURN_MAX_LOGIT`` for one it told (module docstring)."""
+        if not self.checking:
+            return DECIDE_LOGIT
+        p = min(max(self.fit_confidence, 0.5), 1 - 1e-6)
+        return float(np.clip(np.log(p / (1 - p)), DECIDE_LOGIT, TURN_MAX_LOGIT))
 
     def given_up(self) -> bool:
         """A check (``checking``) that ``CHECK_FRAMES`` frames with someone in bed left

@@ -265,7 +265,8 @@ class Pipeline:
             return None
         if cam.head_vote is None or not cam.head_vote.about(bed):
             cam.head_vote = head_end.HeadVote(head_end.head_end_point(bed),
-                                              checking=bed.head_known)
+                                              checking=bed.head_known,
+                                              fit_confidence=bed.head_confidence)
         return cam.head_vote if cam.head_vote.due() else None
 
     def _count_head_vote(self, cam: CameraState, T: np.ndarray, present: float,

@@ -104,16 +104,29 @@ def test_refit_keeps_what_the_person_told(scene):
 
 
 def test_a_head_end_the_fit_told_is_checked_on_some_frames_and_turned_only_firmly():
-    vote = head_end.HeadVote(np.zeros(3), checking=True)
+    vote = head_end.HeadVote(np.zeros(3), checking=True, fit_confidence=0.9)
+    for _ in range(head_end.MIN_FRAMES):  # every frame with someone seen until enough are in
+        assert vote.due()
+        vote.add(1.0, 0.95, 0.5)  # for the fit, not enough to confirm it
     asked = [vote.due() for _ in range(3 * head_end.CHECK_EVERY)]
-    assert sum(asked) == 3 and asked[0]
-    between = -(head_end.DECIDE_LOGIT + head_end.CHECK_LOGIT) / 2  # turns an unknown end
+    assert sum(asked) == 3  # the person agrees: a tenth of the frames
+    for _ in range(5 * head_end.MIN_FRAMES):  # ... until the votes turn against the fit
+        vote.add(-3.0, 0.05, 0.8)
+    assert vote.mean < 0 and all(vote.due() for _ in range(5))
+    # turned only where the votes outweigh the fit's own log-odds (logit 0.9 = 2.2)
+    assert vote.turn_logit() == pytest.approx(np.log(9.0))
+    assert vote.mean < -vote.turn_logit() and vote.decision() == -1
+    sure = head_end.HeadVote(np.zeros(3), checking=True, fit_confidence=0.97)  # logit 3.5
     for _ in range(head_end.MIN_FRAMES):
-        vote.add(between, 0.1, 0.9)
-    assert vote.decision() == 0
-    for _ in range(3 * head_end.MIN_FRAMES):
-        vote.add(-(head_end.CHECK_LOGIT + 2), 0.02, 0.9)
-    assert vote.decision() == -1
+        sure.add(-2.5, 0.1, 0.8)
+    assert sure.decision() == 0  # would turn an unknown end or a fit sure at 0.9
+    for _ in range(head_end.MIN_FRAMES):
+        sure.add(-4.7, 0.01, 0.8)
+    assert sure.mean < -3.5 and sure.decision() == -1
+    certain = head_end.HeadVote(np.zeros(3), checking=True, fit_confidence=1.0)
+    assert certain.turn_logit() == head_end.TURN_MAX_LOGIT  # a sure fit can still be turned
+    unsure = head_end.HeadVote(np.zeros(3), checking=True, fit_confidence=0.6)
+    assert unsure.turn_logit() == head_end.DECIDE_LOGIT
     agree = head_end.HeadVote(np.zeros(3), checking=True)
     for _ in range(head_end.MIN_FRAMES):
         agree.add(head_end.DECIDE_LOGIT + 0.1, 0.9, 0.1)

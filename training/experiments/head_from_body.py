@@ -13,7 +13,17 @@ Per scene, as the node does it (``--rooms CACHE``): the room scenes cached by
 fitted on the median of the 5 frames; for every fit whose corners are right either way
 round, the vote of :class:`~disrt_core.head_end.HeadVote` over the 5 frames resampled with
 the fitted pose; counted apart for fits whose head end the fit could not tell (decided)
-and for those it told itself (checked: turned only at ``CHECK_LOGIT``).
+and for those it told itself (checked: turned only where the votes outweigh the fit's
+confidence, ``HeadVote.turn_logit``).
+
+Per night, as the node does it (``--nights``): ``disrt-demo --scene room`` nights (the
+demo's still periods, postures and bedding) of ``--seconds`` at 10 Hz rendered offline per
+sensor and seed, the bed fitted on the median of the first 5 frames, every other frame
+(about the share of frames the CPU node answers) asked as :meth:`HeadVote.due` says; per
+night the fit's head end, its confidence and what the vote did at which frame.
+
+    .venv/bin/python training/experiments/head_from_body.py --nights \
+        --sensors d455_640x360,d435_640x480,d435_424x240,azure_nfov,kinect2 --seeds 4-7
 
     .venv/bin/python training/experiments/head_from_body.py --rooms /tmp/bf/cache_anny \\
         [--seed 500 --scenes 256 --bed-scenes 96]
@@ -82,7 +92,8 @@ def rooms(est: Estimator, cache: Path, seed: int, scenes: int, bed_scenes: int) 
         evidence = head_evidence(a, b).view(FRAMES, -1)
         a, b = a.view(FRAMES, -1), b.view(FRAMES, -1)
         for j, i in enumerate(idx.tolist()):
-            vote = HeadVote(np.zeros(3), checking=bool(fits.head_known[i]))
+            vote = HeadVote(np.zeros(3), checking=bool(fits.head_known[i]),
+                            fit_confidence=float(fits.head_confidence[i]))
             for f in range(FRAMES):
                 vote.add(float(evidence[f, j]), float(a[f, j]), float(b[f, j]))
             group = f"{'bed scenes' if kind else 'rooms'}, head end " + (
@@ -101,6 +112,56 @@ def rooms(est: Estimator, cache: Path, seed: int, scenes: int, bed_scenes: int) 
     return counts
 
 
+def nights(est: Estimator, sensors: list[str], seeds: list[int], seconds: float) -> list:
+    """The node's vote over generated room nights (module docstring)."""
+    from disrt_core.geometry.bedfit import fit_bed
+    from disrt_core.sim import SimConfig
+    from disrt_ros.demo import plan_demo_night
+    from disrt_ros.tools.synth2bag import NightRenderer
+
+    rate, rows = 10.0, []
+    for sensor in sensors:
+        for seed in seeds:
+            night = NightRenderer(est.body_model, SimConfig(scene="room", sensor=sensor),
+                                  seed=seed)
+            if not night.in_view:
+                continue
+            frames = np.concatenate([night.noisy(night.scene(p.person, p.posture, p.cover)[
+                "depth"], p.stop - p.start) for p in plan_demo_night(round(seconds * rate),
+                                                                      rate, seed)])
+            K = night.K[0].double().cpu().numpy()
+            try:
+                fit = fit_bed(median_depth(list(frames[:FRAMES])), K, head="auto")
+            except ValueError:
+                rows.append({"sensor": sensor, "seed": seed, "fit": "none"})
+                continue
+            right = float(night.T[0, :3, 1].double().cpu() @ torch.from_numpy(
+                fit.T_cam_bed[:3, 1])) > 0  # the fit's long axis points the true way
+            vote = HeadVote(np.zeros(3), checking=fit.head_known,
+                            fit_confidence=fit.head_confidence)
+            T = torch.from_numpy(fit.T_cam_bed).float()[None]
+            decided, at = 0, None
+            for k in range(0, len(frames), 2):
+                if not vote.due():
+                    continue
+                raw = torch.from_numpy(frames[k:k + 1].astype(np.float32))
+                net = normalize_depth(raw_to_network(raw, torch.from_numpy(K).float()[None], T,
+                                                     SLP_DANALAB_BED_MM), SLP_DANALAB_BED_MM)
+                a, b = est.predict(net).present_prob, est.predict(turned_image(net)).present_prob
+                vote.add(float(head_evidence(a, b)[0]), float(a[0]), float(b[0]))
+                decided = vote.decision()
+                if decided or vote.given_up():
+                    at = k
+                    break
+            rows.append({"sensor": sensor, "seed": seed, "head_known": fit.head_known,
+                         "confidence": round(fit.head_confidence, 3), "fit_end_right": right,
+                         "vote": {1: "kept", -1: "turned", 0: "undecided"}[decided],
+                         "frame": at, "frames_voted": vote.frames,
+                         "mean": round(vote.mean, 2)})
+            print(rows[-1], flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("checkpoint", nargs="?", type=Path, default=DEFAULT)
@@ -111,6 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=500)
     p.add_argument("--scenes", type=int, default=256)
     p.add_argument("--bed-scenes", type=int, default=96)
+    p.add_argument("--nights", action="store_true", help="demo room nights (per night mode)")
+    p.add_argument("--sensors", default="d455_640x360,d435_640x480,d435_424x240,azure_nfov,"
+                   "kinect2")
+    p.add_argument("--seeds", default="4-7", help="room seeds of --nights: 4-7 or 4,9")
+    p.add_argument("--seconds", type=float, default=12.0)
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -118,15 +184,21 @@ def main(argv: list[str] | None = None) -> int:
         warnings.simplefilter("ignore")
         est = Estimator.from_checkpoint(args.checkpoint, seed=0)
     est.set_sampling(hypotheses=args.hypotheses)
-    if args.rooms is not None:
+    if args.rooms is not None or args.nights:
         with torch.no_grad():
-            report = rooms(est, args.rooms, args.seed, args.scenes, args.bed_scenes)
+            if args.nights:
+                lo, _, hi = args.seeds.partition("-")
+                seeds = (list(range(int(lo), int(hi) + 1)) if hi else
+                         [int(x) for x in args.seeds.split(",")])
+                report = nights(est, args.sensors.split(","), seeds, args.seconds)
+            else:
+                report = rooms(est, args.rooms, args.seed, args.scenes, args.bed_scenes)
         print(json.dumps(report, indent=1))
         if args.out:
             args.out.write_text(json.dumps(report, indent=1) + "\n")
         return 0
     if args.data is None:
-        p.error("--data or --rooms")
+        p.error("--data, --rooms or --nights")
     arrays = [read_shard(f)[0] for f in sorted(glob.glob(str(args.data / "*.safetensors")))]
     data = {k: np.concatenate([a[k] for a in arrays])[:args.n] for k in arrays[0]}
     depth = normalize_depth(torch.from_numpy(data["depth"].astype(np.float32)),
