@@ -22,7 +22,7 @@ sensor and seed, the bed fitted on the median of the first 5 frames, every other
 (about the share of frames the CPU node answers) asked as :meth:`HeadVote.due` says; per
 night the fit's head end, its confidence and what the vote did at which frame.
 
-    .venv/bin/python training/experiments/head_from_body.py --nights \
+    .venv/bin/python training/experiments/head_from_body.py --nights \\
         --sensors d455_640x360,d435_640x480,d435_424x240,azure_nfov,kinect2 --seeds 4-7
 
     .venv/bin/python training/experiments/head_from_body.py --rooms /tmp/bf/cache_anny \\
