@@ -52,9 +52,11 @@ def ms(times: list[float]) -> float:
     return round(statistics.median(times) * 1e3, 3)
 
 
-def bed_scene(K, shape):
+def bed_scene(K, shape, height: float = 2.3):
+    """A mattress, a floor 0.55 m below it and a body-sized block on it, seen from ``height``
+    m above the mattress (rendered boxes, 2 mm noise): uint16 mm [H,W] and T_cam_bed."""
     cx, cy = bf.BED_CENTRE_LABEL
-    T = overhead_camera_pose(2.3, (cx + 0.1, cy), tilt_rad=(0.1, -0.08),
+    T = overhead_camera_pose(height, (cx + 0.1, cy), tilt_rad=(0.1, -0.08),
                              yaw_rad=0.1).double().numpy()
     boxes = [((cx - 0.45, cx + 0.45), (cy - 1.0, cy + 1.0), (-0.5, 0.0)),
              ((-3, 4), (-3, 5), (-0.6, -0.55)),
@@ -66,9 +68,11 @@ def bed_scene(K, shape):
 
 def bench_geometry(result: Result, device: str, repeat: int) -> None:
     realsense_k = np.array([[425.0, 0, 318.0], [0, 425.0, 242.0], [0, 0, 1]])
-    for name, K, shape in (("Kinect 512x424", KINECT_DEPTH_K, (512, 424)),
-                           ("D435 480x640", realsense_k, (480, 640))):
-        depth, _ = bed_scene(K, shape)
+    # [why] the D435's 480 rows see the 2 m mattress whole from 2.8 m, not from 2.3 m (the
+    # automatic fit rightly refuses a mattress cut by the image border)
+    for name, K, shape, height in (("Kinect 512x424", KINECT_DEPTH_K, (512, 424), 2.3),
+                                   ("D435 480x640", realsense_k, (480, 640), 2.8)):
+        depth, _ = bed_scene(K, shape, height)
         fit = fit_bed(depth, K)
         corners = (fit.corners @ K.T)[:, :2] / fit.corners[:, 2:3]
         for label, fn, goal in (
