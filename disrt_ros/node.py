@@ -51,7 +51,7 @@ from rclpy.utilities import remove_ros_args
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from disrt_core.geometry.bedframe import NET_SHAPE
-from disrt_core.threads import cpu_threads
+from disrt_core.threads import cpu_threads, inference_threads
 from disrt_ros import diagnostics as diag
 from disrt_ros.conversions import FrameResult, camera_info_to_K
 from disrt_ros.monitoring import Monitoring
@@ -102,7 +102,7 @@ class BedMonitorNode(Node):
         # cores, so a second thread pool made here while loading made every inference ~2.5x
         # slower on 2 cores (117 vs 45 ms per 5-step `small` image). This thread loads on
         # one CPU thread; the inference thread sets the count and warms up (_init_inference).
-        self._threads = self.config.cpu_threads or torch.get_num_threads()
+        self._threads = self.config.cpu_threads or inference_threads(self.config.device)
         if estimator is None:
             with cpu_threads("cpu", 1):
                 self.estimator = load_estimator(self.config)

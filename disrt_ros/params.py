@@ -131,8 +131,9 @@ GLOBAL: dict[str, tuple[Any, str, dict]] = {
     "eta": (0.0, "DDIM eta (0 = deterministic sampler); changeable at run time",
             _float(0.0, 1.0)),
     "seed": (-1, "sampler seed; -1 = not seeded", _int(-1, 2**31 - 1)),
-    "cpu_threads": (0, "torch CPU threads of the inference thread; 0 = torch's default (one "
-                    "per core). 1 leaves cores to the camera driver on a small CPU",
+    "cpu_threads": (0, "torch CPU threads of the inference thread; 0 = on the CPU one per "
+                    "core less one (at least 1: a core for the executor and the camera "
+                    "driver), on a GPU torch's default",
                     _int(0, 256)),
     "max_batch": (8, "most frames (one per camera) in one inference batch", _int(1, 64)),
     "rate_limit_hz": (0.0, "most inferences per second per camera; 0 = as fast as possible",
