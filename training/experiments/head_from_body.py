@@ -17,10 +17,11 @@ and for those it told itself (checked: turned only where the votes outweigh the 
 confidence, ``HeadVote.turn_logit``).
 
 Per night, as the node does it (``--nights``): ``disrt-demo --scene room`` nights (the
-demo's still periods, postures and bedding) of ``--seconds`` at 10 Hz rendered offline per
-sensor and seed, the bed fitted on the median of the first 5 frames, every other frame
-(about the share of frames the CPU node answers) asked as :meth:`HeadVote.due` says; per
-night the fit's head end, its confidence and what the vote did at which frame.
+demo's still periods, postures and bedding) of ``--seconds`` at 10 Hz, the very frames the
+demo streams (``disrt_ros.demo.make_night``) per sensor and seed, the bed fitted on the
+median of the first 5 frames, every other frame (about the share of frames the CPU node
+answers) asked as :meth:`HeadVote.due` says; per night the fit's head end, its confidence
+and what the vote did at which frame.
 
     .venv/bin/python training/experiments/head_from_body.py --nights \\
         --sensors d455_640x360,d435_640x480,d435_424x240,azure_nfov,kinect2 --seeds 4-7
@@ -116,27 +117,25 @@ def nights(est: Estimator, sensors: list[str], seeds: list[int], seconds: float)
     """The node's vote over generated room nights (module docstring)."""
     from disrt_core.geometry.bedfit import fit_bed
     from disrt_core.sim import SimConfig
-    from disrt_ros.demo import plan_demo_night
+    from disrt_ros.demo import make_night, plan_demo_night
     from disrt_ros.tools.synth2bag import NightRenderer
 
     rate, rows = 10.0, []
     for sensor in sensors:
         for seed in seeds:
-            night = NightRenderer(est.body_model, SimConfig(scene="room", sensor=sensor),
-                                  seed=seed)
-            if not night.in_view:
+            renderer = NightRenderer(est.body_model, SimConfig(scene="room", sensor=sensor),
+                                     seed=seed)
+            if not renderer.in_view:
                 continue
-            frames = np.concatenate([night.noisy(night.scene(p.person, p.posture, p.cover)[
-                "depth"], p.stop - p.start) for p in plan_demo_night(round(seconds * rate),
-                                                                      rate, seed)])
-            K = night.K[0].double().cpu().numpy()
+            night = make_night(renderer, plan_demo_night(round(seconds * rate), rate, seed))
+            frames, K = night.frames, night.K
             try:
-                fit = fit_bed(median_depth(list(frames[:FRAMES])), K, head="auto")
+                fit = fit_bed(median_depth(frames[:FRAMES]), K, head="auto")
             except ValueError:
                 rows.append({"sensor": sensor, "seed": seed, "fit": "none"})
                 continue
-            right = float(night.T[0, :3, 1].double().cpu() @ torch.from_numpy(
-                fit.T_cam_bed[:3, 1])) > 0  # the fit's long axis points the true way
+            # the fit's long axis points the true way
+            right = float(night.T_cam_bed[:3, 1] @ fit.T_cam_bed[:3, 1]) > 0
             vote = HeadVote(np.zeros(3), checking=fit.head_known,
                             fit_confidence=fit.head_confidence)
             T = torch.from_numpy(fit.T_cam_bed).float()[None]
@@ -144,7 +143,7 @@ def nights(est: Estimator, sensors: list[str], seeds: list[int], seconds: float)
             for k in range(0, len(frames), 2):
                 if not vote.due():
                     continue
-                raw = torch.from_numpy(frames[k:k + 1].astype(np.float32))
+                raw = torch.from_numpy(frames[k].astype(np.float32))[None]
                 net = normalize_depth(raw_to_network(raw, torch.from_numpy(K).float()[None], T,
                                                      SLP_DANALAB_BED_MM), SLP_DANALAB_BED_MM)
                 a, b = est.predict(net).present_prob, est.predict(turned_image(net)).present_prob
@@ -187,10 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.rooms is not None or args.nights:
         with torch.no_grad():
             if args.nights:
-                lo, _, hi = args.seeds.partition("-")
-                seeds = (list(range(int(lo), int(hi) + 1)) if hi else
-                         [int(x) for x in args.seeds.split(",")])
-                report = nights(est, args.sensors.split(","), seeds, args.seconds)
+                sys.path.insert(0, str(ROOT / "benchmarks"))
+                from bench_room_node import seeds
+
+                report = nights(est, args.sensors.split(","), seeds(args.seeds), args.seconds)
             else:
                 report = rooms(est, args.rooms, args.seed, args.scenes, args.bed_scenes)
         print(json.dumps(report, indent=1))
