@@ -229,9 +229,13 @@ def array_to_image(array: np.ndarray, encoding: str, header: Header | None = Non
     return msg
 
 
-def camera_info_to_K(msg: CameraInfo) -> np.ndarray:
-    """Intrinsic matrix K [3,3] (float64) of a CameraInfo; refuses an uncalibrated one."""
-    K = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
+def camera_info_to_K(msg: CameraInfo, rectified: bool = False) -> np.ndarray:
+    """Intrinsic matrix K [3,3] (float64) of a CameraInfo, of its raw image or, with
+    ``rectified``, of its rectified one (P's left 3×3 where P is set, else K;
+    ``disrt_core.geometry.lens``); refuses an uncalibrated one."""
+    P = np.asarray(msg.p, dtype=np.float64).reshape(3, 4)[:, :3]
+    K = P if rectified and P[0, 0] > 0 and P[1, 1] > 0 else \
+        np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
     if not (K[0, 0] > 0 and K[1, 1] > 0 and np.isfinite(K).all()):
         raise ValueError(
             f"CameraInfo has no valid intrinsics (fx={K[0, 0]}, fy={K[1, 1]}): the camera is "

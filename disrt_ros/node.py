@@ -50,6 +50,7 @@ from rclpy.qos import qos_policy_name_from_kind
 from rclpy.utilities import remove_ros_args
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+from disrt_core.geometry import lens
 from disrt_core.geometry.bedframe import NET_SHAPE
 from disrt_core.threads import cpu_threads, inference_threads
 from disrt_ros import diagnostics as diag
@@ -198,15 +199,20 @@ class BedMonitorNode(Node):
 
     def _on_info(self, name: str, msg: CameraInfo) -> None:
         cam = self.cameras[name]
-        try:
-            K = camera_info_to_K(msg)
+        rectified, size = lens.is_rectified(cam.cfg.depth_topic), (int(msg.width), int(msg.height))
+        try:  # K (P's for a rectified image) and the lens's map, made once per calibration
+            K = camera_info_to_K(msg, rectified)
+            changed = cam.lens.update(K, msg.distortion_model, msg.d, size, rectified)
         except ValueError as error:
             self.problems.report(name, "camera_info", str(error), "error")
             return
         if cam.intrinsics is None and cam.cfg.K_fallback is not None:
             self._log("info", f"[{name}] CameraInfo received; using it instead of the "
                               "configured intrinsics")
-        cam.intrinsics = (K, (int(msg.width), int(msg.height)))
+        if changed and cam.lens.current is not None:
+            self._log("info", f"[{name}] depth is undistorted ({msg.distortion_model}, pixels "
+                              f"moved up to {cam.lens.current.max_shift_px:.1f} px)")
+        cam.intrinsics = (K, size)
         self.inputs[name].incompatible.pop(cam.cfg.info_topic, None)
 
     def _on_incompatible_qos(self, name: str, topic_event) -> None:
@@ -364,6 +370,7 @@ class BedMonitorNode(Node):
             "problems": sum(counts.values()),
             **{f"problems_{kind}": n for kind, n in sorted(counts.items())},
             "intrinsics": intrinsics, "bed_region": cfg.bed_region,
+            "undistorted": getattr(cam.lens.current, "model", "no"),
             "occupancy": cam.occupancy[0], "present_prob": cam.occupancy[1],
             "last_problem": last[2] if last else "", **self.monitoring.values(name),
         }

@@ -4,8 +4,9 @@
 returns, per job, a :class:`~disrt_ros.conversions.FrameResult` or a :class:`Failure`:
 
 1. decode and check each message (encoding, size, CameraInfo, valid pixels, units: a 32FC1
-   image holding millimetres is refused): frames the worker drops are never decoded, which
-   keeps the executor thread free;
+   image holding millimetres is refused) and undo the lens's distortion where the
+   CameraInfo has one (``disrt_core.geometry.lens``): frames the worker drops are never
+   decoded, which keeps the executor thread free;
 2. the bed pose ``T_cam_bed`` of each camera (fixed, from corner pixels, or fitted; see
    :mod:`disrt_ros.params`; no bed found: the frame is refused). Where the automatic fit
    cannot tell the head end, the network also sees each frame turned end for end and
@@ -44,6 +45,7 @@ from torch import Tensor
 from disrt_core import head_end
 from disrt_core.frame_outputs import OutputPacker
 from disrt_core.geometry.camera import median_depth
+from disrt_core.geometry.lens import LensMaps
 from disrt_core.geometry.plausibility import region_problems, units_problem
 from disrt_core.geometry.resample import FrameResampler
 from disrt_core.occupancy import STATES
@@ -75,11 +77,13 @@ class Failure:
 @dataclass
 class CameraState:
     """What the node knows about one camera; ``intrinsics`` is (K [3,3], (width, height)) of
-    the latest CameraInfo, replaced as one tuple by the executor thread."""
+    the latest CameraInfo, replaced as one tuple by the executor thread, after ``lens``
+    (its distortion, :mod:`disrt_core.geometry.lens`; None when rectified)."""
 
     cfg: CameraConfig
     pubs: dict = field(default_factory=dict)
     intrinsics: tuple[np.ndarray, tuple[int, int]] | None = None
+    lens: LensMaps = field(default_factory=LensMaps)
     bed: object | None = None  # disrt_core.geometry.bedfit.BedFit (corners / auto)
     T_time: float = -np.inf  # when the bed was last found or checked (monotonic)
     received: RateMeter = field(default_factory=RateMeter)
@@ -145,7 +149,7 @@ class Pipeline:
         wrong = units_problem(sent, encoding)
         if wrong is not None:
             return Failure("depth_units", f"{wrong}; no pose is published")
-        info = cam.intrinsics
+        info, lens = cam.intrinsics, cam.lens.current
         if info is not None:
             K, (width, height) = info
             if (width, height) != (depth.shape[1], depth.shape[0]):
@@ -153,6 +157,8 @@ class Pipeline:
                     f"depth image is {depth.shape[1]}x{depth.shape[0]} but its CameraInfo "
                     f"says {width}x{height}: frame dropped; make depth_topic and info_topic "
                     "belong to the same stream"))
+            if lens is not None and lens.size == (width, height):
+                depth = lens(depth)  # onto the pinhole camera of K (the CameraInfo's lens)
         elif cam.cfg.K_fallback is not None:
             K = cam.cfg.K_fallback
             self.problems.report(name, "no_camera_info", (

@@ -123,6 +123,12 @@ def test_camera_info_and_intrinsics():
     with pytest.raises(ValueError, match="not calibrated"):
         camera_info_to_K(CameraInfo())
     np.testing.assert_array_equal(intrinsics_to_K([300, 310, 160, 120]), camera_info_to_K(info))
+    # a rectified image's pinhole is P's; without P, K
+    np.testing.assert_array_equal(camera_info_to_K(info, rectified=True), camera_info_to_K(info))
+    info.p = [290.0, 0, 161, 0, 0, 295.0, 119, 0, 0, 0, 1, 0]
+    np.testing.assert_array_equal(camera_info_to_K(info, rectified=True),
+                                  [[290, 0, 161], [0, 295, 119], [0, 0, 1]])
+    np.testing.assert_array_equal(camera_info_to_K(info), intrinsics_to_K([300, 310, 160, 120]))
     with pytest.raises(ValueError, match="positive"):
         intrinsics_to_K([0, 1, 2, 3])
 

@@ -383,3 +383,53 @@ def test_frames_of_two_sizes_in_one_batch_keep_their_own_answers(setup):
         np.testing.assert_allclose(results[k].net_image, normalize_depth(net_mm, bed_mm)[0],
                                    atol=1e-5)
     assert results[0].joints_cam[0, 2] != pytest.approx(results[2].joints_cam[0, 2])
+
+
+def test_a_raw_depth_topic_is_undistorted_with_its_camera_info_lens(setup):
+    """A raw depth topic's CameraInfo with a lens: each frame is moved onto the pinhole of K
+    before anything else, with a map made once per calibration; a rectified topic's
+    CameraInfo gives P and no map (its D is the raw image's); a lens the node cannot undo
+    is reported and no intrinsics are taken from it."""
+    from dataclasses import replace
+
+    from sensor_msgs.msg import CameraInfo
+
+    from disrt_core.geometry.lens import undistortion
+    from disrt_ros.conversions import array_to_image
+
+    monitor, logged = setup[0], setup[3]
+    cam = monitor.cameras["bed1"]
+    saved = (cam.cfg, cam.intrinsics, cam.lens.current, cam.lens._key)
+    d = [-0.2, 0.08, 0.0, 0.0, -0.02]
+    P = np.hstack([K * np.array([[1.02], [1.02], [1.0]]), np.zeros((3, 1))])
+    info = CameraInfo(height=HEIGHT, width=WIDTH, distortion_model="plumb_bob", d=d,
+                      k=K.reshape(-1).tolist(), p=P.reshape(-1).tolist())
+    depth = depth_frame(CAM_HEIGHT)
+    try:
+        cam.cfg = replace(cam.cfg, depth_topic="/cam1/depth/image_raw")
+        monitor._on_info("bed1", info)
+        lens = cam.lens.current
+        assert lens is not None and lens.model == "plumb_bob" and lens.max_shift_px > 1
+        np.testing.assert_array_equal(cam.intrinsics[0], K)
+        monitor._on_info("bed1", info)
+        assert cam.lens.current is lens  # the same calibration: the same map
+        frame = monitor.pipeline.prepare(cam, array_to_image(depth, "16UC1"))
+        expected = undistortion(K, "plumb_bob", d, (WIDTH, HEIGHT))(depth.astype(np.float32))
+        np.testing.assert_array_equal(frame.depth_mm, expected)
+        assert not np.array_equal(frame.depth_mm, depth.astype(np.float32))
+
+        cam.cfg = replace(cam.cfg, depth_topic="/cam1/depth/image_rect_raw")
+        monitor._on_info("bed1", info)
+        assert cam.lens.current is None
+        np.testing.assert_allclose(cam.intrinsics[0], P[:, :3])
+        frame = monitor.pipeline.prepare(cam, array_to_image(depth, "16UC1"))
+        np.testing.assert_array_equal(frame.depth_mm, depth.astype(np.float32))
+
+        cam.cfg, cam.intrinsics = replace(cam.cfg, depth_topic="/cam1/depth/image_raw"), None
+        monitor._on_info("bed1", CameraInfo(height=HEIGHT, width=WIDTH, distortion_model="fov",
+                                            d=[0.3], k=K.reshape(-1).tolist()))
+        assert cam.intrinsics is None
+        assert any("'fov'" in text and "not supported" in text for _, text in logged)
+    finally:
+        cam.cfg, cam.intrinsics = saved[:2]
+        cam.lens.current, cam.lens._key = saved[2:]
