@@ -109,8 +109,12 @@ def camera_info(K: np.ndarray, width: int, height: int, stamp: int, frame_id: st
                    r=np.eye(3).reshape(-1), p=P.reshape(-1))
 
 
-def camera_info_K(msg) -> np.ndarray:
-    """Intrinsics [3,3] of a CameraInfo."""
+def camera_info_K(msg, rectified: bool = False) -> np.ndarray:
+    """Intrinsics [3,3] of a CameraInfo: of its raw image, or with ``rectified`` of its
+    rectified one (P's left 3×3 where P is set; ``disrt_core.geometry.lens``)."""
+    P = np.asarray(msg.p, dtype=np.float64).reshape(3, 4)[:, :3]
+    if rectified and P[0, 0] > 0 and P[1, 1] > 0:
+        return P
     return np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
 
 

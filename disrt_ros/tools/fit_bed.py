@@ -8,12 +8,15 @@ Sources (one of):
   ``camera_info`` beside the depth topic); ``--frame N`` picks the N-th depth frame
   (default 0) and ``--median K`` fits the per-pixel median of K frames from there (default
   5, as the node's ``bed_fit_frames``: a stereo camera's noise averages out; a pixel read
-  in fewer than half of them has no reading, ``geometry.camera.median_depth``);
+  in fewer than half of them has no reading, ``geometry.camera.median_depth``); a raw
+  depth topic whose CameraInfo has a lens is undistorted first, as the node does it
+  (``disrt_core.geometry.lens``);
 * ``--realsense [SERIAL]``: a live RealSense through pyrealsense2 (the median of
   ``--median`` frames, default 15, after 30 frames of warm-up for the auto-exposure);
 * ``--depth FILE --intrinsics FX FY CX CY`` or ``--camera-info YAML``: a depth image, a
   16-bit PNG in millimetres or a ``.npy`` in millimetres or metres (floats with a median
-  under 20 are taken as metres, and the tool says so).
+  under 20 are taken as metres, and the tool says so), taken as a pinhole (rectified)
+  image.
 
 It prints the fit (mattress size, camera distance and tilt, the corners in pixels and in
 metres, the head end and how sure it is) and the lines to paste into
@@ -121,34 +124,41 @@ def read_depth_file(path: Path) -> tuple[np.ndarray, list[str]]:
 
 
 def read_bag(path: Path, topic: str, info_topic: str | None, frame: int, count: int) -> View:
+    from disrt_core.geometry import lens
     from disrt_ros import bag_msgs
     from disrt_ros.bags import CAMERA_INFO, IMAGE, BagError, BagReader
 
     info_topic = info_topic or topic.rsplit("/", 1)[0] + "/camera_info"
-    frames, K = [], None
+    frames, K, undistort, rectified = [], None, None, lens.is_rectified(topic)
     try:
         with BagReader(path) as bag:
             bag.require(topic, IMAGE)
             bag.require(info_topic, CAMERA_INFO)
             for _, msg in bag.read(info_topic, CAMERA_INFO):
-                K = bag_msgs.camera_info_K(msg)
+                # as the node: a raw topic's frames moved onto the pinhole of K
+                K = bag_msgs.camera_info_K(msg, rectified)
+                undistort = None if rectified else lens.undistortion(
+                    K, msg.distortion_model, msg.d, (int(msg.width), int(msg.height)))
                 break
             for i, (_, msg) in enumerate(bag.read(topic, IMAGE)):
                 if i < frame:
                     continue
                 image = bag_msgs.image_to_array(msg)
-                frames.append(image * 1000.0 if image.dtype == np.float32 else
-                              image.astype(np.float32))
+                image = (image * 1000.0 if image.dtype == np.float32 else
+                         image.astype(np.float32))
+                frames.append(image if undistort is None else undistort(image))
                 if len(frames) >= count:
                     break
-    except BagError as err:
-        raise InputError(str(err)) from err
+    except (BagError, ValueError) as err:
+        raise InputError(f"bag {path}: {err}") from err
     if K is None:
         raise InputError(f"bag {path}: no CameraInfo on {info_topic}; give --info-topic")
     if not frames:
         raise InputError(f"bag {path} has fewer than {frame + 1} frames on {topic}")
     notes = [f"{len(frames)} frame(s) from #{frame} of {topic}"
-             + (" (per-pixel median)" if len(frames) > 1 else "")]
+             + (" (per-pixel median)" if len(frames) > 1 else "")
+             + ("" if undistort is None else f", undistorted ({undistort.model}, pixels "
+                f"moved up to {undistort.max_shift_px:.1f} px)")]
     return View(median_depth(frames), K, f"bag {path}", notes)
 
 

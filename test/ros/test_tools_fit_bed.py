@@ -144,3 +144,33 @@ def test_realsense_without_a_camera_says_so(capsys):
     assert main(["--realsense"]) == EXIT_INPUT
     err = capsys.readouterr().err
     assert "pyrealsense2" in err or "RealSense" in err
+
+
+def test_bag_of_a_raw_topic_is_undistorted_with_its_camera_info(frame, tmp_path, capsys):
+    """A raw depth topic (``depth/image_raw``) whose CameraInfo has a lens: the frames are
+    moved onto the pinhole of K before the fit, so the corners are found where the pinhole
+    camera sees them."""
+    depth, K, truth_uv = frame
+    d = np.array([-0.3, 0.1, 0.0, 0.0, 0.0])
+    h, w = depth.shape
+    # the raw frame: each raw pixel reads the pinhole pixel of its ray (OpenCV's inverse)
+    v, u = np.mgrid[0:h, 0:w].astype(np.float64)
+    ideal = cv2.undistortPoints(np.stack([u, v], -1).reshape(-1, 1, 2), K, d, P=K)
+    iu, iv = np.round(ideal.reshape(h, w, 2)).astype(int).transpose(2, 0, 1)
+    inside = (iu >= 0) & (iu < w) & (iv >= 0) & (iv < h)
+    raw = np.where(inside, depth[iv.clip(0, h - 1), iu.clip(0, w - 1)], 0).astype(np.uint16)
+    topic, info_topic = "/camera/depth/image_raw", "/camera/depth/camera_info"
+    with BagWriter(tmp_path / "raw") as bag:
+        bag.add_topic(topic, IMAGE)
+        bag.add_topic(info_topic, CAMERA_INFO)
+        bag.write(topic, T0, bag_msgs.depth_image(raw, T0, DEPTH_FRAME_ID))
+        bag.write(info_topic, T0, bag_msgs.camera_info(K, w, h, T0, DEPTH_FRAME_ID, d))
+    assert main(["--bag", str(tmp_path / "raw"), "--topic", topic, "--median", "1",
+                 "--out", str(tmp_path / "raw.png")]) == 0
+    text = capsys.readouterr().out
+    assert "undistorted (plumb_bob" in text
+    # read as a pinhole frame, this lens puts the corners 5-6 px off and the mattress
+    # 1.88 m long (12 cm short); undistorted, under a pixel and 2.00 m
+    np.testing.assert_allclose(corners_px(text), truth_uv, atol=2.0)
+    size = re.search(r"mattress ([\d.]+) x ([\d.]+) m", text).groups()
+    assert [float(v) for v in size] == pytest.approx([0.90, 2.00], abs=0.02)
