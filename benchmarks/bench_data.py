@@ -38,6 +38,7 @@ from disrt_core.data.synthetic import SyntheticShards
 from disrt_core.geometry import bedframe as bf
 from disrt_core.geometry.bedfit import bed_change, bed_from_corners, fit_bed
 from disrt_core.geometry.camera import overhead_camera_pose
+from disrt_core.geometry.lens import undistortion
 from disrt_core.geometry.slp import (
     KINECT_DEPTH_K,
     slp_homography,
@@ -84,6 +85,19 @@ def bench_geometry(result: Result, device: str, repeat: int) -> None:
             result.rows.append(Row(f"{label}, {name}, cpu", t, "ms", f"<= {goal:g} ms",
                                    t <= goal))
             print(f"{label:26s} {name}: {t:8.2f} ms")
+    # a raw (distorted) frame onto the pinhole, on the node's frame path (geometry.lens)
+    for name, model, d, (w, h) in (
+            ("Azure NFOV 640x576, rational_polynomial", "rational_polynomial",
+             [0.52, -2.6, 2e-4, -1e-4, 1.45, 0.38, -2.42, 1.38], (640, 576)),
+            ("1280x720, plumb_bob", "plumb_bob", [-0.12, 0.05, 1e-3, -5e-4, -0.01],
+             (1280, 720))):
+        K = np.array([[0.8 * w, 0, w / 2], [0, 0.8 * w, h / 2], [0, 0, 1]])
+        lens = undistortion(K, model, d, (w, h))
+        frame = np.random.default_rng(0).uniform(500, 3000, (h, w)).astype(np.float32)
+        t = ms(time_call(lambda f=frame, u=lens: u(f), repeat=max(repeat, 50)))
+        result.rows.append(Row(f"undistort a depth frame, {name}, cpu", t, "ms",
+                               note="once per frame of a raw depth topic with a lens"))
+        print(f"undistort {name}: {t:.3f} ms")
     H = slp_homography(overhead_camera_pose(2.101, bf.BED_CENTRE_LABEL).double().numpy())
     raw, _ = bed_scene(KINECT_DEPTH_K, (512, 424))
     t = ms(time_call(lambda: slp_raw_to_network(raw, H), repeat=repeat))
