@@ -16,6 +16,10 @@ distortion models of ROS's CameraInfo (REP 104, ``sensor_msgs/distortion_models.
 * ``rational_polynomial``: k1, k2, p1, p2, k3, k4, k5, k6 (the Azure Kinect driver's);
 * ``equidistant``: k1..k4 (fisheye; realsense-ros maps Kannala-Brandt to it).
 
+As ROS's image_geometry does, the first two are handed to OpenCV as the vector they are,
+which OpenCV reads by its length (5, 8, 12 or 14; a shorter one is padded with zeros): some
+drivers publish eight coefficients under ``plumb_bob``.
+
 The depth values are not changed, only moved: z along the optical axis belongs to the 3D
 point, not to the pixel, and the rectified pixel looks along the same ray. Nearest-neighbour
 sampling [choice]: an interpolated value at a body's outline would be a point between the
@@ -38,8 +42,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-#: coefficients each model reads (extra trailing zeros are accepted)
-MODELS: dict[str, int] = {"plumb_bob": 5, "rational_polynomial": 8, "equidistant": 4}
+MODELS = ("plumb_bob", "rational_polynomial", "equidistant")
+OPENCV_LENGTHS = (5, 8, 12, 14)  # the distortion vectors cv2.initUndistortRectifyMap reads
 #: below this largest shift (pixels) over the frame the lens counts as rectified already
 NEGLIGIBLE_PX = 0.05
 FIX = ("publish rectified depth (e.g. image_proc's rectify node or the driver's *_rect "
@@ -83,10 +87,10 @@ def undistortion(K: np.ndarray, model: str, coefficients, size: tuple[int, int]
     if model not in MODELS:
         raise ValueError(f"CameraInfo distortion_model {model!r} with non-zero coefficients is "
                          f"not supported (known: {', '.join(MODELS)}); {FIX}")
-    n = MODELS[model]
-    if np.any(d[n:]):
-        raise ValueError(f"{model} takes {n} distortion coefficients, the CameraInfo has "
-                         f"{d.size} ({d.tolist()}); check distortion_model, or {FIX}")
+    n = 4 if model == "equidistant" else next((k for k in OPENCV_LENGTHS if k >= d.size), 0)
+    if n == 0 or np.any(d[n:]):
+        raise ValueError(f"{model} with {d.size} distortion coefficients ({d.tolist()}) is not "
+                         f"a lens OpenCV knows; check distortion_model, or {FIX}")
     d = np.pad(d[:n], (0, n - min(n, d.size)))
     width, height = (int(s) for s in size)
     K = np.asarray(K, dtype=np.float64).reshape(3, 3)

@@ -72,13 +72,27 @@ def test_a_rectified_or_ideal_lens_needs_no_map():
 
 @pytest.mark.parametrize("model, d, match", [
     ("fov", [0.1], "not supported"),
-    ("plumb_bob", [0.1, 0.0, 0.0, 0.0, 0.0, 0.3], "takes 5"),
+    ("equidistant", [0.1, 0.0, 0.0, 0.0, 0.3], "not a lens OpenCV knows"),
+    ("plumb_bob", [0.1] * 15, "not a lens OpenCV knows"),
     ("plumb_bob", [float("nan"), 0.0, 0.0, 0.0, 0.0], "not finite"),
 ])
 def test_a_lens_it_cannot_undo_is_refused_with_the_fix(model, d, match):
     with pytest.raises(ValueError, match=match) as error:
         undistortion(K, model, d, (W, H))
     assert "rectif" in str(error.value)
+
+
+def test_eight_plumb_bob_coefficients_are_read_as_opencv_reads_them():
+    """Some drivers publish the rational model's eight under plumb_bob (image_geometry hands
+    the vector to OpenCV as it is, which reads it by its length)."""
+    d = LENSES["rational_polynomial"]
+    raw = np.random.default_rng(0).uniform(500, 3000, (H, W)).astype(np.float32)
+    as_plumb_bob = undistortion(K, "plumb_bob", d, (W, H))
+    np.testing.assert_array_equal(as_plumb_bob(raw),
+                                  undistortion(K, "rational_polynomial", d, (W, H))(raw))
+    six = undistortion(K, "plumb_bob", d[:6], (W, H))  # padded to the rational model's 8
+    np.testing.assert_array_equal(six(raw), undistortion(K, "rational_polynomial",
+                                                         [*d[:6], 0, 0], (W, H))(raw))
 
 
 def test_the_map_is_made_for_its_image_size_only():
