@@ -1,0 +1,140 @@
+"""The posture classifier: a small CNN from the network's depth image to the four postures.
+
+:class:`PostureNet` takes the normalised depth image the denoiser gets, [B,1,128,54] in
+[0, 1] (bed = 1, ``disrt_core.geometry.bedframe.normalize_depth``; bed frame, row 0 at the
+head end) and returns logits [B,4] over ``disrt_core.posture.POSTURES`` (supine, left,
+right, prone). It is trained with cross-entropy on the generator's ``posture`` labels
+(``training/train_posture.py``), while the denoiser reads the posture off the root
+orientation of a regressed parameter vector: under a blanket that regression answers
+between supine and a side (``docs/rooms_eval.md``), a classifier has to choose.
+
+Architecture [choice]: per level two 3×3 convolutions with batch norm and ReLU, the first
+of each level after the first with stride 2 (128×54 → 64×27 → 32×14 → 16×7 → 8×4), then the
+whole 8×4 map flattened (where the shoulders and hips lie matters, an average would lose
+it), dropout and one Linear. About 0.2 M parameters; ~1 ms per frame on one CPU core.
+
+The node's posture [choice] is the classifier's with a vote of the pose model
+(:func:`combined_posture`): the classifier's probabilities plus ``POSE_VOTE`` = 0.4 on the
+posture of the estimated body's root. So the classifier decides wherever it is sure, and
+the body's root where the classifier hesitates between it and another posture.
+``POSE_VOTE`` was chosen on the source held-out sets (generated rooms and bed scenes) as the
+largest vote that keeps the rooms accuracy of the classifier alone (0.2-0.4 all do; 1.0
+is the pose model alone); on the SIM2REAL target domain, not used for the choice, it is the
+better of the three (``docs/posture_eval.md``).
+
+Weights: one safetensors file with a JSON header under the metadata key ``disrt_posture``
+(format, :class:`PostureNetConfig`, a training summary); :func:`save_posture_net` /
+:func:`load_posture_net`. Nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save
+from torch import Tensor, nn
+
+from disrt_core.atomic import atomic_write
+from disrt_core.geometry.bedframe import NET_SHAPE
+
+FORMAT = "disrt-posture-1"
+META_KEY = "disrt_posture"
+DEFAULT_POSTURE_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / \
+    "posture.safetensors"
+FIX = "reinstall the package or train one with training/train_posture.py"
+POSE_VOTE = 0.4  # the pose model's vote in combined_posture (module docstring)
+
+
+@dataclass(frozen=True)
+class PostureNetConfig:
+    """widths: channels of the levels, level 0 at 128×54, each next at half the size."""
+
+    widths: tuple[int, ...] = (16, 32, 48, 64, 96)
+    dropout: float = 0.2
+
+    def __post_init__(self) -> None:
+        if len(self.widths) < 1 or min(self.widths) < 1:
+            raise ValueError(f"widths must be positive channel counts, got {self.widths}")
+
+
+def _grid(levels: int) -> tuple[int, int]:
+    h, w = NET_SHAPE
+    for _ in range(levels - 1):  # stride 2, padding 1, kernel 3: ceil(n / 2)
+        h, w = (h + 1) // 2, (w + 1) // 2
+    return h, w
+
+
+class PostureNet(nn.Module):
+    """Depth [B,1,128,54] in [0, 1] -> posture logits [B,4] (module docstring)."""
+
+    def __init__(self, config: PostureNetConfig = PostureNetConfig()) -> None:
+        super().__init__()
+        self.config = config
+        layers: list[nn.Module] = []
+        cin = 1
+        for level, cout in enumerate(config.widths):
+            for k in range(2):
+                stride = 2 if level > 0 and k == 0 else 1
+                layers += [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),
+                           nn.ReLU(inplace=True)]
+                cin = cout
+        self.features = nn.Sequential(*layers)
+        h, w = _grid(len(config.widths))
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(config.dropout),
+                                  nn.Linear(cin * h * w, 4))
+
+    def forward(self, depth: Tensor) -> Tensor:
+        if depth.ndim != 4 or tuple(depth.shape[1:]) != (1, *NET_SHAPE):
+            raise ValueError(f"depth must be [B,1,{NET_SHAPE[0]},{NET_SHAPE[1]}], got "
+                             f"{tuple(depth.shape)}")
+        return self.head(self.features(depth))
+
+
+def save_posture_net(net: PostureNet, path: str | Path, training: dict | None = None) -> None:
+    """Write ``net`` (eval-mode weights, float32) with its header to ``path`` atomically."""
+    header = {"format": FORMAT, "config": asdict(net.config), "training": training or {}}
+    tensors = {k: v.detach().float().cpu().contiguous() if v.is_floating_point() else
+               v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    data = save(tensors, metadata={META_KEY: json.dumps(header)})
+    atomic_write(Path(path), lambda f: f.write(data))
+
+
+def read_posture_header(path: str | Path) -> dict:
+    """The JSON header of a posture file; ``ValueError`` naming the file and the fix."""
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+    except (OSError, SafetensorError) as err:
+        raise ValueError(f"cannot read posture weights {path}: {err}; {FIX}") from err
+    try:
+        header = json.loads(meta[META_KEY])
+    except (KeyError, json.JSONDecodeError):
+        raise ValueError(f"{path} is not a posture classifier file (no {META_KEY} header); "
+                         f"{FIX}") from None
+    if header.get("format") != FORMAT:
+        raise ValueError(f"{path} has format {header.get('format')!r}, expected {FORMAT!r}; "
+                         f"{FIX}")
+    return header
+
+
+def load_posture_net(path: str | Path = DEFAULT_POSTURE_WEIGHTS,
+                     device: str | torch.device = "cpu") -> PostureNet:
+    """The classifier in ``path`` (default: the shipped one), in eval mode on ``device``."""
+    header = read_posture_header(path)
+    names = {f.name for f in fields(PostureNetConfig)}
+    cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in header["config"].items()
+           if k in names}
+    net = PostureNet(PostureNetConfig(**cfg))
+    net.load_state_dict(load_file(str(path)))
+    return net.eval().to(device)
+
+
+def combined_posture(logits: Tensor, pose_posture: Tensor, vote: float = POSE_VOTE) -> Tensor:
+    """Posture index [B]: argmax of the classifier's probabilities (``logits`` [B,4]) plus
+    ``vote`` on the pose model's posture ``pose_posture`` [B] (module docstring)."""
+    votes = torch.nn.functional.one_hot(pose_posture.long(), 4).to(logits.dtype)
+    return (logits.softmax(-1) + vote * votes).argmax(-1)

@@ -1,0 +1,67 @@
+"""The posture classifier: shapes, its weights file, and the shipped weights on frames of
+the generator (the labels from the bodies' root orientation)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from disrt_core.geometry.bedframe import normalize_depth
+from disrt_core.model.posture_net import (
+    PostureNet,
+    PostureNetConfig,
+    load_posture_net,
+    read_posture_header,
+    save_posture_net,
+)
+from disrt_core.posture import LEFT, RIGHT
+
+
+def test_logits_per_frame_and_a_clear_error_for_other_shapes():
+    net = PostureNet(PostureNetConfig(widths=(4, 8, 8)))
+    assert net(torch.rand(2, 1, 128, 54)).shape == (2, 4)
+    with pytest.raises(ValueError, match=r"\[B,1,128,54\]"):
+        net(torch.rand(2, 128, 54))
+
+
+def test_weights_round_trip_and_refusals(tmp_path):
+    net = PostureNet(PostureNetConfig(widths=(4, 8, 8), dropout=0.1)).eval()
+    with torch.no_grad():
+        net.features[1].running_mean.uniform_()  # batch-norm statistics travel too
+    save_posture_net(net, tmp_path / "p.safetensors", training={"steps": 3})
+    back = load_posture_net(tmp_path / "p.safetensors")
+    x = torch.rand(3, 1, 128, 54)
+    with torch.no_grad():
+        torch.testing.assert_close(back(x), net(x))
+    assert back.config == net.config and not back.training
+    assert read_posture_header(tmp_path / "p.safetensors")["training"] == {"steps": 3}
+    save_file({"w": torch.zeros(1)}, tmp_path / "other.safetensors")
+    with pytest.raises(ValueError, match=r"not a posture classifier file.*train_posture"):
+        load_posture_net(tmp_path / "other.safetensors")
+    (tmp_path / "broken.safetensors").write_bytes(b"nonsense")
+    with pytest.raises(ValueError, match=r"broken\.safetensors"):
+        load_posture_net(tmp_path / "broken.safetensors")
+
+
+@pytest.fixture(scope="module")
+def generated(anny_body):
+    from disrt_core.sim import SceneGenerator, SimConfig
+
+    with torch.no_grad():
+        s = SceneGenerator(SimConfig(sensor="kinect2", covers=(0, 1, 2)), anny_body,
+                           "cpu").sample(32, 424242)
+    net = normalize_depth(s["depth"].float(), s["bed_mm"].float()[:, None, None])
+    return net[:, None], s["posture"].long()
+
+
+def test_the_shipped_classifier_tells_the_postures_of_generated_frames(generated):
+    x, truth = generated
+    net = load_posture_net()
+    with torch.no_grad():
+        pred = net(x).argmax(-1)
+        mirrored = net(x.flip(-1)).argmax(-1)
+    assert (pred == truth).float().mean() >= 0.8  # chance: 0.25
+    # mirrored across the bed's long axis, a body on its left side lies on its right
+    swapped = torch.where(truth == LEFT, RIGHT, torch.where(truth == RIGHT, LEFT, truth))
+    assert (mirrored == swapped).float().mean() >= 0.8
