@@ -2,7 +2,10 @@
 
 For a batch of B frames (the node's ``Pipeline``) :func:`frame_outputs` maps the answer to
 each camera's optical frame (``geometry.camera.label_to_camera``), takes the posture from
-the root orientation (``posture``), the root as a quaternion in the camera frame, and the
+the posture classifier on the network image with the root orientation's vote where a
+classifier is given (``disrt_core.model.posture_net``), else from the root orientation
+(``posture``), the root
+as a quaternion in the camera frame, and the
 bed's state (``occupancy.occupancy_state``), and packs them with the rest of what is
 published into one float32 row per frame. :class:`OutputPacker` runs it, on a CUDA device
 with ``cuda_graphs`` as one graph per batch shape (about 40 small kernels launched one by
@@ -28,6 +31,7 @@ from torch import Tensor
 from disrt_core.body.layout import ParamLayout
 from disrt_core.cuda_graphs import GraphCache
 from disrt_core.geometry.camera import label_to_camera
+from disrt_core.model.posture_net import combined_posture
 from disrt_core.occupancy import IN_BED, occupancy_state
 from disrt_core.posture import posture_from_axis_angle
 
@@ -37,7 +41,8 @@ def frame_outputs(joints: Tensor, vertices: Tensor, params: Tensor, spread: Tens
                   T_cam_bed: Tensor, trunk: Tensor | None, layout: ParamLayout,
                   bed_mm: float, occupancy: bool, pressure: Tensor | None = None,
                   region_pressure: Tensor | None = None,
-                  interval: Tensor | None = None) -> dict[str, Tensor]:
+                  interval: Tensor | None = None,
+                  posture_net: torch.nn.Module | None = None) -> dict[str, Tensor]:
     """Per-frame outputs, each [B, ...] (pure tensor work, capturable).
 
     joints [B,24,3], vertices [B,V,3], params [B,P]: the answer (label frame, m);
@@ -47,7 +52,9 @@ def frame_outputs(joints: Tensor, vertices: Tensor, params: Tensor, spread: Tens
     Returns joints in the bed and camera frames, vertices in the camera frame, spread,
     params, the root quaternion (x, y, z, w) in the camera frame, the network image,
     posture and state indices, presence, region statistics and, when given, pressure and
-    the joint intervals [B,24] (``Prediction.joint_interval``).
+    the joint intervals [B,24] (``Prediction.joint_interval``). ``posture_net``: the posture
+    classifier (eval mode, on the tensors' device): the posture is then its answer with the
+    root's vote (``posture_net.combined_posture``), else the root's.
     """
     T = T_cam_bed.float()
     root = layout.unpack(params.float()).root_orient
@@ -63,7 +70,8 @@ def frame_outputs(joints: Tensor, vertices: Tensor, params: Tensor, spread: Tens
         "params": params.float(),
         "root_quat_cam": roma.rotmat_to_unitquat(T[:, :3, :3] @ roma.rotvec_to_rotmat(root)),
         "net_image": net.float(),
-        "posture": posture_from_axis_angle(root),
+        "posture": posture_from_axis_angle(root) if posture_net is None else
+        combined_posture(posture_net(net.float()[:, None]), posture_from_axis_angle(root)),
         "state": state,
         "present_prob": present.float(),
         "region": region.float(),
@@ -88,8 +96,10 @@ class OutputPacker:
     (CUDA only) replays it per batch shape. Thread-safe (one lock around the graphs)."""
 
     def __init__(self, layout: ParamLayout, device: str | torch.device = "cpu",
-                 cuda_graphs: bool = False, max_graphs: int = 64) -> None:
+                 cuda_graphs: bool = False, max_graphs: int = 64,
+                 posture_net: torch.nn.Module | None = None) -> None:
         self.layout, self.device = layout, torch.device(device)
+        self.posture_net = posture_net  # frame_outputs' (fixed: a graph holds it)
         if cuda_graphs and self.device.type != "cuda":
             raise ValueError("cuda_graphs needs a CUDA device")
         self.cuda_graphs = cuda_graphs
@@ -110,7 +120,7 @@ class OutputPacker:
 
         def run(*a):
             return frame_outputs(*a[:9], a[9], self.layout, float(bed_mm), bool(occupancy),
-                                 a[10], a[11], a[12])
+                                 a[10], a[11], a[12], self.posture_net)
 
         with self._lock, torch.inference_mode():
             layout = self._shapes.get(key)

@@ -31,6 +31,10 @@ Bed region of a camera (``<camera>.bed_region``):
 ``disrt-fit-bed`` shows what ``auto`` finds on a frame of the camera (and prints the
 ``corners_px`` / ``T_cam_bed`` lines for the other two).
 
+``posture_source``: where ``~/posture`` (and the monitor's posture) comes from: the
+posture classifier on the network image (``classifier``, the default,
+:mod:`disrt_core.model.posture_net`) or the estimated body's root orientation (``pose``).
+
 Pressure and the repositioning monitor (:mod:`disrt_ros.monitoring`): ``pressure`` computes
 the pressure under the body (on by default), ``pressure_method`` how: ``learned`` (the
 default: a small CNN's map from the depth image read under the predicted body) or
@@ -93,6 +97,7 @@ DYNAMIC = ("ddim_steps", "hypotheses", "eta")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 COMPILE_MODES = ("", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 PRESSURE_METHODS = ("learned", "physical")  # disrt_core.infer.PRESSURE_METHODS
+POSTURE_SOURCES = ("classifier", "pose")  # ~/posture: disrt_core.model.posture_net or the root
 INPUT_QOS = ("reliable", "sensor_data", "system_default")
 INPUT_TRANSPORTS = ("raw", "compressedDepth")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -172,6 +177,10 @@ GLOBAL: dict[str, tuple[Any, str, dict]] = {
                         "disrt_core.model.pressure_net, read under the predicted body; the "
                         "more accurate in bench_pressure) or physical (the predicted mesh "
                         "sunk into a spring mattress, disrt_core.pressure)", {}),
+    "posture_source": ("classifier", "where ~/posture comes from: classifier (a small CNN "
+                       "on the depth image, disrt_core.model.posture_net; the more accurate "
+                       "under blankets in docs/posture_eval.md) or pose (the root orientation "
+                       "of the estimated body)", {}),
     "turn_interval_min": (120.0, "repositioning monitor: alert (~/alerts, /diagnostics WARN) "
                           "when nobody in bed has been turned for this many minutes",
                           _float(0.01, 10080.0)),
@@ -268,6 +277,7 @@ class MonitorConfig:
     occupancy_check: bool = True
     pressure: bool = True
     pressure_method: str = "learned"
+    posture_source: str = "classifier"
     turn_interval_min: float = 120.0
     pressure_alert_kpa: float = 9.3
     pressure_alert_min: float = 60.0
@@ -424,6 +434,7 @@ def declare_and_load(node: Node, *, check_files: bool = True) -> MonitorConfig:
         diagnostics_period_s=g["diagnostics_period_s"], overlay_scale=g["overlay_scale"],
         cameras=cameras, occupancy_check=g["occupancy_check"], pressure=g["pressure"],
         pressure_method=_choice("pressure_method", g["pressure_method"], PRESSURE_METHODS),
+        posture_source=_choice("posture_source", g["posture_source"], POSTURE_SOURCES),
         turn_interval_min=g["turn_interval_min"],
         pressure_alert_kpa=g["pressure_alert_kpa"], pressure_alert_min=g["pressure_alert_min"],
         pressure_load_kpa=g["pressure_load_kpa"], monitor_hold_s=g["monitor_hold_s"],

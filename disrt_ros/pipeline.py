@@ -21,10 +21,11 @@ returns, per job, a :class:`~disrt_ros.conversions.FrameResult` or a :class:`Fai
    without readings) refuses the frame when the answers come back: it is computed, never
    published;
 4. joints and vertices mapped to each camera's optical frame (``label_to_camera``), root
-   orientation and posture (``disrt_core.posture``), the bed's state (in_bed | empty |
-   sitting_on_edge, ``disrt_core.occupancy``, with the trunk evidence) and, when the
-   estimator computes it (``Estimator.set_pressure``, the node's ``pressure``), the
-   pressure map and the region peaks (``disrt_core.pressure``).
+   orientation, posture (``posture_source``: the classifier on the network image,
+   ``disrt_core.model.posture_net``, or the root, ``disrt_core.posture``), the bed's state
+   (in_bed | empty | sitting_on_edge, ``disrt_core.occupancy``, with the trunk evidence)
+   and, when the estimator computes it (``Estimator.set_pressure``, the node's
+   ``pressure``), the pressure map and the region peaks (``disrt_core.pressure``).
 
 A refused frame is a :class:`Failure` at ERROR level (the node reports it and publishes no
 pose for it).
@@ -48,6 +49,7 @@ from disrt_core.geometry.camera import median_depth
 from disrt_core.geometry.lens import LensMaps
 from disrt_core.geometry.plausibility import region_problems, units_problem
 from disrt_core.geometry.resample import FrameResampler
+from disrt_core.model.posture_net import load_posture_net
 from disrt_core.occupancy import STATES
 from disrt_core.occupancy_raw import DEFAULT_MATTRESS_M, trunk_features
 from disrt_core.posture import POSTURES
@@ -123,7 +125,9 @@ class Pipeline:
         # cuda_graphs, or an estimator made with them)
         graphs = bool(getattr(estimator, "cuda_graphs", False))
         self.resampler = FrameResampler(estimator.device, graphs)
-        self.outputs = OutputPacker(self.layout, estimator.device, graphs)
+        posture = None if config.posture_source == "pose" else \
+            load_posture_net(device=estimator.device)  # ~/posture from the depth image
+        self.outputs = OutputPacker(self.layout, estimator.device, graphs, posture_net=posture)
 
     def _trunk(self, groups: list, ok: list[int], jobs: list[Job]) -> Tensor:
         """[B,4] the sitter's trunk evidence (``occupancy_raw.trunk_features``) of the

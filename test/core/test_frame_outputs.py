@@ -81,3 +81,29 @@ def test_cuda_graph_packs_new_frames_like_the_cpu():
                                2100.0, occupancy=True)
     for key, value in cpu.items():
         np.testing.assert_allclose(out[key], value, atol=1e-5, err_msg=key)
+
+
+class _BrightnessPosture(torch.nn.Module):
+    """A stand-in classifier: the posture index is how bright the image is (0..3); logits
+    ``sure`` on it, 0 elsewhere."""
+
+    sure = 10.0
+
+    def forward(self, depth):
+        level = (depth.mean((1, 2, 3)) * 4).clamp(0, 3.99).floor().long()
+        return torch.nn.functional.one_hot(level, 4).float() * self.sure
+
+
+def test_a_posture_classifier_gives_the_posture_from_the_network_image():
+    """A sure classifier decides; one that hesitates leaves it to the root's vote."""
+    x = _inputs()
+    x["net"] = torch.stack([torch.full((128, 54), v) for v in (0.9, 0.3, 0.6)])  # 3, 1, 2
+    roots = list(OutputPacker(LAYOUT)(x, 2101.0, True)["posture"])
+    assert roots[:2] == [0, 3]  # supine, prone (the _inputs' roots)
+    sure = _BrightnessPosture()
+    sure.sure = 10.0  # p ≈ 1 on its posture
+    out = OutputPacker(LAYOUT, posture_net=sure)(x, 2101.0, True)
+    assert list(out["posture"]) == [3, 1, 2]
+    unsure = _BrightnessPosture()
+    unsure.sure = 1.0  # p = 0.475 on its posture, 0.175 on each other: 0.4 more wins
+    assert list(OutputPacker(LAYOUT, posture_net=unsure)(x, 2101.0, True)["posture"]) == roots

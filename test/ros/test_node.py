@@ -41,7 +41,7 @@ def setup(ros):
     threads = torch.get_num_threads()  # the node sets 1 for the process: restored below
     params = {
         "cameras": ["bed1", "bed2"], "diagnostics_period_s": 0.2, "display_rate_hz": 0.0,
-        "cpu_threads": 1,
+        "cpu_threads": 1, "posture_source": "pose",  # the fake's root gives the posture
         "bed1.namespace": "cam1", "bed1.frame_id": FRAME1, "bed1.camera_height_m": CAM_HEIGHT,
         "bed1.bed_region": "pose", "bed2.bed_region": "pose",
         "bed2.namespace": "cam2", "bed2.camera_height_m": CAM_HEIGHT,

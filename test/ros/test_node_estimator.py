@@ -17,6 +17,7 @@ from rclpy.parameter import Parameter
 from disrt_core.body import load_body_model
 from disrt_core.geometry.bedframe import BED_CENTRE_LABEL, normalize_depth
 from disrt_core.geometry.camera import raw_to_network
+from disrt_core.model.posture_net import combined_posture, load_posture_net
 from disrt_core.posture import POSTURES, posture_from_axis_angle
 from disrt_ros.conversions import cloud_to_points
 from disrt_ros.markers import marker_points
@@ -117,9 +118,14 @@ def test_node_serves_the_checkpoint_estimate(checkpoint, smpl_fixture_dir, devic
         assert cloud.shape == (6890, 3)
         np.testing.assert_allclose(cloud, vertices, atol=atol)
         payload = json.loads(player.stamped("camera", "pose_json", 1).data)
+        # the posture: the shipped classifier's on the same network image with the
+        # estimate's vote (posture_source: classifier)
         layout = reference.body_model.param_layout
         root = layout.unpack(pred.params.float().cpu()).root_orient
-        assert payload["posture"] == POSTURES[int(posture_from_axis_angle(root)[0])]
+        with torch.no_grad():
+            logits = load_posture_net()(net[:, None])
+        assert payload["posture"] == POSTURES[int(combined_posture(
+            logits, posture_from_axis_angle(root))[0])]
         assert payload["model_id"] == "smpl-neutral" and len(payload["params"]) == 88
         np.testing.assert_allclose(payload["joint_interval"], INTERVAL, atol=1e-6)
         assert payload["joint_interval_level"] == 0.9

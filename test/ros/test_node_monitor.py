@@ -26,8 +26,8 @@ FRAME = "camera_depth_optical_frame"
 WATCHED = {"alerts": DiagnosticArray, "alerts_text": String, "pressure": Image,
            "pressure_overlay": Image}
 #: stamps are seconds: 3 s without a turn, 2 s above 9.3 kPa, 0.5 s of hysteresis
-MONITOR = {"turn_interval_min": 0.05, "pressure_alert_min": 2.0 / 60, "monitor_hold_s": 0.5,
-           "pressure_alert_kpa": 9.3}
+MONITOR = {"posture_source": "pose", "turn_interval_min": 0.05,
+           "pressure_alert_min": 2.0 / 60, "monitor_hold_s": 0.5, "pressure_alert_kpa": 9.3}
 
 
 def start(ros, name: str, **overrides):
