@@ -4,9 +4,8 @@ For a batch of B frames (the node's ``Pipeline``) :func:`frame_outputs` maps the
 each camera's optical frame (``geometry.camera.label_to_camera``), takes the posture from
 the posture classifier on the network image with the root orientation's vote where a
 classifier is given (``disrt_core.model.posture_net``), else from the root orientation
-(``posture``), the root
-as a quaternion in the camera frame, and the
-bed's state (``occupancy.occupancy_state``), and packs them with the rest of what is
+(``posture``), the root as a quaternion in the camera frame, and the bed's state
+(``occupancy.occupancy_state``), and packs them with the rest of what is
 published into one float32 row per frame. :class:`OutputPacker` runs it, on a CUDA device
 with ``cuda_graphs`` as one graph per batch shape (about 40 small kernels launched one by
 one otherwise), and brings the rows to the host with a single copy into pinned memory (one
