@@ -11,7 +11,7 @@ between supine and a side (``docs/rooms_eval.md``), a classifier has to choose.
 Architecture [choice]: per level two 3×3 convolutions with batch norm and ReLU, the first
 of each level after the first with stride 2 (128×54 → 64×27 → 32×14 → 16×7 → 8×4), then the
 whole 8×4 map flattened (where the shoulders and hips lie matters, an average would lose
-it), dropout and one Linear. About 0.2 M parameters; ~1 ms per frame on one CPU core.
+it), dropout and one Linear. 0.27 M parameters; ~2 ms per frame on one CPU core.
 
 The node's posture [choice] is the classifier's with a vote of the pose model
 (:func:`combined_posture`): the classifier's probabilities plus ``POSE_VOTE`` = 0.4 on the
