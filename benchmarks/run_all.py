@@ -85,6 +85,8 @@ PLAN: tuple[Bench, ...] = (
     Bench("node_paper_graphs", "bench_node.py", None,
           ("--device", "cuda", "--preset", "paper", "--cuda-graphs", "--seconds", "8",
            "--cameras", "2"), (0, 3), what="the paper network in the node, CUDA graphs"),
+    Bench("executor", "bench_executor.py", (), None, (1, 1),
+          what="rclpy executor CPU per received depth message, 8 cameras x 30 Hz"),
     Bench("e2e", "bench_e2e.py", ("--frames", "300"), ("--device", "cuda", "--frames", "300"),
           (4, 3), note=True, what="synthetic night -> replay 30 Hz -> node -> record -> score"),
     Bench("bags", "bench_bags.py", (), (), (2, 2), what="bag write/read and replay timing"),
