@@ -24,25 +24,23 @@ better of the three (``docs/posture_eval.md``).
 
 Weights: one safetensors file with a JSON header under the metadata key ``disrt_posture``
 (format, :class:`PostureNetConfig`, a training summary); :func:`save_posture_net` /
-:func:`load_posture_net`. Nothing is pickled.
+:func:`load_posture_net` (:mod:`disrt_core.model.weights_file`). Nothing is pickled.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
-from disrt_core.atomic import atomic_write
 from disrt_core.geometry.bedframe import NET_SHAPE
+from disrt_core.model import weights_file
 
 FORMAT = "disrt-posture-1"
 META_KEY = "disrt_posture"
+WHAT = "posture-classifier weights"  # in messages
 DEFAULT_POSTURE_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / \
     "posture.safetensors"
 FIX = "reinstall the package or train one with training/train_posture.py"
@@ -94,31 +92,15 @@ class PostureNet(nn.Module):
         return self.head(self.features(depth))
 
 
-def save_posture_net(net: PostureNet, path: str | Path, training: dict | None = None) -> None:
-    """Write ``net`` (eval-mode weights, float32) with its header to ``path`` atomically."""
+def save_posture_net(net: PostureNet, path: str | Path, training: dict | None = None) -> Path:
+    """Write ``net`` (float32) with its header to ``path`` atomically."""
     header = {"format": FORMAT, "config": asdict(net.config), "training": training or {}}
-    tensors = {k: v.detach().float().cpu().contiguous() if v.is_floating_point() else
-               v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    data = save(tensors, metadata={META_KEY: json.dumps(header)})
-    atomic_write(Path(path), lambda f: f.write(data))
+    return weights_file.save_weights(path, net, META_KEY, header)
 
 
 def read_posture_header(path: str | Path) -> dict:
-    """The JSON header of a posture file; ``ValueError`` naming the file and the fix."""
-    try:
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata() or {}
-    except (OSError, SafetensorError) as err:
-        raise ValueError(f"cannot read posture weights {path}: {err}; {FIX}") from err
-    try:
-        header = json.loads(meta[META_KEY])
-    except (KeyError, json.JSONDecodeError):
-        raise ValueError(f"{path} is not a posture classifier file (no {META_KEY} header); "
-                         f"{FIX}") from None
-    if header.get("format") != FORMAT:
-        raise ValueError(f"{path} has format {header.get('format')!r}, expected {FORMAT!r}; "
-                         f"{FIX}")
-    return header
+    """The JSON header of a posture file; errors naming the file and the fix."""
+    return weights_file.read_header(path, META_KEY, FORMAT, WHAT, FIX)
 
 
 def load_posture_net(path: str | Path = DEFAULT_POSTURE_WEIGHTS,
@@ -129,8 +111,7 @@ def load_posture_net(path: str | Path = DEFAULT_POSTURE_WEIGHTS,
     cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in header["config"].items()
            if k in names}
     net = PostureNet(PostureNetConfig(**cfg))
-    net.load_state_dict(load_file(str(path)))
-    return net.eval().to(device)
+    return weights_file.load_weights(net, path, WHAT, FIX).eval().to(device)
 
 
 def combined_posture(logits: Tensor, pose_posture: Tensor, vote: float = POSE_VOTE) -> Tensor:

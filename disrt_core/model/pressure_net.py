@@ -29,22 +29,20 @@ is ``disrt_core/weights/pressure.safetensors`` (:data:`DEFAULT_PRESSURE_WEIGHTS`
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, fields
 from itertools import pairwise
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
-from disrt_core.atomic import atomic_write
 from disrt_core.geometry import bedframe
+from disrt_core.model import weights_file
 
 FORMAT = "disrt-pressure-1"
 META_KEY = "disrt_pressure"
+WHAT = "pressure-net weights"  # in messages
 DEFAULT_PRESSURE_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / \
     "pressure.safetensors"
 FIX = ("reinstall the package (the file ships in disrt_core/weights/) or train one with "
@@ -141,32 +139,12 @@ def save_pressure_net(path: str | Path, net: PressureNet, training: dict | None 
 
     header = {"format": FORMAT, "network": asdict(net.config),
               "preprocessing": preprocessing_geometry(), "training": training or {}}
-    tensors = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous().cpu()
-               for k, v in net.state_dict().items()}
-    data = save(tensors, metadata={META_KEY: json.dumps(header)})
-    return atomic_write(path, lambda f: f.write(data))
+    return weights_file.save_weights(path, net, META_KEY, header, dtype)
 
 
 def read_pressure_header(path: str | Path) -> dict:
     """The JSON header of a pressure-net file; clear errors naming the file and the fix."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"pressure-net weights not found: {path}; {FIX}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except (SafetensorError, OSError) as err:
-        raise ValueError(f"pressure-net weights {path}: not a readable safetensors file "
-                         f"({err}); the file is truncated or damaged: {FIX}") from err
-    try:
-        header = json.loads(meta[META_KEY])
-    except (KeyError, json.JSONDecodeError) as err:
-        raise ValueError(f"pressure-net weights {path}: no valid {META_KEY!r} header (is it "
-                         f"a denoiser checkpoint?); {FIX}") from err
-    if header.get("format") != FORMAT:
-        raise ValueError(f"pressure-net weights {path}: format {header.get('format')!r}, this "
-                         f"code reads {FORMAT!r}; {FIX}")
-    return header
+    return weights_file.read_header(path, META_KEY, FORMAT, WHAT, FIX)
 
 
 def load_pressure_net(path: str | Path | None = None, device: str | torch.device = "cpu"
@@ -177,15 +155,7 @@ def load_pressure_net(path: str | Path | None = None, device: str | torch.device
     header = read_pressure_header(path)
     try:
         net = PressureNet(PressureNetConfig.from_dict(header.get("network", {})))
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, TypeError, ValueError) as err:
-        raise ValueError(f"pressure-net weights {path}: cannot be read ({err}); {FIX}") from err
-    state = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
-    if any(v.is_floating_point() and not torch.isfinite(v).all() for v in state.values()):
-        raise ValueError(f"pressure-net weights {path}: NaN or infinite values; {FIX}")
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise ValueError(f"pressure-net weights {path}: do not fit the network the header "
-                         f"describes ({err}); {FIX}") from err
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{WHAT} {path}: cannot be read ({err}); {FIX}") from err
+    weights_file.load_weights(net, path, WHAT, FIX)
     return net.to(device).eval(), header

@@ -37,11 +37,13 @@ def test_weights_round_trip_and_refusals(tmp_path):
     assert back.config == net.config and not back.training
     assert read_posture_header(tmp_path / "p.safetensors")["training"] == {"steps": 3}
     save_file({"w": torch.zeros(1)}, tmp_path / "other.safetensors")
-    with pytest.raises(ValueError, match=r"not a posture classifier file.*train_posture"):
+    with pytest.raises(ValueError, match=r"no valid 'disrt_posture' header.*train_posture"):
         load_posture_net(tmp_path / "other.safetensors")
     (tmp_path / "broken.safetensors").write_bytes(b"nonsense")
-    with pytest.raises(ValueError, match=r"broken\.safetensors"):
+    with pytest.raises(ValueError, match=r"broken\.safetensors.*train_posture"):
         load_posture_net(tmp_path / "broken.safetensors")
+    with pytest.raises(FileNotFoundError, match=r"missing\.safetensors.*train_posture"):
+        load_posture_net(tmp_path / "missing.safetensors")
 
 
 @pytest.fixture(scope="module")
