@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from disrt_core.geometry.lens import pinhole_K
 from disrt_ros.bags import (
     CAMERA_INFO,
     IMAGE,
@@ -112,10 +113,7 @@ def camera_info(K: np.ndarray, width: int, height: int, stamp: int, frame_id: st
 def camera_info_K(msg, rectified: bool = False) -> np.ndarray:
     """Intrinsics [3,3] of a CameraInfo: of its raw image, or with ``rectified`` of its
     rectified one (P's left 3×3 where P is set; ``disrt_core.geometry.lens``)."""
-    P = np.asarray(msg.p, dtype=np.float64).reshape(3, 4)[:, :3]
-    if rectified and P[0, 0] > 0 and P[1, 1] > 0:
-        return P
-    return np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
+    return pinhole_K(msg.k, msg.p, rectified)
 
 
 def _point(p):

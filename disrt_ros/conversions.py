@@ -32,6 +32,8 @@ from geometry_msgs.msg import Pose, PoseArray
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header, String
 
+from disrt_core.geometry.lens import pinhole_K
+
 #: encoding -> (numpy dtype kind+size, channels).
 ENCODINGS: dict[str, tuple[str, int]] = {
     "16UC1": ("u2", 1),
@@ -233,9 +235,7 @@ def camera_info_to_K(msg: CameraInfo, rectified: bool = False) -> np.ndarray:
     """Intrinsic matrix K [3,3] (float64) of a CameraInfo, of its raw image or, with
     ``rectified``, of its rectified one (P's left 3×3 where P is set, else K;
     ``disrt_core.geometry.lens``); refuses an uncalibrated one."""
-    P = np.asarray(msg.p, dtype=np.float64).reshape(3, 4)[:, :3]
-    K = P if rectified and P[0, 0] > 0 and P[1, 1] > 0 else \
-        np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
+    K = pinhole_K(msg.k, msg.p, rectified)
     if not (K[0, 0] > 0 and K[1, 1] > 0 and np.isfinite(K).all()):
         raise ValueError(
             f"CameraInfo has no valid intrinsics (fx={K[0, 0]}, fy={K[1, 1]}): the camera is "

@@ -137,8 +137,11 @@ def read_bag(path: Path, topic: str, info_topic: str | None, frame: int, count: 
             for _, msg in bag.read(info_topic, CAMERA_INFO):
                 # as the node: a raw topic's frames moved onto the pinhole of K
                 K = bag_msgs.camera_info_K(msg, rectified)
-                undistort = None if rectified else lens.undistortion(
-                    K, msg.distortion_model, msg.d, (int(msg.width), int(msg.height)))
+                try:
+                    undistort = None if rectified else lens.undistortion(
+                        K, msg.distortion_model, msg.d, (int(msg.width), int(msg.height)))
+                except ValueError as err:
+                    raise InputError(f"bag {path}: {err}") from err
                 break
             for i, (_, msg) in enumerate(bag.read(topic, IMAGE)):
                 if i < frame:
@@ -149,8 +152,8 @@ def read_bag(path: Path, topic: str, info_topic: str | None, frame: int, count: 
                 frames.append(image if undistort is None else undistort(image))
                 if len(frames) >= count:
                     break
-    except (BagError, ValueError) as err:
-        raise InputError(f"bag {path}: {err}") from err
+    except BagError as err:
+        raise InputError(str(err)) from err
     if K is None:
         raise InputError(f"bag {path}: no CameraInfo on {info_topic}; give --info-topic")
     if not frames:
