@@ -80,7 +80,8 @@ class Failure:
 class CameraState:
     """What the node knows about one camera; ``intrinsics`` is (K [3,3], (width, height)) of
     the latest CameraInfo, replaced as one tuple by the executor thread, after ``lens``
-    (its distortion, :mod:`disrt_core.geometry.lens`; None when rectified)."""
+    (its distortion map ``lens.current``, :mod:`disrt_core.geometry.lens`; None when
+    rectified)."""
 
     cfg: CameraConfig
     pubs: dict = field(default_factory=dict)

@@ -1,8 +1,8 @@
 """Train the posture classifier (:mod:`disrt_core.model.posture_net`) on generated scenes,
 and score it against the default pose model's posture on held-out sets.
 
-    python training/train_posture.py --device cuda --pool 96000 --steps 8000 \\
-        --out disrt_core/weights/posture.safetensors --report posture_report.json
+    python training/train_posture.py --device cuda --pool 72000 --gen-batch 256 \\
+        --steps 8000 --out disrt_core/weights/posture.safetensors --report posture_report.json
 
 Data [choice]: the default model's rooms mix (``config/train_rooms.yaml``: room scenes of
 six sensors with the bed pose the node fits on the raw frame, and bed scenes), someone
@@ -48,21 +48,20 @@ from disrt_core.model.posture_net import (  # noqa: E402
 from disrt_core.posture import LEFT, POSTURES, RIGHT  # noqa: E402
 from disrt_core.sim import SceneGenerator, SimConfig  # noqa: E402
 
-MIX = ({"scene": "room", "sensor": "d435", "bed_pose": "fit"},
-       {"scene": "bed", "sensor": "kinect2"},
-       {"scene": "room", "sensor": "d455_640x360", "bed_pose": "fit"},
-       {"scene": "bed", "sensor": "l515"},
-       {"scene": "room", "sensor": "azure_nfov", "bed_pose": "fit"},
-       {"scene": "bed", "sensor": "kinect2", "bed_pose": "fit"},
-       {"scene": "room", "sensor": "l515", "bed_pose": "fit"},
-       {"scene": "bed", "sensor": "d435"},
-       {"scene": "room", "sensor": "d435_424x240", "bed_pose": "fit"},
-       {"scene": "bed", "sensor": "azure_nfov"},
-       {"scene": "room", "sensor": "d435_1280x720", "bed_pose": "fit"},
-       {"scene": "bed", "sensor": "kinect2"})
+
+def rooms_mix(config: Path = ROOT / "config" / "train_rooms.yaml") -> tuple[tuple, dict]:
+    """The generator mix and settings of the default model's rooms stage: (mix entries,
+    SimConfig settings)."""
+    import yaml
+
+    data = yaml.safe_load(config.read_text())["stages"][0]["data"][0]
+    sim = {k: tuple(v) if isinstance(v, list) else v for k, v in data["sim"].items()}
+    return tuple(data["mix"]), sim
+
+
+MIX, SIM = rooms_mix()
 ROOM_SENSORS = ("azure_nfov", "d435", "d435_1280x720", "d435_424x240", "d435_640x480",
                 "d455_640x360", "kinect2", "l515")
-SIM = {"occupancy": (1.0, 0.0, 0.0), "covers": (0, 1, 2)}
 
 
 def images(sample: dict) -> torch.Tensor:
@@ -138,7 +137,7 @@ def pose_model_postures(checkpoint: str, body, device, x: torch.Tensor) -> torch
     out = []
     for i in range(0, len(x), 256):
         params = est.predict(x[i:i + 256].float(), check=False).params
-        root = torch.atan2(params[:, layout.root_sin], params[:, layout.root_cos])
+        root = layout.unpack(params).root_orient
         out.append(posture_from_axis_angle(root).to(x.device))
     return torch.cat(out)
 
@@ -154,7 +153,7 @@ def mirrored(x: torch.Tensor, y: torch.Tensor, flip: torch.Tensor):
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--pool", type=int, default=96000)
+    p.add_argument("--pool", type=int, default=72000)
     p.add_argument("--gen-batch", type=int, default=256)
     p.add_argument("--steps", type=int, default=8000)
     p.add_argument("--batch", type=int, default=256)
