@@ -49,8 +49,11 @@ def test_weights_round_trip_and_refusals(tmp_path):
 @pytest.fixture(scope="module")
 def generated(anny_body):
     from disrt_core.sim import SceneGenerator, SimConfig
+    from disrt_core.threads import cpu_threads
 
-    with torch.no_grad():
+    # one thread, as the generator tests' fixtures: the session's Anny model keeps what it
+    # first computed, and test_cli compares it bit for bit with single-threaded workers
+    with cpu_threads(), torch.no_grad():
         s = SceneGenerator(SimConfig(sensor="kinect2", covers=(0, 1, 2)), anny_body,
                            "cpu").sample(32, 424242)
     net = normalize_depth(s["depth"].float(), s["bed_mm"].float()[:, None, None])
