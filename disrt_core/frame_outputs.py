@@ -30,7 +30,7 @@ from torch import Tensor
 from disrt_core.body.layout import ParamLayout
 from disrt_core.cuda_graphs import GraphCache
 from disrt_core.geometry.camera import label_to_camera
-from disrt_core.model.posture_net import combined_posture
+from disrt_core.model.posture_net import combined_posture, head_logit
 from disrt_core.occupancy import IN_BED, occupancy_state
 from disrt_core.posture import posture_from_axis_angle
 
@@ -53,7 +53,8 @@ def frame_outputs(joints: Tensor, vertices: Tensor, params: Tensor, spread: Tens
     posture and state indices, presence, region statistics and, when given, pressure and
     the joint intervals [B,24] (``Prediction.joint_interval``). ``posture_net``: the posture
     classifier (eval mode, on the tensors' device): the posture is then its answer with the
-    root's vote (``posture_net.combined_posture``), else the root's.
+    root's vote (``posture_net.combined_posture``), else the root's; a classifier with the
+    head end's output adds ``head_logit`` [B] (``posture_net.head_logit``).
     """
     T = T_cam_bed.float()
     root = layout.unpack(params.float()).root_orient
@@ -69,12 +70,17 @@ def frame_outputs(joints: Tensor, vertices: Tensor, params: Tensor, spread: Tens
         "params": params.float(),
         "root_quat_cam": roma.rotmat_to_unitquat(T[:, :3, :3] @ roma.rotvec_to_rotmat(root)),
         "net_image": net.float(),
-        "posture": posture_from_axis_angle(root) if posture_net is None else
-        combined_posture(posture_net(net.float()[:, None]), posture_from_axis_angle(root)),
+        "posture": posture_from_axis_angle(root),
         "state": state,
         "present_prob": present.float(),
         "region": region.float(),
     }
+    if posture_net is not None:
+        classified = posture_net(net.float()[:, None])
+        out["posture"] = combined_posture(classified, out["posture"])
+        head = head_logit(classified)
+        if head is not None:
+            out["head_logit"] = head.float()
     if pressure is not None:
         out["pressure"] = pressure.float()
     if region_pressure is not None:

@@ -83,6 +83,7 @@ TURN_MAX_LOGIT = 4.0  # the most |mean evidence| that turns a head end the fit t
 CHECK_EVERY = 10  # a head end the fit told is checked on every 10th frame until confirmed
 CHECK_FRAMES = 30  # ... or until this many frames with someone in bed left it undecided
 MIN_PRESENT = 0.5  # a frame counts when either orientation's presence reaches this
+CLASSIFIER_SEEN_LOGIT = 1.0  # ... or the classifier's |head-end log-odds| (module docstring)
 SAME_END_M = 0.5  # a re-fitted bed keeps the votes where its head end moved less than this
 
 
@@ -146,10 +147,17 @@ class HeadVote:
         return ((self.seen and (not self.checking or doubt))
                 or (self.asked - 1) % CHECK_EVERY == 0)
 
-    def add(self, evidence: float, present: float, present_turned: float) -> None:
-        """One frame's :func:`head_evidence`; frames where neither orientation sees anyone
-        on the bed (an empty bed) say nothing and are skipped."""
-        self.seen = max(present, present_turned) >= MIN_PRESENT
+    def add(self, evidence: float, present: float, present_turned: float | None = None
+            ) -> None:
+        """One frame's evidence: :func:`head_evidence` of ``present`` and
+        ``present_turned``, or (``present_turned`` None) the posture classifier's head-end
+        log-odds. Frames where nobody is seen on the bed (an empty bed: neither orientation's
+        presence reaches ``MIN_PRESENT``; for the classifier, the presence does not and its
+        log-odds stay under ``CLASSIFIER_SEEN_LOGIT``) say nothing and are skipped."""
+        if present_turned is None:
+            self.seen = present >= MIN_PRESENT or abs(evidence) >= CLASSIFIER_SEEN_LOGIT
+        else:
+            self.seen = max(present, present_turned) >= MIN_PRESENT
         if self.seen and np.isfinite(evidence):
             self.frames += 1
             self.total += float(evidence)

@@ -9,8 +9,11 @@ returns, per job, a :class:`~disrt_ros.conversions.FrameResult` or a :class:`Fai
    decoded, which keeps the executor thread free;
 2. the bed pose ``T_cam_bed`` of each camera (fixed, from corner pixels, or fitted; see
    :mod:`disrt_ros.params`; no bed found: the frame is refused). Where the automatic fit
-   cannot tell the head end, the network also sees each frame turned end for end and
-   votes on it (``disrt_core.head_end``); once decided, the bed is turned or kept;
+   cannot tell the head end, or told it and no one confirmed it yet, each frame votes on
+   it (``disrt_core.head_end``): the posture classifier's head-end output where it has one
+   (``posture_source: classifier``, computed with the posture in step 4), else the
+   network's presence on the frame and on it turned end for end (a second inference);
+   once decided, the bed is turned or kept;
 3. per image size, ``geometry.resample.FrameResampler``: ``raw_to_network``,
    ``normalize_depth`` and the bed region's statistics (``geometry.plausibility``), one CUDA
    graph per batch shape with the node's ``cuda_graphs`` -> one ``Estimator.predict`` for
@@ -49,7 +52,7 @@ from disrt_core.geometry.camera import median_depth
 from disrt_core.geometry.lens import LensMaps
 from disrt_core.geometry.plausibility import region_problems, units_problem
 from disrt_core.geometry.resample import FrameResampler
-from disrt_core.model.posture_net import load_posture_net
+from disrt_core.model.posture_net import has_head_end, load_posture_net
 from disrt_core.occupancy import STATES
 from disrt_core.occupancy_raw import DEFAULT_MATTRESS_M, trunk_features
 from disrt_core.posture import POSTURES
@@ -129,6 +132,9 @@ class Pipeline:
         posture = None if config.posture_source == "pose" else \
             load_posture_net(device=estimator.device)  # ~/posture from the depth image
         self.outputs = OutputPacker(self.layout, estimator.device, graphs, posture_net=posture)
+        # its head-end output, computed on every frame, votes on the head end: no second
+        # inference on the turned image (disrt_core.head_end)
+        self.head_classifier = has_head_end(posture)
 
     def _trunk(self, groups: list, ok: list[int], jobs: list[Job]) -> Tensor:
         """[B,4] the sitter's trunk evidence (``occupancy_raw.trunk_features``) of the
@@ -281,14 +287,19 @@ class Pipeline:
         return cam.head_vote if cam.head_vote.due() else None
 
     def _count_head_vote(self, cam: CameraState, T: np.ndarray, present: float,
-                         turned: float) -> None:
-        """One frame's vote (``disrt_core.head_end``); once decided the bed is turned or
-        kept, its head end known, and a re-fit of the same bed keeps it."""
+                         turned: float | None, classifier: float | None) -> None:
+        """One frame's vote (``disrt_core.head_end``): the posture classifier's head-end
+        log-odds ``classifier`` where it has one, else the presence on the image and on it
+        turned; once decided the bed is turned or kept, its head end known, and a re-fit of
+        the same bed keeps it."""
         vote = cam.head_vote
         if vote is None or cam.bed is None or not np.array_equal(T, cam.bed.T_cam_bed):
             return  # the bed changed since this frame was resampled
-        evidence = head_end.head_evidence(torch.tensor([present]), torch.tensor([turned]))
-        vote.add(float(evidence[0]), present, turned)
+        if classifier is not None:
+            vote.add(classifier, present)
+        else:
+            evidence = head_end.head_evidence(torch.tensor([present]), torch.tensor([turned]))
+            vote.add(float(evidence[0]), present, turned)
         decided = vote.decision()
         if not decided:
             if vote.given_up():  # the fit's own end stands; no more checks of this bed
@@ -301,7 +312,8 @@ class Pipeline:
             cam.bed = replace(was, head_known=True, head_confidence=confidence)
         cam.head_told = (head_end.head_end_point(cam.bed), confidence)
         cam.head_vote, cam.head_checked = None, True
-        said = f"pose network, {vote.frames} frames, log-odds {vote.mean:+.1f}"
+        said = (f"{'posture classifier' if self.head_classifier else 'pose network'}, "
+                f"{vote.frames} frames, log-odds {vote.mean:+.1f}")
         if vote.checking and decided < 0:
             self.problems.report(cam.cfg.name, "head_turned", (
                 f"the bed fit's head end (confidence {was.head_confidence:.2f}) disagrees "
@@ -359,7 +371,7 @@ class Pipeline:
                 torch.ones(len(ok), device=net.device)  # an estimator without the check
             voting = [k for k, i in enumerate(ok) if pred.present_prob is not None
                       and self._head_vote(self.cameras[jobs[i].key])]
-            turned = None if not voting else self.estimator.predict(
+            turned = None if not voting or self.head_classifier else self.estimator.predict(
                 head_end.turned_image(net[voting])[:, None], check=False).present_prob
             trunk = None
             if self.config.occupancy_check:
@@ -383,10 +395,13 @@ class Pipeline:
         level = None if interval is None else float(calibration["level"])
         t3 = time.perf_counter()
         problems = region_problems(arrays["region"])
+        head_logits = arrays.get("head_logit")
         for j, k in enumerate(voting):
             if problems[k] is None:  # a refused frame does not vote
-                self._count_head_vote(self.cameras[jobs[ok[k]].key], poses[k], float(
-                    arrays["present_prob"][k]), float(turned[j]))
+                self._count_head_vote(
+                    self.cameras[jobs[ok[k]].key], poses[k], float(arrays["present_prob"][k]),
+                    None if turned is None else float(turned[j]),
+                    None if head_logits is None else float(head_logits[k]))
         for k, (i, problem) in enumerate(zip(ok, problems)):
             if problem is not None:  # nonsense gets no answer (ERROR in /diagnostics)
                 results[i] = Failure("implausible_depth", f"{problem}; no pose is published")

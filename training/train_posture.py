@@ -7,19 +7,32 @@ and score it against the default pose model's posture on held-out sets.
 Data [choice]: the default model's rooms mix (``config/train_rooms.yaml``: room scenes of
 six sensors with the bed pose the node fits on the raw frame, and bed scenes), someone
 lying in every scene, all cover levels; one pool of ``--pool`` frames made first (seeds
-``--seed``·10⁶ + batch), then ``--steps`` batches drawn from it, each frame mirrored across
-the bed's long axis half the time (a body lying on its left side becomes one on its right:
-the label's left and right swap), then the pose model's training augmentation
+``--seed``·10⁶ + batch), every ``--empty-every``-th generator batch of the same mix with
+nobody lying in bed instead (3 empty beds to 1 person sitting on the edge: they teach the
+head end's output to say 1/2, and count nowhere else); then ``--steps`` batches drawn from
+it, each frame mirrored across the bed's long axis half the time (a body lying on its left
+side becomes one on its right: the label's left and right swap) and, independently, turned
+end for end half the time (``head_end.turned_image``: the head end's target becomes 1 −
+itself, the posture stays), then the pose model's training augmentation
 (``disrt_core.data.augment``: in-plane rotation, shift, erased boxes, dropped pixels; none
-changes the posture; ``--no-augment`` leaves it out). Cross-entropy with label smoothing
-0.05, AdamW (weight decay 1e-4), cosine learning rate from ``--lr`` after 200 warm-up steps.
+changes the posture; ``--no-augment`` leaves it out). Loss: cross-entropy with label
+smoothing 0.05 on the posture of the frames with someone lying in bed, plus binary
+cross-entropy on the head end (target 1 where the head joint lies toward +y of the pelvis
+in the image's bed frame, as the generator's fitted bed has it, 0 the other way, 1/2
+without anyone lying in bed); ``--no-head`` trains the posture alone (the file shipped
+before 2026-12-06's sixth session). AdamW (weight decay 1e-4), cosine learning rate from
+``--lr`` after 200 warm-up steps.
 
 Held out (their own seeds, none the pool's): 64 room scenes of each of eight sensors (seeds
 5101-5108, the sets of ``docs/rooms_eval.md``), 256 Kinect v2 bed scenes (seed 1000), 256
 scenes of the SIM2REAL target domain (``--domain target``, seed 200). On each, posture
 accuracy per class for the classifier and for the default pose model (``--checkpoint``,
 5 DDIM steps, one hypothesis, seed 0: its root orientation, as the node reads it), written
-to ``--report``.
+to ``--report``. The head end on the same frames and on them turned end for end: the
+classifier's log-odds, and the pose model's presence log-odds difference that the node's
+vote used alone before (``disrt_core.head_end.head_evidence``), per threshold the share
+decided and wrong; and on 16 empty or sat-on beds per room sensor (seeds 5201-5208) the
+classifier's head log-odds, which should stay near 0.
 """
 
 from __future__ import annotations
@@ -40,9 +53,12 @@ sys.path.insert(0, str(ROOT))
 from disrt_core.body import load_body_model  # noqa: E402
 from disrt_core.data.augment import AugmentConfig, Augmenter  # noqa: E402
 from disrt_core.geometry.bedframe import normalize_depth  # noqa: E402
+from disrt_core.head_end import head_evidence, turned_image  # noqa: E402
 from disrt_core.model.posture_net import (  # noqa: E402
     PostureNet,
     PostureNetConfig,
+    head_logit,
+    posture_logits,
     save_posture_net,
 )
 from disrt_core.posture import LEFT, POSTURES, RIGHT  # noqa: E402
@@ -70,40 +86,69 @@ def images(sample: dict) -> torch.Tensor:
     return normalize_depth(depth, sample["bed_mm"].float()[:, None, None])[:, None].half()
 
 
-def make_pool(body, device, n: int, batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def head_target(sample: dict) -> torch.Tensor:
+    """[B] 1 where the head joint lies toward +y of the pelvis in the image's bed frame, 0
+    the other way (a bed fitted end for end), 1/2 without anyone lying in bed."""
+    joints = sample["joints"].float()
+    up = (joints[:, 15, 1] > joints[:, 0, 1]).float()
+    return torch.where(sample["present"].bool(), up, torch.full_like(up, 0.5))
+
+
+EMPTY = (0.0, 0.75, 0.25)  # occupancy shares of the pool's batches without anyone lying
+
+
+def make_pool(body, device, n: int, batch: int, seed: int, empty_every: int = 0) -> dict:
+    """``n`` frames of the mix: {"x" [n,1,128,54] half, "posture" [n], "head" [n] (targets),
+    "present" [n] bool}."""
     gens = {}
-    xs, ys, made, b = [], [], 0, 0
+    parts: dict[str, list] = {"x": [], "posture": [], "head": [], "present": []}
+    made, b = 0, 0
     while made < n:
         entry = MIX[b % len(MIX)]
-        key = tuple(sorted(entry.items()))
+        empty = empty_every > 0 and b % empty_every == empty_every - 1
+        key = (tuple(sorted(entry.items())), empty)
         if key not in gens:
-            gens[key] = SceneGenerator(SimConfig(**entry, **SIM), body, device)
+            sim = dict(SIM, occupancy=EMPTY) if empty else SIM
+            gens[key] = SceneGenerator(SimConfig(**entry, **sim), body, device)
         with torch.no_grad():
             s = gens[key].sample(min(batch, n - made), seed * 1_000_000 + b)
-        xs.append(images(s))
-        ys.append(s["posture"].long())
-        made, b = made + len(ys[-1]), b + 1
+        parts["x"].append(images(s))
+        parts["posture"].append(s["posture"].long())
+        parts["head"].append(head_target(s))
+        parts["present"].append(s["present"].bool())
+        made, b = made + len(parts["posture"][-1]), b + 1
         if b % 24 == 0:
             print(f"  pool {made}/{n}", flush=True)
-    return torch.cat(xs), torch.cat(ys)
+    return {k: torch.cat(v) for k, v in parts.items()}
 
 
-def held_out(body, device, n: int = 64) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """The held-out sets (module docstring): ``n`` room scenes per sensor, 4·n others."""
+def held_out(body, device, n: int = 64) -> dict[str, dict[str, torch.Tensor]]:
+    """The held-out sets (module docstring): ``n`` room scenes per sensor, 4·n others, and
+    ``n // 4`` empty or sat-on beds per room sensor; each as :func:`make_pool`'s dict."""
     from disrt_core.sim.target import TargetConfig, TargetGenerator
 
-    sets, rooms = {}, ([], [])
+    def entry(s: dict) -> dict[str, torch.Tensor]:
+        return {"x": images(s), "posture": s["posture"].long(), "head": head_target(s),
+                "present": s["present"].bool()}
+
+    def joined(samples: list[dict]) -> dict[str, torch.Tensor]:
+        parts = [entry(s) for s in samples]
+        return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+    rooms, empty = [], []
     for i, sensor in enumerate(ROOM_SENSORS):
-        g = SceneGenerator(SimConfig(scene="room", sensor=sensor, bed_pose="fit", **SIM), body,
-                           device)
-        s = g.sample(n, 5101 + i)
-        rooms[0].append(images(s))
-        rooms[1].append(s["posture"].long())
-    sets["rooms"] = (torch.cat(rooms[0]), torch.cat(rooms[1]))
-    s = SceneGenerator(SimConfig(sensor="kinect2", **SIM), body, device).sample(4 * n, 1000)
-    sets["bed_k2"] = (images(s), s["posture"].long())
-    s = TargetGenerator(TargetConfig(covers=(0, 1, 2)), body, device).sample(4 * n, 200)
-    sets["target"] = (images(s), s["posture"].long())
+        room = dict(scene="room", sensor=sensor, bed_pose="fit")
+        rooms.append(SceneGenerator(SimConfig(**room, **SIM), body, device).sample(n, 5101 + i))
+        empty.append(SceneGenerator(SimConfig(**room, **dict(SIM, occupancy=EMPTY)), body,
+                                    device).sample(max(1, n // 4), 5201 + i))
+    sets = {"rooms": joined(rooms)}
+    sets["bed_k2"] = joined([SceneGenerator(SimConfig(sensor="kinect2", **SIM), body,
+                                            device).sample(4 * n, 1000)])
+    target = TargetGenerator(TargetConfig(covers=(0, 1, 2)), body, device).sample(4 * n, 200)
+    target.setdefault("present", torch.ones(len(target["posture"]), dtype=torch.bool,
+                                            device=target["posture"].device))
+    sets["target"] = joined([target])
+    sets["empty_rooms"] = joined(empty)
     return sets
 
 
@@ -119,27 +164,80 @@ def per_class(pred: torch.Tensor, truth: torch.Tensor) -> dict:
 
 
 @torch.no_grad()
-def classify(net: PostureNet, x: torch.Tensor) -> torch.Tensor:
+def outputs(net: PostureNet, x: torch.Tensor) -> torch.Tensor:
+    """The classifier's whole output [n, 4 or 5] on ``x`` (eval mode, then back)."""
     net.eval()
-    out = torch.cat([net(x[i:i + 512].float()).argmax(-1) for i in range(0, len(x), 512)])
+    out = torch.cat([net(x[i:i + 512].float()) for i in range(0, len(x), 512)])
     net.train()
     return out
 
 
+def classify(net: PostureNet, x: torch.Tensor) -> torch.Tensor:
+    return posture_logits(outputs(net, x)).argmax(-1)
+
+
 @torch.no_grad()
-def pose_model_postures(checkpoint: str, body, device, x: torch.Tensor) -> torch.Tensor:
+def pose_model(checkpoint: str, body, device, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The default pose model on ``x`` and on it turned end for end: the posture of its
+    root orientation, and the presence probability both ways round."""
     from disrt_core.infer import Estimator
     from disrt_core.posture import posture_from_axis_angle
 
     est = Estimator.from_checkpoint(checkpoint, device=device, steps=5, hypotheses=1, seed=0,
                                     body_model=body)
     layout = body.param_layout
-    out = []
+    out: dict[str, list] = {"posture": [], "present": [], "present_turned": []}
     for i in range(0, len(x), 256):
-        params = est.predict(x[i:i + 256].float(), check=False).params
-        root = layout.unpack(params).root_orient
-        out.append(posture_from_axis_angle(root).to(x.device))
-    return torch.cat(out)
+        chunk = x[i:i + 256].float()
+        pred = est.predict(chunk, check=False)
+        out["posture"].append(posture_from_axis_angle(
+            layout.unpack(pred.params).root_orient).to(x.device))
+        out["present"].append(pred.present_prob.float().to(x.device))
+        turned = est.predict(turned_image(chunk), check=False)
+        out["present_turned"].append(turned.present_prob.float().to(x.device))
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
+HEAD_THRESHOLDS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
+
+
+def head_scores(evidence: torch.Tensor, truth: torch.Tensor) -> dict:
+    """Per threshold t: the share of frames with |evidence| ≥ t and the share wrong (sign
+    against ``truth`` ±1) among all frames; evidence [n], + for the head toward row 0."""
+    out = {}
+    for t in HEAD_THRESHOLDS:
+        decided = evidence.abs() >= t if t > 0 else torch.ones_like(evidence, dtype=torch.bool)
+        wrong = decided & (torch.sign(evidence) != truth)
+        out[f"{t:g}"] = {"decided": round(100.0 * float(decided.float().mean()), 2),
+                         "wrong": round(100.0 * float(wrong.float().mean()), 2),
+                         "n_wrong": int(wrong.sum())}
+    return out
+
+
+def head_report(net: PostureNet, data: dict, pose: dict) -> tuple[dict, dict]:
+    """The head end on the frames with someone lying in bed, both ways round (module
+    docstring): scores of the classifier, the presence difference and their sum; and the
+    per-frame arrays."""
+    lying = data["present"] & (data["head"] != 0.5)
+    x = data["x"][lying]
+    truth = torch.where(data["head"][lying] > 0.5, 1.0, -1.0)
+    arrays = {"head_truth": truth}
+    if net.config.head_end:
+        arrays["head"] = head_logit(outputs(net, x))
+        arrays["head_turned"] = head_logit(outputs(net, turned_image(x)))
+    p, q = pose["present"][lying], pose["present_turned"][lying]
+    arrays["presence_ev"] = head_evidence(p, q)
+    report = {"frames": int(lying.sum()), "fitted_end_for_end": int((truth < 0).sum())}
+    both = torch.cat([truth, -truth])
+    for name in ("head", "presence_ev"):
+        if name in arrays:
+            other = arrays["head_turned"] if name == "head" else -arrays[name]
+            report[name] = head_scores(torch.cat([arrays[name], other]), both)
+    if "head" in arrays:
+        report["sum"] = head_scores(torch.cat([arrays["head"] + arrays["presence_ev"],
+                                               arrays["head_turned"] - arrays["presence_ev"]]),
+                                    both)
+    return report, arrays
 
 
 def mirrored(x: torch.Tensor, y: torch.Tensor, flip: torch.Tensor):
@@ -155,15 +253,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--pool", type=int, default=72000)
     p.add_argument("--gen-batch", type=int, default=256)
+    p.add_argument("--empty-every", type=int, default=8,
+                   help="every n-th generator batch with nobody lying in bed (0: none)")
     p.add_argument("--steps", type=int, default=8000)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=11)
     p.add_argument("--eval-n", type=int, default=64, help="held-out room scenes per sensor")
     p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--no-head", action="store_true", help="the posture alone (no head end)")
     p.add_argument("--predictions", default=None,
-                   help="an .npz of every held-out frame's classifier probabilities, the pose "
-                        "model's posture and the truth")
+                   help="an .npz of every held-out frame's classifier outputs, the pose "
+                        "model's posture and presence, and the truth")
     p.add_argument("--checkpoint", default=str(ROOT / "disrt_core/weights/default.safetensors"))
     p.add_argument("--out", default="posture.safetensors")
     p.add_argument("--report", default="posture_report.json")
@@ -172,12 +273,15 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device(args.device)
     body = load_body_model("anny", device=device)
     started = time.perf_counter()
-    x, y = make_pool(body, device, args.pool, args.gen_batch, args.seed)
+    pool = make_pool(body, device, args.pool, args.gen_batch, args.seed,
+                     0 if args.no_head else args.empty_every)
     made = time.perf_counter() - started
-    print(f"pool of {len(y)} in {made:.0f} s; classes {torch.bincount(y, minlength=4).tolist()}",
+    y, lying = pool["posture"], pool["present"]
+    print(f"pool of {len(y)} in {made:.0f} s; classes "
+          f"{torch.bincount(y[lying], minlength=4).tolist()}, nobody lying {int((~lying).sum())}",
           flush=True)
     sets = held_out(body, device, args.eval_n)
-    net = PostureNet(PostureNetConfig()).to(device).train()
+    net = PostureNet(PostureNetConfig(head_end=not args.no_head)).to(device).train()
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     warm = 200
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (
@@ -185,44 +289,69 @@ def main(argv: list[str] | None = None) -> None:
     gen = torch.Generator(device).manual_seed(args.seed)
     log = []
     augment = None if args.no_augment else Augmenter(AugmentConfig(), body.param_layout)
+    rooms = sets["rooms"]
     for step in range(args.steps):
         idx = torch.randint(len(y), (args.batch,), device=device, generator=gen)
         flip = torch.rand(args.batch, device=device, generator=gen) < 0.5
-        xb, yb = mirrored(x[idx].float(), y[idx], flip)
+        turn = torch.rand(args.batch, device=device, generator=gen) < 0.5
+        xb, yb = mirrored(pool["x"][idx].float(), y[idx], flip)
+        xb = torch.where(turn[:, None, None, None], turned_image(xb), xb)
+        head = torch.where(turn, 1 - pool["head"][idx], pool["head"][idx])
         if augment is not None:
             xb = augment({"depth": xb}, seed=args.seed * 1_000_000 + step)["depth"]
-        loss = F.cross_entropy(net(xb), yb, label_smoothing=0.05)
+        out = net(xb)
+        lie = lying[idx]
+        loss = F.cross_entropy(posture_logits(out)[lie], yb[lie], label_smoothing=0.05)
+        if net.config.head_end:
+            loss = loss + F.binary_cross_entropy_with_logits(head_logit(out), head)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
         if (step + 1) % 500 == 0 or step == 0:
-            acc = per_class(classify(net, sets["rooms"][0]), sets["rooms"][1])
+            lie = rooms["present"]
+            acc = per_class(classify(net, rooms["x"][lie]), rooms["posture"][lie])
             print(f"step {step + 1} loss {loss.item():.4f} rooms {acc['all']} % "
                   f"{[acc[n] for n in POSTURES]} {time.perf_counter() - started:.0f} s",
                   flush=True)
             log.append({"step": step + 1, "loss": round(loss.item(), 4), "rooms": acc["all"]})
+    training = {"script": "training/train_posture.py", "argv": sys.argv[1:], "pool": len(y)}
+    save_posture_net(net.cpu().eval(), args.out, training=training)  # kept if the report fails
+    net.to(device).train()
+    print(f"trained in {time.perf_counter() - started:.0f} s; wrote {args.out}", flush=True)
     report = {"args": vars(args), "pool_seconds": round(made, 1), "log": log, "sets": {}}
     arrays = {}
-    for name, (xs, ys) in sets.items():
-        pose = pose_model_postures(args.checkpoint, body, device, xs)
+    for name, data in sets.items():
+        if name == "empty_rooms":
+            if net.config.head_end:
+                logit = head_logit(outputs(net, data["x"])).abs()
+                report["sets"][name] = {"frames": len(logit),
+                                        "head_abs_logit_mean": round(float(logit.mean()), 3),
+                                        "head_abs_logit_p95": round(float(logit.quantile(0.95)),
+                                                                    3),
+                                        "head_at_least_1.5": round(100.0 * float(
+                                            (logit >= 1.5).float().mean()), 2)}
+                arrays[f"{name}_head"] = logit.cpu().numpy()
+            continue
+        lie = data["present"]
+        xs, ys = data["x"][lie], data["posture"][lie]
+        pose = pose_model(args.checkpoint, body, device, data["x"])
+        head, head_arrays = head_report(net, data, pose)
         report["sets"][name] = {"classifier": per_class(classify(net, xs), ys),
-                                "pose_model": per_class(pose, ys)}
+                                "pose_model": per_class(pose["posture"][lie], ys),
+                                "head_end": head}
         print(name, json.dumps(report["sets"][name]), flush=True)
-        with torch.no_grad():
-            net.eval()
-            probs = torch.cat([net(xs[i:i + 512].float()).softmax(-1)
-                               for i in range(0, len(xs), 512)])
-            net.train()
-        arrays.update({f"{name}_probs": probs.cpu().numpy(), f"{name}_pose": pose.cpu().numpy(),
+        out = outputs(net, xs)
+        arrays.update({f"{name}_probs": posture_logits(out).softmax(-1).cpu().numpy(),
+                       f"{name}_pose": pose["posture"][lie].cpu().numpy(),
                        f"{name}_truth": ys.cpu().numpy()})
+        arrays.update({f"{name}_{k}": v.cpu().numpy() for k, v in head_arrays.items()})
     if args.predictions:
         import numpy as np
 
         np.savez_compressed(args.predictions, **arrays)
-    save_posture_net(net.cpu().eval(), args.out, training={
-        "script": "training/train_posture.py", "argv": sys.argv[1:], "pool": len(y),
-        "held_out": {k: v["classifier"]["all"] for k, v in report["sets"].items()}})
+    save_posture_net(net.cpu().eval(), args.out, training=dict(training, held_out={
+        k: v["classifier"]["all"] for k, v in report["sets"].items() if "classifier" in v}))
     Path(args.report).write_text(json.dumps(report, indent=1))
     print("wrote", args.out, args.report, f"{time.perf_counter() - started:.0f} s")
 

@@ -1,9 +1,14 @@
-"""The posture classifier: a small CNN from the network's depth image to the four postures.
+"""The posture classifier: a small CNN from the network's depth image to the four postures
+and, optionally, the head end.
 
 :class:`PostureNet` takes the normalised depth image the denoiser gets, [B,1,128,54] in
 [0, 1] (bed = 1, ``disrt_core.geometry.bedframe.normalize_depth``; bed frame, row 0 at the
 head end) and returns logits [B,4] over ``disrt_core.posture.POSTURES`` (supine, left,
-right, prone). It is trained with cross-entropy on the generator's ``posture`` labels
+right, prone), and with ``PostureNetConfig.head_end`` a fifth column: the log-odds that
+the person's head lies toward row 0 as the bed frame says (:func:`head_logit`; negative:
+the bed was taken end for end; about 0 for an empty bed or someone sitting on its edge,
+trained with the target 1/2 there). It is trained with cross-entropy on the generator's
+``posture`` labels and binary cross-entropy on the head's side of the pelvis
 (``training/train_posture.py``), while the denoiser reads the posture off the root
 orientation of a regressed parameter vector: under a blanket that regression answers
 between supine and a side (``docs/rooms_eval.md``), a classifier has to choose.
@@ -49,10 +54,13 @@ POSE_VOTE = 0.4  # the pose model's vote in combined_posture (module docstring)
 
 @dataclass(frozen=True)
 class PostureNetConfig:
-    """widths: channels of the levels, level 0 at 128×54, each next at half the size."""
+    """widths: channels of the levels, level 0 at 128×54, each next at half the size;
+    head_end: a fifth output, the head end's log-odds (module docstring; False in files
+    written before it)."""
 
     widths: tuple[int, ...] = (16, 32, 48, 64, 96)
     dropout: float = 0.2
+    head_end: bool = False
 
     def __post_init__(self) -> None:
         if len(self.widths) < 1 or min(self.widths) < 1:
@@ -67,7 +75,8 @@ def _grid(levels: int) -> tuple[int, int]:
 
 
 class PostureNet(nn.Module):
-    """Depth [B,1,128,54] in [0, 1] -> posture logits [B,4] (module docstring)."""
+    """Depth [B,1,128,54] in [0, 1] -> posture logits [B,4], with ``head_end`` [B,5]
+    (:func:`posture_logits`, :func:`head_logit`; module docstring)."""
 
     def __init__(self, config: PostureNetConfig = PostureNetConfig()) -> None:
         super().__init__()
@@ -83,13 +92,24 @@ class PostureNet(nn.Module):
         self.features = nn.Sequential(*layers)
         h, w = _grid(len(config.widths))
         self.head = nn.Sequential(nn.Flatten(), nn.Dropout(config.dropout),
-                                  nn.Linear(cin * h * w, 4))
+                                  nn.Linear(cin * h * w, 4 + int(config.head_end)))
 
     def forward(self, depth: Tensor) -> Tensor:
         if depth.ndim != 4 or tuple(depth.shape[1:]) != (1, *NET_SHAPE):
             raise ValueError(f"depth must be [B,1,{NET_SHAPE[0]},{NET_SHAPE[1]}], got "
                              f"{tuple(depth.shape)}")
         return self.head(self.features(depth))
+
+
+def posture_logits(out: Tensor) -> Tensor:
+    """The posture logits [B,4] of a :class:`PostureNet`'s output."""
+    return out[:, :4]
+
+
+def head_logit(out: Tensor) -> Tensor | None:
+    """The head end's log-odds [B] of a :class:`PostureNet`'s output (+: the head toward row
+    0 of the image, as the bed frame has it), or None for a net without that output."""
+    return out[:, 4] if out.shape[1] > 4 else None
 
 
 def save_posture_net(net: PostureNet, path: str | Path, training: dict | None = None) -> Path:
@@ -114,8 +134,15 @@ def load_posture_net(path: str | Path = DEFAULT_POSTURE_WEIGHTS,
     return weights_file.load_weights(net, path, WHAT, FIX).eval().to(device)
 
 
+def has_head_end(net: torch.nn.Module | None) -> bool:
+    """Whether ``net`` is a :class:`PostureNet` with the head end's output."""
+    return isinstance(net, PostureNet) and net.config.head_end
+
+
 def combined_posture(logits: Tensor, pose_posture: Tensor, vote: float = POSE_VOTE) -> Tensor:
-    """Posture index [B]: argmax of the classifier's probabilities (``logits`` [B,4]) plus
-    ``vote`` on the pose model's posture ``pose_posture`` [B] (module docstring)."""
+    """Posture index [B]: argmax of the classifier's probabilities (``logits`` [B,4], or
+    its whole output [B,5]) plus ``vote`` on the pose model's posture ``pose_posture`` [B]
+    (module docstring)."""
+    logits = posture_logits(logits)
     votes = torch.nn.functional.one_hot(pose_posture.long(), 4).to(logits.dtype)
     return (logits.softmax(-1) + vote * votes).argmax(-1)

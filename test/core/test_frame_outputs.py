@@ -107,3 +107,25 @@ def test_a_posture_classifier_gives_the_posture_from_the_network_image():
     unsure = _BrightnessPosture()
     unsure.sure = 1.0  # p = 0.475 on its posture, 0.175 on each other: 0.4 more wins
     assert list(OutputPacker(LAYOUT, posture_net=unsure)(x, 2101.0, True)["posture"]) == roots
+
+
+class _TopHeavyHead(_BrightnessPosture):
+    """Also a head-end column: the image's top half brighter than its bottom half, as a
+    log-odds (+: the head toward row 0)."""
+
+    def forward(self, depth):
+        top, bottom = depth[:, 0, :64].mean((1, 2)), depth[:, 0, 64:].mean((1, 2))
+        return torch.cat([super().forward(depth), (10 * (top - bottom))[:, None]], 1)
+
+
+def test_a_classifier_with_the_head_end_output_reports_it_per_frame():
+    x = _inputs()
+    net = torch.stack([torch.full((128, 54), 0.6) for _ in range(3)])
+    net[0, :64] += 0.2  # head-like weight toward row 0
+    net[1, 64:] += 0.3  # ... toward the last row: the bed taken end for end
+    x["net"] = net
+    out = OutputPacker(LAYOUT, posture_net=_TopHeavyHead())(x, 2101.0, True)
+    np.testing.assert_allclose(out["head_logit"], [2.0, -3.0, 0.0], atol=1e-5)
+    assert list(out["posture"])[2] == 2  # the posture columns still decide the posture
+    assert "head_logit" not in OutputPacker(LAYOUT, posture_net=_BrightnessPosture())(
+        x, 2101.0, True)

@@ -79,6 +79,20 @@ def test_vote_decides_after_enough_frames_with_someone_in_bed():
     assert mixed.decision() == 0
 
 
+def test_a_classifier_vote_counts_where_someone_is_seen_or_it_is_firm():
+    vote = head_end.HeadVote(np.zeros(3))
+    for _ in range(10):  # an empty bed: presence low, the classifier near 1/2
+        vote.add(0.4, 0.1)
+    assert vote.frames == 0 and not vote.seen
+    for _ in range(head_end.MIN_FRAMES):  # a body end for end: the presence may drop,
+        vote.add(-(head_end.CLASSIFIER_SEEN_LOGIT + 2), 0.2)  # the classifier is firm
+    assert vote.frames == head_end.MIN_FRAMES and vote.decision() == -1
+    unsure = head_end.HeadVote(np.zeros(3))
+    for _ in range(head_end.MIN_FRAMES):  # someone seen, the classifier unsure: counted
+        unsure.add(0.2, 0.9)
+    assert unsure.frames == head_end.MIN_FRAMES and unsure.decision() == 0
+
+
 def test_refit_keeps_what_the_person_told(scene):
     fit = _fit(scene)
     told = head_end.turned_fit(fit, 0.99)

@@ -20,9 +20,11 @@ import torch
 from rclpy.parameter import Parameter
 
 import disrt_core.geometry
+from disrt_core import head_end
 from disrt_core.geometry.bedfit import BedFit
 from disrt_core.geometry.bedframe import BED_CENTRE_LABEL
 from disrt_core.geometry.camera import overhead_camera_pose
+from disrt_core.model.posture_net import PostureNet, PostureNetConfig
 from disrt_ros.markers import marker_points
 from disrt_ros.node import BedMonitorNode, main
 
@@ -272,7 +274,7 @@ def test_head_end_told_by_the_person(ros, bedfit, monkeypatch):
 
     frame = next(f for f in body_frames() if not body_at_top(assumed.T_cam_bed, f))
     monitor, player = start(ros, **{"camera.bed_region": "auto", "camera.refit_period_s": 0.0,
-                                    "camera.bed_fit_frames": 1})
+                                    "camera.bed_fit_frames": 1, "posture_source": "pose"})
     monitor.estimator.present_fn = present_if_body_at_top
     camera = monitor.cameras["camera"]
     stamp = iter(range(1, 10_000))
@@ -292,6 +294,50 @@ def test_head_end_told_by_the_person(ros, bedfit, monkeypatch):
         ros.remove(monitor)
 
 
+class HeadAtTopClassifier(PostureNet):
+    """A stand-in posture classifier with the head end's output: log-odds +6 where the body
+    lies in the top half of its image, −6 where in the bottom half; supine."""
+
+    def __init__(self) -> None:
+        super().__init__(PostureNetConfig(widths=(4,), head_end=True))
+
+    def forward(self, depth: torch.Tensor) -> torch.Tensor:
+        at_top = depth[:, 0, :64].mean((1, 2)) < depth[:, 0, 64:].mean((1, 2))
+        head = torch.where(at_top, 6.0, -6.0)
+        return torch.cat([torch.zeros(len(depth), 4), head[:, None]], 1)
+
+
+def test_head_end_told_by_the_posture_classifier(ros, bedfit, monkeypatch):
+    """With a posture classifier that has the head end's output (posture_source: classifier)
+    its log-odds on each frame vote, while the pose network's presence says nothing about
+    the end (the same both ways round) and is never asked about a turned image: the bed is
+    turned after head_end.MIN_FRAMES frames, its head end known."""
+    import disrt_ros.pipeline
+
+    monkeypatch.setattr(disrt_ros.pipeline, "load_posture_net",
+                        lambda device: HeadAtTopClassifier().eval())
+    turned = []
+    real_turn = head_end.turned_image
+    monkeypatch.setattr(head_end, "turned_image", lambda x: (turned.append(x), real_turn(x))[1])
+    bedfit.head_known = False
+    assumed = bedfit._fit()
+    frame = next(f for f in body_frames() if not body_at_top(assumed.T_cam_bed, f))
+    monitor, player = start(ros, **{"camera.bed_region": "auto", "camera.refit_period_s": 0.0,
+                                    "camera.bed_fit_frames": 1})
+    camera = monitor.cameras["camera"]
+    stamp = iter(range(1, 10_000))
+    try:
+        assert wait_until(lambda: (player.publish("camera", frame, next(stamp), FRAME, K),
+                                   camera.bed is not None and camera.bed.head_known)[1])
+        np.testing.assert_allclose(camera.bed.corners, assumed.corners[[2, 3, 0, 1]])
+        assert body_at_top(camera.bed.T_cam_bed, frame)
+        assert camera.bed.head_confidence > 0.99  # sigmoid(6)
+        assert not turned  # no second inference
+    finally:
+        ros.remove(player)
+        ros.remove(monitor)
+
+
 def test_head_end_the_fit_told_is_checked_by_the_person(ros, bedfit):
     """A fit sure of its head end, someone lying the other way round: checked on every frame
     while the person's votes doubt it, the bed is turned at the firmer threshold (the fit's
@@ -299,7 +345,7 @@ def test_head_end_the_fit_told_is_checked_by_the_person(ros, bedfit):
     assumed = bedfit._fit()
     frame = next(f for f in body_frames() if not body_at_top(assumed.T_cam_bed, f))
     monitor, player = start(ros, **{"camera.bed_region": "auto", "camera.refit_period_s": 0.0,
-                                    "camera.bed_fit_frames": 1})
+                                    "camera.bed_fit_frames": 1, "posture_source": "pose"})
     monitor.estimator.present_fn = present_if_body_at_top
     camera, problems = monitor.cameras["camera"], monitor.problems
     stamp = iter(range(1, 10_000))

@@ -27,7 +27,10 @@ and what the vote did at which frame.
         --sensors d455_640x360,d435_640x480,d435_424x240,azure_nfov,kinect2 --seeds 4-7
 
     .venv/bin/python training/experiments/head_from_body.py --rooms /tmp/bf/cache_anny \\
-        [--seed 500 --scenes 256 --bed-scenes 96]
+        [--seed 500 --scenes 256 --bed-scenes 96] [--posture disrt_core/weights/posture.safetensors]
+
+(``--posture``: the posture classifier's head-end log-odds vote instead, as the node's does
+with a classifier that has that output.)
 
 Sampling seed 0, 5 DDIM steps; K = 1 is the node's default.
 """
@@ -50,6 +53,7 @@ from disrt_core.geometry.bedframe import SLP_DANALAB_BED_MM, normalize_depth
 from disrt_core.geometry.camera import median_depth, raw_to_network
 from disrt_core.head_end import HeadVote, head_evidence, turned_image
 from disrt_core.infer import Estimator
+from disrt_core.model.posture_net import head_logit, load_posture_net
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "disrt_core" / "weights" / "default.safetensors"
@@ -57,8 +61,11 @@ THRESHOLDS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
 FRAMES = 5
 
 
-def rooms(est: Estimator, cache: Path, seed: int, scenes: int, bed_scenes: int) -> dict:
-    """The node's vote on the benchmark's cached scenes (module docstring)."""
+def rooms(est: Estimator, cache: Path, seed: int, scenes: int, bed_scenes: int,
+          classifier=None) -> dict:
+    """The node's vote on the benchmark's cached scenes (module docstring); with
+    ``classifier`` (a posture net with the head end's output) its log-odds vote, as in the
+    node with ``posture_source: classifier``."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import bench_bedfit as bb
 
@@ -89,14 +96,20 @@ def rooms(est: Estimator, cache: Path, seed: int, scenes: int, bed_scenes: int) 
         T = fits.T_cam_bed[idx].float()
         nets = torch.cat([normalize_depth(raw_to_network(v[idx], K[idx], T, bed), bed)
                           for v in views])
-        a, b = est.predict(nets).present_prob, est.predict(turned_image(nets)).present_prob
-        evidence = head_evidence(a, b).view(FRAMES, -1)
-        a, b = a.view(FRAMES, -1), b.view(FRAMES, -1)
+        a = est.predict(nets).present_prob
+        if classifier is None:
+            b = est.predict(turned_image(nets)).present_prob
+            evidence = head_evidence(a, b).view(FRAMES, -1)
+            b = b.view(FRAMES, -1)
+        else:
+            evidence = head_logit(classifier(nets[:, None])).view(FRAMES, -1)
+        a = a.view(FRAMES, -1)
         for j, i in enumerate(idx.tolist()):
             vote = HeadVote(np.zeros(3), checking=bool(fits.head_known[i]),
                             fit_confidence=float(fits.head_confidence[i]))
             for f in range(FRAMES):
-                vote.add(float(evidence[f, j]), float(a[f, j]), float(b[f, j]))
+                vote.add(float(evidence[f, j]), float(a[f, j]),
+                         None if classifier is not None else float(b[f, j]))
             group = f"{'bed scenes' if kind else 'rooms'}, head end " + (
                 "known to the fit" if bool(fits.head_known[i]) else "unknown to the fit")
             c = counts.setdefault(group, {"fits": 0, "fit's end wrong": 0, "vote right": 0,
@@ -171,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=500)
     p.add_argument("--scenes", type=int, default=256)
     p.add_argument("--bed-scenes", type=int, default=96)
+    p.add_argument("--posture", type=Path, default=None,
+                   help="--rooms: vote with this posture classifier's head-end output")
     p.add_argument("--nights", action="store_true", help="demo room nights (per night mode)")
     p.add_argument("--sensors", default="d455_640x360,d435_640x480,d435_424x240,azure_nfov,"
                    "kinect2")
@@ -191,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
 
                 report = nights(est, args.sensors.split(","), seeds(args.seeds), args.seconds)
             else:
-                report = rooms(est, args.rooms, args.seed, args.scenes, args.bed_scenes)
+                classifier = None if args.posture is None else load_posture_net(args.posture)
+                report = rooms(est, args.rooms, args.seed, args.scenes, args.bed_scenes,
+                               classifier)
         print(json.dumps(report, indent=1))
         if args.out:
             args.out.write_text(json.dumps(report, indent=1) + "\n")

@@ -8,10 +8,15 @@ import torch
 from safetensors.torch import save_file
 
 from disrt_core.geometry.bedframe import normalize_depth
+from disrt_core.model import weights_file
 from disrt_core.model.posture_net import (
+    META_KEY,
     PostureNet,
     PostureNetConfig,
+    has_head_end,
+    head_logit,
     load_posture_net,
+    posture_logits,
     read_posture_header,
     save_posture_net,
 )
@@ -23,6 +28,24 @@ def test_logits_per_frame_and_a_clear_error_for_other_shapes():
     assert net(torch.rand(2, 1, 128, 54)).shape == (2, 4)
     with pytest.raises(ValueError, match=r"\[B,1,128,54\]"):
         net(torch.rand(2, 128, 54))
+
+
+def test_the_head_end_output_is_a_fifth_column_and_files_without_it_still_load(tmp_path):
+    net = PostureNet(PostureNetConfig(widths=(4, 8), head_end=True)).eval()
+    out = net(torch.rand(3, 1, 128, 54))
+    assert out.shape == (3, 5) and has_head_end(net)
+    torch.testing.assert_close(head_logit(out), out[:, 4])
+    torch.testing.assert_close(posture_logits(out), out[:, :4])
+    save_posture_net(net, tmp_path / "h.safetensors")
+    assert has_head_end(load_posture_net(tmp_path / "h.safetensors"))
+    # a file written before the head end's output: its header has no such key
+    old = PostureNet(PostureNetConfig(widths=(4, 8))).eval()
+    weights_file.save_weights(tmp_path / "old.safetensors", old, META_KEY, {
+        "format": "disrt-posture-1", "config": {"widths": [4, 8], "dropout": 0.2},
+        "training": {}})
+    back = load_posture_net(tmp_path / "old.safetensors")
+    assert not has_head_end(back) and head_logit(back(torch.rand(1, 1, 128, 54))) is None
+    assert not has_head_end(None)
 
 
 def test_weights_round_trip_and_refusals(tmp_path):
@@ -64,9 +87,10 @@ def test_the_shipped_classifier_tells_the_postures_of_generated_frames(generated
     x, truth = generated
     net = load_posture_net()
     with torch.no_grad():
-        pred = net(x).argmax(-1)
-        mirrored = net(x.flip(-1)).argmax(-1)
+        pred = posture_logits(net(x)).argmax(-1)
+        mirrored = posture_logits(net(x.flip(-1))).argmax(-1)
     assert (pred == truth).float().mean() >= 0.8  # chance: 0.25
     # mirrored across the bed's long axis, a body on its left side lies on its right
     swapped = torch.where(truth == LEFT, RIGHT, torch.where(truth == RIGHT, LEFT, truth))
     assert (mirrored == swapped).float().mean() >= 0.8
+
