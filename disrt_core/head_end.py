@@ -34,6 +34,25 @@ scenes it turned only 5 of 15 wrong fallback ends at 2; hence 1.5, the same oper
 9 of 15 turned there, 7 of 13 on the tuning rooms, no wrong vote on either (also none
 among the checked ends).
 
+**The posture classifier's vote** [choice, 2026-12-06, sixth session]. Where the node's
+posture classifier has the head end's output (:mod:`disrt_core.model.posture_net`, the
+shipped one since then; ``posture_source: classifier``), a frame's evidence is that
+log-odds instead, computed with the posture in the node's output graph: no second
+inference. Per frame on the held-out sets of ``training/train_posture.py`` (every frame
+also turned; ``docs/posture_eval.md``), |evidence| ≥ ``DECIDE_LOGIT`` decides 99.1 % of
+generated room frames with 0.29 % wrong (the presence difference: 64.7 % with 0.59 %),
+100 % of Kinect v2 bed scenes with none wrong (72.7 %, none) and 97.3 % of the SIM2REAL
+target domain with 0.59 % wrong (48.0 % with 3.1 %); it tells all 21 room frames whose
+fitted bed lay end for end (the presence 17). Per scene as the node votes
+(``head_from_body.py --rooms --posture``, the cached scenes above, 5 frames): it turns all
+16 wrong fallback ends and all 4 confidently wrong ends the fit told (the presence: 7 and
+2), with no wrong vote, so the node's bed is right wherever the fit's corners are (227 of
+256). The thresholds stay. A frame counts as someone seen where the presence reaches
+``MIN_PRESENT`` or the |log-odds| reaches ``CLASSIFIER_SEEN_LOGIT``: trained to 1/2 on
+empty and sat-on beds, they stay under 1.0 on 98.4 % of 128 held-out such room frames (mean
+0.13), while a lying person's are ≥ 7.2 on 95 % of room frames (≥ 2.6 in the target
+domain). The log-odds are not calibrated (median ~16), so the vote's confidence is near 1.
+
 **Check** of a head end the fit told itself (``checking``): on every frame with someone seen
 until ``MIN_FRAMES`` are in, and on while their mean is against the fit, else on every
 ``CHECK_EVERY``-th frame, until a vote of ``DECIDE_LOGIT`` confirms it or ``CHECK_FRAMES``

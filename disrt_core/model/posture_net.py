@@ -27,6 +27,12 @@ largest vote that keeps the rooms accuracy of the classifier alone (0.2-0.4 all 
 is the pose model alone); on the SIM2REAL target domain, not used for the choice, it is the
 better of the three (``docs/posture_eval.md``).
 
+The head end's output [choice, 2026-12-06, sixth session] replaces the node's second
+inference on the turned image when it votes on the bed's head end
+(:mod:`disrt_core.head_end`): on held-out frames it decides 99.1 % of generated room frames
+at |log-odds| ≥ 1.5 with 0.29 % wrong, against 64.7 % and 0.59 % for the pose network's
+presence both ways round; the posture stays as accurate (``docs/posture_eval.md``).
+
 Weights: one safetensors file with a JSON header under the metadata key ``disrt_posture``
 (format, :class:`PostureNetConfig`, a training summary); :func:`save_posture_net` /
 :func:`load_posture_net` (:mod:`disrt_core.model.weights_file`). Nothing is pickled.

@@ -8,6 +8,7 @@ import torch
 from safetensors.torch import save_file
 
 from disrt_core.geometry.bedframe import normalize_depth
+from disrt_core.head_end import turned_image
 from disrt_core.model import weights_file
 from disrt_core.model.posture_net import (
     META_KEY,
@@ -94,3 +95,13 @@ def test_the_shipped_classifier_tells_the_postures_of_generated_frames(generated
     swapped = torch.where(truth == LEFT, RIGHT, torch.where(truth == RIGHT, LEFT, truth))
     assert (mirrored == swapped).float().mean() >= 0.8
 
+
+
+def test_the_shipped_classifier_tells_the_head_end_and_turns_with_the_image(generated):
+    x, _ = generated  # the true bed pose: every head toward row 0
+    net = load_posture_net()
+    assert has_head_end(net)
+    with torch.no_grad():
+        up, down = head_logit(net(x)), head_logit(net(turned_image(x)))
+    assert (up > 0).float().mean() >= 0.9 and (down < 0).float().mean() >= 0.9  # chance 0.5
+    assert (up - down).median() > 3.0  # firm, not a coin toss
