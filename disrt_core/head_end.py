@@ -219,6 +219,22 @@ class HeadVote:
         return at_head_end(fit, self.head_point) and self.checking == fit.head_known
 
 
+def decided_on_one_view(fit, evidence: float):
+    """``fit`` decided by one view's head-end evidence (the posture classifier's log-odds on
+    a median frame, as ``disrt-fit-bed`` has it) with :class:`HeadVote`'s thresholds:
+    (fit, what) with ``what`` one of "decided" (an unknown end now known, or turned),
+    "confirmed", "turned" (a told end the evidence outweighs), "undecided"."""
+    vote = HeadVote(head_end_point(fit), checking=fit.head_known,
+                    fit_confidence=fit.head_confidence)
+    confidence = float(1 / (1 + np.exp(-abs(evidence))))
+    if evidence <= -vote.turn_logit():
+        return turned_fit(fit, confidence), "turned" if fit.head_known else "decided"
+    if evidence >= DECIDE_LOGIT:
+        return (fit, "confirmed") if fit.head_known else (dataclasses.replace(
+            fit, head_known=True, head_confidence=confidence), "decided")
+    return fit, "undecided"
+
+
 def at_head_end(fit, head_point: np.ndarray | None) -> bool:
     """Whether ``head_point`` (camera frame) lies within ``SAME_END_M`` of the fit's head
     end centre."""

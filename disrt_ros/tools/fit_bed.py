@@ -19,7 +19,9 @@ Sources (one of):
   image.
 
 It prints the fit (mattress size, camera distance and tilt, the corners in pixels and in
-metres, the head end and how sure it is) and the lines to paste into
+metres, the head end and how sure it is: with ``--head auto`` also from someone lying in
+the bed, through the posture classifier's head-end output as the node's vote takes it,
+``disrt_core.head_end.decided_on_one_view``) and the lines to paste into
 ``config/bed_monitor.yaml`` (``corners_px`` for ``bed_region: corners``, ``T_cam_bed`` for
 ``bed_region: pose``), and writes a PNG (``--out``, default ``fit_bed.png``): the depth
 colour-mapped with the mattress outline (its head end marked) beside the 128×54 image the
@@ -222,6 +224,26 @@ def network_image(depth_mm: np.ndarray, K: np.ndarray, T_cam_bed: np.ndarray) ->
     return normalize_depth(net, SLP_DANALAB_BED_MM)[0].numpy()
 
 
+def person_head_end(view: View, fit):
+    """The fit with its head end decided or checked by the posture classifier's head-end
+    output on the network image, as the node's vote does (``disrt_core.head_end``); says
+    what it did. Unchanged without someone lying in bed (the log-odds stay near 0)."""
+    import torch
+
+    from disrt_core.head_end import decided_on_one_view
+    from disrt_core.model.posture_net import head_logit, load_posture_net
+
+    net = torch.from_numpy(network_image(view.depth_mm, view.K, fit.T_cam_bed))[None, None]
+    with torch.no_grad():
+        logit = head_logit(load_posture_net()(net.float()))
+    if logit is None:
+        return fit
+    fit, what = decided_on_one_view(fit, float(logit[0]))
+    print(f"[disrt-fit-bed] the person lying there (posture classifier, head-end log-odds "
+          f"{float(logit[0]):+.1f}): {what}")
+    return fit
+
+
 def draw(view: View, fit, candidates: list[tuple[np.ndarray, str]], out: Path,
          title: str) -> None:
     """Depth with outlines (and the network image when ``fit``) side by side, to ``out``."""
@@ -394,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:  # a head side the bed does not run toward
         print(f"disrt-fit-bed: error: {err}", file=sys.stderr)
         return EXIT_INPUT
+    if args.head == "auto":
+        fit = person_head_end(view, fit)
     print(report(view, fit))
     try:
         draw(view, fit, [], args.out, f"{fit.size_m[0]:.2f} x {fit.size_m[1]:.2f} m, "

@@ -3,6 +3,7 @@ the resampling, the votes, and a re-fit that keeps what the person told."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -157,3 +158,21 @@ def test_a_head_end_the_fit_told_is_checked_on_some_frames_and_turned_only_firml
         unsure.add(1.0, 0.9, 0.5)
         unknown.add(1.0, 0.9, 0.5)
     assert unsure.given_up() and not unknown.given_up()  # an unknown end is never given up
+
+
+def test_one_view_decides_an_unknown_end_and_turns_a_told_one_only_firmly(scene):
+    unknown = _fit(scene)
+    kept, what = head_end.decided_on_one_view(unknown, 0.5)  # nobody, or unsure
+    assert what == "undecided" and kept is unknown
+    right, what = head_end.decided_on_one_view(unknown, 9.0)
+    assert what == "decided" and right.head_known and right.head_confidence > 0.99
+    np.testing.assert_allclose(right.corners, unknown.corners)
+    turned, what = head_end.decided_on_one_view(unknown, -2.0)
+    assert what == "decided" and turned.head_known
+    np.testing.assert_allclose(turned.corners, unknown.corners[[2, 3, 0, 1]])
+    told = dataclasses.replace(_fit(scene, head_known=True), head_confidence=0.97)  # logit 3.5
+    assert head_end.decided_on_one_view(told, -2.0)[1] == "undecided"  # not firm enough
+    assert head_end.decided_on_one_view(told, 9.0) == (told, "confirmed")
+    again, what = head_end.decided_on_one_view(told, -9.0)
+    assert what == "turned"
+    np.testing.assert_allclose(again.corners, told.corners[[2, 3, 0, 1]])

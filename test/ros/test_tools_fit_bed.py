@@ -174,3 +174,34 @@ def test_bag_of_a_raw_topic_is_undistorted_with_its_camera_info(frame, tmp_path,
     np.testing.assert_allclose(corners_px(text), truth_uv, atol=2.0)
     size = re.search(r"mattress ([\d.]+) x ([\d.]+) m", text).groups()
     assert [float(v) for v in size] == pytest.approx([0.90, 2.00], abs=0.02)
+
+
+def test_the_person_lying_there_decides_the_head_end(frame, tmp_path, capsys, monkeypatch):
+    """--head auto asks the posture classifier's head-end output on the network image: the
+    shipped one confirms the end the fit found (right: the other test checks the corners'
+    order against the truth) for the blocky sleeper of the test's bedroom; one sure the
+    head lies at the other end turns the bed (its corners listed from the other end)."""
+    import torch
+
+    import disrt_core.model.posture_net as posture_net
+
+    depth, K, _ = frame
+    cv2.imwrite(str(tmp_path / "d.png"), depth)
+    args = ["--depth", str(tmp_path / "d.png"), *intrinsics(K), "--out", str(tmp_path / "f.png")]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert re.search(r"head-end log-odds \+\d+\.\d\): confirmed", text)
+    before = corners_px(text)
+
+    class Other(posture_net.PostureNet):
+        def __init__(self):
+            super().__init__(posture_net.PostureNetConfig(widths=(4,), head_end=True))
+
+        def forward(self, depth):
+            return torch.cat([torch.zeros(len(depth), 4), torch.full((len(depth), 1), -6.0)], 1)
+
+    monkeypatch.setattr(posture_net, "load_posture_net", lambda *a, **k: Other().eval())
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert re.search(r"log-odds -6\.0\): (turned|decided)", text)
+    np.testing.assert_allclose(corners_px(text), before[[2, 3, 0, 1]], atol=0.2)
