@@ -239,8 +239,9 @@ def person_head_end(view: View, fit):
     if logit is None:
         return fit
     fit, what = decided_on_one_view(fit, float(logit[0]))
-    print(f"[disrt-fit-bed] the person lying there (posture classifier, head-end log-odds "
-          f"{float(logit[0]):+.1f}): {what}")
+    why = " (nobody lying in the bed, or unsure)" if what == "undecided" else ""
+    print(f"[disrt-fit-bed] the head end from someone lying there (posture classifier, "
+          f"head-end log-odds {float(logit[0]):+.1f}): {what}{why}")
     return fit
 
 
