@@ -313,7 +313,8 @@ def report(view: View, fit) -> str:
             f"{fit.head_cues[2]:+.2f})" if fit.head_known else
             f"head end unknown (no person, pillow or headboard seen): taken toward the image "
             f"{side}; the node decides again once someone lies in the bed, also from the "
-            f"pose network's body (it logs 'head end decided from the person lying there')")
+            f"person through its posture classifier (it logs 'head end decided from the "
+            f"person lying there')")
     names = ("head-left", "head-right", "foot-right", "foot-left")
     lines = [f"mattress {fit.size_m[0]:.2f} x {fit.size_m[1]:.2f} m (width x length)",
              f"camera {fit.offset:.2f} m above the mattress, {distance:.2f} m from its centre, "
