@@ -260,6 +260,23 @@ def present_if_body_at_top(depth: torch.Tensor) -> torch.Tensor:
                        0.97, 0.03)
 
 
+def start_head_end_test(ros, bedfit, **params):
+    """The node with ``bed_region: auto`` on the stand-in fit, fitted on one frame; a frame
+    with the body at the end opposite the fit's head end. (monitor, player, the fit, the
+    frame, its stamps)."""
+    assumed = bedfit._fit()
+    frame = next(f for f in body_frames() if not body_at_top(assumed.T_cam_bed, f))
+    monitor, player = start(ros, **{"camera.bed_region": "auto", "camera.refit_period_s": 0.0,
+                                    "camera.bed_fit_frames": 1, **params})
+    return monitor, player, assumed, frame, iter(range(1, 10_000))
+
+
+def publish_until(player, frame, stamps, predicate) -> bool:
+    """Publish ``frame`` with the next stamp until ``predicate()`` holds (wait_until's)."""
+    return wait_until(lambda: (player.publish("camera", frame, next(stamps), FRAME, K),
+                               predicate())[1])
+
+
 def test_head_end_told_by_the_person(ros, bedfit, monkeypatch):
     """An automatic fit that cannot tell the head end, someone lying with the head at the
     assumed foot end: the pose network's presence (here a stand-in that is high only for a
@@ -270,23 +287,19 @@ def test_head_end_told_by_the_person(ros, bedfit, monkeypatch):
 
     monkeypatch.setattr(disrt_ros.pipeline, "RETRY_S", 0.05)
     bedfit.head_known, bedfit.weak = False, True
-    assumed = bedfit._fit()
-
-    frame = next(f for f in body_frames() if not body_at_top(assumed.T_cam_bed, f))
-    monitor, player = start(ros, **{"camera.bed_region": "auto", "camera.refit_period_s": 0.0,
-                                    "camera.bed_fit_frames": 1, "posture_source": "pose"})
+    monitor, player, assumed, frame, stamps = start_head_end_test(ros, bedfit,
+                                                                  posture_source="pose")
     monitor.estimator.present_fn = present_if_body_at_top
     camera = monitor.cameras["camera"]
-    stamp = iter(range(1, 10_000))
     try:
-        assert wait_until(lambda: (player.publish("camera", frame, next(stamp), FRAME, K),
-                                   camera.bed is not None and camera.bed.head_known)[1])
+        assert publish_until(player, frame, stamps,
+                             lambda: camera.bed is not None and camera.bed.head_known)
         np.testing.assert_allclose(camera.bed.corners, assumed.corners[[2, 3, 0, 1]])
         assert body_at_top(camera.bed.T_cam_bed, frame)  # the head now at the network's top
         assert 0.99 < camera.bed.head_confidence < 1
         fits = sum(c[0] == "auto" for c in bedfit.calls)
-        assert wait_until(lambda: (player.publish("camera", frame, next(stamp), FRAME, K),
-                                   sum(c[0] == "auto" for c in bedfit.calls) >= fits + 2)[1])
+        assert publish_until(player, frame, stamps,
+                             lambda: sum(c[0] == "auto" for c in bedfit.calls) >= fits + 2)
         assert camera.bed.head_known and camera.bed.weak  # a re-fit, turned as told
         np.testing.assert_allclose(camera.bed.corners, assumed.corners[[2, 3, 0, 1]])
     finally:
@@ -320,15 +333,11 @@ def test_head_end_told_by_the_posture_classifier(ros, bedfit, monkeypatch):
     real_turn = head_end.turned_image
     monkeypatch.setattr(head_end, "turned_image", lambda x: (turned.append(x), real_turn(x))[1])
     bedfit.head_known = False
-    assumed = bedfit._fit()
-    frame = next(f for f in body_frames() if not body_at_top(assumed.T_cam_bed, f))
-    monitor, player = start(ros, **{"camera.bed_region": "auto", "camera.refit_period_s": 0.0,
-                                    "camera.bed_fit_frames": 1})
+    monitor, player, assumed, frame, stamps = start_head_end_test(ros, bedfit)
     camera = monitor.cameras["camera"]
-    stamp = iter(range(1, 10_000))
     try:
-        assert wait_until(lambda: (player.publish("camera", frame, next(stamp), FRAME, K),
-                                   camera.bed is not None and camera.bed.head_known)[1])
+        assert publish_until(player, frame, stamps,
+                             lambda: camera.bed is not None and camera.bed.head_known)
         np.testing.assert_allclose(camera.bed.corners, assumed.corners[[2, 3, 0, 1]])
         assert body_at_top(camera.bed.T_cam_bed, frame)
         assert camera.bed.head_confidence > 0.99  # sigmoid(6)
@@ -342,16 +351,13 @@ def test_head_end_the_fit_told_is_checked_by_the_person(ros, bedfit):
     """A fit sure of its head end, someone lying the other way round: checked on every frame
     while the person's votes doubt it, the bed is turned at the firmer threshold (the fit's
     own log-odds), with a WARN that names head_side."""
-    assumed = bedfit._fit()
-    frame = next(f for f in body_frames() if not body_at_top(assumed.T_cam_bed, f))
-    monitor, player = start(ros, **{"camera.bed_region": "auto", "camera.refit_period_s": 0.0,
-                                    "camera.bed_fit_frames": 1, "posture_source": "pose"})
+    monitor, player, assumed, frame, stamps = start_head_end_test(ros, bedfit,
+                                                                  posture_source="pose")
     monitor.estimator.present_fn = present_if_body_at_top
     camera, problems = monitor.cameras["camera"], monitor.problems
-    stamp = iter(range(1, 10_000))
     try:
-        assert wait_until(lambda: (player.publish("camera", frame, next(stamp), FRAME, K),
-                                   problems.snapshot("camera")[0].get("head_turned"))[1])
+        assert publish_until(player, frame, stamps,
+                             lambda: problems.snapshot("camera")[0].get("head_turned"))
         assert "head_side" in problems.snapshot("camera")[1][2]
         np.testing.assert_allclose(camera.bed.corners, assumed.corners[[2, 3, 0, 1]])
         assert body_at_top(camera.bed.T_cam_bed, frame) and camera.head_checked
