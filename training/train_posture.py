@@ -337,11 +337,11 @@ def main(argv: list[str] | None = None) -> None:
         xs, ys = data["x"][lie], data["posture"][lie]
         pose = pose_model(args.checkpoint, body, device, data["x"])
         head, head_arrays = head_report(net, data, pose)
-        report["sets"][name] = {"classifier": per_class(classify(net, xs), ys),
+        out = outputs(net, xs)
+        report["sets"][name] = {"classifier": per_class(posture_logits(out).argmax(-1), ys),
                                 "pose_model": per_class(pose["posture"][lie], ys),
                                 "head_end": head}
         print(name, json.dumps(report["sets"][name]), flush=True)
-        out = outputs(net, xs)
         arrays.update({f"{name}_probs": posture_logits(out).softmax(-1).cpu().numpy(),
                        f"{name}_pose": pose["posture"][lie].cpu().numpy(),
                        f"{name}_truth": ys.cpu().numpy()})
