@@ -54,6 +54,11 @@ from disrt_core.sim.scene import PILLOW_PROB
 from disrt_core.sim.sensors import SENSORS
 from disrt_core.threads import cpu_threads
 
+#: SimConfig's clutter shares (generator 1.3) and what each is a share of (--stack-prob, ...).
+EXTRAS = {"pillow_stack_prob": "head pillows that are two stacked",
+          "throw_prob": "beds with a second blanket thrown over the first",
+          "prop_prob": "bodies with a wedge or bolster against them"}
+
 
 def shard_seed(seed: int, index: int) -> int:
     """The seed of shard ``index`` of a run with ``seed`` (independent streams per shard)."""
@@ -218,6 +223,7 @@ def _make_generator(args: argparse.Namespace) -> SceneGenerator:
                                args.device)
     config = SimConfig(sensor=args.sensor, covers=args.covers, noise=not args.no_noise,
                        pillow_prob=args.pillow_prob, scene=args.scene,
+                       **{k: getattr(args, k) for k in EXTRAS if getattr(args, k) is not None},
                        bed_pose=args.bed_pose or ("fit" if args.scene == "room" else "true"),
                        occupancy=args.occupancy)
     return SceneGenerator(config, body, args.device)
@@ -271,6 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pillow-prob", type=float, default=None,
                    help=f"source domain: probability of a head pillow (default "
                         f"{PILLOW_PROB})")
+    for key, what in EXTRAS.items():
+        p.add_argument("--" + key.replace("_", "-"), type=float, default=None,
+                       help=f"source domain: share of {what} (default "
+                            f"{getattr(SimConfig, key)})")
     p.add_argument("--preview", type=Path, help="write a contact sheet (PNG) to this path")
     p.add_argument("--preview-n", type=int, default=6, help="bodies in the contact sheet")
     p.add_argument("--workers", type=int, default=None,
@@ -294,9 +304,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         build_parser().error("--device cuda but torch sees no CUDA device")
     if args.domain == "target" and (args.sensor is not None or args.pillow_prob is not None
-                                    or args.scene != "bed" or args.bed_pose is not None):
-        build_parser().error("--sensor, --scene, --bed-pose and --pillow-prob are source-domain "
-                             "options; the target domain has its own cameras and pillows "
+                                    or args.scene != "bed" or args.bed_pose is not None
+                                    or any(getattr(args, k) is not None for k in EXTRAS)):
+        build_parser().error("--sensor, --scene, --bed-pose, --pillow-prob and the shares of "
+                             "stacked pillows, throws and props are source-domain options; the "
+                             "target domain has its own cameras, pillows and clutter "
                              "(disrt_core.sim.target)")
     args.sensor = args.sensor or "kinect2"
     args.pillow_prob = PILLOW_PROB if args.pillow_prob is None else args.pillow_prob

@@ -15,7 +15,11 @@ from disrt_core.sim.sensors import get_sensor
 #: scenes than 1.0 did. 1.2 (2026-12-05): the bed fit of ``bed_pose: fit`` moves an end that
 #: took in a low footboard in to the board (``bedfit_boards.in_to_boards``): same scenes,
 #: some fitted beds (and so labels and network images) differ.
-GENERATOR_VERSION = "1.2"
+#: 1.3 (2026-12-06): stacked head pillows and a second blanket thrown over the first
+#: (``pillow_stack_prob``, ``throw_prob``), wedges and bolsters against the body
+#: (``prop_prob``), stiffer covers (sag from 1 and 0.5 1/m,
+#: ``drape.COVER_RANGES``); the same seed gives other scenes.
+GENERATOR_VERSION = "1.3"
 STAGES = ("pose", "skinning", "sinkage", "drape", "render", "noise", "preprocessing")
 SCENES = ("bed", "room")
 
@@ -28,6 +32,13 @@ class SimConfig:
     covers: tuple[int, ...] = (0, 1, 2)
     posture_weights: tuple[float, ...] = DEFAULT_POSTURE_WEIGHTS
     pillow_prob: float = PILLOW_PROB
+    #: [choice] shares of head pillows that are two stacked (disrt_core.sim.scene), of beds
+    #: with a second blanket thrown over the first (disrt_core.sim.drape.sample_throws) and
+    #: of bodies with a wedge or bolster against them (disrt_core.sim.props); 0, 0, 0 draw
+    #: no extra random numbers
+    pillow_stack_prob: float = 0.25
+    throw_prob: float = 0.3
+    prop_prob: float = 0.3
     stiffness: tuple[float, float] = mattress.STIFFNESS_RANGE
     camera_height: tuple[float, float] = (1.9, 2.5)
     noise: bool = True

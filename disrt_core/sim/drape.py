@@ -26,11 +26,14 @@ ridges per blanket (Gaussian cross-section, cos² taper along their length, rand
 direction and length 15–60 cm; sheet 0.4–1.5 cm high and 1–2.5 cm wide, blanket 0.8–3 cm
 high and 2–5 cm wide) and, in half of the samples, the top edge turned down: a band of
 U[5, 25] cm with a second layer. Thickness: sheet U[1.5, 3] mm, blanket U[8, 25] mm.
-Sag ``c``: sheet U[2, 8], blanket U[1.5, 5] 1/m, around the values that fit a cloth
+Sag ``c``: sheet U[1, 8], blanket U[0.5, 5] 1/m, around the values that fit a cloth
 simulation best (``benchmarks/bench_drape_cloth.py``: a position-based cloth dropped on
 four generated scenes is matched best at c ≈ 2–4 for both, with a mean height difference
 of about 3 cm over the mattress — the simulated cloth, of fixed size, also slides inward
-and forms tension folds that a height field cannot).
+and forms tension folds that a height field cannot). [choice] Since generator 1.3 the
+ranges reach down to 1 and 0.5: a stiff quilt or down comforter stands as a tent from
+body part to body part (a membrane has no bending stiffness; a small c is how it bridges),
+which hides the body's outline more than the earlier drapes did.
 """
 
 from __future__ import annotations
@@ -47,9 +50,9 @@ from disrt_core.sim.scene import GRID, SceneGrid, dilate
 
 #: Per cover level (1 sheet, 2 blanket): thickness, sag c, fold height, fold width (m).
 COVER_RANGES = {
-    1: {"thickness": (0.0015, 0.003), "sag": (2.0, 8.0), "fold_h": (0.004, 0.015),
+    1: {"thickness": (0.0015, 0.003), "sag": (1.0, 8.0), "fold_h": (0.004, 0.015),
         "fold_w": (0.01, 0.025)},
-    2: {"thickness": (0.008, 0.025), "sag": (1.5, 5.0), "fold_h": (0.008, 0.03),
+    2: {"thickness": (0.008, 0.025), "sag": (0.5, 5.0), "fold_h": (0.008, 0.03),
         "fold_w": (0.02, 0.05)},
 }
 NUM_FOLDS = 6
@@ -99,10 +102,22 @@ def sample_blankets(cover: Tensor, joints: Tensor, bed_width: Tensor, bed_length
             level = level[:, None]
         return lo[level] + (hi[level] - lo[level]) * uu
 
+    folds = _folds(centre, x_range, y_range, pick, gen)
+    return Blankets(cover=cover, centre=centre, angle=angle, x_range=x_range, y_range=y_range,
+                    thickness=pick("thickness", u[:, 7]), sag=pick("sag", u[:, 8]),
+                    turn_down=torch.where(u[:, 9] < 0.5, 0.05 + 0.2 * u[:, 10], 0.0),
+                    folds=folds)
+
+
+def _folds(centre: Tensor, x_range: Tensor, y_range: Tensor, pick, gen: torch.Generator
+           ) -> Tensor:
+    """3-6 fold ridges [B,NUM_FOLDS,6] inside a blanket's extent (module docstring);
+    ``pick(key, u)`` maps uniform numbers to the cover level's range of ``key``."""
+    n, device = centre.shape[0], centre.device
     f = torch.rand(n, NUM_FOLDS, 6, generator=gen, device=device)
     count = 3 + (f[:, 0, 5] * 4).floor()  # 3..6 folds
     present = torch.arange(NUM_FOLDS, device=device)[None] < count[:, None]
-    folds = torch.stack([
+    return torch.stack([
         centre[:, None, 0] + (x_range[:, None, 0] + (x_range[:, None, 1] - x_range[:, None, 0])
                               * f[..., 0]) * 0.6,
         centre[:, None, 1] + y_range[:, None, 0] + (y_range[:, None, 1] - y_range[:, None, 0])
@@ -110,10 +125,36 @@ def sample_blankets(cover: Tensor, joints: Tensor, bed_width: Tensor, bed_length
         math.pi * f[..., 2], 0.075 + 0.225 * f[..., 3],
         pick("fold_h", f[..., 4]) * present, pick("fold_w", f[..., 5]),
     ], -1)  # fmt: skip
-    return Blankets(cover=cover, centre=centre, angle=angle, x_range=x_range, y_range=y_range,
-                    thickness=pick("thickness", u[:, 7]), sag=pick("sag", u[:, 8]),
-                    turn_down=torch.where(u[:, 9] < 0.5, 0.05 + 0.2 * u[:, 10], 0.0),
-                    folds=folds)
+
+
+def sample_throws(bed_width: Tensor, bed_length: Tensor, bed_centre: tuple[float, float],
+                  gen: torch.Generator, prob: float) -> Blankets:
+    """A second blanket thrown over the bed (``cover`` 2 where present, 0 elsewhere), drawn
+    for every sample: a blanket folded double, U[0.6, 1.3] × U[0.5, 1.1] m, its centre
+    anywhere over the lower three quarters of the mattress, turned by U[−45°, 45°], with the
+    blanket's folds and sag (module docstring). [choice] Real beds often carry a quilt, a
+    throw or a folded blanket over the legs besides the main cover."""
+    n, device = bed_width.shape[0], bed_width.device
+    u = torch.rand(n, 7, generator=gen, device=device)
+    along = bed_centre[1] - bed_length / 2 + 0.75 * bed_length * u[:, 0]
+    across = bed_centre[0] + (bed_width / 2 - 0.2) * (2 * u[:, 1] - 1)
+    centre = torch.stack([across, along], -1)
+    half_w, half_l = 0.30 + 0.35 * u[:, 2], 0.25 + 0.30 * u[:, 3]
+    x_range = torch.stack([-half_w, half_w], -1)
+    y_range = torch.stack([-half_l, half_l], -1)
+    lo, hi = COVER_RANGES[2]["thickness"]
+    ones = torch.ones(n, device=device)
+
+    def pick(key: str, uu: Tensor) -> Tensor:
+        lo_k, hi_k = COVER_RANGES[2][key]
+        return lo_k + (hi_k - lo_k) * uu
+
+    return Blankets(cover=torch.where(u[:, 4] < prob, 2 * ones, 0 * ones).long(),
+                    centre=centre, angle=torch.deg2rad(-45 + 90 * u[:, 5]),
+                    x_range=x_range, y_range=y_range,
+                    thickness=2 * (lo + (hi - lo) * u[:, 6]), sag=pick("sag", u[:, 6]),
+                    turn_down=torch.zeros(n, device=device),
+                    folds=_folds(centre, x_range, y_range, pick, gen))
 
 
 def blanket_frame(blankets: Blankets, grid: SceneGrid = GRID) -> tuple[Tensor, Tensor]:

@@ -66,10 +66,11 @@ from disrt_core.sim.config import (  # noqa: F401  (re-exported)
     STAGES,
     SimConfig,
 )
-from disrt_core.sim.drape import drape, sample_blankets
+from disrt_core.sim.drape import drape, sample_blankets, sample_throws
 from disrt_core.sim.noise import apply_sensor_noise
 from disrt_core.sim.placement import part_labels
 from disrt_core.sim.poses import PosePrior
+from disrt_core.sim.props import body_props
 from disrt_core.sim.render import grid_faces, rasterize, render_depth, render_plane
 from disrt_core.sim.rest import settle as settle_bodies
 from disrt_core.sim.room import (
@@ -234,7 +235,7 @@ class SceneGenerator:
         stage = StageTimer(timings, dev)
 
         with stage("pose"):
-            beds = sample_beds(n, gen, dev, cfg.pillow_prob)
+            beds = sample_beds(n, gen, dev, cfg.pillow_prob, cfg.pillow_stack_prob)
             room = sample_rooms(beds, gen) if cfg.scene == "room" else None
             if params is None:
                 bodies = self.sample_bodies(n, gen, posture, beds)
@@ -300,12 +301,20 @@ class SceneGenerator:
                 pressure = torch.where(gone, 0.0, pressure)
                 vertices = torch.where(empty[:, None, None], math.nan, vertices)
             below, above = bed_objects(beds, top, gen, cfg.objects_on_bed)
+            if cfg.prop_prob > 0:  # a wedge or bolster against the body, under the cover
+                below = torch.maximum(below, body_props(top, under - bed, joints, gen,
+                                                        cfg.prop_prob))
             support = torch.where(on_mattress & (below > 0),
                                   torch.maximum(support, bed + below), support)
             blankets = sample_blankets(drawn, joints, beds.width, beds.length,
                                        BED_CENTRE_LABEL, gen)
             cloth = drape(support, top, blankets, on_mattress)
             scene = torch.where(torch.isfinite(cloth), cloth, support)
+            if cfg.throw_prob > 0:  # a second blanket, over the first (drawn for every sample)
+                throws = sample_throws(beds.width, beds.length, BED_CENTRE_LABEL, gen,
+                                       cfg.throw_prob)
+                throw = drape(scene, top, throws, on_mattress)
+                scene = torch.where(torch.isfinite(throw), torch.maximum(scene, throw), scene)
             scene = torch.where(on_mattress & (above > 0), torch.maximum(scene, bed + above),
                                 scene)
         with stage("render"):

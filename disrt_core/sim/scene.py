@@ -23,7 +23,8 @@ free shape and the underside of what lies on it. Under a body lying on its side 
 pose prior's left or right class, ¾ turns included) the pillow is thicker and bunched up
 (:func:`side_pillows`, [choice]): 10–16 cm high, compressed to 55–85 %, from the same
 random numbers (side sleepers use higher pillows and push them together under the head,
-which lies a shoulder's half width above the mattress).
+which lies a shoulder's half width above the mattress). With ``stack_prob`` a share of the
+pillows are two stacked (:data:`STACK_FACTOR`).
 """
 
 from __future__ import annotations
@@ -129,11 +130,18 @@ HEIGHT_RANGE = (0.08, 0.14)  # m, free height of the head pillow
 #: compressed fraction of a lateral body's pillow (:func:`side_pillows`).
 SIDE_HEIGHT_RANGE = (0.10, 0.16)
 SIDE_SQUASH_RANGE = (0.55, 0.85)
+#: [choice] Two pillows stacked under the head (``SimConfig.pillow_stack_prob``): the free
+#: height times U[1.5, 1.9], so 12-27 cm (side sleepers' 2 cm more, :func:`side_pillows`),
+#: compressed as a single one. Real beds often have two; the head then
+#: lies higher and the neck bends forward (:mod:`disrt_core.sim.rest` rests it on the top).
+STACK_FACTOR = (1.5, 1.9)
 
 
 def sample_beds(n: int, gen: torch.Generator, device="cpu",
-                pillow_prob: float = PILLOW_PROB) -> BedScene:
-    """Random bed geometry for ``n`` samples (see the module docstring)."""
+                pillow_prob: float = PILLOW_PROB, stack_prob: float = 0.0) -> BedScene:
+    """Random bed geometry for ``n`` samples (see the module docstring). ``stack_prob``: the
+    share of head pillows that are two stacked (free height × ``STACK_FACTOR``); with 0 no
+    extra random number is drawn, so the stream is that of a caller without stacking."""
     u = torch.rand(n, 17, generator=gen, device=device)
     nan = torch.full((n,), float("nan"), device=device)
     width = 0.88 + 0.12 * u[:, 0]
@@ -145,6 +153,12 @@ def sample_beds(n: int, gen: torch.Generator, device="cpu",
         HEIGHT_RANGE[0] + (HEIGHT_RANGE[1] - HEIGHT_RANGE[0]) * u[:, 13],
         lo + (hi - lo) * u[:, 16],
     ], -1)  # fmt: skip
+    if stack_prob > 0:  # drawn after the rest: the other numbers stay what they were
+        s_lo, s_hi = STACK_FACTOR
+        v = torch.rand(n, generator=gen, device=device)
+        stacked = v < stack_prob
+        factor = s_lo + (s_hi - s_lo) * (v / stack_prob).clamp(max=1.0)  # U[lo, hi] if stacked
+        pillow[:, 5] = torch.where(stacked, pillow[:, 5] * factor, pillow[:, 5])
     return BedScene(
         width=width, length=length,
         frame_z=-(0.06 + 0.10 * u[:, 2]), floor_z=-(0.45 + 0.30 * u[:, 3]),

@@ -109,3 +109,36 @@ def test_membrane_sags_by_c_l2_over_8_between_two_ridges():
     # A heavier cloth (larger c) sags more.
     heavy = solve_membrane(support, mask, torch.tensor([4 * c]), 0.01)
     assert heavy[0, 200, 60] < fast[0, 200, 60] - 0.05
+
+
+def test_throws_lie_on_the_lower_bed_folded_double_and_over_what_is_there():
+    from disrt_core.sim.drape import COVER_RANGES, blanket_mask, sample_throws
+
+    n = 400
+    width, length = torch.full((n,), 0.95), torch.full((n,), 2.0)
+    throws = sample_throws(width, length, BED_CENTRE_LABEL, torch.Generator().manual_seed(0),
+                           prob=0.3)
+    present = throws.cover == 2
+    assert set(throws.cover.tolist()) <= {0, 2}
+    assert 0.22 < float(present.float().mean()) < 0.38
+    # Over the lower three quarters of the mattress (y grows toward the head end).
+    foot = BED_CENTRE_LABEL[1] - 1.0
+    assert (throws.centre[:, 1] >= foot - 1e-6).all()
+    assert (throws.centre[:, 1] <= foot + 1.5 + 1e-6).all()
+    lo, hi = COVER_RANGES[2]["thickness"]
+    assert (throws.thickness >= 2 * lo - 1e-9).all() and (throws.thickness <= 2 * hi + 1e-9).all()
+    # Draped over a scene with a (first) cover on it, a throw lies on top of that cover.
+    rows, cols = GRID.shape
+    k = int(present.nonzero()[0])
+    one = Blankets(**{f: getattr(throws, f)[k:k + 1] for f in Blankets.__dataclass_fields__})
+    base = torch.full((1, rows, cols), 0.05)  # a cover 5 cm up everywhere
+    mattress = torch.ones(1, rows, cols, dtype=torch.bool)
+    h = drape(base, torch.full_like(base, NEG), one, mattress)
+    inside = blanket_mask(one)[0]
+    assert inside.sum() > 0.3 * 0.25 * 4 / GRID.pitch**2  # at least the smallest throw's area
+    assert (h[0][inside] >= 0.05 + float(one.thickness) - 1e-4).all()
+    assert torch.isinf(h[0][~inside]).all()
+    # None where it is absent, whatever its rectangle.
+    m = int((~present).nonzero()[0])
+    off = Blankets(**{f: getattr(throws, f)[m:m + 1] for f in Blankets.__dataclass_fields__})
+    assert torch.isinf(drape(base, torch.full_like(base, NEG), off, mattress)).all()
