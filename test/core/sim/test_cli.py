@@ -146,3 +146,15 @@ def test_room_scenes_with_the_node_fit_from_the_command_line(tmp_path, monkeypat
         cli.main(["--scene", "room", "--domain", "target", "--out", str(tmp_path / "x")])
     with pytest.raises(SystemExit):
         cli.main(["--occupancy", "1,2", "--out", str(tmp_path / "y")])
+
+
+def test_clutter_shares_reach_the_generator_and_its_manifest(tmp_path, monkeypatch):
+    monkeypatch.setattr(cli, "_make_generator", REAL_MAKE_GENERATOR)
+    out = tmp_path / "plain"
+    assert cli.main(["--n", "2", "--out", str(out), "--shard-size", "2", "--batch-size", "2",
+                     "--body-model", "anny", "--quiet", "--workers", "1",
+                     "--pillow-stack-prob", "0", "--throw-prob", "0.5", "--prop-prob", "1"]) == 0
+    config = read_manifest(out)["settings"]["config"]
+    assert (config["pillow_stack_prob"], config["throw_prob"], config["prop_prob"]) == (0, 0.5, 1)
+    with pytest.raises(SystemExit):  # the target domain has its own clutter
+        cli.main(["--domain", "target", "--throw-prob", "0", "--out", str(tmp_path / "t")])
