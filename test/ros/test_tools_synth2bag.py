@@ -109,15 +109,23 @@ def test_frames_show_the_labelled_body(night):
         images = [bag_msgs.image_to_array(m) for _, m in bag.read(DEPTH_TOPIC, IMAGE)]
         truths = [GroundTruth.from_json(m.data) for _, m in bag.read(GT_POSE_TOPIC, STRING)]
         K = bag_msgs.camera_info_K(next(bag.read(DEPTH_INFO_TOPIC, CAMERA_INFO))[1])
+    seen = 0
     for depth, gt in zip(images, truths):
         for joint in (0, 3, 6, 9):  # pelvis and spine
             x, y, z = gt.joints_camera_m[joint]
             u, v = round(K[0, 0] * x / z + K[0, 2]), round(K[1, 1] * y / z + K[1, 2])
             patch = depth[v - 2:v + 3, u - 2:u + 3].astype(float)
+            if not (patch > 0).any():  # a stereo hole (e.g. the shadow of a wedge beside it)
+                continue
+            seen += 1
             surface = np.median(patch[patch > 0]) / 1000
             assert 0.0 < z - surface < 0.35, (gt.sample_id, joint, z, surface)
+    assert seen >= 0.8 * 4 * len(images)
     still = np.abs(images[0].astype(int) - images[1].astype(int))
-    assert 0 < np.median(still) < 10  # fresh noise, same scene
+    # Fresh noise, same scene: stereo noise grows with z² (about 2 cm at 3 m for the D455),
+    # so the bound is 1 % of the range rather than a fixed number of millimetres.
+    both = (images[0] > 0) & (images[1] > 0)
+    assert 0 < np.median(still[both]) < 0.01 * np.median(images[0][both])
     moved = np.abs(images[0].astype(int) - images[6].astype(int))
     assert np.percentile(moved, 90) > np.percentile(still, 90)  # the sleeper turned
 
