@@ -54,7 +54,8 @@ from disrt_core.sim.scene import PILLOW_PROB
 from disrt_core.sim.sensors import SENSORS
 from disrt_core.threads import cpu_threads
 
-#: SimConfig's clutter shares (generator 1.3) and what each is a share of (--stack-prob, ...).
+#: SimConfig's clutter shares (generator 1.3; flags --pillow-stack-prob, --throw-prob,
+#: --prop-prob) and what each is a share of.
 EXTRAS = {"pillow_stack_prob": "head pillows that are two stacked",
           "throw_prob": "beds with a second blanket thrown over the first",
           "prop_prob": "bodies with a wedge or bolster against them"}

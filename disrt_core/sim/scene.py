@@ -132,8 +132,8 @@ SIDE_HEIGHT_RANGE = (0.10, 0.16)
 SIDE_SQUASH_RANGE = (0.55, 0.85)
 #: [choice] Two pillows stacked under the head (``SimConfig.pillow_stack_prob``): the free
 #: height times U[1.5, 1.9], so 12-27 cm (side sleepers' 2 cm more, :func:`side_pillows`),
-#: compressed as a single one. Real beds often have two; the head then
-#: lies higher and the neck bends forward (:mod:`disrt_core.sim.rest` rests it on the top).
+#: compressed as a single one. Real beds often have two; the head then lies higher
+#: (:mod:`disrt_core.sim.rest` rests it on the pillow's compressed top).
 STACK_FACTOR = (1.5, 1.9)
 
 
