@@ -144,17 +144,15 @@ def sample_throws(bed_width: Tensor, bed_length: Tensor, bed_centre: tuple[float
     half_w, half_l = 0.30 + 0.35 * u[:, 2], 0.25 + 0.30 * u[:, 3]
     x_range = torch.stack([-half_w, half_w], -1)
     y_range = torch.stack([-half_l, half_l], -1)
-    lo, hi = COVER_RANGES[2]["thickness"]
-    ones = torch.ones(n, device=device)
 
-    def pick(key: str, uu: Tensor) -> Tensor:
-        lo_k, hi_k = COVER_RANGES[2][key]
-        return lo_k + (hi_k - lo_k) * uu
+    def pick(key: str, uu: Tensor) -> Tensor:  # the blanket's range of ``key``
+        lo, hi = COVER_RANGES[2][key]
+        return lo + (hi - lo) * uu
 
-    return Blankets(cover=torch.where(u[:, 4] < prob, 2 * ones, 0 * ones).long(),
+    return Blankets(cover=2 * (u[:, 4] < prob).long(),
                     centre=centre, angle=torch.deg2rad(-45 + 90 * u[:, 5]),
                     x_range=x_range, y_range=y_range,
-                    thickness=2 * (lo + (hi - lo) * u[:, 6]), sag=pick("sag", u[:, 6]),
+                    thickness=2 * pick("thickness", u[:, 6]), sag=pick("sag", u[:, 6]),
                     turn_down=torch.zeros(n, device=device),
                     folds=_folds(centre, x_range, y_range, pick, gen))
 

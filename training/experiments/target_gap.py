@@ -35,6 +35,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from xt_common import mpjpe_mm  # noqa: E402
 
 from disrt_core.geometry.bedframe import normalize_depth  # noqa: E402
 from disrt_core.infer import Estimator  # noqa: E402
@@ -81,8 +83,7 @@ def score(est: Estimator, gen: SceneGenerator, n: int, seed: int, chunk: int = 3
         out = gen.sample(min(chunk, n - start), seed + start)
         depth = normalize_depth(out["depth"], out["bed_mm"][:, None, None])
         pred = est.predict(depth)
-        errors.append(1000 * torch.linalg.vector_norm(pred.joints - out["joints"], dim=-1)
-                      .mean(-1))
+        errors.append(mpjpe_mm(pred.joints, out["joints"]))
         root = est.body_model.param_layout.unpack(pred.params).root_orient
         right.append(posture_from_axis_angle(root) == out["posture"])
         covers.append(out["cover"])
