@@ -37,13 +37,17 @@ def test_a_body_seen_where_it_is_predicted_is_present_a_flat_bed_is_not():
     seen[0, 20:110, 15:40] = 1 - 0.2 / (DEPTH_RANGE_MM / 1000)  # 20 cm up, where the body is
     heights, valid = observed_heights(seen)
     assert abs(float(heights[0, 50, 20]) - 0.2) < 1e-5 and valid.all()
-    agreement, contrast, raised, volume, error = occupancy_features(seen, body)[0]
+    agreement, contrast, raised, volume, error, high, length = occupancy_features(seen, body)[0]
     # The 5x5 averaging rounds the slab's corners off: nearly all of it agrees.
     assert agreement > 0.97 and error < 0.02
     assert abs(float(contrast) - 0.2) < 0.02  # 20 cm above the mattress around it
     assert 90 * 25 / (128 * 54) < float(raised) < 92 * 27 / (128 * 54) + 1e-6
     cell = (0.83 / 55) * (1.91 / 127)
     assert abs(float(volume) - 90 * 25 * 0.2 * cell) < 1e-3
+    # 20 cm is high (≥ 10 cm) over the slab less its smoothed corners; below the head end's
+    # 32 rows the slab reaches over rows 32..109 (row 110's 5×5 mean is 2/5 · 20 cm = 8 cm).
+    assert 88 * 23 / (128 * 54) < float(high) <= 90 * 25 / (128 * 54)
+    assert abs(float(length) - 79 / 96) < 1e-6
     flat = torch.ones(1, *NET_SHAPE)
     assert float(occupancy_features(flat, body)[0, 0]) == 0.0
     # Noisy depth of an empty bed (several cm a pixel) does not make a body.
@@ -99,3 +103,18 @@ def test_box_max_is_the_square_pool():
     for k in (3, 9, 21):
         expected = torch.nn.functional.max_pool2d(x, k, stride=1, padding=k // 2)
         assert torch.equal(_box_max(x, k), expected)
+
+
+def test_a_folded_throw_on_an_empty_bed_is_not_a_person():
+    """A 5-7 cm throw over the lower bed and the head pillow, with a thin body answered
+    onto it (the network always answers one): the body agrees with what is seen there, but
+    nothing is 10 cm high below the pillow and nothing reaches along the bed."""
+    range_m = DEPTH_RANGE_MM / 1000
+    body = _slab((20, 120), (18, 36), 0.10)
+    for height in (0.05, 0.07):
+        seen = torch.ones(1, *NET_SHAPE)
+        seen[0, 50:120, 5:50] = 1 - height / range_m  # the throw
+        seen[0, 0:30, 8:46] = 1 - 0.12 / range_m  # the pillow
+        agreement, *_, length = occupancy_features(seen, body)[0]
+        assert agreement > 0.75 and length == 0
+        assert presence_probability(seen, body)[0] < 0.1
