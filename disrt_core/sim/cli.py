@@ -54,11 +54,12 @@ from disrt_core.sim.scene import PILLOW_PROB
 from disrt_core.sim.sensors import SENSORS
 from disrt_core.threads import cpu_threads
 
-#: SimConfig's clutter shares (generator 1.3; flags --pillow-stack-prob, --throw-prob,
-#: --prop-prob) and what each is a share of.
+#: SimConfig's clutter shares (generator 1.3 and 1.4; flags --pillow-stack-prob,
+#: --throw-prob, --prop-prob, --rumple-prob) and what each is a share of.
 EXTRAS = {"pillow_stack_prob": "head pillows that are two stacked",
           "throw_prob": "beds with a second blanket thrown over the first",
-          "prop_prob": "bodies with a wedge or bolster against them"}
+          "prop_prob": "bodies with a wedge or bolster against them",
+          "rumple_prob": "main covers that are rumpled: stiffer, tauter, gathered"}
 
 
 def shard_seed(seed: int, index: int) -> int:

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from disrt_core.sim.graphs import replay
+from disrt_core.sim.rumple import Rumples, bridge, sag_factor, wave_relief
 from disrt_core.sim.scene import GRID, SceneGrid, dilate
 
 #: Per cover level (1 sheet, 2 blanket): thickness, sag c, fold height, fold width (m).
@@ -265,18 +266,23 @@ def solve_membrane(support: Tensor, mask: Tensor, sag: Tensor, pitch: float, lev
 
 
 def drape(support: Tensor, body_top: Tensor, blankets: Blankets, mattress: Tensor,
-          grid: SceneGrid = GRID) -> Tensor:
+          grid: SceneGrid = GRID, rumples: Rumples | None = None) -> Tensor:
     """Blanket height [B,R,C] on the grid, −inf where there is no cloth.
 
     support: mattress, pillow and frame heights [B,R,C]; body_top: top of the body (m,
     −inf where no body); mattress: bool [B,R,C], cells over the mattress (the cloth rests
-    there; beyond it hangs down the side).
+    there; beyond it hangs down the side); rumples: stiffer, tauter, gathered covers
+    (:mod:`disrt_core.sim.rumple`), none if not given.
     """
     covered = blankets.cover > 0
     mask = blanket_mask(blankets, grid) & mattress & covered[:, None, None]
     top = torch.maximum(support, dilate(body_top, 1))
+    sag, relief = blankets.sag, fold_relief(blankets, grid)
+    if rumples is not None:
+        top, sag = bridge(top, rumples), sag * sag_factor(rumples)
+        relief = relief + wave_relief(rumples, grid)
     obstacle = top + blankets.thickness[:, None, None]
     # A few thousand small launches (the sweeps): one CUDA graph on the GPU (sim/graphs.py).
     h = replay(("membrane", grid.pitch), lambda o, m, c: [solve_membrane(o, m, c, grid.pitch)],
-               [obstacle, mask, blankets.sag])[0]
-    return torch.where(mask, h + fold_relief(blankets, grid), h)
+               [obstacle, mask, sag])[0]
+    return torch.where(mask, h + relief, h)

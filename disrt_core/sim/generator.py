@@ -81,6 +81,7 @@ from disrt_core.sim.room import (
     view_points,
 )
 from disrt_core.sim.room_render import render_room
+from disrt_core.sim.rumple import sample_rumples
 from disrt_core.sim.scene import (
     GRID,
     bed_heightfield,
@@ -308,7 +309,10 @@ class SceneGenerator:
                                   torch.maximum(support, bed + below), support)
             blankets = sample_blankets(drawn, joints, beds.width, beds.length,
                                        BED_CENTRE_LABEL, gen)
-            cloth = drape(support, top, blankets, on_mattress)
+            # stiffer, tauter, gathered main covers (drawn only when asked for)
+            rumples = sample_rumples(n, gen, dev, cfg.rumple_prob) if cfg.rumple_prob > 0 \
+                else None
+            cloth = drape(support, top, blankets, on_mattress, rumples=rumples)
             scene = torch.where(torch.isfinite(cloth), cloth, support)
             if cfg.throw_prob > 0:  # a second blanket, over the first (drawn for every sample)
                 throws = sample_throws(beds.width, beds.length, BED_CENTRE_LABEL, gen,
