@@ -153,8 +153,10 @@ def test_clutter_shares_reach_the_generator_and_its_manifest(tmp_path, monkeypat
     out = tmp_path / "plain"
     assert cli.main(["--n", "2", "--out", str(out), "--shard-size", "2", "--batch-size", "2",
                      "--body-model", "anny", "--quiet", "--workers", "1",
-                     "--pillow-stack-prob", "0", "--throw-prob", "0.5", "--prop-prob", "1"]) == 0
+                     "--pillow-stack-prob", "0", "--throw-prob", "0.5", "--prop-prob", "1",
+                     "--rumple-prob", "0.25"]) == 0
     config = read_manifest(out)["settings"]["config"]
-    assert (config["pillow_stack_prob"], config["throw_prob"], config["prop_prob"]) == (0, 0.5, 1)
+    assert (config["pillow_stack_prob"], config["throw_prob"], config["prop_prob"],
+            config["rumple_prob"]) == (0, 0.5, 1, 0.25)
     with pytest.raises(SystemExit):  # the target domain has its own clutter
         cli.main(["--domain", "target", "--throw-prob", "0", "--out", str(tmp_path / "t")])
