@@ -23,6 +23,9 @@ Per sample, with probability ``prob`` [choice] (``SimConfig.rumple_prob``), the 
   along a random direction ``s``: A U[0.5, 2.5] cm, λ U[0.15, 0.45] m, and A U[0, 1.5] cm,
   λ U[0.10, 0.30] m; they only raise the cloth (it never passes below the body).
 
+The default of 2026-12-06 (trained without rumples) on 128 Kinect v2 bed scenes (seeds
+50-53, 5 steps, CPU): sheet 67.4 mm, rumpled 76.3; blanket 70.6, rumpled 81.6.
+
 None of this is the target domain's cloth simulation; the numbers are chosen around what
 sheets and quilts on a bed look like (waves of a few centimetres a hand apart, gaps of a
 hand's width bridged). All random numbers are drawn for every sample, and only when ``prob``
