@@ -202,7 +202,13 @@ def test_generator_room_samples_carry_their_ground_truth(anny_body):
     uv, z = _project(torch.eye(4).expand(4, 4, 4), K, inner)
     px = uv.round().long()
     seen = out["depth_raw"][torch.arange(4)[:, None], px[..., 1], px[..., 0]] / 1000.0
-    assert ((z - seen) < 0.08).all() and ((z - seen) > -0.02).all()
+    assert ((z - seen) < 0.08).all()
+    # Deeper than the mattress top only where a body presses it down: a foot or a leg within
+    # 30 cm of that corner (the corners in the label frame against the joints).
+    inner_label = transform_points(invert_rigid(T), inner)[..., :2]
+    near = torch.cdist(inner_label, out["joints"][..., :2]).min(-1).values
+    free = near > 0.3
+    assert free.sum() >= 4 and ((z - seen) > -0.02)[free].all()
     assert out["in_view"].all()
 
 
@@ -218,8 +224,9 @@ def test_generator_empty_beds_have_no_body(anny_body):
     assert (out["present"] == ~empty).all()
     assert torch.isnan(out["vertices"][empty]).all()
     assert (out["pressure"][empty] == 0).all() and (out["pressure"][~empty].sum((1, 2)) > 0).all()
-    # Nothing body-sized lies on an empty bed: little of the network grid is 5 cm up or more
-    # (the pillow, blanket folds), more of an occupied one is.
-    raised = ((out["bed_mm"][:, None, None] - out["depth"]) > 50) & (out["depth"] > 0)
+    # Nothing body-sized lies on an empty bed: little of the network grid is 10 cm up or more
+    # (the pillows; a folded throw, a rumpled cover's waves and its folds stay lower), more of
+    # an occupied one is.
+    raised = ((out["bed_mm"][:, None, None] - out["depth"]) > 100) & (out["depth"] > 0)
     share = raised.flatten(1).float().mean(1)
     assert share[empty].max() < 0.2 and share[~empty].mean() > share[empty].mean() + 0.1
