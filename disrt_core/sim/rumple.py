@@ -6,9 +6,9 @@ sags c·L²/8 into every gap of width L between body parts (a sheet at c = 8/m: 
 does less of that: a tucked sheet is pulled taut across the body, a quilt or a sheet of
 stiffer weave bridges the gaps between the legs and between an arm and the trunk, and a
 cover pulled up and pushed about lies in broad gathered waves. Those hide the body's
-outline, and the default network had learned that a sheet shows it (SIM2REAL.md, "Where the
-gap comes from": the cloth-simulated sheet was the largest piece of the target domain's
-error left after generator 1.3).
+outline, which a network trained only on clinging covers may expect to see (SIM2REAL.md,
+"Where the gap comes from": the cloth-simulated sheet was the largest piece of the target
+domain's error left after generator 1.3).
 
 Per sample, with probability ``prob`` (``SimConfig.rumple_prob``, ``disrt-generate
 --rumple-prob``; 0 by default [choice], see below), the main cover (sheet or blanket) is
