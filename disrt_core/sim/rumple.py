@@ -47,10 +47,9 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from disrt_core.sim.scene import GRID, SceneGrid
+from disrt_core.sim.scene import GRID, SceneGrid, dilate
 
 CLOSING_CELLS = (5, 9, 13, 17)  # widths (1 cm cells) of the gaps a stiff cover bridges
 TAUT = (0.2, 0.6)  # factor on the membrane's sag
@@ -86,10 +85,10 @@ def close(height: Tensor, width: int) -> Tensor:
     """Grey-scale closing of height fields [B,H,W] over a ``width``² square (odd): valleys
     narrower than that are filled to the lower of their sides; −inf stays where nothing is
     near."""
-    pad = width // 2
-    up = F.max_pool2d(height[:, None], width, stride=1, padding=pad)
-    # the minimum filter; the border counts as high so the edges are not pulled down
-    return -F.max_pool2d(F.pad(-up, (pad, pad, pad, pad), value=-math.inf), width, stride=1)[:, 0]
+    up = dilate(height, width // 2)
+    # the minimum filter as a maximum of the negated; the pooling pads with −inf, so the
+    # border counts as high and the edges are not pulled down
+    return -dilate(-up, width // 2)
 
 
 def bridge(top: Tensor, rumples: Rumples) -> Tensor:
