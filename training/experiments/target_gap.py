@@ -18,7 +18,7 @@ by one group):
 * ``cloth_fine``: ``cloth_only`` with the target's cloth at twice the particle resolution
   (96 × 80 particles, about 2.5 cm apart, instead of 48 × 40) and twice the constraint sweeps
   per step: whether what the cloth costs depends on how coarse the simulation is;
-  ``full_fine``: ``full`` with that finer cloth;
+* ``full_fine``: ``full`` with that finer cloth;
 * ``only_<x>`` (x one of rail, head_pillow, prop, throw, hair): ``no_clutter`` with that one
   kind of clutter in every frame.
 
@@ -53,6 +53,7 @@ from disrt_core.sim.target.generator import TargetConfig, TargetGenerator  # noq
 DEFAULT_WEIGHTS = ROOT / "disrt_core" / "weights" / "default.safetensors"
 PLAIN = {"rail_prob": 0.0, "head_pillow_prob": 0.0, "prop_prob": 0.0, "throw_prob": 0.0,
          "hair_prob": 0.0}
+FINE_CLOTH = {"cloth_grid": (96, 80), "cloth_iterations": 12}  # cloth_fine, full_fine
 
 
 def make_generator(name: str, body) -> SceneGenerator:
@@ -62,9 +63,8 @@ def make_generator(name: str, body) -> SceneGenerator:
     if name == "source_covered":
         return SceneGenerator(SimConfig(sensor="kinect2", covers=(1, 2)), body)
     options: dict = {}
-    fine = {"cloth_grid": (96, 80), "cloth_iterations": 12}
     if name == "full_fine":
-        return TargetGenerator(TargetConfig(**fine), body)
+        return TargetGenerator(TargetConfig(**FINE_CLOTH), body)
     if name.startswith("only_"):
         options.update(PLAIN, covers=(0,))
         options[name[5:] + "_prob"] = 1.0
@@ -77,7 +77,7 @@ def make_generator(name: str, body) -> SceneGenerator:
     if name in ("no_tof", "source_bodies", *cloth):
         options["noise"] = False
     if name == "cloth_fine":
-        options.update(fine)
+        options.update(FINE_CLOTH)
     gen = TargetGenerator(TargetConfig(**options), body)
     if name in ("source_bodies", *cloth):
         gen.prior = PosePrior(SimConfig().posture_weights)
