@@ -265,6 +265,48 @@ def test_an_end_that_took_in_a_low_footboard_moves_in_to_it():
     assert float(moves(bedroom(floor=0.3))[3]) == 0.0
 
 
+def test_a_covered_foot_end_that_took_in_a_footboard_moves_in_to_it():
+    """A duvet folded 6 cm thick over the foot half of the mattress, up to its end, and an
+    18 cm footboard 4 cm thick standing 4 cm beyond it (the generator's rooms: the board on
+    the frame's rim). In front of the board lies the duvet, not bare mattress, so the face
+    is found where the board rises above whatever lies before it; the foot end, given 8 cm
+    out (at the board's outer face, where the ray test's step lies), moves in to within
+    3 cm of the mattress's end. A duvet ending at the foot without a
+    board, the duvet folded back 6 cm from the end, and a bolster 12 cm high lying across the
+    mattress 6-16 cm from the end (a step up inside the end, but bare mattress beyond it: no
+    board) move nothing."""
+    def moves(room, out=0.08):
+        frame = view(room, "d435_640x480", 2.6, tilt=(0.15, -0.05), yaw=-math.pi / 2,
+                     seed=4)
+        depth = frame.depth_raw.to(torch.float32) / 1000
+        n, offset, sigma, centre, eu, ev, half = _truth_rectangle(frame)
+        centre = centre - ev * out / 2
+        half = half + torch.tensor([0.0, out / 2])
+        return bedfit_boards.board_inside(depth, frame.K.float(), n, offset, sigma, centre,
+                                          eu, ev, half)[0]  # +u, -u, +v (head), -v (foot)
+
+    def covered(board: bool, fold: float = 0.0):
+        room = bedroom(floor=0.4, person=False, pillow=False, headboard=None,
+                       furniture=False)
+        x0, x1, y0 = CX - room.width / 2, CX + room.width / 2, CY - room.length / 2
+        room.box(x0 + 0.01, x1 - 0.01, y0 + fold, CY, 0.0, 0.06)
+        if board:
+            room.box(x0 - 0.03, x1 + 0.03, y0 - 0.08, y0 - 0.04, -0.4, 0.18)
+        return room
+
+    moved = moves(covered(True))
+    # In by 6 cm would put it GAP_TO_BOARD before the face; the stereo camera smooths the
+    # board's edge into the duvet, which puts the face a little nearer: within 3 cm.
+    assert float(moved[3]) == pytest.approx(0.08, abs=0.03)
+    assert float(moved[2]) == 0.0 and float(moved[0]) == 0.0 and float(moved[1]) == 0.0
+    assert float(moves(covered(False), out=0.0)[3]) == 0.0
+    assert float(moves(covered(False, fold=0.06), out=0.0)[3]) == 0.0
+    bolster = covered(False, fold=0.16)  # a bolster across the duvet's end, 6 cm inside
+    x0, y0 = CX - bolster.width / 2, CY - bolster.length / 2
+    bolster.box(x0 + 0.02, x0 + bolster.width - 0.02, y0 + 0.06, y0 + 0.16, 0.0, 0.12)
+    assert float(moves(bolster, out=0.0)[3]) == 0.0
+
+
 def test_a_bed_with_a_low_footboard_is_fitted_to_the_mattress():
     """The whole fit of that bedroom with a 6 cm footboard 1 cm beyond the mattress (below
     the 15 cm a board needs to bound an edge), seen by two stereo cameras and a
