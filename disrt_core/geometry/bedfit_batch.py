@@ -213,14 +213,11 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     chk = checks_mod.checks(fine, rect, torch.gather(lower, 1, sel_level), opt["limits"])
     flags = chk["flags"] | torch.where(edges_mod.take(usable, sel), 0, rect_mod.FLAG_EMPTY)
     # The same bed found again from another level (moved to the same mattress level):
-    # keep the first (most mattress-like at the coarse stage).
+    # keep the one that fills its rectangle best.
     uc, vc = (rect[..., 0] + rect[..., 1]) / 2, (rect[..., 2] + rect[..., 3]) / 2
     cos, sin = torch.cos(phi), torch.sin(phi)
     mid = centre + torch.stack([uc * cos - vc * sin, uc * sin + vc * cos], -1)
-    same = ((lv[:, :, None] - lv[:, None]).abs() < 0.03) & (
-        (mid[:, :, None] - mid[:, None]).norm(dim=-1) < 0.3)
-    earlier = torch.ones_like(same[0]).tril(-1).bool()  # j < k
-    dup = (same & earlier & ((flags == 0)[:, None, :])).any(-1)
+    dup = checks_mod.duplicates(lv, mid, flags, chk["fill"])
     flags = flags | torch.where(dup, rect_mod.FLAG_EMPTY, 0)
     # Corners in 3D (on the level's plane) and in view?
     cos, sin = torch.cos(phi), torch.sin(phi)
@@ -272,8 +269,11 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
                        | rect_mod.FLAG_EMPTY)) > 0
     partial = ((flags & rect_mod.FLAG_VIEW) > 0) & ((flags & (
         rect_mod.FLAG_RAISED | rect_mod.FLAG_EMPTY)) == 0)
+    # A passing rectangle lying on another (a body under a blanket) comes after it.
+    on_other = checks_mod.stacked(good, lv, ref_all["centre"], ref_all["eu"], ref_all["ev"],
+                                  ref_all["half"])
     rank = torch.where(good, 10.0 + chk["fill"] + 0.1 * chk["flat"] + 0.5 * support_k
-                       - 1.0 * ranged,
+                       - 1.0 * ranged - 2.0 * on_other,
                        -2.0 * serious - 1.0 * other + 0.01 * chk["fill"] + 2.5 * partial)
     if opt["debug"] is not None:
         opt["debug"].update(levels=levels, grid=grid, comps=comps, coarse=coarse, sel=sel,
@@ -377,7 +377,8 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     causes = torch.stack([support.amin(-1) < WEAK_SUPPORT, (ref["moved"] & ~far_end).any(-1),
                           seam >= WEAK_SEAM, b_sg >= WEAK_NOISE, chk["unread_ring"][ar, best],
                           boards_mod.board_past(*rect3), grazing.amax(-1) >= WEAK_GRAZING,
-                          ranged, *cover_mod.causes(*rect3)], -1)  # WEAK_CAUSES
+                          ranged, *cover_mod.causes(*rect3), checks_mod.blind_edges(*rect3)],
+                         -1)  # WEAK_CAUSES
     centre3, half = checks_mod.pull_in(ref, grazing * ok[:, None])
     y = sign[:, None] * along
     T = _frame(centre3, y, normal)

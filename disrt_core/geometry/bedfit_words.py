@@ -6,8 +6,8 @@ from __future__ import annotations
 
 def weak_because(fits, i: int) -> tuple[str, ...]:
     """Frame ``i``'s ``weak_causes`` (``bedfit_result.WEAK_CAUSES``) in words."""
-    unseen_edge, inferred_end, seam, noise, unread, past, grazing, beyond, board, dome = (
-        bool(c) for c in fits.weak_causes[i])
+    unseen_edge, inferred_end, seam, noise, unread, past, grazing, beyond, board, dome, \
+        blind = (bool(c) for c in fits.weak_causes[i])
     out = []
     if unseen_edge:
         from disrt_core.geometry.bedfit_result import WEAK_SUPPORT
@@ -47,4 +47,8 @@ def weak_because(fits, i: int) -> tuple[str, ...]:
         out.append("the bedding slopes down to both long sides and nowhere shows the "
                    "mattress top: the fit lies on the bedding, several cm above the mattress, "
                    "and its sides may lie some cm inside the mattress's")
+    if blind:
+        out.append("the last few cm inside an edge read nothing (a depth edge the camera "
+                   "leaves blank, or a wall or board just beyond it): the edge may lie up to "
+                   "5 cm nearer the middle")
     return tuple(out)
