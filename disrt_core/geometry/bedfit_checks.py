@@ -4,7 +4,10 @@ Batched torch, part of :func:`bedfit_batch.fit_beds`; flags ``bedfit_rect.FLAG_*
 check fails: size, fill (cells hidden from the camera behind something on the mattress count
 as filled, :mod:`bedfit_hidden`), flatness, raised above its surroundings, a raised back along
 a long side (a sofa), edges hidden by something nearer the camera; and in view (corners and a
-strip 3 cm beyond each edge inside the image and its valid window).
+strip 3 cm beyond each edge inside the image and its valid window). Among passing candidates:
+the same bed found twice (:func:`duplicates`) and a rectangle lying on another
+(:func:`stacked`); of the chosen fit, an edge with a blind strip inside it
+(:func:`blind_edges`, a weak cause).
 """
 
 from __future__ import annotations
@@ -234,7 +237,7 @@ def duplicates(level: Tensor, mid: Tensor, flags: Tensor, fill: Tensor) -> Tenso
     same = ((level[:, :, None] - level[:, None]).abs() < 0.03) & (
         (mid[:, :, None] - mid[:, None]).norm(dim=-1) < 0.3)
     k = level.shape[1]
-    earlier = torch.ones(k, k, dtype=torch.bool, device=level.device).tril(-1)  # [j, i<j]
+    earlier = torch.ones(k, k, dtype=torch.bool, device=level.device).tril(-1)  # [i, j]: j < i
     gain = fill[:, None, :] - fill[:, :, None]  # [b, i, j]: j's fill less i's
     better = (gain > FILL_MARGIN) | ((gain >= -FILL_MARGIN) & earlier)
     other = ~torch.eye(k, dtype=torch.bool, device=level.device)
