@@ -374,11 +374,12 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     grazing = checks_mod.grazing(normal, offset, edges_mod.below_band(b_sg), centre3, b_eu,
                                  b_ev, ref["half"])
     rect3 = (depth_m, K, normal, offset, centre3, b_eu, b_ev, ref["half"])
+    s_cut, h_cut, beyond_cut = cover_mod.profiles(*rect3)  # lines across the edges, once
     causes = torch.stack([support.amin(-1) < WEAK_SUPPORT, (ref["moved"] & ~far_end).any(-1),
                           seam >= WEAK_SEAM, b_sg >= WEAK_NOISE, chk["unread_ring"][ar, best],
                           boards_mod.board_past(*rect3), grazing.amax(-1) >= WEAK_GRAZING,
-                          ranged, *cover_mod.causes(*rect3), checks_mod.blind_edges(*rect3)],
-                         -1)  # WEAK_CAUSES
+                          ranged, *cover_mod.causes(h_cut, beyond_cut, ref["half"]),
+                          checks_mod.blind_edges(s_cut, h_cut)], -1)  # WEAK_CAUSES
     centre3, half = checks_mod.pull_in(ref, grazing * ok[:, None])
     y = sign[:, None] * along
     T = _frame(centre3, y, normal)

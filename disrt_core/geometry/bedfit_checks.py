@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from disrt_core.geometry.bedfit_boards import moved_edges, seen_across
+from disrt_core.geometry.bedfit_boards import moved_edges
 from disrt_core.geometry.bedfit_hidden import hidden_cells
 from disrt_core.geometry.bedfit_rect import (
     CH_ALL,
@@ -278,13 +278,11 @@ def stacked(good: Tensor, level: Tensor, centre: Tensor, eu: Tensor, ev: Tensor,
 BLIND_EDGE = 0.5
 
 
-def blind_edges(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, centre: Tensor,
-                eu: Tensor, ev: Tensor, half: Tensor, lines: int = 32) -> Tensor:
-    """[B] bool: a fitted rectangle (one per frame: ``centre``, ``eu``, ``ev`` [B,3],
-    ``half`` [B,2] on the plane ``n``·p + ``offset`` = 0) has an edge whose 0.5-5.5 cm
-    inside read under 30 % of its points on ``BLIND_EDGE`` of its lines or more."""
-    s, h, _beyond = seen_across(depth_m, K, n, offset, centre, eu, ev, half, 0.06, lines,
-                                0.01)
+def blind_edges(s: Tensor, h: Tensor) -> Tensor:
+    """[B] bool: a fitted rectangle has an edge whose 0.5-5.5 cm inside read under 30 % of
+    its points on ``BLIND_EDGE`` of its lines or more; from the offsets s [M] and heights
+    h [B,4,N,M] (nan unknown) on lines across its edges, 1 cm apart
+    (``bedfit_cover.profiles``)."""
     strip = (s >= -0.055) & (s <= -0.005)
     read = torch.isfinite(h[..., strip]).to(h.dtype).mean(-1)  # [B,4,N]
     return ((read < 0.3).to(h.dtype).mean(-1) >= BLIND_EDGE).any(-1)

@@ -136,10 +136,8 @@ def shoulder(h: Tensor, beyond: Tensor, half: Tensor) -> Tensor:
     return sides.amin(-1) >= SHOULDER_SHARE
 
 
-def causes(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, centre: Tensor,
-           eu: Tensor, ev: Tensor, half: Tensor) -> tuple[Tensor, Tensor]:
+def causes(h: Tensor, beyond: Tensor, half: Tensor) -> tuple[Tensor, Tensor]:
     """``(low_board, domed_cover)`` [B] bool each (``bedfit_result.WEAK_CAUSES``) of fitted
-    rectangles (one per frame, as in :func:`profiles`); a domed cover is :func:`domed` or
-    :func:`shoulder`."""
-    _s, h, beyond = profiles(depth_m, K, n, offset, centre, eu, ev, half)
+    rectangles (half sizes [B,2]) from their :func:`profiles`' h and beyond; a domed cover
+    is :func:`domed` or :func:`shoulder`."""
     return low_board(h, beyond, half), domed(h, half) | shoulder(h, beyond, half)

@@ -10,6 +10,7 @@ import torch
 
 from disrt_core.geometry.bedfit_batch import fit_beds
 from disrt_core.geometry.bedfit_checks import blind_edges
+from disrt_core.geometry.bedfit_cover import profiles
 from disrt_core.geometry.bedfit_result import WEAK_CAUSES
 from disrt_core.geometry.bedfit_words import weak_because
 from test.core.geometry.bedscenes import bedroom, view
@@ -50,10 +51,14 @@ def test_a_blind_strip_inside_an_edge_makes_the_fit_weak():
     n, offset, _sigma, centre, eu, ev, half = _truth_rectangle(frame)
     K = frame.K.float()
     clear = frame.depth_raw.to(torch.float32) / 1000
-    assert not bool(blind_edges(clear, K, n, offset, centre, eu, ev, half)[0])
-    assert not bool(blind_edges(_blanked(frame, 0.01), K, n, offset, centre, eu, ev, half)[0])
+
+    def blind(depth):
+        return bool(blind_edges(*profiles(depth, K, n, offset, centre, eu, ev, half)[:2])[0])
+
+    assert not blind(clear)
+    assert not blind(_blanked(frame, 0.01))
     blanked = _blanked(frame, 0.05)
-    assert bool(blind_edges(blanked, K, n, offset, centre, eu, ev, half)[0])
+    assert blind(blanked)
 
     fits = fit_beds(blanked * 1000, K)
     assert bool(fits.ok[0]) and bool(fits.weak_causes[0, BLIND]) and bool(fits.weak[0])
