@@ -166,12 +166,14 @@ def main(argv: list[str] | None = None) -> None:
             w = fit_logistic(_sitting_inputs(train, coefficients, trunk=True),
                              (train["state"] == 2).astype(float), l2=1e-3)
             raw_coef = tuple(round(float(v), 2) for v in w)
+        sitting_how = "fitted" if args.fit_sitting else "kept"
         print("fitted COEFFICIENTS =", coefficients)
-        print("SITTING_COEFFICIENTS =", sitting_coef)
-        print("SITTING_RAW_COEFFICIENTS =", raw_coef)
-        result.notes.append(f"coefficients fitted on {args.n} scenes of seed {args.seed}: "
-                            f"presence {coefficients}, sitting {sitting_coef}, sitting with "
-                            f"the trunk {raw_coef}; evaluated on seed {args.seed + 1}")
+        print(f"{sitting_how} SITTING_COEFFICIENTS =", sitting_coef)
+        print(f"{sitting_how} SITTING_RAW_COEFFICIENTS =", raw_coef)
+        result.notes.append(f"presence coefficients fitted on {args.n} scenes of seed "
+                            f"{args.seed}: {coefficients}; sitting ({sitting_how}) "
+                            f"{sitting_coef}, sitting with the trunk ({sitting_how}) "
+                            f"{raw_coef}; evaluated on seed {args.seed + 1}")
         args.seed += 1
     data = generate(estimator, args.n, args.seed, args.batch, args.device)
     prob = _logistic(data["features"], coefficients)
