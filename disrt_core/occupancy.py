@@ -190,10 +190,10 @@ def occupancy_features(depth: Tensor, vertices: Tensor) -> Tensor:
     n_valid = valid.flatten(1).sum(1).clamp(min=1)
     raised = ((seen >= RAISED_M) & valid).flatten(1).sum(1) / n_valid
     cell = NET_PITCH_X * NET_PITCH_Y
-    volume = torch.where(valid, seen.clamp(min=0), torch.zeros_like(seen)).flatten(1).sum(1)
+    shown = torch.where(valid, seen, torch.zeros_like(seen))  # 0 where nothing was read
+    volume = shown.clamp(min=0).flatten(1).sum(1)
     high = ((seen >= HIGH_M) & valid).flatten(1).sum(1) / n_valid
-    lower = torch.where(valid, seen, torch.zeros_like(seen))[:, HEAD_ROWS:]
-    length = (lower.amax(2) >= LENGTH_M).float().mean(1)
+    length = (shown[:, HEAD_ROWS:].amax(2) >= LENGTH_M).float().mean(1)
     return torch.stack([agreement, inside - around, raised, volume * cell, shape_error, high,
                         length], -1)
 
