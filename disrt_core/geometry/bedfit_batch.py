@@ -17,8 +17,9 @@ view, with or without a person, pillows or a blanket on it. Stages (one module e
    a refused frame is fitted once more with thin lines without readings bridged for the
    fine grid's opening (:mod:`bedfit_gaps`);
 4. :mod:`bedfit_edges`: each candidate's four edges measured again on the raw pixels; the
-   size and view checks use these measured rectangles; :mod:`bedfit_boards` moves the
-   chosen one's ends to the head- and footboards the ray test could not place them at;
+   size and view checks use these measured rectangles; :mod:`bedfit_furniture` cuts an end
+   that ran onto furniture pushed against it back to the mattress's end; :mod:`bedfit_boards`
+   moves the chosen one's ends to the head- and footboards the ray test could not place them at;
 5. :mod:`bedfit_headnet`: the head end (``head="auto"``) from a small classifier fitted on
    generated rooms, on height profiles along and across the mattress and the hand-set
    person, pillow and board cues of :mod:`bedfit_head`, with a confidence in [0.5, 1] (the
@@ -50,6 +51,7 @@ from disrt_core.geometry import bedfit_boards as boards_mod
 from disrt_core.geometry import bedfit_checks as checks_mod
 from disrt_core.geometry import bedfit_cover as cover_mod
 from disrt_core.geometry import bedfit_edges as edges_mod
+from disrt_core.geometry import bedfit_furniture as furniture_mod
 from disrt_core.geometry import bedfit_gaps as gaps_mod
 from disrt_core.geometry import bedfit_range as range_mod
 from disrt_core.geometry import bedfit_rect as rect_mod
@@ -73,12 +75,8 @@ from disrt_core.geometry.bedfit_regions import (
 from disrt_core.geometry.bedfit_result import (
     HEAD_ACROSS,
     HEAD_SIDES,
-    HIDDEN,
-    NO_DEPTH,
     NO_MATTRESS,
-    NO_PLANE,
     OK,
-    PARTIAL,
     WEAK_GRAZING,
     WEAK_NOISE,
     WEAK_SEAM,
@@ -240,6 +238,11 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
             & (chk["width"] >= wlo - grow) & (chk["length"] <= lhi + grow)
             & (chk["length"] >= llo - grow))
     ref_all = edges_mod.refine_some(need, depth_m, K, n, lv, sg, centre_k, eu, ev, half_k)
+    # An end run onto furniture standing against it, cut back where the raw pixels show
+    # the mattress's end at the furniture's face (bedfit_furniture).
+    ref_all, rect, cut = furniture_mod.measure_cuts(
+        need, furniture_mod.proposals(fine, rect, opt["limits"]), ref_all, rect, depth_m, K,
+        n, lv, sg, (origin, eu, ev))
     ref_all, rect, inferred, ends = shadow_mod.shadow_ends(
         need, flags, ref_all, fine, rect, centre, phi, lv, (origin, eu, ev), opt["limits"])
     ref_all, ranged = range_mod.range_ends(shadow_mod.too_short(need, flags, ref_all, opt[
@@ -282,17 +285,7 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     best = rank.argmax(1)
     ar = torch.arange(B, device=dev)
     ok = good[ar, best] & found & (n_valid >= 100)
-    bflags = flags[ar, best]
-    mattress_like = (bflags & (rect_mod.FLAG_SIZE | rect_mod.FLAG_EMPTY | rect_mod.FLAG_RAISED)
-                     ) == 0
-    raised = (bflags & (rect_mod.FLAG_EMPTY | rect_mod.FLAG_RAISED)) == 0
-    reason = torch.full((B,), NO_MATTRESS, device=dev, dtype=torch.int64)
-    reason = torch.where(mattress_like & ((bflags & rect_mod.FLAG_OCCLUDED) > 0), HIDDEN, reason)
-    # A raised surface running out of the image (cut short, it need not look mattress-sized).
-    reason = torch.where(raised & ((bflags & rect_mod.FLAG_VIEW) > 0), PARTIAL, reason)
-    reason = torch.where(found, reason, NO_PLANE)
-    reason = torch.where(n_valid >= 100, reason, NO_DEPTH)
-    reason = torch.where(ok, OK, reason)
+    reason = checks_mod.reason(flags[ar, best], ok, found, n_valid >= 100)
     # The chosen rectangle: plane refit, head end, frame.
     b_rect, b_lv, b_sg = rect[ar, best], lv[ar, best], sg[ar, best]
     b_eu, b_ev, b_origin = eu[ar, best], ev[ar, best], origin[ar, best]
@@ -355,6 +348,7 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
         # runs across that side (the side says nothing), to the classifier's likelier end
         # (on the tuning rooms right for 14 of 16 such fits, the side's arbitrary end 8).
         sign = torch.where(known | across, sign, image_sign)
+        sign, conf, known = furniture_mod.foot_end(cut[ar, best], sign, conf, known)
     else:
         sign, conf, known = image_sign, torch.ones_like(conf), torch.ones_like(known)
         reason = torch.where(ok & across, HEAD_ACROSS, reason)

@@ -24,6 +24,7 @@ from disrt_core.geometry.bedfit_rect import (
     CH_HIGH_H2,
     CH_LEVEL,
     CH_LOW,
+    FLAG_EMPTY,
     FLAG_FILL,
     FLAG_FLAT,
     FLAG_OCCLUDED,
@@ -33,6 +34,7 @@ from disrt_core.geometry.bedfit_rect import (
     FLAG_VIEW,
     _region,
 )
+from disrt_core.geometry.bedfit_result import HIDDEN, NO_DEPTH, NO_MATTRESS, NO_PLANE, OK, PARTIAL
 
 
 def size_flags(width: Tensor, length: Tensor, limits: dict) -> Tensor:
@@ -286,3 +288,18 @@ def blind_edges(s: Tensor, h: Tensor) -> Tensor:
     strip = (s >= -0.055) & (s <= -0.005)
     read = torch.isfinite(h[..., strip]).to(h.dtype).mean(-1)  # [B,4,N]
     return ((read < 0.3).to(h.dtype).mean(-1) >= BLIND_EDGE).any(-1)
+
+
+def reason(flags: Tensor, ok: Tensor, found: Tensor, enough: Tensor) -> Tensor:
+    """The :data:`bedfit_result.REASONS` key [B] of fits whose chosen candidate failed
+    ``flags`` [B] (``ok``: passed; ``found``: a horizontal plane was; ``enough``: valid
+    readings were)."""
+    mattress_like = (flags & (FLAG_SIZE | FLAG_EMPTY | FLAG_RAISED)) == 0
+    raised = (flags & (FLAG_EMPTY | FLAG_RAISED)) == 0
+    out = torch.full_like(flags, NO_MATTRESS, dtype=torch.int64)
+    out = torch.where(mattress_like & ((flags & FLAG_OCCLUDED) > 0), HIDDEN, out)
+    # A raised surface running out of the image (cut short, it need not look mattress-sized).
+    out = torch.where(raised & ((flags & FLAG_VIEW) > 0), PARTIAL, out)
+    out = torch.where(found, out, NO_PLANE)
+    out = torch.where(enough, out, NO_DEPTH)
+    return torch.where(ok, OK, out)
