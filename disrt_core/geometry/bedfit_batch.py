@@ -207,7 +207,10 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
             centre = centre + torch.stack([uc * cos - vc * sin, uc * sin + vc * cos], -1)
             size = torch.stack([rect[..., 1] - rect[..., 0], rect[..., 3] - rect[..., 2]], -1)
             phi = phi + delta
+            found_at = lv
             lv = rect_mod.lower_level(fine, rect, lv)
+    # A level moved down under a blanket stays there (the edges' plane may rise a little).
+    rise = torch.where(lv > found_at, edges_mod.BLANKET_RISE, float("inf"))
     chk = checks_mod.checks(fine, rect, torch.gather(lower, 1, sel_level), opt["limits"])
     flags = chk["flags"] | torch.where(edges_mod.take(usable, sel), 0, rect_mod.FLAG_EMPTY)
     # The same bed found again from another level (moved to the same mattress level):
@@ -237,12 +240,13 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     need = (((flags & rect_mod.FLAG_EMPTY) == 0) & (chk["width"] <= whi + grow)
             & (chk["width"] >= wlo - grow) & (chk["length"] <= lhi + grow)
             & (chk["length"] >= llo - grow))
-    ref_all = edges_mod.refine_some(need, depth_m, K, n, lv, sg, centre_k, eu, ev, half_k)
+    ref_all = edges_mod.refine_some(need, depth_m, K, n, lv, sg, centre_k, eu, ev, half_k,
+                                    rise)
     # An end run onto furniture standing against it, cut back where the raw pixels show
     # the mattress's end at the furniture's face (bedfit_furniture).
     ref_all, rect, cut = furniture_mod.measure_cuts(
         need, furniture_mod.proposals(fine, rect, opt["limits"]), ref_all, rect, depth_m, K,
-        n, lv, sg, (origin, eu, ev))
+        n, lv, sg, (origin, eu, ev), rise)
     ref_all, rect, inferred, ends = shadow_mod.shadow_ends(
         need, flags, ref_all, fine, rect, centre, phi, lv, (origin, eu, ev), opt["limits"])
     ref_all, ranged = range_mod.range_ends(shadow_mod.too_short(need, flags, ref_all, opt[
@@ -310,7 +314,8 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     ref = edges_mod.refine(depth_m, K, n, ref_all["offset"][ar, best, None], b_sg[:, None],
                            ref_all["centre"][ar, best, None], ref_all["eu"][ar, best, None],
                            ref_all["ev"][ar, best, None], ref_all["half"][ar, best, None],
-                           passes=(edges_mod.FINE_PASS,))
+                           passes=(edges_mod.FINE_PASS,), max_rise=(
+                               rise - (lv - ref_all["offset"]))[ar, best, None].clamp(min=0))
     ref = {k: v[:, 0] for k, v in ref.items()}
     ref = boards_mod.out_to_boards(ref, depth_m, K, normal, b_sg, ok, opt["limits"])
     ref = boards_mod.in_to_boards(ref, depth_m, K, normal, b_sg, ok, opt["limits"])
@@ -373,7 +378,8 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
                           seam >= WEAK_SEAM, b_sg >= WEAK_NOISE, chk["unread_ring"][ar, best],
                           boards_mod.board_past(*rect3), grazing.amax(-1) >= WEAK_GRAZING,
                           ranged, *cover_mod.causes(h_cut, beyond_cut, ref["half"]),
-                          checks_mod.blind_edges(s_cut, h_cut)], -1)  # WEAK_CAUSES
+                          checks_mod.blind_edges(s_cut, h_cut),
+                          ref["held"] | ref_all["held"][ar, best]], -1)  # WEAK_CAUSES
     centre3, half = checks_mod.pull_in(ref, grazing * ok[:, None])
     y = sign[:, None] * along
     T = _frame(centre3, y, normal)

@@ -51,9 +51,12 @@ WEAK_GRAZING = 0.035
 #: end past a board (``bedfit_boards.board_past``), an edge seen at a grazing angle beyond it
 #: (WEAK_GRAZING), a far end beyond the camera's range put at a usual length
 #: (``bedfit_range``), an end over a low board, a cover domed over both long sides
-#: (``bedfit_cover``), an edge with a blind strip inside it (``bedfit_checks.blind_edges``).
+#: (``bedfit_cover``), an edge with a blind strip inside it (``bedfit_checks.blind_edges``),
+#: edges measured on bedding with the plane held on the mattress beside it (``bedfit_edges``
+#: ``held``: a level found under a blanket).
 WEAK_CAUSES = ("unseen_edge", "inferred_end", "seam", "noise", "unread_ring", "past_board",
-               "grazing_edge", "beyond_range", "low_board", "domed_cover", "blind_edge")
+               "grazing_edge", "beyond_range", "low_board", "domed_cover", "blind_edge",
+               "covered_edges")
 
 @dataclass
 class BedFits:
@@ -75,7 +78,7 @@ class BedFits:
     fill: Tensor  # [B] share of the rectangle that is bed
     edge_support: Tensor  # [B,4] share of each edge's lines with a step (or a board) at it
     seam: Tensor  # [B] share of lines across the mattress with a gap at one place in them
-    weak_causes: Tensor  # [B,11] bool, WEAK_CAUSES: what makes the fit weak
+    weak_causes: Tensor  # [B,12] bool, WEAK_CAUSES: what makes the fit weak
     weak: Tensor  # [B] bool: ok and any of weak_causes
     # every measured candidate, for diagnostics: [B,C,...]
     cand_corners: Tensor  # [B,C,4,3] (no head order)

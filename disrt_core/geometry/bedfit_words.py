@@ -7,7 +7,7 @@ from __future__ import annotations
 def weak_because(fits, i: int) -> tuple[str, ...]:
     """Frame ``i``'s ``weak_causes`` (``bedfit_result.WEAK_CAUSES``) in words."""
     unseen_edge, inferred_end, seam, noise, unread, past, grazing, beyond, board, dome, \
-        blind = (bool(c) for c in fits.weak_causes[i])
+        blind, covered = (bool(c) for c in fits.weak_causes[i])
     out = []
     if unseen_edge:
         from disrt_core.geometry.bedfit_result import WEAK_SUPPORT
@@ -51,4 +51,8 @@ def weak_because(fits, i: int) -> tuple[str, ...]:
         out.append("the last few cm inside an edge read nothing (a depth edge the camera "
                    "leaves blank, or a wall or board just beyond it): the edge may lie up to "
                    "5 cm nearer the middle")
+    if covered:
+        out.append("bedding covers the edges and the mattress top shows only away from them "
+                   "(the fit's height is taken there): the edges were measured on the "
+                   "bedding and may lie some cm off")
     return tuple(out)
