@@ -307,6 +307,29 @@ def test_a_covered_foot_end_that_took_in_a_footboard_moves_in_to_it():
     assert float(moves(bolster, out=0.0)[3]) == 0.0
 
 
+def test_a_5cm_footboard_behind_bare_mattress_below_a_duvet_is_found():
+    """The SLP-like bed scenes' foot ends 4.7-5.3 cm out: a footboard only 5 cm above the
+    mattress, 2 cm beyond it, a duvet 6 cm thick over the bed up to 10 cm from the foot, seen
+    by a Kinect v2 from 2.2 m. Seen at a slant, the board's first 4 cm read 4 cm high on
+    the mean (``LOW_FACE`` was 4 cm): the foot end given 5 cm out (the board's outer face)
+    moves in by those 5 cm; with no board it moves nothing."""
+    def moves(board: bool) -> float:
+        room = bedroom(floor=0.4, person=False, pillow=False, furniture=False)
+        x0, x1, y0 = CX - room.width / 2, CX + room.width / 2, CY - room.length / 2
+        room.box(x0 + 0.01, x1 - 0.01, y0 + 0.1, CY + 0.3, 0.0, 0.06)  # the duvet
+        if board:
+            room.box(x0 - 0.03, x1 + 0.03, y0 - 0.05, y0 - 0.02, -0.4, 0.05)
+        frame = view(room, "kinect2", 2.2, seed=1)
+        depth = frame.depth_raw.to(torch.float32) / 1000
+        n, offset, sigma, centre, eu, ev, half = _truth_rectangle(frame)
+        centre, half = centre - ev * 0.05 / 2, half + torch.tensor([0.0, 0.05 / 2])
+        return float(bedfit_boards.board_inside(depth, frame.K.float(), n, offset, sigma,
+                                                centre, eu, ev, half)[0, 3])  # the foot
+
+    assert moves(True) == pytest.approx(0.05, abs=0.015)
+    assert moves(False) == 0.0
+
+
 def test_a_bed_with_a_low_footboard_is_fitted_to_the_mattress():
     """The whole fit of that bedroom with a 6 cm footboard 1 cm beyond the mattress (below
     the 15 cm a board needs to bound an edge), seen by two stereo cameras and a
