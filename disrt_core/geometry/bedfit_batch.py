@@ -328,7 +328,7 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
         opt["debug"]["edges"] = ref
     offset, centre3, b_eu, b_ev = ref["offset"], ref["centre"], ref["eu"], ref["ev"]
     du, dv = 2 * ref["half"][:, 0], 2 * ref["half"][:, 1]
-    seam = edges_mod.seam(depth_m, K, normal, offset, b_sg, centre3, b_eu, b_ev, ref["half"])
+    seam = checks_mod.seam(depth_m, K, normal, offset, b_sg, centre3, b_eu, b_ev, ref["half"])
     along = torch.where((du >= dv)[:, None], b_eu, b_ev)
     b_height, b_maps, b_cell = fine["height"][ar, best], fine["maps"][ar, best], fine["cell"][
         ar, best]

@@ -30,8 +30,8 @@ candidate rectangle; a fine pass (8 cm, 5 mm) the chosen one.
 
 Per edge the **support** is the share of its lines whose step lies within 1.5 cm of the
 fitted edge: low support means an edge the camera does not see (hidden, cut by the image)
-or not straight (no mattress), see :func:`refine`. :func:`seam` looks for a gap running
-along the rectangle (two surfaces of one height taken as one).
+or not straight (no mattress), see :func:`refine`. :func:`bedfit_checks.seam` looks for a gap
+running along the rectangle (two surfaces of one height taken as one).
 """
 
 from __future__ import annotations
@@ -54,7 +54,6 @@ HELD_BY = 0.01  # [choice] m: a median this far above the allowed rise holds the
 # (reach, step, lines) of the passes: a wide one over every candidate (an edge the grid put
 # up to 30 cm off), a fine one over the chosen rectangle.
 WIDE_PASS, FINE_PASS = (0.3, 0.01, LINES), (0.08, STEP, LINES)
-SEAM_LINES, SEAM_POINTS = 24, 81  # lines across the mattress looking for a seam, points
 
 
 # A median-of-9 sorting network (19 compare-exchanges; the median ends at index 4).
@@ -383,32 +382,6 @@ def refine_some(need: Tensor, depth_m: Tensor, K: Tensor, n: Tensor, offset: Ten
         index = idx.reshape(*idx.shape, *([1] * (value.ndim - 2))).expand_as(picked)
         out[key] = value.clone().scatter_(1, index, picked)
     return out
-
-
-def seam(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Tensor,
-         centre: Tensor, eu: Tensor, ev: Tensor, half: Tensor, lines: int = SEAM_LINES,
-         points: int = SEAM_POINTS) -> Tensor:
-    """The largest share [B] of ``lines`` lines across rectangles (centre [B,3] on the
-    planes ``n·p + offset = 0``, axes eu, ev [B,3], half sizes [B,2]; over the inner 80 % of
-    the length) that see free space deep below the plane (by 10 cm, or 3σ of the level's
-    noise sigma [B]) at one and the same place across (±1 of ``points`` points spread over
-    the width less 10 cm at each side): the gap between two surfaces of one height that a
-    rectangle took for one (a bed pushed against a bench or a sofa's seat). A mattress,
-    also under a body, has no such line of holes; a body hides its own dent."""
-    B = centre.shape[0]
-    long_u = (half[:, 0] >= half[:, 1])[:, None]
-    along, across = torch.where(long_u, eu, ev), torch.where(long_u, ev, eu)
-    hl, hw = half.amax(-1), half.amin(-1)
-    t = torch.linspace(-0.8, 0.8, lines, device=centre.device)[None] * hl[:, None]
-    w = torch.linspace(-1.0, 1.0, points, device=centre.device)[None] * (hw - 0.1).clamp(
-        min=0.05)[:, None]
-    pts = (centre[:, None, None] + along[:, None, None] * t[:, :, None, None]
-           + across[:, None, None] * w[:, None, :, None])  # [B,N,M,3]
-    d, rays = _depth_at(depth_m, K, pts.reshape(B, -1, 3))
-    h = ((rays * d[..., None]) @ n[:, :, None])[..., 0] + offset[:, None]
-    deep = (h < -torch.clamp(3 * sigma, min=0.1)[:, None]).to(h.dtype).reshape(B * lines, 1, -1)
-    near = torch.nn.functional.max_pool1d(deep, 3, 1, 1).reshape(B, lines, points)
-    return near.mean(1).amax(-1)
 
 
 def _classify_candidates(depth: Tensor, K: Tensor, points: Tensor, n: Tensor, offset: Tensor,
