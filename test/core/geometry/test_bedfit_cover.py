@@ -114,7 +114,8 @@ def test_an_empty_bed_under_a_flat_cover_is_right_and_not_flagged(width, sensor)
 
 
 def test_the_new_causes_say_why():
-    for name, words in (("low_board", "footboard"), ("domed_cover", "slopes down")):
+    for name, words in (("low_board", "footboard"), ("domed_cover", "slopes down"),
+                        ("covered_edges", "covers the edges")):
         causes = torch.zeros(1, len(WEAK_CAUSES), dtype=torch.bool)
         causes[0, WEAK_CAUSES.index(name)] = True
         fits = SimpleNamespace(weak_causes=causes, edge_support=torch.ones(1, 4),
@@ -129,7 +130,8 @@ def test_the_plane_stays_on_a_mattress_seen_beside_a_duvet(sensor, height, bare)
     """An empty bed under a 5 cm duvet up to ``bare`` m from the head end, the mattress bare
     there: the level is moved down to the bare mattress (``lower_level``), and the edges'
     plane, measured where the duvet covers the edges, stays there instead of climbing back
-    to the duvet's top (4.0-4.5 cm high before ``BLANKET_RISE``)."""
+    to the duvet's top (4.0-4.5 cm high before ``BLANKET_RISE``). The edges were measured on
+    the duvet, so the fit is weak: ``covered_edges``."""
     room = bedroom(0.9, 2.0, headboard=0.4, person=False, pillow=False, furniture=False)
     room.blanket = _blanket(np.random.default_rng(0), room, [], CY + 1.0 - bare, thick=0.05)
     frame = view(room, sensor, height, tilt=(0.05, -0.04), seed=2)
@@ -138,3 +140,4 @@ def test_the_plane_stays_on_a_mattress_seen_beside_a_duvet(sensor, height, bare)
     truth = frame.mattress_corners[0].double()
     up = -(truth @ fits.normal[0].double()).mean() - fits.offset[0].double()
     assert abs(float(up)) <= 0.02
+    assert bool(fits.weak_causes[0, WEAK_CAUSES.index("covered_edges")])
