@@ -106,6 +106,29 @@ def person_head_end(view: View, fit):
     return fit
 
 
+def label_origin(at: np.ndarray, away: np.ndarray, size: tuple[int, int],
+                 image_shape: tuple[int, ...], gap: int) -> tuple[int, int]:
+    """Bottom-left pixel (OpenCV's text origin) of a label ``size`` = (width, height) px
+    placed beside the point ``at`` (px), moved ``gap`` px past its half size along ``away``
+    (from the outline's middle: outside the outline, off the line and the corners' labels)
+    and kept wholly inside the image."""
+    w, h = size
+    d = np.asarray(away, float) / max(float(np.linalg.norm(away)), 1e-6)
+    middle = np.asarray(at, float) + d * (np.hypot(w, h) / 2 + gap)
+    x = int(np.clip(middle[0] - w / 2, 0, max(0, image_shape[1] - w)))
+    y = int(np.clip(middle[1] + h / 2, h, max(h, image_shape[0] - 2)))
+    return x, y
+
+
+def _put_label(image: np.ndarray, text: str, at: np.ndarray, away: np.ndarray, font: float,
+               colour: tuple[int, int, int], thick: int) -> None:
+    import cv2
+
+    size, _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, thick)
+    cv2.putText(image, text, label_origin(at, away, size, image.shape, 2 * thick),
+                cv2.FONT_HERSHEY_SIMPLEX, font, colour, thick)
+
+
 def draw(view: View, fit, candidates: list[tuple[np.ndarray, str]], out: Path,
          title: str) -> None:
     """Depth with outlines (and the network image when ``fit``) side by side, to ``out``."""
@@ -128,11 +151,13 @@ def draw(view: View, fit, candidates: list[tuple[np.ndarray, str]], out: Path,
         cv2.line(image, tuple(head[0]), tuple(head[1]), colour, 4 * thick)
         mid = np.round(uv[:2].mean(0)).astype(int)
         cv2.circle(image, tuple(mid), 4 * thick, colour, -1)
-        cv2.putText(image, "HEAD" if fit.head_known else "head?", tuple(mid + np.array([6, -6])),
-                    cv2.FONT_HERSHEY_SIMPLEX, 1.5 * font, colour, thick)
+        # Labels outside the outline, away from its middle, and inside the image (a head
+        # end at the image's border, a small bed's corners).
+        middle = uv.mean(0)
+        _put_label(image, "HEAD" if fit.head_known else "head?", mid, mid - middle,
+                   1.5 * font, colour, thick)
         for i, name in enumerate(("HL", "HR", "FR", "FL")):
-            cv2.putText(image, name, tuple(np.round(uv[i]).astype(int)),
-                        cv2.FONT_HERSHEY_SIMPLEX, font, (255, 255, 255), thick)
+            _put_label(image, name, uv[i], uv[i] - middle, font, (255, 255, 255), thick)
         net = network_image(view.depth_mm, view.K, fit.T_cam_bed)
         scale = max(1, image.shape[0] // 128)
         net = cv2.resize((net * 255).astype(np.uint8), (54 * scale, 128 * scale),

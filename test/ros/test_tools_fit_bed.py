@@ -205,3 +205,20 @@ def test_the_person_lying_there_decides_the_head_end(frame, tmp_path, capsys, mo
     text = capsys.readouterr().out
     assert re.search(r"log-odds -6\.0\): (turned|decided)", text)
     np.testing.assert_allclose(corners_px(text), before[[2, 3, 0, 1]], atol=0.2)
+
+
+def test_labels_sit_outside_the_outline_and_inside_the_image():
+    """A label beside a point is moved outward (away from the outline's middle) by half its
+    diagonal and the gap, and kept whole inside the image: a head end at the image's right
+    border had its "HEAD" cut off."""
+    from disrt_ros.tools.fit_bed import label_origin
+
+    # Room to its right: the label's middle lies (hypot(40, 10) / 2 + 4) px right of the point.
+    x, y = label_origin(np.array([100.0, 100.0]), np.array([1.0, 0.0]), (40, 10), (480, 640, 3), 4)
+    assert x + 20 == pytest.approx(100 + np.hypot(40, 10) / 2 + 4, abs=1) and y - 5 == 100
+    # At the right border: the whole label stays in the image (origin at the left of the text).
+    x, y = label_origin(np.array([635.0, 100.0]), np.array([1.0, 0.0]), (40, 10), (480, 640, 3), 4)
+    assert x + 40 <= 640 and x >= 0 and 10 <= y <= 478
+    # Above the top border: pushed down until the text's top is at row 0.
+    x, y = label_origin(np.array([300.0, 2.0]), np.array([0.0, -1.0]), (40, 10), (480, 640, 3), 4)
+    assert y - 10 >= 0
