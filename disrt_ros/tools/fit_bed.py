@@ -197,7 +197,10 @@ def report(view: View, fit) -> str:
     head = (f"head end toward the image {side} (confidence {fit.head_confidence:.2f}; cues "
             f"person {fit.head_cues[0]:+.2f}, pillow {fit.head_cues[1]:+.2f}, boards "
             f"{fit.head_cues[2]:+.2f})" if fit.head_known else
-            f"head end unknown (no person, pillow or headboard seen): taken toward the image "
+            f"head end unknown (what is seen does not decide it: cues person "
+            f"{fit.head_cues[0]:+.2f}, pillow {fit.head_cues[1]:+.2f}, boards "
+            f"{fit.head_cues[2]:+.2f}; or furniture stands at the end they point to): taken "
+            f"toward the image "
             f"{side}; the node decides again once someone lies in the bed, also from the "
             f"person through its posture classifier (it logs 'head end decided from the "
             f"person lying there')")
