@@ -199,7 +199,7 @@ def report(view: View, fit) -> str:
             f"{fit.head_cues[2]:+.2f})" if fit.head_known else
             f"head end unknown (what is seen does not decide it: cues person "
             f"{fit.head_cues[0]:+.2f}, pillow {fit.head_cues[1]:+.2f}, boards "
-            f"{fit.head_cues[2]:+.2f}; or furniture stands at the end they point to): taken "
+            f"{fit.head_cues[2]:+.2f}; or furniture stands against the end it pointed to): taken "
             f"toward the image "
             f"{side}; the node decides again once someone lies in the bed, also from the "
             f"person through its posture classifier (it logs 'head end decided from the "
