@@ -210,7 +210,7 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
             found_at = lv
             lv = rect_mod.lower_level(fine, rect, lv)
     # A level moved down under a blanket stays there (the edges' plane may rise a little).
-    rise = torch.where(lv > found_at, edges_mod.BLANKET_RISE, float("inf"))
+    floor = lv - torch.where(lv > found_at, edges_mod.BLANKET_RISE, float("inf"))
     chk = checks_mod.checks(fine, rect, torch.gather(lower, 1, sel_level), opt["limits"])
     flags = chk["flags"] | torch.where(edges_mod.take(usable, sel), 0, rect_mod.FLAG_EMPTY)
     # The same bed found again from another level (moved to the same mattress level):
@@ -241,12 +241,12 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
             & (chk["width"] >= wlo - grow) & (chk["length"] <= lhi + grow)
             & (chk["length"] >= llo - grow))
     ref_all = edges_mod.refine_some(need, depth_m, K, n, lv, sg, centre_k, eu, ev, half_k,
-                                    rise)
+                                    floor)
     # An end run onto furniture standing against it, cut back where the raw pixels show
     # the mattress's end at the furniture's face (bedfit_furniture).
     ref_all, rect, cut = furniture_mod.measure_cuts(
         need, furniture_mod.proposals(fine, rect, opt["limits"]), ref_all, rect, depth_m, K,
-        n, lv, sg, (origin, eu, ev), rise)
+        n, lv, sg, (origin, eu, ev), floor)
     ref_all, rect, inferred, ends = shadow_mod.shadow_ends(
         need, flags, ref_all, fine, rect, centre, phi, lv, (origin, eu, ev), opt["limits"])
     ref_all, ranged = range_mod.range_ends(shadow_mod.too_short(need, flags, ref_all, opt[
@@ -314,8 +314,7 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     ref = edges_mod.refine(depth_m, K, n, ref_all["offset"][ar, best, None], b_sg[:, None],
                            ref_all["centre"][ar, best, None], ref_all["eu"][ar, best, None],
                            ref_all["ev"][ar, best, None], ref_all["half"][ar, best, None],
-                           passes=(edges_mod.FINE_PASS,), max_rise=(
-                               rise - (lv - ref_all["offset"]))[ar, best, None].clamp(min=0))
+                           passes=(edges_mod.FINE_PASS,), min_offset=floor[ar, best, None])
     ref = {k: v[:, 0] for k, v in ref.items()}
     ref = boards_mod.out_to_boards(ref, depth_m, K, normal, b_sg, ok, opt["limits"])
     ref = boards_mod.in_to_boards(ref, depth_m, K, normal, b_sg, ok, opt["limits"])

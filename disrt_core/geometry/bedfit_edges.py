@@ -47,7 +47,7 @@ GAP = 0.03  # m of unknown points allowed inside a step
 RUN = 0.06  # m before a step that are mostly mattress
 SUPPORT_TOL = 0.015  # m: a step this close to the fitted edge supports it
 # [choice] m the plane may rise above a level found under a blanket (``refine``'s
-# max_rise): on the benchmark rooms 0-3 cm gave the same fits; D435 under a 5 cm duvet with
+# min_offset): on the benchmark rooms 0-3 cm gave the same fits; D435 under a 5 cm duvet with
 # the head end bare: the plane 4.0-4.5 cm high without it, 0.2-1.2 cm with it.
 BLANKET_RISE = 0.015
 HELD_BY = 0.01  # [choice] m: a median this far above the allowed rise holds the plane
@@ -288,7 +288,7 @@ def fit_rectangle(pos: Tensor, t: Tensor, weight: Tensor, half: Tensor,
 def refine(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Tensor,
            centre: Tensor, eu: Tensor, ev: Tensor, half: Tensor,
            passes: tuple[tuple[float, float, int], ...] = (WIDE_PASS, FINE_PASS),
-           max_rise: Tensor | None = None) -> dict:
+           min_offset: Tensor | None = None) -> dict:
     """Rectangles of C candidates per frame (centre [B,C,3] on their planes, axes eu, ev
     [B,C,3], half sizes [B,C,2]; planes ``n·p + offset = 0`` with n [B,3], offset and level
     noise sigma [B,C]) and their plane offsets measured again on the raw frames depth_m
@@ -296,19 +296,19 @@ def refine(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Tensor,
     module docstring). Returns
     centre, eu, ev, half, offset and per edge [B,C,4] (+u, −u, +v, −v) the ``support``
     (share of lines with a step within 1.5 cm of the fitted edge) and the ``seen`` share
-    of lines with a clear step. ``max_rise`` [B,C] (m): how far the plane may move toward
-    the camera from ``offset`` (a level found under a blanket, :func:`bedfit_rect.lower_level`:
-    near the edges, which the blanket covers, the median would climb back to its top);
-    ``held`` [B,C]: the last pass's median lay ``HELD_BY`` or more above that (the edges
-    were measured on a cover: they may be some cm off)."""
+    of lines with a clear step. ``min_offset`` [B,C] (m): the plane moves toward the camera
+    no further than ``n·p + min_offset = 0`` (a level found under a blanket,
+    :func:`bedfit_rect.lower_level`, less ``BLANKET_RISE``: near the edges, which the
+    blanket covers, the median would climb back to its top); ``held`` [B,C]: the last
+    pass's median lay ``HELD_BY`` or more above that (the edges were measured on a cover:
+    they may be some cm off)."""
     B, C = offset.shape
     below = below_band(sigma).reshape(B * C)
     above = torch.clamp(2.5 * sigma, min=0.035, max=0.08).reshape(B * C)
     nn_ = n[:, None].expand(B, C, 3).reshape(B * C, 3)
     centre, eu, ev = centre.reshape(B * C, 3), eu.reshape(B * C, 3), ev.reshape(B * C, 3)
     half, offset = half.reshape(B * C, 2), offset.reshape(B * C)
-    start = offset
-    rise = None if max_rise is None else max_rise.reshape(B * C)
+    floor = None if min_offset is None else min_offset.reshape(B * C)
     held = torch.zeros_like(offset, dtype=torch.bool)
     support = seen = torch.zeros(B * C, 4, device=centre.device)
     for reach, step, lines in passes:
@@ -334,9 +334,9 @@ def refine(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Tensor,
             hh = torch.where(inner, h_in, float("nan")).reshape(B * C, -1)
             enough = inner.reshape(B * C, -1).sum(-1) >= 50
             shift = torch.where(enough, hh.nanmedian(-1).values, torch.zeros_like(shift))
-            if rise is not None:  # offset - shift >= start - rise
-                held = shift > offset - start + rise + HELD_BY
-                shift = torch.minimum(shift, offset - start + rise)
+            if floor is not None:  # offset - shift >= floor
+                held = shift > offset - floor + HELD_BY
+                shift = torch.minimum(shift, offset - floor)
         offset = offset - shift
         # New frame: turned by δ about the normal, centred between the edges ((xc, yc) are
         # coordinates along the turned axes from the old centre).
@@ -361,7 +361,7 @@ def take(x: Tensor, index: Tensor) -> Tensor:
 
 def refine_some(need: Tensor, depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor,
                  sigma: Tensor, centre: Tensor, eu: Tensor, ev: Tensor, half: Tensor,
-                 max_rise: Tensor | None = None) -> dict:
+                 min_offset: Tensor | None = None) -> dict:
     """The wide pass of :func:`refine` over the candidates ``need`` [B,C] only (as many
     per frame as the frame of the batch that needs most); the others keep their rectangle
     and plane, with no support (whatever the batch: a frame's fit does not depend on it)."""
@@ -373,7 +373,7 @@ def refine_some(need: Tensor, depth_m: Tensor, K: Tensor, n: Tensor, offset: Ten
              "held": need.new_zeros(B, C)}
     ref = refine(depth_m, K, n, *(take(x, idx) for x in (offset, sigma, centre, eu, ev,
                                                          half)), passes=(WIDE_PASS,),
-                 max_rise=None if max_rise is None else take(max_rise, idx))
+                 min_offset=None if min_offset is None else take(min_offset, idx))
     use = take(need, idx)
     out = {}
     for key, value in given.items():

@@ -83,7 +83,7 @@ def proposals(fine: dict, rect: Tensor, limits: dict) -> tuple[Tensor, Tensor]:
 
 def measure_cuts(tried: Tensor, cuts: tuple[Tensor, Tensor], ref: dict, rect: Tensor,
                  depth_m: Tensor, K: Tensor, n: Tensor, level: Tensor, sigma: Tensor,
-                 axes: tuple, max_rise: Tensor | None = None) -> tuple[dict, Tensor, Tensor]:
+                 axes: tuple, min_offset: Tensor | None = None) -> tuple[dict, Tensor, Tensor]:
     """Candidates ``tried`` [B,K] with their ends cut back to raised runs (``cuts``:
     :func:`proposals`' rectangles and validity per end) measured on the raw pixels
     (:func:`bedfit_edges.refine_some`); where a cut end then shows the mattress's step down
@@ -91,7 +91,7 @@ def measure_cuts(tried: Tensor, cuts: tuple[Tensor, Tensor], ref: dict, rect: Te
     do), that measurement replaces the candidate's in ``ref`` [B,K,...] and its rectangle
     ``rect`` [B,K,4] (grid coordinates). Returns ``ref``, ``rect`` and which end [B,K] was
     cut (+1 the long axis's + end, −1 its − end, 0 none). ``axes`` = (origin, eu, ev)
-    [B,K,3] of the grids; level, sigma, max_rise [B,K] as :func:`bedfit_edges.refine_some`'s."""
+    [B,K,3] of the grids; level, sigma, min_offset [B,K] as :func:`bedfit_edges.refine_some`'s."""
     rects, valid = cuts
     origin, eu, ev = axes
     cut = torch.zeros_like(level, dtype=torch.int64)
@@ -104,7 +104,7 @@ def measure_cuts(tried: Tensor, cuts: tuple[Tensor, Tensor], ref: dict, rect: Te
         centre = origin + ((u0 + u1) / 2)[..., None] * eu + ((v0 + v1) / 2)[..., None] * ev
         half = torch.stack([(u1 - u0) / 2, (v1 - v0) / 2], -1)
         got = edges_mod.refine_some(trying, depth_m, K, n, level, sigma, centre, eu, ev, half,
-                                    max_rise)
+                                    min_offset)
         # The cut end's edge among (+u, −u, +v, −v).
         index = torch.where((u1 - u0) >= (v1 - v0), 0, 2) + (0 if end > 0 else 1)
         support = torch.gather(got["support"], -1, index[..., None])[..., 0]
