@@ -23,7 +23,8 @@ view, with or without a person, pillows or a blanket on it. Stages (one module e
 5. :mod:`bedfit_headnet`: the head end (``head="auto"``) from a small classifier fitted on
    generated rooms, on height profiles along and across the mattress and the hand-set
    person, pillow and board cues of :mod:`bedfit_head`, with a confidence in [0.5, 1] (the
-   end unknown where a head-like bump lies at the other end); or the image side given.
+   end unknown where a head-like bump lies at the other end; an overbed table's top left
+   out, :mod:`bedfit_table`); or the image side given.
 
 The best passing candidate (largest fill, then the support of its measured edges and
 flatness) is the mattress. A frame without one gets ``ok = False`` and a ``reason``
@@ -56,6 +57,7 @@ from disrt_core.geometry import bedfit_gaps as gaps_mod
 from disrt_core.geometry import bedfit_range as range_mod
 from disrt_core.geometry import bedfit_rect as rect_mod
 from disrt_core.geometry import bedfit_shadow as shadow_mod
+from disrt_core.geometry import bedfit_table as table_mod
 from disrt_core.geometry.bedfit_head import head_bump, head_cues
 from disrt_core.geometry.bedfit_headnet import head_features, head_known, head_logit, min_confidence
 from disrt_core.geometry.bedfit_levels import (
@@ -329,17 +331,17 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     du, dv = 2 * ref["half"][:, 0], 2 * ref["half"][:, 1]
     seam = checks_mod.seam(depth_m, K, normal, offset, b_sg, centre3, b_eu, b_ev, ref["half"])
     along = torch.where((du >= dv)[:, None], b_eu, b_ev)
-    b_height, b_maps, b_cell = fine["height"][ar, best], fine["maps"][ar, best], fine["cell"][
-        ar, best]
+    b_maps, b_cell = fine["maps"][ar, best], fine["cell"][ar, best]
+    b_height, b_seen = table_mod.hide_tops(fine["height"][ar, best], fine["seen"][ar, best],
+                                           b_cell, b_rect)
     cue_logit, cues = head_cues(b_height, b_maps[:, rect_mod.CH_HIGH], b_cell, b_rect, b_sg)
     logit = torch.zeros_like(b_sg)  # a given head side needs no classifier (nor its weights)
     if opt["head"] == "auto":
-        logit = head_logit(head_features(b_height, b_maps, fine["seen"][ar, best], b_cell,
-                                         b_rect, b_sg), cues)
+        logit = head_logit(head_features(b_height, b_maps, b_seen, b_cell, b_rect, b_sg), cues)
     sign = torch.where(logit >= 0, 1.0, -1.0)
     conf = torch.sigmoid(logit.abs())
-    known = head_known(logit, cue_logit, cues[:, 1], opt["min_conf"], head_bump(
-        b_height, fine["seen"][ar, best], b_cell, b_rect, b_sg))
+    known = head_known(logit, cue_logit, cues[:, 1], opt["min_conf"],
+                       head_bump(b_height, b_seen, b_cell, b_rect, b_sg))
     img = checks_mod.project(K, torch.stack([centre3, centre3 + 0.1 * along], 1))
     dpx = img[:, 1] - img[:, 0]
     side = opt["head"] if opt["head"] != "auto" else opt["fallback"]
