@@ -57,9 +57,7 @@ from disrt_core.geometry import bedfit_gaps as gaps_mod
 from disrt_core.geometry import bedfit_range as range_mod
 from disrt_core.geometry import bedfit_rect as rect_mod
 from disrt_core.geometry import bedfit_shadow as shadow_mod
-from disrt_core.geometry import bedfit_table as table_mod
-from disrt_core.geometry.bedfit_head import head_bump, head_cues
-from disrt_core.geometry.bedfit_headnet import head_features, head_known, head_logit, min_confidence
+from disrt_core.geometry.bedfit_headnet import head_end, min_confidence
 from disrt_core.geometry.bedfit_levels import (
     block_points,
     choose_stride,
@@ -331,17 +329,9 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     du, dv = 2 * ref["half"][:, 0], 2 * ref["half"][:, 1]
     seam = checks_mod.seam(depth_m, K, normal, offset, b_sg, centre3, b_eu, b_ev, ref["half"])
     along = torch.where((du >= dv)[:, None], b_eu, b_ev)
-    b_maps, b_cell = fine["maps"][ar, best], fine["cell"][ar, best]
-    b_height, b_seen = table_mod.hide_tops(fine["height"][ar, best], fine["seen"][ar, best],
-                                           b_cell, b_rect)
-    cue_logit, cues = head_cues(b_height, b_maps[:, rect_mod.CH_HIGH], b_cell, b_rect, b_sg)
-    logit = torch.zeros_like(b_sg)  # a given head side needs no classifier (nor its weights)
-    if opt["head"] == "auto":
-        logit = head_logit(head_features(b_height, b_maps, b_seen, b_cell, b_rect, b_sg), cues)
-    sign = torch.where(logit >= 0, 1.0, -1.0)
-    conf = torch.sigmoid(logit.abs())
-    known = head_known(logit, cue_logit, cues[:, 1], opt["min_conf"],
-                       head_bump(b_height, b_seen, b_cell, b_rect, b_sg))
+    sign, conf, known, cues = head_end(
+        fine["height"][ar, best], fine["maps"][ar, best], fine["seen"][ar, best],
+        fine["cell"][ar, best], b_rect, b_sg, opt["head"] == "auto", opt["min_conf"])
     img = checks_mod.project(K, torch.stack([centre3, centre3 + 0.1 * along], 1))
     dpx = img[:, 1] - img[:, 0]
     side = opt["head"] if opt["head"] != "auto" else opt["fallback"]

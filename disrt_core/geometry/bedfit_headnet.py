@@ -41,8 +41,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from disrt_core.geometry.bedfit_head import head_against
+from disrt_core.geometry.bedfit_head import head_against, head_bump, head_cues
 from disrt_core.geometry.bedfit_rect import CH_HIGH, CH_LOW, FINE, axis_coords
+from disrt_core.geometry.bedfit_table import hide_tops
 
 WEIGHTS_PATH = Path(__file__).resolve().parents[1] / "weights" / "bedfit_head.safetensors"
 S_INSIDE, S_BEYOND = 8, 2
@@ -168,3 +169,22 @@ def head_logit(features: Tensor, cues: Tensor, path: Path | str = WEIGHTS_PATH) 
     """The shipped classifier's log-odds [B] of the head at the +axis end."""
     params = _load(str(path), str(features.device), features.dtype)
     return score(features, cues, params)
+
+
+def head_end(height: Tensor, maps: Tensor, seen: Tensor, cell: Tensor, rect: Tensor,
+             sigma: Tensor, auto: bool, min_conf: float
+             ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The head end of the chosen rectangles from their fine grids (height, seen [B,F,F],
+    maps [B,CH,F,F], cell, sigma [B], rect [B,4], as :func:`head_features`), an overbed
+    table's top left out (:func:`bedfit_table.hide_tops`): the sign [B] (+1: the +axis
+    end), its confidence [B] in [0.5, 1], whether it is known [B] (:func:`head_known`) and
+    the hand-set cues [B,3] (+: the +axis end). Without ``auto`` the classifier is not run
+    (nor its weights read): sign +1, confidence 0.5."""
+    height, seen = hide_tops(height, seen, cell, rect)
+    cue_logit, cues = head_cues(height, maps[:, CH_HIGH], cell, rect, sigma)
+    logit = torch.zeros_like(sigma)
+    if auto:
+        logit = head_logit(head_features(height, maps, seen, cell, rect, sigma), cues)
+    known = head_known(logit, cue_logit, cues[:, 1], min_conf,
+                       head_bump(height, seen, cell, rect, sigma))
+    return torch.where(logit >= 0, 1.0, -1.0), torch.sigmoid(logit.abs()), known, cues
