@@ -61,6 +61,7 @@ class BedFit:
     weak: bool = False  # automatic fit: an edge hardly seen, a seam or a noisy level: check it
     edge_support: tuple[float, ...] = ()  # automatic fit: per edge, share of steps or boards at it
     weak_because: tuple[str, ...] = ()  # automatic fit: why it is weak (weak_text says it)
+    raised_deg: float = 0.0  # automatic fit: a raised head section's angle (0: none)
 
     @property
     def centre(self) -> np.ndarray:
@@ -299,7 +300,8 @@ def fit_bed(depth_mm: np.ndarray, K: np.ndarray, *, head: str = "auto",
                   head_known=bool(fits.head_known[0]), head_cues=cues,
                   noise_m=float(fits.noise[0]), weak=bool(fits.weak[0]),
                   edge_support=tuple(float(x) for x in arr(fits.edge_support)),
-                  weak_because=weak_because(fits, 0) if bool(fits.weak[0]) else ())
+                  weak_because=weak_because(fits, 0) if bool(fits.weak[0]) else (),
+                  raised_deg=float(fits.raised_deg[0]))
 
 
 def not_found_error(fits, i: int, options: dict | None = None) -> BedNotFoundError:

@@ -24,7 +24,8 @@ view, with or without a person, pillows or a blanket on it. Stages (one module e
    generated rooms, on height profiles along and across the mattress and the hand-set
    person, pillow and board cues of :mod:`bedfit_head`, with a confidence in [0.5, 1] (the
    end unknown where a head-like bump lies at the other end; an overbed table's top left
-   out, :mod:`bedfit_table`); or the image side given.
+   out, :mod:`bedfit_table`; a raised head section measured, :mod:`bedfit_incline`); or
+   the image side given.
 
 The best passing candidate (largest fill, then the support of its measured edges and
 flatness) is the mattress. A frame without one gets ``ok = False`` and a ``reason``
@@ -329,7 +330,7 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     du, dv = 2 * ref["half"][:, 0], 2 * ref["half"][:, 1]
     seam = checks_mod.seam(depth_m, K, normal, offset, b_sg, centre3, b_eu, b_ev, ref["half"])
     along = torch.where((du >= dv)[:, None], b_eu, b_ev)
-    sign, conf, known, cues = head_end(
+    sign, conf, known, cues, raised = head_end(
         fine["height"][ar, best], fine["maps"][ar, best], fine["seen"][ar, best],
         fine["cell"][ar, best], b_rect, b_sg, opt["head"] == "auto", opt["min_conf"])
     img = checks_mod.project(K, torch.stack([centre3, centre3 + 0.1 * along], 1))
@@ -369,8 +370,8 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
                           seam >= WEAK_SEAM, b_sg >= WEAK_NOISE, chk["unread_ring"][ar, best],
                           boards_mod.board_past(*rect3), grazing.amax(-1) >= WEAK_GRAZING,
                           ranged, *cover_mod.causes(h_cut, beyond_cut, ref["half"]),
-                          checks_mod.blind_edges(s_cut, h_cut),
-                          ref["held"] | ref_all["held"][ar, best]], -1)  # WEAK_CAUSES
+                          checks_mod.blind_edges(s_cut, h_cut), ref["held"] | ref_all["held"][
+                              ar, best], raised > 0], -1)  # in WEAK_CAUSES' order
     centre3, half = checks_mod.pull_in(ref, grazing * ok[:, None])
     y = sign[:, None] * along
     T = _frame(centre3, y, normal)
@@ -382,7 +383,7 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     return BedFits(
         ok=ok, reason=reason, T_cam_bed=T, corners=ordered,
         size=torch.stack([width_, length_], -1), normal=normal, offset=offset,
-        head_confidence=conf, head_known=known, head_cues=cues,
+        head_confidence=conf, head_known=known, head_cues=cues, raised_deg=raised,
         inlier_fraction=inlier_fraction, rms=rms, noise=b_sg, fill=chk["fill"][ar, best],
         edge_support=support, seam=seam, weak_causes=causes, weak=ok & causes.any(-1),
         cand_corners=corners, cand_size=torch.stack([width_k, length_k], -1),

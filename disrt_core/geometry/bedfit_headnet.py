@@ -42,6 +42,7 @@ import torch
 from torch import Tensor
 
 from disrt_core.geometry.bedfit_head import head_against, head_bump, head_cues
+from disrt_core.geometry.bedfit_incline import raised_section
 from disrt_core.geometry.bedfit_rect import CH_HIGH, CH_LOW, FINE, axis_coords
 from disrt_core.geometry.bedfit_table import hide_tops
 
@@ -173,13 +174,18 @@ def head_logit(features: Tensor, cues: Tensor, path: Path | str = WEIGHTS_PATH) 
 
 def head_end(height: Tensor, maps: Tensor, seen: Tensor, cell: Tensor, rect: Tensor,
              sigma: Tensor, auto: bool, min_conf: float
-             ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+             ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """The head end of the chosen rectangles from their fine grids (height, seen [B,F,F],
     maps [B,CH,F,F], cell, sigma [B], rect [B,4], as :func:`head_features`), an overbed
     table's top left out (:func:`bedfit_table.hide_tops`): the sign [B] (+1: the +axis
-    end), its confidence [B] in [0.5, 1], whether it is known [B] (:func:`head_known`) and
-    the hand-set cues [B,3] (+: the +axis end). Without ``auto`` the classifier is not run
-    (nor its weights read): sign +1, confidence 0.5."""
+    end), its confidence [B] in [0.5, 1], whether it is known [B] (:func:`head_known`), the
+    hand-set cues [B,3] (+: the +axis end) and the angle [B] of a raised section at an end
+    (:func:`bedfit_incline.raised_section`, degrees, 0: none). [choice] A raised section at
+    one end is an adjustable bed's head section: it is the head end, known (confidence at
+    least ``min_conf``), unless the classifier confidently chose the other end, which then
+    is unknown (a foot section can be raised too). Without ``auto`` the classifier is not
+    run (nor its weights read): sign +1, confidence 0.5."""
+    raised = raised_section(height, seen, cell, rect)  # [B,2] at the −/+ axis end
     height, seen = hide_tops(height, seen, cell, rect)
     cue_logit, cues = head_cues(height, maps[:, CH_HIGH], cell, rect, sigma)
     logit = torch.zeros_like(sigma)
@@ -187,4 +193,10 @@ def head_end(height: Tensor, maps: Tensor, seen: Tensor, cell: Tensor, rect: Ten
         logit = head_logit(head_features(height, maps, seen, cell, rect, sigma), cues)
     known = head_known(logit, cue_logit, cues[:, 1], min_conf,
                        head_bump(height, seen, cell, rect, sigma))
-    return torch.where(logit >= 0, 1.0, -1.0), torch.sigmoid(logit.abs()), known, cues
+    sign, conf = torch.where(logit >= 0, 1.0, -1.0), torch.sigmoid(logit.abs())
+    at = raised > 0
+    alone, up = at[:, 0] ^ at[:, 1], torch.where(at[:, 1], 1.0, -1.0)  # the raised end
+    take = alone & ~(known & (sign != up))
+    conf = torch.where(take, torch.sigmoid(logit * up).clamp(min=min_conf), conf)
+    sign, known = torch.where(take, up, sign), torch.where(alone, take, known)
+    return sign, conf, known, cues, raised.amax(-1)

@@ -53,10 +53,10 @@ WEAK_GRAZING = 0.035
 #: (``bedfit_range``), an end over a low board, a cover domed over both long sides
 #: (``bedfit_cover``), an edge with a blind strip inside it (``bedfit_checks.blind_edges``),
 #: edges measured on bedding with the plane held on the mattress beside it (``bedfit_edges``
-#: ``held``: a level found under a blanket).
+#: ``held``: a level found under a blanket), a raised head section (``bedfit_incline``).
 WEAK_CAUSES = ("unseen_edge", "inferred_end", "seam", "noise", "unread_ring", "past_board",
                "grazing_edge", "beyond_range", "low_board", "domed_cover", "blind_edge",
-               "covered_edges")
+               "covered_edges", "raised_section")
 
 @dataclass
 class BedFits:
@@ -72,13 +72,14 @@ class BedFits:
     head_confidence: Tensor  # [B] in [0.5, 1]; 1 for a given head side
     head_known: Tensor  # [B] bool: confidence >= min_head_confidence (or given)
     head_cues: Tensor  # [B,3] person, pillow, boards scores (+: the chosen head end)
+    raised_deg: Tensor  # [B] angle of a raised section at an end (bedfit_incline), 0: none
     inlier_fraction: Tensor  # [B] share of valid points on the mattress plane
     rms: Tensor  # [B] RMS distance of those points (m)
     noise: Tensor  # [B] depth noise σ at the mattress level (m)
     fill: Tensor  # [B] share of the rectangle that is bed
     edge_support: Tensor  # [B,4] share of each edge's lines with a step (or a board) at it
     seam: Tensor  # [B] share of lines across the mattress with a gap at one place in them
-    weak_causes: Tensor  # [B,12] bool, WEAK_CAUSES: what makes the fit weak
+    weak_causes: Tensor  # [B,13] bool, WEAK_CAUSES: what makes the fit weak
     weak: Tensor  # [B] bool: ok and any of weak_causes
     # every measured candidate, for diagnostics: [B,C,...]
     cand_corners: Tensor  # [B,C,4,3] (no head order)

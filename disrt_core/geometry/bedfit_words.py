@@ -7,7 +7,7 @@ from __future__ import annotations
 def weak_because(fits, i: int) -> tuple[str, ...]:
     """Frame ``i``'s ``weak_causes`` (``bedfit_result.WEAK_CAUSES``) in words."""
     unseen_edge, inferred_end, seam, noise, unread, past, grazing, beyond, board, dome, \
-        blind, covered = (bool(c) for c in fits.weak_causes[i])
+        blind, covered, raised = (bool(c) for c in fits.weak_causes[i])
     out = []
     if unseen_edge:
         from disrt_core.geometry.bedfit_result import WEAK_SUPPORT
@@ -55,4 +55,9 @@ def weak_because(fits, i: int) -> tuple[str, ...]:
         out.append("bedding covers the edges and the mattress top shows only away from them "
                    "(the fit's height is taken there): the edges were measured on the "
                    "bedding and may lie some cm off")
+    if raised:
+        out.append(f"the mattress rises toward an end in a ramp of about "
+                   f"{float(fits.raised_deg[i]):.0f}° (an adjustable bed's head section "
+                   "raised): the model is trained on flat beds, so the upper body's pose "
+                   "is less sure; lower the section to check the fit")
     return tuple(out)
