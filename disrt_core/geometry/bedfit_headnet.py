@@ -184,7 +184,7 @@ def head_end(height: Tensor, maps: Tensor, seen: Tensor, cell: Tensor, rect: Ten
     one end is an adjustable bed's head section: it is the head end, known (confidence at
     least ``min_conf``), unless the classifier confidently chose the other end, which then
     is unknown (a foot section can be raised too). Without ``auto`` the classifier is not
-    run (nor its weights read): sign +1, confidence 0.5."""
+    run (nor its weights read) and its log-odds are 0; the caller takes the given side."""
     raised = raised_section(height, seen, cell, rect)  # [B,2] at the −/+ axis end
     height, seen = hide_tops(height, seen, cell, rect)
     cue_logit, cues = head_cues(height, maps[:, CH_HIGH], cell, rect, sigma)
