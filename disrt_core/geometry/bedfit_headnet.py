@@ -44,7 +44,7 @@ from torch import Tensor
 from disrt_core.geometry.bedfit_head import head_against, head_bump, head_cues
 from disrt_core.geometry.bedfit_incline import raised_section
 from disrt_core.geometry.bedfit_rect import CH_HIGH, CH_LOW, FINE, axis_coords
-from disrt_core.geometry.bedfit_table import hide_tops
+from disrt_core.geometry.bedfit_table import hidden, mirrored, overbed_tops
 
 WEIGHTS_PATH = Path(__file__).resolve().parents[1] / "weights" / "bedfit_head.safetensors"
 S_INSIDE, S_BEYOND = 8, 2
@@ -172,27 +172,51 @@ def head_logit(features: Tensor, cues: Tensor, path: Path | str = WEIGHTS_PATH) 
     return score(features, cues, params)
 
 
-def head_end(height: Tensor, maps: Tensor, seen: Tensor, cell: Tensor, rect: Tensor,
-             sigma: Tensor, auto: bool, min_conf: float
-             ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """The head end of the chosen rectangles from their fine grids (height, seen [B,F,F],
-    maps [B,CH,F,F], cell, sigma [B], rect [B,4], as :func:`head_features`), an overbed
-    table's top left out (:func:`bedfit_table.hide_tops`): the sign [B] (+1: the +axis
-    end), its confidence [B] in [0.5, 1], whether it is known [B] (:func:`head_known`), the
-    hand-set cues [B,3] (+: the +axis end) and the angle [B] of a raised section at an end
-    (:func:`bedfit_incline.raised_section`, degrees, 0: none). [choice] A raised section at
-    one end is an adjustable bed's head section: it is the head end, known (confidence at
-    least ``min_conf``), unless the classifier confidently chose the other end, which then
-    is unknown (a foot section can be raised too). Without ``auto`` the classifier is not
-    run (nor its weights read) and its log-odds are 0; the caller takes the given side."""
-    raised = raised_section(height, seen, cell, rect)  # [B,2] at the −/+ axis end
-    height, seen = hide_tops(height, seen, cell, rect)
+def _decide(height: Tensor, seen: Tensor, maps: Tensor, cell: Tensor, rect: Tensor,
+            sigma: Tensor, auto: bool, min_conf: float) -> tuple[Tensor, Tensor, Tensor]:
+    """The classifier's log-odds [B] of the +axis end (0 without ``auto``), whether its end
+    is known [B] (:func:`head_known`) and the hand-set cues [B,3] (+: the +axis end)."""
     cue_logit, cues = head_cues(height, maps[:, CH_HIGH], cell, rect, sigma)
     logit = torch.zeros_like(sigma)
     if auto:
         logit = head_logit(head_features(height, maps, seen, cell, rect, sigma), cues)
     known = head_known(logit, cue_logit, cues[:, 1], min_conf,
                        head_bump(height, seen, cell, rect, sigma))
+    return logit, known, cues
+
+
+def head_end(height: Tensor, maps: Tensor, seen: Tensor, cell: Tensor, rect: Tensor,
+             sigma: Tensor, auto: bool, min_conf: float
+             ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """The head end of the chosen rectangles from their fine grids (height, seen [B,F,F],
+    maps [B,CH,F,F], cell, sigma [B], rect [B,4], as :func:`head_features`): the sign [B]
+    (+1: the +axis end), its confidence [B] in [0.5, 1], whether it is known [B]
+    (:func:`head_known`), the hand-set cues [B,3] (+: the +axis end) and the angle [B] of
+    a raised section at an end (:func:`bedfit_incline.raised_section`, degrees, 0: none).
+
+    [choice] An overbed table's top (:func:`bedfit_table.overbed_tops`) is taken as
+    unseen, once alone and once with its mirror at the other end; the end is known only
+    where both choose it. Hidden alone, a table over the chest takes the head's and torso's
+    volume away and the feet's end wins; mirrored, a table over the feet hides the pillow
+    too and a footboard wins (test bedroom, 64 views each: confidently wrong 32 and 0 over
+    the head half, 1 and 16 over the foot half; both must agree: see the benchmark notes).
+
+    [choice] A raised section at one end is an adjustable bed's head section: it is the head
+    end, known (confidence at least ``min_conf``), unless the classifier confidently chose
+    the other end, which then is unknown (a foot section can be raised too). Without
+    ``auto`` the classifier is not run (nor its weights read) and its log-odds are 0; the
+    caller takes the given side."""
+    raised = raised_section(height, seen, cell, rect)  # [B,2] at the −/+ axis end
+    tops = overbed_tops(height, seen, cell, rect)
+    logit, known, cues = _decide(*hidden(height, seen, tops), maps, cell, rect, sigma,
+                                 auto, min_conf)
+    if bool(tops.any()):  # frames without a top get the same answer twice
+        both = tops | mirrored(tops, cell, rect)
+        logit2, known2, _ = _decide(*hidden(height, seen, both), maps, cell, rect, sigma,
+                                    auto, min_conf)
+        agree = (logit >= 0) == (logit2 >= 0)
+        known = known & known2 & agree
+        logit = torch.where(agree & (logit2.abs() < logit.abs()), logit2, logit)
     sign, conf = torch.where(logit >= 0, 1.0, -1.0), torch.sigmoid(logit.abs())
     at = raised > 0
     alone, up = at[:, 0] ^ at[:, 1], torch.where(at[:, 1], 1.0, -1.0)  # the raised end

@@ -1,13 +1,15 @@
 """Bed finding, stage 4a: an overbed table's top, hidden from the head-end decision.
 
 An overbed table (hospitals, care homes, and beds at home after surgery) stands on a post
-beside the bed, its top 0.2–0.4 m above the mattress reaching across part of it. Seen from
-above, that top is a bulky, raised block over one half of the bed with a raised block beside
-the bed at the same place, which is what a head on a pillow with a bedside table beside it
-looks like. The head-end cues and classifier (:mod:`bedfit_head`, :mod:`bedfit_headnet`)
-then took the table's end for the head end: on the test bedroom with a table over its foot
-half (no headboard; D435, Kinect v2, L515, D455; with and without a blanket or footboard)
-50 of 64 fits had a confidently wrong head end, none without the table.
+beside the bed, its top 0.2–0.4 m above the mattress reaching across part of it: over the
+chest or lap at a meal, pushed over the feet otherwise. Seen from above, that top is a
+bulky, raised block over one part of the bed with a raised block beside the bed at the same
+place. Over the foot half it looks like a head on a pillow with a bedside table beside it:
+the head-end cues and classifier (:mod:`bedfit_head`, :mod:`bedfit_headnet`) took the
+table's end for the head end. On the test bedroom (no headboard; D435, Kinect v2, L515,
+D455 from 2.6 m; with and without a blanket or a footboard; two heights, two places) 50 of
+64 fits had a confidently wrong head end with a table over the foot half, 5 of 64 with one
+over the head half, none without the table.
 
 **What is hidden** (:func:`overbed_tops`): a top is a flat surface beside a long edge of
 the mattress, 15 cm or more above it, that runs on over the edge at its height: at a
@@ -15,10 +17,11 @@ position along the bed, the strip 3–25 cm outside the edge is read on 80 % of 
 0.15–0.6 m above the level and within 5 cm of flat, and 80 % of the cells within 5 cm of
 the edge are within 4 cm of the strip's mean height (no gap between the bed and the top);
 over 10 cm or more of positions in a row. At those positions the cells at that height are
-taken as unseen by the head-end stage: beside the bed up to 40 cm out (the head features'
-band), and inside from the edge inward as far as the height goes on (one cell round them
-too). What lies under the top is not seen, and the top itself says nothing of the head
-end. [choice] Nothing else in a bed looks like this: a body, a pillow or a blanket does
+the top: beside the bed up to 40 cm out (the head features' band), and inside from the edge
+inward as far as the height goes on (one cell round them too). The head-end stage
+(:func:`bedfit_headnet.head_end`) takes them as unseen (:func:`hidden`), alone and with
+their mirror at the other end (:func:`mirrored`), and knows the end only where both agree.
+[choice] Nothing else in a bed looks like this: a body, a pillow or a blanket does
 not continue beyond the mattress at its height (it drops to the floor), a bedside table
 stands beyond a gap (and mostly lower), a wall rises above the band and hides what is
 behind it, a rail is a few centimetres wide, a sitter's legs drop to the floor. The fit's
@@ -85,9 +88,25 @@ def overbed_tops(height: Tensor, seen: Tensor, cell: Tensor, rect: Tensor) -> Te
     return torch.where(ul, covered, covered.transpose(-1, -2))
 
 
-def hide_tops(height: Tensor, seen: Tensor, cell: Tensor, rect: Tensor
-              ) -> tuple[Tensor, Tensor]:
-    """height and seen [B,F,F] with an overbed table's top (:func:`overbed_tops`) taken
-    as unseen: height 0, seen 0."""
-    tops = overbed_tops(height, seen, cell, rect)
-    return height.masked_fill(tops, 0.0), seen.masked_fill(tops, 0.0)
+def mirrored(mask: Tensor, cell: Tensor, rect: Tensor) -> Tensor:
+    """mask [B,F,F] (rows v, columns u) reflected end for end through the centre of the
+    rectangles rect [B,4] = (u0, u1, v0, v1) along their long axis (cells [B] m): the cell
+    at s along the axis goes to −s (nearest cell; reflections off the grid are dropped)."""
+    B, F_ = mask.shape[0], mask.shape[-1]
+    u0, u1, v0, v1 = rect.unbind(-1)
+    u_long = (u1 - u0) >= (v1 - v0)
+    centre = torch.where(u_long, u0 + u1, v0 + v1) / 2  # along the long axis (m)
+    j = torch.arange(F_, device=mask.device)
+    # cell centres (j + 0.5 - F/2)·cell; the reflection of j lands at 2c/cell - j - 1 + F
+    k = torch.round(2 * centre[:, None] / cell[:, None] + F_ - 1 - j[None]).long()  # [B,F]
+    inside = (k >= 0) & (k < F_)
+    k = k.clamp(0, F_ - 1)
+    ul = u_long[:, None, None]
+    lines = torch.where(ul, mask, mask.transpose(-1, -2))  # positions in the last dim
+    out = lines.gather(2, k[:, None, :].expand(B, F_, F_)) & inside[:, None, :]
+    return torch.where(ul, out, out.transpose(-1, -2))
+
+
+def hidden(height: Tensor, seen: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """height and seen [B,F,F] with the cells of ``mask`` taken as unseen: height 0, seen 0."""
+    return height.masked_fill(mask, 0.0), seen.masked_fill(mask, 0.0)
