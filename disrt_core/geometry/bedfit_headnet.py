@@ -196,10 +196,11 @@ def head_end(height: Tensor, maps: Tensor, seen: Tensor, cell: Tensor, rect: Ten
 
     [choice] An overbed table's top (:func:`bedfit_table.overbed_tops`) is taken as
     unseen, once alone and once with its mirror at the other end; the end is known only
-    where both choose it. Hidden alone, a table over the chest takes the head's and torso's
-    volume away and the feet's end wins; mirrored, a table over the feet hides the pillow
-    too and a footboard wins (test bedroom, 64 views each: confidently wrong 32 and 0 over
-    the head half, 1 and 16 over the foot half; both must agree: see the benchmark notes).
+    where both choose it and both are sure. Hidden alone, a table over the chest takes the
+    head's and torso's volume away and the feet's end wins; mirrored, a table over the feet
+    hides the pillow too and a footboard wins (test bedroom, 64 views each, confidently
+    wrong hidden alone / mirrored / both required: 32 / 0 / 0 with the table over the head
+    half, 1 / 16 / 1 over the foot half; benchmark notes of 2026-12-07).
 
     [choice] A raised section at one end is an adjustable bed's head section: it is the head
     end, known (confidence at least ``min_conf``), unless the classifier confidently chose
