@@ -30,7 +30,7 @@ import math
 import torch
 from torch import Tensor
 
-from disrt_core.geometry.bedfit_rect import axis_coords
+from disrt_core.geometry.bedfit_rect import along_last, axis_coords
 
 SIDE = (0.55, 0.95)  # side strips, in half widths from the long axis
 QUANTILE = 0.3
@@ -47,15 +47,11 @@ def raised_section(height: Tensor, seen: Tensor, cell: Tensor, rect: Tensor) -> 
     the rectangles rect [B,4] = (u0, u1, v0, v1), from their fine grids (height above the
     level and seen [B,F,F], rows v, columns u; cells [B] m); see the module."""
     s, t, half_l, half_w, u_long = axis_coords(cell, rect)
-    ul = u_long[:, None, None]
-
-    def lines(x: Tensor) -> Tensor:  # positions along the bed in the last dimension
-        return torch.where(ul, x, x.transpose(-1, -2))
-
     side = (t.abs() >= SIDE[0] * half_w) & (t.abs() <= SIDE[1] * half_w) & (seen > 0)
     # per position along the bed, the low quantile of the side strips (nan: none seen)
-    level = torch.nanquantile(lines(torch.where(side, height, float("nan"))), QUANTILE, dim=1)
-    s_pos, half_l = lines(s)[:, 0, :], half_l[:, 0]  # [B,F], [B,1]
+    level = torch.nanquantile(along_last(torch.where(side, height, float("nan")), u_long),
+                              QUANTILE, dim=1)
+    s_pos, half_l = along_last(s, u_long)[:, 0, :], half_l[:, 0]  # [B,F], [B,1]
     out = []
     for sign in (-1.0, 1.0):
         pos = half_l - sign * s_pos  # distance from this end (m)

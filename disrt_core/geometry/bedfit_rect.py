@@ -200,6 +200,13 @@ def axis_coords(cell: Tensor, rect: Tensor) -> tuple[Tensor, Tensor, Tensor, Ten
     return torch.where(ul, cu, cv), torch.where(ul, cv, cu), half_l, half_w, u_long
 
 
+def along_last(x: Tensor, u_long: Tensor) -> Tensor:
+    """Grids x [B,F,F] (rows v, columns u) with the positions along the rectangles' long
+    axis in the last dimension: transposed where v is long (``u_long`` [B] False, as
+    :func:`axis_coords` gives it); its own inverse."""
+    return torch.where(u_long[:, None, None], x, x.transpose(-1, -2))
+
+
 def _overlap(cell: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
     """Share [...,F] of each fine cell inside [lo, hi] (m)."""
     start = _centres(cell) - cell[..., None] / 2

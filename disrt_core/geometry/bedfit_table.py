@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from disrt_core.geometry.bedfit_rect import axis_coords
+from disrt_core.geometry.bedfit_rect import along_last, axis_coords
 from disrt_core.geometry.bedfit_regions import dilate
 
 TOP_M = (0.15, 0.6)  # a table's top over the mattress (m)
@@ -52,12 +52,8 @@ def overbed_tops(height: Tensor, seen: Tensor, cell: Tensor, rect: Tensor) -> Te
     v, columns u; cells [B] m) of the rectangles rect [B,4] = (u0, u1, v0, v1) that an
     overbed table's top covers, see the module."""
     _, t, _, half_w, u_long = axis_coords(cell, rect)
-    ul = u_long[:, None, None]
-
-    def lines(x: Tensor) -> Tensor:  # positions along the bed in the last dimension
-        return torch.where(ul, x, x.transpose(-1, -2))
-
-    h, read, tt = lines(height), lines(seen) > 0, lines(t)
+    h, read, tt = (along_last(x, u_long) for x in (height, seen, t))
+    read = read > 0
     top = read & (h >= TOP_M[0]) & (h <= TOP_M[1])
     covered = torch.zeros_like(top)
     pad = RUN_CELLS // 2
@@ -85,7 +81,7 @@ def overbed_tops(height: Tensor, seen: Tensor, cell: Tensor, rect: Tensor) -> Te
         beside = near & (d > 0) & (d <= BESIDE_M)
         covered = covered | (run & ((inward & (d <= 0)) | beside))
     covered = dilate(covered.to(h.dtype), 3) > 0
-    return torch.where(ul, covered, covered.transpose(-1, -2))
+    return along_last(covered, u_long)
 
 
 def mirrored(mask: Tensor, cell: Tensor, rect: Tensor) -> Tensor:
@@ -101,10 +97,9 @@ def mirrored(mask: Tensor, cell: Tensor, rect: Tensor) -> Tensor:
     k = torch.round(2 * centre[:, None] / cell[:, None] + F_ - 1 - j[None]).long()  # [B,F]
     inside = (k >= 0) & (k < F_)
     k = k.clamp(0, F_ - 1)
-    ul = u_long[:, None, None]
-    lines = torch.where(ul, mask, mask.transpose(-1, -2))  # positions in the last dim
+    lines = along_last(mask, u_long)
     out = lines.gather(2, k[:, None, :].expand(B, F_, F_)) & inside[:, None, :]
-    return torch.where(ul, out, out.transpose(-1, -2))
+    return along_last(out, u_long)
 
 
 def hidden(height: Tensor, seen: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
