@@ -194,13 +194,12 @@ def report(view: View, fit) -> str:
     tilt = math.degrees(math.acos(min(1.0, abs(float(fit.normal[2])))))
     distance = float(np.linalg.norm(fit.corners.mean(0)))
     side = head_image_side(fit, view.K)
-    head = (f"head end toward the image {side} (confidence {fit.head_confidence:.2f}; cues "
-            f"person {fit.head_cues[0]:+.2f}, pillow {fit.head_cues[1]:+.2f}, boards "
-            f"{fit.head_cues[2]:+.2f})" if fit.head_known else
-            f"head end unknown (what is seen does not decide it: cues person "
-            f"{fit.head_cues[0]:+.2f}, pillow {fit.head_cues[1]:+.2f}, boards "
-            f"{fit.head_cues[2]:+.2f}; or furniture stands against the end it pointed to): taken "
-            f"toward the image "
+    cues = (f"cues person {fit.head_cues[0]:+.2f}, pillow {fit.head_cues[1]:+.2f}, boards "
+            f"{fit.head_cues[2]:+.2f}")
+    head = (f"head end toward the image {side} (confidence {fit.head_confidence:.2f}; {cues})"
+            if fit.head_known else
+            f"head end unknown (what is seen does not decide it: {cues}; or furniture stands "
+            f"against the end it pointed to): taken toward the image "
             f"{side}; the node decides again once someone lies in the bed, also from the "
             f"person through its posture classifier (it logs 'head end decided from the "
             f"person lying there')")
