@@ -19,7 +19,8 @@ view, with or without a person, pillows or a blanket on it. Stages (one module e
 4. :mod:`bedfit_edges`: each candidate's four edges measured again on the raw pixels; the
    size and view checks use these measured rectangles; :mod:`bedfit_furniture` cuts an end
    that ran onto furniture pushed against it back to the mattress's end; :mod:`bedfit_boards`
-   moves the chosen one's ends to the head- and footboards the ray test could not place them at;
+   moves the chosen one's ends to a wall they meet and to the head- and footboards the ray
+   test could not place them at;
 5. :mod:`bedfit_headnet`: the head end (``head="auto"``) from a small classifier fitted on
    generated rooms, on height profiles along and across the mattress and the hand-set
    person, pillow and board cues of :mod:`bedfit_head`, with a confidence in [0.5, 1] (the
@@ -317,6 +318,7 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
                            ref_all["ev"][ar, best, None], ref_all["half"][ar, best, None],
                            passes=(edges_mod.FINE_PASS,), min_offset=floor[ar, best, None])
     ref = {k: v[:, 0] for k, v in ref.items()}
+    ref = boards_mod.out_to_flush(ref, depth_m, K, normal, b_sg, ok, opt["limits"])
     ref = boards_mod.out_to_boards(ref, depth_m, K, normal, b_sg, ok, opt["limits"])
     ref = boards_mod.in_to_boards(ref, depth_m, K, normal, b_sg, ok, opt["limits"])
     ref, ok = shadow_mod.keep_ends(ref, inferred[ar, best] & ok,
@@ -368,10 +370,12 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
     s_cut, h_cut, beyond_cut = cover_mod.profiles(*rect3)  # lines across the edges, once
     causes = torch.stack([support.amin(-1) < WEAK_SUPPORT, (ref["moved"] & ~far_end).any(-1),
                           seam >= WEAK_SEAM, b_sg >= WEAK_NOISE, chk["unread_ring"][ar, best],
-                          boards_mod.board_past(*rect3), grazing.amax(-1) >= WEAK_GRAZING,
-                          ranged, *cover_mod.causes(h_cut, beyond_cut, ref["half"]),
-                          checks_mod.blind_edges(s_cut, h_cut), ref["held"] | ref_all["held"][
-                              ar, best], raised > 0], -1)  # in WEAK_CAUSES' order
+                          boards_mod.board_past(*rect3, flush=ref["flush"]),
+                          grazing.amax(-1) >= WEAK_GRAZING, ranged,
+                          *cover_mod.causes(h_cut, beyond_cut, ref["half"]),
+                          checks_mod.blind_edges(s_cut, h_cut),
+                          ref["held"] | ref_all["held"][ar, best], raised > 0], -1)
+    # (causes in WEAK_CAUSES' order)
     centre3, half = checks_mod.pull_in(ref, grazing * ok[:, None])
     y = sign[:, None] * along
     T = _frame(centre3, y, normal)

@@ -8,6 +8,8 @@ the rays' seen points along lines across each edge are put back on the mattress 
 
 * :func:`bounded`: the share of an edge's lines where something tall stands right at it,
   so that the edge counts as seen (not ``weak``);
+* :func:`flush_faces`: for an end against a wall (no gap before it, so no step), where
+  the mattress meets it; :func:`out_to_flush` moves such ends of a fit out to it;
 * :func:`board_ends`: for an end the fit left short (pillows and bedding in front of a
   headboard give no step), a board standing further out with only bedding between;
   :func:`out_to_boards` moves such ends of a fit out to their boards;
@@ -137,6 +139,96 @@ def out_to_boards(ref: dict, depth_m: Tensor, K: Tensor, normal: Tensor, sigma: 
     return {**ref, "centre": centre, "half": grown, "moved": move > 0}
 
 
+# [choice] An end without steps (support < 0.3) with a tall face within FLUSH beyond it: a
+# mattress against a wall or a board shows the ray test no step (a gap before a board hides
+# in its shadow or under its top), and the top-down grid's cells at the face's foot mix in
+# the face, so the fit stopped 1.5-4 cm short without noise and 3-7 cm with a D435's (test
+# bedroom, head end against a wall: -30 to -66 mm, unflagged, as the face "bounds" the edge).
+FLUSH = 0.12
+ITSELF = 0.012  # m: a ray's seen point this close (along the line) to its plane point
+
+
+def flush_faces(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Tensor,
+                centre: Tensor, eu: Tensor, ev: Tensor, half: Tensor, reach: float = 0.3,
+                lines: int = 32) -> tuple[Tensor, Tensor]:
+    """How far [B,4] (m, 0 = not) each edge (+u, −u, +v, −v) of fitted rectangles (as in
+    :func:`bounded`) moves out to where the mattress meets a wall or a board, and the share
+    [B,4] of its lines that saw it so.
+
+    On each line that meets a face (a seen point at least ``FACE`` above the plane, from
+    1.5 cm inside to ``FLUSH`` beyond the edge), the mattress reaches the last plane point
+    of the run, from 3 cm inside the edge on, that the camera sees as itself: its ray meets
+    a surface within the mattress band of the mattress's own level near the edge and,
+    along the line, within ``ITSELF`` (or σ, up to 1.5 cm) of the plane point. The run ends
+    at the first read point that is not (unread ones pass) or at the face. Where the
+    mattress meets a wall, the rays of the plane points past the wall's foot meet the wall
+    above them, so the run ends at the foot; where a gap lies before a board, the rays past
+    the mattress's end go on under it to the board's face or the frame (however shallow:
+    seen at a slant, a few cm under the plane lie several cm out along the line) or hit the
+    board's top, so the run ends at the mattress's end and the edge stays. A line counts
+    where its run reaches 2 cm inside the edge and nothing lies at the mattress's height
+    or above 12 cm beyond its face (a head on the bed, the bed going on). With such lines
+    on an eighth of them (a pillow against the wall hides the rest), two thirds within
+    3 cm of their median, the edge moves to that median."""
+    s, h, beyond = seen_across(depth_m, K, n, offset, centre, eu, ev, half, reach, lines, 0.01)
+    band = torch.clamp(2.5 * sigma, min=0.03, max=0.06)[:, None, None, None]
+    known = torch.isfinite(h)
+    hk = torch.nan_to_num(h, nan=0.0)  # unknown points fail every test through ``known``
+    bk = torch.nan_to_num(beyond, nan=float("inf"))
+    tall = known & (hk >= FACE) & (bk >= -SUPPORT_TOL) & (bk <= FLUSH)
+    idx = torch.arange(s.shape[0], device=s.device)
+    face = torch.where(tall, bk, float("inf")).amin(-1)
+    # A ray meeting a surface h under its plane point p lies h·t further out along the line,
+    # t = p·out / offset (the camera at the origin, offset above the plane): with h measured
+    # from the mattress's own level near the edge (the plane may sit on a cover elsewhere).
+    pts = edge_lines(centre, eu, ev, half, reach, lines, 0.01)[0]
+    out = torch.stack([eu, -eu, ev, -ev], 1)[:, :, None, None]  # [B,4,1,1,3] outward
+    t = (pts * out).sum(-1) / offset[:, None, None, None]
+    near_in = known & (hk.abs() <= band) & (s >= -0.15) & (s < -0.03)
+    level = torch.where(near_in, hk, float("nan")).flatten(2).nanmedian(-1).values
+    dh = hk - torch.nan_to_num(level)[..., None, None]
+    tol = torch.clamp(sigma, min=ITSELF, max=0.015)[:, None, None, None]
+    itself = known & (dh.abs() <= band) & (dh.abs() * t.abs() <= tol)
+    # The run of such points from 3 cm inside the edge on, unread points allowed, up to the
+    # first read one that is not (the mattress's end, or a wall's foot stopping the rays of
+    # the plane points past it short of them) or the face.
+    from_ = idx >= int((s < -0.03).sum())
+    stop = torch.where(from_ & ((known & ~itself) | tall), idx, s.shape[0]).amin(-1, keepdim=True)
+    last = torch.where(itself & from_ & (idx < stop), s, -float("inf")).amax(-1)
+    onward = (known & (hk > -band) & (bk > face[..., None] + 0.12) & (bk < float("inf"))).any(-1)
+    good = torch.isfinite(face) & (last >= -0.02) & ~onward
+    med = torch.where(good, last, float("nan")).nanmedian(-1).values
+    agree = (good & ((last - med[..., None]).abs() <= 0.03)).sum(-1) >= \
+        (2 / 3) * good.sum(-1).clamp(min=1)
+    move = torch.where((good.sum(-1) >= lines / 8) & agree, med, 0.0)
+    return torch.nan_to_num(move).clamp(min=0), good.sum(-1) / lines
+
+
+def out_to_flush(ref: dict, depth_m: Tensor, K: Tensor, normal: Tensor, sigma: Tensor,
+                 ok: Tensor, limits: dict) -> dict:
+    """The fitted rectangle ``ref`` (:func:`bedfit_edges.refine`) with the ends of its long
+    axis that its lines hardly see (support < 0.3) moved out 1 cm or more to where the
+    mattress meets a wall or a board (:func:`flush_faces`), within the size limits.
+    The mattress was seen up to a moved edge: it is not ``moved`` (inferred), and its support
+    is at least the share of lines that saw it (a noisy face's points scatter to both sides
+    of it, which :func:`bounded` would not count); ``flush`` [B,4] says which edges moved."""
+    u_long = ref["half"][:, 0] >= ref["half"][:, 1]
+    is_end = torch.stack([u_long, u_long, ~u_long, ~u_long], -1)
+    short = ok[:, None] & is_end & (ref["support"] < 0.3)
+    if not bool(short.any()):
+        return {**ref, "flush": torch.zeros_like(short)}
+    move, share = flush_faces(depth_m, K, normal, ref["offset"], sigma, ref["centre"],
+                              ref["eu"], ref["ev"], ref["half"])
+    move = torch.where(short & (move >= 0.01), move, 0.0)
+    size = 2 * moved_edges(ref, move)[1]
+    fits = (size.amax(-1) <= limits["length"][1] + limits["size_tol"]) & \
+        (size.amin(-1) <= limits["width"][1] + limits["size_tol"])
+    flush = fits[:, None] & (move > 0)
+    centre, grown = moved_edges(ref, torch.where(flush, move, 0.0))
+    support = torch.where(flush, torch.maximum(ref["support"], share), ref["support"])
+    return {**ref, "centre": centre, "half": grown, "support": support, "flush": flush}
+
+
 def moved_edges(ref: dict, out: Tensor) -> tuple[Tensor, Tensor]:
     """(centre [B,3], half sizes [B,2]) of the rectangle ``ref`` with its edges (+u, −u,
     +v, −v) moved outward by ``out`` [B,4] (m; negative: inward)."""
@@ -252,7 +344,7 @@ def in_to_boards(ref: dict, depth_m: Tensor, K: Tensor, normal: Tensor, sigma: T
     half = ref["half"]
     u_long = half[:, 0] >= half[:, 1]
     is_end = torch.stack([u_long, u_long, ~u_long, ~u_long], -1) & ok[:, None] & \
-        ~ref["moved"]
+        ~ref["moved"] & ~ref["flush"]
     if not bool(is_end.any()):
         return ref
     move = board_inside(depth_m, K, normal, ref["offset"], sigma, ref["centre"], ref["eu"],
@@ -271,16 +363,21 @@ PAST_BOARD = 0.7
 
 
 def board_past(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, centre: Tensor,
-               eu: Tensor, ev: Tensor, half: Tensor, lines: int = 32) -> Tensor:
+               eu: Tensor, ev: Tensor, half: Tensor, lines: int = 32,
+               flush: Tensor | None = None) -> Tensor:
     """[B] bool: an end of the long axis of fitted rectangles (as in :func:`bounded`) has a
     surface at least ``FACE`` above the plane 1-12 cm inside it on ``PAST_BOARD`` of its
     lines (the rays' seen points put back on the plane). A real end has the board beyond
     it; a pillow or a head covers part of the width only. Seen from beyond the board, the
     gap in front of it lies in its shadow and the step down that the ray test finds is
-    the one at the board's far face or a wall's foot, read at the mattress's height."""
+    the one at the board's far face or a wall's foot, read at the mattress's height.
+    Edges moved to a face (``flush`` [B,4], :func:`out_to_flush`) are not tested: the
+    mattress was seen up to it, and the noisy face's points scatter to both sides."""
     _s, h, beyond = seen_across(depth_m, K, n, offset, centre, eu, ev, half, 0.2, lines, 0.01)
     tall = (torch.nan_to_num(h, nan=-1.0) >= FACE) & (beyond >= -0.12) & (beyond <= -0.01)
     share = tall.any(-1).to(h.dtype).mean(-1)  # [B,4]
+    if flush is not None:
+        share = torch.where(flush, 0.0, share)
     u_long = half[:, 0] >= half[:, 1]
     ends = torch.where(u_long[:, None], share[:, :2], share[:, 2:])
     return ends.amax(-1) >= PAST_BOARD
