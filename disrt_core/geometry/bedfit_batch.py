@@ -56,6 +56,7 @@ from disrt_core.geometry import bedfit_cover as cover_mod
 from disrt_core.geometry import bedfit_edges as edges_mod
 from disrt_core.geometry import bedfit_furniture as furniture_mod
 from disrt_core.geometry import bedfit_gaps as gaps_mod
+from disrt_core.geometry import bedfit_incline as incline_mod
 from disrt_core.geometry import bedfit_range as range_mod
 from disrt_core.geometry import bedfit_rect as rect_mod
 from disrt_core.geometry import bedfit_shadow as shadow_mod
@@ -376,6 +377,7 @@ def _fit(depth: Tensor, K: Tensor, opt: dict) -> BedFits:
                           checks_mod.blind_edges(s_cut, h_cut),
                           ref["held"] | ref_all["held"][ar, best], raised > 0], -1)
     # (causes in WEAK_CAUSES' order)
+    causes = incline_mod.explained(causes, support, ref["half"], raised)
     centre3, half = checks_mod.pull_in(ref, grazing * ok[:, None])
     y = sign[:, None] * along
     T = _frame(centre3, y, normal)

@@ -20,7 +20,9 @@ within 4 cm of the level (the seat and leg sections). The angle is atan of the s
 same thing.
 
 The fit stays as it is; :mod:`bedfit_batch` makes it weak (cause ``raised_section``) with
-the angle in the words, so the node warns and ``disrt-fit-bed`` says why.
+the angle in the words, so the node warns and ``disrt-fit-bed`` says why. The causes the
+ramp itself makes at the ends (an end hardly seen, inferred, past a board, a low ridge read
+as a footboard) are then left out of the words (:func:`explained`): they said nothing true.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import torch
 from torch import Tensor
 
 from disrt_core.geometry.bedfit_rect import along_last, axis_coords
+from disrt_core.geometry.bedfit_result import WEAK_CAUSES, WEAK_SUPPORT
 
 SIDE = (0.55, 0.95)  # side strips, in half widths from the long axis
 QUANTILE = 0.3
@@ -73,3 +76,21 @@ def raised_section(height: Tensor, seen: Tensor, cell: Tensor, rect: Tensor) -> 
                  & (rms <= STRAIGHT_M) & (start >= MIN_RISE_M))
         out.append(torch.where(found, torch.rad2deg(torch.atan(-slope)), 0.0))
     return torch.stack(out, -1)
+
+
+#: Causes about the ends that a raised section makes by itself (the ramp is no step, its top
+#: reads as a board past or before the end); "unseen_edge" too where only ends are unseen.
+EXPLAINED = ("inferred_end", "past_board", "low_board")
+
+
+def explained(causes: Tensor, support: Tensor, half: Tensor, raised: Tensor) -> Tensor:
+    """Weak causes [B,len(WEAK_CAUSES)] without those a raised section (``raised`` [B]
+    degrees, 0: none) explains: :data:`EXPLAINED`, and ``unseen_edge`` where both long sides
+    are seen (support [B,4] of the edges +u, −u, +v, −v; half sizes [B,2])."""
+    u_long = half[:, 0] >= half[:, 1]
+    sides = torch.where(u_long[:, None], support[:, 2:], support[:, :2])
+    drop = torch.zeros_like(causes)
+    for name in EXPLAINED:
+        drop[:, WEAK_CAUSES.index(name)] = True
+    drop[:, WEAK_CAUSES.index("unseen_edge")] = sides.amin(-1) >= WEAK_SUPPORT
+    return causes & ~(drop & (raised > 0)[:, None])

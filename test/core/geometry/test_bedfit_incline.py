@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from disrt_core.geometry import bedfit_headnet
+from disrt_core.geometry import bedfit_headnet, bedfit_incline
 from disrt_core.geometry.bedfit_batch import fit_beds
 from disrt_core.geometry.bedfit_incline import raised_section
 from disrt_core.geometry.bedfit_rect import FINE
@@ -98,16 +98,35 @@ def _raised_room(degrees: float, blanket: bool):
 def test_a_raised_head_section_is_reported(sensor, degrees, blanket):
     """Seen from 2.4 m, the fit is right (corners within 5 cm, the head end known, at the
     raised section) and weak for the raised section with its angle within 5°; the flat bed
-    has none. Before, its weak causes read "an edge hardly seen, an end placed at a board",
-    and the head end was unknown on some of these."""
+    has none. Before, its weak causes read "an edge hardly seen, an end placed at a board"
+    (and, until bedfit_incline.explained, still did beside the raised section), and the head
+    end was unknown on some of these."""
     frame = view(_raised_room(degrees, blanket), sensor, 2.4, seed=1)
     fits = fit_beds(frame.depth_raw, frame.K.float())
     assert bool(fits.ok[0]), fits.reason_text(0)
     error = (fits.corners[0].double() - frame.mattress_corners[0].double()).norm(dim=-1)
     assert float(error.amax()) < 0.05 and bool(fits.head_known[0])
     assert bool(fits.weak[0]) and bool(fits.weak_causes[0, RAISED])
+    # and only for it: the ramp's own misreadings at the ends are left out of the words
+    assert [WEAK_CAUSES[i] for i in fits.weak_causes[0].nonzero()[:, 0]] == ["raised_section"]
     assert float(fits.raised_deg[0]) == pytest.approx(degrees, abs=5.0)
     flat = view(bedroom(0.9, 2.0, headboard=0.4, furniture=False, blanket=blanket), sensor,
                 2.4, seed=1)
     fits = fit_beds(flat.depth_raw, flat.K.float())
     assert float(fits.raised_deg[0]) == 0.0 and not bool(fits.weak_causes[0, RAISED])
+
+
+def test_a_raised_section_explains_the_ends_causes_not_a_side_unseen():
+    names = ("unseen_edge", "inferred_end", "past_board", "low_board", "seam")
+    causes = torch.zeros(3, len(WEAK_CAUSES), dtype=torch.bool)
+    for name in names:
+        causes[:, WEAK_CAUSES.index(name)] = True
+    half = torch.tensor([[1.0, 0.45], [1.0, 0.45], [0.45, 1.0]])  # long along u, u, v
+    support = torch.tensor([[0.0, 1.0, 1.0, 1.0],  # only an end unseen
+                            [1.0, 1.0, 0.0, 1.0],  # a long side unseen
+                            [1.0, 1.0, 0.0, 1.0]])  # an end unseen (long along v)
+    left = bedfit_incline.explained(causes, support, half, torch.tensor([30.0, 30.0, 30.0]))
+    kept = [[WEAK_CAUSES[i] for i in row.nonzero()[:, 0]] for row in left]
+    assert kept == [["seam"], ["unseen_edge", "seam"], ["seam"]]
+    none = bedfit_incline.explained(causes, support, half, torch.zeros(3))
+    assert torch.equal(none, causes)
