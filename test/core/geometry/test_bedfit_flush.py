@@ -67,14 +67,15 @@ def test_what_is_not_a_flush_face_moves_nothing(room, short):
 
 @pytest.mark.parametrize(("sensor", "blanket"), [
     ("kinect2", False), ("d435_640x480", False), ("d455_640x360", False), ("l515", False),
-    ("kinect2", True), ("l515", True)])
+    ("kinect2", True), ("l515", True), ("d455_640x360", True)])
 def test_a_bed_against_a_wall_is_fitted_to_the_wall(sensor, blanket):
     """Head end against a wall, a pillow against it, someone lying there: before, the head
     end came out 18-36 mm (Kinect v2, L515) to 30-66 mm (D435) short; now within 2.5 cm, and
-    not flagged as having gone past a board. (Under the blanket the stereo cameras' head
-    end still comes out 1-6 cm short in some views: the plane sits on the blanket's level,
-    2 cm above the uncovered head end, and their noise there reads as steps; an end's own
-    level was tried against it and dropped, benchmarks/NOTES.md.)"""
+    not flagged as having gone past a board. Under the blanket the plane sits on the
+    blanket's level, 2 cm above the uncovered head end, so the run is read against the
+    end's own level (the D455 there: 29-48 mm short before). The D435 640x480 under the
+    blanket is left out: 39 and 64 mm short in two of six yaws, where its noise already
+    made steps that the ray test took for the end (the rule is for ends without steps)."""
     room = _walled(blanket=blanket)
     errors = []
     for k in (0, 3):
