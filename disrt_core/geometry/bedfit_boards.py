@@ -35,6 +35,13 @@ from disrt_core.geometry.bedfit_rect import GAP_TO_BOARD
 FACE, BOARD = 0.15, 0.05
 
 
+def ends_of(half: Tensor) -> Tensor:
+    """[B,4] bool: which edges (+u, −u, +v, −v) of rectangles with half sizes [B,2] are the
+    ends of the long axis."""
+    u_long = half[:, 0] >= half[:, 1]
+    return torch.stack([u_long, u_long, ~u_long, ~u_long], -1)
+
+
 def bounded(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Tensor,
             centre: Tensor, eu: Tensor, ev: Tensor, half: Tensor, reach: float = 0.3,
             lines: int = 48) -> Tensor:
@@ -124,9 +131,7 @@ def out_to_boards(ref: dict, depth_m: Tensor, K: Tensor, normal: Tensor, sigma: 
     (:func:`board_ends`), where the mattress stays within the size limits;
     ``moved`` [B,4] says which edges moved (their position is inferred: they stay unseen)."""
     half, support = ref["half"], ref["support"]
-    u_long = half[:, 0] >= half[:, 1]
-    is_end = torch.stack([u_long, u_long, ~u_long, ~u_long], -1)
-    short = ok[:, None] & is_end & (support < 0.3)
+    short = ok[:, None] & ends_of(half) & (support < 0.3)
     if not bool(short.any()):
         return {**ref, "moved": torch.zeros_like(short)}
     move = board_ends(depth_m, K, normal, ref["offset"], sigma, ref["centre"], ref["eu"],
@@ -195,7 +200,7 @@ def flush_faces(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Te
     from_ = idx >= int((s < -0.03).sum())
     stop = torch.where(from_ & ((known & ~itself) | tall), idx, s.shape[0]).amin(-1, keepdim=True)
     last = torch.where(itself & from_ & (idx < stop), s, -float("inf")).amax(-1)
-    onward = (known & (hk > -band) & (bk > face[..., None] + 0.12) & (bk < float("inf"))).any(-1)
+    onward = (known & (hk > -band) & (bk > face[..., None] + 0.12)).any(-1)
     good = torch.isfinite(face) & (last >= -0.02) & ~onward
     med = torch.where(good, last, float("nan")).nanmedian(-1).values
     agree = (good & ((last - med[..., None]).abs() <= 0.03)).sum(-1) >= \
@@ -212,9 +217,7 @@ def out_to_flush(ref: dict, depth_m: Tensor, K: Tensor, normal: Tensor, sigma: T
     The mattress was seen up to a moved edge: it is not ``moved`` (inferred), and its support
     is at least the share of lines that saw it (a noisy face's points scatter to both sides
     of it, which :func:`bounded` would not count); ``flush`` [B,4] says which edges moved."""
-    u_long = ref["half"][:, 0] >= ref["half"][:, 1]
-    is_end = torch.stack([u_long, u_long, ~u_long, ~u_long], -1)
-    short = ok[:, None] & is_end & (ref["support"] < 0.3)
+    short = ok[:, None] & ends_of(ref["half"]) & (ref["support"] < 0.3)
     if not bool(short.any()):
         return {**ref, "flush": torch.zeros_like(short)}
     move, share = flush_faces(depth_m, K, normal, ref["offset"], sigma, ref["centre"],
@@ -342,9 +345,7 @@ def in_to_boards(ref: dict, depth_m: Tensor, K: Tensor, normal: Tensor, sigma: T
     (:func:`board_inside`) moved in to the board's face, where the mattress stays within
     the size limits. The board is seen, so the edge keeps its support."""
     half = ref["half"]
-    u_long = half[:, 0] >= half[:, 1]
-    is_end = torch.stack([u_long, u_long, ~u_long, ~u_long], -1) & ok[:, None] & \
-        ~ref["moved"] & ~ref["flush"]
+    is_end = ends_of(half) & ok[:, None] & ~ref["moved"] & ~ref["flush"]
     if not bool(is_end.any()):
         return ref
     move = board_inside(depth_m, K, normal, ref["offset"], sigma, ref["centre"], ref["eu"],
