@@ -8,8 +8,8 @@ the rays' seen points along lines across each edge are put back on the mattress 
 
 * :func:`bounded`: the share of an edge's lines where something tall stands right at it,
   so that the edge counts as seen (not ``weak``);
-* :func:`flush_faces`: for an end against a wall (no gap before it, so no step), where
-  the mattress meets it; :func:`out_to_flush` moves such ends of a fit out to it;
+* :func:`flush_faces`: for an edge against a wall (no gap before it, so no step), where
+  the mattress meets it; :func:`out_to_flush` moves such edges of a fit out to it;
 * :func:`board_ends`: for an end the fit left short (pillows and bedding in front of a
   headboard give no step), a board standing further out with only bedding between;
   :func:`out_to_boards` moves such ends of a fit out to their boards;
@@ -144,11 +144,12 @@ def out_to_boards(ref: dict, depth_m: Tensor, K: Tensor, normal: Tensor, sigma: 
     return {**ref, "centre": centre, "half": grown, "moved": move > 0}
 
 
-# [choice] An end without steps (support < 0.3) with a tall face within FLUSH beyond it: a
+# [choice] An edge without steps (support < 0.3) with a tall face within FLUSH beyond it: a
 # mattress against a wall or a board shows the ray test no step (a gap before a board hides
 # in its shadow or under its top), and the top-down grid's cells at the face's foot mix in
 # the face, so the fit stopped 1.5-4 cm short without noise and 3-7 cm with a D435's (test
-# bedroom, head end against a wall: -30 to -66 mm, unflagged, as the face "bounds" the edge).
+# bedroom, head end against a wall: -30 to -66 mm; a long side: 25-67 mm; unflagged, as the
+# face "bounds" the edge).
 FLUSH = 0.12
 ITSELF = 0.012  # m: a ray's seen point this close (along the line) to its plane point
 
@@ -211,13 +212,13 @@ def flush_faces(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Te
 
 def out_to_flush(ref: dict, depth_m: Tensor, K: Tensor, normal: Tensor, sigma: Tensor,
                  ok: Tensor, limits: dict) -> dict:
-    """The fitted rectangle ``ref`` (:func:`bedfit_edges.refine`) with the ends of its long
-    axis that its lines hardly see (support < 0.3) moved out 1 cm or more to where the
-    mattress meets a wall or a board (:func:`flush_faces`), within the size limits.
+    """The fitted rectangle ``ref`` (:func:`bedfit_edges.refine`) with its edges that its
+    lines hardly see (support < 0.3) moved out 1 cm or more to where the mattress meets a
+    wall or a board (:func:`flush_faces`), within the size limits.
     The mattress was seen up to a moved edge: it is not ``moved`` (inferred), and its support
     is at least the share of lines that saw it (a noisy face's points scatter to both sides
     of it, which :func:`bounded` would not count); ``flush`` [B,4] says which edges moved."""
-    short = ok[:, None] & ends_of(ref["half"]) & (ref["support"] < 0.3)
+    short = ok[:, None] & (ref["support"] < 0.3)
     if not bool(short.any()):
         return {**ref, "flush": torch.zeros_like(short)}
     move, share = flush_faces(depth_m, K, normal, ref["offset"], sigma, ref["centre"],
