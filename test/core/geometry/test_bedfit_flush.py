@@ -1,7 +1,7 @@
 """A mattress pushed flush against a wall (``bedfit_boards.flush_faces``): no gap shows the
 ray test where it ends, and the fit stopped 2-7 cm short, unflagged, as the wall "bounds"
-the edge. The end now moves out to where the mattress is last seen, the wall's foot; before
-a board standing beyond a gap it stays."""
+the edge. Such an edge (an end or a long side) now moves out to where the mattress is last
+seen, the wall's foot; before a board standing beyond a gap it stays."""
 
 from __future__ import annotations
 
