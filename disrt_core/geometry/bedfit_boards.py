@@ -185,11 +185,14 @@ def flush_faces(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Te
     idx = torch.arange(s.shape[0], device=s.device)
     face = torch.where(tall, bk, float("inf")).amin(-1)
     # A ray meeting a surface h under its plane point p lies h·t further out along the line,
-    # t = p·out / offset (the camera at the origin, offset above the plane): with h measured
-    # from the mattress's own level near the edge (the plane may sit on a cover elsewhere).
-    pts = edge_lines(centre, eu, ev, half, reach, lines, 0.01)[0]
-    out = torch.stack([eu, -eu, ev, -ev], 1)[:, :, None, None]  # [B,4,1,1,3] outward
-    t = (pts * out).sum(-1) / offset[:, None, None, None]
+    # t = p·out / offset (the camera at the origin, offset above the plane); p·out is the
+    # centre's, plus the edge's distance, plus s (the lines run along the edge, across out).
+    # h is measured from the mattress's own level near the edge (the plane may sit on a
+    # cover elsewhere).
+    out = torch.stack([eu, -eu, ev, -ev], 1)  # [B,4,3] outward
+    dist = torch.stack([half[:, 0], half[:, 0], half[:, 1], half[:, 1]], 1)
+    t = (((centre[:, None] * out).sum(-1) + dist)[..., None, None] + s) / \
+        offset[:, None, None, None]  # [B,4,1,M]
     near_in = known & (hk.abs() <= band) & (s >= -0.15) & (s < -0.03)
     level = torch.where(near_in, hk, float("nan")).flatten(2).nanmedian(-1).values
     dh = hk - torch.nan_to_num(level)[..., None, None]
