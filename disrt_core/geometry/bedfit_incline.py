@@ -32,6 +32,7 @@ import math
 import torch
 from torch import Tensor
 
+from disrt_core.geometry.bedfit_boards import ends_of
 from disrt_core.geometry.bedfit_rect import along_last, axis_coords
 from disrt_core.geometry.bedfit_result import WEAK_CAUSES, WEAK_SUPPORT
 
@@ -87,8 +88,7 @@ def explained(causes: Tensor, support: Tensor, half: Tensor, raised: Tensor) -> 
     """Weak causes [B,len(WEAK_CAUSES)] without those a raised section (``raised`` [B]
     degrees, 0: none) explains: :data:`EXPLAINED`, and ``unseen_edge`` where both long sides
     are seen (support [B,4] of the edges +u, −u, +v, −v; half sizes [B,2])."""
-    u_long = half[:, 0] >= half[:, 1]
-    sides = torch.where(u_long[:, None], support[:, 2:], support[:, :2])
+    sides = torch.where(ends_of(half), 1.0, support)  # the ends' support left out
     drop = torch.zeros_like(causes)
     for name in EXPLAINED:
         drop[:, WEAK_CAUSES.index(name)] = True
