@@ -41,52 +41,58 @@ _SIZES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512,
 
 def rasterize(uv: Tensor, values: Tensor, faces: Tensor, size: tuple[int, int],
               reduce: Sequence[str] = ("amax",), *, face_mask: Tensor | None = None,
-              max_candidates: int | None = None) -> Tensor:
+              facing: int = 0, max_candidates: int | None = None) -> Tensor:
     """Rasterise triangles and reduce a linearly interpolated value per pixel.
 
     uv: [B,V,2] vertex positions in pixels (column, row), pixel centres at integers.
     values: [B,V,C] per-vertex values, interpolated linearly in screen space.
-    faces: [F,3] vertex indices (long), shared by the batch; winding does not matter.
+    faces: [F,3] vertex indices (long), shared by the batch.
     size: (H, W) of the image.
     reduce: one of ``"amax"`` / ``"amin"`` per channel.
-    face_mask: optional bool [B,F], False = skip that triangle (e.g. back faces).
+    face_mask: optional bool [B,F], False = skip that triangle.
+    facing: 0 draws every triangle whatever its winding; −1 (+1) only those whose signed
+    area ``(x1−x0)(y2−y0) − (x2−x0)(y1−y0)`` in pixels is negative (positive), which is
+    back-face culling for projected meshes (:func:`render_depth`).
     max_candidates: candidate pixels tested at once (memory bound); default 2²⁰ on the CPU
     (temporaries small enough for the C allocator to reuse), 2²⁶ on a GPU.
     Returns [B,C,H,W]; pixels no triangle covers hold -inf (amax) or +inf (amin).
     """
-    return rasterize_triangles(torch.cat([uv, values], -1)[:, faces], size, reduce,
-                               face_mask=face_mask, max_candidates=max_candidates)
-
-
-def rasterize_triangles(tri: Tensor, size: tuple[int, int], reduce: Sequence[str] = ("amax",),
-                        *, face_mask: Tensor | None = None,
-                        max_candidates: int | None = None) -> Tensor:
-    """:func:`rasterize` on triangles given by their corners, tri [B,F,3,2+C]: pixel
-    (column, row) then the C values of each corner."""
-    batch, _, _, k = tri.shape
+    verts = torch.cat([uv, values], -1)  # [B,V,2+C]
+    batch, _, k = verts.shape
     channels = k - 2
     if len(reduce) != channels:
         raise ValueError(f"reduce has {len(reduce)} entries for {channels} value channels")
     if any(r not in _FILL for r in reduce):
         raise ValueError(f"reduce entries must be 'amax' or 'amin', got {reduce}")
     height, width = size
-    dtype, device = tri.dtype, tri.device
-    if max_candidates is None:
-        max_candidates = 1 << (20 if device.type == "cpu" else 26)
-
-    x0, y0, x1, y1, area, keep = _boxes(tri, size)
+    # Which triangles to draw, from the corners' pixel positions alone: the per-vertex
+    # values are gathered for the kept triangles only (a body's far side and the triangles
+    # off the image never become [B,F,3,2+C] tensors).
+    *_, area, keep = _boxes(verts[..., 0][:, faces], verts[..., 1][:, faces], size)
+    if facing:
+        keep &= area * facing > 0
     if face_mask is not None:
         keep &= face_mask
     b_idx, f_idx = keep.nonzero(as_tuple=True)
     if b_idx.numel() == 0:
-        return torch.stack([torch.full((batch, height, width), _FILL[r], dtype=dtype,
-                                       device=device) for r in reduce], 1)
-    # One gather for everything per kept triangle.
-    packed = torch.cat([tri.flatten(-2), torch.stack([x0, y0, x1, y1, area], -1)], -1)
-    packed = packed[b_idx, f_idx]  # [T, 3·(2+C) + 5]
-    corners = packed[:, :3 * k].view(-1, 3, k)
-    x, y, val = corners[..., 0], corners[..., 1], corners[..., 2:]
-    x0, y0, x1, y1, area = packed[:, 3 * k:].unbind(-1)
+        return torch.stack([torch.full((batch, height, width), _FILL[r], dtype=verts.dtype,
+                                       device=verts.device) for r in reduce], 1)
+    tri = verts[b_idx[:, None], faces[f_idx]]  # [T,3,2+C]
+    return _draw(tri, b_idx, batch, size, reduce, max_candidates)
+
+
+def _draw(tri: Tensor, b_idx: Tensor, batch: int, size: tuple[int, int],
+          reduce: Sequence[str], max_candidates: int | None) -> Tensor:
+    """[B,C,H,W]: the T triangles tri [T,3,2+C] (each of sample ``b_idx`` [T], covering a
+    pixel centre) z-buffered by size class (module docstring)."""
+    k = tri.shape[-1]
+    channels = k - 2
+    height, width = size
+    dtype, device = tri.dtype, tri.device
+    if max_candidates is None:
+        max_candidates = 1 << (20 if device.type == "cpu" else 26)
+    x, y, val = tri[..., 0], tri[..., 1], tri[..., 2:]
+    x0, y0, x1, y1, area, _ = _boxes(x, y, size)
     bw = (x1 - x0).long() + 1
     bh = (y1 - y0).long() + 1
     coef = _coefficients(x, y, val, x0, y0, area)  # [T, 2+C, 3]
@@ -101,8 +107,7 @@ def rasterize_triangles(tri: Tensor, size: tuple[int, int], reduce: Sequence[str
     # candidates past the image border land in the padding instead of needing a test.
     pad = _SIZES[largest]
     hp, wp = height + pad, width + pad
-    buffer = torch.stack([torch.full((batch * hp * wp,), _FILL[r], dtype=dtype, device=device)
-                          for r in reduce])  # [C, B*Hp*Wp]
+    buffer = _z_buffer(reduce, batch * hp * wp, dtype, device)
     corner = b_idx * (hp * wp) + y0.long() * wp + x0.long()
     n_sizes = len(_SIZES)
     key = cw * n_sizes + ch
@@ -121,15 +126,14 @@ def rasterize_triangles(tri: Tensor, size: tuple[int, int], reduce: Sequence[str
             _splat(buffer, reduce, coef[s:e], corner[s:e], offsets)
         start += n
     image = buffer.view(channels, batch, hp, wp)[:, :, :height, :width]
-    return image.transpose(0, 1).contiguous()
+    return _from_key(image.transpose(0, 1).contiguous(), dtype)
 
 
-def _boxes(tri: Tensor, size: tuple[int, int]) -> tuple[Tensor, ...]:
-    """Per triangle [B,F,3,2+C] its pixel-centre bounding box clipped to the image (x0, y0,
-    x1, y1, integers as floats), its signed double area, and whether it covers a pixel
-    centre at all (a box, a non-zero finite area), each [B,F]."""
+def _boxes(x: Tensor, y: Tensor, size: tuple[int, int]) -> tuple[Tensor, ...]:
+    """Per triangle (corners' columns x and rows y, [...,3]) its pixel-centre bounding box
+    clipped to the image (x0, y0, x1, y1, integers as floats), its signed double area, and
+    whether it covers a pixel centre at all (a box, a non-zero finite area), each [...]."""
     height, width = size
-    x, y = tri[..., 0], tri[..., 1]
     x0 = x.amin(-1).ceil().clamp(min=0)
     x1 = x.amax(-1).floor().clamp(max=width - 1)
     y0 = y.amin(-1).ceil().clamp(min=0)
@@ -145,20 +149,19 @@ def _coefficients(x: Tensor, y: Tensor, val: Tensor, x0: Tensor, y0: Tensor,
     """[T, 2+C, 3]: the barycentric coordinates l0, l1 and the C interpolated values of T
     triangles (corners x, y [T,3], values val [T,3,C], signed double area [T]) as affine
     functions a·ox + b·oy + c of the pixel offset (ox, oy) from the box corner (x0, y0)."""
-    inv_area = 1.0 / area
-    a0 = (y[:, 1] - y[:, 2]) * inv_area
-    b0 = (x[:, 2] - x[:, 1]) * inv_area
-    c0 = (x[:, 1] * y[:, 2] - x[:, 2] * y[:, 1]) * inv_area + a0 * x0 + b0 * y0
-    a1 = (y[:, 2] - y[:, 0]) * inv_area
-    b1 = (x[:, 0] - x[:, 2]) * inv_area
-    c1 = (x[:, 2] * y[:, 0] - x[:, 0] * y[:, 2]) * inv_area + a1 * x0 + b1 * y0
+    inv_area = (1.0 / area)[:, None]
+    # l0 from the edge (1, 2) and l1 from the edge (2, 0): the corners j and k of each [T,2].
+    xj, yj = x[:, 1:3], y[:, 1:3]
+    xk, yk = x.roll(-2, 1)[:, :2], y.roll(-2, 1)[:, :2]
+    a = (yj - yk) * inv_area
+    b = (xk - xj) * inv_area
+    c = (xj * yk - xk * yj) * inv_area + a * x0[:, None] + b * y0[:, None]
+    bary = torch.stack([a, b, c], -1)  # [T,2,3]: l0 and l1
     # The interpolated value is affine too: v = v2 + l0·(v0 − v2) + l1·(v1 − v2).
-    d0, d1 = val[:, 0] - val[:, 2], val[:, 1] - val[:, 2]  # [T,C]
-    rows = [torch.stack([a0, b0, c0], 1), torch.stack([a1, b1, c1], 1)]
-    rows += [torch.stack([a0 * d0[:, c] + a1 * d1[:, c], b0 * d0[:, c] + b1 * d1[:, c],
-                          c0 * d0[:, c] + c1 * d1[:, c] + val[:, 2, c]], 1)
-             for c in range(val.shape[-1])]
-    return torch.stack(rows, 1)
+    d = val[:, :2] - val[:, 2:3]  # [T,2,C]
+    values = (d[..., None] * bary[:, :, None]).sum(1)  # [T,C,3]
+    values[..., 2] += val[:, 2]
+    return torch.cat([bary, values], 1)
 
 
 def rasterize_fixed(uv: Tensor, values: Tensor, faces: Tensor, size: tuple[int, int],
@@ -173,7 +176,7 @@ def rasterize_fixed(uv: Tensor, values: Tensor, faces: Tensor, size: tuple[int, 
     tri = torch.cat([uv, values], -1)[:, faces]  # [B,F,3,2+C]
     batch, n_faces, _, k = tri.shape
     height, width = size
-    x0, y0, _, _, area, keep = _boxes(tri, size)
+    x0, y0, _, _, area, keep = _boxes(tri[..., 0], tri[..., 1], size)
     keep = keep.flatten()
     # a triangle not drawn: its corner inside the image and an area of 1, then every
     # candidate made outside (l0 = −1)
@@ -185,8 +188,7 @@ def rasterize_fixed(uv: Tensor, values: Tensor, faces: Tensor, size: tuple[int, 
     never = const((0.0, 0.0, -1.0), coef.device, coef.dtype)  # no host copy in a graph
     coef[:, 0] = torch.where(keep[:, None], coef[:, 0], never)
     hp, wp = height + box, width + box  # candidates past the border land in the padding
-    buffer = torch.stack([torch.full((batch * hp * wp,), _FILL[r], dtype=tri.dtype,
-                                     device=tri.device) for r in reduce])
+    buffer = _z_buffer(reduce, batch * hp * wp, tri.dtype, tri.device)
     sample = torch.arange(batch, device=tri.device).repeat_interleave(n_faces)
     corner = sample * (hp * wp) + y0.long() * wp + x0.long()
     offsets = _offsets(box, box, wp, tri.device, tri.dtype)
@@ -194,7 +196,33 @@ def rasterize_fixed(uv: Tensor, values: Tensor, faces: Tensor, size: tuple[int, 
     for s in range(0, len(coef), per_chunk):
         _splat(buffer, reduce, coef[s:s + per_chunk], corner[s:s + per_chunk], offsets)
     image = buffer.view(k - 2, batch, hp, wp)[:, :, :height, :width]
-    return image.transpose(0, 1).contiguous()
+    return _from_key(image.transpose(0, 1).contiguous(), tri.dtype)
+
+
+#: The z-buffer holds each float as the signed integer of the same order (:func:`_key`), so
+#: that the GPU reduces with an integer atomic max/min instead of a compare-and-swap loop.
+_INT = {torch.float32: torch.int32, torch.float64: torch.int64}
+
+
+def _key(values: Tensor) -> Tensor:
+    """Signed integers ordered as the floats ``values`` are, bit for bit reversible: a
+    non-negative IEEE 754 float's bits, read as an integer, grow with it; a negative one's
+    grow with its magnitude, so its magnitude bits are flipped. Its own inverse on the bits."""
+    bits = values.view(_INT[values.dtype])
+    return torch.where(bits < 0, bits ^ torch.iinfo(bits.dtype).max, bits)
+
+
+def _from_key(keys: Tensor, dtype: torch.dtype) -> Tensor:
+    """The floats of :func:`_key`'s integers."""
+    return torch.where(keys < 0, keys ^ torch.iinfo(keys.dtype).max, keys).view(dtype)
+
+
+def _z_buffer(reduce: Sequence[str], size: int, dtype: torch.dtype, device) -> Tensor:
+    """[C, size] z-buffer of keys (:func:`_key`), each channel at its empty value."""
+    buffer = torch.empty(len(reduce), size, dtype=_INT[dtype], device=device)
+    for c, mode in enumerate(reduce):
+        buffer[c].fill_(int(_key(torch.tensor([_FILL[mode]], dtype=dtype))))
+    return buffer
 
 
 @functools.lru_cache(maxsize=256)
@@ -218,26 +246,20 @@ def _splat(out: Tensor, reduce: Sequence[str], coef: Tensor, corner: Tensor,
     outside = (l0 < -eps) | (l1 < -eps) | (l0 + l1 > 1.0 + eps)
     index = (corner[:, None] + flat[None]).reshape(-1)
     for c, mode in enumerate(reduce):
-        value = lin[:, 2 + c].masked_fill_(outside, _FILL[mode]).reshape(-1)
+        value = _key(lin[:, 2 + c].masked_fill_(outside, _FILL[mode]).reshape(-1))
         out[c].scatter_reduce_(0, index, value, reduce=mode, include_self=True)
 
 
-def project_triangles(points_cam: Tensor, faces: Tensor, K: Tensor, near: float = 0.05,
-                      cull_back: bool = True) -> tuple[Tensor, Tensor]:
-    """Triangles of a mesh in screen space: corners [B,F,3,3] as (u, v, 1/z) and a mask
-    [B,F] of the triangles to draw (all corners nearer than ``near`` dropped; with
-    ``cull_back``, the triangles facing away from the camera). See :func:`render_depth`."""
-    tri = points_cam[:, faces]  # [B,F,3,3]
-    z = tri[..., 2:3]
-    k = K[:, None, None]  # [B,1,1,3,3]
+def project_points(points_cam: Tensor, K: Tensor, near: float = 0.05) -> tuple[Tensor, Tensor]:
+    """Vertices [B,V,3] of the camera optical frame in screen space: [B,V,3] as (u, v, 1/z)
+    (z clamped to ``near``) and whether each lies farther than ``near`` [B,V] (a triangle
+    is drawn only when all its corners do). K [B,3,3], a pinhole without skew."""
+    z = points_cam[..., 2:3]
+    k = K[:, None]  # [B,1,3,3]
     inv_z = 1.0 / z.clamp(min=near)
-    uv = torch.cat([k[..., 0, 0:1] * tri[..., 0:1] * inv_z + k[..., 0, 2:3],
-                    k[..., 1, 1:2] * tri[..., 1:2] * inv_z + k[..., 1, 2:3]], -1)
-    mask = (z[..., 0] > near).all(-1)  # [B,F]
-    if cull_back:
-        normal = torch.linalg.cross(tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0])
-        mask &= (normal * tri[:, :, 0]).sum(-1) < 0  # the camera sits on the normal's side
-    return torch.cat([uv, inv_z], -1), mask
+    uv = torch.cat([k[..., 0, 0:1] * points_cam[..., 0:1] * inv_z + k[..., 0, 2:3],
+                    k[..., 1, 1:2] * points_cam[..., 1:2] * inv_z + k[..., 1, 2:3]], -1)
+    return torch.cat([uv, inv_z], -1), z[..., 0] > near
 
 
 def render_depth(points_cam: Tensor, faces: Tensor, K: Tensor, size: tuple[int, int],
@@ -246,13 +268,18 @@ def render_depth(points_cam: Tensor, faces: Tensor, K: Tensor, size: tuple[int, 
 
     points_cam: [B,V,3] vertices in the camera optical frame; faces [F,3]; K [B,3,3];
     size (H, W); K must be a pinhole matrix without skew. Triangles with a vertex closer
-    than ``near`` are dropped (none in a bed
-    scene seen from 2 m). ``cull_back``: skip triangles whose outward normal (right-hand
-    rule on the face's vertex order) points away from the camera; right for closed meshes
-    with outward faces (SMPL, Anny) and for height-field meshes from :func:`grid_faces`.
+    than ``near`` are dropped (none in a bed scene seen from 2 m). ``cull_back``: skip
+    triangles whose outward normal (right-hand rule on the face's vertex order) points away
+    from the camera; right for closed meshes with outward faces (SMPL, Anny) and for
+    height-field meshes from :func:`grid_faces`. For corners in front of the camera a face
+    turns toward it exactly when its projection winds with a negative signed area in pixels
+    (det[p0, p1, p2] = z0·z1·z2·det[q0, q1, q2], qᵢ = (xᵢ/zᵢ, yᵢ/zᵢ, 1), and fx·fy > 0),
+    so the test is made in screen space (:func:`rasterize`'s ``facing``).
     """
-    tri, mask = project_triangles(points_cam, faces, K, near, cull_back)
-    inv = rasterize_triangles(tri, size, ("amax",), face_mask=mask, **kwargs)[:, 0]
+    screen, ahead = project_points(points_cam, K, near)
+    mask = ahead[:, faces].all(-1)  # [B,F]
+    inv = rasterize(screen[..., :2], screen[..., 2:], faces, size, ("amax",), face_mask=mask,
+                    facing=-1 if cull_back else 0, **kwargs)[:, 0]
     return torch.where(inv > 0, 1.0 / inv.clamp(min=1e-9), torch.zeros_like(inv))
 
 

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from disrt_core.geometry.camera import transform_points
-from disrt_core.sim.render import project_triangles, rasterize_triangles
+from disrt_core.sim.render import project_points, rasterize
 from disrt_core.sim.room import DARK, MATTE, SHINY, Room
 
 #: Unit cube corners and its 12 triangles, wound so that normals point outward.
@@ -30,7 +30,7 @@ _CUBE_FACES = torch.tensor([
 
 def room_mesh(room: Room) -> tuple[Tensor, Tensor, Tensor]:
     """The room's boxes as a mesh: vertices [B, 8·N, 3] (label frame), faces [12·N, 3]
-    (outward normals) and each face's box index [12·N] (for materials)."""
+    (outward normals) and each vertex's box index [8·N] (for materials)."""
     boxes = room.boxes
     n, count, _ = boxes.shape
     centre, half, yaw = boxes[..., :3], boxes[..., 3:6], boxes[..., 6]
@@ -41,7 +41,7 @@ def room_mesh(room: Room) -> tuple[Tensor, Tensor, Tensor]:
     vertices = torch.stack([x, y, local[..., 2]], -1) + centre[:, :, None]
     offsets = 8 * torch.arange(count, device=boxes.device)
     faces = (_CUBE_FACES.to(boxes.device)[None] + offsets[:, None, None]).reshape(-1, 3)
-    owner = torch.arange(count, device=boxes.device).repeat_interleave(12)
+    owner = torch.arange(count, device=boxes.device).repeat_interleave(8)
     return vertices.reshape(n, count * 8, 3), faces, owner
 
 
@@ -91,17 +91,20 @@ def render_room(points_bed: Tensor, faces: Tensor, room: Room, K: Tensor, T_cam_
     count = points_bed.shape[1]
     points = transform_points(T_cam_bed, torch.cat([points_bed, box_vertices], 1))
     all_faces = torch.cat([faces, box_faces + count])
-    tri, mask = project_triangles(points, all_faces, K)
-    # Channel 0: 1/z of every surface; 1 and 2: 1/z of dark and of shiny boxes, else 0. A
-    # pixel sees a dark (shiny) surface when that channel's nearest surface is the nearest.
-    material = room.box_material[:, owner]  # [B, 12·N]
-    body = torch.zeros(tri.shape[0], faces.shape[0], device=tri.device, dtype=torch.bool)
+    screen, ahead = project_points(points, K)
+    mask = ahead[:, all_faces].all(-1)
+    # Channel 0: 1/z of every surface; 1 and 2: 1/z of dark and of shiny boxes, else 0 (a
+    # box's faces have its vertices only, so per-vertex values are per-face). A pixel sees
+    # a dark (shiny) surface when that channel's nearest surface is the nearest.
+    material = room.box_material[:, owner]  # [B, 8·N]
+    body = torch.zeros(screen.shape[0], count, device=screen.device, dtype=torch.bool)
     is_dark = torch.cat([body, material == DARK], 1)
     is_shiny = torch.cat([body, material == SHINY], 1)
-    inv = tri[..., 2:3]
-    channels = torch.cat([tri, torch.where(is_dark[..., None, None], inv, 0.0),
-                          torch.where(is_shiny[..., None, None], inv, 0.0)], -1)
-    out = rasterize_triangles(channels, size, ("amax", "amax", "amax"), face_mask=mask)
+    inv = screen[..., 2]
+    values = torch.stack([inv, torch.where(is_dark, inv, 0.0),
+                          torch.where(is_shiny, inv, 0.0)], -1)
+    out = rasterize(screen[..., :2], values, all_faces, size, ("amax", "amax", "amax"),
+                    face_mask=mask, facing=-1)
     inv, inv_dark, inv_shiny = out.unbind(1)
     depth = torch.where(inv > 0, 1.0 / inv.clamp(min=1e-9), torch.zeros_like(inv))
     mat = torch.full_like(depth, MATTE, dtype=torch.long)

@@ -91,7 +91,7 @@ def test_box_faces_point_outward():
     vertices, faces, owner = room_mesh(room)
     tri = vertices[:, faces]
     normal = torch.linalg.cross(tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0])
-    centre = room.boxes[:, owner, :3]
+    centre = room.boxes[:, owner[faces[:, 0]], :3]
     outward = (normal * (tri.mean(2) - centre)).sum(-1)
     area = normal.norm(dim=-1)
     assert (outward[area > 1e-9] > 0).all()
