@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from disrt_core.sim.fused import fused
 from disrt_core.sim.room import DARK, SHINY
 from disrt_core.sim.scene import blur
 from disrt_core.sim.sensors import SensorSpec
@@ -101,6 +102,7 @@ def axial_sigma_mm(spec: SensorSpec, z_m: Tensor, theta: Tensor | float = 0.0) -
     return (z_m * 1000.0) ** 2 * s / (spec.focal[0] * spec.baseline_m * 1000.0) * (1 + 0.1 * slant)
 
 
+@fused
 def incidence_angle(depth: Tensor, K: Tensor) -> Tensor:
     """Angle [B,H,W] (rad) between each pixel's viewing ray and the surface normal, from
     the depth image; 0 where unknown.
@@ -137,16 +139,26 @@ def _one_sided(depth: Tensor, dim: int) -> Tensor:
     return torch.where(fwd.abs() < back.abs(), fwd, back)
 
 
-def _unit_noise(shape, gen, device, correlated: bool) -> Tensor:
-    """Unit-variance Gaussian noise; ``correlated``: averaged over 3×3 pixels (a stereo
-    matching window) and rescaled by 3 so each pixel keeps unit variance (borders, with
-    fewer neighbours, a little less)."""
-    noise = torch.randn(shape, generator=gen, device=device)
-    if not correlated:
-        return noise
+def _box3(noise: Tensor) -> Tensor:
+    """Unit noise [B,H,W] averaged over 3×3 pixels (a stereo matching window) and rescaled
+    by 3 so each pixel keeps unit variance (borders, with fewer neighbours, a little less)."""
     p = F.pad(noise, (1, 1, 1, 1))
     rows = p[:, :, :-2] + p[:, :, 1:-1] + p[:, :, 2:]
     return (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) / 3.0  # 3·mean of 9
+
+
+@fused
+def _with_axial(depth: Tensor, theta: Tensor, noise: Tensor, material: Tensor | None,
+                spec: SensorSpec) -> Tensor:
+    """Depth plus ``noise`` (unit Gaussian draws [B,H,W]; a stereo camera's averaged over
+    3×3) times :func:`axial_sigma_mm` on valid pixels, ×``DARK_SIGMA`` on dark surfaces
+    for time of flight and lidar."""
+    sigma = axial_sigma_mm(spec, depth, theta) / 1000.0
+    if material is not None and spec.kind != "stereo":
+        sigma = torch.where(material == DARK, DARK_SIGMA * sigma, sigma)
+    if spec.kind == "stereo":
+        noise = _box3(noise)
+    return torch.where(depth > 0, depth + sigma * noise, depth)
 
 
 def add_axial_noise(depth: Tensor, K: Tensor, spec: SensorSpec, gen: torch.Generator,
@@ -155,11 +167,8 @@ def add_axial_noise(depth: Tensor, K: Tensor, spec: SensorSpec, gen: torch.Gener
     ×``DARK_SIGMA`` on dark surfaces for time of flight and lidar."""
     if theta is None:
         theta = incidence_angle(depth, K)
-    sigma = axial_sigma_mm(spec, depth, theta) / 1000.0
-    if material is not None and spec.kind != "stereo":
-        sigma = torch.where(material == DARK, DARK_SIGMA * sigma, sigma)
-    noise = _unit_noise(depth.shape, gen, depth.device, spec.kind == "stereo")
-    return torch.where(depth > 0, depth + sigma * noise, depth)
+    noise = torch.randn(depth.shape, generator=gen, device=depth.device)
+    return _with_axial(depth, theta, noise, material, spec)
 
 
 def max3x3(x: Tensor) -> Tensor:
@@ -170,6 +179,7 @@ def max3x3(x: Tensor) -> Tensor:
     return torch.maximum(torch.maximum(r[:, :-2], r[:, 1:-1]), r[:, 2:])
 
 
+@fused
 def _edges(depth: Tensor, jump: float) -> tuple[Tensor, Tensor, Tensor]:
     """Edge mask and the nearest / farthest depth in each pixel's 3×3 neighbourhood."""
     far = max3x3(depth.masked_fill(depth <= 0, float("-inf")))
@@ -187,9 +197,16 @@ def flying_pixels(noisy: Tensor, clean: Tensor, spec: SensorSpec,
     ns = NOISE[spec.kind]
     edge, near, far = edges if edges is not None else _edges(clean, ns.edge_jump_m)
     u = torch.rand(clean.shape, generator=gen, device=clean.device)
-    # One uniform does both: u < p picks the pixel, u / p (uniform on [0, 1)) mixes.
-    mixed = near + (u / ns.p_fly) * (far - near) + (noisy - clean)
-    return torch.where(edge & (u < ns.p_fly), mixed, noisy)
+    return _fly(noisy, clean, u, edge, near, far, ns.p_fly)
+
+
+@fused
+def _fly(noisy: Tensor, clean: Tensor, u: Tensor, edge: Tensor, near: Tensor, far: Tensor,
+         p_fly: float) -> Tensor:
+    """:func:`flying_pixels` given its uniform draws ``u``: one uniform does both, u < p
+    picks the pixel, u / p (uniform on [0, 1)) mixes."""
+    mixed = near + (u / p_fly) * (far - near) + (noisy - clean)
+    return torch.where(edge & (u < p_fly), mixed, noisy)
 
 
 def dropout(depth: Tensor, clean: Tensor, theta: Tensor, spec: SensorSpec,
@@ -202,20 +219,15 @@ def dropout(depth: Tensor, clean: Tensor, theta: Tensor, spec: SensorSpec,
     ns = NOISE[spec.kind]
     batch, rows, cols = depth.shape
     device = depth.device
+    # The draws in their order, then the maths on them.
     u = torch.rand((batch, rows, cols), generator=gen, device=device)
-    lo, hi = (math.radians(a) for a in ns.grazing_deg)
-    grazing = ((theta - lo) / (hi - lo)).clamp(0, 1)
-    # Grazing loss or speckle, independent: lost with 1 − (1 − p_grazing)(1 − p_speckle).
-    lost = u < 1 - (1 - grazing) * (1 - ns.speckle)
     # Blobs: smooth noise (made at 1/4 resolution, blurred by 1 cell, std known) above the
     # Gaussian quantile that loses U[0, hole_max] of the frame.
     low = torch.randn((batch, (rows + 3) // 4, (cols + 3) // 4), generator=gen, device=device)
     blob = F.interpolate(_smooth(low)[:, None], size=(rows, cols), mode="bilinear",
                          align_corners=False)[:, 0]
     frac = ns.hole_max * torch.rand(batch, generator=gen, device=device)
-    thresh = torch.special.ndtri((1 - frac).clamp(0.5, 1 - 1e-7))
-    lost |= (blob > thresh[:, None, None]) & (frac[:, None, None] > 0)
-    lost |= (clean < spec.range_m[0]) | (clean > spec.range_m[1])
+    lost = _losses(clean, theta, u, blob, frac, spec)
     if spec.kind == "stereo":
         lost |= _stereo_invalid(clean, spec)
         if edge is None:
@@ -228,6 +240,20 @@ def dropout(depth: Tensor, clean: Tensor, theta: Tensor, spec: SensorSpec,
         v = torch.rand((batch, rows, cols), generator=gen, device=device)
         lost |= ((material == DARK) & (v < p_dark)) | ((material == SHINY) & (v < shiny))
     return torch.where(lost, torch.zeros_like(depth), depth)
+
+
+@fused
+def _losses(clean: Tensor, theta: Tensor, u: Tensor, blob: Tensor, frac: Tensor,
+            spec: SensorSpec) -> Tensor:
+    """:func:`dropout`'s grazing, speckle, blob and range losses, given its draws."""
+    ns = NOISE[spec.kind]
+    lo, hi = (math.radians(a) for a in ns.grazing_deg)
+    grazing = ((theta - lo) / (hi - lo)).clamp(0, 1)
+    # Grazing loss or speckle, independent: lost with 1 − (1 − p_grazing)(1 − p_speckle).
+    lost = u < 1 - (1 - grazing) * (1 - ns.speckle)
+    thresh = torch.special.ndtri((1 - frac).clamp(0.5, 1 - 1e-7))
+    lost |= (blob > thresh[:, None, None]) & (frac[:, None, None] > 0)
+    return lost | (clean < spec.range_m[0]) | (clean > spec.range_m[1])
 
 
 def shiny_errors(depth: Tensor, material: Tensor, spec: SensorSpec,
@@ -268,10 +294,19 @@ def spatial_filter(depth: Tensor, spec: SensorSpec, iterations: int = 2) -> Tens
 
 def _smooth(noise: Tensor) -> Tensor:
     """Blur unit noise by one cell and rescale it back to unit variance."""
-    t = torch.arange(-3, 4, device=noise.device, dtype=noise.dtype)
+    return blur(noise, 1.0) / _SMOOTH_STD
+
+
+def _blurred_std() -> float:
+    """Standard deviation of unit white noise after :func:`blur` by one cell: the 2-D
+    kernel's L2 norm (float32, made once on the CPU; a host copy per frame before)."""
+    t = torch.arange(-3, 4, dtype=torch.float32)
     k = torch.exp(-0.5 * t**2)
     k = k / k.sum()
-    return blur(noise, 1.0) / float((k[:, None] * k[None]).pow(2).sum().sqrt())
+    return float((k[:, None] * k[None]).pow(2).sum().sqrt())
+
+
+_SMOOTH_STD = _blurred_std()
 
 
 def _stereo_invalid(depth: Tensor, spec: SensorSpec, max_shift: int = 12) -> Tensor:
@@ -299,6 +334,7 @@ def _stereo_invalid(depth: Tensor, spec: SensorSpec, max_shift: int = 12) -> Ten
     return shadow | (u < band)
 
 
+@fused
 def quantise_mm(depth: Tensor, spec: SensorSpec) -> Tensor:
     """Depth (m) -> millimetres rounded as the sensor reports them (float, 0 kept)."""
     if spec.kind == "stereo":
