@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from disrt_core.sim.fused import fused
 from disrt_core.sim.graphs import replay
 from disrt_core.sim.rumple import Rumples, bridge, sag_factor, wave_relief
 from disrt_core.sim.scene import GRID, SceneGrid, dilate
@@ -258,11 +259,21 @@ def solve_membrane(support: Tensor, mask: Tensor, sag: Tensor, pitch: float, lev
         colours = [(interior & red).to(s.dtype), (interior & ~red).to(s.dtype)]
         for _ in range(iterations[min(level, len(iterations) - 1)]):
             for colour in colours:
-                total = buf[:, :-2, 1:-1] + buf[:, 2:, 1:-1] + buf[:, 1:-1, :-2] + buf[:, 1:-1, 2:]
-                relaxed = inner + omega * (total * 0.25 - step - inner)
-                inner.copy_(inner + colour * (torch.maximum(floor, relaxed) - inner))
+                _relax(buf, floor, colour, step, omega)
         h = inner.clone()
     return torch.where(mask, h, torch.full_like(support, inf))
+
+
+@fused
+def _relax(buf: Tensor, floor: Tensor, colour: Tensor, step: Tensor, omega: float) -> None:
+    """One half-sweep of :func:`solve_membrane`: the cells of ``colour`` (1.0, else 0.0)
+    relaxed toward their four neighbours' mean less the sag ``step``, held above ``floor``,
+    written into ``buf``'s interior (a single kernel on the GPU, :mod:`disrt_core.sim.fused`:
+    eager, ten passes over the grid)."""
+    inner = buf[:, 1:-1, 1:-1]
+    total = buf[:, :-2, 1:-1] + buf[:, 2:, 1:-1] + buf[:, 1:-1, :-2] + buf[:, 1:-1, 2:]
+    relaxed = inner + omega * (total * 0.25 - step - inner)
+    inner.copy_(inner + colour * (torch.maximum(floor, relaxed) - inner))
 
 
 def drape(support: Tensor, body_top: Tensor, blankets: Blankets, mattress: Tensor,

@@ -75,3 +75,29 @@ def test_the_compiled_sensor_model_gives_the_eager_frames(sensor, monkeypatch, c
     # Rounding may move a reading across a millimetre (or a dropout threshold) here and there.
     assert (eager != compiled).float().mean() < 1e-3
     assert ((eager - compiled).abs() > 1).float().mean() < 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.cuda.is_available() and shutil.which("g++") is None,
+                    reason="torch.compile needs a GPU or a C++ compiler")
+def test_the_compiled_membrane_sweep_matches_the_eager_one(monkeypatch, caplog):
+    """The blanket's membrane (``drape.solve_membrane``, its half-sweeps fused in place)
+    over a box on a plane: compiled and eager within rounding."""
+    from disrt_core.sim.drape import solve_membrane
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    support = torch.zeros(2, 40, 30, device=device)
+    support[:, 12:25, 10:20] = 0.2
+    mask = torch.zeros_like(support, dtype=torch.bool)
+    mask[:, 2:-2, 2:-2] = True
+    sag = torch.tensor([20.0, 60.0], device=device)
+    heights = []
+    for compiled in (False, True):
+        monkeypatch.setattr(fused, "enabled", lambda dev, on=compiled: on)
+        with caplog.at_level(logging.WARNING, logger="disrt_core.sim.fused"):
+            heights.append(solve_membrane(support, mask, sag, 0.01, levels=2, iterations=(6, 6)))
+    assert not [r for r in caplog.records if "failed" in r.getMessage()]
+    eager, compiled = heights
+    inside = mask & (eager > support)
+    assert inside.any()  # the cloth spans the box's sides
+    torch.testing.assert_close(compiled[mask], eager[mask], atol=1e-5, rtol=0)
