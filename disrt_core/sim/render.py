@@ -221,8 +221,14 @@ def _z_buffer(reduce: Sequence[str], size: int, dtype: torch.dtype, device) -> T
     """[C, size] z-buffer of keys (:func:`_key`), each channel at its empty value."""
     buffer = torch.empty(len(reduce), size, dtype=_INT[dtype], device=device)
     for c, mode in enumerate(reduce):
-        buffer[c].fill_(int(_key(torch.tensor([_FILL[mode]], dtype=dtype))))
+        buffer[c].fill_(_empty_key(mode, dtype))
     return buffer
+
+
+@functools.lru_cache(maxsize=8)
+def _empty_key(mode: str, dtype: torch.dtype) -> int:
+    """:func:`_key` of a channel's empty value (made once, on the CPU)."""
+    return int(_key(torch.tensor([_FILL[mode]], dtype=dtype)))
 
 
 @functools.lru_cache(maxsize=256)
