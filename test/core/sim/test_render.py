@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 
 from disrt_core.geometry.camera import invert_rigid, overhead_camera_pose, transform_points
@@ -151,3 +152,30 @@ def test_fixed_box_rasterizer_equals_the_general_one_where_triangles_fit():
     one = rasterize_fixed(big, torch.ones(1, 3, 1), torch.tensor([[0, 1, 2]]), (30, 30),
                           ("amax",), box=5)[0, 0]
     assert torch.isfinite(one).sum() == 25 and torch.isfinite(one[:5, :5]).all()
+
+
+def test_z_buffer_keys_keep_the_order_of_floats_and_give_them_back():
+    """The z-buffer's integer keys (integer atomics on the GPU) sort as the floats do,
+    negative ones, infinities and zeros included, and decode bit for bit."""
+    from disrt_core.sim.render import _from_key, _key
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.randn(500, generator=g) * 10.0 ** torch.randint(-6, 6, (500,),
+                                                                         generator=g),
+                   torch.tensor([0.0, float("inf"), float("-inf"), 1e-38, -1e-38, 3.0, 3.0])])
+    for values in (x, x.double()):
+        keys = _key(values)
+        assert torch.equal(_from_key(keys, values.dtype).view(keys.dtype), values.view(keys.dtype))
+        order = values.argsort(stable=True)
+        assert bool((keys[order].diff() >= 0).all())  # keys ascend where the values do
+
+
+def test_negative_values_reduce_by_their_order():
+    """Two overlapping triangles holding negative heights: amax keeps the higher (less
+    negative), amin the lower, as on positive ones."""
+    uv = torch.tensor([[[0.0, 0.0], [9.0, 0.0], [0.0, 9.0], [0.0, 0.0], [9.0, 0.0], [0.0, 9.0]]])
+    values = torch.tensor([[[-0.5]] * 3 + [[-0.2]] * 3])
+    faces = torch.tensor([[0, 1, 2], [3, 4, 5]])
+    top, low = rasterize(uv, values.expand(-1, -1, 2), faces, (10, 10), ("amax", "amin"))[0]
+    assert float(top[1, 1]) == pytest.approx(-0.2) and float(low[1, 1]) == pytest.approx(-0.5)
+    assert float(top[9, 9]) == float("-inf") and float(low[9, 9]) == float("inf")
