@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from disrt_core.constants import const
 from disrt_core.sim.fused import fused
 from disrt_core.sim.graphs import replay
 from disrt_core.sim.rumple import Rumples, bridge, sag_factor, wave_relief
@@ -97,8 +98,8 @@ def sample_blankets(cover: Tensor, joints: Tensor, bed_width: Tensor, bed_length
     angle = torch.deg2rad(-10 + 20 * u[:, 6])
 
     def pick(key: str, uu: Tensor) -> Tensor:
-        lo = torch.tensor([COVER_RANGES[c][key][0] for c in (1, 2)], device=device)
-        hi = torch.tensor([COVER_RANGES[c][key][1] for c in (1, 2)], device=device)
+        lo = const(tuple(COVER_RANGES[c][key][0] for c in (1, 2)), device)
+        hi = const(tuple(COVER_RANGES[c][key][1] for c in (1, 2)), device)
         level = (cover.clamp(1, 2) - 1).long()
         if uu.dim() == 2:
             level = level[:, None]

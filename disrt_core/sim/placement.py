@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from disrt_core.constants import const
 from disrt_core.geometry.bedframe import BED_CENTRE_LABEL
 
 #: Flesh around each SMPL joint (m, for a 1.75 m adult): how far the body reaches beyond it.
@@ -30,7 +31,7 @@ SHIFT_FRACTION = 0.8  # of the free room, as a full range centred on 0
 
 def footprint(joints: Tensor, scale: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Lower and upper (x, y) corners [B,2] of the body's footprint from joints [B,24,3]."""
-    margin = joints.new_tensor(JOINT_MARGIN)[None]
+    margin = const(JOINT_MARGIN, joints.device, joints.dtype)[None]
     if scale is not None:
         margin = margin * scale[:, None]
     xy = joints[..., :2]
@@ -47,7 +48,7 @@ def place_on_mattress(joints: Tensor, width: Tensor, length: Tensor, gen: torch.
     fits = (room[:, 0] >= 0) & (room[:, 1] >= -END_OVERHANG)
     u = torch.rand(joints.shape[0], 2, generator=gen, device=joints.device) - 0.5
     shift = u * SHIFT_FRACTION * room.clamp(min=0)
-    centre = joints.new_tensor(BED_CENTRE_LABEL)
+    centre = const(BED_CENTRE_LABEL, joints.device, joints.dtype)
     return centre - (lo + hi) / 2 + shift, fits
 
 

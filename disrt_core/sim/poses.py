@@ -67,6 +67,7 @@ from torch import Tensor
 
 from disrt_core.body.rotations import align_x
 from disrt_core.body.skeleton import SMPL_JOINT_NAMES
+from disrt_core.constants import const, on_device
 from disrt_core.posture import LEFT, POSTURES, PRONE, RIGHT, SUPINE
 from disrt_core.sim.capsules import (  # noqa: F401  (re-exported)
     CAPSULE_PAIRS,
@@ -222,7 +223,7 @@ def _axis_rot(axis: int, angle: Tensor) -> Tensor:
 
 def mirror(rotvec: Tensor) -> Tensor:
     """Left-side rotation -> the mirrored right-side one (reflection x -> −x): (x, −y, −z)."""
-    return rotvec * rotvec.new_tensor([1.0, -1.0, -1.0])
+    return rotvec * const((1.0, -1.0, -1.0), rotvec.device, rotvec.dtype)
 
 
 def arm_rotations(alpha, phi, tau, elbow) -> tuple[Tensor, Tensor, Tensor]:
@@ -245,8 +246,8 @@ def leg_rotations(flex, abd, rot, knee) -> tuple[Tensor, Tensor]:
 
 def _table(posture_name: str, kind: str, names: tuple[str, ...], device):
     rows = POSTURE_TABLE[posture_name][kind]
-    pairs = torch.tensor([[names.index(a), names.index(b)] for (a, b), _ in rows], device=device)
-    probs = torch.tensor([p for _, p in rows], device=device)
+    pairs = const(tuple((names.index(a), names.index(b)) for (a, b), _ in rows), device)
+    probs = const(tuple(p for _, p in rows), device)
     return pairs, probs / probs.sum()
 
 
@@ -283,7 +284,7 @@ class PosePrior:
 
     def sample_posture(self, n: int, gen: torch.Generator, device="cpu") -> Tensor:
         """Posture indices [n]."""
-        weights = self.posture_weights.to(device)
+        weights = const(self.posture_weights, device)
         return torch.multinomial(weights, n, replacement=True, generator=gen)
 
     def sample(self, n: int, gen: torch.Generator, device="cpu",
@@ -309,10 +310,11 @@ class PosePrior:
             return torch.rand(*shape, generator=gen, device=device)
 
         # Arms: parameters per side, left-side formulas, right side mirrored.
-        ranges = self.arm_ranges.to(device)[arm_class]  # [n,2,4,2]
+        ranges = on_device(self.arm_ranges, pose)[arm_class]  # [n,2,4,2]
         top_arm = torch.stack([posture == RIGHT, posture == LEFT], 1)  # the upper side's
         top_side = lateral[:, None] & top_arm & (arm_class == ARM_CLASSES.index("side"))
-        ranges = torch.where(top_side[..., None, None], self.top_side_ranges.to(device), ranges)
+        ranges = torch.where(top_side[..., None, None], on_device(self.top_side_ranges, pose),
+                             ranges)
         arm_par = _uniform(ranges, gen)  # [n,2,4]
         # Crossed arms: the second arm lies higher (more flexion) so the forearms stack.
         crossed = arm_class[:, 0] == ARM_CLASSES.index("crossed")
@@ -326,7 +328,7 @@ class PosePrior:
             pose[:, wrist - 1] = (u(n, 3) * 2 - 1) * math.radians(20)
 
         # Legs.
-        leg_par = _uniform(self.leg_ranges.to(device)[leg_class], gen)  # [n,2,4]
+        leg_par = _uniform(on_device(self.leg_ranges, pose)[leg_class], gen)  # [n,2,4]
         knee_up = leg_class == LEG_CLASSES.index("knee_up")
         leg_par[..., 3] = torch.where(knee_up, 2 * leg_par[..., 0] + leg_par[..., 3],
                                       leg_par[..., 3])
@@ -358,14 +360,14 @@ class PosePrior:
             pose[:, joint - 1, 1] = torch.where(prone, side * torch.deg2rad(twist[:, k]),
                                                 pose[:, joint - 1, 1])
 
-        limits = JOINT_LIMITS.to(device)
+        limits = on_device(JOINT_LIMITS, pose)
         pose = torch.maximum(torch.minimum(pose, limits[..., 1]), limits[..., 0])
         return SemanticPose(posture, root, pose.reshape(n, 69), arm_class, leg_class)
 
     def _root(self, posture: Tensor, gen: torch.Generator) -> Tensor:
         n, device = posture.shape[0], posture.device
         u = torch.rand(n, 5, generator=gen, device=device)
-        base = torch.tensor([POSTURE_ROLL[i] for i in range(len(POSTURES))], device=device)
+        base = const(tuple(POSTURE_ROLL[i] for i in range(len(POSTURES))), device)
         lateral = (posture == LEFT) | (posture == RIGHT)
         roll = (u[:, 0] * 2 - 1) * torch.where(lateral, self.roll, self.flat_roll)
         lo, hi = self.turn

@@ -97,7 +97,7 @@ def _draw(tri: Tensor, b_idx: Tensor, batch: int, size: tuple[int, int],
     bh = (y1 - y0).long() + 1
     coef = _coefficients(x, y, val, x0, y0, area)  # [T, 2+C, 3]
     # Size class: the smallest listed box size that holds the extent, per direction.
-    sizes = torch.tensor(_SIZES, device=device)
+    sizes = const(_SIZES, device)
     cw = torch.searchsorted(sizes, bw)
     ch = torch.searchsorted(sizes, bh)
     largest = int(torch.maximum(cw, ch).max())

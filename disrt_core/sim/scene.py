@@ -258,8 +258,9 @@ def render_grid(height: Tensor, floor_z: Tensor, grid: SceneGrid = GRID,
     the outermost ring put down to the floor so that the bed's sides reach it.
     Returns label-frame vertices [B, R', C', 3] (row-major) of a grid for ``grid_faces``."""
     pooled = F.max_pool2d(height[:, None], block, ceil_mode=True)[:, 0]
-    pooled[:, [0, -1], :] = floor_z[:, None, None]
-    pooled[:, :, [0, -1]] = floor_z[:, None, None]
+    for edge in (0, -1):  # (slices: an index list would be a host copy on the GPU)
+        pooled[:, edge, :] = floor_z[:, None]
+        pooled[:, :, edge] = floor_z[:, None]
     rows, cols = pooled.shape[-2:]
     x0, y0 = grid.origin
     offset = (block - 1) / 2 * grid.pitch

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from disrt_core.body.anny import PHENOTYPES, phenotype_to_shape
+from disrt_core.constants import on_device
 
 BODY_DENSITY = 1000.0  # kg/m³
 MASS_RANGE = (30.0, 250.0)  # kg
@@ -127,7 +128,7 @@ class ShapeSampler:
         coords, female = self._base(n, gen, device)
         target = self.sample_stature(female, gen)
         a, b = self._features(coords)
-        w_a, w_b = self.w_a.to(device), self.w_b.to(device)
+        w_a, w_b = on_device(self.w_a, a), on_device(self.w_b, b)
         slope = b @ w_b
         h = (target - a @ w_a) / torch.where(slope.abs() > 1e-6, slope, torch.ones_like(slope))
         coords[:, self.height_index] = h.clamp(*self.height_bounds)

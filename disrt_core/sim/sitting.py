@@ -35,6 +35,7 @@ import roma
 import torch
 from torch import Tensor
 
+from disrt_core.constants import const, on_device
 from disrt_core.geometry.bedframe import BED_CENTRE_LABEL
 from disrt_core.sim.poses import (
     ARM_CLASSES,
@@ -87,9 +88,9 @@ def sample_sitting(n: int, gen: torch.Generator, rest_joints: Tensor, scale: Ten
 
     pose = torch.zeros(n, 23, 3, device=device)
     sit_arm = (u[:, 3:5] < 0.5).long()  # 0 prop, 1 lap
-    arm_class = torch.tensor([ARM_CLASSES.index(a) for a in SIT_ARMS], device=device)[sit_arm]
-    ranges = torch.tensor([[ARMS[a][k] for k in ("alpha", "phi", "tau", "elbow")]
-                           for a in SIT_ARMS], device=device)
+    arm_class = const(tuple(ARM_CLASSES.index(a) for a in SIT_ARMS), device)[sit_arm]
+    ranges = const(tuple(tuple(ARMS[a][k] for k in ("alpha", "phi", "tau", "elbow"))
+                         for a in SIT_ARMS), device)
     arm_par = _uniform(ranges[sit_arm], gen)  # [n,2,4]
     for k, (collar, shoulder, elbow) in enumerate(((13, 16, 18), (14, 17, 19))):
         c, s, e = arm_rotations(*arm_par[:, k].unbind(-1))
@@ -126,15 +127,15 @@ def sample_sitting(n: int, gen: torch.Generator, rest_joints: Tensor, scale: Ten
         if k == 1:
             h, kk = mirror(h), mirror(kk)
         pose[:, hip - 1], pose[:, kn - 1] = h, kk
-    limits = JOINT_LIMITS.to(device)
+    limits = on_device(JOINT_LIMITS, pose)
     pose = torch.maximum(torch.minimum(pose, limits[..., 1]), limits[..., 0])
 
     joints = forward_joints(rest, pose.reshape(n, 69), root, torch.stack([zero, zero, pelvis_z],
                                                                           -1))
-    feet = ((joints[:, [7, 8], 2] - sole[:, None]) < floor_z[:, None] + 0.03).any(1)
+    feet = ((joints[:, 7:9, 2] - sole[:, None]) < floor_z[:, None] + 0.03).any(1)
     # The knee nearer the bed clear of the edge by a calf's depth (the height field of the
     # mattress has a vertical side: a calf inside its footprint would be inside it).
-    near = torch.where(side > 0, joints[:, [4, 5], 0].amin(1), joints[:, [4, 5], 0].amax(1))
+    near = torch.where(side > 0, joints[:, 4:6, 0].amin(1), joints[:, 4:6, 0].amax(1))
     edge = BED_CENTRE_LABEL[0] + side * width / 2
     x = edge + side * (0.1 * scale + 0.04 * u[:, 11]) - near
     room = (length / 2 - 0.35).clamp(min=0)
