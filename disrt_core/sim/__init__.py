@@ -14,7 +14,8 @@ rasteriser), ``noise`` (Kinect v2 / D435 noise), ``generator`` (the pipeline; ``
 options, ``shards`` its batches as shard arrays, ``timing`` its stage timer), ``cli``
 (``disrt-generate``), ``preview`` (contact sheet), ``cloth`` (a cloth simulation the drape
 is checked against). For the GPU: ``kinematics`` (the joint chain by tree level) and
-``graphs`` (the settling as CUDA graphs), with tables made once per device by
+``graphs`` (the settling as CUDA graphs) and ``fused`` (the sensor model's and the
+membrane's elementwise chains compiled), with tables made once per device by
 :mod:`disrt_core.constants`.
 """
 
