@@ -39,13 +39,13 @@ def enabled(device: torch.device) -> bool:
 
 def fused(fn: F) -> F:
     """``fn`` compiled on CUDA at its first call there (module docstring); the device is
-    that of its first tensor argument."""
+    that of its first tensor argument (positional, then keyword)."""
     state: dict = {}
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        device = next(a.device for a in args if isinstance(a, Tensor))
-        if not enabled(device) or state.get("failed"):
+        tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, Tensor)]
+        if not tensors or not enabled(tensors[0].device) or state.get("failed"):
             return fn(*args, **kwargs)
         compiled = state.get("compiled")
         if compiled is None:
