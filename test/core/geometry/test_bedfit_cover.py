@@ -141,3 +141,31 @@ def test_the_plane_stays_on_a_mattress_seen_beside_a_duvet(sensor, height, bare)
     up = -(truth @ fits.normal[0].double()).mean() - fits.offset[0].double()
     assert abs(float(up)) <= 0.02
     assert bool(fits.weak_causes[0, WEAK_CAUSES.index("covered_edges")])
+
+
+def _board_profiles(tops: torch.Tensor):
+    """Profiles of a 0.9 × 2 m rectangle (u across, v along) that reads as the plane inside,
+    the floor 0.5 m below beyond, and across its −v end a board's top 2-6 cm inside the edge
+    at ``tops`` [LINES] m above the plane (one per line)."""
+    lines, m = bedfit_cover.LINES, round(2 * bedfit_cover.REACH / bedfit_cover.STEP) + 1
+    s = torch.linspace(-bedfit_cover.REACH, bedfit_cover.REACH, m)
+    h = torch.where(s <= 0, 0.0, -0.5).expand(4, lines, m).clone()
+    on_top = (s >= -0.06) & (s <= -0.02)
+    h[3][:, on_top] = tops[:, None]
+    return h[None], s.expand(1, 4, lines, m), torch.tensor([[0.45, 1.0]])
+
+
+def test_a_board_top_read_noisily_is_still_a_board_bedding_is_not():
+    """A 10 cm board's top read by a noisy camera (one tuning room's D435 at 3.3 m: the
+    lines' tops 2.5 cm apart, interquartile) is a low board; bedding across the end, tops
+    that spread over 16 cm, is not."""
+    g = torch.Generator().manual_seed(0)
+    lines = bedfit_cover.LINES
+    noisy = torch.linspace(0.08, 0.13, lines)[torch.randperm(lines, generator=g)]
+    h, beyond, half = _board_profiles(noisy)
+    share, spread = bedfit_cover.ridge(h, beyond)
+    assert float(share[0, 3]) == 1.0 and 0.02 < float(spread[0, 3]) < 0.03
+    assert bool(bedfit_cover.low_board(h, beyond, half)[0])
+    bedding = 0.04 + 0.32 * torch.rand(lines, generator=g)
+    h, beyond, half = _board_profiles(bedding)
+    assert not bool(bedfit_cover.low_board(h, beyond, half)[0])
