@@ -45,7 +45,7 @@ LINES, REACH, STEP = 32, 0.25, 0.01
 # over the foot end). The other two: the top under 3 cm, or feet hide it on a third of the
 # lines. A board seen from beyond it, its face within the 12 cm, spreads more: a synthetic
 # 12 cm board 2-2.5 cm (missed), 6-8 cm ones 0.1-1.7 cm. The spread raised 2 -> 3 cm
-# (2026-12-07): a D435 848x480 3.3 m from a tuning room's 10 cm board (σ 1.6 cm) read its top
+# (2026-12-07): a D435 848x480 3.3-4 m from a tuning room's 10 cm board (σ 1.6 cm) read its top
 # with a 2.5 cm spread, an end 10 cm out unflagged; on the cached benchmark and tuning rooms
 # (seeds 500-531, 3000-3047, 5 frames) every fit with an end at RIDGE_SHARE or more is wrong
 # but one right fit, whose tops spread 18 cm (bedding), and the wrong ones spread 0.5-6 cm.
