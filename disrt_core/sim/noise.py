@@ -299,7 +299,7 @@ def _smooth(noise: Tensor) -> Tensor:
 
 def _blurred_std() -> float:
     """Standard deviation of unit white noise after :func:`blur` by one cell: the 2-D
-    kernel's L2 norm (float32, made once on the CPU; a host copy per frame before)."""
+    kernel's L2 norm (float32, made once on the CPU: no frame waits for a host copy)."""
     t = torch.arange(-3, 4, dtype=torch.float32)
     k = torch.exp(-0.5 * t**2)
     k = k / k.sum()
