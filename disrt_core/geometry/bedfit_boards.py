@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from disrt_core.geometry.bedfit_edges import RUN, SUPPORT_TOL, _depth_at, edge_lines
+from disrt_core.geometry.bedfit_edges import RUN, SUPPORT_TOL, _depth_at, edge_lines, outward_edges
 from disrt_core.geometry.bedfit_rect import GAP_TO_BOARD
 
 # A board or a wall: at least FACE m above the mattress (higher than a pillow), its face or
@@ -84,8 +84,7 @@ def seen_across(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, centre: T
     d, rays = _depth_at(depth_m, K, pts.reshape(B, -1, 3))
     seen = (rays * d[..., None]).reshape(pts.shape)
     h = (seen @ n[:, None, None, :, None])[..., 0] + offset[:, None, None, None]
-    normal = torch.stack([eu, -eu, ev, -ev], 1)  # [B,4,3] outward
-    dist = torch.stack([half[:, 0], half[:, 0], half[:, 1], half[:, 1]], 1)
+    normal, dist = outward_edges(eu, ev, half)
     beyond = ((seen - centre[:, None, None, None]) * normal[:, :, None, None]).sum(-1) \
         - dist[..., None, None]
     return s, h, beyond
@@ -189,8 +188,7 @@ def flush_faces(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Te
     # centre's, plus the edge's distance, plus s (the lines run along the edge, across out).
     # h is measured from the mattress's own level near the edge (the plane may sit on a
     # cover elsewhere).
-    out = torch.stack([eu, -eu, ev, -ev], 1)  # [B,4,3] outward
-    dist = torch.stack([half[:, 0], half[:, 0], half[:, 1], half[:, 1]], 1)
+    out, dist = outward_edges(eu, ev, half)
     t = (((centre[:, None] * out).sum(-1) + dist)[..., None, None] + s) / \
         offset[:, None, None, None]  # [B,4,1,M]
     near_in = known & (hk.abs() <= band) & (s >= -0.15) & (s < -0.03)

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from disrt_core.geometry.bedfit_boards import moved_edges
-from disrt_core.geometry.bedfit_edges import _depth_at
+from disrt_core.geometry.bedfit_edges import _depth_at, outward_edges
 from disrt_core.geometry.bedfit_hidden import hidden_cells
 from disrt_core.geometry.bedfit_rect import (
     CH_ALL,
@@ -201,8 +201,7 @@ def grazing(normal: Tensor, offset: Tensor, below: Tensor, centre: Tensor, eu: T
     out past the edge, across it); while that is within the mattress band ``below`` [B]
     (:func:`bedfit_edges.below_band`) the point reads as mattress, so a camera low and far
     out sees the edge up to below·d/h too far out. 0 for an edge the camera is inside of."""
-    outward = torch.stack([eu, -eu, ev, -ev], 1)  # [B,4,3]
-    dist = torch.stack([half[:, 0], half[:, 0], half[:, 1], half[:, 1]], 1)
+    outward, dist = outward_edges(eu, ev, half)
     mid = centre[:, None] + outward * dist[..., None]
     d = -(mid * outward).sum(-1)  # the camera (origin) past the edge, across it
     return below[:, None] * d.clamp(min=0) / offset.clamp(min=0.1)[:, None]

@@ -150,6 +150,14 @@ def below_band(sigma: Tensor) -> Tensor:
     return torch.clamp(2.5 * sigma, min=0.03, max=0.06)
 
 
+def outward_edges(eu: Tensor, ev: Tensor, half: Tensor) -> tuple[Tensor, Tensor]:
+    """The edges (+u, −u, +v, −v) of rectangles (unit axes eu, ev [B,3], half sizes [B,2]):
+    their outward directions [B,4,3] and distances [B,4] from the centre."""
+    outward = torch.stack([eu, -eu, ev, -ev], 1)
+    dist = torch.stack([half[:, 0], half[:, 0], half[:, 1], half[:, 1]], 1)
+    return outward, dist
+
+
 def edge_lines(centre: Tensor, eu: Tensor, ev: Tensor, half: Tensor, reach: float,
                lines: int = LINES, step: float = STEP) -> tuple[Tensor, Tensor, Tensor]:
     """Plane points [B,4,N,M,3] on lines across the edges (+u, −u, +v, −v) of rectangles
@@ -161,9 +169,8 @@ def edge_lines(centre: Tensor, eu: Tensor, ev: Tensor, half: Tensor, reach: floa
     s = torch.linspace(-reach, reach, m, device=dev, dtype=dt)
     frac = torch.linspace(-0.9, 0.9, lines, device=dev, dtype=dt)
     hu, hv = half[:, 0], half[:, 1]
-    normal = torch.stack([eu, -eu, ev, -ev], 1)  # [B,4,3] outward
+    normal, dist = outward_edges(eu, ev, half)
     along = torch.stack([ev, ev, eu, eu], 1)
-    dist = torch.stack([hu, hu, hv, hv], 1)  # [B,4] centre -> edge
     length = torch.stack([hv, hv, hu, hu], 1)
     t = frac * length[..., None]  # [B,4,N]
     base = centre[:, None, None] + along[:, :, None] * t[..., None]  # [B,4,N,3]
@@ -317,7 +324,7 @@ def refine(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Tensor,
                                               offset, below, above)
         inside, out, h = (x.reshape(pts.shape[:-1]) for x in (inside, out, h))
         pos, clear = steps(inside, out, s)
-        dist = torch.stack([half[:, 0], half[:, 0], half[:, 1], half[:, 1]], 1)
+        dist = outward_edges(eu, ev, half)[1]
         edges, delta, support_w = fit_rectangle(dist[..., None] + pos, t,
                                                 clear.to(pos.dtype), half)
         # The plane: median height of the mattress points 3 cm to ``reach`` inside, in a band
