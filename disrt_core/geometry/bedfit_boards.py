@@ -42,6 +42,13 @@ def ends_of(half: Tensor) -> Tensor:
     return torch.stack([u_long, u_long, ~u_long, ~u_long], -1)
 
 
+def split_ends(x: Tensor, half: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-edge values x [B,4,...] (+u, −u, +v, −v) of rectangles with half sizes [B,2]
+    split into the long axis's ends and the long sides, [B,2,...] each."""
+    u_long = (half[:, 0] >= half[:, 1]).reshape(-1, *([1] * (x.dim() - 1)))
+    return torch.where(u_long, x[:, :2], x[:, 2:]), torch.where(u_long, x[:, 2:], x[:, :2])
+
+
 def bounded(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Tensor,
             centre: Tensor, eu: Tensor, ev: Tensor, half: Tensor, reach: float = 0.3,
             lines: int = 48) -> Tensor:
@@ -381,6 +388,4 @@ def board_past(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, centre: Te
     share = tall.any(-1).to(h.dtype).mean(-1)  # [B,4]
     if flush is not None:
         share = torch.where(flush, 0.0, share)
-    u_long = half[:, 0] >= half[:, 1]
-    ends = torch.where(u_long[:, None], share[:, :2], share[:, 2:])
-    return ends.amax(-1) >= PAST_BOARD
+    return split_ends(share, half)[0].amax(-1) >= PAST_BOARD

@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from disrt_core.geometry.bedfit_boards import seen_across
+from disrt_core.geometry.bedfit_boards import seen_across, split_ends
 
 # Lines across each edge (a board and a slope are measured per line), from REACH inside to
 # REACH beyond it, STEP apart.
@@ -83,13 +83,6 @@ def profiles(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, centre: Tens
     return seen_across(depth_m, K, n, offset, centre, eu, ev, half, REACH, LINES, STEP)
 
 
-def _ends(x: Tensor, half: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-edge values x [B,4,...] (+u, −u, +v, −v) split into the long axis's ends and the
-    long sides, [B,2,...] each."""
-    u_long = (half[:, 0] >= half[:, 1]).reshape(-1, *([1] * (x.dim() - 1)))
-    return torch.where(u_long, x[:, :2], x[:, 2:]), torch.where(u_long, x[:, 2:], x[:, :2])
-
-
 def ridge(h: Tensor, beyond: Tensor) -> tuple[Tensor, Tensor]:
     """Per edge [B,4]: the share of its lines with a low board's top inside it (a seen point
     ``RIDGE`` above the plane ``RIDGE_IN`` inside the edge, and further in, up to ``BEHIND``,
@@ -111,7 +104,7 @@ def low_board(h: Tensor, beyond: Tensor, half: Tensor) -> Tensor:
     """[B] bool: an end of the rectangles (half sizes [B,2]) with a low board's top inside
     it on ``RIDGE_SHARE`` of its lines, level within ``RIDGE_SPREAD`` (:func:`ridge`)."""
     share, spread = ridge(h, beyond)
-    ends, _ = _ends(((share >= RIDGE_SHARE) & (spread <= RIDGE_SPREAD)).to(h.dtype), half)
+    ends, _ = split_ends(((share >= RIDGE_SHARE) & (spread <= RIDGE_SPREAD)).to(h.dtype), half)
     return ends.amax(-1) > 0
 
 
@@ -125,7 +118,7 @@ def domed(h: Tensor, half: Tensor) -> Tensor:
         return h[..., lo:hi].nanmedian(-1).values
 
     slope = (level(DOME_OUT) - level(DOME_IN)).nanmedian(-1).values  # [B,4]
-    _, sides = _ends(torch.nan_to_num(slope, nan=-1.0), half)
+    _, sides = split_ends(torch.nan_to_num(slope, nan=-1.0), half)
     return sides.amin(-1) >= DOME
 
 
@@ -136,7 +129,7 @@ def shoulder(h: Tensor, beyond: Tensor, half: Tensor) -> Tensor:
     hk = torch.nan_to_num(h, nan=-1.0)  # unknown: no slope
     hit = ((beyond >= SHOULDER_AT[0]) & (beyond <= SHOULDER_AT[1]) & (hk >= SHOULDER_H[0])
            & (hk <= SHOULDER_H[1]))
-    _, sides = _ends(hit.any(-1).to(h.dtype).mean(-1), half)
+    _, sides = split_ends(hit.any(-1).to(h.dtype).mean(-1), half)
     return sides.amin(-1) >= SHOULDER_SHARE
 
 

@@ -32,7 +32,7 @@ import math
 import torch
 from torch import Tensor
 
-from disrt_core.geometry.bedfit_boards import ends_of
+from disrt_core.geometry.bedfit_boards import split_ends
 from disrt_core.geometry.bedfit_rect import along_last, axis_coords
 from disrt_core.geometry.bedfit_result import WEAK_CAUSES, WEAK_SUPPORT
 
@@ -88,7 +88,7 @@ def explained(causes: Tensor, support: Tensor, half: Tensor, raised: Tensor) -> 
     """Weak causes [B,len(WEAK_CAUSES)] without those a raised section (``raised`` [B]
     degrees, 0: none) explains: :data:`EXPLAINED`, and ``unseen_edge`` where both long sides
     are seen (support [B,4] of the edges +u, −u, +v, −v; half sizes [B,2])."""
-    sides = torch.where(ends_of(half), 1.0, support)  # the ends' support left out
+    sides = split_ends(support, half)[1]
     drop = torch.zeros_like(causes)
     for name in EXPLAINED:
         drop[:, WEAK_CAUSES.index(name)] = True
