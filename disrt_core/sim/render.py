@@ -92,6 +92,7 @@ def _draw(tri: Tensor, b_idx: Tensor, batch: int, size: tuple[int, int],
     if max_candidates is None:
         max_candidates = 1 << (20 if device.type == "cpu" else 26)
     x, y, val = tri[..., 0], tri[..., 1], tri[..., 2:]
+    # The boxes again, of the drawn triangles only (cheaper than gathering the [B,F] ones).
     x0, y0, x1, y1, area, _ = _boxes(x, y, size)
     bw = (x1 - x0).long() + 1
     bh = (y1 - y0).long() + 1
