@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, replace
 import torch
 from torch import Tensor
 
+from disrt_core.constants import const
 from disrt_core.decoder import DecodedBody, MeshDecoder
 from disrt_core.diffusion import GaussianDiffusion
 from disrt_core.diffusion_space import DiffusionSpace, min_snr_weight
@@ -156,8 +157,7 @@ def diffusion_loss(
     consistent = consistent_translation or invert_bounds or space.kind != "raw"
     source = target if consistent else x0
     z_t = diffusion.q_sample(source, t, noise)
-    alphas_cumprod = torch.as_tensor(diffusion.alphas_cumprod, dtype=torch.float32,
-                                     device=x0.device)
+    alphas_cumprod = const(diffusion.alphas_cumprod, x0.device, torch.float32)  # no host sync
     z0_pred = space.x0_from_output(model(z_t, t, depth).float(), z_t, t, alphas_cumprod)
     x0_pred = space.from_z(z0_pred)
     terms = mesh_terms(decoder, x0_pred, x0, gender, config)

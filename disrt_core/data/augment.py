@@ -40,7 +40,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from disrt_core.body.layout import ParamLayout
+from disrt_core.constants import const
 from disrt_core.geometry.bedframe import NET_PITCH_X, NET_PITCH_Y, NET_SHAPE, net_to_label
+from disrt_core.host_copy import to_device
 
 
 @dataclass(frozen=True)
@@ -150,11 +152,11 @@ class Augmenter:
         angle = torch.randn(b, generator=gen).clamp(-cfg.rotate_clip, cfg.rotate_clip)
         angle = torch.deg2rad(angle * cfg.rotate_deg) * (torch.rand(b, generator=gen)
                                                           < cfg.rotate_p)
-        angle = angle.to(device)
+        angle = to_device(angle, device)
         depth = rotate_images(depth, angle)
         rz = roma.rotvec_to_rotmat(torch.stack([torch.zeros_like(angle)] * 2 + [angle], -1))
-        centre = torch.tensor([*net_to_label((NET_SHAPE[0] - 1) / 2, (NET_SHAPE[1] - 1) / 2),
-                               0.0], device=device)
+        centre = const([*net_to_label((NET_SHAPE[0] - 1) / 2, (NET_SHAPE[1] - 1) / 2), 0.0],
+                       device, torch.float32)
         if "params" in batch:
             out["params"] = self._rotate_root(batch["params"], rz)
         if "label" in batch:
@@ -171,23 +173,23 @@ class Augmenter:
         # 3. translation.
         frac = torch.empty(b, 2).uniform_(-cfg.translate, cfg.translate, generator=gen)
         frac = frac * (torch.rand(b, 1, generator=gen) < cfg.translate_p)
-        shift_rc = torch.stack([frac[:, 1] * h, frac[:, 0] * w], -1).to(device)
+        shift_rc = to_device(torch.stack([frac[:, 1] * h, frac[:, 0] * w], -1), device)
         depth = shift_images(depth, shift_rc)
         if cfg.consistent:
-            scale = torch.tensor([NET_SHAPE[0] / h, NET_SHAPE[1] / w], device=device)
+            scale = const([NET_SHAPE[0] / h, NET_SHAPE[1] / w], device, torch.float32)
             net_shift = shift_rc * scale  # in network-grid pixels
             move = torch.stack([net_shift[:, 1] * NET_PITCH_X, -net_shift[:, 0] * NET_PITCH_Y,
                                 torch.zeros_like(net_shift[:, 0])], -1)
             self._move_points(out, batch, rz, centre, move)
 
         # 4. random erasing, 5. pixel dropout (conditioning image).
-        boxes = erase_boxes(h, w, b, cfg.erase_tries, cfg, gen).to(device)
+        boxes = to_device(erase_boxes(h, w, b, cfg.erase_tries, cfg, gen), device)
         rows = torch.arange(h, device=device).view(1, 1, h, 1)
         cols = torch.arange(w, device=device).view(1, 1, 1, w)
         top, left, eh, ew = (boxes[..., i].view(b, -1, 1, 1) for i in range(4))
         erased = ((rows >= top) & (rows < top + eh) & (cols >= left) & (cols < left + ew)).any(1)
         depth = depth.masked_fill(erased[:, None], 0.0)
-        drop_on = (torch.rand(b, generator=gen) < cfg.dropout_p).to(device)
+        drop_on = to_device(torch.rand(b, generator=gen) < cfg.dropout_p, device)
         dev_gen = torch.Generator(device=device).manual_seed(seed ^ 0x5DEECE66D)
         drop = torch.rand(depth.shape, generator=dev_gen, device=device) < cfg.dropout_prob
         depth = depth.masked_fill(drop & drop_on.view(b, 1, 1, 1), 0.0)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from disrt_core.constants import const
 from disrt_core.data import splits
 from disrt_core.data.dataset import DataPipeline, MixedStream, batch_seed, make_loader
 from disrt_core.data.source import NEUTRAL_GENDER, DataError, Source
@@ -245,7 +246,7 @@ def _generated(generator, count: int, chunk: int, seeds: list[int],
 
 def _pool_batch(pool: dict[str, torch.Tensor], idx: torch.Tensor, meta: dict) -> dict:
     n = len(idx)
-    gender = torch.as_tensor(NEUTRAL_GENDER, device=idx.device).expand(n, 2)
+    gender = const(NEUTRAL_GENDER, idx.device, torch.float32).expand(n, 2)  # no host sync
     return {"depth": pool["depth"][idx].float(), "params": pool["params"][idx],
             "joints": pool["joints"][idx], "cover": pool["cover"][idx],
             "posture": pool["posture"][idx], "gender": gender.contiguous(), **meta}

@@ -43,6 +43,7 @@ from disrt_core.data.source import DataError, check_body_model
 from disrt_core.decoder import MeshDecoder
 from disrt_core.diffusion import GaussianDiffusion
 from disrt_core.diffusion_space import DiffusionSpace
+from disrt_core.host_copy import to_device
 from disrt_core.losses import LossConfig, decoded_terms, diffusion_loss, normalisers_from_data
 from disrt_core.model import Denoiser, DenoiserConfig, preset
 from disrt_core.model.blocks import use_stats_group_norm
@@ -392,7 +393,9 @@ class Trainer:
         first = info.rank * (rows // info.world)
         t = torch.randint(0, self.diffusion.num_timesteps, (rows,), generator=gen)
         noise = torch.randn(rows, self.layout.param_dim, generator=gen)
-        t, noise = t[first:first + local].to(dev), noise[first:first + local].to(dev)
+        # Drawn on the CPU (the same on any device), copied without stopping the host.
+        t = to_device(t[first:first + local], dev)
+        noise = to_device(noise[first:first + local], dev)
         torch.manual_seed(derive_seed(cfg.seed, stage_index, epoch, index, info.rank, 0xD0))
         terms, _ = diffusion_loss(self._forward, self.diffusion, self.decoder, depth, x0, gender,
                                   self.loss_config, t=t, noise=noise,

@@ -110,3 +110,29 @@ def test_rng_state_restores_from_a_state_loaded_onto_the_gpu(tmp_path):
     got = draws()
     assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
     assert got[2:] == expected[2:]
+
+
+@pytest.mark.parametrize("consistent", [False, True])
+def test_a_training_step_does_not_stop_the_host(make_config, keep_threads, tmp_path, consistent):
+    # A host synchronisation (a copy from pageable memory) lets the GPU run dry while the
+    # next step's small launches are made (disrt_core/host_copy.py); sync debug mode "error"
+    # raises at the first one. Steps 1-2 warm up (caches, first allocations).
+    raw = make_config(tmp_path / "run", device="cuda", precision="bf16", threads=None)
+    raw["stages"] = raw["stages"][:1]
+    raw["augment"] = {"overrides": {"consistent": consistent, "rotate_p": 1.0,
+                                    "translate_p": 1.0, "erase_p": 1.0, "dropout_p": 1.0}}
+    trainer = Trainer(load_config(None, base=raw))
+    trainer.begin_stage(0)
+    batch = next(iter(trainer.data[0].epoch(0)))
+    batch = {k: v.cuda() if torch.is_tensor(v) and v.is_floating_point() else v
+             for k, v in batch.items()}
+    for _ in range(2):
+        trainer.train_step(batch, 0)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        terms, _, _ = trainer.train_step(batch, 0)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert torch.isfinite(terms["total"]).item()
+    trainer.close()
