@@ -128,8 +128,9 @@ def _factories_on(device: torch.device):
     debug mode counted 32 in the forward pass and 19 in the backward pass), and one that a
     CUDA graph capture cannot make at all. On a GPU, factory calls without a device make their
     tensors there (a default device mode: ~3 µs more host time for each of the forward
-    pass's ~740 operations, while the GPU runs on). On the CPU nothing changes."""
-    if device.type == "cuda":
+    pass's ~740 operations, while the GPU runs on). On the CPU, and while torch.compile
+    traces the forward pass (the mode was measured eager only), nothing changes."""
+    if device.type == "cuda" and not torch.compiler.is_compiling():
         return torch.device(device)
     return contextlib.nullcontext()
 
