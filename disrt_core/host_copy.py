@@ -4,10 +4,11 @@
 (``cudaStreamSynchronize``) until everything queued before the copy has run. In a training
 step that drains the GPU's queue: the host waits for the previous step's backward pass, and
 the next step's many small launches (the augmentation, the seeded timesteps and noise) then
-run while the GPU idles (the H100 trace of benchmarks/NOTES.md, 2026-12-07, fifth session:
-about 10 ms of a 162 ms step). From page-locked memory the copy is queued like a kernel and
-the host goes on; the caching host allocator keeps the page-locked block until the copy has
-run, so the values are the same as a blocking copy's.
+run while the GPU idles (about 10 ms of a 162 ms step in the H100 trace
+``benchmarks/traces/train_paper_b128_default_full--nvidia-h100.json.gz``; see
+benchmarks/NOTES.md). From page-locked memory the copy is queued like a kernel and the host
+goes on; the caching host allocator keeps the page-locked block until the copy has run, so
+the values are the same as a blocking copy's.
 """
 
 from __future__ import annotations
