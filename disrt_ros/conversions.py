@@ -33,6 +33,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, Poi
 from std_msgs.msg import Header, String
 
 from disrt_core.geometry.lens import pinhole_K
+from disrt_ros import rvl
 
 #: encoding -> (numpy dtype kind+size, channels).
 ENCODINGS: dict[str, tuple[str, int]] = {
@@ -130,19 +131,15 @@ def decode_compressed_depth(msg: CompressedImage) -> np.ndarray:
     publisher's units, mm for depth cameras) or float32 [H,W] metres (32FC1, NaN = no
     reading), as compressed_depth_image_transport's ``decodeCompressedDepthImage`` does.
 
-    ``msg.format`` is ``"<encoding>; compressedDepth png"`` (Jazzy; older publishers write
-    ``"<encoding>; compressedDepth"``), ``msg.data`` a 12-byte
-    :data:`COMPRESSED_DEPTH_HEADER` then a 16-bit grey PNG, decoded with OpenCV: the depth
-    itself for 16-bit images; for 32FC1 the quantised inverse depth ``q`` with
-    ``depth = A / (q − B)`` (A, B from the header) and ``q = 0`` for no reading. The RVL
-    codec (``format: rvl``) is refused with a message naming the publisher's parameter.
+    ``msg.format`` is ``"<encoding>; compressedDepth png"`` or ``"...; compressedDepth
+    rvl"`` (Jazzy; older publishers write ``"<encoding>; compressedDepth"``, PNG),
+    ``msg.data`` a 12-byte :data:`COMPRESSED_DEPTH_HEADER` then a 16-bit grey PNG (decoded
+    with OpenCV) or an RVL image (:mod:`disrt_ros.rvl`): the depth itself for 16-bit
+    images; for 32FC1 the quantised inverse depth ``q`` with ``depth = A / (q − B)`` (A, B
+    from the header) and ``q = 0`` for no reading.
     """
     fmt = str(msg.format)
     encoding, _, codec = (part.strip() for part in fmt.partition(";"))
-    if "compressedDepth rvl" in codec:
-        raise ImageFormatError("encoding", (
-            f"compressedDepth message with format {fmt!r}: the RVL codec is not supported; "
-            "set the publisher's <topic>.compressedDepth.format parameter to png"))
     if codec and "compressedDepth" not in codec:
         raise ImageFormatError("encoding", (
             f"CompressedImage with format {fmt!r} is not image_transport's compressedDepth "
@@ -158,7 +155,13 @@ def decode_compressed_depth(msg: CompressedImage) -> np.ndarray:
             f"compressedDepth message holds {data.size} B, no more than its {size}-byte "
             "header: the publisher sent no image"))
     _, quant_a, quant_b = COMPRESSED_DEPTH_HEADER.unpack(data[:size].tobytes())
-    pixels = cv2.imdecode(data[size:], cv2.IMREAD_UNCHANGED)
+    if "compressedDepth rvl" in codec:
+        try:
+            pixels = rvl.decode(data[size:])
+        except rvl.RvlError as exc:
+            raise ImageFormatError("size", f"compressedDepth ({fmt!r}): {exc}") from None
+    else:
+        pixels = cv2.imdecode(data[size:], cv2.IMREAD_UNCHANGED)
     if pixels is None or pixels.dtype != np.uint16 or pixels.ndim != 2:
         what = "is not an image" if pixels is None else \
             f"is {pixels.dtype} with shape {pixels.shape}"
@@ -179,13 +182,13 @@ def decode_compressed_depth(msg: CompressedImage) -> np.ndarray:
 
 def compressed_depth(depth: np.ndarray, encoding: str, header: Header | None = None, *,
                      depth_max: float = 10.0, depth_quantization: float = 100.0,
-                     png_level: int = 3) -> CompressedImage:
+                     png_level: int = 3, codec: str = "png") -> CompressedImage:
     """Depth [H,W] (uint16 for 16UC1 / mono16, float32 metres for 32FC1) -> the
     ``compressedDepth`` message compressed_depth_image_transport's publisher sends, with its
     parameters' defaults: 16-bit values above ``depth_max`` m become 0; 32FC1 becomes the
     inverse depth ``q = A / depth + B`` (float32, truncated to uint16; 0 for NaN, ≤ 0 or
     ≥ ``depth_max``) with ``A = z0 (z0 + 1)``, ``B = 1 − A / depth_max``, z0 =
-    ``depth_quantization``."""
+    ``depth_quantization``; ``codec`` ``png`` or ``rvl``."""
     if encoding not in DEPTH_ENCODINGS:
         raise ValueError(f"compressedDepth needs a depth encoding {DEPTH_ENCODINGS}, "
                          f"got {encoding!r}")
@@ -200,13 +203,19 @@ def compressed_depth(depth: np.ndarray, encoding: str, header: Header | None = N
     else:
         pixels = np.asarray(depth, np.uint16).copy()
         pixels[pixels > np.uint16(depth_max * 1000.0)] = 0
-    ok, png = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, png_level])
-    if not ok:
-        raise ValueError(f"OpenCV could not encode a {pixels.shape} PNG")
-    msg = CompressedImage(format=f"{encoding}; compressedDepth png")
+    if codec == "rvl":
+        body = rvl.encode(pixels)
+    elif codec == "png":
+        ok, png = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, png_level])
+        if not ok:
+            raise ValueError(f"OpenCV could not encode a {pixels.shape} PNG")
+        body = png.tobytes()
+    else:
+        raise ValueError(f"compressedDepth codec must be png or rvl, got {codec!r}")
+    msg = CompressedImage(format=f"{encoding}; compressedDepth {codec}")
     if header is not None:
         msg.header = header
-    msg.data = COMPRESSED_DEPTH_HEADER.pack(0, float(quant_a), float(quant_b)) + png.tobytes()
+    msg.data = COMPRESSED_DEPTH_HEADER.pack(0, float(quant_a), float(quant_b)) + body
     return msg
 
 

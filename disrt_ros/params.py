@@ -63,7 +63,7 @@ Input of a camera (global, each overridable per camera as ``<camera>.input_qos``
   with Fast DDS).
 * ``input_transport``: ``raw`` (``sensor_msgs/Image`` on the depth topic) or
   ``compressedDepth`` (image_transport's ``sensor_msgs/CompressedImage`` on
-  ``<depth topic>/compressedDepth``, PNG inside; decoded on the inference thread by
+  ``<depth topic>/compressedDepth``, PNG or RVL inside; decoded on the inference thread by
   :func:`disrt_ros.conversions.decode_compressed_depth`).
 """
 
@@ -154,7 +154,7 @@ GLOBAL: dict[str, tuple[Any, str, dict]] = {
                   {}),
     "input_transport": ("raw", "raw (sensor_msgs/Image on the depth topic) or "
                         "compressedDepth (image_transport's CompressedImage on "
-                        "<depth topic>/compressedDepth, PNG)", {}),
+                        "<depth topic>/compressedDepth, PNG or RVL)", {}),
     "cameras": (["camera"], "names of the cameras (one per bed); each has the parameters "
                 "<name>.namespace, <name>.bed_region, ...", {}),
     "min_valid_fraction": (0.05, "frames with fewer valid depth pixels are rejected",

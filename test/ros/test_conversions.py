@@ -227,8 +227,28 @@ def test_compressed_depth_round_trip_within_the_quantisation():
     assert np.abs(err).max() > 1e-5  # really quantised, not passed through
 
 
+def test_compressed_depth_rvl_reads_as_png_does():
+    """image_transport's ``format: rvl``: a message laid out by hand (header, size prefix,
+    stream: test_rvl.py), and RVL and PNG messages of the same frames decode alike."""
+    msg = CompressedImage(format="16UC1; compressedDepth rvl")
+    msg.data = bytes(12) + bytes.fromhex("05000000" "01000000" "0041a122")
+    np.testing.assert_array_equal(depth_to_mm(msg), [[0, 0, 5, 7, 0]])
+    rng = np.random.default_rng(1)
+    mm = rng.integers(0, 9000, (48, 64)).astype(np.uint16)
+    metres = rng.uniform(0.5, 4.0, (48, 64)).astype(np.float32)
+    metres[0, :2] = [np.nan, 11.0]
+    for depth, encoding in ((mm, "16UC1"), (metres, "32FC1")):
+        as_rvl = compressed_depth(depth, encoding, codec="rvl")
+        assert as_rvl.format == f"{encoding}; compressedDepth rvl"
+        np.testing.assert_array_equal(depth_to_mm(as_rvl),
+                                      depth_to_mm(compressed_depth(depth, encoding)))
+    np.testing.assert_array_equal(depth_to_mm(compressed_depth(mm, "16UC1", codec="rvl")), mm)
+
+
 @pytest.mark.parametrize("fmt,data,kind,words", [
-    ("16UC1; compressedDepth rvl", bytes(12) + b"rvl", "encoding", "RVL codec"),
+    ("16UC1; compressedDepth rvl", bytes(12) + b"rvl", "size", "no 8-byte size"),
+    ("16UC1; compressedDepth rvl", bytes(12) + bytes.fromhex("0a0000000a000000" "0041a122"),
+     "size", "stream ends after"),
     ("16UC1; png compressed", bytes(12) + b"x", "encoding", "not image_transport's"),
     ("bgr8; compressedDepth png", bytes(12) + b"x", "encoding", "'bgr8'"),
     ("16UC1; compressedDepth png", bytes(12), "size", "no more than its 12-byte header"),

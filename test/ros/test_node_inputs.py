@@ -77,10 +77,11 @@ def test_input_qos_sensor_data_takes_a_best_effort_camera(start):
     assert not monitor.inputs["camera"].incompatible
 
 
-@pytest.mark.parametrize("encoding", ["16UC1", "32FC1"])
-def test_compressed_depth_input(start, encoding):
-    """image_transport's compressedDepth (PNG) on <depth topic>/compressedDepth gives the
-    outputs the raw frame gives (32FC1: within its inverse-depth quantisation)."""
+@pytest.mark.parametrize("encoding,codec", [("16UC1", "png"), ("32FC1", "png"),
+                                            ("16UC1", "rvl")])
+def test_compressed_depth_input(start, encoding, codec):
+    """image_transport's compressedDepth (PNG or RVL) on <depth topic>/compressedDepth gives
+    the outputs the raw frame gives (32FC1: within its inverse-depth quantisation)."""
     monitor, player = start({"input_transport": "compressedDepth"})
     topic = "/camera/depth/image_rect_raw/compressedDepth"
     assert monitor.inputs["camera"].topic.endswith("camera/depth/image_rect_raw/compressedDepth")
@@ -90,7 +91,7 @@ def test_compressed_depth_input(start, encoding):
 
     def send():
         player.info_pubs["camera"].publish(_info(7))
-        pub.publish(compressed_depth(pixels, encoding, header(7, FRAME)))
+        pub.publish(compressed_depth(pixels, encoding, header(7, FRAME), codec=codec))
         return player.stamped("camera", "joints", 7)
 
     assert wait_until(send)
