@@ -55,6 +55,7 @@ STORAGES = ("mcap", "sqlite3")
 METADATA_VERSION = 9  # rosbag2 in Jazzy writes version 9 (QoS as a YAML list, enum names)
 
 IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"  # image_transport compressedDepth
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 MARKER_ARRAY = "visualization_msgs/msg/MarkerArray"
 STRING = "std_msgs/msg/String"

@@ -20,12 +20,10 @@ to change; the node reports it and keeps running.
 from __future__ import annotations
 
 import json
-import struct
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Pose, PoseArray
@@ -33,7 +31,11 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, Poi
 from std_msgs.msg import Header, String
 
 from disrt_core.geometry.lens import pinhole_K
-from disrt_ros import rvl
+from disrt_ros import depth_codec
+from disrt_ros.depth_codec import (
+    DEPTH_ENCODINGS,
+    ImageFormatError,
+)
 
 #: encoding -> (numpy dtype kind+size, channels).
 ENCODINGS: dict[str, tuple[str, int]] = {
@@ -45,21 +47,7 @@ ENCODINGS: dict[str, tuple[str, int]] = {
     "bgr8": ("u1", 3),
     "rgb8": ("u1", 3),
 }
-DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
 _NATIVE_BIG = sys.byteorder == "big"
-#: image_transport compressedDepth's ``ConfigHeader`` before the PNG (compression_common.h):
-#: int32 format (0 = INV_DEPTH, always written), float32 depthQuantA, float32 depthQuantB,
-#: copied from memory, so in the publisher's byte order: little-endian on x86 and ARM. The
-#: floats are only meaningful for 32FC1 (left uninitialised for 16-bit images).
-COMPRESSED_DEPTH_HEADER = struct.Struct("<iff")
-
-
-class ImageFormatError(ValueError):
-    """A message that cannot be read: unsupported encoding, or sizes that do not add up."""
-
-    def __init__(self, kind: str, message: str):
-        super().__init__(message)
-        self.kind = kind  # "encoding" or "size", for counting in diagnostics
 
 
 def image_to_array(msg: Image) -> np.ndarray:
@@ -127,95 +115,22 @@ def depth_to_mm(msg: Image | CompressedImage) -> np.ndarray:
 
 
 def decode_compressed_depth(msg: CompressedImage) -> np.ndarray:
-    """An image_transport ``compressedDepth`` message -> uint16 [H,W] (16UC1 / mono16, the
-    publisher's units, mm for depth cameras) or float32 [H,W] metres (32FC1, NaN = no
-    reading), as compressed_depth_image_transport's ``decodeCompressedDepthImage`` does.
-
-    ``msg.format`` is ``"<encoding>; compressedDepth png"`` or ``"...; compressedDepth
-    rvl"`` (Jazzy; older publishers write ``"<encoding>; compressedDepth"``, PNG),
-    ``msg.data`` a 12-byte :data:`COMPRESSED_DEPTH_HEADER` then a 16-bit grey PNG (decoded
-    with OpenCV) or an RVL image (:mod:`disrt_ros.rvl`): the depth itself for 16-bit
-    images; for 32FC1 the quantised inverse depth ``q`` with ``depth = A / (q − B)`` (A, B
-    from the header) and ``q = 0`` for no reading.
-    """
-    fmt = str(msg.format)
-    encoding, _, codec = (part.strip() for part in fmt.partition(";"))
-    if codec and "compressedDepth" not in codec:
-        raise ImageFormatError("encoding", (
-            f"CompressedImage with format {fmt!r} is not image_transport's compressedDepth "
-            "(PNG depth); subscribe to the .../compressedDepth topic of a depth image"))
-    if encoding not in DEPTH_ENCODINGS:
-        raise ImageFormatError("encoding", (
-            f"compressedDepth message of a {encoding!r} image; the node reads 16UC1 / mono16 "
-            "(mm) or 32FC1 (m) depth: subscribe to the depth stream's compressedDepth topic"))
-    data = np.frombuffer(msg.data, dtype=np.uint8)
-    size = COMPRESSED_DEPTH_HEADER.size
-    if data.size <= size:
-        raise ImageFormatError("size", (
-            f"compressedDepth message holds {data.size} B, no more than its {size}-byte "
-            "header: the publisher sent no image"))
-    _, quant_a, quant_b = COMPRESSED_DEPTH_HEADER.unpack(data[:size].tobytes())
-    if "compressedDepth rvl" in codec:
-        try:
-            pixels = rvl.decode(data[size:])
-        except rvl.RvlError as exc:
-            raise ImageFormatError("size", f"compressedDepth ({fmt!r}): {exc}") from None
-    else:
-        pixels = cv2.imdecode(data[size:], cv2.IMREAD_UNCHANGED)
-    if pixels is None or pixels.dtype != np.uint16 or pixels.ndim != 2:
-        what = "is not an image" if pixels is None else \
-            f"is {pixels.dtype} with shape {pixels.shape}"
-        raise ImageFormatError("encoding", (
-            f"compressedDepth ({fmt!r}) data after the {size}-byte header {what}; expected a "
-            "16-bit grey PNG: is the publisher image_transport's compressedDepth?"))
-    if encoding != "32FC1":
-        return pixels
-    if not (np.isfinite(quant_a) and np.isfinite(quant_b) and quant_a > 0):
-        raise ImageFormatError("encoding", (
-            f"compressedDepth 32FC1 message with quantisation A={quant_a}, B={quant_b}: not "
-            "image_transport's inverse-depth header"))
-    q = pixels.astype(np.float32)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        depth = np.float32(quant_a) / (q - np.float32(quant_b))
-    return np.where(pixels > 0, depth, np.float32(np.nan)).astype(np.float32)
+    """An image_transport ``compressedDepth`` message -> uint16 [H,W] (16UC1 / mono16, mm
+    for depth cameras) or float32 [H,W] metres (32FC1, NaN = no reading):
+    :func:`disrt_ros.depth_codec.decode` of its ``format`` and ``data``."""
+    return depth_codec.decode(msg.format, msg.data)
 
 
-def compressed_depth(depth: np.ndarray, encoding: str, header: Header | None = None, *,
-                     depth_max: float = 10.0, depth_quantization: float = 100.0,
-                     png_level: int = 3, codec: str = "png") -> CompressedImage:
-    """Depth [H,W] (uint16 for 16UC1 / mono16, float32 metres for 32FC1) -> the
-    ``compressedDepth`` message compressed_depth_image_transport's publisher sends, with its
-    parameters' defaults: 16-bit values above ``depth_max`` m become 0; 32FC1 becomes the
-    inverse depth ``q = A / depth + B`` (float32, truncated to uint16; 0 for NaN, ≤ 0 or
-    ≥ ``depth_max``) with ``A = z0 (z0 + 1)``, ``B = 1 − A / depth_max``, z0 =
-    ``depth_quantization``; ``codec`` ``png`` or ``rvl``."""
-    if encoding not in DEPTH_ENCODINGS:
-        raise ValueError(f"compressedDepth needs a depth encoding {DEPTH_ENCODINGS}, "
-                         f"got {encoding!r}")
-    quant_a = quant_b = 0.0
-    if encoding == "32FC1":
-        d = np.asarray(depth, np.float32)
-        quant_a = np.float32(depth_quantization * (depth_quantization + 1.0))
-        quant_b = np.float32(1.0) - quant_a / np.float32(depth_max)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            q = np.where(np.isfinite(d) & (d > 0) & (d < depth_max), quant_a / d + quant_b, 0)
-        pixels = np.clip(q, 0, 65535).astype(np.float32).astype(np.uint16)
-    else:
-        pixels = np.asarray(depth, np.uint16).copy()
-        pixels[pixels > np.uint16(depth_max * 1000.0)] = 0
-    if codec == "rvl":
-        body = rvl.encode(pixels)
-    elif codec == "png":
-        ok, png = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, png_level])
-        if not ok:
-            raise ValueError(f"OpenCV could not encode a {pixels.shape} PNG")
-        body = png.tobytes()
-    else:
-        raise ValueError(f"compressedDepth codec must be png or rvl, got {codec!r}")
-    msg = CompressedImage(format=f"{encoding}; compressedDepth {codec}")
+def compressed_depth(depth: np.ndarray, encoding: str, header: Header | None = None,
+                     **options) -> CompressedImage:
+    """Depth [H,W] -> the ``compressedDepth`` message compressed_depth_image_transport's
+    publisher sends (:func:`disrt_ros.depth_codec.encode`, its ``options``: ``depth_max``,
+    ``depth_quantization``, ``png_level``, ``codec`` png or rvl)."""
+    fmt, data = depth_codec.encode(depth, encoding, **options)
+    msg = CompressedImage(format=fmt)
     if header is not None:
         msg.header = header
-    msg.data = COMPRESSED_DEPTH_HEADER.pack(0, float(quant_a), float(quant_b)) + body
+    msg.data = data
     return msg
 
 

@@ -10,7 +10,8 @@ Sources (one of):
   5, as the node's ``bed_fit_frames``: a stereo camera's noise averages out; a pixel read
   in fewer than half of them has no reading, ``geometry.camera.median_depth``); a raw
   depth topic whose CameraInfo has a lens is undistorted first, as the node does it
-  (``disrt_core.geometry.lens``);
+  (``disrt_core.geometry.lens``); a ``.../compressedDepth`` topic (image_transport's
+  ``CompressedImage``, PNG or RVL) is read too, its CameraInfo beside the image's topic;
 * ``--realsense [SERIAL]``: a live RealSense through pyrealsense2 (the median of
   ``--median`` frames, default 15, after 30 frames of warm-up for the auto-exposure);
 * ``--depth FILE --intrinsics FX FY CX CY`` or ``--camera-info YAML``: a depth image, a

@@ -93,14 +93,19 @@ def read_depth_file(path: Path) -> tuple[np.ndarray, list[str]]:
 
 def read_bag(path: Path, topic: str, info_topic: str | None, frame: int, count: int) -> View:
     from disrt_core.geometry import lens
-    from disrt_ros import bag_msgs
-    from disrt_ros.bags import CAMERA_INFO, IMAGE, BagError, BagReader
+    from disrt_ros import bag_msgs, depth_codec
+    from disrt_ros.bags import CAMERA_INFO, COMPRESSED_IMAGE, IMAGE, BagError, BagReader
 
-    info_topic = info_topic or topic.rsplit("/", 1)[0] + "/camera_info"
-    frames, K, undistort, rectified = [], None, None, lens.is_rectified(topic)
+    # image_transport's compressedDepth sub-topic: the image's own topic names the
+    # CameraInfo beside it and whether it is rectified
+    image_topic = topic.rstrip("/").removesuffix("/compressedDepth")
+    info_topic = info_topic or image_topic.rsplit("/", 1)[0] + "/camera_info"
+    frames, K, undistort, rectified = [], None, None, lens.is_rectified(image_topic)
     try:
         with BagReader(path) as bag:
-            bag.require(topic, IMAGE)
+            compressed = getattr(bag.topics.get(topic), "msgtype", "") == COMPRESSED_IMAGE
+            kind = COMPRESSED_IMAGE if compressed else IMAGE
+            bag.require(topic, kind)
             bag.require(info_topic, CAMERA_INFO)
             for _, msg in bag.read(info_topic, CAMERA_INFO):
                 # as the node: a raw topic's frames moved onto the pinhole of K
@@ -111,12 +116,16 @@ def read_bag(path: Path, topic: str, info_topic: str | None, frame: int, count: 
                 except ValueError as err:
                     raise InputError(f"bag {path}: {err}") from err
                 break
-            for i, (_, msg) in enumerate(bag.read(topic, IMAGE)):
+            for i, (_, msg) in enumerate(bag.read(topic, kind)):
                 if i < frame:
                     continue
-                image = bag_msgs.image_to_array(msg)
-                image = (image * 1000.0 if image.dtype == np.float32 else
-                         image.astype(np.float32))
+                try:
+                    image = (depth_codec.decode(msg.format, msg.data) if compressed
+                             else bag_msgs.image_to_array(msg))
+                except depth_codec.ImageFormatError as err:
+                    raise InputError(f"bag {path}, {topic} #{i}: {err}") from err
+                image = (np.nan_to_num(image * 1000.0, nan=0.0, posinf=0.0, neginf=0.0)
+                         if image.dtype == np.float32 else image.astype(np.float32))
                 frames.append(image if undistort is None else undistort(image))
                 if len(frames) >= count:
                     break

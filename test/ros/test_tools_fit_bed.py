@@ -102,6 +102,36 @@ def test_bag_median_of_frames(frame, tmp_path, capsys):
     assert (tmp_path / "bag.png").is_file()
 
 
+@pytest.mark.parametrize("codec", ["png", "rvl"])
+def test_bag_of_a_compressed_depth_topic(frame, tmp_path, capsys, codec):
+    """A bag recorded from image_transport's .../compressedDepth (CompressedImage, 32FC1 in
+    metres here) fits as the raw image does; its CameraInfo is the one beside the image's
+    topic, not beside compressedDepth."""
+    from disrt_ros.bags import COMPRESSED_IMAGE
+    from disrt_ros.depth_codec import encode
+
+    depth, K, truth_uv = frame
+    topic = DEPTH_TOPIC + "/compressedDepth"
+    fmt, data = encode(depth.astype(np.float32) / 1000.0, "32FC1", codec=codec)
+    with BagWriter(tmp_path / "c") as bag:
+        bag.add_topic(topic, COMPRESSED_IMAGE)
+        bag.add_topic(DEPTH_INFO_TOPIC, CAMERA_INFO)
+        bag.write(topic, T0, bag_msgs.new_msg(
+            COMPRESSED_IMAGE, header=bag_msgs.header(T0, DEPTH_FRAME_ID), format=fmt,
+            data=np.frombuffer(data, np.uint8)))
+        bag.write(DEPTH_INFO_TOPIC, T0, bag_msgs.camera_info(
+            K, depth.shape[1], depth.shape[0], T0, DEPTH_FRAME_ID))
+    assert main(["--bag", str(tmp_path / "c"), "--topic", topic, "--median", "1", "--out",
+                 str(tmp_path / "c.png")]) == 0
+    compressed = corners_px(capsys.readouterr().out)
+    cv2.imwrite(str(tmp_path / "d.png"), depth)
+    assert main(["--depth", str(tmp_path / "d.png"), *intrinsics(K), "--out",
+                 str(tmp_path / "d_fit.png")]) == 0
+    # the same fit within the inverse-depth quantisation (< 1 mm at 2.6 m)
+    np.testing.assert_allclose(compressed, corners_px(capsys.readouterr().out), atol=0.5)
+    np.testing.assert_allclose(compressed, truth_uv, atol=8.0)
+
+
 def test_median_leaves_out_missing_readings():
     """The tool's median is the node's (``geometry.camera.median_depth``): missing readings
     are left out, and a pixel read in fewer than half of the frames has none."""
