@@ -49,7 +49,7 @@ def decode(fmt: str, data) -> np.ndarray:
     if codec and "compressedDepth" not in codec:
         raise ImageFormatError("encoding", (
             f"CompressedImage with format {fmt!r} is not image_transport's compressedDepth "
-            "(PNG depth); subscribe to the .../compressedDepth topic of a depth image"))
+            "(PNG or RVL depth); subscribe to the .../compressedDepth topic of a depth image"))
     if encoding not in DEPTH_ENCODINGS:
         raise ImageFormatError("encoding", (
             f"compressedDepth message of a {encoding!r} image; the node reads 16UC1 / mono16 "
