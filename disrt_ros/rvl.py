@@ -24,6 +24,9 @@ import numpy as np
 
 #: columns, rows: the size prefix before the RVL stream
 SIZE = struct.Struct("<II")
+#: the most pixels a stream may state (16 times a 1280×720 frame): a few bytes of zero run
+#: could otherwise ask for gigabytes
+MAX_PIXELS = 16 * 1280 * 720
 
 
 class RvlError(ValueError):
@@ -103,8 +106,9 @@ def decode(data: bytes | np.ndarray) -> np.ndarray:
         raise RvlError(f"RVL data of {raw.size} B holds no {SIZE.size}-byte size")
     cols, rows = SIZE.unpack(raw[:SIZE.size].tobytes())
     n = rows * cols
-    if n == 0:
-        raise RvlError(f"RVL image of size {cols}x{rows}")
+    if n == 0 or n > MAX_PIXELS:
+        raise RvlError(f"RVL image of size {cols}x{rows}: "
+                       + ("empty" if n == 0 else f"over {MAX_PIXELS} pixels"))
     body = raw[SIZE.size:]
     words = np.frombuffer(body[:body.size - body.size % 4].tobytes(), "<u4")
     shifts = np.arange(28, -1, -4, dtype=np.uint32)

@@ -37,6 +37,7 @@ def test_flat_images(fill):
 @pytest.mark.parametrize("data,words", [
     (b"\x05\x00", "no 8-byte size"),
     (bytes.fromhex("00000000" "01000000"), "size 0x1"),
+    (bytes.fromhex("00000100" "00000100" "0041a122"), "over 14745600 pixels"),  # 65536²
     (bytes.fromhex("0a000000" "0a000000" "0041a122"), "ends after"),  # 100 pixels stated
     (bytes.fromhex("02000000" "01000000" "0041a122"), "reach past"),  # 2 pixels stated
 ])
