@@ -107,11 +107,7 @@ def depth_to_mm(msg: Image | CompressedImage) -> np.ndarray:
                 "depth/image_rect_raw), not colour, infrared or a colourised depth image",
             )
         pixels = image_to_array(msg)
-    if pixels.dtype == np.uint16:
-        return pixels.astype(np.float32)
-    with np.errstate(invalid="ignore", over="ignore"):
-        mm = pixels * np.float32(1000.0)
-        return np.where(np.isfinite(mm) & (mm > 0), mm, np.float32(0.0)).astype(np.float32)
+    return depth_codec.pixels_to_mm(pixels)
 
 
 def decode_compressed_depth(msg: CompressedImage) -> np.ndarray:

@@ -1,6 +1,7 @@
-"""image_transport's ``compressedDepth`` payloads (PNG and RVL), without rclpy: the node's
-:mod:`disrt_ros.conversions` wraps them in ``sensor_msgs/CompressedImage``, and the bag tools
-read them from ``rosbags`` messages (same ``format`` and ``data`` fields).
+"""image_transport's ``compressedDepth`` payloads (PNG and RVL) and depth pixels read as
+millimetres (:func:`pixels_to_mm`), without rclpy: the node's :mod:`disrt_ros.conversions`
+wraps them in ``sensor_msgs`` messages, and the bag tools read them from ``rosbags``
+messages (same ``format`` and ``data`` fields), so both read depth alike.
 
 Malformed input raises :class:`ImageFormatError`, whose message names the problem and what
 to change; the node reports it and keeps running.
@@ -84,6 +85,16 @@ def decode(fmt: str, data) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         depth = np.float32(quant_a) / (q - np.float32(quant_b))
     return np.where(pixels > 0, depth, np.float32(np.nan)).astype(np.float32)
+
+
+def pixels_to_mm(pixels: np.ndarray) -> np.ndarray:
+    """Depth pixels -> float32 [H,W] millimetres, 0 = no reading: uint16 (16UC1 / mono16)
+    hold mm; float32 (32FC1) metres, where NaN, ±inf or ≤ 0 mean no reading."""
+    if pixels.dtype == np.uint16:
+        return pixels.astype(np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        mm = pixels * np.float32(1000.0)
+        return np.where(np.isfinite(mm) & (mm > 0), mm, np.float32(0.0)).astype(np.float32)
 
 
 def encode(depth: np.ndarray, encoding: str, *, depth_max: float = 10.0,

@@ -124,8 +124,7 @@ def read_bag(path: Path, topic: str, info_topic: str | None, frame: int, count: 
                              else bag_msgs.image_to_array(msg))
                 except depth_codec.ImageFormatError as err:
                     raise InputError(f"bag {path}, {topic} #{i}: {err}") from err
-                image = (np.nan_to_num(image * 1000.0, nan=0.0, posinf=0.0, neginf=0.0)
-                         if image.dtype == np.float32 else image.astype(np.float32))
+                image = depth_codec.pixels_to_mm(image)  # as the node reads them
                 frames.append(image if undistort is None else undistort(image))
                 if len(frames) >= count:
                     break

@@ -14,12 +14,14 @@ from disrt_core.geometry.camera import median_depth
 from disrt_ros import bag_msgs
 from disrt_ros.bags import (
     CAMERA_INFO,
+    COMPRESSED_IMAGE,
     DEPTH_FRAME_ID,
     DEPTH_INFO_TOPIC,
     DEPTH_TOPIC,
     IMAGE,
     BagWriter,
 )
+from disrt_ros.depth_codec import encode
 from disrt_ros.tools.fit_bed import EXIT_INPUT, EXIT_NO_BED, main
 from test.core.geometry.bedscenes import Room, bedroom, view
 
@@ -107,9 +109,6 @@ def test_bag_of_a_compressed_depth_topic(frame, tmp_path, capsys, codec):
     """A bag recorded from image_transport's .../compressedDepth (CompressedImage, 32FC1 in
     metres here) fits as the raw image does; its CameraInfo is the one beside the image's
     topic, not beside compressedDepth."""
-    from disrt_ros.bags import COMPRESSED_IMAGE
-    from disrt_ros.depth_codec import encode
-
     depth, K, truth_uv = frame
     topic = DEPTH_TOPIC + "/compressedDepth"
     fmt, data = encode(depth.astype(np.float32) / 1000.0, "32FC1", codec=codec)
