@@ -117,11 +117,12 @@ def is_rectified(depth_topic: str) -> bool:
 def pinhole_K(k, p, rectified: bool) -> np.ndarray:
     """The pinhole intrinsics [3,3] (float64) a CameraInfo gives its image: ``k`` (9
     values) for a raw image, ``p``'s left 3×3 (12 values) for a ``rectified`` one where P
-    is set, else ``k`` (the module docstring)."""
-    P = np.asarray(p, dtype=np.float64).reshape(3, 4)[:, :3]
+    is set, else ``k`` (the module docstring). A copy: a message's arrays may be read-only
+    views of its buffer (rosbags), which torch.from_numpy warns about."""
+    P = np.array(p, dtype=np.float64).reshape(3, 4)[:, :3]
     if rectified and P[0, 0] > 0 and P[1, 1] > 0:
         return P
-    return np.asarray(k, dtype=np.float64).reshape(3, 3)
+    return np.array(k, dtype=np.float64).reshape(3, 3)
 
 
 class LensMaps:

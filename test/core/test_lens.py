@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from disrt_core.geometry.lens import LensMaps, is_rectified, undistortion
+from disrt_core.geometry.lens import LensMaps, is_rectified, pinhole_K, undistortion
 
 W, H = 640, 576
 K = np.array([[504.0, 0.0, 322.0], [0.0, 505.0, 290.0], [0.0, 0.0, 1.0]])
@@ -121,3 +121,13 @@ def test_lens_maps_are_made_once_per_calibration():
     with pytest.raises(ValueError):
         maps.update(K, "fov", [0.2], (W, H))
     assert maps.current is None  # kept
+
+
+def test_pinhole_K_of_read_only_message_arrays_is_a_writable_copy():
+    # a rosbags CameraInfo's k and p are read-only views of the message buffer
+    k = np.frombuffer(K.astype(np.float64).tobytes(), np.float64)
+    p = np.frombuffer(np.hstack([2 * K, np.zeros((3, 1))]).tobytes(), np.float64)
+    for rectified, want in ((False, K), (True, 2 * K)):
+        got = pinhole_K(k, p, rectified)
+        np.testing.assert_array_equal(got, want)
+        assert got.flags.writeable
