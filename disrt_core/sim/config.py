@@ -20,8 +20,10 @@ from disrt_core.sim.sensors import get_sensor
 #: (``prop_prob``), stiffer covers (sag from 1 and 0.5 1/m,
 #: ``drape.COVER_RANGES``); the same seed gives other scenes. 1.4 (2026-12-07): rumpled
 #: main covers as an option (``rumple_prob``, ``disrt_core.sim.rumple``: bridging, taut,
-#: gathered waves); off by default, and then the same scenes as 1.3.
-GENERATOR_VERSION = "1.4"
+#: gathered waves); off by default, and then the same scenes as 1.3. 1.5 (2026-12-07): room
+#: footboards up to 0.6 m above the mattress (before 0.35; ``disrt_core.sim.room``): the
+#: same random stream, so the same scenes but for the footboards' heights.
+GENERATOR_VERSION = "1.5"
 STAGES = ("pose", "skinning", "sinkage", "drape", "render", "noise", "preprocessing")
 SCENES = ("bed", "room")
 

@@ -16,7 +16,9 @@ does not depend on what is present):
 * *bed base*: a divan box down to the floor (40 %), a frame U[8, 20] cm deep on four legs
   (40 %), or a hospital frame on four posts over a narrower base (20 %); a headboard
   (60 %) from the floor to U[0.15, 0.6] m above the mattress and a footboard (40 %, to
-  U[0.05, 0.35] m), both boxes U[2, 6] cm thick;
+  U[0.05, 0.6] m: low bedroom boards, and the tall ones of sleigh and hospital beds, often
+  as tall as the headboard or taller, so that a board's height alone does not tell the
+  head end), both boxes U[2, 6] cm thick;
 * *furniture* (each present with its probability, placed in the floor area left and right
   of the bed and beyond its foot, inside the walls, turned with the walls ±10° or any way
   for chairs and clutter): bedside tables at the head end (60 % left, 50 % right; top
@@ -182,7 +184,7 @@ def sample_rooms(beds: BedScene, gen: torch.Generator) -> Room:
                  like=zero), zero, hospital, base_mat)
     # Boards: from the floor to their top, across the bed's end.
     headboard = torch.where(chance(0.6), u(0.15, 0.6), torch.full_like(zero, math.nan))
-    footboard = torch.where(chance(0.4), u(0.05, 0.35), torch.full_like(zero, math.nan))
+    footboard = torch.where(chance(0.4), u(0.05, 0.6), torch.full_like(zero, math.nan))
     board_mat = _material(gen, n, device)
     for top, end, sign in ((headboard, by1, 1.0), (footboard, by0, -1.0)):
         thick = u(0.01, 0.03)

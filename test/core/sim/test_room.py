@@ -149,6 +149,21 @@ def test_rooms_have_the_furniture_of_real_rooms():
     assert shares[DARK] > 0 and shares[SHINY] > 0
 
 
+def test_footboards_are_low_or_as_tall_as_a_headboard():
+    """Bedroom footboards are low, sleigh and hospital beds' as tall as the headboard or
+    taller: a board's height alone must not tell the bed finder the head end."""
+    gen = torch.Generator().manual_seed(5)
+    beds = sample_beds(1024, gen)
+    room = sample_rooms(beds, gen)
+    foot, head = room.footboard, room.headboard
+    present = ~foot.isnan()
+    assert 0.3 < present.float().mean() < 0.5
+    assert ((foot[present] >= 0.05) & (foot[present] <= 0.6)).all()
+    assert (foot[present] < 0.15).any() and (foot[present] > 0.45).any()
+    both = present & ~head.isnan()
+    assert (foot[both] >= head[both]).float().mean() > 0.2
+
+
 def test_dark_and_shiny_surfaces_in_each_sensor_kind():
     gen = torch.Generator().manual_seed(0)
     clean = torch.full((2, 120, 160), 2.0)
