@@ -73,9 +73,14 @@ def test_covered_and_empty_beds(kind):
     fit = fit_bed(frame.depth_raw[0].numpy(), frame.K[0].numpy(), head_fallback="bottom")
     # (the bed runs across the image, slightly down to the right: "bottom" picks an end)
     truth = frame.mattress_corners[0].numpy()
-    if kind != "empty":  # the person under the blanket and the headboard give the head end;
-        # on the empty bed the bedside table beside its head end does (bedfit_headnet)
+    if kind == "blanket":  # the person under the blanket and the headboard give the head end
         assert fit.head_known and corner_error(fit.corners, truth) < TOL_M
+    elif kind == "empty, bedside table":  # the table beside the head end makes that end the
+        # likelier one (bedfit_headnet), which a bed across the image takes whatever the
+        # fallback side; not a sure one since the head-end classifier of generator 1.5
+        assert fit.head_confidence > 0.7 and corner_error(fit.corners, truth) < TOL_M
+        top = fit_bed(frame.depth_raw[0].numpy(), frame.K[0].numpy(), head_fallback="top")
+        assert corner_error(top.corners, truth) < TOL_M
     else:  # nothing tells the head end: unknown
         assert not fit.head_known and fit.head_confidence < 0.6
         assert min(corner_error(fit.corners, truth),
