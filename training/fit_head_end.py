@@ -33,18 +33,18 @@
 on the 2 cores, most of it generating). Generator 1.5's rooms have footboards up to 0.6 m
 above the mattress (before 0.35), as tall as the headboard or taller in sleigh and hospital
 beds. The weights before had learned "the taller board is the head end": on 1,024 rooms of
-generator 1.5 (seed 500 on, 128 a sensor, one frame each) they gave 20 confidently wrong
-head ends among 815 fits right in either order, 15 of them among the 179 such fits of rooms
-with a footboard of 35 cm or more. 4,438 samples of 955 rooms and bed scenes; chosen: one
-hidden unit, decay 0.03, ``min_conf`` 0.85; cross-validated accuracy 95.4 %, confident wrong
-0.99 %, unknown 14.1 % (the hand-set cues: 88.0 %). On the same 1,024 rooms: 2 confident
-wrong head ends (none with a footboard), 107 unknown (69 before; an unknown end is decided
-by the person lying there, :mod:`disrt_core.head_end`). [choice] Decays from 0.03 only: with
-0.01 in the grid, cross-validation picks 2 hidden units at ``min_conf`` 0.9 (unknown 12.6 %,
-confident wrong 0.99 %), which was sure (0.94) of the wrong end of a head section raised 45°
-under a blanket (``test_bedfit_incline``), a bed the generator does not make; the smoother
-fit leans the right way there. Benchmark: ``benchmarks/NOTES.md`` (2026-12-07, sixth
-session).
+generator 1.5 (``bench_bedfit.py --scenes 1024 --sensors all --frames 1 --batch 16``: seed
+500 on, 128 a sensor, one frame each) they gave 20 confidently wrong head ends, 15 of them
+in rooms with a footboard of 35 cm or more. 4,438 samples of 955 rooms and bed scenes;
+chosen: one hidden unit, decay 0.03, ``min_conf`` 0.85; cross-validated accuracy 95.4 %,
+confident wrong 0.99 %, unknown 14.1 % (the hand-set cues: 88.0 %). On the same 1,024 rooms:
+2 confident wrong head ends (none with a footboard), 107 unknown among the 815 fits right in
+either order (69 before; an unknown end is decided by the person lying there,
+:mod:`disrt_core.head_end`). [choice] Decays from 0.03 only: with 0.01 in the grid,
+cross-validation picks 2 hidden units at ``min_conf`` 0.9 (unknown 12.6 %, confident wrong
+0.99 %), which was sure (0.94) of the wrong end of a head section raised 45° under a blanket
+(``test_bedfit_incline``), a bed the generator does not make; the smoother fit leans the
+right way there. Benchmark: ``benchmarks/NOTES.md`` (2026-12-07, sixth session).
 
 **Before** (the sections below; the commands then were ``bench_bedfit.py --cache`` runs
 of seeds 3000-3095 and 4000-4095 on four sensors each and ``--generate 5000:5192``).
