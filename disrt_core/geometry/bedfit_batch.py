@@ -91,6 +91,7 @@ from disrt_core.geometry.bedframe import BED_CENTRE_LABEL
 LEVELS = 5
 COARSE = 4
 FINE_CANDIDATES = 3
+CHUNK = 128  # frames fitted at once by default (fit_beds' chunk)
 _IMAGE_DIRS = {"top": (0.0, -1.0), "bottom": (0.0, 1.0), "left": (-1.0, 0.0), "right": (1.0, 0.0)}
 
 
@@ -98,7 +99,7 @@ def fit_beds(depth_mm: Tensor, K: Tensor, head: str = "auto", *, head_fallback: 
              min_head_confidence: float | None = None, max_tilt_deg: float = 40.0,
              width: tuple[float, float] = (0.7, 2.1), length: tuple[float, float] = (1.8, 2.4),
              size_tol: float = 0.03, min_fill: float = 0.8, min_flat: float = 0.1,
-             stride: int | None = None, chunk: int = 128, debug: dict | None = None
+             stride: int | None = None, chunk: int = CHUNK, debug: dict | None = None
              ) -> BedFits:
     """Mattress fits of raw depth frames (see the module docstring).
 

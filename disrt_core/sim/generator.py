@@ -207,13 +207,13 @@ class SceneGenerator:
         """``T_cam_bed`` as the node finds it on the raw frames (``bedfit_batch.fit_beds``,
         head end decided as with ``head_side: auto``) and whether it found one; a frame
         without a fit keeps the true pose (the node would not answer it at all)."""
-        from disrt_core.geometry.bedfit_batch import fit_beds
+        from disrt_core.geometry.bedfit_batch import CHUNK, fit_beds
 
         # On a GPU the fit is bound by its ~10,000 small operations a chunk, not by the
         # frames: the whole batch at once (up to GPU_FIT_CHUNK) took D435 rooms at batch
         # 512 from 209 to 308 samples/s on an H100 (benchmarks/NOTES.md, 2026-12-07).
         # A frame's fit does not depend on its batch.
-        fits = fit_beds(raw, K, head="auto", chunk=GPU_FIT_CHUNK if raw.is_cuda else 128)
+        fits = fit_beds(raw, K, head="auto", chunk=GPU_FIT_CHUNK if raw.is_cuda else CHUNK)
         ok = fits.ok.to(T_true.device)
         return torch.where(ok[:, None, None], fits.T_cam_bed.to(T_true), T_true), ok
 
