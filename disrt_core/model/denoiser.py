@@ -101,11 +101,6 @@ class Denoiser(nn.Module):
             raise ValueError(f"x_t must be [N, {self.param_dim}], got {tuple(x_t.shape)}")
         return self.head(self._trunk(self.embed(x_t, t), code))
 
-    def trunk_features(self, emb: Tensor, depth: Tensor) -> Tensor:
-        """The trunk's output [N, trunk_out_dim] for embeddings ``emb`` [N, emb_dim] and depth
-        [N,1,128,54]: what the head reads."""
-        return self._trunk(emb, self.encode_depth(depth))
-
     def block_modulations(self, emb: Tensor) -> list[Tensor]:
         """Every conditioned block's ``Linear(SiLU(emb))`` [N, 2C], in trunk order, as one
         matrix product over the blocks' concatenated weights (the same values as each block's

@@ -59,12 +59,15 @@ def mpjpe_mm(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     return 1000.0 * torch.linalg.vector_norm(pred - gt, dim=-1).mean(dim=-1)
 
 
-def patch_denoiser(name: str, width, forward) -> None:
+def patch_denoiser(name: str, width, forward_encoded) -> None:
     """Give :class:`~disrt_core.model.denoiser.Denoiser` (in this process only) a
-    zero-initialised ``Linear(param_dim, width(config))`` named ``name`` and ``forward`` as
-    its forward, so that a fine-tune starts from the loaded network exactly; weights without
-    the layer (the shipped ones) load with it at zero. For the x_t experiments of
-    docs/diffusion_xt.md, section 7."""
+    zero-initialised ``Linear(param_dim, width(config))`` named ``name`` and
+    ``forward_encoded(self, x_t, t, code)`` as its step, so that a fine-tune starts from the
+    loaded network exactly; weights without the layer (the shipped ones) load with it at
+    zero. ``forward`` (the trainer) becomes ``forward_encoded(x_t, t, encode_depth(depth))``;
+    the Estimator samples through ``forward_encoded`` itself (the depth-only start once per
+    call), so both must carry the change. For the x_t experiments of docs/diffusion_xt.md,
+    section 7."""
     import disrt_core.model.denoiser as denoiser
 
     init, load = denoiser.Denoiser.__init__, denoiser.Denoiser.load_state_dict
@@ -83,8 +86,12 @@ def patch_denoiser(name: str, width, forward) -> None:
                              torch.zeros_like(getattr(getattr(self, name), part)))
         return load(self, state, strict=strict, **kwargs)
 
+    def patched_forward(self, x_t, t, depth):
+        return forward_encoded(self, x_t, t, self.encode_depth(depth))
+
     denoiser.Denoiser.__init__ = patched_init
-    denoiser.Denoiser.forward = forward
+    denoiser.Denoiser.forward = patched_forward
+    denoiser.Denoiser.forward_encoded = forward_encoded
     denoiser.Denoiser.load_state_dict = patched_load
 
 

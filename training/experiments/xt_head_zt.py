@@ -21,11 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from xt_common import experiment_main, patch_denoiser
 
 
-def _forward(self, x_t, t, depth):
-    return self.head(self.trunk_features(self.embed(x_t, t), depth) + self.xt_head(x_t))
+def _forward_encoded(self, x_t, t, code):
+    return self.head(self._trunk(self.embed(x_t, t), code) + self.xt_head(x_t))
 
 
-patch_denoiser("xt_head", lambda config: config.trunk_out_dim, _forward)
+patch_denoiser("xt_head", lambda config: config.trunk_out_dim, _forward_encoded)
 
 if __name__ == "__main__":
     experiment_main(sys.argv[1:])

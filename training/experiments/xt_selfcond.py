@@ -30,28 +30,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from xt_common import experiment_main, patch_denoiser
 
 
-def _pass(self, x_t, t, depth, sc):
-    return self.head(self.trunk_features(self.embed(x_t, t) + self.sc_embed(sc), depth))
+def _pass(self, x_t, t, code, sc):
+    return self.head(self._trunk(self.embed(x_t, t) + self.sc_embed(sc), code))
 
 
-def _forward(self, x_t, t, depth):
+def _forward_encoded(self, x_t, t, code):
     zeros = torch.zeros_like(x_t)
     if self.training:
         with torch.no_grad():
-            first = _pass(self, x_t, t, depth, zeros)
+            first = _pass(self, x_t, t, code, zeros)
         use = (torch.rand(x_t.shape[0], 1, device=x_t.device) < 0.5).to(x_t.dtype)
-        return _pass(self, x_t, t, depth, first.detach() * use)
+        return _pass(self, x_t, t, code, first.detach() * use)
     # Sampling: the previous call's (t, output), the DDIM step before (t falls each step).
     prev = getattr(self, "_sc", None)
     sc = zeros
     if prev is not None and prev[1].shape == x_t.shape and int(t[0]) < prev[0]:
         sc = prev[1].to(x_t.dtype)
-    out = _pass(self, x_t, t, depth, sc)
+    out = _pass(self, x_t, t, code, sc)
     self._sc = (int(t[0]), out.detach())
     return out
 
 
-patch_denoiser("sc_embed", lambda config: config.emb_dim, _forward)
+patch_denoiser("sc_embed", lambda config: config.emb_dim, _forward_encoded)
 
 if __name__ == "__main__":
     experiment_main(sys.argv[1:])
