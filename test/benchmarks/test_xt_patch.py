@@ -54,3 +54,30 @@ def test_weights_without_the_layer_load_with_it_at_zero(patch_denoiser):
     torch.nn.init.ones_(net.extra.weight)
     net.load_state_dict(plain)
     assert torch.count_nonzero(net.extra.weight) == 0
+
+
+def test_self_conditioning_gets_the_previous_step_within_one_call_only(
+        patch_denoiser, smpl_fixture_dir, monkeypatch):
+    import importlib
+
+    import xt_selfcond
+
+    xt_selfcond = importlib.reload(xt_selfcond)  # patches the (restored afterwards) class
+    fed = []
+    inner = xt_selfcond._pass
+
+    def recording(self, x_t, t, code, sc):
+        fed.append(bool(torch.count_nonzero(sc)))
+        return inner(self, x_t, t, code, sc)
+
+    monkeypatch.setattr(xt_selfcond, "_pass", recording)
+    torch.manual_seed(0)
+    net = denoiser.Denoiser(small().replace(dropout=0.0), 88).eval()
+    depth = torch.rand(1, 1, 128, 54, generator=torch.Generator().manual_seed(0))
+    est = Estimator.from_model(net, load_body_model("smpl", smpl_fixture_dir), hypotheses=1,
+                               steps=5, seed=0, timesteps={"first": 99, "last": 70})
+    est.predict(depth)
+    est.predict(depth)  # a new call starts without a previous answer
+    # x̂0 at t = 0 after a chain that stopped at t = 70 (xt_eval's t0 score): a new call too
+    est._model_fn(torch.zeros(1, 88), torch.zeros(1, dtype=torch.long), depth)
+    assert fed == [False, True, True, True, True] * 2 + [False]

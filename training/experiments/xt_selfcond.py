@@ -41,13 +41,14 @@ def _forward_encoded(self, x_t, t, code):
             first = _pass(self, x_t, t, code, zeros)
         use = (torch.rand(x_t.shape[0], 1, device=x_t.device) < 0.5).to(x_t.dtype)
         return _pass(self, x_t, t, code, first.detach() * use)
-    # Sampling: the previous call's (t, output), the DDIM step before (t falls each step).
+    # Sampling: the previous step's output, from the same Estimator call (the depth's code
+    # is made once per call) at a larger t (t falls each step); else none (zeros).
     prev = getattr(self, "_sc", None)
     sc = zeros
-    if prev is not None and prev[1].shape == x_t.shape and int(t[0]) < prev[0]:
+    if prev is not None and prev[2] is code and int(t[0]) < prev[0]:
         sc = prev[1].to(x_t.dtype)
     out = _pass(self, x_t, t, code, sc)
-    self._sc = (int(t[0]), out.detach())
+    self._sc = (int(t[0]), out.detach(), code)
     return out
 
 
