@@ -20,8 +20,9 @@ Sources (one of):
   image.
 
 It prints the fit (mattress size, camera distance and tilt, the corners in pixels and in
-metres, the head end and how sure it is: with ``--head auto`` also from someone lying in
-the bed, through the posture classifier's head-end output as the node's vote takes it,
+metres, a warning where the farthest corner is over :data:`FAR_MOUNT_M` from the camera,
+the head end and how sure it is: with ``--head auto`` also from someone lying in the bed,
+through the posture classifier's head-end output as the node's vote takes it,
 ``disrt_core.head_end.decided_on_one_view``) and the lines to paste into
 ``config/bed_monitor.yaml`` (``corners_px`` for ``bed_region: corners``, ``T_cam_bed`` for
 ``bed_region: pose``), and writes a PNG (``--out``, default ``fit_bed.png``): the depth
@@ -52,6 +53,10 @@ from disrt_ros.tools.fit_bed_inputs import (
 )
 
 EXIT_INPUT, EXIT_NO_BED = 1, 2
+# [choice] m: a fit whose farthest corner is further from the camera is said to be a far
+# mount. In generated rooms the fit is right 92 % within 3 m, 81 % at 3-4 m and 67 % beyond
+# (BENCHMARKS.md, bedfit_s52_range): a stereo camera's depth noise grows with z².
+FAR_MOUNT_M = 3.5
 
 
 # -- the picture ---------------------------------------------------------------------------
@@ -212,6 +217,11 @@ def report(view: View, fit) -> str:
     if fit.weak:
         lines.append(f"WEAK FIT: {fit.weak_text()}: compare the outline with the bed, or give "
                      f"the corners")
+    far = float(np.linalg.norm(fit.corners, axis=1).max())
+    if far > FAR_MOUNT_M:
+        lines.append(f"FAR MOUNT: the farthest corner is {far:.1f} m from the camera; fits "
+                     f"this far are less often right (depth noise grows with the square of "
+                     f"the distance): check the outline closely, or mount the camera nearer")
     lines.append("corners (pixels u, v | camera frame x, y, z m):")
     lines += [f"  {n:10s} {p[0]:7.1f} {p[1]:7.1f} | {c[0]:+.3f} {c[1]:+.3f} {c[2]:+.3f}"
               for n, p, c in zip(names, uv, fit.corners)]

@@ -66,6 +66,25 @@ def test_png_in_mm_prints_the_fit_and_draws_it(frame, tmp_path, capsys):
     assert ((patch[..., 1] > 200) & (patch[..., 0] < 80) & (patch[..., 2] < 80)).any()
 
 
+def test_a_far_mount_is_said_to_be_one(frame, tmp_path, capsys):
+    depth, K, _ = frame  # 2.6 m over the mattress: its farthest corner within 3 m
+    np.save(tmp_path / "near.npy", depth)
+    assert main(["--depth", str(tmp_path / "near.npy"), *intrinsics(K),
+                 "--out", str(tmp_path / "near.png")]) == 0
+    assert "FAR MOUNT" not in capsys.readouterr().out
+    far = view(bedroom(), "d455_640x360", 3.4, offset=(0.4, -1.6), tilt=(0.45, 0.0), yaw=0.2,
+               seed=4)
+    np.save(tmp_path / "far.npy", far.depth_raw[0].numpy().astype(np.uint16))
+    truth = float(np.linalg.norm(far.mattress_corners[0].numpy(), axis=1).max())
+    assert truth > 4.0
+    assert main(["--depth", str(tmp_path / "far.npy"), *intrinsics(far.K[0].numpy()),
+                 "--out", str(tmp_path / "far.png")]) == 0
+    text = capsys.readouterr().out
+    assert re.search(r"FAR MOUNT: the farthest corner is ([\d.]+) m", text)
+    said = float(re.search(r"FAR MOUNT: the farthest corner is ([\d.]+) m", text).group(1))
+    assert said == pytest.approx(truth, abs=0.15)
+
+
 def test_npy_in_metres_and_camera_info_yaml(frame, tmp_path, capsys):
     depth, K, _ = frame
     np.save(tmp_path / "d.npy", depth.astype(np.float32) / 1000.0)
