@@ -45,6 +45,21 @@ _BOX_FACES = torch.tensor([[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5]
 BLANKET_GRID = (40, 80)  # across, along
 
 
+def corner_errors(fit, truth) -> tuple[float, float]:
+    """Largest corner distance (m) of fitted corners [4,3] (head-left, head-right, foot-right,
+    foot-left; numpy or torch) from the true ones: in the fit's head order, and in either
+    order (the mattress found, whichever end it took for the head)."""
+    fit, truth = np.asarray(fit, np.float64), np.asarray(truth, np.float64)
+    ordered = float(np.linalg.norm(fit - truth, axis=-1).max())
+    flipped = float(np.linalg.norm(fit[[2, 3, 0, 1]] - truth, axis=-1).max())
+    return ordered, min(ordered, flipped)
+
+
+def fit_error(fits, scenes: Scenes, i: int = 0) -> float:
+    """The either-order corner distance (m, :func:`corner_errors`) of frame ``i``'s fit."""
+    return corner_errors(fits.corners[i], scenes.mattress_corners[i])[1]
+
+
 def sensor_spec(name: str) -> SensorSpec:
     rows, cols, f, kind, baseline, *centre = SENSORS[name]
     centre = centre[0] if centre else ((cols - 1) / 2, (rows - 1) / 2)

@@ -13,7 +13,7 @@ from disrt_core.geometry.bedfit import fit_bed, weak_because
 from disrt_core.geometry.bedfit_batch import fit_beds
 from disrt_core.geometry.bedfit_result import WEAK_CAUSES, WEAK_NOISE
 from disrt_core.geometry.camera import median_depth
-from test.core.geometry.bedscenes import CX, CY, bedroom, view
+from test.core.geometry.bedscenes import CX, CY, bedroom, fit_error, view
 
 TOL_M = 0.05
 STEP = 0.005
@@ -52,13 +52,6 @@ def test_median_of_nine_matches_torch():
     torch.testing.assert_close(got, expected, equal_nan=True, rtol=0, atol=0)
 
 
-def _error(fits, frame) -> float:
-    """Largest corner distance (m) in either head order."""
-    fit, truth = fits.corners[0].double(), frame.mattress_corners[0].double()
-    return float(torch.minimum((fit - truth).norm(dim=-1).amax(),
-                               (fit[[2, 3, 0, 1]] - truth).norm(dim=-1).amax()))
-
-
 VIEWS = (((0.1, 0.1), 0.3), ((-0.1, 0.0), 1.4))  # (offset, yaw) of a camera 3.2 m up
 
 
@@ -73,7 +66,7 @@ def test_a_clearly_seen_bed_is_not_weak(sensor):
     room = bedroom(0.9, 2.0, headboard=None, furniture=False)
     for fits, frame in _fits(room, sensor):
         assert bool(fits.ok[0]) and not bool(fits.weak[0])
-        assert _error(fits, frame) < TOL_M
+        assert fit_error(fits, frame) < TOL_M
         assert float(fits.edge_support[0].min()) >= 0.1 and float(fits.seam[0]) < 0.3
 
 
@@ -88,7 +81,7 @@ def test_bed_against_a_bench_of_its_height_is_never_a_silent_wrong_fit(sensor):
     flagged = 0
     for fits, frame in _fits(room, sensor):
         assert bool(fits.ok[0])
-        if _error(fits, frame) >= TOL_M:
+        if fit_error(fits, frame) >= TOL_M:
             assert bool(fits.weak[0]) and float(fits.seam[0]) >= 0.3
             flagged += 1
     assert flagged >= 1  # the merged rectangle was found and flagged, not missed
@@ -103,8 +96,8 @@ def test_bed_against_a_wall_is_right_or_weak():
     right = 0
     for fits, frame in _fits(room, "tof_320x240"):
         assert bool(fits.ok[0])
-        assert _error(fits, frame) < TOL_M or bool(fits.weak[0])
-        right += _error(fits, frame) < TOL_M
+        assert fit_error(fits, frame) < TOL_M or bool(fits.weak[0])
+        right += fit_error(fits, frame) < TOL_M
     assert right >= 1
 
 
@@ -160,7 +153,7 @@ def test_end_hidden_by_a_tall_headboard_reaches_the_board(yaw):
         frame = view(room, "d455_640x360", height, offset=offset, yaw=yaw, seed=seed)
         fits = fit_beds(frame.depth_raw, frame.K.float())
         assert bool(fits.ok[0]) and bool(fits.weak[0])
-        assert _error(fits, frame) < TOL_M
+        assert fit_error(fits, frame) < TOL_M
         because = weak_because(fits, 0)
         assert because and all("noisy" not in b and "gap" not in b for b in because)
 
@@ -210,7 +203,7 @@ def test_the_issue_bedroom_is_not_weak():
         frame = view(bedroom(floor=0.3), "d455_640x360", 2.4, tilt=(0.12, -0.05), yaw=yaw,
                      seed=seed)
         fits = fit_beds(frame.depth_raw, frame.K.float())
-        assert bool(fits.ok[0]) and _error(fits, frame) < TOL_M
+        assert bool(fits.ok[0]) and fit_error(fits, frame) < TOL_M
         assert not bool(fits.weak[0]), fits.edge_support[0]
 
 
@@ -341,7 +334,7 @@ def test_a_bed_with_a_low_footboard_is_fitted_to_the_mattress():
                      yaw=-math.pi / 2, seed=seed)
         fits = fit_beds(frame.depth_raw, frame.K.float())
         assert bool(fits.ok[0]), (height, sensor, fits.reason_text(0))
-        assert _error(fits, frame) < TOL_M, (height, sensor, _error(fits, frame))
+        assert fit_error(fits, frame) < TOL_M, (height, sensor, fit_error(fits, frame))
 
 
 def test_an_edge_seen_at_a_grazing_angle_from_beyond_it_is_pulled_in_and_weak():
@@ -363,7 +356,7 @@ def test_an_edge_seen_at_a_grazing_angle_from_beyond_it_is_pulled_in_and_weak():
         assert bool(fits.ok[0]) and bool(fits.weak_causes[0, graze]) == grazing
         assert bool(fits.weak[0]) == grazing
         assert float(fits.size[0, 0]) == pytest.approx(0.9, abs=0.015)  # 3.9 cm unpulled
-        assert _error(fits, frames[0]) < 0.015
+        assert fit_error(fits, frames[0]) < 0.015
         if grazing:
             assert any("grazing" in text for text in weak_because(fits, 0))
 

@@ -13,7 +13,7 @@ import torch
 from disrt_core.geometry import bedfit_boards
 from disrt_core.geometry.bedfit_batch import fit_beds
 from disrt_core.geometry.bedfit_result import WEAK_CAUSES
-from test.core.geometry.bedscenes import CX, CY, bedroom, view
+from test.core.geometry.bedscenes import CX, CY, bedroom, fit_error, view
 
 HALF = (0.45, 1.0)
 
@@ -104,7 +104,5 @@ def test_a_bed_with_a_long_side_against_a_wall_is_fitted_to_the_wall(sensor, bla
         frame = view(room, sensor, 2.3, seed=3, yaw=k * math.pi / 3,
                      offset=(0.15 * math.cos(k), 0.2 * math.sin(k)))
         fits = fit_beds(frame.depth_raw, frame.K.float())
-        fit, truth = fits.corners[0].double(), frame.mattress_corners[0].double()
-        error = min(float((fit - truth).norm(dim=-1).amax()),
-                    float((fit[[2, 3, 0, 1]] - truth).norm(dim=-1).amax()))
+        error = fit_error(fits, frame)
         assert bool(fits.ok[0]) and error < 0.03, (k, error)

@@ -7,14 +7,7 @@ import torch
 
 from disrt_core.geometry import bedfit_gaps, bedfit_rect
 from disrt_core.geometry.bedfit_batch import fit_beds
-from test.core.geometry.bedscenes import CX, CY, bedroom, view
-
-
-def _error(fits, frame) -> float:
-    """Largest corner distance (m) in either head order."""
-    fit, truth = fits.corners[0].double(), frame.mattress_corners[0].double()
-    return float(torch.minimum((fit - truth).norm(dim=-1).amax(),
-                               (fit[[2, 3, 0, 1]] - truth).norm(dim=-1).amax()))
+from test.core.geometry.bedscenes import CX, CY, bedroom, fit_error, view
 
 
 def _striped(width: float = 0.03, step: float = 0.09):
@@ -43,7 +36,7 @@ def test_a_mattress_cut_into_strips_by_unread_lines_is_found(monkeypatch):
     assert bool(frame.present[0])
     fits = fit_beds(depth, frame.K.float())
     assert bool(fits.ok[0]), fits.reason_text(0)
-    assert _error(fits, frame) < 0.05
+    assert fit_error(fits, frame) < 0.05
     # without the bridging the opening deletes the strips and the frame is refused
     monkeypatch.setattr(bedfit_rect.gaps_mod, "kept", lambda hard, opened, *args: opened)
     assert not bool(fit_beds(depth, frame.K.float()).ok[0])

@@ -9,14 +9,7 @@ import torch
 from disrt_core.geometry.bedfit_batch import fit_beds
 from disrt_core.geometry.bedfit_hidden import hidden_cells
 from disrt_core.geometry.bedfit_rect import FINE
-from test.core.geometry.bedscenes import CX, CY, Room, view
-
-
-def _error(fits, frame) -> float:
-    """Largest corner distance (m) in either head order."""
-    fit, truth = fits.corners[0].double(), frame.mattress_corners[0].double()
-    return float(torch.minimum((fit - truth).norm(dim=-1).amax(),
-                               (fit[[2, 3, 0, 1]] - truth).norm(dim=-1).amax()))
+from test.core.geometry.bedscenes import CX, CY, Room, fit_error, view
 
 
 def _against_the_wall() -> Room:
@@ -43,7 +36,7 @@ def test_a_mattress_hidden_behind_a_person_out_to_the_wall_is_found(pose):
     assert bool(frame.present[0])
     fits = fit_beds(frame.depth_raw, frame.K.float())
     assert bool(fits.ok[0]), fits.reason_text(0)
-    assert _error(fits, frame) < 0.05
+    assert fit_error(fits, frame) < 0.05
 
 
 def test_hidden_cells_lie_in_the_shadow_cast_away_from_the_camera():

@@ -4,13 +4,12 @@ put a usual length from the near end, and the fit flagged ``beyond_range``."""
 from __future__ import annotations
 
 import pytest
-import torch
 
 from disrt_core.geometry.bedfit import weak_because
 from disrt_core.geometry.bedfit_batch import fit_beds
 from disrt_core.geometry.bedfit_range import NOMINAL
 from disrt_core.geometry.bedfit_result import WEAK_CAUSES
-from test.core.geometry.bedscenes import bedroom, view
+from test.core.geometry.bedscenes import bedroom, fit_error, view
 
 BEYOND = WEAK_CAUSES.index("beyond_range")
 RANGE_MM = 3860  # an Azure Kinect's narrow mode reads nothing deeper
@@ -18,13 +17,6 @@ RANGE_MM = 3860  # an Azure Kinect's narrow mode reads nothing deeper
 # mattress, looking toward its head end, which lies 4.1-4.3 m deep: 0.25-0.6 m of the
 # mattress is beyond the range (the measured rectangle was 1.4-1.75 m long: refused).
 VIEWS = ((3.0, -2.0, 0.55), (3.0, -2.3, 0.6))
-
-
-def _error(fits, frame) -> float:
-    """Largest corner distance (m) in either head order."""
-    fit, truth = fits.corners[0].double(), frame.mattress_corners[0].double()
-    return float(torch.minimum((fit - truth).norm(dim=-1).amax(),
-                               (fit[[2, 3, 0, 1]] - truth).norm(dim=-1).amax()))
 
 
 def _frame(height, offset, tilt):
@@ -44,7 +36,7 @@ def test_a_far_end_beyond_the_range_is_put_at_the_usual_length(pose):
     assert not bool(fits.weak_causes[0, WEAK_CAUSES.index("inferred_end")])
     assert any("range" in b for b in weak_because(fits, 0))
     assert float(fits.size[0, 1]) == pytest.approx(NOMINAL, abs=0.03)
-    assert _error(fits, frame) < 0.05
+    assert fit_error(fits, frame) < 0.05
 
 
 def test_a_bed_read_to_its_far_end_is_measured():
@@ -52,4 +44,4 @@ def test_a_bed_read_to_its_far_end_is_measured():
     frame = _frame(*VIEWS[0])
     fits = fit_beds(frame.depth_raw, frame.K.float())
     assert bool(fits.ok[0]) and not bool(fits.weak_causes[0, BEYOND])
-    assert _error(fits, frame) < 0.05
+    assert fit_error(fits, frame) < 0.05

@@ -6,12 +6,11 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 
 from disrt_core.geometry.bedfit import weak_because
 from disrt_core.geometry.bedfit_batch import fit_beds
 from disrt_core.geometry.bedfit_result import WEAK_CAUSES
-from test.core.geometry.bedscenes import bedroom, view
+from test.core.geometry.bedscenes import bedroom, fit_error, view
 
 INFERRED = WEAK_CAUSES.index("inferred_end")
 # (yaw, offset, height, tilt) of a D455 1.0-1.3 m beyond the head end of a 2 m mattress,
@@ -19,13 +18,6 @@ INFERRED = WEAK_CAUSES.index("inferred_end")
 # mattress, more than the grid stage's ``shadowed_ends`` reaches (the fit was refused).
 VIEWS = ((math.pi / 2, (0.0, 2.0), 2.4, (-0.3, 0.0)),
          (-math.pi / 2, (0.0, 2.3), 2.4, (-0.4, 0.0)))
-
-
-def _error(fits, frame) -> float:
-    """Largest corner distance (m) in either head order."""
-    fit, truth = fits.corners[0].double(), frame.mattress_corners[0].double()
-    return float(torch.minimum((fit - truth).norm(dim=-1).amax(),
-                               (fit[[2, 3, 0, 1]] - truth).norm(dim=-1).amax()))
 
 
 @pytest.mark.parametrize("pillow", [False, True])
@@ -41,7 +33,7 @@ def test_an_end_in_a_headboards_shadow_is_placed_at_the_board(pose, pillow):
     assert bool(fits.weak[0]) and bool(fits.weak_causes[0, INFERRED])
     assert any("board" in b and "shadow" in b for b in weak_because(fits, 0))
     assert float(fits.size[0, 1]) == pytest.approx(length, abs=0.05)
-    assert _error(fits, frame) < 0.05
+    assert fit_error(fits, frame) < 0.05
 
 
 def test_a_bed_seen_whole_has_no_inferred_end():
@@ -50,4 +42,4 @@ def test_a_bed_seen_whole_has_no_inferred_end():
     frame = view(room, "d455_640x360", 2.6, offset=(0.0, 0.2), seed=1)
     fits = fit_beds(frame.depth_raw, frame.K.float())
     assert bool(fits.ok[0]) and not bool(fits.weak_causes[0, INFERRED])
-    assert _error(fits, frame) < 0.05
+    assert fit_error(fits, frame) < 0.05
