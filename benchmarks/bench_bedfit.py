@@ -72,7 +72,7 @@ TOL_M = 0.05
 OCCUPANCY = (0.8, 0.15, 0.05)
 # The scenes in view by their farthest true corner's distance from the camera (m): D4xx
 # depth noise grows with its square, and the generator's mounts reach 5 m and more.
-RANGES = ((0.0, 3.0), (3.0, 4.0), (4.0, float("inf")))
+RANGES = (("under 3 m", 0.0, 3.0), ("3-4 m", 3.0, 4.0), ("4 m or more", 4.0, float("inf")))
 
 
 def corner_errors(fits, truth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -196,12 +196,13 @@ def run_sensor(name: str, scenes: int, batch: int, body, device: str, seed: int,
         stats["head_unknown_wrong"] += int((ok & (either < TOL_M) & (ordered >= TOL_M)
                                             & ~known).sum())
         stats["errors"] += either[ok & view].tolist()
+        geometric = ok & (either < TOL_M)
         far = sample["mattress_corners"].float().norm(dim=-1).amax(-1).cpu()
-        for b, (lo, hi) in enumerate(RANGES):  # in view, right, geometry right
+        for b, (_, lo, hi) in enumerate(RANGES):  # in view, right, geometry right
             near = view & (far >= lo) & (far < hi)
             stats["range"][b] += [int(near.sum()), int((right & near).sum()),
-                                  int((ok & (either < TOL_M) & near).sum())]
-        geom = (ok & (either < TOL_M)).to(fits.head_cues.device)
+                                  int((geometric & near).sum())]
+        geom = geometric.to(fits.head_cues.device)
         toward = torch.where((ordered < TOL_M).to(geom.device), 1.0, -1.0)
         cues += (fits.head_cues * toward[:, None])[geom].cpu().tolist()
         for r in fits.reason[~ok & view].tolist():
@@ -374,9 +375,7 @@ def main(argv: list[str] | None = None) -> None:
             Row(f"fit_beds batched on {args.device}", round(1e3 * total["fit_s"] / max(
                 1, total["scenes"]), 3), "ms/frame", note=f"batches of {args.batch}"),
         ]
-        for (lo, hi), (seen, right, geometry) in zip(RANGES, by_range.tolist()):
-            span = f"under {hi:g} m" if lo == 0 else (f"{lo:g} m or more" if hi == float(
-                "inf") else f"{lo:g}-{hi:g} m")
+        for (span, _, _), (seen, right, geometry) in zip(RANGES, by_range.tolist()):
             result.rows.append(Row(f"right, farthest corner {span} from the camera",
                                    round(100 * right / max(1, seen), 1), "%",
                                    note=f"{right}/{seen}; geometry right {geometry}"))
