@@ -14,8 +14,16 @@ from disrt_core.geometry import bedfit_cover
 from disrt_core.geometry.bedfit_batch import fit_beds
 from disrt_core.geometry.bedfit_result import WEAK_CAUSES
 from disrt_core.geometry.bedfit_words import weak_because
-from test.core.geometry.bedscenes import BLANKET_GRID, CX, CY, _blanket, bedroom, view
-from test.core.geometry.test_bedfit_edges import _error, _truth_rectangle, _with_footboard
+from test.core.geometry.bedscenes import (
+    BLANKET_GRID,
+    CX,
+    CY,
+    _blanket,
+    bedroom,
+    fit_error,
+    view,
+)
+from test.core.geometry.test_bedfit_edges import _truth_rectangle, _with_footboard
 
 
 def _low_board(room, sensor: str, out: float) -> bool:
@@ -101,7 +109,7 @@ def test_an_empty_bed_under_a_thick_domed_duvet_is_flagged(width, sensor):
     ``covered_edges`` where the level was found on the dome's low sides and the plane held
     there (the 0.9 m bed seen by the D435: 8 cm off, 12 before the plane was held)."""
     fits, frame = _duvet_fit(width, 0.12, sensor)
-    assert bool(fits.ok[0]) and _error(fits, frame) >= 0.05
+    assert bool(fits.ok[0]) and fit_error(fits, frame) >= 0.05
     assert any(bool(fits.weak_causes[0, WEAK_CAUSES.index(c)])
                for c in ("domed_cover", "covered_edges"))
 
@@ -110,7 +118,7 @@ def test_an_empty_bed_under_a_thick_domed_duvet_is_flagged(width, sensor):
 def test_an_empty_bed_under_a_flat_cover_is_right_and_not_flagged(width, sensor):
     """The same bed under a flat cover 2 cm thick: right, not weak (its edge drops at once)."""
     fits, frame = _duvet_fit(width, 0.0, sensor)
-    assert bool(fits.ok[0]) and _error(fits, frame) < 0.05 and not bool(fits.weak[0])
+    assert bool(fits.ok[0]) and fit_error(fits, frame) < 0.05 and not bool(fits.weak[0])
 
 
 def test_the_new_causes_say_why():

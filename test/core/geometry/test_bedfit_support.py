@@ -12,7 +12,7 @@ from disrt_core.geometry.bedfit import weak_because
 from disrt_core.geometry.bedfit_batch import fit_beds
 from disrt_core.geometry.bedfit_regions import bridge_dips
 from disrt_core.geometry.bedfit_result import WEAK_CAUSES
-from test.core.geometry.bedscenes import CX, CY, bedroom, view
+from test.core.geometry.bedscenes import CX, CY, bedroom, fit_error, view
 
 TOL_M = 0.05
 VIEWS = (((0.1, 0.1), 0.3), ((-0.1, 0.0), 1.4))  # (offset, yaw) of a camera 3.2 m up
@@ -67,12 +67,6 @@ def _heights(frame) -> torch.Tensor:
     return pts @ n - n @ C.mean(0)
 
 
-def _error(fits, frame) -> float:
-    fit, truth = fits.corners[0].double(), frame.mattress_corners[0].double()
-    return float(torch.minimum((fit - truth).norm(dim=-1).amax(),
-                               (fit[[2, 3, 0, 1]] - truth).norm(dim=-1).amax()))
-
-
 def test_a_bed_on_a_floor_that_reads_nothing_is_found_and_weak():
     """A dark floor (or one beyond the range) gives no readings round the bed, so the test
     that the surface stands above its surroundings finds nothing to stand above: the bed
@@ -85,7 +79,7 @@ def test_a_bed_on_a_floor_that_reads_nothing_is_found_and_weak():
         depth = frame.depth_raw[0]
         dark = torch.where(_heights(frame) < -0.1, torch.zeros_like(depth), depth)
         fits = fit_beds(dark[None], frame.K.float())
-        assert bool(fits.ok[0]) and _error(fits, frame) < TOL_M
+        assert bool(fits.ok[0]) and fit_error(fits, frame) < TOL_M
         assert bool(fits.weak[0])
         assert bool(fits.weak_causes[0, WEAK_CAUSES.index("unread_ring")])
         assert any("floor round the bed hardly reads" in w for w in weak_because(fits, 0))
@@ -118,7 +112,7 @@ def test_a_mattress_half_that_reads_as_speckle_is_found_whole(sensor):
         lost = foot & (torch.rand(H, W, generator=torch.Generator().manual_seed(seed),
                                   dtype=torch.float64) < 0.8)
         fits = fit_beds(torch.where(lost, torch.zeros_like(raw), raw)[None], frame.K.float())
-        assert bool(fits.ok[0]) and _error(fits, frame) < TOL_M
+        assert bool(fits.ok[0]) and fit_error(fits, frame) < TOL_M
         assert float(fits.size[0, 1]) == pytest.approx(2.0, abs=0.05)
 
 
