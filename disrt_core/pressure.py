@@ -75,6 +75,7 @@ from disrt_core.sim import mattress
 from disrt_core.sim.render import rasterize, rasterize_fixed
 from disrt_core.sim.scene import (
     GRID,
+    RIM,
     SQUASH_RANGE,
     BedScene,
     mattress_mask,
@@ -145,7 +146,8 @@ def mean_beds(n: int, device, size: Tensor | None = None) -> BedScene:
     size = size.to(device).float()
     return BedScene(width=size[:, 0], length=size[:, 1], frame_z=full(-0.1),
                     floor_z=full(-0.6), headboard=nan, footboard=nan, rails=nan,
-                    pillow=torch.tensor(MEAN_PILLOW, device=device).expand(n, 7).clone())
+                    pillow=torch.tensor(MEAN_PILLOW, device=device).expand(n, 7).clone(),
+                    rim=full(RIM))
 
 
 class PressureModel:

@@ -22,8 +22,12 @@ from disrt_core.sim.sensors import get_sensor
 #: main covers as an option (``rumple_prob``, ``disrt_core.sim.rumple``: bridging, taut,
 #: gathered waves); off by default, and then the same scenes as 1.3. 1.5 (2026-12-07): room
 #: footboards up to 0.6 m above the mattress (before 0.35; ``disrt_core.sim.room``): the
-#: same random stream, so the same scenes but for the footboards' heights.
-GENERATOR_VERSION = "1.5"
+#: same random stream, so the same scenes but for the footboards' heights. 1.6 (2026-12-07):
+#: a room's bed base reaches ``room.RIM_BY_BASE`` beyond the mattress by its type (divan
+#: 0-1.5 cm, frame 1-6, hospital 1-4; 4 cm for all before), and its boards stand that far
+#: from the mattress; from a stream of its own, so the same rooms but for the rim (bed
+#: scenes unchanged).
+GENERATOR_VERSION = "1.6"
 STAGES = ("pose", "skinning", "sinkage", "drape", "render", "noise", "preprocessing")
 SCENES = ("bed", "room")
 

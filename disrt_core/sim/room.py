@@ -14,7 +14,8 @@ does not depend on what is present):
   U[0.4, 1.5] m), each side wall U[0, 5] cm from the bed (one side, 35 %) or U[0.5, 2.0] m,
   the foot wall U[0.6, 2.5] m beyond the foot end;
 * *bed base*: a divan box down to the floor (40 %), a frame U[8, 20] cm deep on four legs
-  (40 %), or a hospital frame on four posts over a narrower base (20 %); a headboard
+  (40 %), or a hospital frame on four posts over a narrower base (20 %), reaching
+  :data:`RIM_BY_BASE` beyond the mattress (divan 0-1.5 cm, frame 1-6, hospital 1-4); a headboard
   (60 %) from the floor to U[0.15, 0.6] m above the mattress and a footboard (40 %, to
   U[0.05, 0.6] m: low bedroom boards, and the tall ones of sleigh and hospital beds, often
   as tall as the headboard or taller, so that a board's height alone does not tell the
@@ -45,11 +46,13 @@ planes rendered exactly per pixel.
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from disrt_core.constants import const
 from disrt_core.geometry.bedframe import BED_CENTRE_LABEL
 from disrt_core.sim.scene import BedScene
 
@@ -57,7 +60,13 @@ MATTE, DARK, SHINY = 0, 1, 2
 MATERIAL_SHARES = (0.7, 0.2, 0.1)
 #: Box slots per sample (bed base, boards and furniture; see :func:`sample_rooms`).
 NUM_BOXES = 48
-RIM = 0.04  # the bed frame's rim beyond the mattress (as in scene.bed_heightfield)
+#: [choice] How far the base reaches beyond the mattress on every side (m, uniform), by
+#: BASE_TYPES: a divan is the mattress's own footprint, a frame on legs holds it inside side
+#: rails and end boards (a few cm; a headboard on the frame stands that far from the
+#: mattress), a hospital deck a little wider than its mattress. Generator 1.5 drew 4 cm for
+#: every bed.
+RIM_BY_BASE = ((0.0, 0.015), (0.01, 0.06), (0.01, 0.04))
+RIM_STREAM = 7919  # offset of the rim's random stream's seed
 BASE_TYPES = ("divan", "legs", "hospital")
 
 
@@ -129,7 +138,8 @@ def sample_rooms(beds: BedScene, gen: torch.Generator) -> Room:
     """A room around each bed of ``beds`` (see the module docstring). The beds' own
     ``floor_z`` is replaced by the room's floor (U[0.3, 0.8] m below the mattress top) and
     their head- and footboards by boxes (set to nan in ``beds`` so the height field leaves
-    them out); callers pass the returned room's ``floor_z`` on."""
+    them out), and their ``rim`` is drawn by the base's type; callers pass the returned
+    room's ``floor_z`` on."""
     n, device = beds.width.shape[0], beds.width.device
 
     def u(lo=0.0, hi=1.0):
@@ -141,8 +151,6 @@ def sample_rooms(beds: BedScene, gen: torch.Generator) -> Room:
     zero = torch.zeros(n, device=device)
     floor_z = -u(0.3, 0.8)
     cx, cy = BED_CENTRE_LABEL
-    hw, hl = beds.width / 2 + RIM, beds.length / 2 + RIM
-    bx0, bx1, by0, by1 = cx - hw, cx + hw, cy - hl, cy + hl
     # Walls.
     head_gap = torch.where(chance(0.8), u(0.0, 0.08), u(0.4, 1.5))
     near_side = chance(0.35)
@@ -150,12 +158,20 @@ def sample_rooms(beds: BedScene, gen: torch.Generator) -> Room:
     gap_l = torch.where(near_side & left_near, u(0.0, 0.05), u(0.5, 2.0))
     gap_r = torch.where(near_side & ~left_near, u(0.0, 0.05), u(0.5, 2.0))
     gap_f = u(0.6, 2.5)
-    walls = torch.stack([bx0 - gap_l, bx1 + gap_r, by1 + head_gap, by0 - gap_f], -1)
     boxes = _Boxes(n, device)
 
-    # Bed base.
+    # Bed base, and its rim: drawn from a stream of its own (seeded by this one's state, so
+    # each batch of a shared generator gets its own), so that every other number of a room
+    # stays what generator 1.5 drew.
     base_u = u()
     base_type = (base_u >= 0.4).long() + (base_u >= 0.8).long()
+    state = zlib.crc32(gen.get_state().cpu().numpy().tobytes())
+    rim_gen = torch.Generator(device).manual_seed(state + RIM_STREAM)
+    lo, hi = const(RIM_BY_BASE, device)[base_type].unbind(-1)
+    beds.rim = lo + (hi - lo) * torch.rand(n, generator=rim_gen, device=device)
+    hw, hl = beds.width / 2 + beds.rim, beds.length / 2 + beds.rim
+    bx0, bx1, by0, by1 = cx - hw, cx + hw, cy - hl, cy + hl
+    walls = torch.stack([bx0 - gap_l, bx1 + gap_r, by1 + head_gap, by0 - gap_f], -1)
     frame_top = beds.frame_z
     divan = base_type == 0
     hospital = base_type == 2
@@ -356,8 +372,8 @@ def view_points(beds: BedScene, room: Room) -> Tensor:
     corners = mattress_corners(beds)
     head = corners[:, :2].clone()
     foot = corners[:, 2:].clone()
-    head[..., 1] += RIM
-    foot[..., 1] -= RIM
+    head[..., 1] += beds.rim[:, None]
+    foot[..., 1] -= beds.rim[:, None]
     head[..., 2] = torch.nan_to_num(room.headboard)[:, None]
     foot[..., 2] = torch.nan_to_num(room.footboard)[:, None]
     return torch.cat([corners, head, foot], 1)

@@ -10,7 +10,7 @@ pressure and the blanket drape are computed on it; the renderer meshes it at 2 c
 
 **Bed** (per sample, :func:`sample_beds`): a mattress of U[0.88, 1.0] × U[1.95, 2.06] m
 centred on the PM grid (``bedframe.BED_CENTRE_LABEL``), top at z = 0 with 3 cm rounded
-edges; a 4 cm frame rim U[6, 16] cm below the mattress top; floor U[45, 75] cm below it;
+edges; a 4 cm frame rim (rooms: by base) U[6, 16] cm below the top; floor U[45, 75] cm below it;
 a headboard (p 0.5, top U[15, 50] cm above the mattress), a footboard (p 0.4, U[5, 30] cm)
 and side rails on the upper half (p 0.25, U[15, 30] cm); a head pillow (p ``pillow_prob``,
 0.85: most beds have one): a super-ellipse cushion 50–66 × 34–48 cm, 8–14 cm high
@@ -117,12 +117,15 @@ class BedScene:
     pillow: Tensor  # [B,7] (present 0/1, x offset from the head, its near edge's distance
     #                   below the head, half width, half length, height, squash: compressed
     #                   fraction, 0.55 where a caller gives only 6 columns)
+    rim: Tensor  # how far the frame reaches beyond the mattress on every side (RIM here;
+    #              room scenes draw it by the base's type, ``room.sample_rooms``)
 
     def to(self, device) -> BedScene:
         return BedScene(**{k: v.to(device) for k, v in self.__dict__.items()})
 
 
 PILLOW_PROB = 0.85
+RIM = 0.04  # m: the frame's rim beyond the mattress, bed scenes (SLP's hospital beds)
 SQUASH_RANGE = (0.4, 0.7)
 HEIGHT_RANGE = (0.08, 0.14)  # m, free height of the head pillow
 #: [choice] Side sleepers use thicker pillows and bunch them up under the head (the gap
@@ -165,7 +168,7 @@ def sample_beds(n: int, gen: torch.Generator, device="cpu",
         headboard=torch.where(u[:, 4] < 0.5, 0.15 + 0.35 * u[:, 5], nan),
         footboard=torch.where(u[:, 6] < 0.4, 0.05 + 0.25 * u[:, 7], nan),
         rails=torch.where(u[:, 14] < 0.25, 0.15 + 0.15 * u[:, 15], nan),
-        pillow=pillow,
+        pillow=pillow, rim=torch.full_like(width, RIM),
     )
 
 
@@ -197,9 +200,10 @@ def bed_heightfield(scene: BedScene, grid: SceneGrid = GRID) -> Tensor:
     r = 0.03
     rounded = -(r - torch.sqrt((r * r - (r - edge).clamp(min=0) ** 2).clamp(min=0)))
     height = torch.where(inside, rounded, scene.floor_z[:, None, None])
-    rim = ~inside & (dx <= hw + 0.04) & (dy <= hl + 0.04)
+    out = scene.rim[:, None, None]
+    rim = ~inside & (dx <= hw + out) & (dy <= hl + out)
     height = torch.where(rim, scene.frame_z[:, None, None], height)
-    in_x = dx <= hw + 0.04
+    in_x = dx <= hw + out
     head = in_x & (y - cy > hl + 0.005) & (y - cy <= hl + 0.045)
     foot = in_x & (cy - y > hl + 0.005) & (cy - y <= hl + 0.045)
     rail = (dx > hw + 0.005) & (dx <= hw + 0.03) & (y > cy) & (y < cy + hl - 0.1)

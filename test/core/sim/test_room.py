@@ -6,12 +6,14 @@ import math
 import pytest
 import torch
 
+from disrt_core.geometry.bedframe import BED_CENTRE_LABEL
 from disrt_core.geometry.camera import invert_rigid, transform_points
 from disrt_core.sim.noise import apply_sensor_noise, spatial_filter
 from disrt_core.sim.room import (
     DARK,
     MATTE,
     NUM_BOXES,
+    RIM_BY_BASE,
     SHINY,
     Room,
     clip_below_camera,
@@ -20,7 +22,7 @@ from disrt_core.sim.room import (
     view_points,
 )
 from disrt_core.sim.room_render import render_room, render_room_planes, room_mesh
-from disrt_core.sim.scene import sample_beds
+from disrt_core.sim.scene import GRID, bed_heightfield, sample_beds
 from disrt_core.sim.sensors import SENSORS, overhead_camera_poses, sample_room_cameras
 
 
@@ -245,3 +247,52 @@ def test_generator_empty_beds_have_no_body(anny_body):
     raised = ((out["bed_mm"][:, None, None] - out["depth"]) > 100) & (out["depth"] > 0)
     share = raised.flatten(1).float().mean(1)
     assert share[empty].max() < 0.2 and share[~empty].mean() > share[empty].mean() + 0.1
+
+
+def test_the_base_reaches_beyond_the_mattress_by_its_type():
+    """A divan is the mattress's footprint, a frame on legs holds it inside a rim of a few
+    cm, and the boards stand on the base's ends: the headboard as far from the mattress as
+    the rim reaches (the bed fit assumes 0-4 cm there). The height field's ledge beside
+    the mattress is the rim too."""
+    gen = torch.Generator().manual_seed(6)
+    beds = sample_beds(1024, gen)
+    room = sample_rooms(beds, gen)
+    rim = beds.rim
+    for kind, (lo, hi) in enumerate(RIM_BY_BASE):
+        mine = rim[room.base_type == kind]
+        assert mine.numel() > 100 and (mine >= lo).all() and (mine <= hi).all()
+    assert (rim[room.base_type == 0] <= 0.015).all() and (rim[room.base_type == 1] > 0.05).any()
+    base = room.boxes[:, 0]  # the base's box: the first one of every room
+    assert torch.allclose(base[:, 3], beds.width / 2 + rim)
+    assert torch.allclose(base[:, 4], beds.length / 2 + rim)
+    head = room.boxes[:, 7]  # base, mattress sides, 4 legs, hospital base, headboard
+    has = ~room.headboard.isnan()
+    inner = head[has, 1] - head[has, 4]  # the headboard's face toward the mattress
+    end = BED_CENTRE_LABEL[1] + beds.length[has] / 2
+    assert torch.allclose(inner - end, rim[has], atol=1e-5)
+    points = view_points(beds, room)  # the boards' outer top corners at the base's ends
+    assert torch.allclose(points[:, 4, 1] - points[:, 0, 1], rim, atol=1e-5)
+    # The ledge beside the mattress: cells at the frame's height within the rim only.
+    height = bed_heightfield(beds)
+    x, _y = GRID.xy()
+    dx = (x - BED_CENTRE_LABEL[0]).abs()[None].expand_as(height)
+    ledge = (height == beds.frame_z[:, None, None]) & (dx > beds.width[:, None, None] / 2)
+    reach = torch.where(ledge, dx - beds.width[:, None, None] / 2, 0.0).flatten(1).amax(1)
+    assert (reach <= rim + 1e-6).all()
+    wide = rim > 2 * GRID.pitch
+    assert (reach[wide] > rim[wide] - GRID.pitch - 1e-6).all()
+
+
+def test_batches_of_one_generator_get_their_own_rims():
+    """The rim's stream is seeded from the room stream's state, not its seed: the batches
+    that ``disrt-generate`` draws from one generator per shard do not repeat one set of
+    rims, and the same seed gives the same rims."""
+    def rims(gen, n=64):
+        beds = sample_beds(n, gen)
+        sample_rooms(beds, gen)
+        return beds.rim
+
+    gen = torch.Generator().manual_seed(7)
+    first, second = rims(gen), rims(gen)
+    assert not torch.allclose(first, second)
+    assert torch.equal(rims(torch.Generator().manual_seed(7)), first)

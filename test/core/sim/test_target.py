@@ -58,7 +58,7 @@ def beds_of(n, width=0.9, length=2.0):
     z = torch.zeros(n)
     return BedScene(width=z + width, length=z + length, frame_z=z - 0.1, floor_z=z - 0.6,
                     headboard=z * float("nan"), footboard=z * float("nan"),
-                    rails=z * float("nan"), pillow=torch.zeros(n, 6))
+                    rails=z * float("nan"), pillow=torch.zeros(n, 6), rim=z + 0.04)
 
 
 # --- the cloth solver ---------------------------------------------------------------------
