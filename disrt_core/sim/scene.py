@@ -204,6 +204,8 @@ def bed_heightfield(scene: BedScene, grid: SceneGrid = GRID) -> Tensor:
     rim = ~inside & (dx <= hw + out) & (dy <= hl + out)
     height = torch.where(rim, scene.frame_z[:, None, None], height)
     in_x = dx <= hw + out
+    # The bed scenes' boards, over their 4 cm rim; room scenes draw theirs as boxes at the
+    # rim's end (``room.sample_rooms`` sets these to nan).
     head = in_x & (y - cy > hl + 0.005) & (y - cy <= hl + 0.045)
     foot = in_x & (cy - y > hl + 0.005) & (cy - y <= hl + 0.045)
     rail = (dx > hw + 0.005) & (dx <= hw + 0.03) & (y > cy) & (y < cy + hl - 0.1)
