@@ -45,8 +45,9 @@ WEAK_NOISE = 0.018
 # fits this far out.
 WEAK_GRAZING = 0.035
 #: What can make a fit weak, in the order of ``BedFits.weak_causes``: an edge with support
-#: under WEAK_SUPPORT, an end placed at a board (inferred, not seen: pillows in front of it,
-#: ``bedfit_boards.out_to_boards``, or the board's shadow, ``bedfit_shadow``), a seam of WEAK_SEAM
+#: under WEAK_SUPPORT, an end or a side placed at a board or a wall (inferred, not seen:
+#: pillows or a sleeper in front of it, ``bedfit_boards.out_to_boards``, or the board's
+#: shadow, ``bedfit_shadow``), a seam of WEAK_SEAM
 #: or more, noise σ of WEAK_NOISE or more, surroundings too unread to show it raised, an
 #: end past a board (``bedfit_boards.board_past``), an edge seen at a grazing angle beyond it
 #: (WEAK_GRAZING), a far end beyond the camera's range put at a usual length
