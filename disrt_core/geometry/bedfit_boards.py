@@ -264,22 +264,33 @@ def moved_edges(ref: dict, out: Tensor) -> tuple[Tensor, Tensor]:
 
 
 # A low board inside a fitted end (a footboard 5-15 cm above the mattress, whose top a noisy
-# camera partly reads as mattress, so the ray test's step lies at its outer face).
-LOW_FACE, LOW_DEPTH = 0.03, 0.12  # m: at least this high, at most this thick
+# camera partly reads as mattress, so the ray test's step lies at its outer face, or which
+# the fit ran over into its shadow).
 # [choice] (2026-12-07) LOW_FACE 4 -> 3 cm: a 5 cm footboard seen at a slant reads 4 cm high
 # on the mean of its first 4 cm; the SLP-like bed scenes' foot ends 4.7-5.3 cm out over such
 # boards (benchmark 91 -> 93 of 96, tuning 94 -> 95; rooms 83.79 % and 83.29 -> 83.55 %, the
 # unflagged wrong fits unchanged).
+LOW_FACE = 0.03  # m: at least this high
+LOW_DEPTH = 0.12  # m: the farthest inside an end that its board's face is looked for
+# [choice] (2026-12-08) ... and for an end that its lines hardly see (support < 0.3): a board
+# flush with the mattress hides the gap that stopped the fit at it (generator 1.6's divans),
+# and the end may run on over its top into its shadow (a 14 cm footboard: 17-19 cm out).
+# Not for a seen end: a bolster 6-16 cm inside an end whose strip beyond it lies in its
+# shadow is such a board too. Generator 1.6 rooms, 5-frame medians, geometry right:
+# benchmark 404 -> 406 of 472, tuning rooms 3000-3063 386 -> 387 of 467, none lost (20 cm:
+# 405 and 387).
+UNSEEN_DEPTH = 0.25
 BEDDING = 0.10  # m: a cover's top over the mattress in front of a board, at most
 
 
 def board_inside(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Tensor,
                  centre: Tensor, eu: Tensor, ev: Tensor, half: Tensor,
-                 lines: int = 32) -> Tensor:
+                 lines: int = 32, deep: Tensor | float = LOW_DEPTH) -> Tensor:
     """How far [B,4] (m, 0 = not) each edge (+u, −u, +v, −v) of fitted rectangles (as in
     :func:`bounded`) moves in to a low board it has taken in.
 
-    On each line, the strongest step up between 2 cm and ``LOW_DEPTH`` inside the edge (the
+    On each line, the strongest step up between 2 cm and ``deep`` ([B,4] or one for all;
+    ``LOW_DEPTH``, at most ``UNSEEN_DEPTH``) inside the edge (the
     mean height of the 4 cm after it less that of the 6 cm before it) is a board's face
     where the step is at least ``LOW_FACE`` and 1.5σ, the surface after it ``LOW_FACE``
     above the plane; before it the bed (mattress, or a cover up to ``BEDDING`` over it) on
@@ -300,8 +311,8 @@ def board_inside(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: T
     missed (Kinect v2 room 508/0: 12.1 → 3.4 cm).
     """
     step = 0.01
-    s, h, beyond = seen_across(depth_m, K, n, offset, centre, eu, ev, half, LOW_DEPTH + RUN,
-                          lines, step)
+    s, h, beyond = seen_across(depth_m, K, n, offset, centre, eu, ev, half,
+                               max(LOW_DEPTH, UNSEEN_DEPTH) + RUN, lines, step)
     band = torch.clamp(2.5 * sigma, min=0.03, max=0.06)[:, None, None, None]
     known = torch.isfinite(h).to(h.dtype)
     hk = torch.nan_to_num(h, nan=0.0)
@@ -337,7 +348,11 @@ def board_inside(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: T
     later = level.flip(-1).cumsum(-1).flip(-1)  # mattress-height points from here to the end
     again = F.pad(later, (0, n_after))[..., n_after:] >= 3  # 3 cm of it: not a slant
     rise = after - before
-    inside = (s < -0.015) & (s >= -LOW_DEPTH)  # 2 cm to LOW_DEPTH inside (1 cm steps)
+    deep = torch.as_tensor(deep, dtype=s.dtype, device=s.device)
+    deep = deep[..., None, None] if deep.dim() else deep
+    # 2 cm inside to short of ``deep`` (1 cm steps; half a step of margin, so that no float
+    # rounding of the offsets decides whether the step at ``deep`` itself counts).
+    inside = (s < -0.015) & (s > 0.005 - deep)
     ok = (inside & (rise >= high_at) & (after >= LOW_FACE) & (bed_before >= 0.3)
           & (bed_before + gap_before >= 0.99) & ~again
           & (top_after.amax(-1) - top_before.amax(-1) >= high_at / 2)
@@ -364,14 +379,16 @@ def board_inside(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: T
 def in_to_boards(ref: dict, depth_m: Tensor, K: Tensor, normal: Tensor, sigma: Tensor,
                  ok: Tensor, limits: dict) -> dict:
     """The fitted rectangle ``ref`` with an end of its long axis that took in a low board
-    (:func:`board_inside`) moved in to the board's face, where the mattress stays within
-    the size limits. The board is seen, so the edge keeps its support."""
+    (:func:`board_inside`, its face up to ``UNSEEN_DEPTH`` inside an end that its lines
+    hardly see, else ``LOW_DEPTH``) moved in to the board's face, where the mattress stays
+    within the size limits. The board is seen, so the edge keeps its support."""
     half = ref["half"]
     is_end = ends_of(half) & ok[:, None] & ~ref["moved"] & ~ref["flush"]
     if not bool(is_end.any()):
         return ref
+    deep = torch.where(ref["support"] < 0.3, UNSEEN_DEPTH, LOW_DEPTH)
     move = board_inside(depth_m, K, normal, ref["offset"], sigma, ref["centre"], ref["eu"],
-                        ref["ev"], half)
+                        ref["ev"], half, deep=deep)
     move = torch.where(is_end & (move >= 0.02), move, 0.0)
     fits = 2 * moved_edges(ref, -move)[1].amax(-1) >= limits["length"][0] - limits["size_tol"]
     centre, shrunk = moved_edges(ref, torch.where(fits[:, None], -move, 0.0))

@@ -300,6 +300,29 @@ def test_a_covered_foot_end_that_took_in_a_footboard_moves_in_to_it():
     assert float(moves(bolster, out=0.0)[3]) == 0.0
 
 
+@pytest.mark.parametrize("sensor", ["d435_640x480", "kinect2"])
+def test_an_end_that_ran_over_a_flush_footboard_into_its_shadow_moves_in_to_it(sensor):
+    """A footboard 14 cm above the mattress, flush with it (no gap to stop the fit at the
+    mattress's end): the foot end given 17 cm out (over the board's top, in the shadow
+    behind it, where its lines see no step) moves in to ``GAP_TO_BOARD`` before the board's
+    face, which lies 17 cm inside: looked for up to ``UNSEEN_DEPTH`` inside such an end,
+    and only ``LOW_DEPTH`` (12 cm) inside an end seen to step down."""
+    frame = view(_with_footboard(0.14, gap=0.0), sensor, 2.6, tilt=(0.15, -0.05),
+                 yaw=-math.pi / 2, seed=4)
+    depth = frame.depth_raw.to(torch.float32) / 1000
+    n, offset, sigma, centre, eu, ev, half = _truth_rectangle(frame)
+    centre, half = centre - ev * 0.17 / 2, half + torch.tensor([0.0, 0.17 / 2])
+
+    def moves(deep: float) -> torch.Tensor:  # +u, -u, +v (head), -v (foot)
+        return bedfit_boards.board_inside(depth, frame.K.float(), n, offset, sigma, centre,
+                                          eu, ev, half, deep=deep)[0]
+
+    unseen = moves(bedfit_boards.UNSEEN_DEPTH)
+    assert float(unseen[3]) == pytest.approx(0.17 + bedfit_rect.GAP_TO_BOARD, abs=0.015)
+    assert float(unseen[:3].abs().max()) == 0.0
+    assert float(moves(bedfit_boards.LOW_DEPTH).abs().max()) == 0.0
+
+
 def test_a_5cm_footboard_behind_bare_mattress_below_a_duvet_is_found():
     """The SLP-like bed scenes' foot ends 4.7-5.3 cm out: a footboard only 5 cm above the
     mattress, 2 cm beyond it, a duvet 6 cm thick over the bed up to 10 cm from the foot, seen
