@@ -99,15 +99,16 @@ def seen_across(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, centre: T
 
 def board_ends(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Tensor,
                centre: Tensor, eu: Tensor, ev: Tensor, half: Tensor, reach: float = 0.45,
-               lines: int = 32) -> Tensor:
+               lines: int = 32, gap: Tensor | float = GAP_TO_BOARD) -> Tensor:
     """How far [B,4] (m, 0 = not) each edge (+u, −u, +v, −v) of fitted rectangles (as in
     :func:`bounded`) may move out to a board standing beyond it: on at least a quarter of its
     lines a surface ``FACE`` above the plane 3 cm to ``reach`` beyond the edge, with only
     bedding between (nothing below the mattress: no free space, so the mattress goes on) and
     nothing at the mattress's height beyond the board and a wall close behind it (a head on
     the pillow, a body: the bed goes on there); the faces of two thirds of those lines
-    within 3 cm of their median. The edge moves to ``bedfit_rect.GAP_TO_BOARD`` (real
-    headboards stand 0-4 cm from the mattress) before that median."""
+    within 3 cm of their median. The edge moves to ``gap`` ([B,4] or one for all; by default
+    ``bedfit_rect.GAP_TO_BOARD``: real headboards stand 0-4 cm from the mattress) before that
+    median."""
     _s, h, beyond = seen_across(depth_m, K, n, offset, centre, eu, ev, half, reach, lines, 0.015)
     band = torch.clamp(2.5 * sigma, min=0.03, max=0.06)[:, None, None, None]
     known = torch.isfinite(h)
@@ -125,7 +126,7 @@ def board_ends(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: Ten
     med = torch.where(good, face, float("nan")).nanmedian(-1).values
     agree = (good & ((face - med[..., None]).abs() <= 0.03)).sum(-1) >= \
         (2 / 3) * good.sum(-1).clamp(min=1)
-    move = torch.where((share >= 0.25) & agree, med - GAP_TO_BOARD, 0.0)
+    move = torch.where((share >= 0.25) & agree, med - gap, 0.0)
     return torch.nan_to_num(move).clamp(min=0)
 
 
@@ -151,9 +152,9 @@ def out_to_boards(ref: dict, depth_m: Tensor, K: Tensor, normal: Tensor, sigma: 
     short = ok[:, None] & (support < 0.3)
     if not bool(short.any()):
         return {**ref, "moved": torch.zeros_like(short)}
+    gap = torch.where(ends_of(half), GAP_TO_BOARD, GAP_TO_WALL)
     move = board_ends(depth_m, K, normal, ref["offset"], sigma, ref["centre"], ref["eu"],
-                      ref["ev"], half)
-    move = torch.where(ends_of(half) | (move <= 0), move, move + GAP_TO_BOARD - GAP_TO_WALL)
+                      ref["ev"], half, gap=gap)
     move = torch.where(short & (move >= 0.03), move, 0.0)
     size = 2 * moved_edges(ref, move)[1]
     fits = (size.amax(-1) <= limits["length"][1] + limits["size_tol"]) & \
@@ -311,8 +312,9 @@ def board_inside(depth_m: Tensor, K: Tensor, n: Tensor, offset: Tensor, sigma: T
     missed (Kinect v2 room 508/0: 12.1 → 3.4 cm).
     """
     step = 0.01
-    s, h, beyond = seen_across(depth_m, K, n, offset, centre, eu, ev, half,
-                               max(LOW_DEPTH, UNSEEN_DEPTH) + RUN, lines, step)
+    farthest = float(deep.max()) if isinstance(deep, Tensor) else deep
+    s, h, beyond = seen_across(depth_m, K, n, offset, centre, eu, ev, half, farthest + RUN,
+                               lines, step)
     band = torch.clamp(2.5 * sigma, min=0.03, max=0.06)[:, None, None, None]
     known = torch.isfinite(h).to(h.dtype)
     hk = torch.nan_to_num(h, nan=0.0)
@@ -386,7 +388,7 @@ def in_to_boards(ref: dict, depth_m: Tensor, K: Tensor, normal: Tensor, sigma: T
     is_end = ends_of(half) & ok[:, None] & ~ref["moved"] & ~ref["flush"]
     if not bool(is_end.any()):
         return ref
-    deep = torch.where(ref["support"] < 0.3, UNSEEN_DEPTH, LOW_DEPTH)
+    deep = torch.where(is_end & (ref["support"] < 0.3), UNSEEN_DEPTH, LOW_DEPTH)
     move = board_inside(depth_m, K, normal, ref["offset"], sigma, ref["centre"], ref["eu"],
                         ref["ev"], half, deep=deep)
     move = torch.where(is_end & (move >= 0.02), move, 0.0)
