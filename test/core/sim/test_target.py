@@ -19,7 +19,7 @@ from disrt_core.sim.cloth import SHEET, _sample, simulate_cloth
 from disrt_core.sim.generator import to_shard_arrays
 from disrt_core.sim.noise import apply_sensor_noise
 from disrt_core.sim.poses import PosePrior
-from disrt_core.sim.scene import GRID, BedScene, bed_heightfield
+from disrt_core.sim.scene import GRID, RIM, BedScene, bed_heightfield
 from disrt_core.sim.sensors import SENSORS, sample_camera_poses
 from disrt_core.sim.target import TARGET_SENSORS, TargetConfig, TargetGenerator
 from disrt_core.sim.target.blankets import Cloths, drape_cloths
@@ -58,7 +58,7 @@ def beds_of(n, width=0.9, length=2.0):
     z = torch.zeros(n)
     return BedScene(width=z + width, length=z + length, frame_z=z - 0.1, floor_z=z - 0.6,
                     headboard=z * float("nan"), footboard=z * float("nan"),
-                    rails=z * float("nan"), pillow=torch.zeros(n, 6), rim=z + 0.04)
+                    rails=z * float("nan"), pillow=torch.zeros(n, 6), rim=z + RIM)
 
 
 # --- the cloth solver ---------------------------------------------------------------------
